@@ -1,0 +1,29 @@
+"""ladtalk: identity-specific talking-head generation (LaDTalk with a Space-Optimized VQ autoencoder).
+
+The public API is imported lazily so that `import ladtalk` stays cheap:
+`ladtalk.prepare`, `ladtalk.synthesize`, `ladtalk.train_sovqae`, `ladtalk.generate`, `ladtalk.enhance`,
+`ladtalk.evaluate`, `ladtalk.analyze`.
+"""
+
+__version__ = "0.1.0"
+
+_API = {
+    "prepare": "ladtalk.data.prepare",
+    "synthesize": "ladtalk.data.synthetic",
+    "train_sovqae": "ladtalk.train.sovqae",
+    "generate": "ladtalk.pipeline.generate",
+    "enhance": "ladtalk.pipeline.enhance",
+    "evaluate": "ladtalk.evaluate",
+    "analyze": "ladtalk.analyze",
+}
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'ladtalk' has no attribute {name!r}")
+
+
+__all__ = list(_API)

@@ -1,0 +1,3 @@
+from ladtalk.cli import main
+
+raise SystemExit(main())

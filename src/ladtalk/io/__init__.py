@@ -1,0 +1,1 @@
+"""Media and file I/O: streaming video/audio through PyAV, atomic writes."""

@@ -1,0 +1,38 @@
+"""Shared test fixtures: where ../shared lives, and skips with a reason when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def shared_file(rel: str) -> Path:
+    """A file under ../shared, or skip the test saying which file is missing."""
+    path = SHARED / rel
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared data folder is not beside this checkout)")
+    return path
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return shared_file("fixtures")
+
+
+@pytest.fixture
+def macron_video() -> Path:
+    return shared_file("data/video/macron_50s_dfrf.mp4")
+
+
+@pytest.fixture
+def may_video() -> Path:
+    return shared_file("data/video/may_5s_real3dportrait.mp4")
+
+
+@pytest.fixture
+def obama_video() -> Path:
+    return shared_file("data/video/obama_weekly_address_sentence1_musooff.mp4")
