@@ -1,0 +1,162 @@
+"""Finding and safely loading weight files that ladtalk never downloads itself.
+
+Search order of `find_weight`: (1) an explicit path, (2) an environment variable, (3) the torch hub cache
+`$TORCH_HOME/hub/checkpoints` (TORCH_HOME defaults to `$XDG_CACHE_HOME/torch`, i.e. `~/.cache/torch`),
+(4) a data file inside an installed wheel, located with `importlib.util.find_spec` (which does not run the
+package's `__init__`, so packages that import torchvision are never imported). `load_torch_weights` reads
+a file with `torch.load(weights_only=True)` so that a checkpoint from the internet cannot run code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ladtalk.errors import CheckpointError, InputError
+
+
+def torch_hub_checkpoints_dir() -> Path:
+    """`$TORCH_HOME/hub/checkpoints`, the folder torch.hub / torchvision read pretrained files from."""
+    torch_home = os.environ.get("TORCH_HOME")
+    if not torch_home:
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        torch_home = os.path.join(cache, "torch")
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+def package_dir(package: str) -> Path | None:
+    """Folder of an installed (top-level) package without importing it; None if it is not installed."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0])
+    return Path(spec.origin).parent if spec.origin else None
+
+
+def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_var: str | None = None,
+                hub_filename: str | None = None, package: str | None = None,
+                package_relpath: str | None = None) -> Path | None:
+    """The first existing file of: explicit path, $env_var, hub cache/hub_filename, <package>/package_relpath.
+
+    `name` only labels error messages. An explicit path that does not exist is an InputError (the user asked
+    for that file); the other places are optional and simply skipped. Returns None when nothing is found.
+    """
+    if explicit_path is not None:
+        p = Path(explicit_path).expanduser()
+        if not p.is_file():
+            raise InputError(f"{name}: weight file {p} does not exist (or is not a file); check the path")
+        return p
+    if env_var:
+        value = os.environ.get(env_var)
+        if value:
+            p = Path(value).expanduser()
+            if not p.is_file():
+                raise InputError(f"{name}: ${env_var} points to {p}, which does not exist; fix or unset it")
+            return p
+    if hub_filename:
+        p = torch_hub_checkpoints_dir() / hub_filename
+        if p.is_file():
+            return p
+    if package and package_relpath:
+        root = package_dir(package)
+        if root is not None and (root / package_relpath).is_file():
+            return root / package_relpath
+    return None
+
+
+def where_looked(name: str, env_var: str | None = None, hub_filename: str | None = None,
+                 package: str | None = None, package_relpath: str | None = None) -> str:
+    """A sentence listing the places `find_weight` searched, for 'file not found' messages."""
+    places = []
+    if env_var:
+        places.append(f"${env_var}")
+    if hub_filename:
+        places.append(str(torch_hub_checkpoints_dir() / hub_filename))
+    if package and package_relpath:
+        places.append(f"the installed '{package}' package ({package_relpath})")
+    return f"{name} was not found; looked in: " + ", ".join(places or ["(no places given)"])
+
+
+def sha256_of(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_file(path: str | os.PathLike, size_bytes: int | None = None,
+               sha256_prefix: str | None = None) -> None:
+    """Raise CheckpointError if the file's size or sha256 (prefix) differs from what is expected."""
+    path = Path(path)
+    if size_bytes is not None and path.stat().st_size != size_bytes:
+        raise CheckpointError(f"{path} has {path.stat().st_size} bytes, expected {size_bytes}: the file is "
+                              "truncated or a different file; download it again")
+    if sha256_prefix is not None:
+        digest = sha256_of(path)
+        if not digest.startswith(sha256_prefix.lower()):
+            raise CheckpointError(f"{path} has sha256 {digest[:16]}..., expected {sha256_prefix}...: "
+                                  "a different or corrupt file")
+
+
+def _unwrap(obj: Any) -> Any:
+    # Training scripts often save {"state_dict": ...} (Wav2Lip, Lightning) or nest it once more.
+    while isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    return obj
+
+
+def load_torch_weights(path: str | os.PathLike,
+                       strip_prefixes: tuple[str, ...] = ("module.",)) -> dict[str, torch.Tensor]:
+    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded without running code (CPU).
+
+    Unwraps nested "state_dict" entries and strips DataParallel's "module." (or the given) prefixes;
+    non-tensor entries are dropped. Raises CheckpointError for truncated files, pickles that would run code,
+    or non-dicts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"weight file {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path} is truncated or not a safetensors file ({e})") from e
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path} cannot be loaded safely: it holds Python objects beyond tensors, which could run code "
+            f"when unpickled ({str(e).splitlines()[0] if str(e) else e}). Use a plain state-dict file."
+        ) from e
+    except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is truncated or not a torch weight file ({e}); get it again") from e
+    obj = _unwrap(obj)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of named tensors")
+    out: dict[str, torch.Tensor] = {}
+    for key, value in obj.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        k = str(key)
+        for prefix in strip_prefixes:
+            if k.startswith(prefix):
+                k = k[len(prefix):]
+        out[k] = value
+    if not out:
+        raise CheckpointError(f"{path} holds a dict without any tensors; is it a weight file?")
+    return out
