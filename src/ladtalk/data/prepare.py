@@ -88,6 +88,7 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
                 "split": {"train": [0, frame_count - n_test], "test": [frame_count - n_test, frame_count]},
                 "audio": {"sample_rate": SAMPLE_RATE, "samples": int(len(audio)), "present": has_audio},
                 "faces_found": int(face_track.has_face.sum()),
+                "detections_per_frame": [len(d) for d in detections],
             }
             (tmp / META_NAME).write_text(json.dumps(meta))
     except KeyboardInterrupt:
