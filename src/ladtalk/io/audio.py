@@ -1,0 +1,139 @@
+"""Audio from any container FFmpeg reads, as float32 mono at a chosen rate; 16-bit WAV writing, atomic.
+
+Sample 0 of `load_audio` sits at the container's start, the same origin `ladtalk.io.video` measures frame
+times from, so a video's audio and frames stay in sync even when one stream starts later than the other.
+"""
+
+from __future__ import annotations
+
+import wave
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from ladtalk.errors import InputError
+from ladtalk.io.atomic import atomic_path
+
+
+def _open_audio(path: Path):
+    if not path.exists():
+        raise InputError(f"{path} does not exist. Check the path.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not an audio or video file.")
+    try:
+        container = av.open(str(path), mode="r")
+    except av.error.FFmpegError as e:
+        raise InputError(f"{path} is not a media file FFmpeg can read, or it is truncated or corrupt "
+                         f"({e.strerror or e}). Give an audio file (WAV, MP3, AAC, M4A, ...) or a video.") from e
+    if not container.streams.audio:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        container.close()
+        raise InputError(f"{path} has no audio stream (it contains: {kinds}). Give a file with sound.")
+    return container
+
+
+def _origin(container) -> Fraction:
+    start = container.start_time
+    return Fraction(start, av.time_base) if start is not None else Fraction(0)
+
+
+def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
+    """float32 (N,) mono at the file's own rate, sample 0 at the container's start."""
+    with _open_audio(path) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        # swresample only converts the sample format here (u8/s16/s24-in-s32/s32/flt/dbl -> flt, exact
+        # scaling); channels are averaged below so stereo downmix is a plain mean, not a -3 dB pan law.
+        chunks: list[np.ndarray] = []
+        first_time = None
+        try:
+            for frame in container.decode(stream):
+                if first_time is None and frame.pts is not None:
+                    first_time = frame.pts * frame.time_base
+                arr = frame.to_ndarray()
+                if frame.format.is_planar:
+                    planes = arr
+                else:  # packed: (1, N*C) interleaved
+                    planes = arr.reshape(-1, len(frame.layout.channels)).T
+                chunks.append(_to_float(planes, frame.format.name).mean(axis=0, dtype=np.float64)
+                              .astype(np.float32))
+        except av.error.FFmpegError as e:
+            got = sum(len(c) for c in chunks) / max(rate, 1)
+            raise InputError(f"{path}: decoding the audio failed after {got:.2f} s ({e.strerror or e}); the "
+                             "file is truncated or corrupt. Re-encode or re-download it.") from e
+        if not chunks:
+            raise InputError(f"{path} has an audio stream with no samples. Give a file with sound.")
+        samples = np.concatenate(chunks)
+        lead = (first_time - _origin(container)) if first_time is not None else Fraction(0)
+        shift = int(round(lead * rate))
+        if shift > 0:  # audio starts after the container's start: keep it in place with silence
+            samples = np.concatenate([np.zeros(shift, np.float32), samples])
+        elif shift < 0:
+            samples = samples[-shift:]
+        return samples, int(rate)
+
+
+def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
+    base = fmt.rstrip("p")
+    if base == "u8":
+        return (planes.astype(np.float32) - 128.0) / 128.0
+    if base == "s16":
+        return planes.astype(np.float32) / 32768.0
+    if base == "s32":  # 24-bit PCM decodes left-aligned into s32
+        return (planes.astype(np.float64) / 2147483648.0).astype(np.float32)
+    if base == "s64":
+        return (planes.astype(np.float64) / 9.223372036854775808e18).astype(np.float32)
+    if base in ("flt", "dbl"):
+        return planes.astype(np.float32)
+    raise InputError(f"unsupported audio sample format {fmt!r}")
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+    """float32 (N,) mono in [-1,1] at `sample_rate`, from any file with an audio stream (WAV, MP3, AAC, MP4)."""
+    path = Path(path)
+    if int(sample_rate) <= 0:
+        raise InputError(f"sample_rate must be positive, got {sample_rate}")
+    samples, rate = _decode_mono(path)
+    if rate != sample_rate:
+        import librosa  # deferred: importing it costs ~1 s and most callers never resample
+
+        # soxr "HQ": linear phase, passband flat to ~0.91 of Nyquist and >= 140 dB stopband, far beyond
+        # what 16-bit speech needs; FFmpeg's default swr filter (16 taps) leaks aliasing around -60 dB.
+        samples = librosa.resample(samples, orig_sr=rate, target_sr=int(sample_rate), res_type="soxr_hq")
+    return np.clip(samples, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
+    """Write float (N,) mono in [-1,1] (or int16) as 16-bit PCM WAV, atomically (clipped, rounded)."""
+    a = np.asarray(samples)
+    if a.ndim == 2 and 1 in a.shape:
+        a = a.reshape(-1)
+    if a.ndim != 1:
+        raise InputError(f"write_wav takes mono (N,) samples, got shape {a.shape}")
+    if int(sample_rate) <= 0:
+        raise InputError(f"sample_rate must be positive, got {sample_rate}")
+    if a.dtype == np.int16:
+        pcm = a
+    else:
+        pcm = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
+    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sample_rate))
+        w.writeframes(pcm.astype("<i2").tobytes())
+
+
+def audio_duration_seconds(path: str | Path) -> float:
+    """Length of the first audio stream in seconds (from the header when known, else by decoding)."""
+    path = Path(path)
+    with _open_audio(path) as container:
+        stream = container.streams.audio[0]
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+    samples, rate = _decode_mono(path)
+    return len(samples) / rate
+
+
+__all__ = ["audio_duration_seconds", "load_audio", "write_wav"]
