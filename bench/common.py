@@ -1,0 +1,46 @@
+"""Shared bits of the benchmark scripts: environment facts and writing the results JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment() -> dict:
+    import numpy
+    import torch
+
+    env = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
+           "platform": platform.platform(), "cpu_count": os.cpu_count(),
+           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+           "date_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    try:
+        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                           cwd=Path(__file__).parent).stdout.strip() or None
+    except OSError:
+        env["git_commit"] = None
+    return env
+
+
+def write_results(name: str, payload: dict, out_dir: Path | None = None) -> Path:
+    out_dir = Path(out_dir or os.environ.get("LADTALK_BENCH_OUT", RESULTS))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    path.write_text(json.dumps({"environment": environment(), **payload}, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
+def table(rows: list[dict], columns: list[str]) -> str:
+    """A Markdown table of `rows` restricted to `columns`."""
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
