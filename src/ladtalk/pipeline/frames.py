@@ -1,0 +1,67 @@
+"""Which identity frame backs each output frame, and serving those frames with bounded memory.
+
+When the driving audio is longer than the identity video, the identity frames play forward, then backward, and
+so on (a ping-pong loop has no jump cut, unlike restarting from frame 0 as the official Wav2Lip does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ladtalk.io.video import iter_frames
+
+
+def pingpong_indices(num_out: int, num_source: int, start: int = 0) -> np.ndarray:
+    """int64 (num_out,) source frame index of each output frame: 0..N-1, N-2..1, 0..N-1, ..."""
+    if num_source <= 0:
+        raise ValueError("num_source must be positive")
+    if num_source == 1:
+        return np.zeros(num_out, dtype=np.int64)
+    period = 2 * (num_source - 1)
+    k = (np.arange(num_out, dtype=np.int64) + start) % period
+    return np.where(k < num_source, k, period - k)
+
+
+def runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
+    """Split a schedule into maximal runs of consecutive source frames: (out_start, length, direction +1/-1)."""
+    out: list[tuple[int, int, int]] = []
+    i, n = 0, len(indices)
+    while i < n:
+        step = 1 if i + 1 >= n or indices[i + 1] >= indices[i] else -1
+        j = i + 1
+        while j < n and indices[j] - indices[j - 1] == step:
+            j += 1
+        out.append((i, j - i, step))
+        i = j
+    return out
+
+
+class SourceFrames:
+    """Serve full-resolution source frames in schedule order, decoding forward runs in one pass and backward runs
+    in blocks of `block` frames (so memory holds at most one block, however long the video)."""
+
+    def __init__(self, video_path: Path, fps: float | None, block: int = 64):
+        self.video_path, self.fps, self.block = Path(video_path), fps, block
+
+    def _forward(self, start: int, count: int) -> Iterator[np.ndarray]:
+        yield from iter_frames(self.video_path, fps=self.fps, start_frame=start, max_frames=count)
+
+    def iter_schedule(self, indices: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield uint8 (H,W,3) RGB frames for each entry of `indices`, in order."""
+        for out_start, length, step in runs(indices):
+            first = int(indices[out_start])
+            if step == 1:
+                yield from self._forward(first, length)
+                continue
+            # backward run first..first-length+1: decode blocks from the top down and reverse each
+            top = first + 1
+            remaining = length
+            while remaining > 0:
+                n = min(self.block, remaining)
+                block = list(self._forward(top - n, n))
+                yield from reversed(block)
+                top -= n
+                remaining -= n
