@@ -66,13 +66,9 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
     det_cache = cache_dir / f"detections-{cache_key}.jsonl"
     cache_dir.mkdir(parents=True, exist_ok=True)
     try:
-        detections = _detect_all(video_path, fps, info, det_cache, detector, resolve_device(device))
+        detections, face_track, crop_boxes = track_video(video_path, fps=fps, detector=detector, pads=pads,
+                                                         track=track, device=device, cache_path=det_cache)
         frame_count = len(detections)
-        face_track = track_faces(detections, frame_size=(info.width, info.height), pads=pads, track=track)
-        if not face_track.has_face.any():
-            raise NoFaceError(f"no face was found in any of the {frame_count} frames of {video_path}; "
-                              "an identity video must show the person's face (try --detector s3fd:PATH)")
-        crop_boxes = square_crop_boxes(face_track.boxes, (info.width, info.height))
         with atomic_dir(out_dir) as tmp:
             _write_crops(video_path, fps, tmp / CROPS_NAME, crop_boxes, face_track.has_face, size, frame_count)
             audio, has_audio = _audio_or_silence(video_path, frame_count / (fps or info.fps))
@@ -115,11 +111,30 @@ def _up_to_date(out_dir: Path, source: dict, settings: dict) -> bool:
     return ident.meta.get("source", {}).get("sha256") == source["sha256"] and ident.meta.get("settings") == settings
 
 
-def _detect_all(video_path: Path, fps: float | None, info, det_cache: Path, detector_spec: str,
+def track_video(video_path: str | os.PathLike, fps: float | None = None, detector: str = "mtcnn",
+                pads: tuple[int, int, int, int] = (0, 10, 0, 0), track: int | None = None, device: str = "auto",
+                cache_path: Path | None = None):
+    """Detect and track the main face of a video -> (detections per frame, FaceTrack, square crop boxes (N,4)).
+
+    Raises NoFaceError when no frame has a face. With `cache_path`, detections resume from / append to it.
+    """
+    video_path = Path(video_path)
+    info = probe_video(video_path)
+    detections = _detect_all(video_path, fps, info, cache_path, detector, resolve_device(device))
+    face_track = track_faces(detections, frame_size=(info.width, info.height), pads=pads, track=track)
+    if not face_track.has_face.any():
+        raise NoFaceError(f"no face was found in any of the {len(detections)} frames of {video_path}; "
+                          "the video must show the person's face (try --detector s3fd:PATH)")
+    return detections, face_track, square_crop_boxes(face_track.boxes, (info.width, info.height))
+
+
+def _detect_all(video_path: Path, fps: float | None, info, det_cache: Path | None, detector_spec: str,
                 device) -> list[list[Detection]]:
     """Per-frame detections, resuming from (and appending to) a JSON-lines cache, one line per frame."""
     done: list[list[Detection]] = []
-    if det_cache.exists():
+    if det_cache is None:
+        det_cache = Path(os.devnull)
+    elif det_cache.exists():
         for line in det_cache.read_text().splitlines():
             try:
                 rows = json.loads(line)
