@@ -1,0 +1,60 @@
+"""The Space-Optimized codebook regulariser L_reg = |d_C - theta| and the distances behind it (pure functions).
+
+d_C is the minimal pairwise Euclidean distance between codes. A hard minimum sends its gradient to the single
+closest pair only, as in the paper. Distances are sqrt(clamp(d^2, 1e-12)) with the diagonal masked, so
+coinciding codes give a finite gradient instead of NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_EPS2 = 1e-12
+
+
+def pairwise_distances(codes: torch.Tensor) -> torch.Tensor:
+    """(N,D) codes -> (N,N) fp32 Euclidean distances with +inf on the diagonal; differentiable and finite."""
+    e = codes.float()
+    sq = e.pow(2).sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * e @ e.t()).clamp_min(_EPS2)
+    eye = torch.eye(e.shape[0], dtype=torch.bool, device=e.device)
+    return d2.sqrt().masked_fill(eye, float("inf"))
+
+
+def min_code_distance(codes: torch.Tensor) -> torch.Tensor:
+    """d_C = min_{i != j} ||e_i - e_j|| of (N,D) codes, fp32 scalar (gradient only to the closest pair)."""
+    return pairwise_distances(codes).min()
+
+
+def mean_code_distance(codes: torch.Tensor) -> torch.Tensor:
+    """Average pairwise distance over i != j of (N,D) codes, fp32 scalar (the paper's ablation)."""
+    d = pairwise_distances(codes)
+    n = d.shape[0]
+    return d.masked_fill(torch.isinf(d), 0.0).sum() / (n * (n - 1))
+
+
+def softmin_code_distance(codes: torch.Tensor, tau: float = 0.05) -> torch.Tensor:
+    """-tau * logsumexp(-d_ij / tau) over pairs i<j: a smooth lower bound of d_C that spreads the gradient."""
+    d = pairwise_distances(codes)
+    iu = torch.triu_indices(d.shape[0], d.shape[0], offset=1, device=d.device)
+    return -tau * torch.logsumexp(-d[iu[0], iu[1]] / tau, dim=0)
+
+
+def codebook_regularizer(codes: torch.Tensor, theta: float = 1.0, mode: str = "min",
+                         tau: float = 0.05) -> torch.Tensor:
+    """L_reg = |d - theta| for (N,D) codes; d is the min ("min", the paper), mean ("mean") or soft-min distance."""
+    if mode == "min":
+        d = min_code_distance(codes)
+    elif mode == "mean":
+        d = mean_code_distance(codes)
+    elif mode == "softmin":
+        d = softmin_code_distance(codes, tau)
+    else:
+        raise ValueError(f"unknown codebook regulariser mode {mode!r}; choose min, mean or softmin")
+    return (d - theta).abs()
+
+
+@torch.no_grad()
+def nearest_neighbour_distances(codes: torch.Tensor) -> torch.Tensor:
+    """(N,) distance of each code to its nearest other code, fp32."""
+    return pairwise_distances(codes).min(1).values

@@ -1,0 +1,49 @@
+"""PatchGAN losses and taming's adaptive generator weight (pure functions)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """0.5 * (mean relu(1 - D(x)) + mean relu(1 + D(G(x)))), fp32 scalar."""
+    return 0.5 * (F.relu(1.0 - logits_real.float()).mean() + F.relu(1.0 + logits_fake.float()).mean())
+
+
+def vanilla_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
+    """0.5 * (mean softplus(-D(x)) + mean softplus(D(G(x)))), fp32 scalar."""
+    return 0.5 * (F.softplus(-logits_real.float()).mean() + F.softplus(logits_fake.float()).mean())
+
+
+def d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    if kind == "hinge":
+        return hinge_d_loss(logits_real, logits_fake)
+    if kind == "vanilla":
+        return vanilla_d_loss(logits_real, logits_fake)
+    raise ValueError(f"unknown discriminator loss {kind!r}; choose hinge or vanilla")
+
+
+def generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:
+    """-mean D(G(x)) (taming uses it for both hinge and vanilla), fp32 scalar."""
+    return -logits_fake.float().mean()
+
+
+def disc_factor(step: int, start: int, factor: float = 1.0) -> float:
+    """0 before the start step, `factor` from it on: neither G's adversarial term nor D trains before it."""
+    return factor if step >= start else 0.0
+
+
+def adaptive_weight(nll_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
+                    disc_weight: float = 0.8, max_weight: float = 1e4) -> torch.Tensor:
+    """disc_weight * ||grad_last(nll)|| / (||grad_last(g)|| + 1e-4), clamped to [0, max], detached scalar.
+
+    Balances the adversarial term against reconstruction at the decoder's last layer (taming's VQGAN).
+    Returns 0 when there is no graph (e.g. under no_grad).
+    """
+    if not (nll_loss.requires_grad and g_loss.requires_grad):
+        return torch.zeros((), device=nll_loss.device)
+    nll_grad = torch.autograd.grad(nll_loss, last_layer, retain_graph=True)[0]
+    g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
+    w = nll_grad.float().norm() / (g_grad.float().norm() + 1e-4)
+    return (w.clamp(0.0, max_weight) * disc_weight).detach()

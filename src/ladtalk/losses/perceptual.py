@@ -1,0 +1,88 @@
+"""Build the frozen perceptual distance for training, and name it honestly.
+
+"auto" uses real LPIPS-VGG when the ImageNet VGG16 trunk `vgg16-397923af.pth` is in the torch hub cache
+(heads from the `lpips` wheel), otherwise ST-LPIPS-VGG from the `stlpips-pytorch` wheel; the returned name
+("lpips_vgg" / "stlpips_vgg") is what logs and reports must call it. "none" disables the term.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ladtalk.errors import InputError
+from ladtalk.models.perceptual import PerceptualDistance, lpips_vgg, stlpips_vgg
+from ladtalk.weights import find_weight, load_torch_weights, where_looked
+
+VGG16_FILE = "vgg16-397923af.pth"
+LPIPS_HEADS = ("lpips", "weights/v0.1/vgg.pth")
+STLPIPS_FILE = ("stlpips_pytorch", "weights/vST0.0/vgg_shift_tolerant.pth")
+_LPIPS_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
+
+
+def _torchvision_vgg_to_lpips(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        m = re.fullmatch(r"features\.(\d+)\.(weight|bias)", k)
+        if not m:
+            continue  # classifier.* is not part of the trunk
+        i = int(m.group(1))
+        s = next(n + 1 for n, (a, b) in enumerate(_LPIPS_SLICES) if a <= i < b) if i < 30 else None
+        if s is not None:
+            out[f"net.slice{s}.{i}.{m.group(2)}"] = v
+    return out
+
+
+def _freeze(net: PerceptualDistance, device: torch.device | str) -> PerceptualDistance:
+    net = net.to(device).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
+def load_lpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | None:
+    """Real LPIPS-VGG if the VGG16 trunk is in the hub cache and the lpips wheel is installed, else None."""
+    trunk = find_weight("VGG16 ImageNet trunk", env_var="LADTALK_VGG16", hub_filename=VGG16_FILE)
+    heads = find_weight("LPIPS v0.1 VGG heads", package=LPIPS_HEADS[0], package_relpath=LPIPS_HEADS[1])
+    if trunk is None or heads is None:
+        return None
+    net = lpips_vgg()
+    sd = _torchvision_vgg_to_lpips(load_torch_weights(trunk))
+    sd.update(load_torch_weights(heads))
+    sd.update({k: v for k, v in net.state_dict().items() if k.startswith("scaling_layer.")})
+    net.load_state_dict(sd, strict=True)
+    return _freeze(net, device)
+
+
+def load_stlpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | None:
+    """ST-LPIPS-VGG from the stlpips-pytorch wheel (trunk + heads in one file), else None."""
+    path = find_weight("ST-LPIPS VGG", package=STLPIPS_FILE[0], package_relpath=STLPIPS_FILE[1])
+    if path is None:
+        return None
+    net = stlpips_vgg()
+    net.load_state_dict(load_torch_weights(path), strict=True)
+    return _freeze(net, device)
+
+
+def build_perceptual(kind: str = "auto",
+                     device: torch.device | str = "cpu") -> tuple[PerceptualDistance | None, str]:
+    """(frozen eval-mode distance module or None, its honest name) for kind auto|lpips_vgg|stlpips_vgg|none."""
+    if kind == "none":
+        return None, "none"
+    if kind in ("auto", "lpips_vgg"):
+        net = load_lpips_vgg(device)
+        if net is not None:
+            return net, "lpips_vgg"
+        if kind == "lpips_vgg":
+            raise InputError(where_looked("LPIPS-VGG (vgg16-397923af.pth + lpips heads)", "LADTALK_VGG16",
+                                          VGG16_FILE, *LPIPS_HEADS)
+                             + ". Copy vgg16-397923af.pth into the hub cache or use perceptual=stlpips_vgg")
+    if kind in ("auto", "stlpips_vgg"):
+        net = load_stlpips_vgg(device)
+        if net is not None:
+            return net, "stlpips_vgg"
+        raise InputError(where_looked("ST-LPIPS-VGG", package=STLPIPS_FILE[0], package_relpath=STLPIPS_FILE[1])
+                         + ". Install it with `pip install --no-deps stlpips-pytorch==0.0.2`, "
+                         "or set perceptual=none")
+    raise InputError(f"unknown perceptual loss {kind!r}; choose auto, lpips_vgg, stlpips_vgg or none")

@@ -1,0 +1,110 @@
+"""Perceptual distance networks as plain modules: LPIPS-VGG (v0.1 heads) and ST-LPIPS-VGG (shift-tolerant).
+
+Both: inputs (B,3,H,W) RGB in [-1,1] -> shift/scale layer -> five VGG16 stages (relu1_2 .. relu5_3) -> unit
+normalisation over channels -> squared difference -> non-negative 1x1 heads -> spatial mean -> sum. Parameter
+names follow the published state dicts (`net.slice{s}.{i}.*`, `lin{k}.model.1.weight`,
+`scaling_layer.shift/scale`), so the weight files load strictly. ST-LPIPS replaces each max-pool by
+MaxPool(2, stride 1) + BlurPool (3x3 binomial, reflect pad 2, stride 2), which shifts the layer indices.
+Weights are loaded by ladtalk.losses.perceptual; this module holds no paths.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+_VGG16_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+CHANNELS = (64, 128, 256, 512, 512)
+
+
+class BlurPool(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        a = torch.tensor([1.0, 2.0, 1.0])
+        filt = a[:, None] * a[None, :]
+        self.register_buffer("filt", (filt / filt.sum())[None, None].repeat(channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), self.filt, stride=2, groups=x.shape[1])
+
+
+class ScalingLayer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188])[None, :, None, None])
+        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450])[None, :, None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) / self.scale
+
+
+class VGGTrunk(nn.Module):
+    """VGG16 conv stages as five Sequentials that keep torchvision's flat layer indices in their names."""
+
+    def __init__(self, shift_tolerant: bool):
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for v in _VGG16_D:
+            if v == "M":
+                layers += [nn.MaxPool2d(2, 1), BlurPool(c_in)] if shift_tolerant else [nn.MaxPool2d(2, 2)]
+            else:
+                layers += [nn.Conv2d(c_in, v, 3, padding=1), nn.ReLU(inplace=False)]
+                c_in = v
+        bounds = (0, 4, 10, 18, 26, 34) if shift_tolerant else (0, 4, 9, 16, 23, 30)
+        for s in range(5):
+            seq = nn.Sequential()
+            for i in range(bounds[s], bounds[s + 1]):
+                seq.add_module(str(i), layers[i])
+            setattr(self, f"slice{s + 1}", seq)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = []
+        for s in range(1, 6):
+            x = getattr(self, f"slice{s}")(x)
+            feats.append(x)
+        return feats
+
+
+class _Head(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        # index 0 is the published heads' Dropout; it is never active for a frozen loss, so Identity
+        self.model = nn.Sequential(nn.Identity(), nn.Conv2d(c, 1, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class PerceptualDistance(nn.Module):
+    """(B,3,H,W) x2 in [-1,1] -> (B,) LPIPS-style distance; 0 for identical inputs."""
+
+    def __init__(self, shift_tolerant: bool):
+        super().__init__()
+        self.shift_tolerant = shift_tolerant
+        self.scaling_layer = ScalingLayer()
+        self.net = VGGTrunk(shift_tolerant)
+        for k, c in enumerate(CHANNELS):
+            setattr(self, f"lin{k}", _Head(c))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        n = a.shape[0]
+        feats = self.net(self.scaling_layer(torch.cat([a, b], 0)))
+        total = a.new_zeros(n, dtype=torch.float32)
+        for k, f in enumerate(feats):
+            f = f.float()
+            f = f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+            diff = (f[:n] - f[n:]).pow(2)
+            total = total + getattr(self, f"lin{k}")(diff.to(f.dtype)).mean((1, 2, 3))
+        return total
+
+
+def lpips_vgg() -> PerceptualDistance:
+    """LPIPS-VGG layout (torchvision VGG16 trunk + LPIPS v0.1 heads)."""
+    return PerceptualDistance(shift_tolerant=False)
+
+
+def stlpips_vgg() -> PerceptualDistance:
+    """ST-LPIPS-VGG layout (anti-aliased VGG16 trunk + heads, one file in the stlpips-pytorch wheel)."""
+    return PerceptualDistance(shift_tolerant=True)

@@ -1,0 +1,310 @@
+"""SOVQAE: the identity-specific Space-Optimized VQ autoencoder (taming-transformers f=16 VQGAN layout).
+
+Encoder and decoder follow the taming layout (GroupNorm(32, eps 1e-6), swish, residual blocks, single-head
+attention at the resolutions in `attn_resolutions`, asymmetric-pad stride-2 downsampling, nearest x2
+upsampling) with no skip connections; a 1x1 `quant_conv` / `post_quant_conv` pair surrounds a
+straight-through vector quantizer. Images are float (B,3,H,W) RGB in [-1,1], H and W multiples of
+2**(len(ch_mult)-1). Losses beyond the quantizer's own term live in ladtalk.losses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SOVQAEConfig:
+    resolution: int = 256                    # training crop size; fixes where attention sits
+    in_channels: int = 3
+    out_channels: int = 3
+    ch: int = 128
+    ch_mult: tuple[int, ...] = (1, 1, 2, 2, 4)
+    num_res_blocks: int = 2
+    attn_resolutions: tuple[int, ...] = (16,)
+    z_channels: int = 256
+    embed_dim: int = 256
+    n_embed: int = 1024
+    dropout: float = 0.0
+    beta: float = 0.25                       # commitment weight of the non-legacy VQ loss
+    legacy_vq_loss: bool = False             # True = taming's weighting (beta on the codebook term)
+    norm_groups: int = 32
+
+    def __post_init__(self) -> None:
+        # JSON round trips give lists; keep the dataclass hashable and comparable.
+        object.__setattr__(self, "ch_mult", tuple(int(m) for m in self.ch_mult))
+        object.__setattr__(self, "attn_resolutions", tuple(int(r) for r in self.attn_resolutions))
+        for c in {self.ch * m for m in self.ch_mult}:
+            if c % self.norm_groups:
+                raise ValueError(f"channel count {c} is not divisible by norm_groups={self.norm_groups}")
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.ch_mult) - 1)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SOVQAEConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown SOVQAE config keys {unknown}; known: {sorted(names)}")
+        return cls(**d)
+
+
+def _norm(c: int, groups: int) -> nn.GroupNorm:
+    return nn.GroupNorm(groups, c, eps=1e-6, affine=True)
+
+
+class ResnetBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, dropout: float, groups: int):
+        super().__init__()
+        self.norm1 = _norm(c_in, groups)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.norm2 = _norm(c_out, groups)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.nin_shortcut = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return (x if self.nin_shortcut is None else self.nin_shortcut(x)) + h
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over the H*W positions (memory-efficient kernel via SDPA)."""
+
+    def __init__(self, c: int, groups: int):
+        super().__init__()
+        self.norm = _norm(c, groups)
+        self.q = nn.Conv2d(c, c, 1)
+        self.k = nn.Conv2d(c, c, 1)
+        self.v = nn.Conv2d(c, c, 1)
+        self.proj_out = nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        n = self.norm(x)
+
+        def tokens(t: torch.Tensor) -> torch.Tensor:
+            return t.reshape(b, 1, c, h * w).transpose(2, 3)  # (B, 1 head, HW, C)
+
+        out = F.scaled_dot_product_attention(tokens(self.q(n)), tokens(self.k(n)), tokens(self.v(n)))
+        out = out.transpose(2, 3).reshape(b, c, h, w)
+        return x + self.proj_out(out)
+
+
+class Downsample(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, stride=2, padding=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # taming pads right/bottom only, so an even size halves exactly
+        return self.conv(F.pad(x, (0, 1, 0, 1)))
+
+
+class Upsample(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class _Level(nn.Module):
+    def __init__(self, block: nn.ModuleList, attn: nn.ModuleList, resample: nn.Module | None):
+        super().__init__()
+        self.block = block
+        self.attn = attn
+        if resample is not None:
+            self.resample = resample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, blk in enumerate(self.block):
+            x = blk(x)
+            if len(self.attn):
+                x = self.attn[i](x)
+        return self.resample(x) if hasattr(self, "resample") else x
+
+
+class _Mid(nn.Module):
+    def __init__(self, c: int, dropout: float, groups: int):
+        super().__init__()
+        self.block_1 = ResnetBlock(c, c, dropout, groups)
+        self.attn_1 = AttnBlock(c, groups)
+        self.block_2 = ResnetBlock(c, c, dropout, groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block_2(self.attn_1(self.block_1(x)))
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: SOVQAEConfig):
+        super().__init__()
+        g, mult = cfg.norm_groups, (1,) + cfg.ch_mult
+        self.conv_in = nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        res = cfg.resolution
+        for i in range(len(cfg.ch_mult)):
+            c_in, c_out = cfg.ch * mult[i], cfg.ch * cfg.ch_mult[i]
+            blocks, attns = nn.ModuleList(), nn.ModuleList()
+            for _ in range(cfg.num_res_blocks):
+                blocks.append(ResnetBlock(c_in, c_out, cfg.dropout, g))
+                c_in = c_out
+                if res in cfg.attn_resolutions:
+                    attns.append(AttnBlock(c_out, g))
+            last = i == len(cfg.ch_mult) - 1
+            self.down.append(_Level(blocks, attns, None if last else Downsample(c_out)))
+            res = res if last else res // 2
+        self.mid = _Mid(c_in, cfg.dropout, g)
+        self.norm_out = _norm(c_in, g)
+        self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for level in self.down:
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: SOVQAEConfig):
+        super().__init__()
+        g = cfg.norm_groups
+        c = cfg.ch * cfg.ch_mult[-1]
+        res = cfg.resolution // cfg.downsample_factor
+        self.conv_in = nn.Conv2d(cfg.z_channels, c, 3, padding=1)
+        self.mid = _Mid(c, cfg.dropout, g)
+        levels: list[_Level] = []
+        for i in reversed(range(len(cfg.ch_mult))):
+            c_out = cfg.ch * cfg.ch_mult[i]
+            blocks, attns = nn.ModuleList(), nn.ModuleList()
+            for _ in range(cfg.num_res_blocks + 1):
+                blocks.append(ResnetBlock(c, c_out, cfg.dropout, g))
+                c = c_out
+                if res in cfg.attn_resolutions:
+                    attns.append(AttnBlock(c, g))
+            levels.append(_Level(blocks, attns, Upsample(c) if i != 0 else None))
+            res = res * 2 if i != 0 else res
+        # taming indexes `up` by resolution level (0 = full size); keep that order for readable names
+        self.up = nn.ModuleList(reversed(levels))
+        self.norm_out = _norm(c, g)
+        self.conv_out = nn.Conv2d(c, cfg.out_channels, 3, padding=1)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.mid(self.conv_in(z))
+        for level in reversed(self.up):
+            h = level(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-code quantizer with the straight-through estimator; distances in fp32 under any autocast."""
+
+    def __init__(self, n_embed: int, embed_dim: int, beta: float, legacy: bool = False):
+        super().__init__()
+        self.n_embed, self.embed_dim, self.beta, self.legacy = n_embed, embed_dim, beta, legacy
+        self.embedding = nn.Embedding(n_embed, embed_dim)
+        nn.init.uniform_(self.embedding.weight, -1.0 / n_embed, 1.0 / n_embed)
+
+    def nearest(self, z: torch.Tensor) -> torch.Tensor:
+        """Indices (B,h,w) int64 of the nearest code to each latent vector of z (B,D,h,w)."""
+        b, d, h, w = z.shape
+        flat = z.detach().float().permute(0, 2, 3, 1).reshape(-1, d)
+        e = self.embedding.weight.detach().float()
+        dist = flat.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1)[None] - 2.0 * flat @ e.t()
+        return dist.argmin(1).view(b, h, w)
+
+    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
+        """Codes (B,D,h,w) fp32 for indices (B,h,w)."""
+        return self.embedding(indices).permute(0, 3, 1, 2).contiguous()
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z (B,D,h,w) -> (z_q straight-through fp32, vq loss scalar, indices (B,h,w))."""
+        with torch.autocast(z.device.type, enabled=False):
+            z = z.float()
+            idx = self.nearest(z)
+            z_q = self.lookup(idx)
+            # Eq. 8 of the paper / VQ-VAE: codebook term ||sg[z] - e||^2 + beta * commitment ||z - sg[e]||^2
+            codebook = F.mse_loss(z_q, z.detach())
+            commit = F.mse_loss(z, z_q.detach())
+            loss = (commit + self.beta * codebook) if self.legacy else (codebook + self.beta * commit)
+            z_q = z + (z_q - z).detach()
+        return z_q, loss, idx
+
+
+def codebook_usage(indices: torch.Tensor, n_embed: int) -> tuple[float, float]:
+    """(share of the n_embed codes used, perplexity exp(-sum p log p)) of int64 indices of any shape."""
+    counts = torch.bincount(indices.reshape(-1), minlength=n_embed).float()
+    p = counts / counts.sum().clamp_min(1)
+    perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
+    return float((counts > 0).float().mean()), float(perplexity)
+
+
+class SOVQAE(nn.Module):
+    def __init__(self, config: SOVQAEConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.quant_conv = nn.Conv2d(config.z_channels, config.embed_dim, 1)
+        self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
+        self.quantize = VectorQuantizer(config.n_embed, config.embed_dim, config.beta, config.legacy_vq_loss)
+
+    def _check(self, images: torch.Tensor) -> None:
+        f = self.config.downsample_factor
+        if images.ndim != 4 or images.shape[1] != self.config.in_channels or images.shape[-1] % f \
+                or images.shape[-2] % f:
+            raise ValueError(f"SOVQAE expects images (B,{self.config.in_channels},H,W) with H, W multiples of "
+                             f"{f}; got {tuple(images.shape)}")
+
+    def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
+        """The encoder E of the paper: images (B,3,H,W) in [-1,1] -> pre-quantization latents (B,D,H/f,W/f)."""
+        self._check(images)
+        return self.quant_conv(self.encoder(images))
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """images (B,3,H,W) in [-1,1] -> (z_q (B,D,h,w) fp32, vq loss scalar, indices (B,h,w) int64)."""
+        return self.quantize(self.encode_latent(images))
+
+    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
+        """Quantized latents (B,D,h,w) -> images (B,3,h*f,w*f), nominally in [-1,1] (not clamped)."""
+        return self.decoder(self.post_quant_conv(z_q))
+
+    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f)."""
+        return self.decode(self.quantize.lookup(indices))
+
+    def codes_of(self, images: torch.Tensor) -> torch.Tensor:
+        """Indices (B,h,w) int64 of the codes chosen for images (B,3,H,W) in [-1,1]."""
+        return self.quantize.nearest(self.encode_latent(images))
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+        """images (B,3,H,W) in [-1,1] -> (reconstruction (B,3,H,W), vq loss, info with indices/usage/perplexity)."""
+        z_q, vq_loss, indices = self.encode(images)
+        recon = self.decode(z_q)
+        usage, perplexity = codebook_usage(indices, self.config.n_embed)
+        return recon, vq_loss, {"indices": indices, "usage": usage, "perplexity": perplexity}
+
+    @property
+    def last_layer(self) -> torch.Tensor:
+        """decoder.conv_out.weight: where the adaptive GAN weight compares gradient norms."""
+        return self.decoder.conv_out.weight
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def latent_size(config: SOVQAEConfig, image_size: int) -> int:
+    return image_size // config.downsample_factor
+
+
+__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "latent_size"]

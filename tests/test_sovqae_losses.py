@@ -1,0 +1,86 @@
+"""SOVQAE losses: the codebook regulariser, GAN terms and the perceptual loss from the wheels."""
+
+import pytest
+import torch
+
+from ladtalk.losses.codebook import (
+    codebook_regularizer,
+    mean_code_distance,
+    min_code_distance,
+    pairwise_distances,
+    softmin_code_distance,
+)
+from ladtalk.losses.gan import adaptive_weight, disc_factor, generator_loss, hinge_d_loss, vanilla_d_loss
+from ladtalk.losses.perceptual import build_perceptual
+
+
+def _codes(scale, seed=0, n=16, d=8):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, generator=g) * scale).requires_grad_(True)
+
+
+def test_min_distance_matches_brute_force_and_is_safe():
+    e = _codes(1.0)
+    brute = min(float((e.detach()[i] - e.detach()[j]).norm()) for i in range(16) for j in range(16) if i != j)
+    assert abs(float(min_code_distance(e)) - brute) < 1e-4
+    dup = torch.zeros(4, 3, requires_grad=True)  # coinciding codes: finite value and gradient
+    loss = codebook_regularizer(dup)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(dup.grad).all()
+    assert torch.isinf(pairwise_distances(e).diagonal()).all()
+    assert mean_code_distance(e) > min_code_distance(e)
+    assert softmin_code_distance(e, tau=0.01) <= min_code_distance(e) + 1e-6
+
+
+def test_gradient_reaches_exactly_the_closest_pair():
+    e = _codes(1.0)
+    d = pairwise_distances(e).detach()
+    i, j = divmod(int(d.argmin()), 16)
+    codebook_regularizer(e, theta=10.0).backward()
+    touched = set(torch.nonzero(e.grad.abs().sum(1)).flatten().tolist())
+    assert touched == {i, j}
+
+
+@pytest.mark.parametrize("scale", [0.01, 5.0])  # d_C far below and far above theta
+def test_sgd_moves_d_c_towards_theta(scale):
+    e = _codes(scale)
+    opt = torch.optim.SGD([e], lr=0.05)
+    start = float(min_code_distance(e))
+    for _ in range(20):
+        opt.zero_grad()
+        codebook_regularizer(e, theta=1.0).backward()
+        opt.step()
+    end = float(min_code_distance(e))
+    assert abs(end - 1.0) < abs(start - 1.0) - 0.05, (start, end)
+
+
+def test_gan_terms():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert float(hinge_d_loss(real, fake)) == pytest.approx(0.5 * (0.25 + 0.5))
+    assert float(vanilla_d_loss(real, fake)) > 0
+    assert float(generator_loss(fake)) == pytest.approx(1.0)
+    assert disc_factor(9, 10) == 0.0 and disc_factor(10, 10) == 1.0
+    w = torch.randn(3, 3, requires_grad=True)
+    x = torch.randn(5, 3)
+    nll = (x @ w).pow(2).mean()
+    g = -(x @ w).mean()
+    lam = adaptive_weight(nll, g, w, disc_weight=0.8)
+    gn = torch.autograd.grad(nll, w, retain_graph=True)[0].norm()
+    gg = torch.autograd.grad(g, w, retain_graph=True)[0].norm()
+    assert float(lam) == pytest.approx(float(0.8 * gn / (gg + 1e-4)), rel=1e-5)
+    with torch.no_grad():
+        assert float(adaptive_weight(x.sum(), x.sum(), w)) == 0.0
+
+
+def test_perceptual_loss_from_wheel():
+    net, name = build_perceptual("stlpips_vgg")
+    if net is None:
+        pytest.skip("stlpips-pytorch wheel absent")
+    assert name == "stlpips_vgg" and not net.training
+    assert all(not p.requires_grad for p in net.parameters())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(net(x, x), torch.zeros(2), atol=1e-6)
+    assert (net(x, x + 0.2 * torch.randn_like(x)) > 0).all()
+    auto_net, auto_name = build_perceptual("auto")
+    assert auto_name in ("lpips_vgg", "stlpips_vgg")
+    assert build_perceptual("none") == (None, "none")

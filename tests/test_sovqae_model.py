@@ -1,0 +1,86 @@
+"""SOVQAE model: paper layout, shapes, quantizer, discriminator and perceptual layouts."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from ladtalk.losses.vq import vq_loss
+from ladtalk.models.discriminator import PatchDiscriminator
+from ladtalk.models.perceptual import lpips_vgg, stlpips_vgg
+from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, codebook_usage, count_parameters
+from ladtalk.presets import load_preset
+
+
+def _cfg(name):
+    return SOVQAEConfig.from_dict(load_preset(name)["model"])
+
+
+def test_paper_256_layout():
+    cfg = _cfg("paper-256")
+    with torch.device("meta"):
+        m = SOVQAE(cfg)
+    assert count_parameters(m) == 72_141_699
+    assert count_parameters(m.encoder) == 29_298_176 and count_parameters(m.decoder) == 42_449_795
+    assert m.quantize.embedding.weight.shape == (1024, 256)
+    z = m.encode_latent(torch.empty(1, 3, 256, 256, device="meta"))
+    assert tuple(z.shape) == (1, 256, 16, 16)
+
+
+def test_paper_512_latent_grid():
+    cfg = _cfg("paper-512")
+    with torch.device("meta"):
+        m = SOVQAE(cfg)
+    assert count_parameters(m) == 72_141_699  # same layout, attention at the 32x32 level
+    assert tuple(m.encode_latent(torch.empty(1, 3, 512, 512, device="meta")).shape) == (1, 256, 32, 32)
+
+
+def test_tiny_shapes_and_straight_through():
+    cfg = _cfg("tiny")
+    torch.manual_seed(0)
+    m = SOVQAE(cfg)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    recon, loss, info = m(x)
+    f = cfg.downsample_factor
+    assert recon.shape == x.shape and info["indices"].shape == (2, 64 // f, 64 // f)
+    assert 0 < info["usage"] <= 1 and 1 <= info["perplexity"] <= cfg.n_embed
+    assert torch.equal(m.codes_of(x), info["indices"])
+    z = m.encode_latent(x)
+    z_q, loss2, idx = m.encode(x)
+    assert torch.allclose(loss2, vq_loss(z, m.quantize.lookup(idx), cfg.beta))
+    assert torch.allclose(z_q, m.quantize.lookup(idx), atol=1e-6)
+    (recon.pow(2).mean() + loss).backward()
+    assert m.encoder.conv_in.weight.grad.abs().sum() > 0  # straight-through reaches the encoder
+    assert m.quantize.embedding.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="multiples"):
+        m(torch.zeros(1, 3, 60, 60))
+
+
+def test_channels_last_bf16_matches():
+    cfg = dataclasses.replace(_cfg("tiny"), n_embed=64)
+    torch.manual_seed(0)
+    m = SOVQAE(cfg).eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        ref = m.decode(m.quantize.lookup(m.codes_of(x)))
+        m2 = m.to(memory_format=torch.channels_last)
+        out = m2.decode(m2.quantize.lookup(m2.codes_of(x.contiguous(memory_format=torch.channels_last))))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            z_q, _, _ = m2.encode(x)
+        assert z_q.dtype == torch.float32
+    assert torch.allclose(ref, out, atol=1e-4)
+
+
+def test_usage_and_perplexity():
+    usage, ppl = codebook_usage(torch.tensor([0, 1, 2, 3]), 8)
+    assert usage == 0.5 and abs(ppl - 4.0) < 1e-5
+
+
+def test_discriminator_and_perceptual_layouts():
+    d = PatchDiscriminator()
+    assert count_parameters(d) == 2_765_633
+    with torch.device("meta"):
+        assert tuple(d.to("meta")(torch.empty(1, 3, 256, 256)).shape) == (1, 1, 30, 30)
+        assert count_parameters(lpips_vgg()) == 14_714_688 + 1_472
+        st = stlpips_vgg()
+    assert "net.slice2.5.filt" in st.state_dict() and "net.slice5.32.weight" in st.state_dict()
