@@ -63,8 +63,10 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def _video_stream(container, path: Path):
+    if not container.streams:
+        raise InputError(f"{path} contains no streams: it is empty (zero frames). Give a video with frames.")
     if not container.streams.video:
-        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+        kinds = ", ".join(sorted({s.type for s in container.streams}))
         raise InputError(f"{path} has no video stream (it contains: {kinds}). Give a video file.")
     return container.streams.video[0]
 
@@ -106,11 +108,11 @@ def probe_video(path: str | Path) -> VideoInfo:
         except av.error.FFmpegError as e:
             raise InputError(f"{path} is truncated or corrupt: reading stopped after {count} frames "
                              f"({e.strerror or e}). Re-encode or re-download it.") from e
-        if count == 0:
-            raise InputError(f"{path} has zero video frames. Give a video with at least one frame.")
         if stream.frames and count < stream.frames:
             raise InputError(f"{path} is truncated: its header promises {stream.frames} frames but only "
                              f"{count} are present. Re-encode or re-download it.")
+        if count == 0:
+            raise InputError(f"{path} has zero video frames. Give a video with at least one frame.")
         start = float(first_time - _origin(container)) if first_time is not None else 0.0
         return VideoInfo(path=path, width=int(width), height=int(height), fps=float(fps), frame_count=count,
                          duration_seconds=float(count / fps), has_audio=bool(container.streams.audio),
@@ -125,21 +127,24 @@ def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, Fraction | None, Fract
         period = 1 / _stream_fps(stream)
         origin = _origin(container)
         expected = stream.frames or 0
-        n = 0
+        n = seen = 0
         try:
-            for frame in container.decode(stream):
-                t = frame.pts * frame.time_base - origin if frame.pts is not None else None
-                yield frame, t, period
-                n += 1
+            for packet in container.demux(stream):
+                seen += packet.size > 0
+                for frame in packet.decode():
+                    t = frame.pts * frame.time_base - origin if frame.pts is not None else None
+                    yield frame, t, period
+                    n += 1
         except av.error.FFmpegError as e:
             raise InputError(f"{path}: decoding failed at frame {n}"
                              f"{f' of {expected}' if expected else ''} ({e.strerror or e}); the file is "
                              "truncated or corrupt. Re-encode or re-download it.") from e
+        # Packets, not decoded frames, are compared: an edit list may legitimately drop decoded frames.
+        if expected and seen < expected:
+            raise InputError(f"{path} is truncated: decoding stopped at frame {n}; only {seen} of the "
+                             f"{expected} frames its header promises are present. Re-encode or re-download it.")
         if n == 0:
             raise InputError(f"{path} has zero decodable video frames. Give a video with at least one frame.")
-        if expected and n < expected:
-            raise InputError(f"{path} is truncated: only {n} of the {expected} frames its header promises "
-                             "could be decoded. Re-encode or re-download it.")
 
 
 def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0,
@@ -227,11 +232,13 @@ def read_frames(path: str | Path, indices: Iterable[int]) -> np.ndarray:
     need = set(wanted)
     got: dict[int, np.ndarray] = {}
     last = max(need)
-    for i, frame in enumerate(iter_frames(path, max_frames=last + 1)):
-        if i in need:
-            got[i] = frame
-    if len(got) < len(need):
-        raise InputError(f"{path} has {len(got) and max(got) + 1 or 0} frames; frame {last} was asked for.")
+    count = 0
+    for frame in iter_frames(path, max_frames=last + 1):
+        if count in need:
+            got[count] = frame
+        count += 1
+    if count <= last:
+        raise InputError(f"{path} has {count} frames; frame {last} was asked for.")
     return np.stack([got[i] for i in wanted])
 
 
