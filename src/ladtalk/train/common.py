@@ -1,0 +1,318 @@
+"""Shared training machinery: device/precision, DDP, seeding, checkpoints with resume, logging, progress.
+
+Typical use in a trainer (one readable loop; see train/sovqae.py):
+
+    rt = setup_runtime(device, precision=tcfg["precision"], channels_last=True)   # inits DDP under torchrun
+    seed_everything(seed, rank=rt.rank)
+    model = rt.prepare(MyModel(cfg), compile=False)          # device, channels_last, optional torch.compile
+    ddp_model = rt.wrap_ddp(model)                            # no-op on one process
+    ckpt = CheckpointManager(run_dir / "checkpoints", kind="mymodel", is_main=rt.is_main)
+    resumed = ckpt.load_last()                               # None or Resumed(meta, state_dict, trainer_state)
+    if resumed: strict_load(unwrap(model), resumed.state_dict, ...); opt.load_state_dict(...); step = ...
+    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
+    bar = progress(total_steps, initial=step, desc="train", disable=not rt.is_main)
+    for batch in ...:
+        with rt.autocast():
+            loss = ...
+        rt.backward(loss); rt.step(opt, clip_norm=None); rt.update(); opt.zero_grad(set_to_none=True)
+        log.log(step, {"loss": float(loss)}); bar.update(1)
+        ckpt.save(config, unwrap(model).state_dict(), trainer_state={...,"rng": rng_state()}, best=...)
+    log.close(); rt.close()
+
+Only rank 0 writes (checkpoints, logs, exports); `rt.barrier()` keeps ranks together around saves.
+Trainer states are loaded with torch.load(weights_only=True), so keep them to tensors, numbers, strings,
+lists and dicts (`rng_state()` converts numpy's state for that reason).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from ladtalk.checkpoint import load_state_dict, load_trainer_state, read_meta, save_component
+from ladtalk.errors import CheckpointError
+from ladtalk.runtime import autocast_dtype, resolve_device
+
+
+@dataclass
+class Runtime:
+    """Where and how a trainer runs: device, reduced precision, DDP rank/world size."""
+
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    channels_last: bool = False
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    scaler: torch.amp.GradScaler | None = field(default=None, repr=False)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def precision(self) -> str:
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to bf16/fp16 where chosen; a no-op for fp32."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, model: nn.Module, compile: bool = False) -> nn.Module:
+        """Move to the device (channels_last if chosen) and optionally torch.compile it."""
+        model = model.to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if compile:
+            model = torch.compile(model)
+        return model
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """An image batch on the device in the chosen memory format."""
+        x = x.to(self.device, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
+
+    def wrap_ddp(self, model: nn.Module, **kwargs: Any) -> nn.Module:
+        if not self.distributed:
+            return model
+        ids = [self.local_rank] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=ids, **kwargs)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer, clip_norm: float | None = None) -> None:
+        if clip_norm is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, clip_norm)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+        else:
+            optimizer.step()
+
+    def update(self) -> None:
+        """Once per iteration, after every optimizer stepped (fp16 loss-scale update)."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def mean_across_ranks(self, values: Mapping[str, float]) -> dict[str, float]:
+        """Average scalar metrics over ranks (identity on one process)."""
+        if not self.distributed:
+            return dict(values)
+        keys = sorted(values)
+        t = torch.tensor([float(values[k]) for k in keys], device=self.device, dtype=torch.float64)
+        dist.all_reduce(t)
+        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
+
+    def close(self) -> None:
+        if self.distributed and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def setup_runtime(device: str | torch.device = "auto", precision: str = "auto",
+                  channels_last: bool = False) -> Runtime:
+    """Resolve device and precision; under torchrun (WORLD_SIZE>1) join the process group (NCCL/gloo)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device)
+    if world > 1:
+        if dev.type == "cuda":
+            dev = torch.device("cuda", local_rank)
+            torch.cuda.set_device(dev)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    amp = autocast_dtype(dev, precision)
+    if amp is torch.bfloat16 and dev.type == "cpu" and precision == "auto":
+        amp = None
+    scaler = torch.amp.GradScaler(dev.type) if amp is torch.float16 else None
+    if dev.type == "cuda":
+        # TF32 matmuls: the fp32 parts (quantizer distances, losses) get tensor-core speed
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return Runtime(dev, amp, channels_last and dev.type != "mps", rank, world, local_rank, scaler)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DDP and/or torch.compile wrappers (what state dicts are saved from)."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def seed_everything(seed: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch (all devices); ranks get different streams."""
+    s = int(seed) + 1000 * int(rank)
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+
+
+def rng_state() -> dict[str, Any]:
+    """Global RNG states in a form torch.load(weights_only=True) accepts."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what rng_state() returned."""
+    v, inner, gauss = state["python"]
+    random.setstate((v, tuple(inner), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def epoch_order(n_items: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
+    """This rank's share of a seeded permutation of range(n_items) for `epoch` (equal length on all ranks).
+
+    The order depends only on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one.
+    """
+    perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items)
+    per_rank = n_items // world_size if world_size > 1 else n_items
+    return perm[rank::world_size][:per_rank]
+
+
+@dataclass
+class Resumed:
+    meta: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    trainer_state: dict[str, Any]
+
+
+class CheckpointManager:
+    """`<dir>/last` (weights + trainer state, replaced atomically) and `<dir>/best` (weights of the best score)."""
+
+    def __init__(self, folder: str | os.PathLike, kind: str, is_main: bool = True):
+        self.folder, self.kind, self.is_main = Path(folder), kind, is_main
+
+    @property
+    def last_dir(self) -> Path:
+        return self.folder / "last"
+
+    @property
+    def best_dir(self) -> Path:
+        return self.folder / "best"
+
+    def save(self, config: Any, state_dict: dict[str, torch.Tensor], trainer_state: dict[str, Any],
+             extra: dict[str, Any] | None = None, best: bool = False) -> None:
+        """Write `last` (and `best` when `best` is True) on rank 0; other ranks return at once."""
+        if not self.is_main:
+            return
+        save_component(self.last_dir, self.kind, config, state_dict, trainer_state=trainer_state, extra=extra)
+        if best:
+            save_component(self.best_dir, self.kind, config, state_dict, extra=extra)
+
+    def load_last(self) -> Resumed | None:
+        """The last checkpoint, or None when the run has none yet."""
+        if not (self.last_dir / "config.json").is_file():
+            return None
+        meta = read_meta(self.last_dir, kind=self.kind)
+        trainer_state = load_trainer_state(self.last_dir)
+        if trainer_state is None:
+            raise CheckpointError(f"{self.last_dir} has no trainer state; delete the folder to restart training")
+        return Resumed(meta, load_state_dict(self.last_dir), trainer_state)
+
+
+class RunLogger:
+    """JSON Lines (`metrics.jsonl`, one record per call) plus TensorBoard scalars when tensorboard is installed."""
+
+    def __init__(self, folder: str | os.PathLike, enabled: bool = True, tensorboard: bool = True):
+        self.enabled = enabled
+        self.folder = Path(folder)
+        self._tb = None
+        self._file = None
+        if not enabled:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.folder / "metrics.jsonl", "a", buffering=1)
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.folder / "tensorboard"))
+            except ImportError:
+                self._tb = None
+
+    def log(self, step: int, values: Mapping[str, Any], split: str = "train") -> None:
+        if not self.enabled:
+            return
+        record = {"split": split, "step": int(step), "time": round(time.time(), 3)}
+        record.update({k: (float(v) if isinstance(v, (int, float, np.floating, torch.Tensor)) else v)
+                       for k, v in values.items()})
+        self._file.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if k not in ("split", "step", "time") and isinstance(v, float):
+                    self._tb.add_scalar(f"{split}/{k}", v, int(step))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def progress(total: int | None, initial: int = 0, desc: str = "", disable: bool = False, unit: str = "step"):
+    """A tqdm bar with rate and ETA (disabled on non-main ranks)."""
+    return tqdm(total=total, initial=initial, desc=desc, disable=disable, unit=unit, dynamic_ncols=True)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Switch modules to eval() and no_grad for a validation block, then restore their training flags."""
+    flags = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for m, f in zip(modules, flags):
+            m.train(f)
+
+
+def module_bytes(model: nn.Module) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())

@@ -1,0 +1,58 @@
+"""train/common.py: RNG state round trip, checkpoints with resume, epoch order, logging."""
+
+import json
+import random
+
+import numpy as np
+import torch
+
+from ladtalk.checkpoint import load_trainer_state
+from ladtalk.train.common import (
+    CheckpointManager,
+    RunLogger,
+    epoch_order,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_runtime,
+    unwrap,
+)
+
+
+def test_rng_state_survives_a_safe_checkpoint(tmp_path):
+    seed_everything(3)
+    net = torch.nn.Linear(2, 2)
+    opt = torch.optim.Adam(net.parameters())
+    net(torch.ones(1, 2)).sum().backward()
+    opt.step()
+    ckpt = CheckpointManager(tmp_path / "ckpt", kind="toy")
+    ckpt.save({"n": 2}, net.state_dict(), {"step": 7, "opt": opt.state_dict(), "rng": rng_state()}, best=True)
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    res = ckpt.load_last()
+    assert res.trainer_state["step"] == 7 and res.meta["kind"] == "toy"
+    assert load_trainer_state(tmp_path / "ckpt" / "best") is None  # best holds weights only
+    set_rng_state(res.trainer_state["rng"])
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
+    opt2 = torch.optim.Adam(net.parameters())
+    opt2.load_state_dict(res.trainer_state["opt"])
+    assert CheckpointManager(tmp_path / "none", kind="toy").load_last() is None
+
+
+def test_epoch_order_is_a_seeded_partition():
+    a = epoch_order(10, epoch=1, seed=0)
+    assert sorted(a) == list(range(10)) and np.array_equal(a, epoch_order(10, 1, 0))
+    assert not np.array_equal(a, epoch_order(10, 2, 0))
+    shards = [epoch_order(10, 1, 0, rank=r, world_size=3) for r in range(3)]
+    assert all(len(s) == 3 for s in shards) and len(set(np.concatenate(shards))) == 9
+
+
+def test_runtime_and_logger(tmp_path):
+    rt = setup_runtime("cpu", precision="auto", channels_last=True)
+    assert rt.is_main and rt.precision == "fp32" and rt.scaler is None
+    m = rt.prepare(torch.nn.Conv2d(3, 4, 3))
+    assert unwrap(m) is m
+    log = RunLogger(tmp_path / "logs", tensorboard=False)
+    log.log(5, {"loss": torch.tensor(0.5), "name": "x"})
+    log.close()
+    rec = json.loads((tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()[0])
+    assert rec["step"] == 5 and rec["loss"] == 0.5 and rec["name"] == "x"
