@@ -1,0 +1,131 @@
+"""Frechet Inception Distance (Heusel et al. 2017) with the standard pytorch-fid conventions.
+
+Features: the 2048-d pool3 output of the FID Inception-v3 (`ladtalk.models.inception`), on RGB images resized
+to 299x299 with bilinear interpolation (align_corners=False, no antialias: pytorch-fid's resize) and scaled to
+[-1, 1]. Statistics: mean and unbiased covariance (np.cov). Distance:
+    FID = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)),
+computing sqrtm with scipy in float64; if the product is singular (non-finite root), eps*I (1e-6) is added to
+both covariances; a tiny imaginary part from rounding is dropped (a large one is an error).
+The weights file is never downloaded: give a path, or copy it into the torch hub cache.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import linalg
+from tqdm import tqdm
+
+from ladtalk.errors import CheckpointError, InputError
+from ladtalk.models.inception import FIDInceptionV3
+from ladtalk.weights import find_weight, load_torch_weights, where_looked
+
+INCEPTION_FILENAME = "pt_inception-2015-12-05-6726825d.pth"
+INCEPTION_BYTES = 95_628_359
+INCEPTION_ENV = "LADTALK_INCEPTION"
+FID_SIZE = 299
+
+
+def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
+    """The FID Inception weight file from `path`, $LADTALK_INCEPTION or the torch hub cache; InputError if absent."""
+    found = find_weight("FID Inception weights", explicit_path=path, env_var=INCEPTION_ENV,
+                        hub_filename=INCEPTION_FILENAME)
+    if found is None:
+        raise InputError(
+            where_looked(INCEPTION_FILENAME, env_var=INCEPTION_ENV, hub_filename=INCEPTION_FILENAME)
+            + f". FID needs this file ({INCEPTION_BYTES:,} bytes, the pytorch-fid release 'fid_weights'); "
+            "copy it into the torch hub cache or pass --inception PATH.")
+    return found
+
+
+def load_fid_inception(path: str | os.PathLike | None = None) -> FIDInceptionV3:
+    """FIDInceptionV3 in eval mode with the released weights (strict except BatchNorm step counters)."""
+    file = find_inception_weights(path)
+    state = load_torch_weights(file)
+    model = FIDInceptionV3()
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{file} is not the FID Inception state dict: missing {missing[:5]} ({len(missing)}), "
+            f"unexpected {unexpected[:5]} ({len(unexpected)}); expected {INCEPTION_FILENAME}")
+    bad = [k for k in state if tuple(state[k].shape) != tuple(own[k].shape)]
+    if bad:
+        raise CheckpointError(f"{file}: tensors of unexpected shape, e.g. {bad[0]} {tuple(state[bad[0]].shape)} "
+                              f"vs {tuple(own[bad[0]].shape)}")
+    model.load_state_dict(state, strict=False)
+    return model.eval().requires_grad_(False)
+
+
+def fid_input(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (B,H,W,3) RGB frames -> float32 (B,3,299,299) in [-1,1] (bilinear resize, pytorch-fid style)."""
+    x = torch.as_tensor(np.asarray(frames)).to(device).permute(0, 3, 1, 2).float() / 255.0
+    if x.shape[-2:] != (FID_SIZE, FID_SIZE):
+        x = F.interpolate(x, size=(FID_SIZE, FID_SIZE), mode="bilinear", align_corners=False)
+    return 2.0 * x - 1.0
+
+
+@torch.no_grad()
+def extract_features(net: Callable[[torch.Tensor], torch.Tensor], frames: np.ndarray | Iterable[np.ndarray],
+                     batch_size: int = 32, device: torch.device | str = "cpu",
+                     preprocess: Callable[..., torch.Tensor] = fid_input, desc: str = "FID features") -> np.ndarray:
+    """Features (N,D) float64 of uint8 (N,H,W,3) RGB frames (array or iterable of frames) through `net`."""
+    frames = np.asarray(frames) if not isinstance(frames, np.ndarray) else frames
+    if frames.ndim != 4 or len(frames) == 0:
+        raise InputError(f"FID needs a non-empty (N,H,W,3) stack of frames, got shape {frames.shape}")
+    feats = []
+    for s in tqdm(range(0, len(frames), batch_size), desc=desc, unit="batch", leave=False):
+        x = preprocess(frames[s:s + batch_size], device)
+        feats.append(net(x).double().cpu().numpy().reshape(len(x), -1))
+    return np.concatenate(feats)
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mu (D,), sigma (D,D)) of float (N,D) features, unbiased covariance; N >= 2."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or len(features) < 2:
+        raise InputError(f"need at least two feature vectors for a covariance, got shape {features.shape}")
+    return features.mean(0), np.cov(features, rowvar=False)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """Frechet distance between Gaussians N(mu1,S1), N(mu2,S2): ||mu1-mu2||^2 + Tr(S1+S2-2 sqrtm(S1 S2))."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    s1, s2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or s1.shape != s2.shape:
+        raise InputError(f"statistics differ in dimension: {mu1.shape} vs {mu2.shape}")
+    diff = mu1 - mu2
+    with warnings.catch_warnings():
+        # scipy warns on singular products (always the case with fewer samples than dimensions).
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(s1 @ s2)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(s1.shape[0]) * eps
+            covmean = linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ArithmeticError(f"sqrtm has a large imaginary part {np.max(np.abs(covmean.imag)):.3g}")
+        covmean = covmean.real
+    return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+
+
+def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID between two feature sets (Na,D) and (Nb,D)."""
+    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+
+
+def fid(frames_a: np.ndarray, frames_b: np.ndarray, net: Callable[[torch.Tensor], torch.Tensor],
+        batch_size: int = 32, device: torch.device | str = "cpu",
+        preprocess: Callable[..., torch.Tensor] = fid_input) -> float:
+    """FID between two sets of uint8 (N,H,W,3) RGB frames with the feature network `net` (see load_fid_inception)."""
+    fa = extract_features(net, frames_a, batch_size, device, preprocess)
+    fb = extract_features(net, frames_b, batch_size, device, preprocess)
+    return fid_from_features(fa, fb)

@@ -1,0 +1,176 @@
+"""Paired image metrics (PSNR, SSIM, mouth-region PSNR) and the paper's sliding-window alignment.
+
+Conventions, chosen to match the usual talking-head evaluation scripts (skimage / Wang et al. 2004):
+- PSNR per frame on uint8 RGB, data range 255, MSE over all pixels and the three channels; a video's PSNR is
+  the mean of its per-frame PSNRs (identical frames give +inf).
+- SSIM per frame on RGB, each channel separately then averaged (skimage `channel_axis=-1`), data range 255,
+  11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, population (not sample) statistics, mean of the
+  SSIM map over the 'valid' region (skimage crops the 5-pixel border after filtering; a 'valid' convolution is
+  the same thing). This is `skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=255, channel_axis=-1)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ladtalk.errors import InputError
+
+SSIM_SIGMA = 1.5
+SSIM_WINDOW = 11
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+
+def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (T,H,W,3) or (H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
+    t = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+    if t.ndim == 3:
+        t = t[None]
+    if t.ndim != 4 or t.shape[-1] != 3:
+        raise InputError(f"expected frames of shape (T,H,W,3) or (H,W,3), got {tuple(t.shape)}")
+    return t.to(device=device, dtype=torch.float64).permute(0, 3, 1, 2)
+
+
+def _check_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> None:
+    if tuple(a.shape) != tuple(b.shape):
+        raise InputError(f"frames to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}; "
+                         "resize the prediction to the ground truth first")
+
+
+def _batched(frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    return frames[None] if frames.ndim == 3 else frames
+
+
+def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
+        batch_size: int = 16) -> np.ndarray:
+    """Per-frame mean squared error of uint8 (T,H,W,3) frames (or one (H,W,3) frame), in [0,255]^2 -> (T,)."""
+    _check_pair(pred, gt)
+    pred, gt = _batched(pred), _batched(gt)
+    out = []
+    for s in range(0, len(pred), batch_size):
+        a, b = _as_float_images(pred[s:s + batch_size], device), _as_float_images(gt[s:s + batch_size], device)
+        out.append(((a - b) ** 2).flatten(1).mean(1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def psnr(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor,
+         device: torch.device | str = "cpu") -> np.ndarray:
+    """Per-frame PSNR in dB of uint8 (T,H,W,3) RGB frames (or one (H,W,3) frame) -> float64 (T,); +inf if equal."""
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(255.0 ** 2 / mse(pred, gt, device))
+
+
+def box_crop(frames: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> list[np.ndarray]:
+    """Crop uint8 (T,H,W,3) frames with one (x1,y1,x2,y2) pixel box or a (T,4) array of boxes (clipped to the image)."""
+    frames = np.asarray(frames)
+    boxes = np.broadcast_to(np.asarray(boxes, dtype=np.float64), (len(frames), 4))
+    h, w = frames.shape[1:3]
+    out = []
+    for frame, (x1, y1, x2, y2) in zip(frames, boxes):
+        xa, ya = max(0, int(math.floor(x1))), max(0, int(math.floor(y1)))
+        xb, yb = min(w, int(math.ceil(x2))), min(h, int(math.ceil(y2)))
+        if xb <= xa or yb <= ya:
+            raise InputError(f"box {(x1, y1, x2, y2)} is empty inside a {w}x{h} frame")
+        out.append(frame[ya:yb, xa:xb])
+    return out
+
+
+def mouth_psnr(pred: np.ndarray, gt: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> np.ndarray:
+    """Per-frame PSNR (dB) inside the mouth box(es) (x1,y1,x2,y2 pixels, one or (T,4)) of uint8 (T,H,W,3) -> (T,)."""
+    _check_pair(pred, gt)
+    crops_p, crops_g = box_crop(pred, boxes), box_crop(gt, boxes)
+    return np.array([psnr(p, g)[0] for p, g in zip(crops_p, crops_g)])
+
+
+def _gaussian_window(device: torch.device, channels: int) -> torch.Tensor:
+    x = torch.arange(SSIM_WINDOW, dtype=torch.float64, device=device) - SSIM_WINDOW // 2
+    g = torch.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()
+
+
+def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
+    """SSIM of float (B,C,H,W) images in [0, data_range] (H, W >= 11), mean over channels and pixels -> (B,)."""
+    if a.shape != b.shape:
+        raise InputError(f"images to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if min(a.shape[-2:]) < SSIM_WINDOW:
+        raise InputError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {tuple(a.shape)}")
+    c = a.shape[1]
+    win = _gaussian_window(a.device, c).to(a.dtype)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, win, groups=c)
+
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    mu_a, mu_b = blur(a), blur(b)
+    var_a = blur(a * a) - mu_a ** 2
+    var_b = blur(b * b) - mu_b ** 2
+    cov = blur(a * b) - mu_a * mu_b
+    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
+    return ssim_map.flatten(1).mean(1)
+
+
+def ssim(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
+         batch_size: int = 16) -> np.ndarray:
+    """Per-frame SSIM (RGB channel mean, Gaussian 11x11 sigma 1.5) of uint8 (T,H,W,3) frames -> float64 (T,)."""
+    _check_pair(pred, gt)
+    pred, gt = _batched(pred), _batched(gt)
+    out = []
+    for s in range(0, len(pred), batch_size):
+        a = _as_float_images(pred[s:s + batch_size], device)
+        b = _as_float_images(gt[s:s + batch_size], device)
+        out.append(ssim_images(a, b).cpu().numpy())
+    return np.concatenate(out)
+
+
+def sliding_offsets(len_pred: int, len_gt: int) -> tuple[bool, int]:
+    """(pred_is_shorter, number of window positions) for sliding a window of the shorter length over the longer."""
+    if len_pred <= 0 or len_gt <= 0:
+        raise InputError(f"cannot align empty sequences (pred {len_pred} frames, gt {len_gt} frames)")
+    return len_pred <= len_gt, abs(len_gt - len_pred) + 1
+
+
+def sliding_scores(pair_metric: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray,
+                   gt: np.ndarray, max_shift: int | None = None) -> np.ndarray:
+    """Window means of a per-frame metric for every offset of the shorter sequence over the longer -> (n_offsets,).
+
+    `pair_metric(a, b)` gets uint8 (T,H,W,3) pairs of equal length and returns (T,) scores. Offset k aligns
+    shorter[i] with longer[i + k]. `max_shift` limits k to 0..max_shift.
+    """
+    pred_short, n = sliding_offsets(len(pred), len(gt))
+    short, long = (pred, gt) if pred_short else (gt, pred)
+    if max_shift is not None:
+        n = min(n, max_shift + 1)
+    scores = np.empty(n)
+    for k in range(n):
+        seg = long[k:k + len(short)]
+        scores[k] = float(np.mean(pair_metric(short, seg) if pred_short else pair_metric(seg, short)))
+    return scores
+
+
+def best_window(scores: np.ndarray, higher_is_better: bool = True) -> tuple[int, float]:
+    """(offset, score) of the best window mean; +inf scores (identical windows) count as best."""
+    scores = np.asarray(scores, dtype=np.float64)
+    k = int(np.nanargmax(scores) if higher_is_better else np.nanargmin(scores))
+    return k, float(scores[k])
+
+
+def align_sequences(pred: np.ndarray, gt: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The aligned (pred, gt) pair of equal length for a sliding offset (offset applies to the longer one)."""
+    if len(pred) <= len(gt):
+        return pred, gt[offset:offset + len(pred)]
+    return pred[offset:offset + len(gt)], gt
+
+
+def frame_aligned(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plain frame-aligned evaluation: both sequences cut to the shorter length from frame 0."""
+    n = min(len(pred), len(gt))
+    if n == 0:
+        raise InputError("cannot compare an empty sequence")
+    return pred[:n], gt[:n]

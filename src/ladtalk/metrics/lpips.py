@@ -1,0 +1,62 @@
+"""Perceptual distance of video frames, reported under the name of the network actually used.
+
+The network comes from `ladtalk.losses.perceptual.build_perceptual("auto")`: real LPIPS-VGG (v0.1) when the
+ImageNet trunk `vgg16-397923af.pth` is in the torch hub cache, otherwise ST-LPIPS-VGG (shift-tolerant, trained
+on BAPPS) from the stlpips-pytorch wheel. The two give different numbers; never report one as the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ladtalk.errors import InputError, LadtalkError
+from ladtalk.losses.perceptual import VGG16_FILE, build_perceptual
+from ladtalk.weights import torch_hub_checkpoints_dir
+
+DISPLAY_NAMES = {"lpips_vgg": "LPIPS-VGG", "stlpips_vgg": "ST-LPIPS-VGG"}
+
+
+@dataclass
+class PerceptualMetric:
+    """A frozen perceptual network with its display name ("LPIPS-VGG" / "ST-LPIPS-VGG") and why it was chosen."""
+
+    net: torch.nn.Module
+    name: str
+    note: str
+
+
+def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetric:
+    """LPIPS-VGG if its weights are present, else ST-LPIPS-VGG; raises LadtalkError if neither can be loaded."""
+    net, kind = build_perceptual("auto", device)
+    if net is None:
+        raise LadtalkError("no perceptual network is available")
+    if kind == "lpips_vgg":
+        note = f"LPIPS v0.1 VGG with {VGG16_FILE} from the torch hub cache"
+    else:
+        note = (f"LPIPS-VGG unavailable: {VGG16_FILE} not found in {torch_hub_checkpoints_dir()} (or "
+                "$LADTALK_VGG16); ST-LPIPS-VGG (stlpips-pytorch wheel) used instead - its values are not LPIPS")
+    return PerceptualMetric(net=net, name=DISPLAY_NAMES[kind], note=note)
+
+
+def frames_to_unit_range(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 (B,H,W,3) RGB -> float32 (B,3,H,W) in [-1,1] (the LPIPS input convention)."""
+    return torch.as_tensor(np.asarray(frames)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+@torch.no_grad()
+def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, batch_size: int = 4,
+                        device: torch.device | str = "cpu", show_progress: bool = True) -> np.ndarray:
+    """Per-frame distance (T,) float64 of uint8 (T,H,W,3) RGB frames through a frozen (a, b) -> (B,) network."""
+    if pred.shape != gt.shape:
+        raise InputError(f"frames to compare differ in shape: {pred.shape} vs {gt.shape}")
+    out = []
+    for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False,
+                  disable=not show_progress):
+        a = frames_to_unit_range(pred[s:s + batch_size], device)
+        b = frames_to_unit_range(gt[s:s + batch_size], device)
+        out.append(net(a, b).double().cpu().numpy().reshape(-1))
+    return np.concatenate(out)

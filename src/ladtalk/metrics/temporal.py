@@ -1,0 +1,102 @@
+"""Temporal stability of a generated video, measured against the ground truth's own motion.
+
+Two standard measures, both computed with OpenCV's DIS optical flow (preset MEDIUM, on BT.601 luma):
+
+- **Flow-warping error** E_warp (Lai et al., "Learning Blind Video Temporal Consistency", ECCV 2018): frame t+1
+  is warped back onto frame t with the optical flow *of the ground truth*, and the squared RGB difference
+  (frames in [0,1], summed over channels) is averaged over the pixels that are visible in both frames
+  (forward-backward flow consistency, Sundaram et al. 2010: |f + b'|^2 < 0.01 (|f|^2 + |b'|^2) + 0.5).
+  Flicker, popping texture or codes that switch from frame to frame raise it; true motion does not, because the
+  warp follows the real motion. The ground truth's own E_warp (its floor: flow and occlusion errors) is
+  reported beside it. Caveat: a blurred or frozen video also has a low E_warp, so read it with PSNR/LPIPS.
+- **tOF** (Chu et al., TecoGAN, 2020): mean absolute difference between the optical flow of consecutive
+  generated frames and that of consecutive ground-truth frames (pixels per frame). It is relative to the
+  reference, so it penalises both jitter and motion that is missing (a frozen mouth).
+
+Why these: the paper claims temporal consistency (the same codes frame after frame) without measuring it;
+E_warp is the usual flicker measure of video-consistency work and tOF the usual reference-based one, and
+both run on a CPU with no learned weights. Lower is better for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ladtalk.errors import InputError
+
+
+@dataclass(frozen=True)
+class TemporalScores:
+    """Per-frame-pair series (T-1,) and their means; lower is better."""
+
+    warp_error: np.ndarray      # E_warp of the prediction with ground-truth flow
+    warp_error_gt: np.ndarray   # E_warp of the ground truth itself (the floor)
+    tof: np.ndarray             # mean |flow(pred) - flow(gt)| per pair, pixels
+
+    def summary(self) -> dict[str, float]:
+        """Means over the video: {'warp_error', 'warp_error_gt', 'tOF'}."""
+        return {"warp_error": float(np.mean(self.warp_error)), "warp_error_gt": float(np.mean(self.warp_error_gt)),
+                "tOF": float(np.mean(self.tof))}
+
+
+def _luma(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def _flow_engine():
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+
+
+def optical_flow(frame_a: np.ndarray, frame_b: np.ndarray, engine=None) -> np.ndarray:
+    """DIS flow from uint8 (H,W,3) RGB frame a to b -> float32 (H,W,2) with a(x) ~ b(x + flow(x))."""
+    engine = engine or _flow_engine()
+    return engine.calc(_luma(frame_a), _luma(frame_b), None)
+
+
+def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """image(x + flow(x)) with bilinear sampling, and a mask of positions that land inside the image."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + flow[..., 0], gy + flow[..., 1]
+    warped = cv2.remap(image, mx, my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+    return warped, inside
+
+
+def visibility_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Bool (H,W): pixels of frame t whose flow to t+1 is forward-backward consistent (not occluded, inside)."""
+    back_at_target, inside = _sample(backward, forward)
+    lhs = np.sum((forward + back_at_target) ** 2, axis=-1)
+    rhs = 0.01 * (np.sum(forward ** 2, axis=-1) + np.sum(back_at_target ** 2, axis=-1)) + 0.5
+    return (lhs < rhs) & inside
+
+
+def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray, mask: np.ndarray) -> float:
+    """E_warp of one pair: masked mean over pixels of the RGB-summed squared difference (frames in [0,1])."""
+    warped, _ = _sample(frame_next.astype(np.float32) / 255.0, forward)
+    err = np.sum((frame_t.astype(np.float32) / 255.0 - warped) ** 2, axis=-1)
+    n = int(mask.sum())
+    return float(err[mask].sum() / n) if n else 0.0
+
+
+def temporal_scores(pred: np.ndarray, gt: np.ndarray, show_progress: bool = True) -> TemporalScores:
+    """E_warp (pred and gt, with gt flow) and tOF for aligned uint8 (T,H,W,3) RGB sequences of equal shape."""
+    if pred.shape != gt.shape:
+        raise InputError(f"temporal metrics need aligned sequences of equal shape: {pred.shape} vs {gt.shape}")
+    if len(pred) < 2:
+        raise InputError("temporal metrics need at least two frames")
+    engine = _flow_engine()
+    we, we_gt, tof = [], [], []
+    for t in tqdm(range(len(gt) - 1), desc="temporal", unit="pair", leave=False, disable=not show_progress):
+        fwd = optical_flow(gt[t], gt[t + 1], engine)
+        bwd = optical_flow(gt[t + 1], gt[t], engine)
+        mask = visibility_mask(fwd, bwd)
+        we.append(warp_error(pred[t], pred[t + 1], fwd, mask))
+        we_gt.append(warp_error(gt[t], gt[t + 1], fwd, mask))
+        flow_pred = optical_flow(pred[t], pred[t + 1], engine)
+        tof.append(float(np.mean(np.abs(flow_pred - fwd))))
+    return TemporalScores(np.array(we), np.array(we_gt), np.array(tof))
