@@ -19,6 +19,7 @@ from ladtalk.io.video import (
     iter_frames,
     probe_video,
     read_frames,
+    resampled_frame_count,
 )
 
 NTSC = 30000 / 1001
@@ -50,7 +51,7 @@ def test_round_trip_frame_count_fps_and_content(tmp_path, fps):
     assert (info.width, info.height, info.frame_count, info.codec) == (64, 48, 40, "h264")
     assert info.fps == pytest.approx(fps, abs=1e-9)
     assert info.duration_seconds == pytest.approx(40 / fps)
-    assert not info.has_audio and info.start_seconds == 0.0
+    assert not info.has_audio
     got = list(iter_frames(out))
     assert len(got) == 40 and got[0].dtype == np.uint8 and got[0].shape == (48, 64, 3)
     assert [_index_of(f) for f in got] == list(range(40))
@@ -98,7 +99,7 @@ def test_audio_video_offset_under_one_frame(tmp_path, fps, sample_rate):
     info = probe_video(out)
     assert info.has_audio
     seen_flash = int(np.argmax([f.mean() for f in iter_frames(out)]))
-    flash_t = info.start_seconds + seen_flash / info.fps
+    flash_t = seen_flash / info.fps
     back = load_audio(out, sample_rate=sample_rate)
     click_t = int(np.argmax(np.abs(back) > 0.3)) / sample_rate
     assert abs(click_t - flash_t) < 1 / fps
@@ -149,10 +150,13 @@ def test_resample_to_other_fps_and_identity(tmp_path):
     with VideoWriter(src, 30, preset="ultrafast") as w:
         w.write(_ramp_frames(45))
     got = [_index_of(f) for f in iter_frames(src, fps=25)]
-    assert len(got) == 38  # ceil(1.5 s * 25)
+    assert len(got) == 38 == resampled_frame_count(probe_video(src), 25)  # ceil(1.5 s * 25)
     assert got == [int(np.floor(k * 30 / 25 + 1e-9)) for k in range(38)]
     same = [_index_of(f) for f in iter_frames(src, fps=30)]
     assert same == list(range(45))
+    up = [_index_of(f) for f in iter_frames(src, fps=NTSC * 2)]
+    assert len(up) == resampled_frame_count(probe_video(src), NTSC * 2) == 90
+    assert up[:6] == [0, 0, 1, 1, 2, 2]
 
 
 def test_start_max_batches_and_random_access(tmp_path):
@@ -317,7 +321,10 @@ def test_overwrite_is_atomic(tmp_path):
 def test_real_clip_macron(macron_video):
     info = probe_video(macron_video)
     assert (info.frame_count, info.fps, info.width, info.height) == (1510, 30.0, 512, 512)
-    assert info.has_audio and info.start_seconds == pytest.approx(0.08)  # video starts 80 ms after audio
+    assert info.has_audio
+    # its video starts 80 ms after its audio (50.426 s long): load_audio starts at the first frame
+    assert len(load_audio(macron_video)) / 16000 == pytest.approx(50.426 - 0.08, abs=1e-3)
+    assert resampled_frame_count(info, 25) == 1259 and resampled_frame_count(info, 30) == 1510
     first = next(iter_frame_batches(macron_video, 4))
     assert first.shape == (4, 512, 512, 3) and first.dtype == np.uint8 and 40 < first.mean() < 220
 

@@ -1,7 +1,8 @@
 """Audio from any container FFmpeg reads, as float32 mono at a chosen rate; 16-bit WAV writing, atomic.
 
-Sample 0 of `load_audio` sits at the container's start, the same origin `ladtalk.io.video` measures frame
-times from, so a video's audio and frames stay in sync even when one stream starts later than the other.
+For a video, sample 0 of `load_audio` is the instant of the first video frame, the origin `ladtalk.io.video`
+measures frame times from: audio that starts earlier is cut, audio that starts later is preceded by silence,
+so frame k and audio time k/fps belong together (the Macron clip's video starts 80 ms after its audio).
 """
 
 from __future__ import annotations
@@ -34,14 +35,26 @@ def _open_audio(path: Path):
     return container
 
 
-def _origin(container) -> Fraction:
-    start = container.start_time
-    return Fraction(start, av.time_base) if start is not None else Fraction(0)
+def _first_video_time(path: Path) -> Fraction | None:
+    """Presentation time of the first video frame (decoded, so B-frame reordering is right), or None."""
+    with av.open(str(path), mode="r") as container:
+        videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not videos:
+            return None
+        try:
+            for frame in container.decode(videos[0]):
+                if frame.pts is not None:
+                    return frame.pts * frame.time_base
+                return None
+        except av.error.FFmpegError:
+            return None  # a damaged video track is the video reader's to report; keep the audio as it is
+    return None
 
 
 def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
-    """float32 (N,) mono at the file's own rate, sample 0 at the container's start."""
+    """float32 (N,) mono at the file's own rate; sample 0 at the first video frame when there is one."""
     with _open_audio(path) as container:
+        origin = _first_video_time(path)
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
         # swresample only converts the sample format here (u8/s16/s24-in-s32/s32/flt/dbl -> flt, exact
@@ -66,14 +79,15 @@ def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
         if not chunks:
             raise InputError(f"{path} has an audio stream with no samples. Give a file with sound.")
         samples = np.concatenate(chunks)
-        lead = (first_time - _origin(container)) if first_time is not None else Fraction(0)
-        shift = int(round(lead * rate))
+        if origin is None:
+            origin = first_time if first_time is not None else Fraction(0)
+        shift = int(round((first_time - origin) * rate)) if first_time is not None else 0
         if shift > 0:  # audio starts after the container's start: keep it in place with silence
             samples = np.concatenate([np.zeros(shift, np.float32), samples])
         elif shift < 0:
             samples = samples[-shift:]
         if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame: drop it
-            end = ((stream.start_time or 0) + stream.duration) * stream.time_base - _origin(container)
+            end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
             keep = int(round(end * rate))
             if 0 < keep < len(samples):
                 samples = samples[:keep]

@@ -1,14 +1,14 @@
 """Streaming video decode/encode with PyAV: frames are uint8 (H,W,3) RGB, memory flat in the video's length.
 
-Timeline: times are measured from the container's start (FFmpeg's `start_time`, the same origin the audio of
-`ladtalk.io.audio.load_audio` starts from). The first video frame may lie after it (`VideoInfo.start_seconds`,
-e.g. 0.08 s in the Macron clip); `iter_frames(fps=...)` resamples on that shared timeline, so output frame k
-belongs to audio time k/fps.
+Timeline: t = 0 is the first video frame, for frames and for `ladtalk.io.audio.load_audio` of the same file
+(whose audio is shifted to match: the Macron clip's video starts 80 ms after its audio), so frame k of a
+constant-rate video belongs to audio time k/fps, as it does in files written by `VideoWriter`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -37,7 +37,6 @@ class VideoInfo:
     duration_seconds: float
     has_audio: bool
     codec: str
-    start_seconds: float = 0.0  # time of the first frame after the container's start (audio starts at 0)
 
 
 def _fraction_fps(fps: float | Fraction) -> Fraction:
@@ -65,10 +64,13 @@ def _open(path: Path) -> av.container.InputContainer:
 def _video_stream(container, path: Path):
     if not container.streams:
         raise InputError(f"{path} contains no streams: it is empty (zero frames). Give a video with frames.")
-    if not container.streams.video:
+    # an MP3/M4A's cover art is a one-picture "video" stream: not a video
+    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not videos:
         kinds = ", ".join(sorted({s.type for s in container.streams}))
-        raise InputError(f"{path} has no video stream (it contains: {kinds}). Give a video file.")
-    return container.streams.video[0]
+        extra = " besides cover art" if container.streams.video else ""
+        raise InputError(f"{path} has no video stream{extra} (it contains: {kinds}). Give a video file.")
+    return videos[0]
 
 
 def _stream_fps(stream) -> Fraction:
@@ -76,12 +78,6 @@ def _stream_fps(stream) -> Fraction:
         if rate is not None and rate > 0:
             return Fraction(rate)
     raise InputError(f"cannot tell the frame rate of {stream.container.name}; re-encode it with a fixed fps.")
-
-
-def _origin(container) -> Fraction:
-    """The container's start on the timeline, in seconds (FFmpeg's start_time, AV_TIME_BASE units)."""
-    start = container.start_time
-    return Fraction(start, av.time_base) if start is not None else Fraction(0)
 
 
 def probe_video(path: str | Path) -> VideoInfo:
@@ -95,44 +91,52 @@ def probe_video(path: str | Path) -> VideoInfo:
             raise InputError(f"{path}: the video stream has no frame size; the file is corrupt.")
         # A demux-only pass (no decode: ~20 ms for 50 s of 512x512 H.264) counts frames exactly and
         # catches files cut short, whose headers may still promise every frame.
-        count = 0
-        first_time = None
+        # Packets an edit list marks as discarded are decoded but never shown: present, yet not frames.
+        present = count = 0
         try:
             for packet in container.demux(stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                count += 1
-                if packet.pts is not None:
-                    t = packet.pts * packet.time_base
-                    first_time = t if first_time is None else min(first_time, t)
+                if packet.size:
+                    present += 1
+                    count += not packet.is_discard
         except av.error.FFmpegError as e:
             raise InputError(f"{path} is truncated or corrupt: reading stopped after {count} frames "
                              f"({e.strerror or e}). Re-encode or re-download it.") from e
-        if stream.frames and count < stream.frames:
+        if stream.frames and present < stream.frames:
             raise InputError(f"{path} is truncated: its header promises {stream.frames} frames but only "
-                             f"{count} are present. Re-encode or re-download it.")
+                             f"{present} are present. Re-encode or re-download it.")
         if count == 0:
             raise InputError(f"{path} has zero video frames. Give a video with at least one frame.")
-        start = float(first_time - _origin(container)) if first_time is not None else 0.0
         return VideoInfo(path=path, width=int(width), height=int(height), fps=float(fps), frame_count=count,
                          duration_seconds=float(count / fps), has_audio=bool(container.streams.audio),
-                         codec=stream.codec_context.name, start_seconds=max(start, 0.0))
+                         codec=stream.codec_context.name)
+
+
+def resampled_frame_count(info: VideoInfo, fps: float) -> int:
+    """How many frames `iter_frames(info.path, fps=fps)` yields for a constant-rate video (VFR: an estimate)."""
+    if fps == info.fps:
+        return info.frame_count
+    duration = info.frame_count / _fraction_fps(info.fps)
+    return max(1, math.ceil(duration * _fraction_fps(fps) - _TIME_TOLERANCE_PERIODS))
 
 
 def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]:
-    """Yield (frame, time from the container start or None, nominal frame period); InputError on damage."""
+    """Yield (frame, time after the first frame or None, nominal frame period); InputError on damage."""
     with _open(path) as container:
         stream = _video_stream(container, path)
         stream.thread_type = "AUTO"  # frame + slice threads: ~2x decode speed on 2 cores
         period = 1 / _stream_fps(stream)
-        origin = _origin(container)
+        origin = None
         expected = stream.frames or 0
         n = seen = 0
         try:
             for packet in container.demux(stream):
                 seen += packet.size > 0
                 for frame in packet.decode():
-                    t = frame.pts * frame.time_base - origin if frame.pts is not None else None
+                    t = None
+                    if frame.pts is not None:
+                        t = frame.pts * frame.time_base
+                        origin = t if origin is None else origin
+                        t -= origin
                     yield frame, t, period
                     n += 1
         except av.error.FFmpegError as e:
@@ -151,12 +155,13 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
                 max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Yield frames one at a time as uint8 (H,W,3) RGB, optionally resampled to a constant `fps`.
 
-    With `fps`, output frame k shows the last input frame whose time is <= k/fps on the container's
-    timeline (the first frame before it starts), which handles variable frame rate; the output ends with
-    the last input frame's duration. `start_frame` and `max_frames` count output frames. Frames before
-    `start_frame` are decoded but not converted (decoding is sequential, no seek).
-    A file that turns out damaged mid-stream raises InputError naming the frame reached: a short video
-    would silently misalign everything downstream, so no partial result is passed off as whole.
+    With `fps`, output frame k shows the last input frame whose time is <= k/fps after the first frame,
+    which handles variable frame rate; the output ends with the last input frame's display time
+    (`resampled_frame_count` frames for a constant-rate input). A repeated frame is a fresh array.
+    `start_frame` and `max_frames` count output frames; frames before `start_frame` are decoded but not
+    converted (decoding is sequential: no seek, so no keyframe inaccuracy).
+    A file found damaged mid-stream raises InputError naming the frame reached, even after frames were
+    yielded: a short video would silently misalign everything downstream, so nothing partial passes as whole.
     """
     path = Path(path)
     if start_frame < 0:
@@ -164,7 +169,7 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
     if max_frames is not None and max_frames <= 0:
         return
     out_fps = _fraction_fps(fps) if fps is not None else None
-    stop = None if max_frames is None else start_frame + max_frames
+    stop = math.inf if max_frames is None else start_frame + max_frames
     produced = 0
     frames = _decoded(path)
     with contextlib.closing(frames):
@@ -173,37 +178,41 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
                 if produced >= start_frame:
                     yield frame.to_ndarray(format="rgb24")
                 produced += 1
-                if stop is not None and produced >= stop:
+                if produced >= stop:
                     return
             return
         tol = _TIME_TOLERANCE_PERIODS / out_fps
-        prev = None  # (frame, time) of the latest input frame at or before the next output time
-        prev_rgb = None
-        last_t = Fraction(0)
-        period = None
+        held = None  # the latest input frame at or before the next output time
+        held_rgb = None
+        held_t = Fraction(0)
+        period = Fraction(1, 25)
+
+        def show():  # the held frame as RGB, converted once, copied when repeated
+            nonlocal held_rgb
+            if held_rgb is None:
+                held_rgb = held.to_ndarray(format="rgb24")
+                return held_rgb
+            return held_rgb.copy()
+
         for frame, t, period in frames:
             if t is None:  # no timestamp: assume constant rate after the previous frame
-                t = last_t + period if prev is not None else Fraction(0)
-            while prev is not None and Fraction(produced) / out_fps + tol < t:
+                t = held_t + period if held is not None else Fraction(0)
+            while held is not None and produced / out_fps + tol < t:
                 if produced >= start_frame:
-                    if prev_rgb is None:
-                        prev_rgb = prev.to_ndarray(format="rgb24")
-                    yield prev_rgb
+                    yield show()
                 produced += 1
-                if stop is not None and produced >= stop:
+                if produced >= stop:
                     return
-            if prev is None or t >= last_t:  # out-of-order timestamps keep the newer frame
-                prev, prev_rgb, last_t = frame, None, t
-        if prev is None:
+            if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
+                held, held_rgb, held_t = frame, None, t
+        if held is None:
             return
-        end = last_t + (prev.duration * prev.time_base if prev.duration else period)
-        while Fraction(produced) / out_fps + tol < end:
+        end = held_t + (held.duration * held.time_base if held.duration else period)
+        while produced / out_fps + tol < end:
             if produced >= start_frame:
-                if prev_rgb is None:
-                    prev_rgb = prev.to_ndarray(format="rgb24")
-                yield prev_rgb
+                yield show()
             produced += 1
-            if stop is not None and produced >= stop:
+            if produced >= stop:
                 return
 
 
@@ -376,4 +385,5 @@ class VideoWriter:
             stack.__exit__(None, None, None)
 
 
-__all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames"]
+__all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames",
+           "resampled_frame_count"]
