@@ -1,0 +1,178 @@
+"""LSE-D / LSE-C (Prajwal et al. 2020) with syncnet_python's network S and its evaluation protocol.
+
+Protocol (syncnet_python `SyncNetInstance.evaluate`, as used by Wav2Lip's `calculate_scores_LRS.py`):
+- video at 25 fps (other rates are resampled by the caller, as the official pipeline re-encodes with -r 25),
+  every frame resized to 224x224 (the face-centred LRS path: we feed face crops or face-centred frames),
+  BGR channel order, raw 0..255 values; audio 16 kHz mono as int16 values (not scaled to [-1,1]);
+- MFCC 13 x F at 100 Hz with python_speech_features' defaults (see `mfcc_100hz`);
+- L = min(#frames, floor(#samples / 640)); for i in 0 .. L-6: frames i..i+4 and MFCC columns 4i..4i+19;
+- for each i the Euclidean distance (eps 1e-6) between video feature i and audio feature i+d for
+  d in -15..15 (audio features zero-padded by 15 at both ends); mdist[d] = mean over i;
+  LSE-D = min(mdist), LSE-C = median(mdist) - min(mdist), AV offset = 15 - argmin (in frames).
+One documented difference: the official pipeline round-trips frames through JPEG files; we do not.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.fft import dct
+
+from ladtalk.errors import CheckpointError, InputError
+from ladtalk.models.syncnet import SyncNetS
+from ladtalk.weights import find_weight, load_torch_weights
+
+SYNC_FPS = 25
+SYNC_SAMPLE_RATE = 16000
+SYNC_SIZE = 224
+WINDOW_FRAMES = 5
+MFCC_PER_FRAME = 4          # 100 Hz MFCC / 25 fps
+WINDOW_MFCC = 20
+VSHIFT = 15
+SYNCNET_FILENAME = "syncnet_v2.model"
+SYNCNET_ENV = "LADTALK_SYNCNET"
+
+
+# ---------------------------------------------------------------- MFCC (python_speech_features defaults)
+
+def _hz_to_mel(hz):
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel):
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = 16000, low_hz: float = 0.0,
+                   high_hz: float | None = None) -> np.ndarray:
+    """Triangular mel filters (nfilt, nfft//2+1) on FFT bins floor((nfft+1) f / sr), as python_speech_features."""
+    high_hz = sample_rate / 2 if high_hz is None else high_hz
+    mels = np.linspace(_hz_to_mel(low_hz), _hz_to_mel(high_hz), nfilt + 2)
+    bins = np.floor((nfft + 1) * _mel_to_hz(mels) / sample_rate).astype(int)
+    bank = np.zeros((nfilt, nfft // 2 + 1))
+    for j in range(nfilt):
+        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
+        for k in range(lo, mid):
+            bank[j, k] = (k - lo) / (mid - lo)
+        for k in range(mid, hi):
+            bank[j, k] = (hi - k) / (hi - mid)
+    return bank
+
+
+def mfcc_100hz(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+    """MFCC (13, F) float64 of int16-scaled mono samples (N,), as python_speech_features.mfcc with defaults.
+
+    25 ms rectangular frames every 10 ms (the last frame zero-padded), pre-emphasis 0.97, |rfft 512|^2 / 512,
+    26 mel filters from 0 Hz to Nyquist, log (zeros -> machine eps), orthonormal DCT-II, first 13 kept,
+    sinusoidal lifter 22, and c0 replaced by the log frame energy.
+    """
+    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    if x.size == 0:
+        raise InputError("cannot compute MFCC of empty audio")
+    win, step, nfft, eps = int(0.025 * sample_rate + 0.5), int(0.01 * sample_rate + 0.5), 512, np.finfo(float).eps
+    x = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
+    n_frames = 1 if x.size <= win else 1 + int(np.ceil((x.size - win) / step))
+    x = np.concatenate([x, np.zeros((n_frames - 1) * step + win - x.size)])
+    idx = np.arange(win)[None, :] + step * np.arange(n_frames)[:, None]
+    power = np.abs(np.fft.rfft(x[idx], nfft)) ** 2 / nfft
+    energy = power.sum(1)
+    energy[energy == 0] = eps
+    fb = power @ mel_filterbank(26, nfft, sample_rate).T
+    fb[fb == 0] = eps
+    cep = dct(np.log(fb), type=2, axis=1, norm="ortho")[:, :13]
+    cep *= 1.0 + 11.0 * np.sin(np.pi * np.arange(13) / 22.0)
+    cep[:, 0] = np.log(energy)
+    return cep.T
+
+
+def int16_scale(samples: np.ndarray) -> np.ndarray:
+    """float mono in [-1,1] -> float64 int16 values (what the official pipeline reads from its 16-bit WAV)."""
+    return np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767)
+
+
+# ---------------------------------------------------------------- network and scores
+
+def load_syncnet_s(path: str | os.PathLike | None = None) -> SyncNetS:
+    """SyncNetS (eval) with syncnet_v2.model weights from `path` or $LADTALK_SYNCNET; InputError if not given."""
+    file = find_weight("SyncNet", explicit_path=path, env_var=SYNCNET_ENV)
+    if file is None:
+        raise InputError(f"LSE-C/LSE-D need {SYNCNET_FILENAME} (syncnet_python's model, 54,573,114 bytes); "
+                         f"none was given (--syncnet PATH or ${SYNCNET_ENV})")
+    state = load_torch_weights(file)
+    model = SyncNetS()
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    if missing or unexpected:
+        raise CheckpointError(f"{file} is not syncnet_v2.model: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    model.load_state_dict(state, strict=False)
+    return model.eval().requires_grad_(False)
+
+
+def sync_video_input(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (T,H,W,3) RGB face frames -> float32 (1,3,T,224,224) BGR 0..255 (SyncNet S's input)."""
+    x = torch.as_tensor(np.ascontiguousarray(frames[..., ::-1])).permute(3, 0, 1, 2).float()
+    if x.shape[-2:] != (SYNC_SIZE, SYNC_SIZE):
+        # bilinear, like cv2.resize's default INTER_LINEAR in the Wav2Lip copy of the scorer
+        x = F.interpolate(x, size=(SYNC_SIZE, SYNC_SIZE), mode="bilinear", align_corners=False)
+    return x[None]
+
+
+@dataclass(frozen=True)
+class SyncScores:
+    """LSE-D (lower is better), LSE-C (higher is better), AV offset in frames, and mean distance per shift."""
+
+    lse_d: float
+    lse_c: float
+    offset: int
+    mean_dists: np.ndarray  # (31,) for shifts -15..15
+    n_windows: int
+
+
+def shifted_distances(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshift: int = VSHIFT) -> torch.Tensor:
+    """(N, 2*vshift+1) distances between video feature i and audio feature i+d, d in -vshift..vshift (zero-padded)."""
+    pad = F.pad(audio_feats, (0, 0, vshift, vshift))
+    win = 2 * vshift + 1
+    rows = [F.pairwise_distance(video_feats[i:i + 1].expand(win, -1), pad[i:i + win]) for i in range(len(video_feats))]
+    return torch.stack(rows)
+
+
+def scores_from_features(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshift: int = VSHIFT) -> SyncScores:
+    """LSE-D / LSE-C / offset from per-window features (N,D) of the video and audio branches."""
+    mdist = shifted_distances(video_feats, audio_feats, vshift).mean(0)
+    minval, minidx = torch.min(mdist, 0)
+    conf = torch.median(mdist) - minval
+    return SyncScores(lse_d=float(minval), lse_c=float(conf), offset=int(vshift - int(minidx)),
+                      mean_dists=mdist.double().cpu().numpy(), n_windows=len(video_feats))
+
+
+@torch.no_grad()
+def sync_features(net: SyncNetS, frames: np.ndarray, samples_int16: np.ndarray, batch_size: int = 20,
+                  device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-window (video, audio) features (N,1024): uint8 (T,H,W,3) RGB at 25 fps, int16-scaled 16 kHz audio."""
+    cc = torch.from_numpy(mfcc_100hz(samples_int16, SYNC_SAMPLE_RATE)).float()[None, None]
+    length = min(len(frames), len(samples_int16) // (SYNC_SAMPLE_RATE // SYNC_FPS))
+    last = length - WINDOW_FRAMES
+    if last <= 0:
+        raise InputError(f"LSE needs more than {WINDOW_FRAMES} frames of video with audio; got {length}")
+    vfeats, afeats = [], []
+    for s in range(0, last, batch_size):
+        idx = range(s, min(last, s + batch_size))
+        # Resize only the frames this batch needs: the whole clip at 224x224 float would be large.
+        clip = sync_video_input(frames[s:idx[-1] + WINDOW_FRAMES]).to(device)
+        vids = torch.cat([clip[:, :, i - s:i - s + WINDOW_FRAMES] for i in idx])
+        auds = torch.cat([cc[:, :, :, MFCC_PER_FRAME * i:MFCC_PER_FRAME * i + WINDOW_MFCC] for i in idx]).to(device)
+        vfeats.append(net.forward_lip(vids).float().cpu())
+        afeats.append(net.forward_aud(auds).float().cpu())
+    return torch.cat(vfeats), torch.cat(afeats)
+
+
+def lse_scores(net: SyncNetS, frames: np.ndarray, audio: np.ndarray, device: torch.device | str = "cpu",
+               batch_size: int = 20) -> SyncScores:
+    """LSE-D / LSE-C of uint8 (T,H,W,3) RGB face frames at 25 fps with float mono 16 kHz audio in [-1,1]."""
+    vf, af = sync_features(net, frames, int16_scale(audio), batch_size, device)
+    return scores_from_features(vf, af)

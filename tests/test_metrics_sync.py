@@ -1,0 +1,123 @@
+"""LSE-C / LSE-D: MFCC front end, offset search, and the whole pipeline with the oracle-filled SyncNet S."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ladtalk.errors import InputError
+from ladtalk.metrics.sync import (
+    SYNCNET_FILENAME,
+    int16_scale,
+    load_syncnet_s,
+    lse_scores,
+    mfcc_100hz,
+    scores_from_features,
+    shifted_distances,
+    sync_video_input,
+)
+from ladtalk.models.syncnet import SyncNetS
+
+
+def _oracle_fill(model: torch.nn.Module, layout: dict) -> None:
+    """The fixtures README's deterministic weight fill, keyed by the official names (= ours)."""
+    sd = model.state_dict()
+    assert sorted(k for k in sd) == sorted(layout)
+    for i, key in enumerate(sorted(layout)):
+        t = sd[key]
+        n = t.numel()
+        b = np.sin(0.37 * np.arange(n) + i)
+        if key.endswith("num_batches_tracked"):
+            v = np.zeros(n)
+        elif key.endswith("running_var"):
+            v = 1 + 0.5 * b ** 2
+        elif key.endswith("running_mean"):
+            v = 0.1 * b
+        elif t.dim() >= 2:
+            v = b * math.sqrt(3 / (n // t.shape[0]))
+        else:
+            v = 1 + 0.1 * b if key.endswith("weight") else 0.1 * b
+        t.copy_(torch.from_numpy(v).to(t.dtype).reshape(t.shape))
+
+
+def _inp(shape, phase):
+    n = int(np.prod(shape))
+    return torch.from_numpy((0.5 + 0.5 * np.sin(0.011 * np.arange(n) + phase)).astype(np.float32).reshape(shape))
+
+
+@pytest.fixture(scope="module")
+def oracle_syncnet():
+    from conftest import shared_file
+    layout = json.loads(shared_file("fixtures/official_checkpoint_layouts.json").read_text())["syncnet_python_S"]
+    oracle = np.load(shared_file("fixtures/official_models_oracle.npz"))
+    net = SyncNetS().eval()
+    with torch.no_grad():
+        _oracle_fill(net, layout["state_dict"])
+        aud = net.forward_aud(_inp((2, 1, 13, 20), 5)).numpy()
+    ref = oracle["syncnet_python_S_aud"]
+    assert np.abs(aud - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
+    return net
+
+
+def test_mfcc_shape_and_rate():
+    sr = 16000
+    x = int16_scale(0.3 * np.sin(2 * np.pi * 220 * np.arange(sr) / sr))
+    m = mfcc_100hz(x, sr)
+    assert m.shape == (13, 99) and np.isfinite(m).all()   # 1 + ceil((16000 - 400) / 160)
+    assert np.all(mfcc_100hz(np.zeros(800)) [0] < -30)    # silence: log(eps) energy, no NaN
+
+
+def test_mfcc_matches_python_speech_features(fixtures_dir):
+    psf = pytest.importorskip("python_speech_features", reason="python_speech_features not installed")
+    from scipy.io import wavfile
+    sr, audio = wavfile.read(fixtures_dir / "speech_de_16k_mono.wav")
+    ref = np.stack([np.array(c) for c in zip(*psf.mfcc(audio, sr))])
+    np.testing.assert_allclose(mfcc_100hz(audio, sr), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_offset_search_finds_a_known_shift():
+    rng = np.random.default_rng(0)
+    audio = torch.from_numpy(rng.normal(size=(40, 16))).float()
+    for k in (-4, 0, 3):
+        video = torch.roll(audio, -k, 0)           # video feature i == audio feature i + k
+        s = scores_from_features(video[5:35], audio[5:35])
+        assert s.offset == -k                      # syncnet_python's sign: 15 - argmin
+        assert s.lse_d == pytest.approx(float(s.mean_dists.min()))
+        assert s.lse_c == pytest.approx(float(np.median(s.mean_dists) - s.mean_dists.min()))
+        assert s.lse_c > 0 and s.mean_dists.shape == (31,)
+    d = shifted_distances(audio[:3], audio[:3], vshift=2)
+    assert d.shape == (3, 5) and float(d[0, 2]) < 1e-4 and float(d[0, 0]) == pytest.approx(float(audio[0].norm()),
+                                                                                          rel=1e-4)
+
+
+def test_video_input_is_bgr_224():
+    f = np.zeros((6, 48, 48, 3), np.uint8)
+    f[..., 0] = 200  # red
+    x = sync_video_input(f)
+    assert x.shape == (1, 3, 6, 224, 224)
+    assert float(x[0, 2].mean()) == pytest.approx(200) and float(x[0, 0].abs().max()) == 0
+
+
+def test_lse_pipeline_with_oracle_syncnet(oracle_syncnet):
+    rng = np.random.default_rng(1)
+    t = 8                                           # 3 windows of 5 frames
+    frames = rng.integers(0, 256, (t, 40, 40, 3), dtype=np.uint8)
+    audio = (0.2 * rng.normal(size=t * 640)).astype(np.float32)
+    s1 = lse_scores(oracle_syncnet, frames, audio, batch_size=2)
+    s2 = lse_scores(oracle_syncnet, frames, audio, batch_size=20)
+    assert s1.n_windows == t - 5 and s1.mean_dists.shape == (31,)
+    np.testing.assert_allclose(s1.mean_dists, s2.mean_dists, rtol=1e-5)   # batching does not matter
+    assert -15 <= s1.offset <= 15 and s1.lse_c >= 0 and np.isfinite(s1.lse_d)
+    with pytest.raises(InputError, match="more than 5 frames"):
+        lse_scores(oracle_syncnet, frames[:5], audio)
+
+
+def test_missing_syncnet_is_explained(monkeypatch, tmp_path):
+    monkeypatch.delenv("LADTALK_SYNCNET", raising=False)
+    with pytest.raises(InputError, match=SYNCNET_FILENAME):
+        load_syncnet_s(None)
+    net = SyncNetS()
+    torch.save(net.state_dict(), tmp_path / "s.model")
+    assert not load_syncnet_s(tmp_path / "s.model").training
