@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ladtalk"
 ROWS = {
     "errors": 0, "runtime": 0, "presets": 0, "configs": 0,
     "io": 1, "features": 2, "face": 3, "models": 4,
-    "weights": 5, "checkpoint": 5,
+    "weights": 5, "checkpoint": 5, "lipsync_weights": 5,
     "data": 6, "losses": 7, "metrics": 8, "train": 9, "pipeline": 10,
     "evaluate": 11, "analyze": 11, "demo": 12,
     "cli": 13, "__main__": 14,

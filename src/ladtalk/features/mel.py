@@ -1,0 +1,145 @@
+"""The official Wav2Lip audio front end (80-bin log-mel, 80 steps/s at 16 kHz) and frame-aligned mel windows.
+
+Numbers follow Wav2Lip's hparams/audio.py: pre-emphasis 0.97, STFT n_fft 800 / hop 200 / win 800 (hann, centre
+padding in 'reflect' mode, the librosa<=0.8 default the weights were trained with), Slaney mel 55-7600 Hz,
+20*log10(max(1e-5, M)) - 20 dB, then symmetric normalisation clipped to [-4, 4]. The mel is computed once per
+clip; windows of 16 steps (0.2 s) are cut from it per video frame.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import librosa
+import numpy as np
+import scipy.signal
+import torch
+
+from ladtalk.errors import InputError
+
+SAMPLE_RATE = 16000
+N_FFT = 800
+HOP = 200
+NUM_MELS = 80
+FMIN, FMAX = 55.0, 7600.0
+PREEMPHASIS = 0.97
+MIN_LEVEL_DB, REF_LEVEL_DB = -100.0, 20.0
+MAX_ABS = 4.0
+MEL_STEPS_PER_SECOND = SAMPLE_RATE / HOP  # 80
+WINDOW_STEPS = 16  # 0.2 s: five frames at 25 fps
+
+
+@functools.lru_cache(maxsize=1)
+def mel_basis() -> np.ndarray:
+    """(80, 401) float32 Slaney mel filter bank of the official front end."""
+    return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX).astype(np.float32)
+
+
+def _check_wav(wav: np.ndarray) -> np.ndarray:
+    wav = np.asarray(wav)
+    if wav.ndim != 1:
+        raise InputError(f"expected mono audio as a 1-D array, got shape {wav.shape}; mix down to mono first")
+    if wav.size == 0:
+        raise InputError("the audio is empty; give a clip of at least a few milliseconds")
+    return wav.astype(np.float32, copy=False)
+
+
+def _normalize(mel_amp: np.ndarray) -> np.ndarray:
+    db = 20.0 * np.log10(np.maximum(1e-5, mel_amp)) - REF_LEVEL_DB
+    norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
+    return np.clip(norm, -MAX_ABS, MAX_ABS).astype(np.float32)
+
+
+def melspectrogram(wav: np.ndarray) -> np.ndarray:
+    """16 kHz mono float waveform (N,) -> official Wav2Lip mel (80, 1 + N // 200) float32 in [-4, 4]."""
+    wav = _check_wav(wav)
+    if len(wav) <= N_FFT // 2:
+        # reflect padding needs more samples than half a window; such clips are too short to matter anyway
+        raise InputError(f"the audio has {len(wav)} samples; at least {N_FFT // 2 + 1} (26 ms at 16 kHz) "
+                         "are needed")
+    y = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav).astype(np.float32)
+    spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, pad_mode="reflect"))
+    return _normalize(np.dot(mel_basis(), spec))
+
+
+def melspectrogram_torch(wav: torch.Tensor) -> torch.Tensor:
+    """Same as `melspectrogram` on any device: (N,) float tensor at 16 kHz -> (80, 1 + N // 200) float32."""
+    if wav.dim() != 1 or wav.numel() <= N_FFT // 2:
+        raise InputError(f"expected mono audio longer than {N_FFT // 2} samples, got shape {tuple(wav.shape)}")
+    x = wav.float()
+    y = torch.cat([x[:1], x[1:] - PREEMPHASIS * x[:-1]])
+    window = torch.hann_window(N_FFT, periodic=True, device=x.device)
+    spec = torch.stft(y, N_FFT, hop_length=HOP, win_length=N_FFT, window=window, center=True,
+                      pad_mode="reflect", return_complex=True).abs()
+    mel = torch.from_numpy(mel_basis()).to(x.device) @ spec
+    db = 20.0 * torch.log10(mel.clamp_min(1e-5)) - REF_LEVEL_DB
+    norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
+    return norm.clamp(-MAX_ABS, MAX_ABS)
+
+
+def official_num_frames(num_mel_steps: int, fps: float) -> int:
+    """Number of video frames the official inference makes for a mel of this length at this fps."""
+    step = MEL_STEPS_PER_SECOND / fps
+    # chunk i is full while int(i*step) + 16 <= T; then one more chunk clamped to the end
+    i = 0
+    while int(i * step) + WINDOW_STEPS <= num_mel_steps:
+        i += 1
+    return i + 1
+
+
+def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | int:
+    """First mel step of video frame `frame_index` (int(i * 80 / fps), the official rounding)."""
+    if isinstance(frame_index, np.ndarray):
+        return (frame_index.astype(np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
+    return int(frame_index * (MEL_STEPS_PER_SECOND / fps))
+
+
+def _padded(mel: np.ndarray) -> np.ndarray:
+    if mel.ndim != 2 or mel.shape[0] != NUM_MELS:
+        raise InputError(f"expected a mel of shape (80, T), got {mel.shape}")
+    if mel.shape[1] >= WINDOW_STEPS:
+        return mel
+    # shorter than one window (< 0.2 s): pad with the silence level so the window shape is still valid
+    return np.pad(mel, ((0, 0), (0, WINDOW_STEPS - mel.shape[1])), constant_values=-MAX_ABS)
+
+
+def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None) -> np.ndarray:
+    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32: window i starts at int(i*80/fps).
+
+    Windows past the end are clamped to the last 16 steps, as the official inference does. `num_frames=None`
+    gives the official count (`official_num_frames`).
+    """
+    mel = _padded(np.asarray(mel, dtype=np.float32))
+    total = mel.shape[1]
+    if num_frames is None:
+        num_frames = official_num_frames(total, fps)
+    starts = np.minimum(frame_start(np.arange(num_frames), fps), total - WINDOW_STEPS)
+    idx = starts[:, None] + np.arange(WINDOW_STEPS)[None, :]
+    return np.ascontiguousarray(mel[:, idx].transpose(1, 0, 2)[:, None])
+
+
+def training_windows(mel: np.ndarray, fps: float, first_frame: int, count: int = 5,
+                     offset_frames: int = -1) -> np.ndarray | None:
+    """Per-frame training mels (count, 1, 80, 16) for frames first_frame.. (+offset_frames, official: -1).
+
+    The official training crops frame id's mel from frame id-1 (a known 40 ms offset to inference); returns None
+    where any window would start before 0 or run past the end, so the sampler draws again, as the original does.
+    """
+    mel = np.asarray(mel, dtype=np.float32)
+    out = []
+    for f in range(first_frame + offset_frames, first_frame + offset_frames + count):
+        w = sync_window(mel, fps, f)
+        if w is None:
+            return None
+        out.append(w)
+    return np.stack(out)
+
+
+def sync_window(mel: np.ndarray, fps: float, frame: int) -> np.ndarray | None:
+    """The (1, 80, 16) mel window starting at video frame `frame`, or None if it leaves the clip."""
+    if frame < 0:
+        return None
+    start = frame_start(frame, fps)
+    if start + WINDOW_STEPS > mel.shape[1]:
+        return None
+    return mel[None, :, start:start + WINDOW_STEPS]

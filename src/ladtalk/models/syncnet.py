@@ -1,0 +1,121 @@
+"""Lip-sync networks: Wav2Lip's expert (`SyncNetColor`) and syncnet_python's `S` (the LSE-C / LSE-D model).
+
+Child names equal the official state-dict keys so `lipsync_expert.pth` and `syncnet_v2.model` load strictly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ladtalk.models.wav2lip import ConvBN, audio_encoder, scaled
+
+
+@dataclass(frozen=True)
+class SyncNetConfig:
+    """Expert size: width 1.0 / img_size 96 are the official `SyncNet_color` (16.4 M parameters, 512-d)."""
+
+    width: float = 1.0
+    img_size: int = 96
+
+    def __post_init__(self):
+        if self.img_size not in (48, 96):
+            raise ValueError(f"img_size must be 96 (official) or 48, got {self.img_size}")
+
+
+def _res(c: int) -> ConvBN:
+    return ConvBN(c, c, 3, 1, 1, residual=True)
+
+
+class SyncNetColor(nn.Module):
+    """forward(audio (N,1,80,16), face (N,15,S/2,S)) -> (a, v): L2-normalised embeddings (N, 512*width).
+
+    face = lower halves of 5 consecutive BGR [0,1] crops stacked frame-major on channels (f0 B,G,R, f1 B,G,R, ...).
+    Both embeddings come out of a ReLU, so their cosine is in [0, 1] and is read as the probability of sync.
+    """
+
+    def __init__(self, config: SyncNetConfig = SyncNetConfig()):
+        super().__init__()
+        self.config = config
+        c32, c64, c128, c256, c512 = (scaled(x, config.width) for x in (32, 64, 128, 256, 512))
+        s_deep = 2 if config.img_size == 96 else 1  # 48x48 faces reach 3x3 one stage earlier
+        self.face_encoder = nn.Sequential(
+            ConvBN(15, c32, 7, 1, 3),
+            ConvBN(c32, c64, 5, (1, 2), 1), _res(c64), _res(c64),
+            ConvBN(c64, c128, 3, 2, 1), _res(c128), _res(c128), _res(c128),
+            ConvBN(c128, c256, 3, 2, 1), _res(c256), _res(c256),
+            ConvBN(c256, c512, 3, 2, 1), _res(c512), _res(c512),
+            ConvBN(c512, c512, 3, s_deep, 1),
+            ConvBN(c512, c512, 3, 1, 0),
+            ConvBN(c512, c512, 1, 1, 0),
+        )
+        self.audio_encoder = audio_encoder(config.width, extra_res256=True)
+
+    def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """(N,1,80,16) mel windows -> (N, D) unit-length audio embeddings."""
+        return F.normalize(self.audio_encoder(audio).flatten(1), p=2, dim=1)
+
+    def embed_face(self, face: torch.Tensor) -> torch.Tensor:
+        """(N,15,S/2,S) BGR [0,1] lower halves -> (N, D) unit-length face embeddings."""
+        return F.normalize(self.face_encoder(face).flatten(1), p=2, dim=1)
+
+    def forward(self, audio: torch.Tensor, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.embed_audio(audio), self.embed_face(face)
+
+
+@dataclass(frozen=True)
+class SyncNetSConfig:
+    """syncnet_python's S; the published syncnet_v2.model uses num_layers_in_fc_layers=1024."""
+
+    num_layers_in_fc_layers: int = 1024
+
+
+def _bn_relu2d(cin: int, cout: int, kernel, padding) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, kernel, padding=padding), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+def _bn_relu3d(cin: int, cout: int, kernel, stride=1, padding=0) -> list[nn.Module]:
+    return [nn.Conv3d(cin, cout, kernel, stride, padding), nn.BatchNorm3d(cout), nn.ReLU(inplace=True)]
+
+
+def _fc(out_dim: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, out_dim))
+
+
+class SyncNetS(nn.Module):
+    """forward_aud: MFCC (N,1,13,20) -> (N,1024); forward_lip: BGR 0-255 (N,3,5,224,224) -> (N,1024); not normalised."""
+
+    def __init__(self, config: SyncNetSConfig = SyncNetSConfig()):
+        super().__init__()
+        self.config = config
+        # indices (conv, BN, ReLU, pool) must match the original Sequential positions: they are the key names
+        self.netcnnaud = nn.Sequential(
+            *_bn_relu2d(1, 64, 3, 1), nn.MaxPool2d(1, 1),
+            *_bn_relu2d(64, 192, 3, 1), nn.MaxPool2d(3, (1, 2)),
+            *_bn_relu2d(192, 384, 3, 1),
+            *_bn_relu2d(384, 256, 3, 1),
+            *_bn_relu2d(256, 256, 3, 1), nn.MaxPool2d(3, 2),
+            *_bn_relu2d(256, 512, (5, 4), 0),
+        )
+        self.netfcaud = _fc(config.num_layers_in_fc_layers)
+        self.netfclip = _fc(config.num_layers_in_fc_layers)
+        self.netcnnlip = nn.Sequential(
+            *_bn_relu3d(3, 96, (5, 7, 7), (1, 2, 2), 0), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            *_bn_relu3d(96, 256, (1, 5, 5), (1, 2, 2), (0, 1, 1)), nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
+            *_bn_relu3d(256, 256, (1, 3, 3), 1, (0, 1, 1)),
+            *_bn_relu3d(256, 256, (1, 3, 3), 1, (0, 1, 1)),
+            *_bn_relu3d(256, 256, (1, 3, 3), 1, (0, 1, 1)), nn.MaxPool3d((1, 3, 3), (1, 2, 2)),
+            *_bn_relu3d(256, 512, (1, 6, 6), 1, 0),
+        )
+
+    def forward_aud(self, mfcc: torch.Tensor) -> torch.Tensor:
+        return self.netfcaud(self.netcnnaud(mfcc).flatten(1))
+
+    def forward_lip(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.netfclip(self.netcnnlip(frames).flatten(1))
+
+    def forward(self, mfcc: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.forward_aud(mfcc), self.forward_lip(frames)
