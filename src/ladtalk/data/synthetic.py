@@ -20,7 +20,7 @@ from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 
-__all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_frames", "mouth_openness", "render_frames",
+__all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "render_frames",
            "synth_speech", "synthesize", "load_truth", "FaceRenderer"]
 
 TRUTH_VERSION = 1
@@ -59,8 +59,8 @@ def head_motion(n_frames: int, fps: float, seed: int = 0) -> np.ndarray:
     """Head pose per frame float64 (T,4): shift x, shift y (fractions of the frame), scale, roll in degrees."""
     rng = np.random.default_rng([seed, 0x4EAD])
     t = np.arange(n_frames) / float(fps)
-    return np.stack([_smooth_signal(rng, t, 0.012), _smooth_signal(rng, t, 0.008),
-                     1.0 + _smooth_signal(rng, t, 0.015), _smooth_signal(rng, t, 1.2)], 1)
+    return np.stack([_smooth_signal(rng, t, 0.015), _smooth_signal(rng, t, 0.01),
+                     1.0 + _smooth_signal(rng, t, 0.02), _smooth_signal(rng, t, 1.5)], 1)
 
 
 def blink_track(n_frames: int, fps: float, seed: int = 0) -> np.ndarray:
@@ -86,7 +86,7 @@ def _check(size: int, fps: float) -> None:
         raise InputError(f"fps must be a positive number, got {fps}")
 
 
-def iter_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0, fps: float = 25.0,
+def iter_render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0, fps: float = 25.0,
                 blink: np.ndarray | None = None, motion: np.ndarray | None = None,
                 renderer: FaceRenderer | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (frame uint8 (size,size,3) RGB, face box float32 (4,)) per openness value; memory stays flat."""
@@ -107,7 +107,7 @@ def render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0,
     openness = np.asarray(mouth_openness, np.float32).reshape(-1)
     frames = np.empty((len(openness), size, size, 3), np.uint8)
     boxes = np.empty((len(openness), 4), np.float32)
-    for k, (frame, box) in enumerate(iter_frames(openness, size, seed, fps)):
+    for k, (frame, box) in enumerate(iter_render_frames(openness, size, seed, fps)):
         frames[k], boxes[k] = frame, box
     return frames, boxes
 
@@ -129,7 +129,7 @@ def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, si
     face = FaceRenderer(size, seed)
     affines = np.stack([face.pose(*m) for m in motion])
     boxes = np.empty((n, 4), np.float32)
-    frames = iter_frames(openness, size, seed, fps, blink=blink, motion=motion, renderer=face)
+    frames = iter_render_frames(openness, size, seed, fps, blink=blink, motion=motion, renderer=face)
     video_path, audio_path, truth_path = out / "video.mp4", out / "audio.wav", out / "truth.json"
     with VideoWriter(video_path, fps, audio=audio, sample_rate=sample_rate) as writer:
         for k, (frame, box) in enumerate(tqdm(frames, total=n, desc="synth", unit="frame", leave=False)):

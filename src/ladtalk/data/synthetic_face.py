@@ -14,6 +14,7 @@ import numpy as np
 from ladtalk.data.synthetic_parts import (
     Geometry,
     Style,
+    curves,
     draw_strokes,
     eye_patch,
     gauss,
@@ -119,7 +120,7 @@ class FaceRenderer:
         pores = cv2.GaussianBlur(pores, (0, 0), 0.55)
         pores /= pores.max() + 1e-8
         grain = self._noise(0.7, (self.R, self.R))
-        h += (-0.6 * pores + 0.25 * grain) * (0.22 / S)
+        h += (-0.6 * pores + 0.25 * grain) * (0.17 / S)
 
         # Albedo: tone variation, redness, pores, freckles and a mole.
         albedo = st.skin[None, None, :] * (1 + 0.025 * self._noise(0.04 * S, (S, S)))[..., None]
@@ -157,8 +158,8 @@ class FaceRenderer:
         head = np.zeros((S, S, 4), np.float32)
 
         # Neck and ears behind the face, then the face, eyebrows and hair.
-        ndx = dx / 0.125
-        neck = np.clip((0.125 - np.abs(dx)) * S + 0.5, 0, 1) * (Y > g.cy)
+        ndx = dx / 0.14
+        neck = np.clip((0.14 - np.abs(dx)) * S + 0.5, 0, 1) * (Y > g.cy)
         neck_h = 0.1 * np.sqrt(np.clip(1 - ndx ** 2, 0, 1))
         neck_rgb = _shade(neck_h, st.skin[None, None, :] * 0.92 * (1 + 0.02 * grain)[..., None], S)
         chin_shadow = 1 - 0.55 * smoothstep(g.chin_y + 0.09, g.chin_y - 0.01, Y)
@@ -178,18 +179,16 @@ class FaceRenderer:
 
     def _brows(self) -> np.ndarray:
         g, S, rng = self.geom, self.R, self.rng
+        n = int(220 * max(S / 256, 0.5))
         strokes = []
         for s in (-1, 1):
-            for _ in range(int(220 * max(S / 256, 0.5))):
-                t = rng.uniform(0, 1) ** 1.3  # 0 at the inner end, 1 at the outer tail; denser inside
-                x = g.cx + s * (0.035 + 0.125 * t)
-                thick = 0.013 * (1 - 0.6 * t)
-                y = g.brow_y + 0.016 * (t - 0.6) ** 2 * 2.8 - 0.012 + rng.uniform(-0.5, 0.5) * thick
-                # Inner hairs grow upwards, the body outwards, the tail outwards and down along the arch.
-                rise = 1.2 * (1 - t) ** 2 + 0.25 - 0.6 * max(t - 0.6, 0)
-                ang = -rise + rng.normal(0, 0.12)
-                ang = ang if s > 0 else np.pi - ang
-                strokes.append(_curve(x, y, ang, rng.uniform(0.008, 0.014), s * 0.25, 3))
+            t = rng.uniform(0, 1, n) ** 1.3  # 0 at the inner end, 1 at the outer tail; denser inside
+            x = g.cx + s * (0.035 + 0.125 * t)
+            y = g.brow_y + 0.045 * (t - 0.6) ** 2 - 0.012 + rng.uniform(-0.5, 0.5, n) * 0.013 * (1 - 0.6 * t)
+            # Inner hairs grow upwards, the body outwards, the tail outwards and down along the arch.
+            ang = -(1.2 * (1 - t) ** 2 + 0.25 - 0.6 * np.maximum(t - 0.6, 0)) + rng.normal(0, 0.12, n)
+            ang = ang if s > 0 else np.pi - ang
+            strokes.extend(curves(x, y, ang, rng.uniform(0.008, 0.014, n), np.full(n, s * 0.25), 3))
         return np.clip(1.2 * draw_strokes(S, strokes, thickness=0.5, scale=4), 0, 1)
 
     def _hair(self, hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -200,19 +199,16 @@ class FaceRenderer:
         outside_face = np.abs(dx) > hw - 0.012
         mask = inside & ((Y < hairline) | outside_face) & (Y < g.ear_y - 0.02 + 0.01 * self._noise(2, (S, S)))
         soft = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 0.8)
-        # Strands combed from the parting, down and outwards, drawn thin and many.
-        strokes, values = [], []
+        # Strands combed sideways away from the parting, falling more steeply over the sides of the head.
         ys, xs = np.nonzero(mask)
-        n = int(st.strand_count * (S / 256) ** 2)
-        idx = rng.integers(len(ys), size=n) if len(ys) else np.zeros(0, int)
-        for i in idx:
-            x, y = (xs[i] + rng.random()) / S, (ys[i] + rng.random()) / S
-            # Combed sideways away from the parting, falling more steeply over the sides of the head.
-            side = 1.0 if x > g.part_x else -1.0
-            d = np.array([side, 0.15 + 2.5 * max(0.0, y - 0.26) + 1.5 * max(0.0, abs(x - g.cx) - 0.17)])
-            ang = np.arctan2(d[1], d[0]) + rng.normal(0, 0.1)
-            strokes.append(_curve(x, y, ang, rng.uniform(0.02, 0.06), side * rng.uniform(0.0, 0.8), 6))
-            values.append(rng.uniform(0.35, 1.9))
+        n = int(st.strand_count * (S / 256) ** 2) if len(ys) else 0
+        idx = rng.integers(max(len(ys), 1), size=n)
+        x, y = (xs[idx] + rng.random(n)) / S, (ys[idx] + rng.random(n)) / S
+        side = np.where(x > g.part_x, 1.0, -1.0)
+        down = 0.15 + 2.5 * np.maximum(0.0, y - 0.26) + 1.5 * np.maximum(0.0, np.abs(x - g.cx) - 0.17)
+        ang = np.arctan2(down, side) + rng.normal(0, 0.1, n)
+        strokes = curves(x, y, ang, rng.uniform(0.02, 0.06, n), side * rng.uniform(0.0, 0.8, n), 6)
+        values = rng.uniform(0.35, 1.9, n)
         tex = draw_strokes(S, strokes, thickness=0.45, scale=2, values=values, base=1.0)
         cover = draw_strokes(S, strokes, thickness=0.45, scale=2)
         shade = 0.55 + 0.45 * np.clip(1 - ((X - g.cx + 0.08) / 0.3) ** 2 - ((Y - 0.15) / 0.3) ** 2, 0, 1)
@@ -311,14 +307,3 @@ def _segment_distance(X: np.ndarray, Y: np.ndarray, p0: np.ndarray, p1: np.ndarr
     d = p1 - p0
     t = np.clip(((X - p0[0]) * d[0] + (Y - p0[1]) * d[1]) / (d @ d), 0, 1)
     return np.hypot(X - p0[0] - t * d[0], Y - p0[1] - t * d[1])
-
-
-def _curve(x: float, y: float, angle: float, length: float, bend: float, steps: int) -> np.ndarray:
-    """A gently bending stroke (steps+1, 2) in normalised coordinates."""
-    pts = [(x, y)]
-    for _ in range(steps):
-        angle += bend / steps
-        x += np.cos(angle) * length / steps
-        y += np.sin(angle) * length / steps
-        pts.append((x, y))
-    return np.array(pts, np.float32)

@@ -25,19 +25,34 @@ def over(dst: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
     dst[..., 3:] += a
 
 
-def draw_strokes(size: int, strokes: list[np.ndarray], thickness: float, scale: int = 2,
-                 values: list[float] | None = None, base: float = 0.0) -> np.ndarray:
+def draw_strokes(size: int, strokes: list[np.ndarray] | np.ndarray, thickness: float, scale: int = 2,
+                 values: list[float] | None = None, base: float = 0.0,
+                 window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Anti-aliased polylines (normalised coords) drawn at `scale`x and area-averaged: float32 (size,size).
 
     With `values`, each stroke writes its own value over `base` (a texture); without, coverage in [0,1].
+    `window` (row, col, height, width) in pixels draws only that part of the canvas (and returns it).
     """
-    big = np.full((size * scale, size * scale), base, np.float32)
+    r0, c0, h, w = window or (0, 0, size, size)
+    big = np.full((h * scale, w * scale), base, np.float32)
     width = max(1, int(round(thickness * scale)))
     shift = 4
+    offset = np.array([c0, r0], np.float32)
     for k, pts in enumerate(strokes):
-        p = np.round(pts * size * scale * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
+        p = np.round((pts * size - offset) * scale * (1 << shift)).astype(np.int32).reshape(-1, 1, 2)
         cv2.polylines(big, [p], False, float(values[k]) if values is not None else 1.0, width, cv2.LINE_8, shift)
-    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+    return cv2.resize(big, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def curves(x: np.ndarray, y: np.ndarray, angle: np.ndarray, length: np.ndarray, bend: np.ndarray,
+           steps: int) -> np.ndarray:
+    """Gently bending strokes float32 (n, steps+1, 2) in normalised coordinates, all at once."""
+    ang = np.asarray(angle, np.float64)[:, None] + np.asarray(bend, np.float64)[:, None] * (
+        np.arange(1, steps + 1)[None] / steps)
+    step = np.asarray(length, np.float64)[:, None] / steps
+    dx = np.concatenate([np.zeros((len(ang), 1)), np.cumsum(np.cos(ang) * step, 1)], 1)
+    dy = np.concatenate([np.zeros((len(ang), 1)), np.cumsum(np.sin(ang) * step, 1)], 1)
+    return np.stack([np.asarray(x)[:, None] + dx, np.asarray(y)[:, None] + dy], -1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -190,9 +205,9 @@ def eye_patch(size: int, g: Geometry, st: Style, side: int, closure: float, rng:
         l_lid = max(0.0, 1 - tt ** 2)
         lx, ly = ex + side * tt * ew, ey + 0.011 * l_lid ** 0.9 * (1 + 0.15 * tt)
         lower_strokes.append(_lash(lx, ly, np.pi / 2 + side * 0.4 * tt, 0.004, 0.0))
-    box = slice(origin[0], origin[0] + X.shape[0]), slice(origin[1], origin[1] + X.shape[1])
-    cover = draw_strokes(size, strokes, thickness=0.4, scale=4)[box]
-    faint = draw_strokes(size, lower_strokes, thickness=0.3, scale=4)[box]
+    window = (origin[0], origin[1], X.shape[0], X.shape[1])
+    cover = draw_strokes(size, strokes, thickness=0.4, scale=4, window=window)
+    faint = draw_strokes(size, lower_strokes, thickness=0.3, scale=4, window=window)
     lash_rgb = np.array([0.05, 0.04, 0.035], np.float32)
     over(patch, lash_rgb, np.clip(cover * 1.2, 0, 0.9))
     over(patch, lash_rgb, np.clip(faint * 0.5, 0, 0.4))
