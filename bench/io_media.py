@@ -9,6 +9,7 @@ the first 100 frames is reported (PyAV's arrays are views of FFmpeg's buffers, i
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -106,7 +107,9 @@ def main() -> None:
     print(table(decode + encode, cols))
     print(table([{k: v for k, v in memory.items() if k != "rss_samples"}],
                 [k for k in memory if k != "rss_samples"]))
-    write_results("io_media", {"clip": MACRON.name, "av": av.__version__, "ffmpeg": "libavcodec via PyAV",
+    # other work on the machine slows every figure: record how busy it was
+    print(f"load average (1, 5, 15 min): {os.getloadavg()}")
+    write_results("io_media", {"clip": MACRON.name, "av": av.__version__, "load_average": os.getloadavg(),
                                "decode": decode, "memory": memory, "encode": encode}, args.out)
 
 

@@ -57,6 +57,21 @@ def test_round_trip_frame_count_fps_and_content(tmp_path, fps):
     assert _only_files(tmp_path) == ["v.mp4"]
 
 
+def test_colour_round_trip_is_unbiased(tmp_path):
+    """RGB -> H.264 yuv420p -> RGB keeps colours: no systematic darkening (swscale's fast path loses 1.1 levels)."""
+    yy, xx = np.mgrid[0:96, 0:128]
+    # colours well inside the gamut, where chroma subsampling cannot clip
+    base = np.stack([60 + xx, 50 + 1.2 * yy, 90 + (xx + yy) / 3], -1).astype(np.float64)
+    frames = np.stack([np.clip(base + 3 * np.sin(k + xx / 7.0)[..., None], 0, 255) for k in range(6)]).astype(np.uint8)
+    out = tmp_path / "c.mp4"
+    with VideoWriter(out, 25, preset="ultrafast", crf=10) as w:
+        w.write(frames)
+    back = np.stack(list(iter_frames(out))).astype(np.float64)
+    err = back - frames
+    assert np.abs(err.mean(axis=(0, 1, 2))).max() < 0.5  # the default conversion: -0.9 to -1.4
+    assert 10 * np.log10(255**2 / np.mean(err**2)) > 38
+
+
 def test_ntsc_time_base_is_exact(tmp_path):
     out = tmp_path / "ntsc.mp4"
     with VideoWriter(out, NTSC, preset="ultrafast") as w:
@@ -307,6 +322,12 @@ def test_bad_frames_and_empty_writer_leave_nothing(tmp_path):
             pass
     with pytest.raises(InputError, match=".mp4"):
         VideoWriter(tmp_path / "out.avi", 25)
+    with pytest.raises(InputError, match="preset"):
+        VideoWriter(out, 25, preset="quick")
+    with pytest.raises(InputError, match="crf"):
+        VideoWriter(out, 25, crf=70)
+    with pytest.raises(InputError, match="fps"):
+        VideoWriter(out, 0)
     assert _only_files(tmp_path) == []
 
 

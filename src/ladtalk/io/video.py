@@ -16,6 +16,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.io.atomic import atomic_path
@@ -23,6 +24,15 @@ from ladtalk.io.atomic import atomic_path
 # A frame may sit this fraction of an output period after its nominal time and still count as "at" it:
 # containers with millisecond time bases (MKV, WebM) round timestamps by up to 0.5 ms.
 _TIME_TOLERANCE_PERIODS = 0.05
+
+# swscale's default YUV->RGB path rounds down: every decoded frame came out 1.1 grey levels dark (each
+# re-encode darker still). Accurate rounding with full chroma interpolation is unbiased (0.002 levels,
+# 0.2 RMS from a bicubic reference) at 3.8 instead of 1.0 ms per 512x512 frame.
+_TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24", interpolation=_TO_RGB)
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,7 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
         if out_fps is None:
             for frame, _, _ in frames:
                 if produced >= start_frame:
-                    yield frame.to_ndarray(format="rgb24")
+                    yield _rgb(frame)
                 produced += 1
                 if produced >= stop:
                     return
@@ -190,7 +200,7 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
         def show():  # the held frame as RGB, converted once, copied when repeated
             nonlocal held_rgb
             if held_rgb is None:
-                held_rgb = held.to_ndarray(format="rgb24")
+                held_rgb = _rgb(held)
                 return held_rgb
             return held_rgb.copy()
 
@@ -257,6 +267,10 @@ def read_frames(path: str | Path, indices: Iterable[int]) -> np.ndarray:
     return np.stack([got[i] for i in wanted])
 
 
+_X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")
+
+
 class VideoWriter:
     """Write uint8 RGB frames to an H.264 (yuv420p) MP4 with optional AAC audio, atomically.
 
@@ -272,6 +286,10 @@ class VideoWriter:
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):
             raise InputError(f"VideoWriter writes MP4; give a path ending in .mp4, not {self.path.name}")
         self.fps = _fraction_fps(fps)
+        if preset not in _X264_PRESETS:
+            raise InputError(f"unknown x264 preset {preset!r}; use one of {', '.join(_X264_PRESETS)}")
+        if not 0 <= int(crf) <= 51:
+            raise InputError(f"crf must be in 0..51 (lower is better quality; 18 is visually lossless), got {crf}")
         self.crf, self.preset = int(crf), str(preset)
         self._audio: np.ndarray | None = None
         self._sample_rate = 0
