@@ -147,12 +147,14 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
 
 
 def audio_duration_seconds(path: str | Path) -> float:
-    """Length of the first audio stream in seconds (from the header when known, else by decoding)."""
+    """Seconds of audio `load_audio` returns (from the header when it knows the length, else by decoding)."""
     path = Path(path)
     with _open_audio(path) as container:
         stream = container.streams.audio[0]
         if stream.duration is not None and stream.time_base is not None:
-            return float(stream.duration * stream.time_base)
+            start = (stream.start_time or 0) * stream.time_base
+            origin = _first_video_time(path)
+            return float(start + stream.duration * stream.time_base - (start if origin is None else origin))
     samples, rate = _decode_mono(path)
     return len(samples) / rate
 

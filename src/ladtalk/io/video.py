@@ -310,8 +310,8 @@ class VideoWriter:
         a = np.asarray(samples)
         if a.ndim == 1:
             a = a[:, None]
-        if a.ndim != 2 or a.shape[1] not in (1, 2):
-            raise InputError(f"audio must be (N,) mono or (N,2) stereo, got shape {np.shape(samples)}")
+        if a.ndim != 2 or a.shape[1] not in (1, 2) or len(a) == 0:
+            raise InputError(f"audio must be non-empty (N,) mono or (N,2) stereo, got shape {np.shape(samples)}")
         if np.issubdtype(a.dtype, np.integer):
             a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
         if int(sample_rate) <= 0:
