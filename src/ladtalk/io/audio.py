@@ -57,8 +57,8 @@ def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
         origin = _first_video_time(path)
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
-        # swresample only converts the sample format here (u8/s16/s24-in-s32/s32/flt/dbl -> flt, exact
-        # scaling); channels are averaged below so stereo downmix is a plain mean, not a -3 dB pan law.
+        # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
+        # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
         chunks: list[np.ndarray] = []
         first_time = None
         try:
@@ -82,7 +82,7 @@ def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
         if origin is None:
             origin = first_time if first_time is not None else Fraction(0)
         shift = int(round((first_time - origin) * rate)) if first_time is not None else 0
-        if shift > 0:  # audio starts after the container's start: keep it in place with silence
+        if shift > 0:  # audio starts after the first video frame: keep it in place with silence
             samples = np.concatenate([np.zeros(shift, np.float32), samples])
         elif shift < 0:
             samples = samples[-shift:]
