@@ -46,6 +46,9 @@ class FaceRenderer:
         self.background = self._background()
         self.torso_pm = self._torso()
         self.head_pm = self._head()
+        self._kept = np.repeat(1 - self.torso_pm[..., 3:4], 3, axis=-1)  # what the torso leaves visible
+        self._bg_kept = self.background * self._kept
+        self._bg_torso = self._bg_kept + self.torso_pm[..., :3]
         self.eyes = [[eye_patch(R, g, self.style, side, c / (self.BLINK_LEVELS - 1), self.rng)
                       for c in range(self.BLINK_LEVELS)] for side in (-1, 1)]
         self._jaw_setup()
@@ -258,10 +261,11 @@ class FaceRenderer:
         S = self.size
         head = cv2.warpAffine(self.canonical(openness, blink), np.asarray(affine, np.float64), (S, S),
                               flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT)
-        a = np.clip(head[..., 3:4], 0, 1)
-        img = self.background * (1 - a) + np.clip(head[..., :3], 0, a)
-        img = img * (1 - self.torso_pm[..., 3:4]) + self.torso_pm[..., :3]
-        return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+        # background, head over it, torso over both: ((bg (1-a) + head) (1-t) + torso), regrouped so
+        # that only the head-dependent part is computed per frame.
+        img = cv2.multiply(head[..., :3] - self._bg_kept * head[..., 3:4], self._kept)
+        img += self._bg_torso
+        return cv2.convertScaleAbs(np.maximum(img, 0, out=img), alpha=255.0)
 
     def pose(self, dx: float, dy: float, scale: float, roll_deg: float) -> np.ndarray:
         """Affine (2,3) float64, head canvas -> frame pixels: shift (fractions of the frame), scale and roll
