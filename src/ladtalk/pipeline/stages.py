@@ -1,4 +1,4 @@
-"""The cascade's per-batch GPU/CPU stages, shared by `generate`, `enhance` and the benchmarks.
+"""The cascade's per-batch stages around the networks, shared by `generate`, `enhance` and the benchmarks.
 
 Tensors stay on the model's device between stages; only uint8 frames cross to the CPU.
 """
@@ -29,30 +29,21 @@ def to_frames(images: torch.Tensor) -> np.ndarray:
     return images.clamp(0, 1).mul(255).round_().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def wav2lip_inputs(faces: torch.Tensor) -> torch.Tensor:
-    """Face crops (B,3,S,S) RGB [0,1] -> the generator's input (B,6,96,96): [lower half zeroed, reference], BGR."""
-    small = F.interpolate(faces, size=(WAV2LIP_SIZE, WAV2LIP_SIZE), mode="area") if faces.shape[-1] != WAV2LIP_SIZE \
-        else faces
+def wav2lip_inputs(faces: torch.Tensor, size: int = WAV2LIP_SIZE) -> torch.Tensor:
+    """Face crops (B,3,S,S) RGB [0,1] -> the generator's input (B,6,size,size): [lower half zeroed, reference], BGR."""
+    small = F.interpolate(faces, size=(size, size), mode="area") if faces.shape[-1] != size else faces
     bgr = small.flip(1)  # the official weights expect OpenCV's BGR order
     masked = bgr.clone()
-    masked[:, :, WAV2LIP_SIZE // 2:] = 0
+    masked[:, :, size // 2:] = 0
     return torch.cat([masked, bgr], dim=1)
 
 
 @torch.inference_mode()
 def lipsync(wav2lip: torch.nn.Module, faces: torch.Tensor, mels: torch.Tensor,
             dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Wav2Lip on face crops (B,3,S,S) RGB [0,1] and mel windows (B,1,80,16) -> mouths (B,3,96,96) RGB [0,1]."""
+    """Wav2Lip on face crops (B,3,S,S) RGB [0,1] and mel windows (B,1,80,16) -> faces (B,3,s,s) RGB [0,1], s = 96
+    for the official generator (its config's img_size)."""
+    size = getattr(getattr(wav2lip, "config", None), "img_size", WAV2LIP_SIZE)
     with autocast(faces.device, dtype):
-        out = wav2lip(mels, wav2lip_inputs(faces))
+        out = wav2lip(mels, wav2lip_inputs(faces, size))
     return out.float().flip(1)
-
-
-@torch.inference_mode()
-def restore(sovqae: torch.nn.Module, faces: torch.Tensor, size: int, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """SOVQAE on faces (B,3,h,w) RGB [0,1] (upscaled bicubically to size x size first) -> (B,3,size,size) [0,1]."""
-    if faces.shape[-1] != size or faces.shape[-2] != size:
-        faces = F.interpolate(faces, size=(size, size), mode="bicubic", align_corners=False).clamp_(0, 1)
-    with autocast(faces.device, dtype):
-        recon = sovqae(faces * 2 - 1)[0]
-    return (recon.float() + 1) / 2

@@ -1,0 +1,157 @@
+"""`ladtalk generate`: speech -> lip-synced video of the identity (mel -> Wav2Lip -> upscale -> SOVQAE -> paste -> mux).
+
+Streams in batches: source frames are decoded, processed and encoded batch by batch, so memory stays flat however
+long the audio or the video (the identity crops are memory-mapped). Decoding and encoding run in background
+threads (PyAV releases the GIL) so they overlap with the networks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ladtalk.data.identity import Identity
+from ladtalk.errors import InputError
+from ladtalk.face.crop import paste_faces
+from ladtalk.features.mel import mel_windows, melspectrogram
+from ladtalk.io.atomic import check_writable_dir
+from ladtalk.io.audio import load_audio
+from ladtalk.io.video import VideoWriter
+from ladtalk.lipsync_weights import load_wav2lip
+from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
+from ladtalk.pipeline.restore import load_sovqae, restore
+from ladtalk.pipeline.stages import lipsync, to_frames, to_images
+from ladtalk.pipeline.threads import background
+from ladtalk.runtime import autocast_dtype, resolve_device
+
+SAMPLE_RATE = 16000
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+
+
+@dataclass
+class RunReport:
+    """What one generate/enhance run did: frame count, wall time, and seconds spent per stage."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def line(self, what: str) -> str:
+        return f"{what}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS)"
+
+
+def check_out_path(out_path: str | os.PathLike) -> Path:
+    out_path = Path(out_path)
+    if out_path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"output {out_path} must end in one of {', '.join(VIDEO_SUFFIXES)}")
+    check_writable_dir(out_path.parent)
+    return out_path
+
+
+def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity:
+    """An identity folder, or a video that is prepared once into the cache (~/.cache/ladtalk or $LADTALK_CACHE)."""
+    path = Path(identity)
+    if path.is_dir():
+        return Identity.open(path)
+    if not path.exists():
+        raise InputError(f"identity {path} does not exist; give an identity folder or a video of the person")
+    from ladtalk.data.prepare import file_sha256, prepare
+
+    cache = Path(os.environ.get("LADTALK_CACHE", Path.home() / ".cache" / "ladtalk")) / "identities"
+    out = cache / f"{path.stem}-{file_sha256(path)[:16]}"
+    print(f"preparing identity video {path} into {out} (once; later runs reuse it)")
+    return Identity.open(prepare(path, out, device=device))
+
+
+def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
+             wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
+             paste: str = "feather", batch_size: int | None = None, precision: str = "auto",
+             device: str = "auto") -> RunReport:
+    """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings."""
+    out_path = check_out_path(out_path)
+    if sovqae_path is None and not no_sovqae:
+        raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
+    if paste not in ("feather", "hard"):
+        raise InputError(f"paste must be 'feather' or 'hard', got {paste!r}")
+    dev = resolve_device(device)
+    dtype = autocast_dtype(dev, precision)
+    ident = open_identity(identity, device=str(dev))
+    audio = load_audio(audio_path, sample_rate=SAMPLE_RATE)
+    if len(audio) < SAMPLE_RATE / ident.fps:
+        raise InputError(f"{audio_path} holds {len(audio) / SAMPLE_RATE:.3f} s of audio, shorter than one video "
+                         "frame; give speech audio")
+    if np.abs(audio).max() < 1e-4:
+        print(f"warning: {audio_path} is silent; the mouth will stay closed")
+
+    wav2lip = load_wav2lip(wav2lip_path, dev).eval()
+    sovqae = None if no_sovqae else load_sovqae(sovqae_path, dev)
+    batch = batch_size or (64 if dev.type == "cuda" else 16)
+
+    report = RunReport()
+    t_start = time.perf_counter()
+    t0 = time.perf_counter()
+    windows = mel_windows(melspectrogram(audio), ident.fps)
+    report.add("mel", time.perf_counter() - t0)
+    n_out = len(windows)
+    schedule = pingpong_indices(n_out, ident.frame_count)
+    has_face, boxes = ident.has_face, ident.crop_boxes
+    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
+    frames_iter = background(source.iter_schedule(schedule), depth=2 * batch)
+
+    with VideoWriter(out_path, fps=ident.fps, audio=audio, sample_rate=SAMPLE_RATE) as writer, \
+            tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
+        for start in range(0, n_out, batch):
+            idx = schedule[start:start + batch]
+            t0 = time.perf_counter()
+            frames = np.stack([next(frames_iter) for _ in idx])
+            report.add("decode", time.perf_counter() - t0)
+            face_rows = np.flatnonzero(has_face[idx])
+            if len(face_rows):
+                faces = _run_models(ident, wav2lip, sovqae, idx[face_rows], windows[start + face_rows], dev, dtype,
+                                    precision, report)
+                t0 = time.perf_counter()
+                frames[face_rows] = paste_faces(frames[face_rows], faces, boxes[idx[face_rows]], mode=paste)
+                report.add("paste", time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            writer.write(frames)
+            report.add("encode", time.perf_counter() - t0)
+            bar.update(len(idx))
+    report.frames = n_out
+    report.seconds = time.perf_counter() - t_start
+    print(report.line(f"wrote {out_path}"))
+    return report
+
+
+def _run_models(ident: Identity, wav2lip, sovqae, src_idx: np.ndarray, windows: np.ndarray, dev: torch.device,
+                dtype, precision: str, report: RunReport) -> np.ndarray:
+    """Crops of `src_idx` + mel windows -> final faces uint8 (B,S,S,3) at the identity's crop size."""
+    sync = dev.type == "cuda"
+    t0 = time.perf_counter()
+    crops = to_images(ident.crops[src_idx], dev)
+    mels = torch.from_numpy(windows).to(dev)
+    mouths = lipsync(wav2lip, crops, mels, dtype)
+    if sync:
+        torch.cuda.synchronize()
+    report.add("wav2lip", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    if sovqae is not None:
+        faces = restore(sovqae, mouths, batch_size=len(mouths), precision=precision)
+    else:
+        faces = torch.nn.functional.interpolate(mouths, size=(ident.crop_size,) * 2, mode="bicubic",
+                                                align_corners=False)
+    out = to_frames(faces)
+    report.add("sovqae" if sovqae is not None else "upscale", time.perf_counter() - t0)
+    return out
