@@ -149,6 +149,7 @@ def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, si
         "blink": np.round(blink, 4).tolist(),
         "head_pose": {"shift_x": np.round(motion[:, 0], 6).tolist(), "shift_y": np.round(motion[:, 1], 6).tolist(),
                       "scale": np.round(motion[:, 2], 6).tolist(), "roll_deg": np.round(motion[:, 3], 5).tolist()},
+        "head_canvas_size": face.R,
         "head_affine": np.round(affines, 6).tolist(),
     }
     with atomic_path(truth_path) as tmp:
