@@ -79,15 +79,20 @@ class FaceRenderer:
     def _torso(self) -> np.ndarray:
         S, st, X, Y = self.size, self.style, self.X, self.Y
         dx = X - 0.5
-        shoulder = 0.875 + 0.35 * np.maximum(np.abs(dx) - 0.1, 0) ** 1.4
+        ax = np.abs(dx)
+        # Trapezius slope from the base of the neck to the shoulders, a crew neckline around the neck.
+        shoulder = 0.845 + 0.1 * smoothstep(0.14, 0.5, ax) ** 0.8
+        neckline = 0.845 + 0.06 * np.sqrt(np.clip(1 - (dx / 0.17) ** 2, 0, 1))
         body = smoothstep(-0.5 / S, 0.5 / S, Y - shoulder)
-        neckline = 0.875 + 0.05 * np.sqrt(np.clip(1 - (dx / 0.1) ** 2, 0, 1))
-        body *= smoothstep(-0.5 / S, 0.5 / S, Y - neckline) + (np.abs(dx) >= 0.1)
-        body = np.clip(body, 0, 1)
-        weave = 0.06 * self._noise(0.5) + 0.04 * np.sin(2 * np.pi * (X * S) / 2.5 + 2 * self._noise(3))
-        shade = (0.75 + 0.25 * np.cos(np.clip(dx / 0.5, -1, 1) * np.pi / 2)) * (1 + weave)
-        collar = np.exp(-((Y - neckline) * S / 1.5) ** 2) * (np.abs(dx) < 0.11)
-        rgb = st.shirt[None, None, :] * shade[..., None] * (1 - 0.3 * collar[..., None])
+        body = body * np.maximum(smoothstep(-0.5 / S, 0.5 / S, Y - neckline), (ax >= 0.17).astype(np.float32))
+        weave = 0.05 * self._noise(0.5) + 0.03 * np.sin(2 * np.pi * (X * S) / 2.5 + 2 * self._noise(3))
+        folds = 0.06 * np.sin(2 * np.pi * (dx * 3.0 + 0.8 * Y) + 1.3) * smoothstep(0.15, 0.4, ax)
+        light = 0.8 - 0.35 * dx - 0.2 * smoothstep(0.3, 0.5, ax)  # lit from the upper left, turning away
+        rib = np.exp(-0.5 * ((Y - neckline - 0.008) * S / max(0.006 * S, 0.8)) ** 2) * (ax < 0.18)
+        rib_tex = 1 + 0.08 * np.sin(2 * np.pi * X * S / 2.0)
+        shade = light * (1 + weave + folds) * (1 - 0.25 * rib * rib_tex)
+        shade *= 1 - 0.3 * np.exp(-((Y - neckline) * S / 1.5) ** 2) * (ax < 0.17)
+        rgb = st.shirt[None, None, :] * shade[..., None]
         return np.concatenate([rgb * body[..., None], body[..., None]], -1).astype(np.float32)
 
     def _head(self) -> np.ndarray:
@@ -197,7 +202,9 @@ class FaceRenderer:
     def _hair(self, hw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         g, st, S, X, Y, rng = self.geom, self.style, self.R, self.HX, self.HY, self.rng
         dx = X - g.cx
-        inside = ((dx / 0.258) ** 2 + ((Y - g.cy + 0.02) / (g.b_up + 0.03)) ** 2) < 1
+        theta = np.arctan2(Y - g.cy, dx)
+        bumps = sum(rng.uniform(0.004, 0.012) * np.sin(k * theta + rng.uniform(0, 2 * np.pi)) for k in (5, 9, 14))
+        inside = ((dx / 0.258) ** 2 + ((Y - g.cy + 0.02) / (g.b_up + 0.03)) ** 2) < (1 + bumps) ** 2
         hairline = g.hairline_y + 0.11 * (dx / 0.2) ** 2 + 0.006 * self._noise(1.5, (S, S))
         outside_face = np.abs(dx) > hw - 0.012
         mask = inside & ((Y < hairline) | outside_face) & (Y < g.ear_y - 0.02 + 0.01 * self._noise(2, (S, S)))
@@ -215,11 +222,13 @@ class FaceRenderer:
         tex = draw_strokes(S, strokes, thickness=0.45, scale=2, values=values, base=1.0)
         cover = draw_strokes(S, strokes, thickness=0.45, scale=2)
         shade = 0.55 + 0.45 * np.clip(1 - ((X - g.cx + 0.08) / 0.3) ** 2 - ((Y - 0.15) / 0.3) ** 2, 0, 1)
-        sheen = 0.35 * np.exp(-0.5 * ((Y - 0.2 - 0.3 * dx ** 2) / 0.025) ** 2)
-        rgb = st.hair[None, None, :] * (tex * shade)[..., None] + sheen[..., None] * st.hair * 1.5
+        sheen = 0.5 * np.exp(-0.5 * ((Y - 0.19 - 0.6 * dx ** 2) / 0.03) ** 2) * (1 - 0.5 * np.tanh(dx / 0.1))
+        rgb = st.hair[None, None, :] * (tex * shade)[..., None] + (sheen * tex)[..., None] * (st.hair + 0.08)
         near = cv2.GaussianBlur(cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32),
                                 (0, 0), 1.0)
-        alpha = np.maximum(soft, np.clip(cover * 1.2, 0, 1) * near)
+        # Thinning towards the hairline: single strands over skin instead of a hard edge.
+        density = np.where(outside_face, 1.0, smoothstep(hairline, hairline - 0.025, Y))
+        alpha = np.maximum(soft * density, np.clip(cover * 1.2, 0, 1) * near)
         return np.clip(rgb, 0, 1).astype(np.float32), alpha.astype(np.float32)
 
     # ---- per frame -----------------------------------------------------------------------------------
