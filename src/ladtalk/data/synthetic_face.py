@@ -49,8 +49,10 @@ class FaceRenderer:
         self._kept = np.repeat(1 - self.torso_pm[..., 3:4], 3, axis=-1)  # what the torso leaves visible
         self._bg_kept = self.background * self._kept
         self._bg_torso = self._bg_kept + self.torso_pm[..., :3]
-        self.eyes = [[eye_patch(R, g, self.style, side, c / (self.BLINK_LEVELS - 1), self.rng)
-                      for c in range(self.BLINK_LEVELS)] for side in (-1, 1)]
+        # One seed per eye, shared by its blink levels: the iris and lashes stay the same as the lid moves.
+        eye_seeds = self.rng.integers(2 ** 31, size=2)
+        self.eyes = [[eye_patch(R, g, self.style, side, c / (self.BLINK_LEVELS - 1), np.random.default_rng(es))
+                      for c in range(self.BLINK_LEVELS)] for side, es in zip((-1, 1), eye_seeds)]
         self._jaw_setup()
         self.lip_noise = cv2.GaussianBlur(self.rng.standard_normal((1, R)).astype(np.float32), (0, 0), 0.8)[0] * 2
 
