@@ -182,14 +182,14 @@ class FaceRenderer:
             over(head, ear_rgb, ear)
         over(head, face_rgb, face)
         brows = self._brows()
-        over(head, st.hair * 0.6, brows * 0.85)
+        over(head, st.hair * 0.6, brows * 0.8)
         hair_rgb, hair_a = self._hair(hw)
         over(head, hair_rgb, hair_a)
         return head
 
     def _brows(self) -> np.ndarray:
         g, S, rng = self.geom, self.R, self.rng
-        n = int(220 * max(S / 256, 0.5))
+        n = int(170 * max(S / 256, 0.5))
         strokes = []
         for s in (-1, 1):
             t = rng.uniform(0, 1, n) ** 1.3  # 0 at the inner end, 1 at the outer tail; denser inside
