@@ -86,3 +86,13 @@ def test_frame_aligned_cuts_to_the_shorter():
     a, b = _frames(5), _frames(3)
     p, g = frame_aligned(a, b)
     assert len(p) == len(g) == 3
+
+
+def test_ssim_cpu_and_batched_torch_paths_agree():
+    import torch
+
+    from ladtalk.metrics.image import ssim_frame, ssim_images
+    a, b = _frames(2, 40, 36, seed=4), _frames(2, 40, 36, seed=5)
+    b[1] = a[1] // 2 + b[1] // 2
+    t = ssim_images(torch.from_numpy(a).permute(0, 3, 1, 2).double(), torch.from_numpy(b).permute(0, 3, 1, 2).double())
+    np.testing.assert_allclose([ssim_frame(a[0], b[0]), ssim_frame(a[1], b[1])], t.numpy(), rtol=1e-10, atol=1e-12)

@@ -1,0 +1,104 @@
+"""`ladtalk evaluate`: the report renders, sliding alignment, absent metrics, and the ordering on a real clip."""
+
+import csv
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from ladtalk.cli import main
+from ladtalk.evaluate import LOWER_IS_BETTER, evaluate
+from ladtalk.io.audio import load_audio
+from ladtalk.io.video import VideoWriter, iter_frames
+
+
+@pytest.fixture
+def no_weights(tmp_path, monkeypatch):
+    """An empty torch hub cache: FID and LPIPS-VGG weights are absent whatever this machine holds."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    for var in ("LADTALK_INCEPTION", "LADTALK_SYNCNET", "LADTALK_VGG16"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _write(path, frames, audio=None):
+    with VideoWriter(path, 25, audio=audio, sample_rate=16000) as w:
+        w.write(frames)
+
+
+def test_report_renders_with_synthetic_truth(tmp_path, no_weights):
+    synthetic = pytest.importorskip("ladtalk.data.synthetic", reason="ladtalk.data.synthetic not available")
+    openness = np.clip(0.5 + 0.5 * np.sin(np.arange(12) * 0.7), 0, 1)
+    frames, boxes = synthetic.render_frames(openness, size=64, seed=1)
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    _write(clip / "video.mp4", frames)
+    (clip / "truth.json").write_text(json.dumps({"face_boxes": boxes.tolist(),
+                                                 "mouth_openness": openness.tolist()}))
+    _write(tmp_path / "pred.mp4", frames[3:10])             # a shorter prediction that starts at frame 3
+    out = tmp_path / "report"
+    res = evaluate(tmp_path / "pred.mp4", clip / "video.mp4", out, device="cpu")
+    assert res["offset"] == 3 and res["offset_applies_to"] == "gt" and res["frames"]["compared"] == 7
+    m = res["metrics"]
+    assert m["PSNR"] > 35 and m["SSIM"] > 0.95 and "ST-LPIPS-VGG" in m and "LPIPS-VGG" not in m
+    assert {"warp_error", "tOF", "mouth_PSNR", "lipsync_truth_pearson"} <= set(m)
+    assert "pt_inception-2015-12-05-6726825d.pth" in res["absent"]["FID"]
+    assert "syncnet_v2.model" in res["absent"]["LSE-D"] and "vgg16-397923af.pth" in res["absent"]["LPIPS-VGG"]
+    assert "FID" not in m and "LSE-C" not in m
+    for name in ("metrics.json", "report.md", "psnr.png", "flicker.png", "strip.png", "per_frame.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0
+    assert json.loads((out / "metrics.json").read_text())["metrics"] == m
+    strip = cv2.imread(str(out / "strip.png"))
+    assert strip.shape[0] == 3 * 160
+    assert "ST-LPIPS-VGG" in (out / "report.md").read_text()
+    # plain frame-aligned evaluation compares frame k with frame k: much worse here
+    res2 = evaluate(tmp_path / "pred.mp4", clip / "video.mp4", out, align="frames", device="cpu")
+    assert res2["offset"] == 0 and res2["metrics"]["PSNR"] < m["PSNR"]
+
+
+def test_identical_videos_report_inf_psnr(tmp_path, no_weights):
+    frames = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    _write(tmp_path / "a.mp4", frames)
+    res = evaluate(tmp_path / "a.mp4", tmp_path / "a.mp4", tmp_path / "r", device="cpu")
+    assert res["metrics"]["PSNR"] == "inf" and res["metrics"]["SSIM"] == pytest.approx(1.0)
+    assert res["metrics"]["ST-LPIPS-VGG"] == pytest.approx(0.0, abs=1e-6)
+    json.loads((tmp_path / "r" / "metrics.json").read_text())        # strict JSON
+
+
+def test_missing_inputs_are_reported(tmp_path, capsys):
+    assert main(["evaluate", "--pred", str(tmp_path / "x.mp4"), "--gt", str(tmp_path / "y.mp4"),
+                 "-o", str(tmp_path / "r")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "cases.csv").write_text("a,b\n1,2\n")
+    assert main(["evaluate", "--cases", str(tmp_path / "cases.csv"), "-o", str(tmp_path / "r")]) == 2
+    assert "name,pred,gt" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_orders_degradations_on_a_real_clip(may_video, tmp_path, no_weights):
+    """One second of the May clip (64x64 to keep the perceptual network cheap) against two degraded copies."""
+    n = 25
+    frames = np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA)
+                       for f in iter_frames(may_video, max_frames=n)])
+    audio = load_audio(may_video, 16000)[: n * 640]
+    _write(tmp_path / "gt.mp4", frames, audio)
+    rng = np.random.default_rng(0)
+    for name, sigma, gain in (("light", 3, 0.01), ("heavy", 10, 0.04)):
+        g = 1 + gain * rng.standard_normal((n, 1, 1, 1))                 # per-frame brightness flicker
+        _write(tmp_path / f"{name}.mp4", np.clip(frames * g + rng.normal(0, sigma, frames.shape), 0, 255)
+               .astype(np.uint8), audio)
+    (tmp_path / "cases.tsv").write_text("name\tpred\tgt\nlight\tlight.mp4\tgt.mp4\nheavy\theavy.mp4\tgt.mp4\n")
+    assert main(["evaluate", "--cases", str(tmp_path / "cases.tsv"), "-o", str(tmp_path / "rep"),
+                 "--device", "cpu"]) == 0
+    summary = json.loads((tmp_path / "rep" / "metrics.json").read_text())
+    light, heavy = (c["metrics"] for c in summary["cases"])
+    assert set(light) == {"PSNR", "SSIM", "ST-LPIPS-VGG", "warp_error", "tOF"}
+    for k in light:
+        better = light[k] < heavy[k] if k in LOWER_IS_BETTER else light[k] > heavy[k]
+        assert better, f"{k}: light {light[k]} vs heavy {heavy[k]}"
+    rows = list(csv.reader((tmp_path / "rep" / "summary.csv").read_text().splitlines()))
+    assert [r[0] for r in rows] == ["name", "light", "heavy", "average"]
+    assert float(rows[3][1]) == pytest.approx((light["PSNR"] + heavy["PSNR"]) / 2)
+    for case in ("light", "heavy"):
+        assert (tmp_path / "rep" / case / "strip.png").is_file()
+    print("ordering:", {k: (round(light[k], 5), round(heavy[k], 5)) for k in light})
