@@ -161,7 +161,10 @@ def test_write_wav_round_trip_and_atomic(tmp_path):
     assert load_audio(out).max() == pytest.approx(32767 / 32768)
     with pytest.raises(InputError, match="mono"):
         write_wav(tmp_path / "bad.wav", np.zeros((100, 3)), 16000)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.wav"]
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    with pytest.raises(InputError, match="cannot write"):
+        write_wav(tmp_path / "blocker" / "a.wav", x, 16000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "o.wav"]
 
 
 def test_bad_input(tmp_path):

@@ -333,6 +333,16 @@ def test_bad_frames_and_empty_writer_leave_nothing(tmp_path):
     assert _only_files(tmp_path) == []
 
 
+def test_unwritable_folder(tmp_path):
+    """The output's folder cannot be made (a file sits where it should be; this fails even for root)."""
+    blocker = tmp_path / "out"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(InputError, match="cannot write"):
+        with VideoWriter(blocker / "video.mp4", 25) as w:
+            w.write(_ramp_frames(2))
+    assert _only_files(tmp_path) == ["out"] and blocker.read_text() == "a file, not a folder"
+
+
 def test_overwrite_is_atomic(tmp_path):
     out = tmp_path / "out.mp4"
     with VideoWriter(out, 25, preset="ultrafast") as w:

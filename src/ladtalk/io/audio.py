@@ -139,11 +139,14 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         pcm = a
     else:
         pcm = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
-    with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.astype("<i2").tobytes())
+    try:
+        with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(int(sample_rate))
+            w.writeframes(pcm.astype("<i2").tobytes())
+    except OSError as e:
+        raise InputError(f"cannot write {path}: {e.strerror or e}. Choose a folder you can write to.") from e
 
 
 def audio_duration_seconds(path: str | Path) -> float:
