@@ -240,12 +240,18 @@ class VectorQuantizer(nn.Module):
         return z_q, loss, idx
 
 
-def codebook_usage(indices: torch.Tensor, n_embed: int) -> tuple[float, float]:
-    """(share of the n_embed codes used, perplexity exp(-sum p log p)) of int64 indices of any shape."""
+def usage_tensors(indices: torch.Tensor, n_embed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(share of the n_embed codes used, perplexity exp(-sum p log p)) as 0-dim tensors (no host sync)."""
     counts = torch.bincount(indices.reshape(-1), minlength=n_embed).float()
     p = counts / counts.sum().clamp_min(1)
     perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
-    return float((counts > 0).float().mean()), float(perplexity)
+    return (counts > 0).float().mean(), perplexity
+
+
+def codebook_usage(indices: torch.Tensor, n_embed: int) -> tuple[float, float]:
+    """(share of the n_embed codes used, perplexity) of int64 indices of any shape, as floats."""
+    usage, perplexity = usage_tensors(indices, n_embed)
+    return float(usage), float(perplexity)
 
 
 class SOVQAE(nn.Module):
@@ -287,10 +293,10 @@ class SOVQAE(nn.Module):
         return self.quantize.nearest(self.encode_latent(images))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
-        """images (B,3,H,W) in [-1,1] -> (reconstruction (B,3,H,W), vq loss, info with indices/usage/perplexity)."""
+        """images (B,3,H,W) in [-1,1] -> (reconstruction, vq loss, info: indices, usage and perplexity tensors)."""
         z_q, vq_loss, indices = self.encode(images)
         recon = self.decode(z_q)
-        usage, perplexity = codebook_usage(indices, self.config.n_embed)
+        usage, perplexity = usage_tensors(indices.detach(), self.config.n_embed)
         return recon, vq_loss, {"indices": indices, "usage": usage, "perplexity": perplexity}
 
     @property
@@ -307,4 +313,5 @@ def latent_size(config: SOVQAEConfig, image_size: int) -> int:
     return image_size // config.downsample_factor
 
 
-__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "latent_size"]
+__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "latent_size",
+           "usage_tensors"]

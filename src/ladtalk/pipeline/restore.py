@@ -1,0 +1,90 @@
+"""Restoration with a trained SOVQAE: load an exported model (or a run folder) and restore face crops.
+
+`restore` maps each face to the nearest codes of the identity's codebook and decodes them, which replaces
+blur, noise and Wav2Lip's lost detail by the identity's clean texture (the paper's robustness argument).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ladtalk.checkpoint import load_state_dict, read_meta, strict_load
+from ladtalk.errors import CheckpointError, InputError
+from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+from ladtalk.runtime import autocast_dtype, resolve_device
+
+KIND = "sovqae"
+
+
+def sovqae_folder(path: str | os.PathLike) -> Path:
+    """The model folder inside `path`: itself, RUN_DIR/model, or RUN_DIR/checkpoints/{best,last}."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"SOVQAE model {p} does not exist; give the folder written by `ladtalk train sovqae`")
+    for cand in (p, p / "model", p / "checkpoints" / "best", p / "checkpoints" / "last"):
+        if (cand / "config.json").is_file():
+            return cand
+    raise CheckpointError(f"{p} holds no SOVQAE model (no config.json in it, in model/ or in checkpoints/); "
+                          "train one with `ladtalk train sovqae IDENTITY_DIR -o RUN_DIR`")
+
+
+def load_sovqae(path: str | os.PathLike, device: str | torch.device = "cpu") -> SOVQAE:
+    """An eval-mode SOVQAE on `device` from a model folder or a run folder (strict load, kind checked)."""
+    folder = sovqae_folder(path)
+    meta = read_meta(folder, kind=KIND)
+    try:
+        config = SOVQAEConfig.from_dict(meta["config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{folder}/config.json has an unusable SOVQAE config ({e})") from e
+    model = SOVQAE(config)
+    strict_load(model, load_state_dict(folder), str(folder))
+    return model.to(resolve_device(device)).eval()
+
+
+@torch.no_grad()
+def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto",
+            out_size: int | None = None) -> np.ndarray | torch.Tensor:
+    """Restore faces: uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W)
+    in [0,1] -> float (B,3,S,S) in [0,1].
+
+    Inputs of another size are resized (bicubic) to the model's resolution first; S is `out_size` or that
+    resolution. Runs on the model's device in bf16/fp16 where `precision` allows.
+    """
+    device = next(model.parameters()).device
+    amp = autocast_dtype(device, precision)
+    size = model.config.resolution
+    as_numpy = isinstance(images, np.ndarray)
+    as_frames = as_numpy or images.dtype == torch.uint8
+    if as_frames:
+        t = torch.as_tensor(np.asarray(images))
+        if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
+            raise InputError(f"restore expects uint8 frames (T,H,W,3) RGB, got {tuple(t.shape)} {t.dtype}")
+    elif images.ndim != 4 or images.shape[1] != 3:
+        raise InputError(f"restore expects float images (B,3,H,W) in [0,1], got {tuple(images.shape)}")
+    outs = []
+    for s in range(0, len(images), batch_size):
+        if as_frames:
+            x = t[s:s + batch_size].to(device).permute(0, 3, 1, 2).float() / 255.0
+        else:
+            x = images[s:s + batch_size].to(device).float()
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            z_q, _, _ = model.encode(x * 2 - 1)
+            y = model.decode(z_q)
+        y = ((y.float() + 1) / 2).clamp(0, 1)
+        if out_size is not None and out_size != size:
+            y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)
+        outs.append(y)
+    if not outs:
+        return images
+    y = torch.cat(outs)
+    if as_frames:
+        frames = (y * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+        return frames.numpy() if as_numpy else frames.to(images.device)
+    return y.to(images.device)

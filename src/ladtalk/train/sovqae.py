@@ -1,0 +1,295 @@
+"""`ladtalk train sovqae`: train the identity-specific SOVQAE on prepared identity folders.
+
+Loss per step (the paper's objective on taming's VQGAN recipe):
+    L = ||x - x_rec||^2 + w_p * perceptual(x, x_rec) + lambda_adv * g_adv + w_q * L_vq + w_reg * |d_C - theta|
+with lambda_adv taming's adaptive weight, active from `disc_start` (the discriminator trains from then too).
+Data: the train split of each identity's crops, held on the GPU when they fit (else read from the
+memory-mapped crops), light on-device jitter. RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs/metrics.jsonl
+(+ TensorBoard), and at the end RUN_DIR/model/ (config.json + model.safetensors, kind "sovqae").
+Re-running the same command resumes from checkpoints/last. Under torchrun every rank takes its share.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ladtalk.checkpoint import save_component, strict_load
+from ladtalk.data.identity import Identity
+from ladtalk.errors import InputError
+from ladtalk.io.atomic import check_writable_dir
+from ladtalk.losses.codebook import codebook_regularizer, min_code_distance
+from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
+from ladtalk.losses.perceptual import build_perceptual
+from ladtalk.losses.vq import reconstruction_l2
+from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, count_parameters
+from ladtalk.presets import load_preset
+from ladtalk.train.common import (
+    CheckpointManager,
+    RunLogger,
+    epoch_order,
+    eval_mode,
+    progress,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_runtime,
+    unwrap,
+)
+from ladtalk.train.sovqae_eval import crops_to_images, validate
+
+KIND = "sovqae"
+
+
+class CropStore:
+    """Train/test crops of one or more identities; uint8 rows on the GPU when they fit, else memory-mapped."""
+
+    def __init__(self, identities: Sequence[Identity], device: torch.device, on_device: str = "auto"):
+        self.sources = [(ident, ident.train_indices) for ident in identities]
+        self.tests = [(ident, ident.test_indices) for ident in identities]
+        self.index = np.concatenate([np.stack([np.full(len(idx), k), idx], 1)
+                                     for k, (_, idx) in enumerate(self.sources)]).astype(np.int64)
+        if len(self.index) == 0:
+            raise InputError("the identity folders hold no training frames with a face; check `ladtalk prepare`")
+        sizes = {ident.crop_size for ident in identities}
+        if len(sizes) != 1:
+            raise InputError(f"identity folders have different crop sizes {sorted(sizes)}; prepare them alike")
+        self.crop_size = sizes.pop()
+        self.device = device
+        nbytes = len(self.index) * self.crop_size ** 2 * 3
+        fits = device.type == "cuda" and nbytes < 0.3 * torch.cuda.mem_get_info(device)[0]
+        self.resident = on_device is True or (on_device == "auto" and fits)
+        self._rows = None
+        if self.resident:
+            self._rows = torch.from_numpy(self._gather(np.arange(len(self.index)))).to(device)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _gather(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.crop_size, self.crop_size, 3), np.uint8)
+        for k, (ident, _) in enumerate(self.sources):
+            sel = np.nonzero(self.index[rows, 0] == k)[0]
+            if len(sel):
+                frames = self.index[rows[sel], 1]
+                order = np.argsort(frames)  # sequential reads from the memory map
+                out[sel[order]] = ident.crops[frames[order]]
+        return out
+
+    def batch(self, rows: np.ndarray) -> torch.Tensor:
+        """uint8 (B,S,S,3) crops of the given training rows, on the device."""
+        if self._rows is not None:
+            return self._rows[torch.as_tensor(rows, device=self.device)]
+        return torch.from_numpy(self._gather(rows)).to(self.device, non_blocking=True)
+
+    def sample(self, split: str, count: int) -> np.ndarray:
+        """`count` evenly spaced uint8 crops of the test (or train) split of all identities, on the host."""
+        pairs = [(ident, i) for ident, idx in (self.tests if split == "test" else self.sources) for i in idx]
+        if not pairs:
+            raise InputError(f"the identity folders have no {split} frames with a face")
+        pick = np.unique(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int))
+        return np.stack([pairs[p][0].crops[pairs[p][1]] for p in pick])
+
+
+def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch.Tensor:
+    """Light augmentation keeping faces aligned: +-amount shift and scale, +-5% brightness; x in [-1,1]."""
+    b = x.shape[0]
+    r = torch.rand(b, 4, generator=gen).to(x.device, torch.float32) * 2 - 1
+    scale = 1 + amount * r[:, 0]
+    theta = torch.zeros(b, 2, 3, device=x.device)
+    theta[:, 0, 0] = scale
+    theta[:, 1, 1] = scale
+    theta[:, :, 2] = 2 * amount * r[:, 1:3]
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    y = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return ((y + 1) * (1 + 0.05 * r[:, 3, None, None, None]) - 1).clamp(-1, 1).to(x.dtype)
+
+
+def _open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Identity]:
+    if isinstance(data_dirs, (str, os.PathLike)):
+        data_dirs = [data_dirs]
+    if not data_dirs:
+        raise InputError("give at least one identity folder")
+    return [Identity.open(d) for d in data_dirs]
+
+
+def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
+                 preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto") -> Path:
+    """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder)."""
+    cfg = load_preset(preset, overrides)
+    mcfg, t = SOVQAEConfig.from_dict(cfg["model"]), cfg["train"]
+    run_dir = check_writable_dir(run_dir)
+    identities = _open_identities(data_dirs)
+    rt = setup_runtime(device, precision=t["precision"], channels_last=t["channels_last"])
+    seed = int(t["seed"])
+    seed_everything(seed, rank=rt.rank)
+    size = int(t["image_size"])
+    if size % mcfg.downsample_factor:
+        raise InputError(f"image_size {size} is not a multiple of the model's factor {mcfg.downsample_factor}")
+    store = CropStore(identities, rt.device, t["data_on_device"])
+
+    model = rt.prepare(SOVQAE(mcfg), compile=False)
+    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, int(t["disc_ndf"]), int(t["disc_layers"]))))
+    perceptual, perceptual_name = build_perceptual(t["perceptual"] if t["perceptual_weight"] > 0 else "none",
+                                                   rt.device)
+    if perceptual is not None and rt.channels_last:
+        perceptual = perceptual.to(memory_format=torch.channels_last)
+    bs = int(t["batch_size"])
+    lr = float(t["base_lr"]) * bs * rt.world_size
+    betas = tuple(t["adam_betas"])
+    opt_ae = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
+
+    steps_per_epoch = len(store) // (bs * rt.world_size)
+    if steps_per_epoch == 0:
+        raise InputError(f"only {len(store)} training frames for batch size {bs} x {rt.world_size} processes; "
+                         "lower train.batch_size")
+    total_steps = int(t["epochs"]) * steps_per_epoch
+    if t["max_steps"] is not None:
+        total_steps = min(total_steps, int(t["max_steps"]))
+
+    ckpt = CheckpointManager(run_dir / "checkpoints", KIND, is_main=rt.is_main)
+    step, best = 0, -math.inf
+    resumed = ckpt.load_last()
+    if resumed is not None:
+        strict_load(model, resumed.state_dict, str(ckpt.last_dir))
+        ts = resumed.trainer_state
+        strict_load(disc, ts["disc"], f"{ckpt.last_dir} (discriminator)")
+        opt_ae.load_state_dict(ts["opt_ae"])
+        opt_d.load_state_dict(ts["opt_d"])
+        if rt.scaler is not None and ts.get("scaler"):
+            rt.scaler.load_state_dict(ts["scaler"])
+        step, best = int(ts["step"]), float(ts["best"])
+        set_rng_state(ts["rng"])
+
+    run_model = model if rt.world_size == 1 else rt.wrap_ddp(model)
+    run_model = torch.compile(run_model) if t["compile"] else run_model
+    run_disc = disc if rt.world_size == 1 else rt.wrap_ddp(disc)
+    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
+    if rt.is_main and step == 0:
+        log.log(0, {"params": count_parameters(model), "perceptual": perceptual_name, "lr": lr,
+                    "precision": rt.precision, "train_frames": len(store), "steps": total_steps,
+                    "device": str(rt.device), "world_size": rt.world_size}, split="setup")
+    val_test = crops_to_images(store.sample("test", int(t["val_frames"])), rt.device, size)
+    val_train = crops_to_images(store.sample("train", int(t["val_frames"])), rt.device, size)
+
+    def save(is_best: bool = False) -> None:
+        state = {"disc": unwrap(disc).state_dict(), "opt_ae": opt_ae.state_dict(), "opt_d": opt_d.state_dict(),
+                 "scaler": rt.scaler.state_dict() if rt.scaler is not None else {}, "step": step,
+                 "epoch": step // steps_per_epoch, "best": best, "rng": rng_state()}
+        ckpt.save(mcfg, unwrap(model).state_dict(), state, extra={"step": step, "perceptual": perceptual_name},
+                  best=is_best)
+
+    def run_validation() -> dict[str, float]:
+        nonlocal best
+        with eval_mode(model):
+            m = validate(unwrap(model), val_test, val_train, rt.amp_dtype, seed=seed)
+        is_best = m["restore_psnr_mean"] > best
+        best = max(best, m["restore_psnr_mean"])
+        log.log(step, m, split="val")
+        return {**m, "is_best": is_best}
+
+    start_time, start_step, last_saved = time.monotonic(), step, step
+    bar = progress(total_steps, initial=step, desc="train sovqae", disable=not rt.is_main)
+    model.train()
+    disc.train()
+    try:
+        while step < total_steps:
+            epoch, pos = divmod(step, steps_per_epoch)
+            order = epoch_order(len(store), epoch, seed, rt.rank, rt.world_size)
+            rows = order[pos * bs:(pos + 1) * bs]
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rt.rank)
+            x = crops_to_images(store.batch(rows), rt.device, size) * 2 - 1
+            if t["augment"]:
+                x = jitter(x, gen)
+            x = rt.images(x)
+            gan_on = disc_factor(step, int(t["disc_start"]))
+
+            with rt.autocast():
+                recon, vq, info = run_model(x)
+                rec = reconstruction_l2(recon, x)
+                nll = rec
+                p_loss = torch.zeros((), device=rt.device)
+                if perceptual is not None:
+                    p_loss = perceptual(recon, x).mean()
+                    nll = nll + float(t["perceptual_weight"]) * p_loss
+                codes = unwrap(model).quantize.embedding.weight
+                reg = codebook_regularizer(codes, float(t["reg_theta"]), t["reg_mode"])
+                total = nll + float(t["codebook_weight"]) * vq + float(t["reg_weight"]) * reg
+                g_loss = lam = torch.zeros((), device=rt.device)
+                if gan_on:
+                    g_loss = generator_loss(run_disc(recon))
+                    lam = adaptive_weight(nll, g_loss, unwrap(model).last_layer, float(t["disc_weight"]))
+                    total = total + lam * gan_on * g_loss
+            rt.backward(total)
+            rt.step(opt_ae)
+            opt_ae.zero_grad(set_to_none=True)
+
+            dl = torch.zeros((), device=rt.device)
+            if gan_on:
+                opt_d.zero_grad(set_to_none=True)  # drop what the generator's term left on D
+                with rt.autocast():
+                    # one forward over real+fake: DDP allows a single forward per backward
+                    logits = run_disc(torch.cat([x.detach(), recon.detach()]))
+                    dl = gan_on * d_loss(logits[:bs], logits[bs:], t["disc_loss"])
+                rt.backward(dl)
+                rt.step(opt_d)
+                opt_d.zero_grad(set_to_none=True)
+            rt.update()
+            step += 1
+            bar.update(1)
+
+            if step % int(t["log_every"]) == 0 or step == total_steps:
+                values = {k: float(v.detach()) for k, v in (("loss", total), ("l2", rec), ("perceptual", p_loss),
+                                                              ("vq", vq), ("reg", reg), ("g_loss", g_loss),
+                                                              ("d_loss", dl), ("usage", info["usage"]),
+                                                              ("perplexity", info["perplexity"]))}
+                values.update(d_C=float(min_code_distance(codes.detach())), adaptive_weight=float(lam),
+                              epoch=epoch, lr=lr, images_per_s=(step - start_step) * bs * rt.world_size
+                              / max(time.monotonic() - start_time, 1e-9))
+                log.log(step, rt.mean_across_ranks(values))
+                bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
+            is_best = False
+            if rt.is_main and (step % int(t["val_every"]) == 0 or step == total_steps):
+                is_best = run_validation()["is_best"]
+            out_of_time = t["max_minutes"] is not None and time.monotonic() - start_time > 60 * t["max_minutes"]
+            if step % int(t["checkpoint_every"]) == 0 or step % steps_per_epoch == 0 or is_best \
+                    or step == total_steps or out_of_time:
+                save(is_best)
+                last_saved = step
+                rt.barrier()
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        if step != last_saved:
+            save()
+        raise
+    finally:
+        bar.close()
+        log.close()
+
+    model_dir = run_dir / "model"
+    if rt.is_main:
+        with eval_mode(model):
+            final = validate(unwrap(model), val_test, val_train, rt.amp_dtype, seed=seed)
+        save_component(model_dir, KIND, mcfg, unwrap(model).state_dict(),
+                       extra={"step": step, "perceptual": perceptual_name, "preset": preset,
+                              "train": {k: v for k, v in t.items()}, "identities": [str(i.dir) for i in identities],
+                              "validation": final, "crop_size": store.crop_size, "image_size": size})
+    rt.barrier()
+    rt.close()
+    return model_dir
+
+
+def config_of(model: SOVQAE) -> dict[str, Any]:
+    return dataclasses.asdict(model.config)
