@@ -17,7 +17,7 @@ from ladtalk.train.sovqae import train_sovqae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 _ = one_thread
-SMALL = ["train.image_size=32", "train.batch_size=4", "train.val_frames=4", "train.val_every=1000",
+SMALL = ["model.resolution=32", "train.batch_size=4", "train.val_frames=4", "train.val_every=1000",
          "train.disc_start=2", "train.checkpoint_every=2", "train.log_every=1"]
 
 
@@ -44,23 +44,34 @@ def identity(tmp_path_factory):
     return make_identity(tmp_path_factory.mktemp("id") / "ident", n_frames=20, size=32)
 
 
-def test_resume_equals_uninterrupted_run(identity, tmp_path):
-    a = train_sovqae([identity], tmp_path / "a", preset="tiny", overrides=SMALL + ["train.max_steps=4"],
-                     device="cpu")
+@pytest.fixture(scope="module")
+def trained_run(identity, tmp_path_factory):
+    """An uninterrupted 4-step run (GAN on from step 2); one thread for the module's training."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    run = tmp_path_factory.mktemp("runs") / "a"
+    train_sovqae([identity], run, preset="tiny", overrides=SMALL + ["train.max_steps=4"], device="cpu")
+    torch.set_num_threads(before)
+    return run
+
+
+def test_resume_equals_uninterrupted_run(identity, trained_run, tmp_path):
     train_sovqae([identity], tmp_path / "b", preset="tiny", overrides=SMALL + ["train.max_steps=2"], device="cpu")
     b = train_sovqae([identity], tmp_path / "b", preset="tiny", overrides=SMALL + ["train.max_steps=4"],
                      device="cpu")
-    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    wa = load_file(str(trained_run / "model" / "model.safetensors"))
+    wb = load_file(str(b / "model.safetensors"))
     assert wa.keys() == wb.keys()
     worst = max(float((wa[k] - wb[k]).abs().max()) for k in wa)
     assert worst <= 1e-6, worst
-    lines = (tmp_path / "a" / "logs" / "metrics.jsonl").read_text().splitlines()
+    lines = (trained_run / "logs" / "metrics.jsonl").read_text().splitlines()
     assert any('"split": "val"' in ln for ln in lines) and any('"d_loss"' in ln for ln in lines)
-    assert (tmp_path / "a" / "checkpoints" / "best" / "model.safetensors").is_file()
+    assert (trained_run / "checkpoints" / "best" / "model.safetensors").is_file()
 
-    # the exported folder loads strictly and restores frames (same kind out as in)
-    model = load_sovqae(tmp_path / "a", device="cpu")
-    assert not model.training and model.config.resolution == 64
+
+def test_export_loads_and_restores(identity, trained_run):
+    model = load_sovqae(trained_run, device="cpu")  # a run folder resolves to run/model
+    assert not model.training and model.config.resolution == 32
     frames = (np.random.default_rng(0).random((3, 32, 32, 3)) * 255).astype(np.uint8)
     out = restore(model, frames, batch_size=2, out_size=32)
     assert out.dtype == np.uint8 and out.shape == (3, 32, 32, 3)
@@ -70,3 +81,21 @@ def test_resume_equals_uninterrupted_run(identity, tmp_path):
     assert np.abs(out.astype(int) - (out_f.permute(0, 2, 3, 1).numpy() * 255).round()).max() <= 1
     with pytest.raises(CheckpointError):
         load_sovqae(identity)
+
+
+def test_analysis_end_to_end(identity, trained_run, tmp_path):
+    from ladtalk.analyze import analyze
+
+    rep = analyze(trained_run / "model", identity, tmp_path / "report", max_frames=2, device="cpu", seed=0)
+    out = tmp_path / "report"
+    assert {"report.json", "report.md", "blur.png", "noise.png"} <= {p.name for p in out.iterdir()}
+    t = rep["theory"]
+    assert t["codes"]["d_C"] > 0 and t["gamma"]["gamma"] >= t["gamma"]["p50"] > 0
+    assert t["lipschitz"]["log10_L_E_bound"] > np.log10(t["L_E_empirical"])  # the bound bounds the estimate
+    kinds = [r["kind"] for r in rep["experiments"]]
+    assert kinds.count("blur") == 5 and kinds.count("noise") == 5 and "down_up" in kinds
+    none = rep["experiments"][0]
+    assert none["codes_unchanged"] == 1.0 and none["psnr_degraded"] == 100.0
+    noise = [r for r in rep["experiments"] if r["kind"] == "noise"]
+    assert noise[0]["psnr_degraded_region"] > noise[-1]["psnr_degraded_region"]
+    assert "NRoUB" in (out / "report.md").read_text()

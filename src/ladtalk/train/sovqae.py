@@ -133,9 +133,9 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     rt = setup_runtime(device, precision=t["precision"], channels_last=t["channels_last"])
     seed = int(t["seed"])
     seed_everything(seed, rank=rt.rank)
-    size = int(t["image_size"])
+    size = mcfg.resolution  # crops of another size are resized to it on the device
     if size % mcfg.downsample_factor:
-        raise InputError(f"image_size {size} is not a multiple of the model's factor {mcfg.downsample_factor}")
+        raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
     store = CropStore(identities, rt.device, t["data_on_device"])
 
     model = rt.prepare(SOVQAE(mcfg), compile=False)
@@ -285,7 +285,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         save_component(model_dir, KIND, mcfg, unwrap(model).state_dict(),
                        extra={"step": step, "perceptual": perceptual_name, "preset": preset,
                               "train": {k: v for k, v in t.items()}, "identities": [str(i.dir) for i in identities],
-                              "validation": final, "crop_size": store.crop_size, "image_size": size})
+                              "validation": final, "crop_size": store.crop_size})
     rt.barrier()
     rt.close()
     return model_dir

@@ -1,0 +1,179 @@
+"""`ladtalk analyze`: measure the paper's theory on a trained SOVQAE, and its robustness experiment.
+
+Theory: d_C, gamma over the training latents, an upper bound and an empirical estimate of the encoder's
+Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) (metrics/nroub.py states the assumptions).
+Experiment (the paper's): on each test frame a random 192x192 region (scaled for other crop sizes) is blurred,
+or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop (scaled).
+Reported: PSNR degraded vs ground truth and restored vs ground truth (whole crop and region), the share of
+latent positions whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
+Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ladtalk.data import degrade
+from ladtalk.data.identity import Identity
+from ladtalk.errors import InputError
+from ladtalk.io.atomic import atomic_dir, check_writable_dir
+from ladtalk.metrics import nroub
+from ladtalk.pipeline.restore import load_sovqae, sovqae_folder
+from ladtalk.runtime import resolve_device
+from ladtalk.train.sovqae_eval import crops_to_images, latent_distances, restoration_scores, run_model
+
+BLUR_SIGMAS = (0.5, 1.0, 2.0, 3.0, 4.0)     # pixels at 256x256, scaled with the crop size
+NOISE_STDS = (0.02, 0.05, 0.1, 0.2, 0.3)    # in [0,1] intensity units
+MAX_GAMMA_FRAMES = 2000                      # training frames used for gamma (evenly spaced)
+STATS_FRAMES = 8                             # training frames for the Lipschitz bound's GN/attention statistics
+JACOBIAN_FRAMES = 4                          # test frames for the empirical Jacobian estimate
+
+
+def _evenly(indices: np.ndarray, count: int | None) -> np.ndarray:
+    if count is None or len(indices) <= count:
+        return indices
+    return indices[np.unique(np.linspace(0, len(indices) - 1, count).round().astype(int))]
+
+
+def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size: int) -> torch.Tensor:
+    return torch.cat([crops_to_images(ident.crops[np.sort(idx[s:s + 64])], device, size)
+                      for s in range(0, len(idx), 64)]) if len(idx) else torch.empty(0, 3, size, size)
+
+
+def _gamma(model, ident: Identity, device: torch.device, size: int) -> dict[str, float]:
+    idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
+    dists = [latent_distances(model, _batched_images(ident, idx[s:s + 64], device, size))
+             for s in range(0, len(idx), 64)]
+    return {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx))}
+
+
+def _experiment(model, clean: torch.Tensor, clean_codes: torch.Tensor, name: str, strength: float,
+                degraded: torch.Tensor, mask: torch.Tensor | None, margin: float) -> dict[str, Any]:
+    r = restoration_scores(model, clean, degraded, clean_codes, mask)
+    delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
+    r.update(kind=name, strength=strength, delta_frobenius_mean=float(delta.mean()),
+             share_within_nroub=float((delta < margin).float().mean()) if margin > 0 else 0.0)
+    return r
+
+
+def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    for kind, xlabel in (("blur", "Gaussian sigma (px at 256)"), ("noise", "noise std ([0,1] units)")):
+        sel = [r for r in rows if r["kind"] == kind]
+        if not sel:
+            continue
+        x = [r["strength"] for r in sel]
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        a1.plot(x, [r["psnr_degraded_region"] for r in sel], "o-", label="degraded vs GT")
+        a1.plot(x, [r["psnr_restored_region"] for r in sel], "s-", label="restored vs GT")
+        a1.set_xlabel(xlabel)
+        a1.set_ylabel("PSNR in the degraded region (dB)")
+        a1.legend()
+        a1.grid(alpha=0.3)
+        a2.plot(x, [100 * r["codes_unchanged"] for r in sel], "o-", color="C2")
+        a2.set_xlabel(xlabel)
+        a2.set_ylabel("codes unchanged (%)")
+        a2.set_ylim(0, 101)
+        a2.grid(alpha=0.3)
+        fig.suptitle(f"SOVQAE robustness to {kind}")
+        fig.tight_layout()
+        fig.savefig(folder / f"{kind}.png", dpi=110)
+        plt.close(fig)
+        names.append(f"{kind}.png")
+    return names
+
+
+def _markdown(rep: dict[str, Any], plots: list[str]) -> str:
+    t = rep["theory"]
+    lines = [f"# SOVQAE analysis: {rep['model']}", "",
+             f"Identity `{rep['identity']}`, {rep['test_frames']} test frames at {rep['image_size']}px, seed "
+             f"{rep['seed']}, device {rep['device']}.", "", "## Theory", "",
+             "| quantity | value |", "|---|---|",
+             f"| d_C (min code distance) | {t['codes']['d_C']:.4g} |",
+             f"| gamma (max train-latent-to-code distance, {t['gamma']['frames']} frames) | "
+             f"{t['gamma']['gamma']:.4g} (p50 {t['gamma']['p50']:.3g}, p99 {t['gamma']['p99']:.3g}) |",
+             f"| L_E upper bound (composed) | 10^{t['lipschitz']['log10_L_E_bound']:.2f} |",
+             f"| L_E empirical (max Jacobian spectral norm at test frames) | {t['L_E_empirical']:.4g} |",
+             f"| NRoUB with the bound | {t['nroub_bound']:.4g} |",
+             f"| NRoUB with the empirical L_E | {t['nroub_empirical']:.4g} |", "",
+             f"Bound assumptions: {t['lipschitz']['assumptions']}. Norms are Frobenius norms on images in [-1,1].",
+             ""]
+    if t["codes"]["d_C"] < 2 * t["gamma"]["gamma"]:
+        lines += ["d_C < 2 gamma: the guarantee is empty (NRoUB < 0) for this model; code stability below is "
+                  "measured, not guaranteed.", ""]
+    lines += ["## Robustness (paper protocol)", "",
+              "| degradation | strength | PSNR degraded (region) | PSNR restored (region) | PSNR degraded | "
+              "PSNR restored | codes unchanged | mean delta Frobenius norm |", "|---|---|---|---|---|---|---|---|"]
+    for r in rep["experiments"]:
+        lines.append(f"| {r['kind']} | {r['strength']} | {r.get('psnr_degraded_region', float('nan')):.2f} | "
+                     f"{r.get('psnr_restored_region', float('nan')):.2f} | {r['psnr_degraded']:.2f} | "
+                     f"{r['psnr_restored']:.2f} | {100 * r['codes_unchanged']:.1f}% | "
+                     f"{r['delta_frobenius_mean']:.3g} |")
+    lines += ["", "Region PSNR is over the degraded square; the down-up row degrades the whole crop.", ""]
+    lines += [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, report_dir: str | os.PathLike,
+            max_frames: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, Any]:
+    """Theory numbers and the robustness experiment for a SOVQAE on an identity's test frames -> report dict."""
+    check_writable_dir(Path(report_dir).parent if Path(report_dir).parent != Path("") else Path("."))
+    dev = resolve_device(device)
+    model = load_sovqae(model_path, dev)
+    ident = Identity.open(identity_dir)
+    size = model.config.resolution  # crops of another size are resized to the model's (noted in the report)
+    test_idx = _evenly(ident.test_indices, max_frames)
+    if len(test_idx) == 0:
+        raise InputError(f"{ident.dir} has no test frames with a face; prepare a longer video")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+
+    codes = nroub.code_distance_stats(model.quantize.embedding.weight)
+    gamma = _gamma(model, ident, dev, size)
+    stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
+    lip = nroub.encoder_lipschitz_bound(model, stats_imgs, iters=20, seed=seed)
+    clean = _batched_images(ident, test_idx, dev, size)
+    jac = nroub.jacobian_spectral_norms(model.encode_latent, clean[:JACOBIAN_FRAMES] * 2 - 1, iters=8, seed=seed)
+    l_emp = float(jac.max())
+    margin_bound = nroub.nroub(codes["d_C"], gamma["gamma"], lip["L_E_bound"]) if math.isfinite(
+        lip["L_E_bound"]) else 0.0
+    margin_emp = nroub.nroub(codes["d_C"], gamma["gamma"], l_emp)
+
+    _, clean_codes = run_model(model, clean)
+    region = degrade.scaled_region(size)
+    boxes = degrade.random_regions(len(clean), size, size, region, gen)
+    mask = degrade.region_mask(boxes, size, size, dev)
+    rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margin_bound)]
+    for s in BLUR_SIGMAS:
+        deg = degrade.in_region(clean, degrade.gaussian_blur(clean, s * size / 256), boxes)
+        rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margin_bound))
+    for s in NOISE_STDS:
+        deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
+        rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margin_bound))
+    low = max(8, round(96 * size / 256))
+    rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
+                            margin_bound))
+
+    rep = {"model": str(sovqae_folder(model_path)), "identity": str(ident.dir), "device": str(dev), "seed": seed,
+           "image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
+           "theory": {"codes": codes, "gamma": gamma, "lipschitz": lip, "L_E_empirical": l_emp,
+                      "L_E_empirical_per_frame": [float(v) for v in jac.cpu()],
+                      "nroub_bound": margin_bound, "nroub_empirical": margin_emp,
+                      "units": "Frobenius norm of the image difference in [-1,1] units over 3xHxW"},
+           "experiments": rows}
+    with atomic_dir(report_dir) as tmp:
+        plots = _plots(tmp, rows)
+        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float))
+        (tmp / "report.md").write_text(_markdown(rep, plots))
+    return rep
