@@ -37,6 +37,7 @@ from ladtalk.presets import load_preset
 from ladtalk.train.common import (
     CheckpointManager,
     RunLogger,
+    Runtime,
     epoch_order,
     eval_mode,
     progress,
@@ -123,6 +124,81 @@ def _open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike)
     return [Identity.open(d) for d in data_dirs]
 
 
+@dataclasses.dataclass
+class Nets:
+    """Everything one training step touches (run_* are the DDP/compiled wrappers of model/disc)."""
+
+    model: SOVQAE
+    disc: PatchDiscriminator
+    run_model: torch.nn.Module
+    run_disc: torch.nn.Module
+    perceptual: torch.nn.Module | None
+    perceptual_name: str
+    opt_ae: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    lr: float
+
+
+def build_nets(mcfg: SOVQAEConfig, t: dict[str, Any], rt: Runtime) -> Nets:
+    """Model, discriminator, frozen perceptual net and the two Adam optimisers (lr = base_lr * batch * world)."""
+    model = rt.prepare(SOVQAE(mcfg))
+    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, int(t["disc_ndf"]), int(t["disc_layers"]))))
+    perceptual, perceptual_name = build_perceptual(t["perceptual"] if t["perceptual_weight"] > 0 else "none",
+                                                   rt.device)
+    if perceptual is not None and rt.channels_last:
+        perceptual = perceptual.to(memory_format=torch.channels_last)
+    lr = float(t["base_lr"]) * int(t["batch_size"]) * rt.world_size
+    betas = tuple(t["adam_betas"])
+    return Nets(model, disc, model, disc, perceptual, perceptual_name,
+                torch.optim.Adam(model.parameters(), lr=lr, betas=betas),
+                torch.optim.Adam(disc.parameters(), lr=lr, betas=betas), lr)
+
+
+def wrap_nets(nets: Nets, rt: Runtime, compile: bool) -> None:
+    """DDP wrappers under torchrun, then optional torch.compile of the autoencoder (after any resume load)."""
+    run_model = rt.wrap_ddp(nets.model)
+    nets.run_model = torch.compile(run_model) if compile else run_model
+    nets.run_disc = rt.wrap_ddp(nets.disc)
+
+
+def train_step(rt: Runtime, nets: Nets, x: torch.Tensor, step: int, t: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One optimisation step on images x (B,3,H,W) in [-1,1]: autoencoder, then discriminator once GAN is on."""
+    gan_on = disc_factor(step, int(t["disc_start"]))
+    zero = torch.zeros((), device=rt.device)
+    with rt.autocast():
+        recon, vq, info = nets.run_model(x)
+        rec = reconstruction_l2(recon, x)
+        nll, p_loss = rec, zero
+        if nets.perceptual is not None:
+            p_loss = nets.perceptual(recon, x).mean()
+            nll = nll + float(t["perceptual_weight"]) * p_loss
+        codes = nets.model.quantize.embedding.weight
+        reg = codebook_regularizer(codes, float(t["reg_theta"]), t["reg_mode"])
+        total = nll + float(t["codebook_weight"]) * vq + float(t["reg_weight"]) * reg
+        g_loss = lam = zero
+        if gan_on:
+            g_loss = generator_loss(nets.run_disc(recon))
+            lam = adaptive_weight(nll, g_loss, nets.model.last_layer, float(t["disc_weight"]))
+            total = total + lam * gan_on * g_loss
+    rt.backward(total)
+    rt.step(nets.opt_ae)
+    nets.opt_ae.zero_grad(set_to_none=True)
+
+    dl = zero
+    if gan_on:
+        nets.opt_d.zero_grad(set_to_none=True)  # drop what the generator's term left on D
+        with rt.autocast():
+            # one forward over real+fake: DDP allows a single forward per backward
+            logits = nets.run_disc(torch.cat([x.detach(), recon.detach()]))
+            dl = gan_on * d_loss(logits[:len(x)], logits[len(x):], t["disc_loss"])
+        rt.backward(dl)
+        rt.step(nets.opt_d)
+        nets.opt_d.zero_grad(set_to_none=True)
+    rt.update()
+    return {"loss": total, "l2": rec, "perceptual": p_loss, "vq": vq, "reg": reg, "g_loss": g_loss,
+            "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"], "adaptive_weight": lam}
+
+
 def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
                  preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto") -> Path:
     """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder)."""
@@ -138,17 +214,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
     store = CropStore(identities, rt.device, t["data_on_device"])
 
-    model = rt.prepare(SOVQAE(mcfg), compile=False)
-    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, int(t["disc_ndf"]), int(t["disc_layers"]))))
-    perceptual, perceptual_name = build_perceptual(t["perceptual"] if t["perceptual_weight"] > 0 else "none",
-                                                   rt.device)
-    if perceptual is not None and rt.channels_last:
-        perceptual = perceptual.to(memory_format=torch.channels_last)
+    nets = build_nets(mcfg, t, rt)
+    model, disc, opt_ae, opt_d, lr = nets.model, nets.disc, nets.opt_ae, nets.opt_d, nets.lr
+    perceptual_name = nets.perceptual_name
     bs = int(t["batch_size"])
-    lr = float(t["base_lr"]) * bs * rt.world_size
-    betas = tuple(t["adam_betas"])
-    opt_ae = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=lr, betas=betas)
 
     steps_per_epoch = len(store) // (bs * rt.world_size)
     if steps_per_epoch == 0:
@@ -172,9 +241,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         step, best = int(ts["step"]), float(ts["best"])
         set_rng_state(ts["rng"])
 
-    run_model = model if rt.world_size == 1 else rt.wrap_ddp(model)
-    run_model = torch.compile(run_model) if t["compile"] else run_model
-    run_disc = disc if rt.world_size == 1 else rt.wrap_ddp(disc)
+    wrap_nets(nets, rt, bool(t["compile"]))
     log = RunLogger(run_dir / "logs", enabled=rt.is_main)
     if rt.is_main and step == 0:
         log.log(0, {"params": count_parameters(model), "perceptual": perceptual_name, "lr": lr,
@@ -213,48 +280,13 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             if t["augment"]:
                 x = jitter(x, gen)
             x = rt.images(x)
-            gan_on = disc_factor(step, int(t["disc_start"]))
-
-            with rt.autocast():
-                recon, vq, info = run_model(x)
-                rec = reconstruction_l2(recon, x)
-                nll = rec
-                p_loss = torch.zeros((), device=rt.device)
-                if perceptual is not None:
-                    p_loss = perceptual(recon, x).mean()
-                    nll = nll + float(t["perceptual_weight"]) * p_loss
-                codes = unwrap(model).quantize.embedding.weight
-                reg = codebook_regularizer(codes, float(t["reg_theta"]), t["reg_mode"])
-                total = nll + float(t["codebook_weight"]) * vq + float(t["reg_weight"]) * reg
-                g_loss = lam = torch.zeros((), device=rt.device)
-                if gan_on:
-                    g_loss = generator_loss(run_disc(recon))
-                    lam = adaptive_weight(nll, g_loss, unwrap(model).last_layer, float(t["disc_weight"]))
-                    total = total + lam * gan_on * g_loss
-            rt.backward(total)
-            rt.step(opt_ae)
-            opt_ae.zero_grad(set_to_none=True)
-
-            dl = torch.zeros((), device=rt.device)
-            if gan_on:
-                opt_d.zero_grad(set_to_none=True)  # drop what the generator's term left on D
-                with rt.autocast():
-                    # one forward over real+fake: DDP allows a single forward per backward
-                    logits = run_disc(torch.cat([x.detach(), recon.detach()]))
-                    dl = gan_on * d_loss(logits[:bs], logits[bs:], t["disc_loss"])
-                rt.backward(dl)
-                rt.step(opt_d)
-                opt_d.zero_grad(set_to_none=True)
-            rt.update()
+            out = train_step(rt, nets, x, step, t)
             step += 1
             bar.update(1)
 
             if step % int(t["log_every"]) == 0 or step == total_steps:
-                values = {k: float(v.detach()) for k, v in (("loss", total), ("l2", rec), ("perceptual", p_loss),
-                                                              ("vq", vq), ("reg", reg), ("g_loss", g_loss),
-                                                              ("d_loss", dl), ("usage", info["usage"]),
-                                                              ("perplexity", info["perplexity"]))}
-                values.update(d_C=float(min_code_distance(codes.detach())), adaptive_weight=float(lam),
+                values = {k: float(v.detach()) for k, v in out.items()}
+                values.update(d_C=float(min_code_distance(model.quantize.embedding.weight.detach())),
                               epoch=epoch, lr=lr, images_per_s=(step - start_step) * bs * rt.world_size
                               / max(time.monotonic() - start_time, 1e-9))
                 log.log(step, rt.mean_across_ranks(values))
@@ -262,11 +294,17 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             is_best = False
             if rt.is_main and (step % int(t["val_every"]) == 0 or step == total_steps):
                 is_best = run_validation()["is_best"]
-            out_of_time = t["max_minutes"] is not None and time.monotonic() - start_time > 60 * t["max_minutes"]
-            if step % int(t["checkpoint_every"]) == 0 or step % steps_per_epoch == 0 or is_best \
-                    or step == total_steps or out_of_time:
-                save(is_best)
+            out_of_time = False
+            if t["max_minutes"] is not None and step % int(t["log_every"]) == 0:
+                # decided jointly so that all ranks stop at the same step
+                late = float(time.monotonic() - start_time > 60 * float(t["max_minutes"]))
+                out_of_time = rt.mean_across_ranks({"late": late})["late"] > 0
+            periodic = step % int(t["checkpoint_every"]) == 0 or step % steps_per_epoch == 0 \
+                or step == total_steps or out_of_time
+            if periodic or is_best:
+                save(is_best)  # rank 0 only
                 last_saved = step
+            if periodic:
                 rt.barrier()
             if out_of_time:
                 break
