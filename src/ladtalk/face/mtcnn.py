@@ -1,0 +1,281 @@
+"""MTCNN (Zhang et al. 2016): the P/R/O-Net cascade, batched over frames, on the facenet-pytorch weight files."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from ladtalk.errors import InputError
+from ladtalk.face.detect import Detection, batched_nms, check_frames, detections_from_arrays
+
+
+def _flatten_caffe(x: torch.Tensor) -> torch.Tensor:
+    # The weights come from the Matlab/Caffe release, whose dense layers read feature maps in (W, H, C) order.
+    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+
+
+class PNet(nn.Module):
+    """Proposal net, fully convolutional: images (B,3,H,W) in [-1,1] -> face prob (B,2,h,w), box offsets (B,4,h,w)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 2, 1)
+        self.conv4_2 = nn.Conv2d(32, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return torch.softmax(self.conv4_1(x), dim=1), self.conv4_2(x)
+
+
+class RNet(nn.Module):
+    """Refine net: crops (K,3,24,24) in [-1,1] -> face prob (K,2), box offsets (K,4)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        self.dense5_1 = nn.Linear(128, 2)
+        self.dense5_2 = nn.Linear(128, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu4(self.dense4(_flatten_caffe(self.prelu3(self.conv3(x)))))
+        return torch.softmax(self.dense5_1(x), dim=1), self.dense5_2(x)
+
+
+class ONet(nn.Module):
+    """Output net: crops (K,3,48,48) in [-1,1] -> face prob (K,2), box offsets (K,4), landmarks (K,10) as x*5, y*5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        self.dense6_1 = nn.Linear(256, 2)
+        self.dense6_2 = nn.Linear(256, 4)
+        self.dense6_3 = nn.Linear(256, 10)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu5(self.dense5(_flatten_caffe(self.prelu4(self.conv4(x)))))
+        return torch.softmax(self.dense6_1(x), dim=1), self.dense6_2(x), self.dense6_3(x)
+
+
+def mtcnn_weights_dir() -> Path:
+    """The folder holding pnet.pt, rnet.pt, onet.pt inside the installed facenet-pytorch wheel (never imported)."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    hint = "install the weight files with: pip install --no-deps facenet-pytorch==2.6.0"
+    if spec is None or not spec.submodule_search_locations:
+        raise InputError(f"the MTCNN weights are not installed (package facenet-pytorch not found); {hint}")
+    folder = Path(spec.submodule_search_locations[0]) / "data"
+    missing = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if not (folder / n).is_file()]
+    if missing:
+        raise InputError(f"MTCNN weight files {missing} are missing from {folder}; {hint}")
+    return folder
+
+
+def load_mtcnn_nets(folder: Path | None = None) -> tuple[PNet, RNet, ONet]:
+    """Build the three nets and load their weights strictly (torch.load with weights_only=True)."""
+    folder = mtcnn_weights_dir() if folder is None else Path(folder)
+    nets = (PNet(), RNet(), ONet())
+    for net, name in zip(nets, ("pnet", "rnet", "onet")):
+        net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), strict=True)
+        net.eval().requires_grad_(False)
+    return nets
+
+
+def _normalise(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (B,H,W,3) -> float (B,3,H,W) in [-1, 1], channels-last in memory."""
+    x = torch.from_numpy(batch).to(device).permute(0, 3, 1, 2).float()
+    return ((x - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+
+
+class _Octaves:
+    """The frames at scales 1, 1/2, 1/4, ... made on demand, so a crop is area-resampled from at most twice its
+    output size: resampling a 300 px face straight to 24 px would cost 16x more for the same result."""
+
+    def __init__(self, frames: np.ndarray) -> None:
+        self.levels = [frames]
+
+    def get(self, k: int) -> np.ndarray:
+        while len(self.levels) <= k:
+            prev = self.levels[-1]
+            h, w = max(prev.shape[1] // 2, 1), max(prev.shape[2] // 2, 1)
+            self.levels.append(np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in prev]))
+        return self.levels[k]
+
+
+def _crop_resize(
+    octaves: _Octaves, boxes: np.ndarray, image_idx: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (K,4) of frames[image_idx] -> crops (K,size,size,3) uint8 and the boxes actually cropped (K,4), which
+    differ from the input by the snapping to whole pixels of the octave used. Zero outside the frame, as in the
+    original cascade that the R/O-Nets were trained with."""
+    out = np.zeros((len(boxes), size, size, 3), np.uint8)
+    used = np.zeros_like(boxes, dtype=np.float64)
+    side = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    octave = np.floor(np.log2(np.maximum(side, 1.0) / size)).clip(0, 6).astype(int)
+    for k in range(len(boxes)):
+        f = 0.5 ** octave[k]
+        level = octaves.get(int(octave[k]))
+        h, w = level.shape[1:3]
+        x1, y1, x2, y2 = (int(round(v)) for v in boxes[k] * f)
+        x2, y2 = max(x2, x1 + 1), max(y2, y1 + 1)
+        used[k] = (x1 / f, y1 / f, x2 / f, y2 / f)
+        cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+        if cx2 <= cx1 or cy2 <= cy1:
+            continue
+        src = level[image_idx[k], cy1:cy2, cx1:cx2]
+        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
+            canvas = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
+            canvas[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1] = src
+            src = canvas
+        interp = cv2.INTER_AREA if min(x2 - x1, y2 - y1) > size else cv2.INTER_LINEAR
+        out[k] = cv2.resize(src, (size, size), interpolation=interp)
+    return out, used
+
+
+def _regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    wh = np.concatenate([boxes[:, 2:4] - boxes[:, 0:2]] * 2, axis=1)
+    return boxes + offsets * wh
+
+
+def _square(boxes: np.ndarray) -> np.ndarray:
+    """Squares with the same centres and side max(w, h)."""
+    c = (boxes[:, 0:2] + boxes[:, 2:4]) / 2
+    half = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])[:, None] / 2
+    return np.concatenate([c - half, c + half], axis=1)
+
+
+class MTCNNDetector:
+    """MTCNN on any device: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with 5 landmarks, best first.
+
+    min_face_size (pixels) bounds the smallest face searched for; None picks min_face_fraction of the frame's
+    shorter side (at least 20 px). A larger minimum is faster: the image pyramid starts at scale 12/min_face_size.
+    """
+
+    name = "mtcnn"
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        min_face_size: float | None = None,
+        min_face_fraction: float = 0.15,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+        weights_dir: str | Path | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.min_face_size = min_face_size
+        self.min_face_fraction = min_face_fraction
+        self.thresholds = thresholds
+        self.factor = factor
+        # Channels-last: the frames arrive as (B,H,W,3) already, and oneDNN runs these thin convs 2-3x faster so.
+        self.pnet, self.rnet, self.onet = (
+            n.to(self.device, memory_format=torch.channels_last) for n in load_mtcnn_nets(weights_dir)
+        )
+
+    def min_face_for(self, height: int, width: int) -> float:
+        """The smallest face size (pixels) searched for in frames of this size."""
+        if self.min_face_size is not None:
+            return float(self.min_face_size)
+        return max(20.0, self.min_face_fraction * min(height, width))
+
+    def _scales(self, height: int, width: int) -> list[float]:
+        scale = 12.0 / self.min_face_for(height, width)
+        scales, short = [], min(height, width) * scale
+        while short >= 12:
+            scales.append(scale)
+            scale, short = scale * self.factor, short * self.factor
+        return scales
+
+    @torch.inference_mode()
+    def detect(self, frames: np.ndarray) -> list[list[Detection]]:
+        frames = np.ascontiguousarray(check_frames(frames))
+        octaves = _Octaves(frames)
+        boxes, scores, idx = self._stage1(frames)
+        boxes, scores, idx = self._stage2(octaves, boxes, idx)
+        boxes, scores, idx, marks = self._stage3(octaves, boxes, idx)
+        return detections_from_arrays(boxes, scores, idx, frames.shape[0], marks)
+
+    def _nms(self, boxes: np.ndarray, scores: np.ndarray, idx: np.ndarray, thr: float, mode: str = "union"):
+        keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idx), thr, mode)
+        return keep.numpy()
+
+    def _stage1(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        b, h, w = frames.shape[:3]
+        all_boxes, all_scores, all_idx = [], [], []
+        level = frames
+        for scale in self._scales(h, w):
+            sh, sw = math.ceil(h * scale), math.ceil(w * scale)
+            # Each pyramid level is made from the previous one (cheap), with area averaging against aliasing.
+            level = np.stack([cv2.resize(f, (sw, sh), interpolation=cv2.INTER_AREA) for f in level])
+            prob, reg = self.pnet(_normalise(level, self.device))
+            mask = prob[:, 1] >= self.thresholds[0]
+            ii, yy, xx = mask.nonzero(as_tuple=True)
+            if ii.numel() == 0:
+                continue
+            score = prob[:, 1][mask]
+            off = reg.permute(0, 2, 3, 1)[mask]
+            # Each P-Net output cell sees a 12x12 window at stride 2 of this pyramid level.
+            cell = torch.stack([xx * 2, yy * 2, xx * 2 + 12, yy * 2 + 12], 1).float() / scale
+            keep = batched_nms(cell, score, ii, 0.5)
+            all_boxes.append(torch.cat([cell[keep], off[keep]], 1).cpu().numpy().astype(np.float64))
+            all_scores.append(score[keep].cpu().numpy())
+            all_idx.append(ii[keep].cpu().numpy())
+        if not all_boxes:
+            return np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        cand, scores, idx = np.concatenate(all_boxes), np.concatenate(all_scores), np.concatenate(all_idx)
+        keep = self._nms(cand[:, :4], scores, idx, 0.7)
+        cand, scores, idx = cand[keep], scores[keep], idx[keep]
+        return _square(_regress(cand[:, :4], cand[:, 4:])), scores, idx
+
+    def _run_net(self, net: nn.Module, crops: np.ndarray, chunk: int = 1024) -> list[np.ndarray]:
+        outs = [net(_normalise(crops[i:i + chunk], self.device)) for i in range(0, len(crops), chunk)]
+        return [torch.cat([o[j] for o in outs]).float().cpu().numpy() for j in range(len(outs[0]))]
+
+    def _stage2(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        if len(boxes) == 0:
+            return boxes, np.zeros(0, np.float32), idx
+        crops, boxes = _crop_resize(octaves, boxes, idx, 24)
+        prob, off = self._run_net(self.rnet, crops)
+        ok = prob[:, 1] >= self.thresholds[1]
+        boxes, scores, idx, off = boxes[ok], prob[ok, 1], idx[ok], off[ok]
+        keep = self._nms(boxes, scores, idx, 0.7)
+        return _square(_regress(boxes[keep], off[keep])), scores[keep], idx[keep]
+
+    def _stage3(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        if len(boxes) == 0:
+            return boxes, np.zeros(0, np.float32), idx, np.zeros((0, 5, 2), np.float32)
+        crops, boxes = _crop_resize(octaves, boxes, idx, 48)
+        prob, off, pts = self._run_net(self.onet, crops)
+        ok = prob[:, 1] >= self.thresholds[2]
+        boxes, scores, idx, off, pts = boxes[ok], prob[ok, 1], idx[ok], off[ok], pts[ok]
+        wh = boxes[:, 2:4] - boxes[:, 0:2]
+        marks = np.stack([pts[:, :5] * wh[:, :1] + boxes[:, :1], pts[:, 5:] * wh[:, 1:] + boxes[:, 1:2]], axis=2)
+        boxes = _regress(boxes, off)
+        keep = self._nms(boxes, scores, idx, 0.7, mode="min")
+        return boxes[keep], scores[keep], idx[keep], marks[keep]
