@@ -87,15 +87,20 @@ def _check(size: int, fps: float) -> None:
 
 
 def iter_render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0, fps: float = 25.0,
-                blink: np.ndarray | None = None, motion: np.ndarray | None = None,
-                renderer: FaceRenderer | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+                       blink: np.ndarray | None = None, motion: np.ndarray | None = None,
+                       renderer: FaceRenderer | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (frame uint8 (size,size,3) RGB, face box float32 (4,)) per openness value; memory stays flat."""
     _check(size, fps)
     openness = np.clip(np.asarray(mouth_openness, np.float32).reshape(-1), 0, 1)
     n = len(openness)
     blink = blink_track(n, fps, seed) if blink is None else np.asarray(blink, np.float32)
     motion = head_motion(n, fps, seed) if motion is None else np.asarray(motion, np.float64)
+    if len(blink) < n or motion.ndim != 2 or motion.shape[1] != 4 or len(motion) < n:
+        raise InputError(f"{n} openness values need blink (T,) and motion (T,4) tracks at least as long; got "
+                         f"{blink.shape} and {motion.shape}")
     face = renderer or FaceRenderer(size, seed)
+    if face.size != size:
+        raise InputError(f"the renderer draws {face.size}x{face.size} frames, not {size}x{size}")
     for k in range(n):
         affine = face.pose(*motion[k])
         yield face.render(float(openness[k]), float(blink[k]), affine), face.face_box(float(openness[k]), affine)
