@@ -2,8 +2,9 @@
 
 Child names (`conv_block.0/1`, `face_encoder_blocks.{b}.{i}`, ...) are the state-dict keys of the official
 checkpoints, so they must not change. Images are BGR in [0, 1] (the official convention), 96x96 by default.
-`width` scales every channel count (1.0 = official) and `img_size=48` turns the first down- and last
-up-sampling into stride 1: both are only for small CPU models; the defaults are the official network.
+`width` scales every channel count (1.0 = official) and `img_size=48` turns the deepest down- and up-sampling
+(3x3 <-> 6x6) into stride 1, so every other stage runs at half the official resolution: both are only for
+small CPU models; the defaults are the official network.
 """
 
 from __future__ import annotations
@@ -101,26 +102,26 @@ class Wav2Lip(nn.Module):
         self.config = config
         w = config.width
         c16, c32, c64, c128, c256, c384, c512 = (scaled(x, w) for x in (16, 32, 64, 128, 256, 384, 512))
-        s1 = 2 if config.img_size == 96 else 1  # the 96 -> 48 step; absent for 48x48 faces
+        sd = 2 if config.img_size == 96 else 1  # the 6x6 <-> 3x3 step; absent for 48x48 faces
         self.face_encoder_blocks = nn.ModuleList([
             nn.Sequential(ConvBN(6, c16, 7, 1, 3)),
-            nn.Sequential(ConvBN(c16, c32, 3, s1, 1), _res(c32), _res(c32)),
+            nn.Sequential(ConvBN(c16, c32, 3, 2, 1), _res(c32), _res(c32)),
             nn.Sequential(ConvBN(c32, c64, 3, 2, 1), _res(c64), _res(c64), _res(c64)),
             nn.Sequential(ConvBN(c64, c128, 3, 2, 1), _res(c128), _res(c128)),
             nn.Sequential(ConvBN(c128, c256, 3, 2, 1), _res(c256), _res(c256)),
-            nn.Sequential(ConvBN(c256, c512, 3, 2, 1), _res(c512)),
+            nn.Sequential(ConvBN(c256, c512, 3, sd, 1), _res(c512)),
             nn.Sequential(ConvBN(c512, c512, 3, 1, 0), ConvBN(c512, c512, 1, 1, 0)),
         ])
         self.audio_encoder = audio_encoder(w)
-        up_last = (3, 2, 1, 1) if s1 == 2 else (3, 1, 1, 0)
+        up_deep = (3, 2, 1, 1) if sd == 2 else (3, 1, 1, 0)
         self.face_decoder_blocks = nn.ModuleList([
             nn.Sequential(ConvBN(c512, c512, 1, 1, 0)),
             nn.Sequential(ConvTBN(2 * c512, c512, 3, 1, 0), _res(c512)),
-            nn.Sequential(ConvTBN(2 * c512, c512, 3, 2, 1, 1), _res(c512), _res(c512)),
+            nn.Sequential(ConvTBN(2 * c512, c512, *up_deep), _res(c512), _res(c512)),
             nn.Sequential(ConvTBN(c512 + c256, c384, 3, 2, 1, 1), _res(c384), _res(c384)),
             nn.Sequential(ConvTBN(c384 + c128, c256, 3, 2, 1, 1), _res(c256), _res(c256)),
             nn.Sequential(ConvTBN(c256 + c64, c128, 3, 2, 1, 1), _res(c128), _res(c128)),
-            nn.Sequential(ConvTBN(c128 + c32, c64, *up_last), _res(c64), _res(c64)),
+            nn.Sequential(ConvTBN(c128 + c32, c64, 3, 2, 1, 1), _res(c64), _res(c64)),
         ])
         self.output_block = nn.Sequential(ConvBN(c64 + c16, c32, 3, 1, 1), nn.Conv2d(c32, 3, 1, 1, 0), nn.Sigmoid())
 
@@ -164,15 +165,15 @@ class Wav2LipQualityDiscriminator(nn.Module):
         super().__init__()
         self.config = config
         c32, c64, c128, c256, c512 = (scaled(x, config.width) for x in (32, 64, 128, 256, 512))
-        s_last = 1 if config.img_size == 96 else 2  # 48x48 faces: keep 2x2 until the final 1x1 stage
+        sd = 2 if config.img_size == 96 else 1  # 48x48 faces reach 3x3 one stage earlier
         self.face_encoder_blocks = nn.ModuleList([
             nn.Sequential(ConvLeaky(3, c32, 7, 1, 3)),
             nn.Sequential(ConvLeaky(c32, c64, 5, (1, 2), 2), ConvLeaky(c64, c64, 5, 1, 2)),
             nn.Sequential(ConvLeaky(c64, c128, 5, 2, 2), ConvLeaky(c128, c128, 5, 1, 2)),
             nn.Sequential(ConvLeaky(c128, c256, 5, 2, 2), ConvLeaky(c256, c256, 5, 1, 2)),
             nn.Sequential(ConvLeaky(c256, c512, 3, 2, 1), ConvLeaky(c512, c512, 3, 1, 1)),
-            nn.Sequential(ConvLeaky(c512, c512, 3, 2, 1), ConvLeaky(c512, c512, 3, 1, 1)),
-            nn.Sequential(ConvLeaky(c512, c512, 3, s_last, 0 if s_last == 1 else 1), ConvLeaky(c512, c512, 1, 1, 0)),
+            nn.Sequential(ConvLeaky(c512, c512, 3, sd, 1), ConvLeaky(c512, c512, 3, 1, 1)),
+            nn.Sequential(ConvLeaky(c512, c512, 3, 1, 0), ConvLeaky(c512, c512, 1, 1, 0)),
         ])
         self.binary_pred = nn.Sequential(nn.Conv2d(c512, 1, 1, 1, 0), nn.Sigmoid())
 

@@ -1,0 +1,51 @@
+"""Pieces shared by the two lip-sync trainers (expert and generator): resumable batches, workers, time limits."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """Index lists for steps start..stop-1: step s on rank r takes indices ((s*W + r)*B ...) + B, so a resumed
+    run draws exactly the batches an uninterrupted one would (the datasets draw at random per index)."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, rank: int = 0, world_size: int = 1, offset: int = 0):
+        self.start, self.stop, self.bs, self.rank, self.world, self.offset = start, stop, batch_size, rank, \
+            world_size, offset
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for s in range(self.start, self.stop):
+            first = self.offset + (s * self.world + self.rank) * self.bs
+            yield list(range(first, first + self.bs))
+
+
+def num_workers(setting: int | str) -> int:
+    """'auto' -> up to 8 loader processes, leaving one core to the main process; 0 loads in the main process."""
+    if setting != "auto":
+        return int(setting)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 0 if cores <= 2 else min(8, cores - 1)
+
+
+def loader(dataset: Dataset, sampler: StepBatches, workers: int | str, pin: bool) -> DataLoader:
+    n = num_workers(workers)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=n, pin_memory=pin,
+                      persistent_workers=False, prefetch_factor=4 if n else None)
+
+
+class Deadline:
+    """Stops a run after `minutes` (None: never); checked between steps."""
+
+    def __init__(self, minutes: float | None):
+        self.end = time.monotonic() + 60.0 * minutes if minutes else None
+
+    def passed(self) -> bool:
+        return self.end is not None and time.monotonic() >= self.end

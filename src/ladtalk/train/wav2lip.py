@@ -1,0 +1,205 @@
+"""`ladtalk train wav2lip`: the Wav2Lip generator (optionally with the visual-quality GAN) on identity folders
+or LRS2-style roots, supervised by a frozen lip-sync expert.
+
+Official recipe (wav2lip_train.py / hq_wav2lip_train.py): batch 16, Adam lr 1e-4;
+    loss = (1 - w) * L1(g, gt) + w * sync                                   (no GAN)
+    loss = w * sync + 0.07 * BCE(D(g), 1) + (1 - w - 0.07) * L1(g, gt)      (GAN, Adam betas (0.5, 0.999))
+w = 0 until an evaluation's sync loss drops below 0.75, then 0.01 (0.03 with the GAN); the switch is kept in
+the checkpoint (the original forgets it on resume). D: BCE(D(gt), 1) + BCE(D(g.detach()), 0). The expert's
+BatchNorm stays in training mode as in the original (`expert_bn: eval` to freeze its statistics).
+RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs, RUN_DIR/samples/*.png, RUN_DIR/model (kind "wav2lip").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ladtalk.checkpoint import load_state_dict, save_component, strict_load
+from ladtalk.data.lipsync import GeneratorSamples, find_clips
+from ladtalk.errors import InputError
+from ladtalk.io.atomic import atomic_path, check_writable_dir
+from ladtalk.lipsync_weights import KIND_DISC, KIND_WAV2LIP, load_syncnet_expert, load_wav2lip
+from ladtalk.losses.lipsync import bce_prob, expert_sync_loss
+from ladtalk.models.wav2lip import (
+    QualityDiscriminatorConfig,
+    Wav2Lip,
+    Wav2LipConfig,
+    Wav2LipQualityDiscriminator,
+)
+from ladtalk.presets import load_preset
+from ladtalk.train.common import (
+    CheckpointManager,
+    RunLogger,
+    eval_mode,
+    progress,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    setup_runtime,
+    unwrap,
+)
+from ladtalk.train.lipsync_common import Deadline, StepBatches, loader
+
+
+def _to(rt, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    return [x.to(rt.device, non_blocking=True) for x in tensors]
+
+
+def evaluate_generator(gen, expert, data: GeneratorSamples, batches: int, batch_size: int, rt) -> dict[str, float]:
+    """Mean L1 and expert sync loss over fixed held-out batches (generator in eval mode, expert as in training)."""
+    l1 = sync = 0.0
+    with eval_mode(gen):
+        for x, indiv, mel, gt in loader(data, StepBatches(0, batches, batch_size), 0, False):
+            x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
+            with rt.autocast():
+                g = gen(indiv, x)
+                sync += float(expert_sync_loss(expert, mel, g))
+            l1 += float(F.l1_loss(g.float(), gt))
+    return rt.mean_across_ranks({"l1": l1 / batches, "sync": sync / batches})
+
+
+def save_samples(path: Path, x: torch.Tensor, g: torch.Tensor, gt: torch.Tensor, max_items: int = 4) -> None:
+    """A PNG collage: rows = items, per frame [reference | generated | ground truth] (BGR [0,1] tensors)."""
+    def tiles(v: torch.Tensor) -> np.ndarray:  # (B,3,T,S,S) -> (B, S, T*S, 3)
+        v = v[:max_items].detach().float().clamp(0, 1).cpu().numpy()
+        return v.transpose(0, 3, 2, 4, 1).reshape(v.shape[0], v.shape[3], -1, 3)
+    img = np.concatenate([np.concatenate([a, b, c], axis=1) for a, b, c in zip(tiles(x[:, 3:]), tiles(g), tiles(gt))])
+    with atomic_path(path) as tmp:
+        cv2.imwrite(str(tmp), (img * 255).round().astype(np.uint8))
+
+
+def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.PathLike,
+                  syncnet_path: str | os.PathLike, init_path: str | os.PathLike | None = None,
+                  preset: str = "wav2lip", overrides: Sequence[str] = (), device: str = "auto") -> Path:
+    """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip')."""
+    cfg = load_preset(preset, overrides)
+    t = cfg["train"]
+    run_dir = check_writable_dir(run_dir)
+    rt = setup_runtime(device, precision=t["precision"])
+    seed_everything(t["seed"], rank=rt.rank)
+
+    gen = load_wav2lip(init_path, "cpu").train() if init_path else Wav2Lip(Wav2LipConfig(**cfg["model"]))
+    gcfg: Wav2LipConfig = gen.config
+    expert = load_syncnet_expert(syncnet_path, rt.device)
+    if expert.config.img_size != gcfg.img_size:
+        raise InputError(f"the expert sees {expert.config.img_size}px faces but the generator makes "
+                         f"{gcfg.img_size}px faces; train the expert with the same img_size")
+    expert.requires_grad_(False)
+    expert.train(t["expert_bn"] == "train")  # the original never switches the expert to eval()
+
+    train_clips = find_clips(data_dirs, gcfg.img_size, "train")
+    val_clips = find_clips(data_dirs, gcfg.img_size, "val") or train_clips
+    bs, max_steps, use_gan = int(t["batch_size"]), int(t["max_steps"]), bool(t["gan"])
+    offset = int(t["mel_offset_frames"])
+    train_data = GeneratorSamples(train_clips, 2**62, seed=t["seed"], mel_offset_frames=offset)
+    val_data = GeneratorSamples(val_clips, 2**62, seed=t["seed"] + 7919, mel_offset_frames=offset)
+
+    gen = rt.prepare(gen)
+    ddp_gen = rt.wrap_ddp(gen)
+    betas = tuple(t["adam_betas_gan"] if use_gan else t["adam_betas"])
+    opt = torch.optim.Adam(gen.parameters(), lr=float(t["lr"]), betas=betas)
+    disc = ddp_disc = opt_d = None
+    dcfg = QualityDiscriminatorConfig(width=gcfg.width, img_size=gcfg.img_size)
+    if use_gan:
+        disc = rt.prepare(Wav2LipQualityDiscriminator(dcfg))
+        ddp_disc = rt.wrap_ddp(disc)
+        opt_d = torch.optim.Adam(disc.parameters(), lr=float(t["disc_lr"]), betas=betas)
+
+    ckpt = CheckpointManager(run_dir / "checkpoints", KIND_WAV2LIP, is_main=rt.is_main)
+    dckpt = CheckpointManager(run_dir / "checkpoints" / "disc", KIND_DISC, is_main=rt.is_main)
+    step, best, sync_on = 0, math.inf, False
+    resumed = ckpt.load_last()
+    if resumed is not None:
+        ts = resumed.trainer_state
+        strict_load(gen, resumed.state_dict, str(ckpt.last_dir))
+        opt.load_state_dict(ts["optimizer"])
+        step, best, sync_on = int(ts["step"]), float(ts["best"]), bool(ts["sync_on"])
+        if use_gan:
+            dres = dckpt.load_last()
+            if dres is None or "optimizer_d" not in ts:
+                raise InputError(f"{run_dir} was trained without the GAN; resume with the same settings")
+            strict_load(disc, dres.state_dict, str(dckpt.last_dir))
+            opt_d.load_state_dict(ts["optimizer_d"])
+        set_rng_state(ts["rng"])
+
+    disc_wt = float(t["disc_wt"]) if use_gan else 0.0
+    sync_wt_on = float(t["syncnet_wt_gan"] if use_gan else t["syncnet_wt"])
+    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
+    bar = progress(max_steps, initial=step, desc="train wav2lip", disable=not rt.is_main)
+    deadline = Deadline(t.get("max_minutes"))
+
+    def save(sample) -> None:
+        nonlocal best, sync_on
+        scores = evaluate_generator(gen, expert, val_data, int(t["eval_batches"]), bs, rt)
+        if scores["sync"] < float(t["sync_threshold"]):
+            sync_on = True
+        log.log(step, {**scores, "syncnet_wt": sync_wt_on if sync_on else 0.0}, split="val")
+        # the official scripts keep every checkpoint; here "best" = lowest eval L1 + sync
+        score = scores["l1"] + scores["sync"]
+        is_best = score < best
+        best = min(best, score)
+        state = {"step": step, "best": best, "sync_on": sync_on, "optimizer": opt.state_dict(), "rng": rng_state()}
+        if use_gan:
+            state["optimizer_d"] = opt_d.state_dict()
+            dckpt.save(dcfg, unwrap(disc).state_dict(), {"step": step})
+        ckpt.save(gcfg, unwrap(gen).state_dict(), state, extra={"val": scores}, best=is_best)
+        if rt.is_main and sample is not None:
+            save_samples(run_dir / "samples" / f"step_{step:09d}.png", *sample)
+        rt.barrier()
+
+    batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
+    for x, indiv, mel, gt in loader(train_data, batches, t["num_workers"], rt.device.type == "cuda"):
+        gen.train()
+        x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
+        w = sync_wt_on if sync_on else 0.0
+        with rt.autocast():
+            g = ddp_gen(indiv, x)
+            sync = expert_sync_loss(expert, mel, g) if w > 0 else torch.zeros((), device=rt.device)
+            # D's weights get no update from this term (its grads are cleared before D's own step), so the
+            # plain module is enough here and DDP sees one forward per backward
+            adv = bce_prob(disc(g), real=True) if use_gan else torch.zeros((), device=rt.device)
+        l1 = F.l1_loss(g.float(), gt)
+        loss = w * sync + disc_wt * adv + (1.0 - w - disc_wt) * l1
+        opt.zero_grad(set_to_none=True)
+        rt.backward(loss)
+        rt.step(opt)
+        values = {"loss": loss.item(), "l1": l1.item(), "sync": sync.item(), "syncnet_wt": w}
+        if use_gan:
+            with rt.autocast():
+                pred = ddp_disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
+            real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1)[:, 0], pred.reshape(gt.shape[2], 2, -1)[:, 1]
+            d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
+            opt_d.zero_grad(set_to_none=True)
+            rt.backward(d_loss)
+            rt.step(opt_d)
+            values.update(adv=adv.item(), disc=d_loss.item())
+        rt.update()
+        step += 1
+        bar.update(1)
+        if step % int(t["log_every"]) == 0 or step == 1:
+            log.log(step, values)
+            bar.set_postfix(l1=f"{values['l1']:.4f}", sync=f"{values['sync']:.3f}", w=w)
+        stop = step >= max_steps or deadline.passed()
+        if stop or step % int(t["eval_every"]) == 0:
+            save((x, g, gt))
+        if stop:
+            break
+    bar.close()
+    if not (ckpt.last_dir / "config.json").is_file():
+        save(None)
+    out = run_dir / "model"
+    if rt.is_main:
+        # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
+        save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
+                       extra={"steps": step, "sync_loss_on": sync_on, "gan": use_gan})
+    log.close()
+    rt.close()
+    return out
