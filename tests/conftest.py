@@ -36,3 +36,19 @@ def may_video() -> Path:
 @pytest.fixture
 def obama_video() -> Path:
     return shared_file("data/video/obama_weekly_address_sentence1_musooff.mp4")
+
+
+@pytest.fixture(scope="session")
+def synthetic_clip(tmp_path_factory):
+    """A 4 s, 25 fps, 256x256 synthetic talking face (MP4 + WAV + truth.json), rendered once per session."""
+    from ladtalk.data.synthetic import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("synthetic"), seconds=4.0, fps=25.0, size=256, seed=3)
+
+
+@pytest.fixture(scope="session")
+def synthetic_identity(synthetic_clip, tmp_path_factory):
+    """The identity folder `ladtalk prepare` makes of `synthetic_clip`, once per session."""
+    from ladtalk.data.prepare import prepare
+
+    return prepare(synthetic_clip.video_path, tmp_path_factory.mktemp("identity") / "ident", size=256, device="cpu")
