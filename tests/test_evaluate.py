@@ -102,3 +102,31 @@ def test_cli_orders_degradations_on_a_real_clip(may_video, tmp_path, no_weights)
     for case in ("light", "heavy"):
         assert (tmp_path / "rep" / case / "strip.png").is_file()
     print("ordering:", {k: (round(light[k], 5), round(heavy[k], 5)) for k in light})
+
+
+@pytest.mark.slow
+def test_fid_and_lse_paths_with_stand_in_weights(tmp_path, no_weights):
+    """Weight files with the real layouts (random FID Inception, oracle-filled SyncNet S) drive FID and LSE."""
+    import torch
+
+    from ladtalk.metrics.fid import INCEPTION_FILENAME
+    from ladtalk.models.inception import FIDInceptionV3
+    from ladtalk.models.syncnet import SyncNetS
+    torch.manual_seed(0)
+    inception = {k: v for k, v in FIDInceptionV3().state_dict().items() if not k.endswith("num_batches_tracked")}
+    torch.save(inception, tmp_path / INCEPTION_FILENAME)
+    torch.save(SyncNetS().state_dict(), tmp_path / "syncnet_v2.model")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (7, 64, 64, 3), dtype=np.uint8)
+    audio = (0.1 * rng.standard_normal(7 * 640)).astype(np.float32)
+    _write(tmp_path / "gt.mp4", frames, audio)
+    _write(tmp_path / "pred.mp4", np.clip(frames.astype(int) + 20, 0, 255).astype(np.uint8), audio)
+    res = evaluate(tmp_path / "pred.mp4", tmp_path / "gt.mp4", tmp_path / "r",
+                   syncnet_path=tmp_path / "syncnet_v2.model", inception_path=tmp_path / INCEPTION_FILENAME,
+                   device="cpu")
+    m = res["metrics"]
+    assert np.isfinite(m["FID"]) and m["FID"] > 0
+    assert np.isfinite(m["LSE-D"]) and m["LSE-C"] >= 0
+    assert set(res["gt_reference"]) >= {"LSE-D", "LSE-C"} and "AV_offset_frames_pred" in res["info"]
+    assert "FID" not in res["absent"] and "LSE-D" not in res["absent"]
+    assert any("FID from 7 frames" in n for n in res["notes"])

@@ -163,10 +163,11 @@ def _evaluate_pair(pred_path: Path, gt_path: Path, nets: _Networks, align: str, 
     if nets.syncnet is not None:
         notes.append("LSE on full frames resized to 224x224 (the LRS, face-centred protocol): meaningful for "
                      "face-centred videos")
-        for label, path, info in (("pred", pred_path, info_p), ("gt", gt_path, info_g)):
-            frames25 = np.stack(list(iter_frames(path, fps=SYNC_FPS if abs(info.fps - SYNC_FPS) > 1e-3 else None,
-                                                 max_frames=max_frames)))
-            audio_src = path if info.has_audio else (gt_path if info_g.has_audio else None)
+        for label, path, vinfo in (("pred", pred_path, info_p), ("gt", gt_path, info_g)):
+            # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
+            fps25 = SYNC_FPS if abs(vinfo.fps - SYNC_FPS) > 1e-3 else None
+            frames25 = np.stack(list(iter_frames(path, fps=fps25, max_frames=max_frames)))
+            audio_src = path if vinfo.has_audio else (gt_path if info_g.has_audio else None)
             if audio_src is None:
                 raise InputError(f"{path} has no audio track, and neither has the ground truth: LSE needs audio")
             if audio_src != path:
