@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from ladtalk.errors import InputError
 
@@ -186,7 +187,7 @@ def sliding_scores(pair_metric: Callable[[np.ndarray, np.ndarray], np.ndarray], 
     if max_shift is not None:
         n = min(n, max_shift + 1)
     scores = np.empty(n)
-    for k in range(n):
+    for k in tqdm(range(n), desc="sliding", unit="offset", leave=False, disable=n < 8):
         seg = long[k:k + len(short)]
         scores[k] = float(np.mean(pair_metric(short, seg) if pred_short else pair_metric(seg, short)))
     return scores
