@@ -1,0 +1,114 @@
+"""Square face crops out of frames and the paste back into them (hard overwrite or feathered blend), with OpenCV.
+
+Crop boxes are whole-pixel squares that may reach outside the frame: crops fill that area by replicating the
+frame's edge pixels (no black bars for a model to learn), and the paste writes back only the part inside.
+Rows of NaN mean "no face in this frame": the crop is black and the paste leaves the frame untouched.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ladtalk.errors import InputError
+
+
+def square_crop_boxes(boxes: np.ndarray, frame_size: tuple[int, int], scale: float = 1.0) -> np.ndarray:
+    """Boxes (N,4) x1,y1,x2,y2 -> whole-pixel squares (N,4) float of side round(max(w,h)*scale) around the same
+    centre (kept inside the frame of size (width, height)); NaN rows stay NaN."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = frame_size
+    out = np.full_like(boxes, np.nan)
+    ok = np.isfinite(boxes).all(axis=1)
+    b = boxes[ok]
+    side = np.maximum(np.round(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale), 1.0)
+    cx = np.clip((b[:, 0] + b[:, 2]) / 2, 0, w)
+    cy = np.clip((b[:, 1] + b[:, 3]) / 2, 0, h)
+    x1, y1 = np.round(cx - side / 2), np.round(cy - side / 2)
+    out[ok] = np.stack([x1, y1, x1 + side, y1 + side], axis=1)
+    return out
+
+
+def _int_box(box: np.ndarray) -> tuple[int, int, int, int] | None:
+    if not np.isfinite(box).all():
+        return None
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    if x2 <= x1 or y2 <= y1:
+        raise InputError(f"crop box {tuple(box)} is empty; crop boxes come from square_crop_boxes")
+    return x1, y1, x2, y2
+
+
+def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
+    shrink = width < img.shape[1] or height < img.shape[0]
+    return cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def crop_faces(frames: np.ndarray, crop_boxes: np.ndarray, size: int) -> np.ndarray:
+    """Frames uint8 (B,H,W,3) and crop boxes (B,4) -> faces uint8 (B,size,size,3); outside the frame is filled
+    by edge replication, a NaN box gives a black face."""
+    frames = np.asarray(frames)
+    crop_boxes = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
+    if frames.ndim != 4 or len(frames) != len(crop_boxes):
+        raise InputError(f"crop_faces needs frames (B,H,W,3) and boxes (B,4), got {frames.shape} and "
+                         f"{crop_boxes.shape}")
+    h, w = frames.shape[1:3]
+    out = np.zeros((len(frames), size, size, frames.shape[3]), np.uint8)
+    for i, frame in enumerate(frames):
+        box = _int_box(crop_boxes[i])
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
+        cx1, cy1, cx2, cy2 = min(max(x1, 0), w - 1), min(max(y1, 0), h - 1), max(min(x2, w), 1), max(min(y2, h), 1)
+        cx2, cy2 = max(cx2, cx1 + 1), max(cy2, cy1 + 1)
+        src = frame[cy1:cy2, cx1:cx2]
+        pad = (cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2)
+        if any(p > 0 for p in pad):
+            src = cv2.copyMakeBorder(src, *(max(p, 0) for p in pad), borderType=cv2.BORDER_REPLICATE)
+            src = src[max(-pad[0], 0):src.shape[0] - max(-pad[1], 0), max(-pad[2], 0):src.shape[1] - max(-pad[3], 0)]
+        out[i] = _resize(np.ascontiguousarray(src), size, size)
+    return out
+
+
+def feather_mask(side: int, feather: float = 0.1) -> np.ndarray:
+    """Float32 (side,side) mask in [0,1]: 1 inside, a smooth (smoothstep) fall to 0 over the outer `feather`
+    fraction of the side, so a pasted face has no visible seam."""
+    ramp_px = max(feather * side, 1.0)
+    d = np.minimum(np.arange(side), np.arange(side)[::-1]).astype(np.float32) + 0.5
+    a = np.clip(d / ramp_px, 0.0, 1.0)
+    a = a * a * (3 - 2 * a)
+    return np.minimum(a[:, None], a[None, :])
+
+
+def paste_faces(
+    frames: np.ndarray, faces: np.ndarray, crop_boxes: np.ndarray, mode: str = "feather", feather: float = 0.1
+) -> np.ndarray:
+    """Paste faces uint8 (B,S,S,3) into a copy of frames uint8 (B,H,W,3) at crop boxes (B,4): 'hard' overwrites
+    the box exactly, 'feather' blends with feather_mask; frames with a NaN box are returned untouched."""
+    if mode not in ("feather", "hard"):
+        raise InputError(f"paste mode {mode!r} is unknown; choose 'feather' or 'hard'")
+    frames = np.array(frames, copy=True)
+    crop_boxes = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
+    if len(frames) != len(faces) or len(frames) != len(crop_boxes):
+        raise InputError(f"paste_faces needs as many frames, faces and boxes, got {len(frames)}, {len(faces)} "
+                         f"and {len(crop_boxes)}")
+    h, w = frames.shape[1:3]
+    masks: dict[int, np.ndarray] = {}
+    for i in range(len(frames)):
+        box = _int_box(crop_boxes[i])
+        if box is None:
+            continue
+        x1, y1, x2, y2 = box
+        cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+        if cx2 <= cx1 or cy2 <= cy1:
+            continue
+        face = _resize(np.ascontiguousarray(faces[i]), x2 - x1, y2 - y1)[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+        if mode == "hard":
+            frames[i, cy1:cy2, cx1:cx2] = face
+            continue
+        side = max(x2 - x1, y2 - y1)
+        if side not in masks:
+            masks[side] = feather_mask(side, feather)
+        m = masks[side][cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1, None]
+        region = frames[i, cy1:cy2, cx1:cx2].astype(np.float32)
+        frames[i, cy1:cy2, cx1:cx2] = np.rint(region + m * (face.astype(np.float32) - region)).astype(np.uint8)
+    return frames

@@ -1,0 +1,239 @@
+"""From per-frame detections to one face track: linking, choice of the main face, gap filling, smoothing, pads.
+
+Tracks are numbered in the order of their first appearance; tracks that start on the same frame are numbered
+largest face first. Tracks seen on fewer than `min_track_frames` frames are dropped as spurious before numbering
+(unless no track is that long). With `track=None` the main track is kept: the one with the largest sum, over its
+frames, of face size (sqrt of the box area over the frame's shorter side) times centrality (1 at the frame centre,
+0 at a corner) — a large, central, long-lived face.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ladtalk.errors import InputError, NoFaceError
+from ladtalk.face.detect import Detection
+
+
+@dataclass
+class FaceTrack:
+    """One face over N frames. boxes (N,4) x1,y1,x2,y2 float pixels after gap filling, smoothing and pads (not
+    clipped to the frame; NaN where no face); has_face (N,) bool; raw_boxes (N,4) the detector's boxes of this
+    track (NaN where it was not detected); filled (N,) bool frames bridged by interpolation; landmarks (N,5,2)
+    NaN where not detected; scores (N,) NaN where not detected."""
+
+    boxes: np.ndarray
+    has_face: np.ndarray
+    raw_boxes: np.ndarray
+    filled: np.ndarray
+    landmarks: np.ndarray
+    scores: np.ndarray
+    track_index: int
+    num_tracks: int
+    frame_size: tuple[int, int]  # (width, height)
+    pads: tuple[int, int, int, int]
+
+    def __len__(self) -> int:
+        return len(self.has_face)
+
+
+@dataclass
+class TrackSummary:
+    """What a user needs to pick a track: its index, frames seen, and mean box (x1,y1,x2,y2)."""
+
+    index: int
+    first_frame: int
+    last_frame: int
+    num_frames: int
+    mean_box: tuple[float, float, float, float]
+    main_score: float
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    lt = np.maximum(box[:2], boxes[:, :2])
+    rb = np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
+    area = np.prod(box[2:] - box[:2])
+    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
+    return inter / np.maximum(area + areas - inter, 1e-9)
+
+
+def link_tracks(
+    detections: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, min_track_frames: int = 3
+) -> list[dict[int, Detection]]:
+    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says.
+
+    A detection joins the track whose last box overlaps it most (IoU >= iou_threshold), however long ago that
+    track was last seen, so a face that comes back to the same place keeps its track; matching is greedy by IoU.
+    """
+    tracks: list[dict[int, Detection]] = []
+    last_box: list[np.ndarray] = []
+    for t, dets in enumerate(detections):
+        if not dets:
+            continue
+        boxes = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
+        pairs = []
+        for k, lb in enumerate(last_box):
+            for j, v in enumerate(_iou(lb, boxes)):
+                if v >= iou_threshold:
+                    pairs.append((v, k, j))
+        used_t: set[int] = set()
+        used_d: set[int] = set()
+        for _, k, j in sorted(pairs, key=lambda p: -p[0]):
+            if k in used_t or j in used_d:
+                continue
+            tracks[k][t], last_box[k] = dets[j], boxes[j]
+            used_t.add(k)
+            used_d.add(j)
+        for j in range(len(dets)):
+            if j not in used_d:
+                tracks.append({t: dets[j]})
+                last_box.append(boxes[j])
+    if not tracks:
+        return []
+    longest = max(len(tr) for tr in tracks)
+    tracks = [tr for tr in tracks if len(tr) >= min(min_track_frames, longest)]
+
+    def order(tr: dict[int, Detection]) -> tuple[int, float]:
+        first = min(tr)
+        return first, -tr[first].width * tr[first].height
+
+    return sorted(tracks, key=order)
+
+
+def _main_score(track: dict[int, Detection], frame_size: tuple[int, int]) -> float:
+    w, h = frame_size
+    half_diag = 0.5 * np.hypot(h, w)
+    total = 0.0
+    for d in track.values():
+        x1, y1, x2, y2 = d.box
+        size = np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)) / min(h, w)
+        dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
+        total += size * max(0.0, 1.0 - dist / half_diag)
+    return float(total)
+
+
+def summarize_tracks(tracks: list[dict[int, Detection]], frame_size: tuple[int, int]) -> list[TrackSummary]:
+    """One TrackSummary per linked track, in index order; frame_size is (width, height)."""
+    out = []
+    for i, tr in enumerate(tracks):
+        boxes = np.array([d.box for d in tr.values()])
+        out.append(TrackSummary(i, min(tr), max(tr), len(tr), tuple(float(v) for v in boxes.mean(0)),
+                                _main_score(tr, frame_size)))
+    return out
+
+
+def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bridge runs of <= max_gap NaN rows of boxes (N,K): linear between neighbours, held at either end of the
+    clip. Returns the filled (N,K) array and (N,) bool of the rows filled; longer runs stay NaN."""
+    boxes = boxes.copy()
+    present = np.isfinite(boxes).all(axis=1)
+    filled = np.zeros(len(boxes), dtype=bool)
+    if not present.any() or max_gap <= 0:
+        return boxes, filled
+    n = len(boxes)
+    t = 0
+    while t < n:
+        if present[t]:
+            t += 1
+            continue
+        end = t
+        while end < n and not present[end]:
+            end += 1
+        if end - t <= max_gap:
+            before, after = t - 1, end
+            for u in range(t, end):
+                if before >= 0 and after < n:
+                    a = (u - before) / (after - before)
+                    boxes[u] = (1 - a) * boxes[before] + a * boxes[after]
+                else:
+                    boxes[u] = boxes[after] if before < 0 else boxes[before]
+            filled[t:end] = True
+        t = end
+    return boxes, filled
+
+
+def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving mean of boxes (N,4) over `window` frames within each run of finite rows; the window shrinks
+    symmetrically at the ends of a run. Symmetric, so steady motion is not delayed (Wav2Lip's forward 5-frame
+    mean of frames i..i+4 leads the motion by two frames)."""
+    out = boxes.copy()
+    r = max(int(window) // 2, 0)
+    if r == 0:
+        return out
+    ok = np.isfinite(boxes).all(axis=1)
+    n = len(boxes)
+    t = 0
+    while t < n:
+        if not ok[t]:
+            t += 1
+            continue
+        end = t
+        while end < n and ok[end]:
+            end += 1
+        seg = boxes[t:end]
+        csum = np.concatenate([np.zeros((1, boxes.shape[1])), np.cumsum(seg, axis=0)])
+        idx = np.arange(end - t)
+        rad = np.minimum(r, np.minimum(idx, end - t - 1 - idx))
+        out[t:end] = (csum[idx + rad + 1] - csum[idx - rad]) / (2 * rad + 1)[:, None]
+        t = end
+    return out
+
+
+def track_faces(
+    detections: Sequence[Sequence[Detection]],
+    frame_size: tuple[int, int],
+    pads: tuple[int, int, int, int] = (0, 10, 0, 0),
+    track: int | None = None,
+    max_gap: int = 5,
+    smooth_window: int = 5,
+    iou_threshold: float = 0.3,
+    min_track_frames: int = 3,
+) -> FaceTrack:
+    """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
+
+    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing. Gaps of <= max_gap frames are
+    filled from the neighbours; longer ones are marked has_face False. No face at all gives an empty track (all
+    False) rather than an error; an out-of-range `track` is an InputError naming the tracks found.
+    """
+    w, h = (int(v) for v in frame_size)
+    n = len(detections)
+    if len(pads) != 4:
+        raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
+    tracks = link_tracks(detections, iou_threshold, min_track_frames)
+    raw = np.full((n, 4), np.nan)
+    marks = np.full((n, 5, 2), np.nan)
+    scores = np.full(n, np.nan)
+    index = -1
+    if tracks:
+        if track is None:
+            index = int(np.argmax([_main_score(tr, (w, h)) for tr in tracks]))
+        elif not 0 <= track < len(tracks):
+            found = "; ".join(f"track {s.index}: frames {s.first_frame}-{s.last_frame}, mean box "
+                              f"{tuple(round(v) for v in s.mean_box)}" for s in summarize_tracks(tracks, (w, h)))
+            raise InputError(f"track {track} does not exist: {len(tracks)} face track(s) were found ({found}); "
+                             "pick one of these indices or leave --track out for the main face")
+        else:
+            index = track
+        for t, d in tracks[index].items():
+            raw[t] = d.box
+            scores[t] = d.score
+            if d.landmarks is not None:
+                marks[t] = d.landmarks
+    boxes, filled = fill_gaps(raw, max_gap)
+    boxes = smooth_boxes(boxes, smooth_window)
+    top, bottom, left, right = pads
+    boxes += np.array([-left, -top, right, bottom], dtype=np.float64)
+    has_face = np.isfinite(boxes).all(axis=1)
+    return FaceTrack(boxes, has_face, raw, filled, marks, scores, index, len(tracks), (w, h), tuple(pads))
+
+
+def require_faces(face_track: FaceTrack, what: str = "the video") -> FaceTrack:
+    """Raise NoFaceError if no frame of the track has a face; otherwise return it unchanged."""
+    if not face_track.has_face.any():
+        raise NoFaceError(f"no face was found in any frame of {what}; give a video where the face is visible "
+                          "and frontal, or try another detector (--detector s3fd:PATH)")
+    return face_track

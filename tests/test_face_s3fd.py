@@ -1,0 +1,110 @@
+"""S3FD: the official layout, the official function (the fixtures' oracle), strict loading and the decode."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ladtalk.face.detect import make_detector
+from ladtalk.face.s3fd import S3FD, S3FDDetector, decode_s3fd
+
+
+def _fill(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The deterministic weight fill of ../shared/fixtures/README.md."""
+    out = {}
+    for i, key in enumerate(sorted(state)):
+        t = state[key]
+        n = t.numel()
+        b = np.sin(0.37 * np.arange(n) + i)
+        if key.endswith("num_batches_tracked"):
+            v = np.zeros(n)
+        elif key.endswith("running_var"):
+            v = 1 + 0.5 * b**2
+        elif key.endswith("running_mean"):
+            v = 0.1 * b
+        elif t.dim() >= 2:
+            v = b * np.sqrt(3 / (n // t.shape[0]))
+        elif key.endswith("weight"):
+            v = 1 + 0.1 * b
+        else:
+            v = 0.1 * b
+        out[key] = torch.from_numpy(v).to(t.dtype).reshape(t.shape)
+    return out
+
+
+def _inp(shape, phase) -> torch.Tensor:
+    n = int(np.prod(shape))
+    return torch.from_numpy((0.5 + 0.5 * np.sin(0.011 * np.arange(n) + phase)).astype(np.float32).reshape(shape))
+
+
+def test_layout_matches_the_official_checkpoint(fixtures_dir):
+    layout = json.loads((fixtures_dir / "official_checkpoint_layouts.json").read_text())["s3fd"]
+    state = S3FD().state_dict()
+    assert sum(v.numel() for v in state.values()) == layout["num_parameters"] == 22_459_110
+    assert {k: list(v.shape) for k, v in state.items()} == {k: list(v) for k, v in layout["state_dict"].items()}
+
+
+def test_oracle_all_twelve_outputs(fixtures_dir):
+    oracle = np.load(fixtures_dir / "official_models_oracle.npz")
+    net = S3FD().eval()
+    net.load_state_dict(_fill(net.state_dict()), strict=True)
+    with torch.no_grad():
+        outs = net(_inp((1, 3, 128, 128), 7) * 255 - 100)
+    assert len(outs) == 12
+    for i, out in enumerate(outs):
+        ref = oracle[f"s3fd_out{i}"]
+        assert out.shape == ref.shape, i
+        err = np.abs(out.numpy() - ref).max() / np.abs(ref).max()
+        assert err < 1e-4, f"s3fd_out{i}: relative error {err:.2e}"
+
+
+def test_user_file_loads_strictly_and_detects(tmp_path):
+    net = S3FD()
+    path = tmp_path / "s3fd.pth"
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, path)  # a DataParallel save loads too
+    det = make_detector(f"s3fd:{path}")
+    assert isinstance(det, S3FDDetector) and det.name == "s3fd"
+    for k, v in net.state_dict().items():
+        assert torch.equal(det.net.state_dict()[k], v)
+    found = det.detect(np.zeros((2, 64, 64, 3), np.uint8))
+    assert len(found) == 2
+
+
+def test_decode_puts_a_prior_where_the_official_code_does():
+    # One confident cell at level 1 (stride 8, prior side 32), row 2, column 3; x shifted by half a
+    # variance-scaled prior, height doubled.
+    outs = []
+    for size in [32, 16, 8, 8, 4, 2]:
+        cls = torch.zeros(1, 2, size, size)
+        cls[:, 0] = 5.0  # background everywhere
+        outs += [cls, torch.zeros(1, 4, size, size)]
+    outs[2][0, :, 2, 3] = torch.tensor([-5.0, 5.0])
+    outs[3][0, :, 2, 3] = torch.tensor([0.5, 0.0, 0.0, np.log(2) / 0.2])
+    boxes, scores, images = decode_s3fd(outs)
+    assert len(boxes) == 1 and images.tolist() == [0] and scores[0] > 0.99
+    cx, cy = 4 + 3 * 8 + 0.5 * 0.1 * 32, 4 + 2 * 8
+    w, h = 32, 64
+    np.testing.assert_allclose(boxes[0].numpy(), [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], rtol=1e-6)
+
+
+def test_detector_keeps_confident_non_overlapping_faces():
+    class FakeNet(torch.nn.Module):
+        def forward(self, x):
+            outs = []
+            for size in [x.shape[2] // 4 // 2 ** i for i in range(6)]:
+                size = max(size, 1)
+                cls = torch.zeros(x.shape[0], 2, size, size)
+                cls[:, 0] = 5.0
+                outs += [cls, torch.zeros(x.shape[0], 4, size, size)]
+            outs[0][0, :, 4, 4] = torch.tensor([0.0, 3.0])  # face, p=0.95
+            outs[0][0, :, 4, 5] = torch.tensor([0.0, 2.0])  # overlapping weaker face: suppressed
+            outs[0][0, :, 12, 12] = torch.tensor([0.0, -0.5])  # p=0.38: a candidate but below keep
+            return outs
+
+    det = S3FDDetector(FakeNet())
+    found = det.detect(np.zeros((1, 64, 64, 3), np.uint8))[0]
+    assert len(found) == 1 and found[0].score == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item(), rel=1e-5)
+    np.testing.assert_allclose(found[0].box, [2 + 16 - 8, 2 + 16 - 8, 2 + 16 + 8, 2 + 16 + 8])
