@@ -69,7 +69,7 @@ def _load_networks(syncnet_path, inception_path, device: torch.device) -> _Netwo
             raise
         nets.absent["FID"] = str(e)
     if syncnet_path is not None:
-        nets.syncnet = load_syncnet_s(syncnet_path).to(device)
+        nets.syncnet = load_syncnet_s(syncnet_path, device)
     else:
         reason = ("no SyncNet weights given: pass --syncnet PATH to syncnet_v2.model (syncnet_python, "
                   "54,573,114 bytes; not downloadable from this tool)")

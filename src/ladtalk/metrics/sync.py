@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from scipy.fft import dct
 
-from ladtalk.errors import CheckpointError, InputError
+from ladtalk import lipsync_weights
+from ladtalk.errors import InputError
 from ladtalk.models.syncnet import SyncNetS
-from ladtalk.weights import find_weight, load_torch_weights
+from ladtalk.weights import find_weight
 
 SYNC_FPS = 25
 SYNC_SAMPLE_RATE = 16000
@@ -96,21 +97,13 @@ def int16_scale(samples: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- network and scores
 
-def load_syncnet_s(path: str | os.PathLike | None = None) -> SyncNetS:
+def load_syncnet_s(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> SyncNetS:
     """SyncNetS (eval) with syncnet_v2.model weights from `path` or $LADTALK_SYNCNET; InputError if not given."""
     file = find_weight("SyncNet", explicit_path=path, env_var=SYNCNET_ENV)
     if file is None:
         raise InputError(f"LSE-C/LSE-D need {SYNCNET_FILENAME} (syncnet_python's model, 54,573,114 bytes); "
                          f"none was given (--syncnet PATH or ${SYNCNET_ENV})")
-    state = load_torch_weights(file)
-    model = SyncNetS()
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    if missing or unexpected:
-        raise CheckpointError(f"{file} is not syncnet_v2.model: missing {missing[:4]}, unexpected {unexpected[:4]}")
-    model.load_state_dict(state, strict=False)
-    return model.eval().requires_grad_(False)
+    return lipsync_weights.load_syncnet_s(file, device).requires_grad_(False)
 
 
 def sync_video_input(frames: np.ndarray) -> torch.Tensor:
