@@ -199,6 +199,29 @@ def train_step(rt: Runtime, nets: Nets, x: torch.Tensor, step: int, t: dict[str,
             "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"], "adaptive_weight": lam}
 
 
+@torch.no_grad()
+def init_codebook_from_data(model: SOVQAE, store: CropStore, size: int, seed: int, max_images: int = 512) -> None:
+    """Codes := distinct latents of training images under the initial encoder (plus 1% noise), not taming's
+    uniform(+-1/N): every code starts in use, which avoids the early collapse of small runs. Identical on all ranks.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(store), min(len(store), max_images), replace=False))
+    n = model.config.n_embed
+    lat = []
+    for s in range(0, len(rows), 32):
+        x = crops_to_images(store.batch(rows[s:s + 32]), store.device, size) * 2 - 1
+        z = model.encode_latent(x).float()
+        lat.append(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]))
+    lat = torch.cat(lat)
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(lat), generator=g)[:n].to(lat.device)
+    codes = lat[pick]
+    if len(codes) < n:  # fewer latents than codes: repeat them; the noise keeps the copies apart
+        codes = codes[torch.arange(n, device=codes.device) % len(codes)]
+    noise = torch.randn(codes.shape, generator=g).to(codes.device) * 0.01 * lat.std()
+    model.quantize.embedding.weight.copy_(codes + noise)
+
+
 def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
                  preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto") -> Path:
     """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder)."""
@@ -240,6 +263,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             rt.scaler.load_state_dict(ts["scaler"])
         step, best = int(ts["step"]), float(ts["best"])
         set_rng_state(ts["rng"])
+    elif t.get("init_codebook", "uniform") == "data":
+        init_codebook_from_data(model, store, size, seed)
+    elif t.get("init_codebook", "uniform") != "uniform":
+        raise InputError(f"train.init_codebook must be 'uniform' (taming) or 'data', not {t['init_codebook']!r}")
 
     wrap_nets(nets, rt, bool(t["compile"]))
     log = RunLogger(run_dir / "logs", enabled=rt.is_main)
