@@ -50,7 +50,8 @@ class RunReport:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def line(self, what: str) -> str:
-        return f"{what}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS)"
+        stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items())
+        return f"{what}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS; {stages})"
 
 
 def check_out_path(out_path: str | os.PathLike) -> Path:
@@ -103,7 +104,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     report = RunReport()
     t_start = time.perf_counter()
     t0 = time.perf_counter()
-    windows = mel_windows(melspectrogram(audio), ident.fps)
+    # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped
+    n_frames = max(1, int(round(len(audio) / SAMPLE_RATE * ident.fps)))
+    windows = mel_windows(melspectrogram(audio), ident.fps, n_frames)
     report.add("mel", time.perf_counter() - t0)
     n_out = len(windows)
     schedule = pingpong_indices(n_out, ident.frame_count)
