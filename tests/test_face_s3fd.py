@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ladtalk.errors import InputError
 from ladtalk.face.detect import make_detector
 from ladtalk.face.s3fd import S3FD, S3FDDetector, decode_s3fd
 
@@ -108,3 +109,16 @@ def test_detector_keeps_confident_non_overlapping_faces():
     found = det.detect(np.zeros((1, 64, 64, 3), np.uint8))[0]
     assert len(found) == 1 and found[0].score == pytest.approx(torch.sigmoid(torch.tensor(3.0)).item(), rel=1e-5)
     np.testing.assert_allclose(found[0].box, [2 + 16 - 8, 2 + 16 - 8, 2 + 16 + 8, 2 + 16 + 8])
+
+
+def test_detect_in_chunks_equals_one_pass_and_rejects_tiny_frames():
+    torch.manual_seed(0)
+    net = S3FD()
+    frames = np.random.default_rng(0).integers(0, 256, (3, 32, 40, 3), dtype=np.uint8)
+    whole = S3FDDetector(net).detect(frames)
+    chunked = S3FDDetector(net, max_pixels_per_pass=32 * 40).detect(frames)
+    assert [len(f) for f in whole] == [len(f) for f in chunked] and sum(len(f) for f in whole) > 0
+    for a, b in zip(whole, chunked):
+        np.testing.assert_allclose([d.box for d in a], [d.box for d in b], rtol=1e-4, atol=1e-3)
+    with pytest.raises(InputError, match="at least 32x32"):
+        S3FDDetector(net).detect(frames[:, :16])

@@ -17,7 +17,8 @@ from ladtalk.errors import InputError
 @dataclass
 class Detection:
     """One face in one frame: box (x1, y1, x2, y2) in pixels of the frame (x2, y2 exclusive), score in [0, 1],
-    landmarks (5, 2) as (x, y) for left eye, right eye, nose, left and right mouth corner (None if unknown)."""
+    landmarks (5, 2) as (x, y) for the eye on the image's left, the other eye, nose tip, left and right mouth
+    corner (None if the detector gives none)."""
 
     box: tuple[float, float, float, float]
     score: float

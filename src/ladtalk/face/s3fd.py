@@ -152,8 +152,10 @@ class S3FDDetector:
         score_threshold: float = 0.05,
         nms_threshold: float = 0.3,
         keep_threshold: float = 0.5,
+        max_pixels_per_pass: float = 4e6,
     ) -> None:
         self.device = torch.device(device)
+        self.max_pixels_per_pass = max_pixels_per_pass
         self.net = net.to(self.device).eval().requires_grad_(False)
         self.score_threshold, self.nms_threshold, self.keep_threshold = score_threshold, nms_threshold, keep_threshold
 
@@ -167,6 +169,17 @@ class S3FDDetector:
     @torch.inference_mode()
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         frames = check_frames(frames)
+        h, w = frames.shape[1:3]
+        if min(h, w) < 32:
+            raise InputError(f"S3FD needs frames of at least 32x32 pixels, got {w}x{h}")
+        # VGG16 at full resolution holds ~0.5 GB of activations per 720p frame: pass a few frames at a time.
+        chunk = max(1, int(self.max_pixels_per_pass // (h * w)))
+        out: list[list[Detection]] = []
+        for i in range(0, len(frames), chunk):
+            out += self._detect(frames[i:i + chunk])
+        return out
+
+    def _detect(self, frames: np.ndarray) -> list[list[Detection]]:
         mean = torch.tensor(S3FD_MEAN, device=self.device).view(1, 3, 1, 1)
         x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() - mean
         boxes, scores, images = decode_s3fd(self.net(x), self.score_threshold)
