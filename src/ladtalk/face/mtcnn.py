@@ -255,8 +255,10 @@ class MTCNNDetector:
                 continue
             score = prob[:, 1][mask]
             off = reg.permute(0, 2, 3, 1)[mask]
-            # Each P-Net output cell sees a 12x12 window at stride 2 of this pyramid level.
-            cell = torch.stack([xx * 2, yy * 2, xx * 2 + 12, yy * 2 + 12], 1).float() / scale
+            # Each P-Net output cell sees a 12x12 window at stride 2 of this pyramid level (whose true scale per
+            # axis is sw/w, sh/h after rounding the level's size up).
+            level_scale = torch.tensor([sw / w, sh / h] * 2, device=xx.device)
+            cell = torch.stack([xx * 2, yy * 2, xx * 2 + 12, yy * 2 + 12], 1).float() / level_scale
             keep = batched_nms(cell, score, ii, 0.5)
             all_boxes.append(torch.cat([cell[keep], off[keep]], 1).cpu().numpy().astype(np.float64))
             all_scores.append(score[keep].cpu().numpy())
