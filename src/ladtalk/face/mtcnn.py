@@ -216,6 +216,7 @@ class MTCNNDetector:
         return scales
 
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
+        """Frames uint8 (B,H,W,3) RGB -> per frame, the faces found (box, score, 5 landmarks), best first."""
         if self.device.type != "cpu" or not self.cpu_threads:
             return self._detect(frames)
         # These nets are too small to gain from a second thread, and an OpenMP team on a busy machine (or beside
