@@ -84,3 +84,25 @@ def test_perceptual_loss_from_wheel():
     auto_net, auto_name = build_perceptual("auto")
     assert auto_name in ("lpips_vgg", "stlpips_vgg")
     assert build_perceptual("none") == (None, "none")
+
+
+def test_real_lpips_used_when_the_vgg16_trunk_is_cached(tmp_path, monkeypatch):
+    from ladtalk.models.perceptual import lpips_vgg
+    from ladtalk.weights import find_weight
+
+    if find_weight("heads", package="lpips", package_relpath="weights/v0.1/vgg.pth") is None:
+        pytest.skip("lpips wheel absent (heads file)")
+    # a torchvision-layout VGG16 file (random values, real key names and shapes) in a private hub cache
+    trunk = {f"features.{k.split('.')[2]}.{k.split('.')[3]}": torch.randn_like(v)
+             for k, v in lpips_vgg().state_dict().items() if k.startswith("net.")}
+    trunk["classifier.0.weight"] = torch.zeros(4, 4)
+    hub = tmp_path / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    torch.save(trunk, hub / "vgg16-397923af.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.delenv("LADTALK_VGG16", raising=False)
+    net, name = build_perceptual("auto")
+    assert name == "lpips_vgg"
+    assert torch.equal(getattr(net.net.slice3, "10").weight, trunk["features.10.weight"])
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert float(net(x, x)) == 0.0
