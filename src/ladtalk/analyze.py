@@ -11,6 +11,7 @@ Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -36,6 +37,17 @@ STATS_FRAMES = 8                             # training frames for the Lipschitz
 JACOBIAN_FRAMES = 4                          # test frames for the empirical Jacobian estimate
 
 
+@contextlib.contextmanager
+def _exact_fp32():
+    """TF32 off while measuring: finite-difference Jacobians need full fp32 convolutions and matmuls."""
+    flags = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = flags
+
+
 def _evenly(indices: np.ndarray, count: int | None) -> np.ndarray:
     if count is None or len(indices) <= count:
         return indices
@@ -55,11 +67,12 @@ def _gamma(model, ident: Identity, device: torch.device, size: int) -> dict[str,
 
 
 def _experiment(model, clean: torch.Tensor, clean_codes: torch.Tensor, name: str, strength: float,
-                degraded: torch.Tensor, mask: torch.Tensor | None, margin: float) -> dict[str, Any]:
+                degraded: torch.Tensor, mask: torch.Tensor | None, margins: tuple[float, float]) -> dict[str, Any]:
     r = restoration_scores(model, clean, degraded, clean_codes, mask)
     delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
     r.update(kind=name, strength=strength, delta_frobenius_mean=float(delta.mean()),
-             share_within_nroub=float((delta < margin).float().mean()) if margin > 0 else 0.0)
+             share_within_nroub_bound=float((delta < margins[0]).float().mean()),
+             share_within_nroub_empirical=float((delta < margins[1]).float().mean()))
     return r
 
 
@@ -137,8 +150,20 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
     if len(test_idx) == 0:
         raise InputError(f"{ident.dir} has no test frames with a face; prepare a longer video")
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
 
+    with _exact_fp32():
+        rep = _measure(model, ident, test_idx, dev, size, seed)
+    rep.update(model=str(sovqae_folder(model_path)), identity=str(ident.dir), device=str(dev), seed=seed)
+    with atomic_dir(report_dir) as tmp:
+        plots = _plots(tmp, rep["experiments"])
+        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float))
+        (tmp / "report.md").write_text(_markdown(rep, plots))
+    return rep
+
+
+def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, size: int,
+             seed: int) -> dict[str, Any]:
+    gen = torch.Generator().manual_seed(seed)
     codes = nroub.code_distance_stats(model.quantize.embedding.weight)
     gamma = _gamma(model, ident, dev, size)
     stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
@@ -150,30 +175,25 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
         lip["L_E_bound"]) else 0.0
     margin_emp = nroub.nroub(codes["d_C"], gamma["gamma"], l_emp)
 
+    margins = (margin_bound, margin_emp)
     _, clean_codes = run_model(model, clean)
     region = degrade.scaled_region(size)
     boxes = degrade.random_regions(len(clean), size, size, region, gen)
     mask = degrade.region_mask(boxes, size, size, dev)
-    rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margin_bound)]
+    rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margins)]
     for s in BLUR_SIGMAS:
         deg = degrade.in_region(clean, degrade.gaussian_blur(clean, s * size / 256), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margin_bound))
+        rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margins))
     for s in NOISE_STDS:
         deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margin_bound))
+        rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margins))
     low = max(8, round(96 * size / 256))
     rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
-                            margin_bound))
+                            margins))
 
-    rep = {"model": str(sovqae_folder(model_path)), "identity": str(ident.dir), "device": str(dev), "seed": seed,
-           "image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
-           "theory": {"codes": codes, "gamma": gamma, "lipschitz": lip, "L_E_empirical": l_emp,
-                      "L_E_empirical_per_frame": [float(v) for v in jac.cpu()],
-                      "nroub_bound": margin_bound, "nroub_empirical": margin_emp,
-                      "units": "Frobenius norm of the image difference in [-1,1] units over 3xHxW"},
-           "experiments": rows}
-    with atomic_dir(report_dir) as tmp:
-        plots = _plots(tmp, rows)
-        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float))
-        (tmp / "report.md").write_text(_markdown(rep, plots))
-    return rep
+    return {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
+            "theory": {"codes": codes, "gamma": gamma, "lipschitz": lip, "L_E_empirical": l_emp,
+                       "L_E_empirical_per_frame": [float(v) for v in jac.cpu()],
+                       "nroub_bound": margin_bound, "nroub_empirical": margin_emp,
+                       "units": "Frobenius norm of the image difference in [-1,1] units over 3xHxW"},
+            "experiments": rows}
