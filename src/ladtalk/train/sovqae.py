@@ -103,17 +103,16 @@ class CropStore:
 
 
 def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch.Tensor:
-    """Light augmentation keeping faces aligned: +-amount shift and scale, +-5% brightness; x in [-1,1]."""
-    b = x.shape[0]
-    r = torch.rand(b, 4, generator=gen).to(x.device, torch.float32) * 2 - 1
-    scale = 1 + amount * r[:, 0]
-    theta = torch.zeros(b, 2, 3, device=x.device)
-    theta[:, 0, 0] = scale
-    theta[:, 1, 1] = scale
-    theta[:, :, 2] = 2 * amount * r[:, 1:3]
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    y = F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return ((y + 1) * (1 + 0.05 * r[:, 3, None, None, None]) - 1).clamp(-1, 1).to(x.dtype)
+    """Light augmentation keeping faces aligned: whole-pixel shifts up to +-amount of the size (reflected
+    borders, no resampling blur) and +-5% brightness; x (B,3,H,W) in [-1,1]."""
+    b, _, h, w = x.shape
+    m = max(1, round(amount * max(h, w)))
+    r = torch.rand(b, 3, generator=gen)
+    offs = (r[:, :2] * (2 * m + 1)).long().clamp(max=2 * m).tolist()
+    padded = F.pad(x, (m, m, m, m), mode="reflect")
+    y = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
+    gain = (1 + 0.05 * (r[:, 2] * 2 - 1)).to(x.device, x.dtype).view(b, 1, 1, 1)
+    return ((y + 1) * gain - 1).clamp(-1, 1)
 
 
 def _open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Identity]:
