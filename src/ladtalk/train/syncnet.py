@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ladtalk.checkpoint import load_state_dict, save_component, strict_load
-from ladtalk.data.lipsync import SyncPairs, find_clips
+from ladtalk.data.lipsync import SyncPairs, find_clips, usable
 from ladtalk.io.atomic import check_writable_dir
 from ladtalk.lipsync_weights import KIND_EXPERT
 from ladtalk.losses.lipsync import cosine_bce
@@ -59,7 +59,8 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     rt = setup_runtime(device, precision=t["precision"])
     seed_everything(t["seed"], rank=rt.rank)
     train_clips = find_clips(data_dirs, mcfg.img_size, "train")
-    val_clips = find_clips(data_dirs, mcfg.img_size, "val") or train_clips
+    val_clips = [c for c in find_clips(data_dirs, mcfg.img_size, "val") if usable(c)]
+    val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
     bs, max_steps = int(t["batch_size"]), int(t["max_steps"])
     train_data = SyncPairs(train_clips, length=2**62, seed=t["seed"])
     val_data = SyncPairs(val_clips, length=2**62, seed=t["seed"] + 7919)

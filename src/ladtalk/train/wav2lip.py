@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.checkpoint import load_state_dict, save_component, strict_load
-from ladtalk.data.lipsync import GeneratorSamples, find_clips
+from ladtalk.data.lipsync import GeneratorSamples, find_clips, usable
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.lipsync_weights import KIND_DISC, KIND_WAV2LIP, load_syncnet_expert, load_wav2lip
@@ -96,7 +96,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     expert.train(t["expert_bn"] == "train")  # the original never switches the expert to eval()
 
     train_clips = find_clips(data_dirs, gcfg.img_size, "train")
-    val_clips = find_clips(data_dirs, gcfg.img_size, "val") or train_clips
+    val_clips = [c for c in find_clips(data_dirs, gcfg.img_size, "val") if usable(c)]
+    val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
     bs, max_steps, use_gan = int(t["batch_size"]), int(t["max_steps"]), bool(t["gan"])
     offset = int(t["mel_offset_frames"])
     train_data = GeneratorSamples(train_clips, 2**62, seed=t["seed"], mel_offset_frames=offset)

@@ -1,0 +1,108 @@
+"""Lip-sync training: a few steps run, the loss falls on one batch, runs resume, exports load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from _lipsync_fake import make_talking_identity
+
+from ladtalk.data.lipsync import GeneratorSamples, SyncPairs, find_clips
+from ladtalk.errors import InputError
+from ladtalk.lipsync_weights import load_syncnet_expert, load_wav2lip
+from ladtalk.losses.lipsync import cosine_bce, expert_sync_loss, lower_half_stack
+from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig
+from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
+from ladtalk.train.syncnet import train_syncnet
+from ladtalk.train.wav2lip import train_wav2lip
+
+FAST = ["train.batch_size=4", "train.eval_batches=1", "train.log_every=1"]
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory):
+    return make_talking_identity(tmp_path_factory.mktemp("ident") / "id", seconds=3.0, size=64)
+
+
+def _steps(run_dir, split="train"):
+    lines = (run_dir / "logs" / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line)["step"] for line in lines if json.loads(line)["split"] == split]
+
+
+def test_lower_half_stack_is_frame_major():
+    frames = torch.arange(2 * 3 * 5 * 4 * 4, dtype=torch.float32).reshape(2, 3, 5, 4, 4)
+    out = lower_half_stack(frames)
+    assert out.shape == (2, 15, 2, 4)
+    torch.testing.assert_close(out[:, 3:6], frames[:, :, 1, 2:])  # frame 1's B,G,R
+
+
+def test_losses_fall_on_one_batch(identity):
+    torch.manual_seed(0)
+    clips = find_clips([identity], img_size=48)
+    x, indiv, mel, gt = (torch.stack(v) for v in zip(*[GeneratorSamples(clips, 4, seed=0)[i] for i in range(4)]))
+    gen = Wav2Lip(Wav2LipConfig(width=0.125, img_size=48))
+    opt = torch.optim.Adam(gen.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = F.l1_loss(gen(indiv, x), gt)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < 0.8 * losses[0]
+    mels, faces, ys = (torch.stack(v) for v in zip(*[SyncPairs(clips, 8, seed=0)[i] for i in range(8)]))
+    expert = SyncNetColor(SyncNetConfig(width=0.125, img_size=48))
+    opt = torch.optim.Adam(expert.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(15):
+        loss = cosine_bce(*expert(mels, faces), ys)
+        losses.append(loss.item())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert losses[-1] < 0.7 * losses[0]
+    assert float(expert_sync_loss(expert, mels[:4], gt)) > 0
+
+
+def test_train_expert_then_generator_resume_and_export(identity, tmp_path):
+    run = tmp_path / "sync"
+    out = train_syncnet([identity], run, preset="syncnet-tiny",
+                        overrides=[*FAST, "train.max_steps=3", "train.eval_every=2", "model.width=0.125"],
+                        device="cpu")
+    assert _steps(run) == [1, 2, 3] and _steps(run, "val") == [2, 3]
+    out = train_syncnet([identity], run, preset="syncnet-tiny",
+                        overrides=[*FAST, "train.max_steps=5", "train.eval_every=2", "model.width=0.125"],
+                        device="cpu")
+    assert _steps(run) == [1, 2, 3, 4, 5]  # resumed at step 4, not from scratch
+    expert = load_syncnet_expert(out)
+    assert expert.config == SyncNetConfig(width=0.125, img_size=48)
+
+    wrun = tmp_path / "w2l"
+    common = [*FAST, "train.eval_every=2", "model.width=0.125", "train.gan=true", "train.sync_threshold=100"]
+    train_wav2lip([identity], wrun, syncnet_path=run, preset="wav2lip-tiny",
+                  overrides=[*common, "train.max_steps=2"], device="cpu")
+    model_dir = train_wav2lip([identity], wrun, syncnet_path=run / "model", preset="wav2lip-tiny",
+                              overrides=[*common, "train.max_steps=4"], device="cpu")
+    records = [json.loads(line) for line in (wrun / "logs" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if r["split"] == "train"]
+    assert [r["step"] for r in train] == [1, 2, 3, 4]
+    # the sync loss switched on at the first evaluation (threshold 100) and stayed on after the resume
+    assert train[0]["syncnet_wt"] == 0.0 and train[2]["syncnet_wt"] == 0.03 and train[2]["sync"] > 0
+    assert "disc" in train[0]
+    assert any((wrun / "samples").glob("step_*.png"))
+    gen = load_wav2lip(model_dir)
+    assert gen.config == Wav2LipConfig(width=0.125, img_size=48)
+    with torch.no_grad():
+        assert gen(torch.zeros(1, 1, 80, 16), torch.rand(1, 6, 48, 48)).shape == (1, 3, 48, 48)
+    # fine-tuning from the exported model, with an expert of another face size, is refused clearly
+    big = tmp_path / "expert96"
+    from ladtalk.checkpoint import save_component
+    cfg96 = SyncNetConfig(width=0.125, img_size=96)
+    save_component(big, "syncnet_expert", cfg96, SyncNetColor(cfg96).state_dict())
+    with pytest.raises(InputError, match="img_size"):
+        train_wav2lip([identity], tmp_path / "w2", syncnet_path=big, init_path=model_dir, preset="wav2lip-tiny",
+                      overrides=FAST, device="cpu")
+    assert np.isfinite(json.loads((model_dir / "config.json").read_text())["extra"]["steps"])
