@@ -5,7 +5,8 @@ to 299x299 with bilinear interpolation (align_corners=False, no antialias: pytor
 [-1, 1]. Statistics: mean and unbiased covariance (np.cov). Distance:
     FID = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)),
 computing sqrtm with scipy in float64; if the product is singular (non-finite root), eps*I (1e-6) is added to
-both covariances; a tiny imaginary part from rounding is dropped (a large one is an error).
+both covariances; a tiny imaginary part from rounding is dropped (a large one is an error). The 2048x2048
+sqrtm is the slow step on a CPU (about a minute on 2 busy cores).
 The weights file is never downloaded: give a path, or copy it into the torch hub cache.
 """
 
