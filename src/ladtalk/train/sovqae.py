@@ -325,8 +325,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 # decided jointly so that all ranks stop at the same step
                 late = float(time.monotonic() - start_time > 60 * float(t["max_minutes"]))
                 out_of_time = rt.mean_across_ranks({"late": late})["late"] > 0
-            periodic = step % int(t["checkpoint_every"]) == 0 or step % steps_per_epoch == 0 \
-                or step == total_steps or out_of_time
+            # not per epoch: an identity's epoch is ~100 steps, and the batch order resumes at any step anyway
+            periodic = step % int(t["checkpoint_every"]) == 0 or step == total_steps or out_of_time
             if periodic or is_best:
                 save(is_best)  # rank 0 only
                 last_saved = step
