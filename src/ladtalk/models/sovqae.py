@@ -242,7 +242,9 @@ class VectorQuantizer(nn.Module):
 
 def usage_tensors(indices: torch.Tensor, n_embed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(share of the n_embed codes used, perplexity exp(-sum p log p)) as 0-dim tensors (no host sync)."""
-    counts = torch.bincount(indices.reshape(-1), minlength=n_embed).float()
+    flat = indices.reshape(-1)
+    # scatter_add instead of bincount: CUDA bincount reads the max back to the host (a sync per step)
+    counts = torch.zeros(n_embed, device=flat.device).scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
     p = counts / counts.sum().clamp_min(1)
     perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
     return (counts > 0).float().mean(), perplexity

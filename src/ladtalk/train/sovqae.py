@@ -87,10 +87,11 @@ class CropStore:
                 out[sel[order]] = ident.crops[frames[order]]
         return out
 
-    def batch(self, rows: np.ndarray) -> torch.Tensor:
-        """uint8 (B,S,S,3) crops of the given training rows, on the device."""
+    def batch(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 (B,S,S,3) crops of the given training rows (a device tensor when resident), on the device."""
         if self._rows is not None:
             return self._rows[torch.as_tensor(rows, device=self.device)]
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
         return torch.from_numpy(self._gather(rows)).to(self.device, non_blocking=True)
 
     def sample(self, split: str, count: int) -> np.ndarray:
@@ -107,11 +108,12 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
     borders, no resampling blur) and +-5% brightness; x (B,3,H,W) in [-1,1]."""
     b, _, h, w = x.shape
     m = max(1, round(amount * max(h, w)))
-    r = torch.rand(b, 3, generator=gen)
-    offs = (r[:, :2] * (2 * m + 1)).long().clamp(max=2 * m).tolist()
+    offs = torch.randint(0, 2 * m + 1, (b, 2), generator=gen).tolist()  # host ints: no device sync
     padded = F.pad(x, (m, m, m, m), mode="reflect")
     y = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
-    gain = (1 + 0.05 * (r[:, 2] * 2 - 1)).to(x.device, x.dtype).view(b, 1, 1, 1)
+    # drawn on the device from a generator seeded on the host: no blocking host-to-device copy
+    dev_gen = torch.Generator(device=x.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+    gain = (1 + 0.05 * (torch.rand(b, 1, 1, 1, generator=dev_gen, device=x.device) * 2 - 1)).to(x.dtype)
     return ((y + 1) * gain - 1).clamp(-1, 1)
 
 
@@ -297,9 +299,13 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     model.train()
     disc.train()
     try:
+        order_epoch, order = -1, None
         while step < total_steps:
             epoch, pos = divmod(step, steps_per_epoch)
-            order = epoch_order(len(store), epoch, seed, rt.rank, rt.world_size)
+            if epoch != order_epoch:  # upload the epoch's order once: no host-to-device copy per step
+                order_epoch = epoch
+                order = epoch_order(len(store), epoch, seed, rt.rank, rt.world_size)
+                order = torch.as_tensor(order, device=rt.device) if store.resident else order
             rows = order[pos * bs:(pos + 1) * bs]
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rt.rank)
             x = crops_to_images(store.batch(rows), rt.device, size) * 2 - 1
