@@ -360,6 +360,3 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     rt.close()
     return model_dir
 
-
-def config_of(model: SOVQAE) -> dict[str, Any]:
-    return dataclasses.asdict(model.config)
