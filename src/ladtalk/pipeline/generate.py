@@ -80,8 +80,11 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
 def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "feather", batch_size: int | None = None, precision: str = "auto",
-             device: str = "auto") -> RunReport:
-    """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings."""
+             device: str = "auto", *, overlap_io: bool = True) -> RunReport:
+    """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
+
+    `overlap_io=False` decodes in the main thread (the naive, fully sequential baseline of bench/generate.py).
+    """
     out_path = check_out_path(out_path)
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
@@ -112,7 +115,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     schedule = pingpong_indices(n_out, ident.frame_count)
     has_face, boxes = ident.has_face, ident.crop_boxes
     source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
-    frames_iter = background(source.iter_schedule(schedule), depth=2 * batch)
+    frames_iter = source.iter_schedule(schedule)
+    if overlap_io:
+        frames_iter = background(frames_iter, depth=2 * batch)
 
     with VideoWriter(out_path, fps=ident.fps, audio=audio, sample_rate=SAMPLE_RATE) as writer, \
             tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
@@ -155,6 +160,6 @@ def _run_models(ident: Identity, wav2lip, sovqae, src_idx: np.ndarray, windows: 
     else:
         faces = torch.nn.functional.interpolate(mouths, size=(ident.crop_size,) * 2, mode="bicubic",
                                                 align_corners=False)
-    out = to_frames(faces)
+    out = to_frames(faces)  # the copy to the CPU waits for the GPU, so the stage time is complete
     report.add("sovqae" if sovqae is not None else "upscale", time.perf_counter() - t0)
     return out
