@@ -33,7 +33,7 @@ from ladtalk.train.common import (
     setup_runtime,
     unwrap,
 )
-from ladtalk.train.lipsync_common import Deadline, StepBatches, loader
+from ladtalk.train.lipsync_common import Deadline, StepBatches, flush_denormals, loader
 
 
 def evaluate_expert(model: torch.nn.Module, data: SyncPairs, batches: int, batch_size: int, rt) -> dict[str, float]:
@@ -55,15 +55,15 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     """Train the expert; returns RUN_DIR/model (config.json + model.safetensors, kind 'syncnet_expert')."""
     cfg = load_preset(preset, overrides)
     mcfg, t = SyncNetConfig(**cfg["model"]), cfg["train"]
-    run_dir = check_writable_dir(run_dir)
-    rt = setup_runtime(device, precision=t["precision"])
-    seed_everything(t["seed"], rank=rt.rank)
     train_clips = find_clips(data_dirs, mcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, mcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
     bs, max_steps = int(t["batch_size"]), int(t["max_steps"])
     train_data = SyncPairs(train_clips, length=2**62, seed=t["seed"])
     val_data = SyncPairs(val_clips, length=2**62, seed=t["seed"] + 7919)
+    run_dir = check_writable_dir(run_dir)  # only once the data is known to be usable
+    rt = setup_runtime(device, precision=t["precision"])
+    seed_everything(t["seed"], rank=rt.rank)
 
     model = rt.prepare(SyncNetColor(mcfg))
     ddp = rt.wrap_ddp(model)
@@ -92,7 +92,8 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.barrier()
 
     batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
-    for mel, face, y in loader(train_data, batches, t["num_workers"], rt.device.type == "cuda"):
+    train_loader = loader(train_data, batches, t["num_workers"], rt.device.type == "cuda")
+    for mel, face, y in flush_denormals(train_loader, rt.device):
         model.train()
         mel, face, y = mel.to(rt.device), rt.images(face), y.to(rt.device)
         with rt.autocast():

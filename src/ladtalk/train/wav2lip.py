@@ -46,7 +46,7 @@ from ladtalk.train.common import (
     setup_runtime,
     unwrap,
 )
-from ladtalk.train.lipsync_common import Deadline, StepBatches, loader
+from ladtalk.train.lipsync_common import Deadline, StepBatches, flush_denormals, loader
 
 
 def _to(rt, *tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -82,19 +82,13 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip')."""
     cfg = load_preset(preset, overrides)
     t = cfg["train"]
-    run_dir = check_writable_dir(run_dir)
-    rt = setup_runtime(device, precision=t["precision"])
-    seed_everything(t["seed"], rank=rt.rank)
-
+    # every input is checked before RUN_DIR is created, so a bad argument leaves nothing behind
     gen = load_wav2lip(init_path, "cpu").train() if init_path else Wav2Lip(Wav2LipConfig(**cfg["model"]))
     gcfg: Wav2LipConfig = gen.config
-    expert = load_syncnet_expert(syncnet_path, rt.device)
+    expert = load_syncnet_expert(syncnet_path, "cpu")
     if expert.config.img_size != gcfg.img_size:
         raise InputError(f"the expert sees {expert.config.img_size}px faces but the generator makes "
                          f"{gcfg.img_size}px faces; train the expert with the same img_size")
-    expert.requires_grad_(False)
-    expert.train(t["expert_bn"] == "train")  # the original never switches the expert to eval()
-
     train_clips = find_clips(data_dirs, gcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, gcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
@@ -102,6 +96,12 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     offset = int(t["mel_offset_frames"])
     train_data = GeneratorSamples(train_clips, 2**62, seed=t["seed"], mel_offset_frames=offset)
     val_data = GeneratorSamples(val_clips, 2**62, seed=t["seed"] + 7919, mel_offset_frames=offset)
+
+    run_dir = check_writable_dir(run_dir)
+    rt = setup_runtime(device, precision=t["precision"])
+    seed_everything(t["seed"], rank=rt.rank)
+    expert = expert.to(rt.device).requires_grad_(False)
+    expert.train(t["expert_bn"] == "train")  # the original never switches the expert to eval()
 
     gen = rt.prepare(gen)
     ddp_gen = rt.wrap_ddp(gen)
@@ -157,7 +157,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.barrier()
 
     batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
-    for x, indiv, mel, gt in loader(train_data, batches, t["num_workers"], rt.device.type == "cuda"):
+    train_loader = loader(train_data, batches, t["num_workers"], rt.device.type == "cuda")
+    for x, indiv, mel, gt in flush_denormals(train_loader, rt.device):
         gen.train()
         x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
         w = sync_wt_on if sync_on else 0.0
