@@ -73,6 +73,8 @@ def test_windows_follow_official_inference(fps):
     # asking for more frames clamps every extra window to the end
     longer = mel_windows(mel, fps, num_frames=len(want) + 7)
     np.testing.assert_array_equal(longer[-1, 0], mel[:, -16:])
+    # a chunk of frames equals the same rows of the whole
+    np.testing.assert_array_equal(mel_windows(mel, fps, num_frames=9, first_frame=len(want) - 4), longer[-11:-2])
 
 
 def test_short_mel_is_padded_with_silence():
