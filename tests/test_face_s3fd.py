@@ -7,38 +7,11 @@ import json
 import numpy as np
 import pytest
 import torch
+from oracle import inp, oracle_fill
 
 from ladtalk.errors import InputError
 from ladtalk.face.detect import make_detector
 from ladtalk.face.s3fd import S3FD, S3FDDetector, decode_s3fd
-
-
-def _fill(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The deterministic weight fill of ../shared/fixtures/README.md."""
-    out = {}
-    for i, key in enumerate(sorted(state)):
-        t = state[key]
-        n = t.numel()
-        b = np.sin(0.37 * np.arange(n) + i)
-        if key.endswith("num_batches_tracked"):
-            v = np.zeros(n)
-        elif key.endswith("running_var"):
-            v = 1 + 0.5 * b**2
-        elif key.endswith("running_mean"):
-            v = 0.1 * b
-        elif t.dim() >= 2:
-            v = b * np.sqrt(3 / (n // t.shape[0]))
-        elif key.endswith("weight"):
-            v = 1 + 0.1 * b
-        else:
-            v = 0.1 * b
-        out[key] = torch.from_numpy(v).to(t.dtype).reshape(t.shape)
-    return out
-
-
-def _inp(shape, phase) -> torch.Tensor:
-    n = int(np.prod(shape))
-    return torch.from_numpy((0.5 + 0.5 * np.sin(0.011 * np.arange(n) + phase)).astype(np.float32).reshape(shape))
 
 
 def test_layout_matches_the_official_checkpoint(fixtures_dir):
@@ -51,9 +24,9 @@ def test_layout_matches_the_official_checkpoint(fixtures_dir):
 def test_oracle_all_twelve_outputs(fixtures_dir):
     oracle = np.load(fixtures_dir / "official_models_oracle.npz")
     net = S3FD().eval()
-    net.load_state_dict(_fill(net.state_dict()), strict=True)
+    oracle_fill(net)
     with torch.no_grad():
-        outs = net(_inp((1, 3, 128, 128), 7) * 255 - 100)
+        outs = net(inp((1, 3, 128, 128), 7) * 255 - 100)
     assert len(outs) == 12
     for i, out in enumerate(outs):
         ref = oracle[f"s3fd_out{i}"]

@@ -10,7 +10,7 @@ from ladtalk.checkpoint import save_component
 from ladtalk.cli import main
 from ladtalk.data.identity import Identity
 from ladtalk.io.audio import load_audio, write_wav
-from ladtalk.io.video import VideoWriter, iter_frames, probe_video
+from ladtalk.io.video import iter_frames, probe_video
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
 from ladtalk.pipeline.enhance import enhance
@@ -184,10 +184,3 @@ def test_writer_failure_mid_run_leaves_no_file(synthetic_identity, models, tmp_p
                  no_sovqae=True, device="cpu")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
-
-def test_unused(tmp_path):
-    """VideoWriter is imported for fixtures elsewhere; keep a tiny check that an empty writer leaves nothing."""
-    with pytest.raises(Exception):
-        with VideoWriter(tmp_path / "x.mp4", fps=25):
-            raise ValueError("no frames")
-    assert not list(tmp_path.iterdir())

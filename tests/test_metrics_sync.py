@@ -1,11 +1,11 @@
 """LSE-C / LSE-D: MFCC front end, offset search, and the whole pipeline with the oracle-filled SyncNet S."""
 
 import json
-import math
 
 import numpy as np
 import pytest
 import torch
+from oracle import inp, oracle_fill
 
 from ladtalk.errors import InputError
 from ladtalk.metrics.sync import (
@@ -21,32 +21,6 @@ from ladtalk.metrics.sync import (
 from ladtalk.models.syncnet import SyncNetS
 
 
-def _oracle_fill(model: torch.nn.Module, layout: dict) -> None:
-    """The fixtures README's deterministic weight fill, keyed by the official names (= ours)."""
-    sd = model.state_dict()
-    assert sorted(k for k in sd) == sorted(layout)
-    for i, key in enumerate(sorted(layout)):
-        t = sd[key]
-        n = t.numel()
-        b = np.sin(0.37 * np.arange(n) + i)
-        if key.endswith("num_batches_tracked"):
-            v = np.zeros(n)
-        elif key.endswith("running_var"):
-            v = 1 + 0.5 * b ** 2
-        elif key.endswith("running_mean"):
-            v = 0.1 * b
-        elif t.dim() >= 2:
-            v = b * math.sqrt(3 / (n // t.shape[0]))
-        else:
-            v = 1 + 0.1 * b if key.endswith("weight") else 0.1 * b
-        t.copy_(torch.from_numpy(v).to(t.dtype).reshape(t.shape))
-
-
-def _inp(shape, phase):
-    n = int(np.prod(shape))
-    return torch.from_numpy((0.5 + 0.5 * np.sin(0.011 * np.arange(n) + phase)).astype(np.float32).reshape(shape))
-
-
 @pytest.fixture(scope="module")
 def oracle_syncnet():
     from conftest import shared_file
@@ -54,8 +28,9 @@ def oracle_syncnet():
     oracle = np.load(shared_file("fixtures/official_models_oracle.npz"))
     net = SyncNetS().eval()
     with torch.no_grad():
-        _oracle_fill(net, layout["state_dict"])
-        aud = net.forward_aud(_inp((2, 1, 13, 20), 5)).numpy()
+        assert sorted(net.state_dict()) == sorted(layout["state_dict"])
+        oracle_fill(net)
+        aud = net.forward_aud(inp((2, 1, 13, 20), 5)).numpy()
     ref = oracle["syncnet_python_S_aud"]
     assert np.abs(aud - ref).max() < 1e-4 * max(1.0, np.abs(ref).max())
     return net

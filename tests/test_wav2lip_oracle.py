@@ -8,40 +8,13 @@ import numpy as np
 import pytest
 import torch
 from conftest import shared_file
+from oracle import inp, oracle_fill
 
 from ladtalk.models.syncnet import SyncNetColor, SyncNetS
 from ladtalk.models.wav2lip import Wav2Lip, Wav2LipQualityDiscriminator
 
 NETS = {"wav2lip_generator": Wav2Lip, "wav2lip_disc_qual": Wav2LipQualityDiscriminator,
         "wav2lip_syncnet_expert": SyncNetColor, "syncnet_python_S": SyncNetS}
-
-
-def oracle_fill(model: torch.nn.Module) -> torch.nn.Module:
-    """The fixtures README's deterministic weights (sorted official key names), then eval mode."""
-    state = model.state_dict()
-    filled = {}
-    for i, key in enumerate(sorted(state)):
-        t = state[key]
-        n = t.numel()
-        b = np.sin(0.37 * np.arange(n) + i)
-        if key.endswith("num_batches_tracked"):
-            v = np.zeros(n)
-        elif key.endswith("running_var"):
-            v = 1 + 0.5 * b**2
-        elif key.endswith("running_mean"):
-            v = 0.1 * b
-        elif t.dim() >= 2:
-            v = b * np.sqrt(3 / (n // t.shape[0]))
-        else:
-            v = 1 + 0.1 * b if key.endswith("weight") else 0.1 * b
-        filled[key] = torch.from_numpy(v).to(t.dtype).reshape(t.shape)
-    model.load_state_dict(filled, strict=True)
-    return model.eval()
-
-
-def inp(shape: tuple[int, ...], phase: float) -> torch.Tensor:
-    n = int(np.prod(shape))
-    return torch.from_numpy((0.5 + 0.5 * np.sin(0.011 * np.arange(n) + phase)).astype(np.float32).reshape(shape))
 
 
 def rel_err(got: torch.Tensor, want: np.ndarray) -> float:

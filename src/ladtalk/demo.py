@@ -39,7 +39,7 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     out = check_writable_dir(out_dir)
     # time budgets keep the demo within ~10 minutes on 2 CPU cores; a faster machine simply reaches max_steps
     overrides = overrides or {"syncnet": ["train.max_minutes=1.5"], "wav2lip": ["train.max_minutes=3"],
-                              "sovqae": ["train.max_minutes=2"]}
+                              "sovqae": ["train.max_minutes=3"]}
     t_start = time.perf_counter()
 
     def step(n: int, what: str) -> None:
@@ -56,7 +56,7 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     wav2lip = train_wav2lip([ident_dir], out / "runs" / "wav2lip", syncnet_path=syncnet, preset="wav2lip-tiny",
                             overrides=overrides.get("wav2lip", ()), device=device)
     step(5, "train the identity's SOVQAE (small)")
-    sovqae = train_sovqae([ident_dir], out / "runs" / "sovqae", preset="tiny", overrides=overrides.get("sovqae", ()),
+    sovqae = train_sovqae([ident_dir], out / "runs" / "sovqae", preset="demo", overrides=overrides.get("sovqae", ()),
                           device=device)
 
     step(6, f"generate from {test_seconds:.0f} s of new speech, with and without the SOVQAE")
