@@ -184,3 +184,15 @@ def test_writer_failure_mid_run_leaves_no_file(synthetic_identity, models, tmp_p
                  no_sovqae=True, device="cpu")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
+
+
+def test_identity_whose_source_video_is_gone(base_args, synthetic_identity, tmp_path, capsys):
+    import json
+    import shutil
+    moved = tmp_path / "moved_identity"
+    shutil.copytree(synthetic_identity, moved)
+    meta = json.loads((moved / "identity.json").read_text())
+    meta["source"]["path"] = str(tmp_path / "gone.mp4")
+    (moved / "identity.json").write_text(json.dumps(meta))
+    code, err = _cli(_replace(base_args, "--identity", moved) + ["-o", str(tmp_path / "o.mp4")], capsys)
+    assert code == 2 and "source video" in err and not (tmp_path / "o.mp4").exists()

@@ -17,12 +17,10 @@ from ladtalk.data.prepare import track_video
 from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
-from ladtalk.pipeline.generate import RunReport, check_out_path
+from ladtalk.pipeline.generate import MUX_RATE, RunReport, check_out_path
 from ladtalk.pipeline.restore import load_sovqae, restore
 from ladtalk.pipeline.threads import background
 from ladtalk.runtime import resolve_device
-
-AUDIO_RATE = 48000
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
@@ -41,9 +39,9 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     t_start = time.perf_counter()
     _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
     report.add("detect", time.perf_counter() - t_start)
-    audio = load_audio(video_path, sample_rate=AUDIO_RATE) if info.has_audio else None
+    audio = load_audio(video_path, sample_rate=MUX_RATE) if info.has_audio else None
     n = len(face_track.has_face)
-    with VideoWriter(out_path, fps=info.fps, audio=audio, sample_rate=AUDIO_RATE) as writer, \
+    with VideoWriter(out_path, fps=info.fps, audio=audio, sample_rate=MUX_RATE) as writer, \
             tqdm(total=n, desc="enhance", unit="frame", dynamic_ncols=True) as bar:
         start = 0
         for frames in background(iter_frame_batches(video_path, batch, max_frames=n), depth=2):

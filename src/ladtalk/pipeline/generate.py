@@ -31,6 +31,7 @@ from ladtalk.pipeline.threads import background
 from ladtalk.runtime import autocast_dtype, resolve_device
 
 SAMPLE_RATE = 16000
+MUX_RATE = 48000
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
 
 
@@ -66,7 +67,11 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
     """An identity folder, or a video that is prepared once into the cache (~/.cache/ladtalk or $LADTALK_CACHE)."""
     path = Path(identity)
     if path.is_dir():
-        return Identity.open(path)
+        ident = Identity.open(path)
+        if not ident.source_path.is_file():
+            raise InputError(f"the source video of identity {path} is missing ({ident.source_path}); the faces are "
+                             "pasted back into its frames. Put it back there or re-run `ladtalk prepare`.")
+        return ident
     if not path.exists():
         raise InputError(f"identity {path} does not exist; give an identity folder or a video of the person")
     from ladtalk.data.prepare import file_sha256, prepare
@@ -119,7 +124,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     if overlap_io:
         frames_iter = background(frames_iter, depth=2 * batch)
 
-    with VideoWriter(out_path, fps=ident.fps, audio=audio, sample_rate=SAMPLE_RATE) as writer, \
+    # the mel uses 16 kHz mono; the muxed track keeps more of the original quality
+    mux_audio = load_audio(audio_path, sample_rate=MUX_RATE)
+    with VideoWriter(out_path, fps=ident.fps, audio=mux_audio, sample_rate=MUX_RATE) as writer, \
             tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
         for start in range(0, n_out, batch):
             idx = schedule[start:start + batch]
