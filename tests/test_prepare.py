@@ -157,3 +157,12 @@ def test_identity_from_another_version_is_refused(synthetic_identity, tmp_path):
 
     with pytest.raises(InputError, match="incompatible"):
         Identity.open(copy)
+
+
+def test_refuses_to_replace_a_folder_that_is_not_an_identity(synthetic_clip, tmp_path, capsys):
+    precious = tmp_path / "videos"
+    precious.mkdir()
+    (precious / "holiday.mp4").write_bytes(b"keep me")
+    code, err = _run(["prepare", str(synthetic_clip.video_path), "-o", str(precious)], capsys)
+    assert code == 2 and "not an identity folder" in err
+    assert (precious / "holiday.mp4").read_bytes() == b"keep me"

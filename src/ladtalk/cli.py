@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ladtalk {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"ladtalk {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        again = "resume" if args.command in ("prepare", "train", "demo") else "start again"
+        print(f"ladtalk {args.command}: interrupted; re-run the same command to {again}", file=sys.stderr)
         return 130
     return 0

@@ -52,6 +52,9 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
         raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
     info = probe_video(video_path)  # clear InputError for missing / not media / audio-only / zero frames
     check_writable_dir(out_dir.parent)
+    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / META_NAME).is_file()):
+        raise InputError(f"{out_dir} exists and is not an identity folder; choose a new folder for the identity "
+                         "(prepare replaces its output folder as a whole)")
 
     settings = {"size": size, "fps": fps, "detector": detector, "track": track, "pads": list(pads),
                 "test_fraction": test_fraction, "format_version": FORMAT_VERSION}
@@ -87,11 +90,10 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
                 "detections_per_frame": [len(d) for d in detections],
             }
             (tmp / META_NAME).write_text(json.dumps(meta))
-    except KeyboardInterrupt:
-        raise  # keep the detection cache: the next run resumes from it
-    except BaseException:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+    except InputError:
+        shutil.rmtree(cache_dir, ignore_errors=True)  # the input itself is unusable: nothing worth resuming
         raise
+    # any other failure (Ctrl-C, a full disk while cropping) keeps the detection cache: the next run resumes
     shutil.rmtree(cache_dir, ignore_errors=True)
     found = int(face_track.has_face.sum())
     print(f"wrote {out_dir}: {frame_count} frames at {meta['fps']:.3f} fps, face on {found} "
@@ -108,7 +110,9 @@ def _up_to_date(out_dir: Path, source: dict, settings: dict) -> bool:
         ident = Identity.open(out_dir)
     except InputError:
         return False
-    return ident.meta.get("source", {}).get("sha256") == source["sha256"] and ident.meta.get("settings") == settings
+    old = ident.meta.get("source", {})
+    return old.get("sha256") == source["sha256"] and old.get("path") == source["path"] \
+        and ident.meta.get("settings") == settings
 
 
 def track_video(video_path: str | os.PathLike, fps: float | None = None, detector: str = "mtcnn",

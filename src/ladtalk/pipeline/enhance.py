@@ -14,13 +14,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ladtalk.data.prepare import track_video
+from ladtalk.errors import InputError
 from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import MUX_RATE, RunReport, check_out_path
 from ladtalk.pipeline.restore import load_sovqae, restore
 from ladtalk.pipeline.threads import background
-from ladtalk.runtime import resolve_device
+from ladtalk.runtime import autocast_dtype, resolve_device
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
@@ -31,6 +32,11 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     video_path = Path(video_path)
     info = probe_video(video_path)
     dev = resolve_device(device)
+    autocast_dtype(dev, precision)  # an unknown precision fails now, not after the detection pass
+    if paste not in ("feather", "hard"):
+        raise InputError(f"paste must be 'feather' or 'hard', got {paste!r}")
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"batch size must be at least 1, got {batch_size}")
     model = load_sovqae(sovqae_path, dev)
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ladtalk.errors import InputError
 from ladtalk.io.video import iter_frames
 
 
@@ -47,7 +48,13 @@ class SourceFrames:
         self.video_path, self.fps, self.block = Path(video_path), fps, block
 
     def _forward(self, start: int, count: int) -> Iterator[np.ndarray]:
-        yield from iter_frames(self.video_path, fps=self.fps, start_frame=start, max_frames=count)
+        got = 0
+        for frame in iter_frames(self.video_path, fps=self.fps, start_frame=start, max_frames=count):
+            got += 1
+            yield frame
+        if got < count:
+            raise InputError(f"{self.video_path} ended at frame {start + got}, but frame {start + count - 1} was "
+                             "needed: the video changed since its identity was prepared; re-run `ladtalk prepare`")
 
     def iter_schedule(self, indices: np.ndarray) -> Iterator[np.ndarray]:
         """Yield uint8 (H,W,3) RGB frames for each entry of `indices`, in order."""

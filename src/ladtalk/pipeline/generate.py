@@ -32,7 +32,7 @@ from ladtalk.runtime import autocast_dtype, resolve_device
 
 SAMPLE_RATE = 16000
 MUX_RATE = 48000
-VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 
 @dataclass
@@ -71,6 +71,9 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
         if not ident.source_path.is_file():
             raise InputError(f"the source video of identity {path} is missing ({ident.source_path}); the faces are "
                              "pasted back into its frames. Put it back there or re-run `ladtalk prepare`.")
+        if ident.source_path.stat().st_size != ident.meta["source"]["size_bytes"]:
+            raise InputError(f"the source video {ident.source_path} changed since identity {path} was prepared; "
+                             "re-run `ladtalk prepare` on it")
         return ident
     if not path.exists():
         raise InputError(f"identity {path} does not exist; give an identity folder or a video of the person")
@@ -108,6 +111,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     wav2lip = load_wav2lip(wav2lip_path, dev).eval()
     sovqae = None if no_sovqae else load_sovqae(sovqae_path, dev)
     batch = batch_size or (64 if dev.type == "cuda" else 16)
+    if batch < 1:
+        raise InputError(f"batch size must be at least 1, got {batch}")
 
     report = RunReport()
     t_start = time.perf_counter()
@@ -152,7 +157,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
 
 def _run_models(ident: Identity, wav2lip, sovqae, src_idx: np.ndarray, windows: np.ndarray, dev: torch.device,
                 dtype, precision: str, report: RunReport) -> np.ndarray:
-    """Crops of `src_idx` + mel windows -> final faces uint8 (B,S,S,3) at the identity's crop size."""
+    """Crops of `src_idx` + mel windows -> final faces uint8 (B,S,S,3), S = the SOVQAE's resolution (or the crop
+    size without it); paste_faces resizes them to each box."""
     sync = dev.type == "cuda"
     t0 = time.perf_counter()
     crops = to_images(ident.crops[src_idx], dev)

@@ -26,10 +26,9 @@ def background(it: Iterator[T], depth: int = 32) -> Iterator[T]:
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             q.put(e)
 
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-
     def consume() -> Iterator[T]:
+        # started on the first next(): a consumer dropped before that leaves no thread behind
+        threading.Thread(target=produce, daemon=True).start()
         try:
             while True:
                 item = q.get()
