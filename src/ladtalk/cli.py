@@ -63,9 +63,11 @@ def _add_train(sub) -> None:
         q.add_argument("data_dirs", nargs="+", metavar="DATA_DIR", help=data_help)
         q.add_argument("-o", "--run-dir", required=True, metavar="RUN_DIR",
                        help="run folder: checkpoints, logs and the exported model (resumes if it exists)")
-        q.add_argument("--preset", default=None, help="preset name in configs/ or a YAML path")
+        q.add_argument("--preset", default=None,
+                       help="preset name (src/ladtalk/configs/*.yaml: paper-256, paper-512, tiny, demo, syncnet, "
+                       "syncnet-tiny, wav2lip, wav2lip-tiny) or a YAML path")
         q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one preset value, e.g. --set epochs=5 (repeatable)")
+                       help="override one preset value, e.g. --set train.max_steps=500 (repeatable)")
         q.add_argument("--device", default="auto")
 
     q = tsub.add_parser("sovqae", help="identity-specific Space-Optimized VQ autoencoder")
