@@ -146,7 +146,9 @@ def _add_enhance(sub) -> None:
     p.add_argument("video_path", metavar="VIDEO")
     p.add_argument("--sovqae", dest="sovqae_path", required=True)
     p.add_argument("-o", "--out-path", required=True, metavar="OUT.mp4")
-    p.add_argument("--detector", default="mtcnn")
+    p.add_argument("--detector", default="mtcnn", help="'mtcnn' or 's3fd:PATH'")
+    p.add_argument("--pads", type=_pads, default=(0, 10, 0, 0), metavar="'T B L R'",
+                   help="face box padding; use the value the identity was prepared with (default '0 10 0 0')")
     p.add_argument("--paste", choices=("feather", "hard"), default="feather")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
@@ -155,7 +157,7 @@ def _add_enhance(sub) -> None:
     def run(a):
         from ladtalk.pipeline.enhance import enhance
         enhance(a.video_path, a.out_path, sovqae_path=a.sovqae_path, detector=a.detector, paste=a.paste,
-                batch_size=a.batch_size, precision=a.precision, device=a.device)
+                batch_size=a.batch_size, precision=a.precision, device=a.device, pads=a.pads)
     p.set_defaults(run=run)
 
 
