@@ -25,3 +25,15 @@ test: setup
 
 clean:
 	rm -rf $(VENV) demo_out
+
+# The GPU machine (device tool) has no network: carry the wheels it lacks and the Macron clip (bench/README.md).
+WHEEL_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
+.PHONY: gpu-wheels gpu-carry
+
+gpu-wheels: setup
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(WHEEL_PLATFORMS) -d .whl -r bench/gpu_wheels.txt
+
+gpu-carry: gpu-wheels
+	mkdir -p .gpu && cp -u ../shared/data/video/macron_50s_dfrf.mp4 .gpu/
+	bash bench/gpu_carry_size.sh .whl .gpu
