@@ -30,10 +30,10 @@ clean:
 WHEEL_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64,--platform $(p))
 .PHONY: gpu-wheels gpu-carry
 
-gpu-wheels: setup
-	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+gpu-wheels:
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 		$(WHEEL_PLATFORMS) -d .whl -r bench/gpu_wheels.txt
 
 gpu-carry: gpu-wheels
 	mkdir -p .gpu && cp -u ../shared/data/video/macron_50s_dfrf.mp4 .gpu/
-	bash bench/gpu_carry_size.sh .whl .gpu
+	$(PY) bench/gpu_carry_check.py .whl .gpu

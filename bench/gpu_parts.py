@@ -23,7 +23,7 @@ class Recorder:
 
     def __init__(self, path: Path, stall: bool = False):
         self.path = path
-        self.data: dict = {"status": "running", "figures": {}}
+        self.data: dict = {"status": "running", "pid": os.getpid(), "figures": {}}
         self.stall = stall
 
     def set(self, key: str, value) -> None:
@@ -161,12 +161,12 @@ def matmul_rate(device, dry: bool) -> dict:
 def part_environment(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     import platform
 
+    rec.set("python", sys.version.split()[0])  # first: recorded before any slow import
+    rec.set("platform", platform.platform())
+    rec.set("cpu_count", os.cpu_count())
     import torch
 
     rec.set("cuda_available", torch.cuda.is_available())
-    rec.set("python", sys.version.split()[0])
-    rec.set("platform", platform.platform())
-    rec.set("cpu_count", os.cpu_count())
     rec.set("torch", {"version": torch.__version__, "cuda": torch.version.cuda,
                       "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None})
     rec.set("nvidia_smi", nvidia_smi())

@@ -49,7 +49,7 @@ def video_strip(video: Path, png: Path, count: int = 4, title: str = "") -> dict
 
     n = probe_video(video).frame_count
     frames = read_frames(video, np.linspace(0, max(n - 1, 0), count).round().astype(int))
-    return {**_write_png(png, _labelled_rows([(title.replace(": ", ":\n"), list(frames))], tile=2 * TILE)),
+    return {**_write_png(png, _labelled_rows([(title, list(frames))], tile=2 * TILE)),
             "title": title}
 
 

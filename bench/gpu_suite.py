@@ -37,7 +37,7 @@ GPU_TOTAL_SECONDS = 450
 # The dry run does tiny, step-limited work; its budgets are only caps against a hang on a loaded CPU.
 DRY_BUDGETS = {"environment": 90, "prepare": 120, "train": 120, "infer": 150}
 DRY_TOTAL_SECONDS = 900
-MIN_PART_SECONDS = 10  # a part offered less than this is skipped, not started
+MIN_PART_SECONDS = 5  # a part offered less than this is skipped, not started
 JSON_NAME, MD_NAME, LOG_NAME = "gpu_suite.json", "gpu_suite.md", "suite.log"
 MAX_OUT_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 LOG_KEEP_HEAD, LOG_KEEP_TAIL = 2 * 2**20, 10 * 2**20

@@ -1,0 +1,144 @@
+"""bench/gpu_suite.py proven on the CPU before any GPU minute is spent on it: its dry run measures every part and
+writes the JSON, the Markdown and the PNG strips within what the device tool brings back; a part stopped at its
+budget keeps what it had measured; bad arguments stop before anything is written."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ROOT / "bench" / "gpu_suite.py"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import gpu_carry_check  # noqa: E402
+import gpu_suite  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def run_suite(out: Path, work: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    return subprocess.run([sys.executable, str(SUITE), "--dry-run", "--out", str(out), "--work", str(work), *args],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def dry_run(synthetic_clip, tmp_path_factory):
+    """One dry run of every part on the synthetic clip (tiny presets, a couple of steps per trainer)."""
+    base = tmp_path_factory.mktemp("gpu_suite")
+    proc = run_suite(base / "out", base / "work", "--video", str(synthetic_clip.video_path))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return base / "out", json.loads((base / "out" / "gpu_suite.json").read_text())
+
+
+@pytest.mark.slow
+def test_dry_run_measures_every_part(dry_run):
+    _, results = dry_run
+    parts = results["parts"]
+    assert {n: p["status"] for n, p in parts.items()} == {n: "ok" for n in gpu_suite.PARTS}
+    env = parts["environment"]["figures"]
+    assert env["torch"]["version"] and env["cuda_available"] is False and env["matmul"]["tflops"] > 0
+    assert env["packages"]["ladtalk_mel"] == "ok"  # librosa (and its numba) work for the mel front end
+    assert parts["prepare"]["figures"]["identity"]["faces_found"] == 100
+
+    train = parts["train"]["figures"]
+    assert not train.get("not_run")
+    assert sorted((r["batch"], r["compile"]) for r in train["rows"]) == [(2, "eager"), (2, "off"), (4, "eager"),
+                                                                         (4, "off")]
+    for row in train["rows"]:
+        assert row["images_per_s"] > 0 and row["timed_steps"] >= 2 and row["achieved_tflops"] >= 0
+
+    infer = parts["infer"]["figures"]
+    assert [r["fps"] > 0 for r in infer["sovqae_microbench"]] == [True] * 4
+    assert sorted((r["audio_s"], r["mode"]) for r in infer["rows"]) == [(1.0, "ladtalk"), (1.0, "naive"),
+                                                                        (2.0, "ladtalk"), (2.0, "naive")]
+    for row in infer["rows"]:
+        assert row["end_to_end_fps"] > 0
+        assert {"decode_fps", "mel_fps", "wav2lip_fps", "sovqae_fps", "paste_fps", "encode_fps"} <= set(row)
+    assert {"speedup_vs_naive_1s", "speedup_vs_naive_2s", "memory"} <= set(infer["summary"])
+
+    restore = parts["restore"]["figures"]
+    assert restore["syncnet"]["extra"]["steps"] == 2 and restore["wav2lip"]["extra"]["steps"] == 2
+    assert restore["sovqae"]["extra"]["step"] == 2
+    assert restore["analyze"]["theory"]["codes"]["d_C"] > 0 and len(restore["analyze"]["experiments"]) > 5
+    assert restore["reenact"]["status"] in ("ok", "reenact not available")
+
+
+@pytest.mark.slow
+def test_dry_run_output_fits_what_the_device_tool_returns(dry_run):
+    out, results = dry_run
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted(results["suite"]["out_files"]) and not results["suite"]["out_problems"]
+    assert {"gpu_suite.json", "gpu_suite.md", "suite.log", "inference_strip.png", "restoration_strip.png"} <= set(files)
+    assert len(files) <= 8 and all((out / f).stat().st_size < 16 * 2**20 for f in files)
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == PNG_MAGIC
+    md = (out / "gpu_suite.md").read_text()
+    for heading in ("## Targets", "## Environment", "## Training throughput", "## Inference", "## Restoration"):
+        assert heading in md
+    assert "| tiny | 4 |" in md  # the training table holds the measured rows
+
+
+def test_a_part_stopped_at_its_budget_keeps_what_it_measured(tmp_path):
+    budget = 6
+    t0 = time.monotonic()
+    proc = run_suite(tmp_path / "out", tmp_path / "work", "--parts", "environment", "--stall-part", "environment",
+                     "--budget", f"environment={budget}", timeout=120)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    part = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())["parts"]["environment"]
+    assert part["status"] == "killed at budget"
+    assert part["figures"]["python"] == sys.version.split()[0]  # recorded before the part hung
+    assert "cuda_available" not in part["figures"]
+    assert elapsed < budget + 30
+    with pytest.raises(ProcessLookupError):  # the hung part's process is gone, not left running
+        os.kill(part["pid"], 0)
+    assert "killed at budget" in (tmp_path / "out" / "gpu_suite.md").read_text()
+
+
+def test_bad_arguments_stop_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = gpu_suite.main(["--dry-run", "--out", str(out), "--work", str(tmp_path / "w"), "--video",
+                           str(tmp_path / "missing.mp4")])
+    assert code == 2 and "missing.mp4" in capsys.readouterr().err and not out.exists()
+    code = gpu_suite.main(["--dry-run", "--out", str(out), "--parts", "environment,speed"])
+    assert code == 2 and "speed" in capsys.readouterr().err and not out.exists()
+    code = gpu_suite.main(["--dry-run", "--out", str(out), "--work", str(out / "work"), "--parts", "environment"])
+    assert code == 2 and "must not lie inside" in capsys.readouterr().err and not out.exists()
+
+
+def test_trimmed_log_keeps_its_head_and_tail(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_suite, "LOG_KEEP_HEAD", 10)
+    monkeypatch.setattr(gpu_suite, "LOG_KEEP_TAIL", 20)
+    log = tmp_path / "suite.log"
+    log.write_bytes(b"H" * 10 + b"~" * 1000 + b"T" * 20)
+    gpu_suite.trim_log(log)
+    text = log.read_text()
+    assert text.startswith("H" * 10) and text.endswith("T" * 20) and "~" not in text and "1000 bytes" in text
+
+
+def test_out_folder_check_names_what_would_not_come_back(tmp_path):
+    for k in range(9):
+        (tmp_path / f"f{k}.png").write_bytes(b"x")
+    (tmp_path / "big.json").write_bytes(b"x" * (16 * 2**20 + 1))
+    problems = gpu_suite.check_out_files(tmp_path)
+    assert any("big.json" in p for p in problems) and any("10 files" in p for p in problems)
+
+
+def test_carry_check_wants_exactly_the_listed_wheels(tmp_path, monkeypatch):
+    wanted = gpu_carry_check.wanted_wheels()
+    assert wanted["av"] and wanted["librosa"] and "numba" not in wanted  # the GPU machine has its own numba
+    for name, version in wanted.items():
+        (tmp_path / f"{name}-{version}-py3-none-any.whl").write_bytes(b"")
+    assert gpu_carry_check.wheel_problems(tmp_path) == []
+    (tmp_path / "av-17.0.0-cp311-abi3-manylinux_2_28_x86_64.whl").write_bytes(b"")
+    (tmp_path / f"soxr-{wanted['soxr']}-py3-none-any.whl").unlink()
+    problems = gpu_carry_check.wheel_problems(tmp_path)
+    assert any("av: 2 versions" in p for p in problems) and any("soxr" in p and "missing" in p for p in problems)
