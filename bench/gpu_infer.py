@@ -12,9 +12,9 @@ import argparse
 import time
 from pathlib import Path
 
-from gpu_parts import Recorder, cuda_timer, load_bench_module, prepared_identity, seconds_left
+from gpu_parts import Recorder, attempt, cuda_timer, load_bench_module, prepared_identity, seconds_left
 
-MICRO_SECONDS = 3.0  # timed seconds per SOVQAE microbenchmark row
+MICRO_SECONDS = 2.5  # timed seconds per SOVQAE microbenchmark row
 RUN_OVERHEAD_S = {"dry": 8.0, "gpu": 15.0}  # process start, model load, cuDNN autotune of one generate child
 
 
@@ -106,7 +106,8 @@ def part_infer(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     work.mkdir(parents=True)
     w2l_dir, sovqae_dir, info = make_models(work / "models", a.wav2lip_preset, a.sovqae_preset)
     rec.set("networks", info)
-    for row in sovqae_microbench(sovqae_dir, a.device, a.infer_batch, a.dry_run):
+    for row in attempt(rec, "sovqae_microbench", sovqae_microbench, sovqae_dir, a.device, a.infer_batch,
+                       a.dry_run) or []:
         rec.append("sovqae_microbench", row)
 
     fps_seen: dict[bool, float] = {}
@@ -129,8 +130,10 @@ def part_infer(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
         fps_seen[naive] = r["fps"]
         rec.append("rows", generate_row(r, seconds, naive, batch))
         if not naive and seconds == max(a.infer_seconds):
-            rec.set("strip", video_strip(work / "out.mp4", a.out / "inference_strip.png", count=4,
-                                         title="generate output\nrandom weights:\nshows the paste,\nnot quality"))
+            strip = attempt(rec, "strip", video_strip, work / "out.mp4", a.out / "inference_strip.png", count=4,
+                            title="generate output\nrandom weights:\nshows the paste,\nnot quality")
+            if strip:
+                rec.set("strip", strip)
     summarise(rec)
 
 

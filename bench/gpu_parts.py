@@ -50,6 +50,17 @@ class Recorder:
             time.sleep(10**6)
 
 
+def attempt(rec: Recorder, key: str, fn, *args, **kw):
+    """fn(*args, **kw), or - when it raises - None with the error recorded as `<key>_error`: one failed
+    measurement (an analysis that breaks, a strip that cannot be drawn) must not cost the part's other figures."""
+    try:
+        return fn(*args, **kw)
+    except Exception as e:  # noqa: BLE001
+        traceback.print_exc()
+        rec.set(f"{key}_error", f"{type(e).__name__}: {e}"[-1500:])
+        return None
+
+
 def seconds_left(deadline: float) -> float:
     return deadline - time.time()
 

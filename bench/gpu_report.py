@@ -100,6 +100,15 @@ def _target(ok: bool | None, text: str) -> str:
     return f"- {text}: **{mark}**"
 
 
+def _errors(results: dict) -> list[str]:
+    """Measurements that failed inside parts that otherwise ran (recorded as `<key>_error`)."""
+    errs = [f"- {part}.{key}: {value}" for part, p in results["parts"].items()
+            for key, value in p.get("figures", {}).items() if key.endswith("_error")]
+    errs += [f"- train {r['preset']} b{r['batch']} compile={r['compile']}: {r['error']}"
+             for r in _fig(results, "train").get("rows", []) if r.get("error")]
+    return ["Failed measurements:", "", *errs, ""] if errs else []
+
+
 def _targets(results: dict) -> list[str]:
     train = [r for r in _fig(results, "train").get("rows", []) if r.get("preset") == "paper-256"]
     best_train = max((r.get("images_per_s") or 0 for r in train), default=None)
@@ -205,6 +214,5 @@ def markdown(results: dict) -> str:
             ""]
     if s.get("aborted"):
         head += [f"**Aborted: {s['aborted']}**", ""]
-    body = head + _parts_table(results) + _targets(results) + _environment(results) + _train(results) \
-        + _infer(results) + _restore(results)
-    return "\n".join(body) + "\n"
+    sections = (_parts_table, _errors, _targets, _environment, _train, _infer, _restore)
+    return "\n".join(head + [line for section in sections for line in section(results)]) + "\n"

@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from gpu_parts import Recorder, prepared_identity, seconds_left
+from gpu_parts import Recorder, attempt, prepared_identity, seconds_left
 
 # shares of the training time (the rest of the part's budget after RESERVE_S) and fixed costs per trainer
 SHARES = {"syncnet": 0.2, "wav2lip": 0.3, "sovqae": 0.5}
@@ -87,10 +87,15 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     sovqae = train_stage(a, rec, "sovqae", deadline, runs, train_sovqae, extra=extra)
 
     t0 = time.perf_counter()
-    rep = analyze(sovqae, identity, runs / "analysis", max_frames=4 if a.dry_run else None, device=a.device)
-    rec.set("analyze", {"seconds": round(time.perf_counter() - t0, 1), "test_frames": rep["test_frames"],
-                        "theory": rep["theory"], "experiments": rep["experiments"]})
-    rec.set("restoration_strip", restoration_strip(sovqae, identity, a.out / "restoration_strip.png", a.device))
+    rep = attempt(rec, "analyze", analyze, sovqae, identity, runs / "analysis",
+                  max_frames=4 if a.dry_run else None, device=a.device)
+    if rep:
+        rec.set("analyze", {"seconds": round(time.perf_counter() - t0, 1), "test_frames": rep["test_frames"],
+                            "theory": rep["theory"], "experiments": rep["experiments"]})
+    strip = attempt(rec, "restoration_strip", restoration_strip, sovqae, identity,
+                    a.out / "restoration_strip.png", a.device)
+    if strip:
+        rec.set("restoration_strip", strip)
 
     reenact = _reenact_function()
     if reenact is None:
@@ -98,10 +103,14 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
                             "reason": "ladtalk.reenact is not in this tree yet (issue 14)"})
         return
     t0 = time.perf_counter()
-    report = reenact(identity, wav2lip, runs / "reenact", sovqae_path=sovqae, device=a.device,
-                     max_frames=16 if a.dry_run else None)
-    rec.set("reenact", {"status": "ok", "seconds": round(time.perf_counter() - t0, 1), "report": report})
-    rec.set("reenact_strip", videos_strip(sorted((runs / "reenact").rglob("*.mp4")), a.out / "reenact_strip.png"))
+    report = attempt(rec, "reenact", reenact, identity, wav2lip, runs / "reenact", sovqae_path=sovqae,
+                     device=a.device, max_frames=16 if a.dry_run else None)
+    if report is not None:
+        rec.set("reenact", {"status": "ok", "seconds": round(time.perf_counter() - t0, 1), "report": report})
+        strip = attempt(rec, "reenact_strip", videos_strip, sorted((runs / "reenact").rglob("*.mp4")),
+                        a.out / "reenact_strip.png")
+        if strip:
+            rec.set("reenact_strip", strip)
 
 
 def _reenact_function():

@@ -103,6 +103,21 @@ def test_a_part_stopped_at_its_budget_keeps_what_it_measured(tmp_path):
     assert "killed at budget" in (tmp_path / "out" / "gpu_suite.md").read_text()
 
 
+def test_without_a_gpu_the_real_run_stops_after_the_environment(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the real run would not stop")
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, str(SUITE), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"),
+                           "--parts", "environment,prepare", "--video", str(SUITE)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    results = json.loads((tmp_path / "out" / "gpu_suite.json").read_text())
+    assert proc.returncode == 1 and "no CUDA device" in results["suite"]["aborted"]
+    assert results["parts"]["environment"]["figures"]["cuda_available"] is False
+    assert "prepare" not in results["parts"]  # no CPU minutes spent pretending to measure a GPU
+
+
 def test_bad_arguments_stop_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "out"
     code = gpu_suite.main(["--dry-run", "--out", str(out), "--work", str(tmp_path / "w"), "--video",
