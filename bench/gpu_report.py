@@ -172,13 +172,22 @@ def _infer(results: dict) -> list[str]:
     f = _fig(results, "infer")
     stage_cols = ["audio_s", "mode", "setup", "frames", "end_to_end_fps", "decode_fps", "mel_fps", "wav2lip_fps",
                   "sovqae_fps", "paste_fps", "encode_fps", "peak_gpu_mib", "peak_rss_mib", "error"]
-    micro_cols = ["batch", "precision", "channels_last", "fps", "gflop_per_image", "achieved_tflops"]
+    micro_cols = ["batch", "precision", "channels_last", "fps", "gflop_per_image", "achieved_tflops",
+                  "pct_of_measured_matmul", "pct_of_datasheet"]
+    env = _fig(results, "environment")
+    ceilings = {"pct_of_measured_matmul": env.get("matmul", {}).get("tflops"),
+                "pct_of_datasheet": env.get("datasheet_bf16_dense_tflops")}
+    micro = [dict(r) for r in f.get("sovqae_microbench", [])]
+    for r in micro:
+        for key, peak in ceilings.items():
+            if peak and r.get("achieved_tflops") is not None:
+                r[key] = round(100 * r["achieved_tflops"] / peak, 1)
     return ["## Inference (cascade on the identity clip, random-weight networks of the presets' sizes)", "",
             f"Networks: {f.get('networks')}", "",
             table(f.get("rows", []), stage_cols) if f.get("rows") else "(no generate run measured)", "",
             f"Summary: {f.get('summary')}; not run: {f.get('not_run', [])}", "",
             "SOVQAE alone (`restore()` on device-resident images, CUDA events):", "",
-            table(f.get("sovqae_microbench", []), micro_cols) if f.get("sovqae_microbench") else "(not measured)",
+            table(micro, micro_cols) if micro else "(not measured)",
             ""]
 
 

@@ -118,6 +118,21 @@ def test_without_a_gpu_the_real_run_stops_after_the_environment(tmp_path):
     assert "prepare" not in results["parts"]  # no CPU minutes spent pretending to measure a GPU
 
 
+def test_train_cases_that_cannot_fit_are_listed_not_started(tmp_path):
+    import gpu_parts
+    import gpu_train
+
+    a = gpu_suite.parse_args(["--out", str(tmp_path / "out"), "--work", str(tmp_path / "w"), "--train-presets",
+                              "paper-256", "paper-512"])
+    rec = gpu_parts.Recorder(tmp_path / "train.json")
+    gpu_train.part_train(a, rec, deadline=time.time() + 20)  # less than any case needs
+    figures = json.loads((tmp_path / "train.json").read_text())["figures"]
+    assert "rows" not in figures
+    assert [(r["preset"], r["batch"], r["compile"]) for r in figures["not_run"]] == [
+        ("paper-256", 16, False), ("paper-256", 64, False), ("paper-256", 64, True), ("paper-512", 4, False),
+        ("paper-512", 16, False), ("paper-512", 16, True), ("paper-256", 16, True), ("paper-512", 4, True)]
+
+
 def test_bad_arguments_stop_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "out"
     code = gpu_suite.main(["--dry-run", "--out", str(out), "--work", str(tmp_path / "w"), "--video",
