@@ -222,6 +222,23 @@ def part_prepare(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
                          "seconds": round(time.perf_counter() - t0, 1)})
 
 
+def watch_parent(deadline: float, grace_seconds: float = 60.0) -> None:
+    """End this part's whole process group if the suite process is gone (killed outright, so it could not take
+    the part down) or long past the part's deadline: a part must never hold the GPU after the suite ended."""
+    import signal
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent and time.time() < deadline + grace_seconds:
+            time.sleep(1.0)
+        print("the suite is gone or the part is far past its deadline: ending the part", flush=True)
+        os.killpg(os.getpgid(0), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+
+
 def run_child(a: argparse.Namespace) -> int:
     """Entry point of one part's process: run it, record its end (ok or the error) in its file."""
     from gpu_infer import part_infer
@@ -232,6 +249,7 @@ def run_child(a: argparse.Namespace) -> int:
              "restore": part_restore}
     rec = Recorder(a.work / "parts" / f"{a.part}.json", stall=a.stall_part == a.part)
     deadline = a.part_deadline or time.time() + 3600
+    watch_parent(deadline)
     try:
         parts[a.part](a, rec, deadline)
     except Exception as e:  # noqa: BLE001 - whatever broke, the figures so far and the reason are kept

@@ -145,6 +145,16 @@ def read_part_file(path: Path) -> dict:
         return {}
 
 
+class SuiteStopped(Exception):
+    """SIGTERM / SIGINT reached the suite (e.g. the device tool's time limit): finish the files, then exit."""
+
+    part: dict | None = None
+
+
+def _raise_stopped(signum, frame) -> None:
+    raise SuiteStopped(signal.Signals(signum).name)
+
+
 def kill_group(proc: subprocess.Popen, grace_seconds: float = 5.0) -> None:
     """SIGTERM the part's whole process group (its generate children and loader workers too), then SIGKILL."""
     try:
@@ -169,22 +179,30 @@ def run_part(name: str, cmd: list[str], budget: float, part_file: Path, log, on_
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
                             cwd=str(ROOT))
-    status = None
-    while True:
-        try:
-            rc = proc.wait(timeout=poll)
-            break
-        except subprocess.TimeoutExpired:
+    status, stopped = None, None
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=poll)
+                break
+            except subprocess.TimeoutExpired:
+                pass
             on_tick({**read_part_file(part_file), "status": "running",
                      "seconds": round(time.monotonic() - t0, 1), "budget_s": round(budget, 1)})
             if time.monotonic() - t0 > budget:
                 kill_group(proc)
                 rc, status = proc.returncode, "killed at budget"
                 break
+    except SuiteStopped as e:  # the suite itself is being stopped: take the part down with it
+        kill_group(proc, grace_seconds=1.0)
+        rc, status, stopped = proc.returncode, f"stopped with the suite ({e})", e
     kill_group(proc, grace_seconds=0.5)  # leftovers of a finished part (loader workers, a generate child)
     part = read_part_file(part_file)
     part["status"] = status or part.get("status") or f"failed (exit {rc} before recording its end)"
     part.update(seconds=round(time.monotonic() - t0, 1), budget_s=round(budget, 1), exit_code=rc)
+    if stopped is not None:
+        stopped.part = part
+        raise stopped
     return part
 
 
@@ -225,52 +243,74 @@ def budget_for(a: argparse.Namespace, name: str, remaining: float) -> float:
     return max(0.0, min(own, remaining))
 
 
-def orchestrate(a: argparse.Namespace) -> int:
-    a.out.mkdir(parents=True, exist_ok=True)
-    (a.work / "parts").mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    results = {"suite": {"dry_run": a.dry_run, "argv": a.argv, "device": a.device,
-                         "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-                         "total_seconds_limit": a.total_seconds, "install_seconds": a.install_seconds,
-                         "budgets_s": {**a.budgets, "restore": a.budgets.get("restore", "rest of the total")},
-                         "presets": {"sovqae": a.sovqae_preset, "wav2lip": a.wav2lip_preset,
-                                     "syncnet": a.syncnet_preset, "train": a.train_presets},
-                         "video": str(a.video), "out_dir": str(a.out)},
-               "parts": {}}
+def new_results(a: argparse.Namespace) -> dict:
+    return {"suite": {"dry_run": a.dry_run, "argv": a.argv, "device": a.device,
+                      "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                      "total_seconds_limit": a.total_seconds, "install_seconds": a.install_seconds,
+                      "budgets_s": {**a.budgets, "restore": a.budgets.get("restore", "rest of the total")},
+                      "presets": {"sovqae": a.sovqae_preset, "wav2lip": a.wav2lip_preset,
+                                  "syncnet": a.syncnet_preset, "train": a.train_presets},
+                      "video": str(a.video), "out_dir": str(a.out)},
+            "parts": {}}
+
+
+def run_parts(a: argparse.Namespace, results: dict, started: float, log) -> None:
+    """Each chosen part in order, within its budget and what the total leaves; results rewritten as they come."""
     poll = 2.0 if a.dry_run else 5.0
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="10")
     if a.dry_run:  # on a shared CPU, OpenMP threads waiting for each other make a tiny step 10-50x slower
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with open(a.out / LOG_NAME, "a", buffering=1) as log:
-        for name in PARTS:
-            if name not in a.part_list:
-                continue
-            remaining = a.total_seconds - (time.monotonic() - started)
-            budget = budget_for(a, name, remaining)
-            if budget < MIN_PART_SECONDS:
-                results["parts"][name] = {"status": "skipped", "reason": f"{remaining:.0f} s of the suite's "
-                                          f"{a.total_seconds:.0f} s left, under the {MIN_PART_SECONDS} s a part needs"}
-                continue
-            print(f"[{time.monotonic() - started:5.0f} s] {name}: budget {budget:.0f} s", flush=True)
-            log.write(f"\n===== part {name} (budget {budget:.0f} s) =====\n")
-            cmd = [sys.executable, str(Path(__file__).resolve()), *a.argv, "--part", name,
-                   "--part-deadline", str(time.time() + budget)]
 
-            def tick(partial: dict, name: str = name) -> None:
-                results["parts"][name] = partial
-                results["suite"]["elapsed_s"] = round(time.monotonic() - started, 1)
-                write_outputs(a, results)
+    def elapsed() -> float:
+        return time.monotonic() - started
 
-            part = run_part(name, cmd, budget, a.work / "parts" / f"{name}.json", log, tick, poll, env)
+    for name in (n for n in PARTS if n in a.part_list):
+        remaining = a.total_seconds - elapsed()
+        budget = budget_for(a, name, remaining)
+        if budget < MIN_PART_SECONDS:
+            results["parts"][name] = {"status": "skipped", "reason": f"{remaining:.0f} s of the suite's total left, "
+                                      f"under the {MIN_PART_SECONDS} s a part needs"}
+            continue
+        print(f"[{elapsed():5.0f} s] {name}: budget {budget:.0f} s", flush=True)
+        log.write(f"\n===== part {name} (budget {budget:.0f} s) =====\n")
+        cmd = [sys.executable, str(Path(__file__).resolve()), *a.argv, "--part", name,
+               "--part-deadline", str(time.time() + budget)]
+
+        def record(part: dict, name: str = name) -> None:
             results["parts"][name] = part
-            results["suite"]["elapsed_s"] = round(time.monotonic() - started, 1)
+            results["suite"]["elapsed_s"] = round(elapsed(), 1)
             write_outputs(a, results)
-            print(f"[{time.monotonic() - started:5.0f} s] {name}: {part['status']} after {part['seconds']:.0f} s"
-                  + (f" - {part['error'].splitlines()[-1]}" if part.get("error") else ""), flush=True)
-            if name == "environment" and not a.dry_run and part.get("figures", {}).get("cuda_available") is False:
-                results["suite"]["aborted"] = "torch sees no CUDA device: the other parts would only measure a CPU"
-                print(results["suite"]["aborted"], flush=True)
-                break
+
+        try:
+            part = run_part(name, cmd, budget, a.work / "parts" / f"{name}.json", log, record, poll, env)
+        except SuiteStopped as e:
+            if e.part is not None:
+                record(e.part)
+            raise
+        record(part)
+        error = f" - {part['error'].splitlines()[-1]}" if part.get("error") else ""
+        print(f"[{elapsed():5.0f} s] {name}: {part['status']} after {part['seconds']:.0f} s{error}", flush=True)
+        if name == "environment" and not a.dry_run and part.get("figures", {}).get("cuda_available") is False:
+            results["suite"]["aborted"] = "torch sees no CUDA device: the other parts would only measure a CPU"
+            print(results["suite"]["aborted"], flush=True)
+            return
+
+
+def orchestrate(a: argparse.Namespace) -> int:
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.work / "parts").mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    results = new_results(a)
+    signal.signal(signal.SIGTERM, _raise_stopped)
+    signal.signal(signal.SIGINT, _raise_stopped)
+    with open(a.out / LOG_NAME, "a", buffering=1) as log:
+        try:
+            run_parts(a, results, started, log)
+        except SuiteStopped as e:
+            results["suite"]["stopped"] = f"{e} after {time.monotonic() - started:.0f} s"
+            print(f"suite stopped by {e}; writing what was measured", flush=True)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second signal now ends the run at once
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     trim_log(a.out / LOG_NAME)
     results["suite"]["finished_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["suite"]["out_files"] = sorted(p.name for p in a.out.iterdir() if p.is_file())
@@ -282,6 +322,8 @@ def orchestrate(a: argparse.Namespace) -> int:
     bad = [n for n, p in results["parts"].items() if p.get("status") != "ok"]
     print(f"wrote {a.out / JSON_NAME} and {a.out / MD_NAME} in {time.monotonic() - started:.0f} s"
           + (f"; not ok: {', '.join(bad)}" if bad else "; every part ok"), flush=True)
+    if results["suite"].get("stopped"):
+        return 124  # as `timeout` reports a command it stopped
     return 1 if bad or problems or results["suite"].get("aborted") else 0
 
 

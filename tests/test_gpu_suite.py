@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -98,9 +99,51 @@ def test_a_part_stopped_at_its_budget_keeps_what_it_measured(tmp_path):
     assert part["figures"]["python"] == sys.version.split()[0]  # recorded before the part hung
     assert "cuda_available" not in part["figures"]
     assert elapsed < budget + 30
-    with pytest.raises(ProcessLookupError):  # the hung part's process is gone, not left running
-        os.kill(part["pid"], 0)
+    assert not alive(part["pid"])  # the hung part's process is gone, not left running
     assert "killed at budget" in (tmp_path / "out" / "gpu_suite.md").read_text()
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def wait_for(condition, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stopped_suite_leaves_its_figures_and_no_part_running(tmp_path, sig):
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    suite = subprocess.Popen([sys.executable, str(SUITE), "--dry-run", "--out", str(out), "--work", str(work),
+                              "--parts", "environment", "--stall-part", "environment", "--budget",
+                              "environment=300"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        part_file = work / "parts" / "environment.json"
+        assert wait_for(lambda: "python" in gpu_suite.read_part_file(part_file).get("figures", {}), 120)
+        pid = gpu_suite.read_part_file(part_file)["pid"]
+        assert wait_for(lambda: (out / "gpu_suite.json").exists(), 30)  # rewritten while the part runs
+        suite.send_signal(sig)
+        suite.wait(timeout=60)
+        assert wait_for(lambda: not alive(pid), 30), "the part outlived the suite"
+    finally:
+        if suite.poll() is None:
+            suite.kill()
+    results = json.loads((out / "gpu_suite.json").read_text())
+    assert results["parts"]["environment"]["figures"]["python"] == sys.version.split()[0]
+    if sig == signal.SIGTERM:  # a stop the suite can handle: it says so and exits as `timeout` does
+        assert suite.returncode == 124 and "SIGTERM" in results["suite"]["stopped"]
+        assert results["parts"]["environment"]["status"] == "stopped with the suite (SIGTERM)"
 
 
 def test_without_a_gpu_the_real_run_stops_after_the_environment(tmp_path):
