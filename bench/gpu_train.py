@@ -129,6 +129,15 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     return row
 
 
+def estimate_seconds(seen: dict | None, batch: int, compiled: bool) -> float:
+    """Wall time a case will take: a measured one of the same preset and mode, with its untimed steps (warm-up
+    and flop count; the timed loop is capped in seconds) scaled to this batch; else a first guess."""
+    if seen is None:
+        return FIRST_GUESS_S[compiled]
+    step_s = seen["step_ms"] / 1000.0
+    return seen["case_wall_s"] + (WARMUP_STEPS + 1) * step_s * max(0.0, batch / seen["batch"] - 1.0)
+
+
 def part_train(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     from ladtalk.presets import load_preset
 
@@ -139,11 +148,10 @@ def part_train(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     rec.set("plan", {"cases": [list(c) for c in case_order(a.train_presets, batches)], "warmup_steps": WARMUP_STEPS,
                      "timed": f"up to {MAX_TIMED_STEPS} steps or {TIMED_SECONDS} s after warm-up, CUDA events",
                      "data": "one random batch in [-1,1] on the device (training keeps the crops on the GPU)"})
-    walls: dict[tuple[str, bool], tuple[int, float]] = {}  # (preset, compiled) -> (batch, wall s) last measured
+    seen: dict[tuple[str, bool], dict] = {}  # (preset, compiled) -> the last measured row
     flops_cache: dict = {}
     for preset, batch, compiled in case_order(a.train_presets, batches):
-        seen = walls.get((preset, compiled))
-        need = seen[1] * max(1.0, batch / seen[0]) if seen else FIRST_GUESS_S[compiled]
+        need = estimate_seconds(seen.get((preset, compiled)), batch, compiled)
         left = seconds_left(deadline)
         if need > left and not a.dry_run:
             rec.append("not_run", {"preset": preset, "batch": batch, "compile": compiled,
@@ -151,5 +159,5 @@ def part_train(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
             continue
         row = train_case(a, preset, batch, compiled, flops_cache)
         if "error" not in row:
-            walls[(preset, compiled)] = (batch, row["case_wall_s"])
+            seen[(preset, compiled)] = row
         rec.append("rows", row)

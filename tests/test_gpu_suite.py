@@ -176,6 +176,22 @@ def test_train_cases_that_cannot_fit_are_listed_not_started(tmp_path):
         ("paper-512", 16, False), ("paper-512", 16, True), ("paper-256", 16, True), ("paper-512", 4, True)]
 
 
+def test_missing_perceptual_weights_time_the_same_layout_and_say_so(monkeypatch):
+    import gpu_train
+
+    import ladtalk.losses.perceptual as perceptual
+    from ladtalk.errors import InputError
+    from ladtalk.models.perceptual import PerceptualDistance
+
+    def no_weights(kind, device):
+        raise InputError("no weight files here")
+
+    monkeypatch.setattr(perceptual, "build_perceptual", no_weights)
+    net, name = gpu_train.perceptual_for("auto", "cpu")
+    assert isinstance(net, PerceptualDistance) and "random weights" in name and "speed only" in name
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+
+
 def test_bad_arguments_stop_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "out"
     code = gpu_suite.main(["--dry-run", "--out", str(out), "--work", str(tmp_path / "w"), "--video",
