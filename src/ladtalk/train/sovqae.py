@@ -126,6 +126,17 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
     return ((y + 1) * gain - 1).clamp(-1, 1)
 
 
+def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
+    image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
+    detail at the cost of a smaller image."""
+    b, _, h, w = images[0].shape
+    ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
+    xs = torch.randint(0, w - patch + 1, (b,), generator=gen).tolist()
+    return [torch.stack([x[i, :, y:y + patch, xx:xx + patch] for i, (y, xx) in enumerate(zip(ys, xs))])
+            for x in images]
+
+
 def _open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Identity]:
     if isinstance(data_dirs, (str, os.PathLike)):
         data_dirs = [data_dirs]
@@ -333,6 +344,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     val_train = crops_to_images(store.sample("train", int(t["val_frames"])), rt.device, size)
     degrade_share = float(t.get("degrade", 0.0))  # 0 = the paper: the autoencoder only ever sees clean faces
     restart_every = int(t.get("restart_dead_every", 0))
+    patch = int(t.get("patch_size") or 0)  # 0: whole crops at model.resolution (the paper)
+    if patch and (patch > size or patch % mcfg.downsample_factor):
+        raise InputError(f"train.patch_size {patch} must be at most model.resolution {size} and a multiple of "
+                         f"the factor {mcfg.downsample_factor}")
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
 
     def save(is_best: bool = False) -> None:
@@ -372,6 +387,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             x_in = x
             if degrade_share > 0:
                 x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - degrade_share) * 2 - 1)
+            if patch:
+                x_in, x = random_patches([x_in, x], patch, gen)
             for group in opt_ae.param_groups:
                 group["lr"] = lr * lr_factor(step, total_steps, t.get("lr_schedule", "constant"),
                                              int(t.get("warmup_steps", 0)))
