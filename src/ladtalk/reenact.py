@@ -150,7 +150,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     if "cascade" in scores:
         w, c = scores["wav2lip"], scores["cascade"]
         report["cascade_minus_wav2lip_db"] = {k: c[k] - w[k] for k in w if k.startswith("psnr")}
-    _write_strip(out / "strip.png", gt, preds, face)
+    write_strip(out / "strip.png", gt, preds, face)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     with atomic_path(out / "report.md") as tmp:
@@ -165,7 +165,7 @@ def _source_frames(ident: Identity, indices: np.ndarray) -> np.ndarray:
     return np.stack(list(source.iter_schedule(indices)))
 
 
-def _write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
+def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
                  n: int = 6, height: int = 192) -> None:
     """Rows: ground truth | Wav2Lip only | cascade, n evenly spaced frames of the face region."""
     x1, y1, x2, y2 = face

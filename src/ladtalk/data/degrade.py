@@ -74,7 +74,7 @@ def restoration_training_degradation(images: torch.Tensor, generator: torch.Gene
                                      clean_share: float = 0.25) -> torch.Tensor:
     """What a lip-synced face looks like, drawn per image for degradation-aware training (beyond the paper):
     a random down-up (the Wav2Lip stage works at 96 px: 25-55% of the side), then with some chance a blur of up to
-    1.5 px at 256 and noise of up to 0.04; a `clean_share` of the images stays clean so clean faces stay exact."""
+    3 px at 256 and noise of up to 0.1; a `clean_share` of the images stays clean so clean faces stay exact."""
     h, w = images.shape[-2:]
     scale = h / 256
     out = []
@@ -87,8 +87,8 @@ def restoration_training_degradation(images: torch.Tensor, generator: torch.Gene
         y = F.interpolate(x, size=(side, side * w // h), mode="area")
         y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
         if r[2] < 0.5:
-            y = gaussian_blur(y.clamp(0, 1), 1.5 * scale * r[2] * 2)
+            y = gaussian_blur(y.clamp(0, 1), 3.0 * scale * r[2] * 2)
         if r[3] < 0.3:
-            y = gaussian_noise(y, 0.04 * r[3] / 0.3, generator)
+            y = gaussian_noise(y, 0.1 * r[3] / 0.3, generator)
         out.append(y.clamp(0, 1))
     return torch.cat(out)
