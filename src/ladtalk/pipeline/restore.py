@@ -79,7 +79,7 @@ def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 
             x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             z_q, _, _ = model.encode(x * 2 - 1)
-            y = model.decode(z_q)
+            y = model.decode(z_q, x * 2 - 1)
         y = ((y.float() + 1) / 2).clamp(0, 1)
         if out_size is not None and out_size != size:
             y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)

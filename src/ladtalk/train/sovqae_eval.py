@@ -52,7 +52,7 @@ def run_model(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | No
         x = images01[s:s + batch_size] * 2 - 1
         with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             z_q, _, idx = model.encode(x)
-            y = model.decode(z_q)
+            y = model.decode(z_q, x)
         outs.append(((y.float() + 1) / 2).clamp(0, 1))
         codes.append(idx)
     return torch.cat(outs), torch.cat(codes)
