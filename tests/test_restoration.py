@@ -154,3 +154,17 @@ def test_reenact_scores_both_rows_against_the_test_frames(synthetic_identity, ti
     for name in ("report.json", "report.md", "strip.png", "wav2lip_only.mp4", "cascade.mp4", "ground_truth.mp4"):
         assert (out / name).is_file(), name
     assert not [p for p in out.iterdir() if ".partial" in p.name]
+
+
+def test_guided_decoder_starts_as_the_enlarged_thumbnail_and_needs_its_input():
+    torch.manual_seed(0)
+    cfg = SOVQAEConfig.from_dict({**load_preset("tiny")["model"], "lowres_guide": True})
+    model = SOVQAE(cfg).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        recon, _, _ = model(x)
+        thumb = torch.nn.functional.interpolate(x, size=(8, 8), mode="area")
+        base = torch.nn.functional.interpolate(thumb, scale_factor=8, mode="bicubic", align_corners=False)
+    assert torch.allclose(recon, base, atol=1e-6)
+    with pytest.raises(ValueError, match="guide"):
+        model.decode(model.encode(x)[0])

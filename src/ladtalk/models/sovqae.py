@@ -35,7 +35,8 @@ class SOVQAEConfig:
     legacy_vq_loss: bool = False             # True = taming's weighting (beta on the codebook term)
     norm_groups: int = 32
     # beyond the paper: the decoder also sees the input shrunk to the code grid (a 1/f thumbnail, far below what
-    # lip sync, blur or noise disturb), so the codes only have to carry the identity's detail, not its layout
+    # lip sync, blur or noise disturb) and adds its output to that thumbnail enlarged, so the codes only have to
+    # carry the identity's detail, not its layout and colours; a fresh model returns the enlarged thumbnail
     lowres_guide: bool = False
 
     def __post_init__(self) -> None:
@@ -200,6 +201,9 @@ class Decoder(nn.Module):
         self.up = nn.ModuleList(reversed(levels))
         self.norm_out = _norm(c, g)
         self.conv_out = nn.Conv2d(c, cfg.out_channels, 3, padding=1)
+        if cfg.lowres_guide:  # start as the enlarged thumbnail: the detail is learned on top of it
+            nn.init.zeros_(self.conv_out.weight)
+            nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
@@ -289,12 +293,13 @@ class SOVQAE(nn.Module):
         """Quantized latents (B,D,h,w) -> images (B,3,h*f,w*f), nominally in [-1,1] (not clamped). With
         `lowres_guide`, `images` (the encoder's input, (B,3,H,W) in [-1,1]) gives the decoder its thumbnail."""
         h = self.post_quant_conv(z_q)
-        if self.config.lowres_guide:
-            if images is None:
-                raise ValueError("this SOVQAE decodes with a low-resolution guide: pass the input images")
-            guide = F.interpolate(images.to(h.dtype), size=h.shape[-2:], mode="area")
-            h = torch.cat([h, guide], 1)
-        return self.decoder(h)
+        if not self.config.lowres_guide:
+            return self.decoder(h)
+        if images is None:
+            raise ValueError("this SOVQAE decodes with a low-resolution guide: pass the input images")
+        guide = F.interpolate(images.to(h.dtype), size=h.shape[-2:], mode="area")
+        base = F.interpolate(guide, scale_factor=self.config.downsample_factor, mode="bicubic", align_corners=False)
+        return base + self.decoder(torch.cat([h, guide], 1))
 
     def decode_indices(self, indices: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f) (`images`: the guide, see decode)."""
