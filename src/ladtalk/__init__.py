@@ -2,7 +2,7 @@
 
 The public API is imported lazily so that `import ladtalk` stays cheap:
 `ladtalk.prepare`, `ladtalk.synthesize`, `ladtalk.train_sovqae`, `ladtalk.train_syncnet`, `ladtalk.train_wav2lip`,
-`ladtalk.generate`, `ladtalk.enhance`, `ladtalk.evaluate`, `ladtalk.analyze`, `ladtalk.demo`.
+`ladtalk.generate`, `ladtalk.enhance`, `ladtalk.evaluate`, `ladtalk.analyze`, `ladtalk.reenact`, `ladtalk.demo`.
 """
 
 __version__ = "0.1.0"
@@ -18,6 +18,7 @@ _API = {
     "enhance": "ladtalk.pipeline.enhance",
     "evaluate": "ladtalk.evaluate",
     "analyze": "ladtalk.analyze",
+    "reenact": "ladtalk.reenact",
 }
 
 

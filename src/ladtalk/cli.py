@@ -126,8 +126,9 @@ def _add_generate(sub) -> None:
                    help="wav2lip.pth / wav2lip_gan.pth or a `train wav2lip` model folder")
     p.add_argument("--sovqae", dest="sovqae_path", default=None, help="SOVQAE model or run folder")
     p.add_argument("--no-sovqae", action="store_true", help="plain Wav2Lip result, for comparison")
-    p.add_argument("--paste", choices=("feather", "hard"), default="feather",
-                   help="feathered mask (default) or the paper's hard rectangle paste")
+    p.add_argument("--paste", choices=("mouth", "feather", "hard"), default="mouth",
+                   help="mouth (default): blend only the lower face, the rest stays the identity's own frame; "
+                        "feather: the whole face box, feathered; hard: the paper's rectangle paste")
     p.add_argument("-o", "--out-path", required=True, metavar="OUT.mp4")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
@@ -149,7 +150,9 @@ def _add_enhance(sub) -> None:
     p.add_argument("--detector", default="mtcnn", help="'mtcnn' or 's3fd:PATH'")
     p.add_argument("--pads", type=_pads, default=(0, 10, 0, 0), metavar="'T B L R'",
                    help="face box padding; use the value the identity was prepared with (default '0 10 0 0')")
-    p.add_argument("--paste", choices=("feather", "hard"), default="feather")
+    p.add_argument("--paste", choices=("feather", "mouth", "hard"), default="feather",
+                   help="feather (default): the whole repaired face, feathered; mouth: the lower face only; hard: "
+                        "the paper's rectangle paste")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--device", default="auto")
@@ -187,6 +190,30 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _add_reenact(sub) -> None:
+    p = sub.add_parser("reenact", help="the paper's self-reenactment protocol: drive the identity's test split by "
+                       "its own audio, score Wav2Lip only and the cascade against the real frames")
+    p.add_argument("identity", metavar="IDENTITY_DIR", help="prepared identity folder (its test split is used)")
+    p.add_argument("--wav2lip", dest="wav2lip_path", required=True,
+                   help="wav2lip.pth / wav2lip_gan.pth or a `train wav2lip` model folder")
+    p.add_argument("--sovqae", dest="sovqae_path", default=None, help="SOVQAE model or run folder (the cascade row)")
+    p.add_argument("-o", "--out-dir", required=True, metavar="REPORT_DIR")
+    p.add_argument("--paste", choices=("mouth", "feather", "hard"), default="mouth",
+                   help="the same paste for both rows (default mouth)")
+    p.add_argument("--syncnet", dest="syncnet_path", default=None, help="syncnet_v2.model for LSE-C / LSE-D")
+    p.add_argument("--max-frames", type=int, default=None, help="score at most this many test frames")
+    p.add_argument("--no-lpips", dest="lpips", action="store_false", help="skip the perceptual distance (slow on CPU)")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    p.add_argument("--device", default="auto")
+
+    def run(a):
+        from ladtalk.reenact import reenact
+        reenact(a.identity, a.wav2lip_path, a.out_dir, sovqae_path=a.sovqae_path, paste=a.paste,
+                syncnet_path=a.syncnet_path, device=a.device, max_frames=a.max_frames, precision=a.precision,
+                lpips=a.lpips)
+    p.set_defaults(run=run)
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="end to end on built-in synthetic data: synth -> prepare -> train -> generate "
                        "-> evaluate (CPU, a few minutes)")
@@ -206,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ladtalk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_prepare, _add_synth, _add_train, _add_analyze, _add_generate, _add_enhance, _add_evaluate,
-                _add_demo):
+                _add_reenact, _add_demo):
         add(sub)
     return parser
 

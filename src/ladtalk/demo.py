@@ -2,7 +2,9 @@
 
 synth (a talking face with known mouth openness) -> prepare -> train a small SyncNet expert, Wav2Lip generator and
 SOVQAE -> generate from speech it never heard -> compare with the ground-truth render of that speech: lip-sync
-agreement with the known mouth openness, and PSNR/SSIM of the face, for the plain Wav2Lip stage and the cascade.
+agreement with the known mouth openness, PSNR/SSIM/LPIPS of the face and the mouth, mouth sharpness and warping
+error, for the plain Wav2Lip stage and the cascade with the same (mouth) paste, and what the paste alone changes.
+Every training stops at a fixed step count, so two runs of the same commit give the same numbers on any machine.
 """
 
 from __future__ import annotations
@@ -21,25 +23,25 @@ from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
-from ladtalk.metrics.image import psnr, ssim
 from ladtalk.metrics.lipsync_truth import lipsync_truth_score
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
+from ladtalk.reenact import MOUTH_IN_CROP, score_video, sub_box, union_box, write_strip
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.syncnet import train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
 
 FPS = 25.0
 SAMPLE_RATE = 16000
+DEMO_SOVQAE_STEPS = 300
 
 
 def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: int = 0, train_seconds: float = 32.0,
          test_seconds: float = 8.0, overrides: dict[str, list[str]] | None = None) -> dict:
     """Run the demo into `out_dir`; returns (and writes to summary.json) the scores of both stages."""
     out = check_writable_dir(out_dir)
-    # time budgets keep the demo within ~10 minutes on 2 CPU cores; a faster machine simply reaches max_steps
-    overrides = overrides or {"syncnet": ["train.max_minutes=1.5"], "wav2lip": ["train.max_minutes=3"],
-                              "sovqae": ["train.max_minutes=3"]}
+    # fixed step counts (the presets' own) sized to keep the demo within ~10 minutes on 2 CPU cores
+    overrides = overrides or {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}"]}
     t_start = time.perf_counter()
 
     def step(n: int, what: str) -> None:
@@ -56,28 +58,36 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     wav2lip = train_wav2lip([ident_dir], out / "runs" / "wav2lip", syncnet_path=syncnet, preset="wav2lip-tiny",
                             overrides=overrides.get("wav2lip", ()), device=device)
     step(5, "train the identity's SOVQAE (small)")
-    sovqae = train_sovqae([ident_dir], out / "runs" / "sovqae", preset="demo", overrides=overrides.get("sovqae", ()),
-                          device=device)
+    sovqae = train_sovqae([ident_dir], out / "runs" / "sovqae", preset="restore-cpu",
+                          overrides=overrides.get("sovqae", ()), device=device)
 
     step(6, f"generate from {test_seconds:.0f} s of new speech, with and without the SOVQAE")
     audio, envelope = synth_speech(test_seconds, SAMPLE_RATE, seed=seed + 1000)
     speech = out / "new_speech.wav"
     write_wav(speech, audio, SAMPLE_RATE)
-    videos = {"wav2lip": out / "wav2lip_only.mp4", "ladtalk": out / "ladtalk.mp4"}
+    videos = {"wav2lip": out / "wav2lip_only.mp4", "ladtalk": out / "ladtalk.mp4",
+              "wav2lip_feather": out / "wav2lip_only_feather.mp4"}
     generate(ident_dir, speech, videos["wav2lip"], wav2lip_path=wav2lip, no_sovqae=True, device=device)
     generate(ident_dir, speech, videos["ladtalk"], wav2lip_path=wav2lip, sovqae_path=sovqae, device=device)
+    # what the paste alone changes: the plain stage pasted over the whole face box, as before this release
+    generate(ident_dir, speech, videos["wav2lip_feather"], wav2lip_path=wav2lip, no_sovqae=True, paste="feather",
+             device=device)
 
     step(7, "score against the ground-truth render of the new speech")
     generated = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(v) for v in generated.values())
     truth_frames, boxes, openness = render_truth(clip.truth_path, Identity.open(ident_dir), envelope, n, seed,
                                                  out / "ground_truth.mp4", audio)
-    crop_boxes = Identity.open(ident_dir).crop_boxes
-    schedule = pingpong_indices(n, len(crop_boxes))
-    scores = {k: score(v[:n], truth_frames, boxes, openness, crop_boxes[schedule]) for k, v in generated.items()}
+    ident = Identity.open(ident_dir)
+    face = union_box(ident.crop_boxes[pingpong_indices(n, ident.frame_count)], ident.frame_size)
+    perceptual = _perceptual(device)
+    scores = {k: score(v[:n], truth_frames, boxes, openness, face, perceptual) for k, v in generated.items()}
+    write_strip(out / "strip.png", truth_frames, {k: generated[k][:n] for k in ("wav2lip", "ladtalk")}, face)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
                "frames": n, "scores": scores,
-               "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4"}.items()}}
+               "paste": "mouth", "perceptual": None if perceptual is None else perceptual.note,
+               "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4",
+                                                 "strip": out / "strip.png"}.items()}}
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     print_summary(summary)
@@ -103,25 +113,41 @@ def render_truth(truth_path: Path, ident: Identity, envelope: np.ndarray, n: int
     return frames, boxes, openness
 
 
+def _perceptual(device: str):
+    """ST-LPIPS/LPIPS-VGG for the face scores, or None (with a note) when no perceptual network is installed."""
+    from ladtalk.errors import LadtalkError
+    from ladtalk.metrics.lpips import load_perceptual_metric
+    from ladtalk.runtime import resolve_device
+
+    try:
+        return load_perceptual_metric(resolve_device(device))
+    except LadtalkError as e:
+        print(f"note: no perceptual distance in the demo scores ({e})")
+        return None
+
+
 def score(frames: np.ndarray, truth: np.ndarray, face_boxes: np.ndarray, openness: np.ndarray,
-          crop_boxes: np.ndarray) -> dict:
-    """Lip-sync agreement with the true openness, and PSNR/SSIM of the pasted face region against the truth."""
+          face: tuple[int, int, int, int], perceptual=None) -> dict:
+    """Lip-sync agreement with the true openness, and the reenact scores of the face region against the truth."""
     sync = lipsync_truth_score(frames, face_boxes, openness)
-    x1, y1 = np.floor(np.nanmin(crop_boxes[:, :2], 0)).clip(0).astype(int)
-    x2, y2 = np.ceil(np.nanmax(crop_boxes[:, 2:], 0)).astype(int)
-    region = (slice(None), slice(y1, y2), slice(x1, x2))
+    s = score_video(frames, truth, face, sub_box(face, MOUTH_IN_CROP), perceptual)
     return {"lipsync_r": round(float(sync["pearson"]), 3), "lipsync_best_lag": int(sync["best_lag"]),
-            "face_psnr_db": round(float(np.mean(psnr(frames[region], truth[region]))), 2),
-            "face_ssim": round(float(np.mean(ssim(frames[region], truth[region]))), 4)}
+            **{k: round(float(v), 4) for k, v in s.items()}}
+
+
+NAMES = {"wav2lip": "Wav2Lip only", "ladtalk": "Wav2Lip + SOVQAE", "wav2lip_feather": "Wav2Lip only, whole-face paste"}
 
 
 def print_summary(summary: dict) -> None:
     rows = summary["scores"]
+    lp = next((k for k in rows["wav2lip"] if k.endswith("_face") and "LPIPS" in k), None)
     print(f"\nladtalk demo: {summary['frames']} frames of new speech, {summary['seconds']:.0f} s in all")
-    print(f"{'stage':<22}{'lip-sync r':>12}{'best lag':>10}{'face PSNR':>12}{'face SSIM':>11}")
-    names = {"wav2lip": "Wav2Lip only", "ladtalk": "Wav2Lip + SOVQAE"}
+    print(f"{'stage':<32}{'lip-sync r':>11}{'face PSNR':>12}{'mouth PSNR':>12}{'face SSIM':>10}"
+          f"{'LPIPS':>8}{'sharpness':>10}")
     for key, s in rows.items():
-        print(f"{names[key]:<22}{s['lipsync_r']:>12.3f}{s['lipsync_best_lag']:>10d}{s['face_psnr_db']:>10.2f} dB"
-              f"{s['face_ssim']:>11.4f}")
-    print("lip-sync r: correlation of the generated mouth opening with the true one (1 = perfect); "
-          "PSNR/SSIM: the face region against the ground-truth render")
+        lpips = f"{s[lp]:>8.3f}" if lp else f"{'-':>8}"
+        print(f"{NAMES[key]:<32}{s['lipsync_r']:>11.3f}{s['psnr_face_db']:>9.2f} dB{s['psnr_mouth_db']:>9.2f} dB"
+              f"{s['ssim_face']:>10.4f}{lpips}{s['mouth_sharpness_ratio']:>10.2f}")
+    print("lip-sync r: correlation of the generated mouth opening with the true one (1 = perfect); PSNR/SSIM/"
+          f"{lp or 'LPIPS'}: the face region against the ground-truth render; sharpness: the mouth's high-frequency "
+          "energy over the truth's (1 = as sharp); the first two rows use the same mouth paste")

@@ -68,3 +68,27 @@ def in_region(clean: torch.Tensor, degraded: torch.Tensor, boxes: torch.Tensor) 
 def scaled_region(image_size: int, reference_region: int = 192, reference_size: int = 256) -> int:
     """The paper's 192x192 region on 256 crops, scaled to other crop sizes."""
     return max(1, round(image_size * reference_region / reference_size))
+
+
+def restoration_training_degradation(images: torch.Tensor, generator: torch.Generator,
+                                     clean_share: float = 0.25) -> torch.Tensor:
+    """What a lip-synced face looks like, drawn per image for degradation-aware training (beyond the paper):
+    a random down-up (the Wav2Lip stage works at 96 px: 25-55% of the side), then with some chance a blur of up to
+    3 px at 256 and noise of up to 0.1; a `clean_share` of the images stays clean so clean faces stay exact."""
+    h, w = images.shape[-2:]
+    scale = h / 256
+    out = []
+    for x in images.split(1):
+        r = torch.rand(4, generator=generator).tolist()  # host draws: no device sync
+        if r[0] < clean_share:
+            out.append(x)
+            continue
+        side = max(8, round(h * (0.25 + 0.3 * r[1])))
+        y = F.interpolate(x, size=(side, side * w // h), mode="area")
+        y = F.interpolate(y, size=(h, w), mode="bicubic", align_corners=False)
+        if r[2] < 0.5:
+            y = gaussian_blur(y.clamp(0, 1), 3.0 * scale * r[2] * 2)
+        if r[3] < 0.3:
+            y = gaussian_noise(y, 0.1 * r[3] / 0.3, generator)
+        out.append(y.clamp(0, 1))
+    return torch.cat(out)

@@ -79,13 +79,27 @@ def feather_mask(side: int, feather: float = 0.1) -> np.ndarray:
     return np.minimum(a[:, None], a[None, :])
 
 
+def lower_face_mask(side: int, top: float = 0.45, ramp: float = 0.15, feather: float = 0.1) -> np.ndarray:
+    """Float32 (side,side) mask of the part of a face crop that lip sync changes: 0 above `top` of the height, a
+    smoothstep up to 1 over the next `ramp`, and feather_mask's fall at the sides and the bottom. Eyes, brows
+    and upper cheeks keep the reference frame's own pixels."""
+    y = (np.arange(side, dtype=np.float32) + 0.5) / side
+    a = np.clip((y - top) / ramp, 0.0, 1.0)
+    a = a * a * (3 - 2 * a)
+    return np.minimum(feather_mask(side, feather), a[:, None])
+
+
+PASTE_MODES = ("mouth", "feather", "hard")
+
+
 def paste_faces(
     frames: np.ndarray, faces: np.ndarray, crop_boxes: np.ndarray, mode: str = "feather", feather: float = 0.1
 ) -> np.ndarray:
     """Paste faces uint8 (B,S,S,3) into a copy of frames uint8 (B,H,W,3) at crop boxes (B,4): 'hard' overwrites
-    the box exactly, 'feather' blends with feather_mask; frames with a NaN box are returned untouched."""
-    if mode not in ("feather", "hard"):
-        raise InputError(f"paste mode {mode!r} is unknown; choose 'feather' or 'hard'")
+    the box exactly (the paper), 'feather' blends with feather_mask, 'mouth' blends only the lower face
+    (lower_face_mask); frames with a NaN box are returned untouched."""
+    if mode not in PASTE_MODES:
+        raise InputError(f"paste mode {mode!r} is unknown; choose one of {', '.join(PASTE_MODES)}")
     frames = np.array(frames, copy=True)
     crop_boxes = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
     if len(frames) != len(faces) or len(frames) != len(crop_boxes):
@@ -107,7 +121,7 @@ def paste_faces(
             continue
         side = max(x2 - x1, y2 - y1)
         if side not in masks:
-            masks[side] = feather_mask(side, feather)
+            masks[side] = lower_face_mask(side, feather=feather) if mode == "mouth" else feather_mask(side, feather)
         m = masks[side][cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1, None]
         region = frames[i, cy1:cy2, cx1:cx2].astype(np.float32)
         frames[i, cy1:cy2, cx1:cx2] = np.rint(region + m * (face.astype(np.float32) - region)).astype(np.uint8)

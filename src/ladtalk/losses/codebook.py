@@ -13,12 +13,18 @@ _EPS2 = 1e-12
 
 
 def pairwise_distances(codes: torch.Tensor) -> torch.Tensor:
-    """(N,D) codes -> (N,N) fp32 Euclidean distances with +inf on the diagonal; differentiable and finite."""
-    e = codes.float()
-    sq = e.pow(2).sum(1)
-    d2 = (sq[:, None] + sq[None, :] - 2.0 * e @ e.t()).clamp_min(_EPS2)
-    eye = torch.eye(e.shape[0], dtype=torch.bool, device=e.device)
-    return d2.sqrt().masked_fill(eye, float("inf"))
+    """(N,D) codes -> (N,N) fp32 Euclidean distances with +inf on the diagonal; differentiable and finite.
+
+    ||e_i||^2 + ||e_j||^2 - 2 e_i.e_j cancels catastrophically when ||e|| >> d_C, so it runs in float64 (float32
+    on MPS, which has no float64) with autocast off: under bf16 autocast, or TF32, the min would pick a wrong pair.
+    """
+    wide = torch.float32 if codes.device.type == "mps" else torch.float64
+    with torch.autocast(codes.device.type, enabled=False):
+        e = codes.to(wide)
+        sq = e.pow(2).sum(1)
+        d2 = (sq[:, None] + sq[None, :] - 2.0 * e @ e.t()).clamp_min(_EPS2)
+        eye = torch.eye(e.shape[0], dtype=torch.bool, device=e.device)
+        return d2.sqrt().masked_fill(eye, float("inf")).float()
 
 
 def min_code_distance(codes: torch.Tensor) -> torch.Tensor:

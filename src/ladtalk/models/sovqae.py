@@ -34,6 +34,10 @@ class SOVQAEConfig:
     beta: float = 0.25                       # commitment weight of the non-legacy VQ loss
     legacy_vq_loss: bool = False             # True = taming's weighting (beta on the codebook term)
     norm_groups: int = 32
+    # beyond the paper: the decoder also sees the input shrunk to the code grid (a 1/f thumbnail, far below what
+    # lip sync, blur or noise disturb) and adds its output to that thumbnail enlarged, so the codes only have to
+    # carry the identity's detail, not its layout and colours; a fresh model returns the enlarged thumbnail
+    lowres_guide: bool = False
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; keep the dataclass hashable and comparable.
@@ -180,7 +184,7 @@ class Decoder(nn.Module):
         g = cfg.norm_groups
         c = cfg.ch * cfg.ch_mult[-1]
         res = cfg.resolution // cfg.downsample_factor
-        self.conv_in = nn.Conv2d(cfg.z_channels, c, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.z_channels + (cfg.in_channels if cfg.lowres_guide else 0), c, 3, padding=1)
         self.mid = _Mid(c, cfg.dropout, g)
         levels: list[_Level] = []
         for i in reversed(range(len(cfg.ch_mult))):
@@ -197,6 +201,9 @@ class Decoder(nn.Module):
         self.up = nn.ModuleList(reversed(levels))
         self.norm_out = _norm(c, g)
         self.conv_out = nn.Conv2d(c, cfg.out_channels, 3, padding=1)
+        if cfg.lowres_guide:  # start as the enlarged thumbnail: the detail is learned on top of it
+            nn.init.zeros_(self.conv_out.weight)
+            nn.init.zeros_(self.conv_out.bias)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.mid(self.conv_in(z))
@@ -282,13 +289,21 @@ class SOVQAE(nn.Module):
         """images (B,3,H,W) in [-1,1] -> (z_q (B,D,h,w) fp32, vq loss scalar, indices (B,h,w) int64)."""
         return self.quantize(self.encode_latent(images))
 
-    def decode(self, z_q: torch.Tensor) -> torch.Tensor:
-        """Quantized latents (B,D,h,w) -> images (B,3,h*f,w*f), nominally in [-1,1] (not clamped)."""
-        return self.decoder(self.post_quant_conv(z_q))
+    def decode(self, z_q: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """Quantized latents (B,D,h,w) -> images (B,3,h*f,w*f), nominally in [-1,1] (not clamped). With
+        `lowres_guide`, `images` (the encoder's input, (B,3,H,W) in [-1,1]) gives the decoder its thumbnail."""
+        h = self.post_quant_conv(z_q)
+        if not self.config.lowres_guide:
+            return self.decoder(h)
+        if images is None:
+            raise ValueError("this SOVQAE decodes with a low-resolution guide: pass the input images")
+        guide = F.interpolate(images.to(h.dtype), size=h.shape[-2:], mode="area")
+        base = F.interpolate(guide, scale_factor=self.config.downsample_factor, mode="bicubic", align_corners=False)
+        return base + self.decoder(torch.cat([h, guide], 1))
 
-    def decode_indices(self, indices: torch.Tensor) -> torch.Tensor:
-        """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f)."""
-        return self.decode(self.quantize.lookup(indices))
+    def decode_indices(self, indices: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+        """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f) (`images`: the guide, see decode)."""
+        return self.decode(self.quantize.lookup(indices), images)
 
     def codes_of(self, images: torch.Tensor) -> torch.Tensor:
         """Indices (B,h,w) int64 of the codes chosen for images (B,3,H,W) in [-1,1]."""
@@ -297,7 +312,7 @@ class SOVQAE(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """images (B,3,H,W) in [-1,1] -> (reconstruction, vq loss, info: indices, usage and perplexity tensors)."""
         z_q, vq_loss, indices = self.encode(images)
-        recon = self.decode(z_q)
+        recon = self.decode(z_q, images)
         usage, perplexity = usage_tensors(indices.detach(), self.config.n_embed)
         return recon, vq_loss, {"indices": indices, "usage": usage, "perplexity": perplexity}
 

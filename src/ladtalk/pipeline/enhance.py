@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ladtalk.data.prepare import track_video
 from ladtalk.errors import InputError
-from ladtalk.face.crop import crop_faces, paste_faces
+from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
 from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import MUX_RATE, RunReport, check_out_path
@@ -33,8 +33,8 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     info = probe_video(video_path)
     dev = resolve_device(device)
     autocast_dtype(dev, precision)  # an unknown precision fails now, not after the detection pass
-    if paste not in ("feather", "hard"):
-        raise InputError(f"paste must be 'feather' or 'hard', got {paste!r}")
+    if paste not in PASTE_MODES:
+        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     model = load_sovqae(sovqae_path, dev)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
-from ladtalk.face.crop import paste_faces
+from ladtalk.face.crop import PASTE_MODES, paste_faces
 from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.audio import load_audio
@@ -87,17 +87,20 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
 
 def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
-             paste: str = "feather", batch_size: int | None = None, precision: str = "auto",
-             device: str = "auto", *, overlap_io: bool = True) -> RunReport:
+             paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
+             device: str = "auto", *, overlap_io: bool = True, frame_indices: np.ndarray | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
+    paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
+    face box, feathered) or 'hard' (the whole box, the paper's paste). `frame_indices`: the identity frames to use,
+    in order (default: the whole video forward and back); `reenact` passes the test split.
     `overlap_io=False` decodes in the main thread (the naive, fully sequential baseline of bench/generate.py).
     """
     out_path = check_out_path(out_path)
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
-    if paste not in ("feather", "hard"):
-        raise InputError(f"paste must be 'feather' or 'hard', got {paste!r}")
+    if paste not in PASTE_MODES:
+        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     dev = resolve_device(device)
     dtype = autocast_dtype(dev, precision)
     ident = open_identity(identity, device=str(dev))
@@ -122,7 +125,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     windows = mel_windows(melspectrogram(audio), ident.fps, n_frames)
     report.add("mel", time.perf_counter() - t0)
     n_out = len(windows)
-    schedule = pingpong_indices(n_out, ident.frame_count)
+    schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
+        np.asarray(frame_indices, dtype=np.int64)[pingpong_indices(n_out, len(frame_indices))]
     has_face, boxes = ident.has_face, ident.crop_boxes
     source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
     frames_iter = source.iter_schedule(schedule)

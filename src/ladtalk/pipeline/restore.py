@@ -28,6 +28,9 @@ def sovqae_folder(path: str | os.PathLike) -> Path:
         raise InputError(f"SOVQAE model {p} does not exist; give the folder written by `ladtalk train sovqae`")
     for cand in (p, p / "model", p / "checkpoints" / "best", p / "checkpoints" / "last"):
         if (cand / "config.json").is_file():
+            if cand.parent.name == "checkpoints":  # an unfinished run: say which weights are used
+                print(f"note: {p} has no exported model/ (training did not finish); using {cand} (best on the "
+                      "held-out slice of the train split)" if cand.name == "best" else f"note: using {cand}")
             return cand
     raise CheckpointError(f"{p} holds no SOVQAE model (no config.json in it, in model/ or in checkpoints/); "
                           "train one with `ladtalk train sovqae IDENTITY_DIR -o RUN_DIR`")
@@ -76,7 +79,7 @@ def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 
             x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             z_q, _, _ = model.encode(x * 2 - 1)
-            y = model.decode(z_q)
+            y = model.decode(z_q, x * 2 - 1)
         y = ((y.float() + 1) / 2).clamp(0, 1)
         if out_size is not None and out_size != size:
             y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)

@@ -97,6 +97,10 @@ class Runtime:
         ids = [self.local_rank] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids, **kwargs)
 
+    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
+        """The loss as the backward pass sees it (multiplied by the fp16 loss scale, if any)."""
+        return self.scaler.scale(loss) if self.scaler is not None else loss
+
     def backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 

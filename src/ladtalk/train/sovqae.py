@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.checkpoint import save_component, strict_load
+from ladtalk.data.degrade import restoration_training_degradation
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import check_writable_dir
@@ -55,8 +56,15 @@ KIND = "sovqae"
 class CropStore:
     """Train/test crops of one or more identities; uint8 rows on the GPU when they fit, else memory-mapped."""
 
-    def __init__(self, identities: Sequence[Identity], device: torch.device, on_device: str = "auto"):
-        self.sources = [(ident, ident.train_indices) for ident in identities]
+    def __init__(self, identities: Sequence[Identity], device: torch.device, on_device: str = "auto",
+                 holdout_fraction: float = 0.0):
+        # the last `holdout_fraction` of each train split (a block in time) is never trained on: validation and
+        # the choice of checkpoints/best use it, so the test split stays unseen until evaluation
+        splits = [(ident, ident.train_indices) for ident in identities]
+        cut = [len(idx) - (max(1, round(holdout_fraction * len(idx))) if holdout_fraction > 0 and len(idx) > 1 else 0)
+               for _, idx in splits]
+        self.sources = [(ident, idx[:c]) for (ident, idx), c in zip(splits, cut)]
+        self.holdout = [(ident, idx[c:]) for (ident, idx), c in zip(splits, cut)]
         self.tests = [(ident, ident.test_indices) for ident in identities]
         self.index = np.concatenate([np.stack([np.full(len(idx), k), idx], 1)
                                      for k, (_, idx) in enumerate(self.sources)]).astype(np.int64)
@@ -95,8 +103,9 @@ class CropStore:
         return torch.from_numpy(self._gather(rows)).to(self.device, non_blocking=True)
 
     def sample(self, split: str, count: int) -> np.ndarray:
-        """`count` evenly spaced uint8 crops of the test (or train) split of all identities, on the host."""
-        pairs = [(ident, i) for ident, idx in (self.tests if split == "test" else self.sources) for i in idx]
+        """`count` evenly spaced uint8 crops of the "train", "holdout" or "test" frames of all identities (host)."""
+        groups = {"train": self.sources, "holdout": self.holdout, "test": self.tests}[split]
+        pairs = [(ident, i) for ident, idx in groups for i in idx]
         if not pairs:
             raise InputError(f"the identity folders have no {split} frames with a face")
         pick = np.unique(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int))
@@ -115,6 +124,17 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
     dev_gen = torch.Generator(device=x.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
     gain = (1 + 0.05 * (torch.rand(b, 1, 1, 1, generator=dev_gen, device=x.device) * 2 - 1)).to(x.dtype)
     return ((y + 1) * gain - 1).clamp(-1, 1)
+
+
+def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
+    image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
+    detail at the cost of a smaller image."""
+    b, _, h, w = images[0].shape
+    ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
+    xs = torch.randint(0, w - patch + 1, (b,), generator=gen).tolist()
+    return [torch.stack([x[i, :, y:y + patch, xx:xx + patch] for i, (y, xx) in enumerate(zip(ys, xs))])
+            for x in images]
 
 
 def _open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Identity]:
@@ -159,28 +179,45 @@ def wrap_nets(nets: Nets, rt: Runtime, compile: bool) -> None:
     """DDP wrappers under torchrun, then optional torch.compile of the autoencoder (after any resume load)."""
     run_model = rt.wrap_ddp(nets.model)
     nets.run_model = torch.compile(run_model) if compile else run_model
-    nets.run_disc = rt.wrap_ddp(nets.disc)
+    nets.run_disc = rt.wrap_ddp(RealFake(nets.disc))
 
 
-def train_step(rt: Runtime, nets: Nets, x: torch.Tensor, step: int, t: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """One optimisation step on images x (B,3,H,W) in [-1,1]: autoencoder, then discriminator once GAN is on."""
+class RealFake(torch.nn.Module):
+    """Calls the discriminator on each image set separately (taming: BatchNorm statistics per set) inside one
+    forward, so that DDP still sees a single forward per backward."""
+
+    def __init__(self, disc: PatchDiscriminator):
+        super().__init__()
+        self.disc = disc
+
+    def forward(self, *image_sets: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.disc(x) for x in image_sets)
+
+
+def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, step: int,
+               t: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """One optimisation step: the autoencoder maps x_in (x itself, or a degraded copy) to the clean x, both
+    (B,3,H,W) in [-1,1]; then the discriminator once the GAN is on."""
     gan_on = disc_factor(step, int(t["disc_start"]))
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
-        recon, vq, info = nets.run_model(x)
+        recon, vq, info = nets.run_model(x_in)
         rec = reconstruction_l2(recon, x)
         nll, p_loss = rec, zero
         if nets.perceptual is not None:
             p_loss = nets.perceptual(recon, x).mean()
             nll = nll + float(t["perceptual_weight"]) * p_loss
-        codes = nets.model.quantize.embedding.weight
-        reg = codebook_regularizer(codes, float(t["reg_theta"]), t["reg_mode"])
-        total = nll + float(t["codebook_weight"]) * vq + float(t["reg_weight"]) * reg
-        g_loss = lam = zero
-        if gan_on:
-            g_loss = generator_loss(nets.run_disc(recon))
-            lam = adaptive_weight(nll, g_loss, nets.model.last_layer, float(t["disc_weight"]))
-            total = total + lam * gan_on * g_loss
+    # the regulariser's pairwise distances are computed in full precision outside autocast (losses/codebook.py)
+    codes = nets.model.quantize.embedding.weight
+    reg = codebook_regularizer(codes, float(t["reg_theta"]), t["reg_mode"])
+    total = nll + float(t["codebook_weight"]) * vq + float(t["reg_weight"]) * reg
+    g_loss = lam = zero
+    if gan_on:
+        with rt.autocast():
+            g_loss = generator_loss(nets.run_disc(recon)[0])
+        # gradients of the scaled losses: under fp16 the unscaled L2 gradient underflows (the ratio is scale-free)
+        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.last_layer, float(t["disc_weight"]))
+        total = total + lam * gan_on * g_loss
     rt.backward(total)
     rt.step(nets.opt_ae)
     nets.opt_ae.zero_grad(set_to_none=True)
@@ -189,19 +226,46 @@ def train_step(rt: Runtime, nets: Nets, x: torch.Tensor, step: int, t: dict[str,
     if gan_on:
         nets.opt_d.zero_grad(set_to_none=True)  # drop what the generator's term left on D
         with rt.autocast():
-            # one forward over real+fake: DDP allows a single forward per backward
-            logits = nets.run_disc(torch.cat([x.detach(), recon.detach()]))
-            dl = gan_on * d_loss(logits[:len(x)], logits[len(x):], t["disc_loss"])
+            logits_real, logits_fake = nets.run_disc(x.detach(), recon.detach())
+            dl = gan_on * d_loss(logits_real, logits_fake, t["disc_loss"])
         rt.backward(dl)
         rt.step(nets.opt_d)
         nets.opt_d.zero_grad(set_to_none=True)
     rt.update()
     return {"loss": total, "l2": rec, "perceptual": p_loss, "vq": vq, "reg": reg, "g_loss": g_loss,
-            "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"], "adaptive_weight": lam}
+            "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"], "adaptive_weight": lam,
+            "indices": info["indices"]}
+
+
+def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int) -> float:
+    """Learning-rate multiplier: taming's constant rate, or a linear warm-up then a cosine decay to 10%."""
+    if schedule == "constant":
+        return 1.0
+    if schedule != "cosine":
+        raise InputError(f"train.lr_schedule must be 'constant' or 'cosine', not {schedule!r}")
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress_ = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress_)))
 
 
 @torch.no_grad()
-def init_codebook_from_data(model: SOVQAE, store: CropStore, size: int, seed: int, max_images: int = 512) -> None:
+def restart_dead_codes(model: SOVQAE, counts: torch.Tensor, x: torch.Tensor, gen: torch.Generator) -> int:
+    """Codes unused since the last restart take the latents of random positions of the batch x (B,3,H,W) in
+    [-1,1] (plus a little noise), so every code keeps serving the data and takes part in d_C. Returns how many."""
+    dead = torch.nonzero(counts == 0).flatten()
+    if len(dead) == 0:
+        return 0
+    z = model.encode_latent(x).float()
+    flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    pick = torch.randint(0, len(flat), (len(dead),), generator=gen).to(flat.device)
+    noise = torch.randn((len(dead), flat.shape[1]), generator=gen).to(flat.device) * 0.01 * flat.std()
+    model.quantize.embedding.weight[dead] = flat[pick] + noise
+    return len(dead)
+
+
+@torch.no_grad()
+def init_codebook_from_data(model: SOVQAE, store: CropStore, size: int, seed: int, max_images: int = 64) -> None:
     """Codes := distinct latents of training images under the initial encoder (plus 1% noise), not taming's
     uniform(+-1/N): every code starts in use, which avoids the early collapse of small runs. Identical on all ranks.
     """
@@ -236,7 +300,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     size = mcfg.resolution  # crops of another size are resized to it on the device
     if size % mcfg.downsample_factor:
         raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
-    store = CropStore(identities, rt.device, t["data_on_device"])
+    store = CropStore(identities, rt.device, t["data_on_device"], float(t.get("holdout_fraction", 0.05)))
 
     nets = build_nets(mcfg, t, rt)
     model, disc, opt_ae, opt_d, lr = nets.model, nets.disc, nets.opt_ae, nets.opt_d, nets.lr
@@ -275,8 +339,16 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         log.log(0, {"params": count_parameters(model), "perceptual": perceptual_name, "lr": lr,
                     "precision": rt.precision, "train_frames": len(store), "steps": total_steps,
                     "device": str(rt.device), "world_size": rt.world_size}, split="setup")
-    val_test = crops_to_images(store.sample("test", int(t["val_frames"])), rt.device, size)
+    val_split = "holdout" if any(len(idx) for _, idx in store.holdout) else "train"
+    val_held = crops_to_images(store.sample(val_split, int(t["val_frames"])), rt.device, size)
     val_train = crops_to_images(store.sample("train", int(t["val_frames"])), rt.device, size)
+    degrade_share = float(t.get("degrade", 0.0))  # 0 = the paper: the autoencoder only ever sees clean faces
+    restart_every = int(t.get("restart_dead_every", 0))
+    patch = int(t.get("patch_size") or 0)  # 0: whole crops at model.resolution (the paper)
+    if patch and (patch > size or patch % mcfg.downsample_factor):
+        raise InputError(f"train.patch_size {patch} must be at most model.resolution {size} and a multiple of "
+                         f"the factor {mcfg.downsample_factor}")
+    code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
 
     def save(is_best: bool = False) -> None:
         state = {"disc": unwrap(disc).state_dict(), "opt_ae": opt_ae.state_dict(), "opt_d": opt_d.state_dict(),
@@ -288,7 +360,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     def run_validation() -> dict[str, float]:
         nonlocal best
         with eval_mode(model):
-            m = validate(unwrap(model), val_test, val_train, rt.amp_dtype, seed=seed)
+            m = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed)
         is_best = m["restore_psnr_mean"] > best
         best = max(best, m["restore_psnr_mean"])
         log.log(step, m, split="val")
@@ -312,14 +384,33 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             if t["augment"]:
                 x = jitter(x, gen)
             x = rt.images(x)
-            out = train_step(rt, nets, x, step, t)
+            x_in = x
+            if degrade_share > 0:
+                x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - degrade_share) * 2 - 1)
+            if patch:
+                x_in, x = random_patches([x_in, x], patch, gen)
+            for group in opt_ae.param_groups:
+                group["lr"] = lr * lr_factor(step, total_steps, t.get("lr_schedule", "constant"),
+                                             int(t.get("warmup_steps", 0)))
+            out = train_step(rt, nets, x_in, x, step, t)
+            if restart_every:
+                flat = out.pop("indices").reshape(-1)
+                code_counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
+                if (step + 1) % restart_every == 0:
+                    restarted = restart_dead_codes(model, code_counts, x_in, gen)
+                    if rt.distributed:
+                        torch.distributed.broadcast(model.quantize.embedding.weight.data, 0)
+                    out["restarted_codes"] = torch.tensor(float(restarted))
+                    code_counts.zero_()
+            out.pop("indices", None)
             step += 1
             bar.update(1)
 
             if step % int(t["log_every"]) == 0 or step == total_steps:
                 values = {k: float(v.detach()) for k, v in out.items()}
                 values.update(d_C=float(min_code_distance(model.quantize.embedding.weight.detach())),
-                              epoch=epoch, lr=lr, images_per_s=(step - start_step) * bs * rt.world_size
+                              epoch=epoch, lr=opt_ae.param_groups[0]["lr"],
+                              images_per_s=(step - start_step) * bs * rt.world_size
                               / max(time.monotonic() - start_time, 1e-9))
                 log.log(step, rt.mean_across_ranks(values))
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
@@ -351,11 +442,11 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     model_dir = run_dir / "model"
     if rt.is_main:
         with eval_mode(model):
-            final = validate(unwrap(model), val_test, val_train, rt.amp_dtype, seed=seed)
+            final = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed)
         save_component(model_dir, KIND, mcfg, unwrap(model).state_dict(),
                        extra={"step": step, "perceptual": perceptual_name, "preset": preset,
                               "train": {k: v for k, v in t.items()}, "identities": [str(i.dir) for i in identities],
-                              "validation": final, "crop_size": store.crop_size})
+                              "validation": final, "validation_split": val_split, "crop_size": store.crop_size})
     rt.barrier()
     rt.close()
     return model_dir

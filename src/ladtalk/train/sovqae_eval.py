@@ -52,7 +52,7 @@ def run_model(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | No
         x = images01[s:s + batch_size] * 2 - 1
         with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             z_q, _, idx = model.encode(x)
-            y = model.decode(z_q)
+            y = model.decode(z_q, x)
         outs.append(((y.float() + 1) / 2).clamp(0, 1))
         codes.append(idx)
     return torch.cat(outs), torch.cat(codes)
@@ -100,6 +100,20 @@ def restoration_scores(model: SOVQAE, clean01: torch.Tensor, degraded01: torch.T
 
 
 @torch.no_grad()
+def used_code_stats(model: SOVQAE, codes: torch.Tensor, train01: torch.Tensor,
+                    amp_dtype: torch.dtype | None) -> dict[str, float]:
+    """d_C over the codes the given and the training images use, and how many codes neither uses (dead codes
+    decide d_C over all codes without ever being chosen, so the regulariser acts on nothing that matters)."""
+    from ladtalk.losses.codebook import min_code_distance
+
+    _, train_codes = run_model(model, train01, amp_dtype)
+    used = torch.unique(torch.cat([codes.flatten(), train_codes.flatten()]))
+    e = model.quantize.embedding.weight
+    d_used = float(min_code_distance(e[used])) if len(used) > 1 else float("nan")
+    return {"d_C_used": d_used, "dead_codes": float(e.shape[0] - len(used))}
+
+
+@torch.no_grad()
 def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dtype: torch.dtype | None,
              seed: int = 0) -> dict[str, float]:
     """Validation metrics: reconstruction PSNR/SSIM, restoration PSNR, d_C, gamma, codebook usage/perplexity."""
@@ -112,6 +126,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         "recon_psnr": float(psnr01(recon, test01).mean()),
         "recon_ssim": float(ssim_images(recon.double() * 255, test01.double() * 255).mean()),
         "d_C": float(min_code_distance(model.quantize.embedding.weight)),
+        **used_code_stats(model, codes, train01, amp_dtype),
         "gamma": float(latent_distances(model, train01, amp_dtype).max()),
         "usage": usage, "perplexity": ppl,
     }

@@ -1,0 +1,170 @@
+"""The restorer's training options (degradation-aware inputs, patches, dead-code restarts, held-out slice), the
+training fixes of issue 14, the mouth paste, and the self-reenactment protocol end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from _sovqae_fake import make_identity, one_thread
+
+from ladtalk.checkpoint import save_component
+from ladtalk.data.degrade import restoration_training_degradation
+from ladtalk.data.identity import Identity
+from ladtalk.face.crop import lower_face_mask, paste_faces
+from ladtalk.losses.codebook import min_code_distance
+from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
+from ladtalk.presets import load_preset
+from ladtalk.reenact import high_frequency_energy, reenact
+from ladtalk.train.sovqae import CropStore, RealFake, random_patches, restart_dead_codes, train_sovqae
+
+_ = one_thread
+
+
+def test_lower_face_mask_keeps_the_upper_face():
+    m = lower_face_mask(100)
+    assert m[:45].max() == 0.0  # eyes and brows: the reference frame's own pixels
+    assert m[75, 50] == pytest.approx(1.0)  # the mouth: fully replaced
+    assert m[75, 0] < 0.1 and m[-1, 50] < 0.1  # feathered at the sides and the bottom
+
+
+def test_mouth_paste_changes_only_the_lower_face():
+    frames = np.full((1, 64, 64, 3), 100, np.uint8)
+    faces = np.full((1, 32, 32, 3), 200, np.uint8)
+    out = paste_faces(frames, faces, np.array([[16.0, 16, 48, 48]]), mode="mouth")
+    assert (out[0, :30] == 100).all()  # above 45% of the box nothing moves
+    assert out[0, 40, 32, 0] > 190  # the mouth is the pasted face
+    hard = paste_faces(frames, faces, np.array([[16.0, 16, 48, 48]]), mode="hard")
+    assert (hard[0, 16:48, 16:48] == 200).all()
+
+
+def test_training_degradation_is_seeded_and_keeps_a_clean_share():
+    x = torch.rand(6, 3, 64, 64)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a = restoration_training_degradation(x, g1, clean_share=0.0)
+    b = restoration_training_degradation(x, g2, clean_share=0.0)
+    assert torch.equal(a, b) and a.shape == x.shape and 0 <= a.min() and a.max() <= 1
+    assert all((a[i] - x[i]).abs().mean() > 1e-3 for i in range(6))  # every image degraded
+    clean = restoration_training_degradation(x, torch.Generator().manual_seed(1), clean_share=1.0)
+    assert torch.equal(clean, x)
+
+
+def test_random_patches_cut_the_same_window_from_input_and_target():
+    x = torch.arange(2 * 3 * 16 * 16, dtype=torch.float32).view(2, 3, 16, 16)
+    a, b = random_patches([x, x + 1], 8, torch.Generator().manual_seed(0))
+    assert a.shape == (2, 3, 8, 8) and torch.equal(a + 1, b)
+
+
+def test_holdout_slice_is_the_end_of_the_train_split_and_never_trained_on(tmp_path):
+    ident = Identity.open(make_identity(tmp_path / "id", n_frames=40, size=32))
+    store = CropStore([ident], torch.device("cpu"), "auto", holdout_fraction=0.1)
+    train, held = store.sources[0][1], store.holdout[0][1]
+    assert len(held) == round(0.1 * len(ident.train_indices))
+    assert set(train).isdisjoint(held) and held.min() > train.max()
+    assert set(store.index[:, 1]) == set(train)
+
+
+def test_dead_codes_restart_on_latents_and_used_codes_stay():
+    torch.manual_seed(0)
+    cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
+    model = SOVQAE(cfg)
+    before = model.quantize.embedding.weight.detach().clone()
+    counts = torch.zeros(cfg.n_embed)
+    counts[:10] = 5  # codes 0-9 were used
+    n = restart_dead_codes(model, counts, torch.rand(2, 3, 64, 64) * 2 - 1, torch.Generator().manual_seed(0))
+    after = model.quantize.embedding.weight.detach()
+    assert n == cfg.n_embed - 10
+    assert torch.equal(after[:10], before[:10]) and not torch.equal(after[10:], before[10:])
+    # the restarted codes sit at the latents, far from taming's uniform(+-1/N) init
+    assert after[10:].norm(dim=1).mean() > 10 * before[10:].norm(dim=1).mean()
+
+
+def test_regulariser_distance_is_exact_under_bf16_autocast():
+    """Codes of norm ~15 whose closest pair is 0.3 apart: bf16 matmuls would cancel catastrophically."""
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(256, 64, generator=g)
+    e = 15 * e / e.norm(dim=1, keepdim=True)
+    e[1] = e[0] + 0.3 * torch.nn.functional.normalize(torch.randn(64, generator=g), dim=0)
+    exact = float(torch.cdist(e.double(), e.double()).fill_diagonal_(float("inf")).min())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d = float(min_code_distance(e))
+    assert d == pytest.approx(exact, rel=1e-5)
+
+
+def test_discriminator_sees_real_and_fake_in_separate_batches():
+    torch.manual_seed(0)
+    disc = PatchDiscriminator(PatchDiscriminatorConfig(3, 8, 2)).train()
+    real, fake = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32) + 2
+    lr, lf = RealFake(disc)(real, fake)
+    assert torch.allclose(lr, disc(real)) and torch.allclose(lf, disc(fake))
+    mixed = disc(torch.cat([real, fake]))[:2]  # one BatchNorm batch mixes the statistics
+    assert not torch.allclose(lr, mixed)
+
+
+def test_restorer_preset_trains_on_patches_with_degraded_inputs(tmp_path):
+    ident = make_identity(tmp_path / "id", n_frames=24, size=32)
+    over = ["model.resolution=32", "model.ch=8", "train.patch_size=16", "train.batch_size=4", "train.max_steps=4",
+            "train.restart_dead_every=2", "train.val_every=1000", "train.val_frames=4", "train.log_every=1",
+            "train.warmup_steps=2"]
+    model_dir = train_sovqae([ident], tmp_path / "run", preset="restore-cpu", overrides=over, device="cpu")
+    meta = json.loads((model_dir / "config.json").read_text())
+    assert meta["extra"]["validation_split"] == "holdout"
+    assert {"d_C_used", "dead_codes"} <= set(meta["extra"]["validation"])
+    logs = [json.loads(x) for x in (tmp_path / "run" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [x["lr"] for x in logs if x.get("split") == "train"]
+    assert lrs[0] < lrs[1]  # warm-up
+    with pytest.raises(Exception, match="patch_size"):
+        train_sovqae([ident], tmp_path / "bad", preset="restore-cpu", overrides=over + ["train.patch_size=12"],
+                     device="cpu")
+
+
+def test_high_frequency_energy_tells_sharp_from_blurred():
+    rng = np.random.default_rng(0)
+    sharp = (rng.random((2, 32, 32, 3)) * 255).astype(np.uint8)
+    import cv2
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in sharp])
+    assert high_frequency_energy(blurred) < 0.2 * high_frequency_energy(sharp)
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("models")
+    w2l = Wav2Lip(Wav2LipConfig(width=0.25, img_size=48)).eval()
+    save_component(root / "wav2lip", "wav2lip", w2l.config, w2l.state_dict())
+    cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
+    save_component(root / "sovqae", "sovqae", cfg, SOVQAE(cfg).eval().state_dict())
+    return root
+
+
+def test_reenact_scores_both_rows_against_the_test_frames(synthetic_identity, tiny_models, tmp_path):
+    out = tmp_path / "report"
+    report = reenact(synthetic_identity, tiny_models / "wav2lip", out, sovqae_path=tiny_models / "sovqae",
+                     device="cpu", lpips=False)
+    ident = Identity.open(synthetic_identity)
+    start, stop = report["test_frames"]
+    assert start == ident.test_indices.min() and stop == ident.test_indices.max() + 1
+    for row in ("wav2lip", "cascade"):
+        s = report["scores"][row]
+        assert {"psnr_full_db", "psnr_face_db", "psnr_mouth_db", "ssim_face", "mouth_sharpness_ratio",
+                "warp_error_ratio_to_gt"} <= set(s)
+        assert s["psnr_mouth_db"] < s["psnr_face_db"] < s["psnr_full_db"]  # the mouth is where frames differ
+    for name in ("report.json", "report.md", "strip.png", "wav2lip_only.mp4", "cascade.mp4", "ground_truth.mp4"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.iterdir() if ".partial" in p.name]
+
+
+def test_guided_decoder_starts_as_the_enlarged_thumbnail_and_needs_its_input():
+    torch.manual_seed(0)
+    cfg = SOVQAEConfig.from_dict({**load_preset("tiny")["model"], "lowres_guide": True})
+    model = SOVQAE(cfg).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        recon, _, _ = model(x)
+        thumb = torch.nn.functional.interpolate(x, size=(8, 8), mode="area")
+        base = torch.nn.functional.interpolate(thumb, scale_factor=8, mode="bicubic", align_corners=False)
+    assert torch.allclose(recon, base, atol=1e-6)
+    with pytest.raises(ValueError, match="guide"):
+        model.decode(model.encode(x)[0])
