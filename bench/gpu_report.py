@@ -53,18 +53,6 @@ def video_strip(video: Path, png: Path, count: int = 4, title: str = "") -> dict
             "title": title}
 
 
-def videos_strip(videos: list[Path], png: Path, count: int = 5) -> dict:
-    """One row per video (e.g. ground truth, Wav2Lip only, cascade): the same evenly spaced frame numbers."""
-    from ladtalk.io.video import probe_video, read_frames
-
-    if not videos:
-        return {"file": None, "reason": "no videos to show"}
-    n = min(probe_video(v).frame_count for v in videos)
-    idx = np.linspace(0, max(n - 1, 0), count).round().astype(int)
-    rows = [(v.stem.replace("_", "\n"), list(read_frames(v, idx))) for v in videos[:6]]
-    return {**_write_png(png, _labelled_rows(rows, tile=2 * TILE)), "rows": [v.name for v in videos[:6]]}
-
-
 def restoration_strip(sovqae_dir: Path, identity_dir: Path, png: Path, device: str, count: int = 5) -> dict:
     """Held-out test crops: clean, blurred and Wav2Lip-like (96 px down-up), each beside the SOVQAE's output."""
     import torch
@@ -211,7 +199,12 @@ def _restore(results: dict) -> list[str]:
                 "psnr_restored", "codes_unchanged"]
         out += [table(f["analyze"]["experiments"], keys), ""]
     if "reenact" in f:
-        out += [f"self-reenactment: {f['reenact']}", ""]
+        rep = f["reenact"]["report"]
+        rows = [{"row": k, **{m: round(v, 4) for m, v in scores.items()}} for k, scores in rep["scores"].items()]
+        out += [f"Self-reenactment on test frames {rep['test_frames']} (paste `{rep['paste']}`, "
+                f"{f['reenact']['seconds']} s; perceptual: {rep.get('perceptual')}):", "",
+                table(rows, list(rows[0])), "", f"cascade minus Wav2Lip (dB): {rep.get('cascade_minus_wav2lip_db')}",
+                ""]
     return out
 
 

@@ -32,20 +32,38 @@ def minutes_for(stage: str, deadline: float) -> float:
     return max(0.1, share * usable / 60.0)
 
 
-def perceptual_override(preset: str) -> tuple[list[str], str | None]:
-    """perceptual=none when the preset's perceptual weights are not on this machine (said in the results)."""
+def perceptual_available() -> bool:
+    """Whether this machine has the weight files of a perceptual network (LPIPS-VGG or ST-LPIPS-VGG)."""
     from ladtalk.errors import InputError
     from ladtalk.losses.perceptual import build_perceptual
+
+    try:
+        return build_perceptual("auto", "cpu")[0] is not None
+    except InputError:
+        return False
+
+
+def perceptual_override(preset: str, available: bool) -> tuple[list[str], str | None]:
+    """perceptual=none when the preset wants a perceptual loss whose weights are not here (said in the results)."""
     from ladtalk.presets import load_preset
 
-    kind = load_preset(preset)["train"].get("perceptual", "none")
-    if kind == "none":
+    if available or load_preset(preset)["train"].get("perceptual", "none") == "none":
         return [], None
-    try:
-        build_perceptual(kind, "cpu")
-        return [], None
-    except InputError as e:
-        return ["train.perceptual=none"], f"perceptual loss off: {e}"
+    return ["train.perceptual=none"], ("perceptual loss off: no LPIPS-VGG / ST-LPIPS-VGG weight files on this "
+                                       "machine (reenact's LPIPS column is left out too)")
+
+
+def last_logged(run_dir: Path, key: str) -> float | None:
+    """The last training-log value of `key` (e.g. images_per_s of the real loop, data and schedule included)."""
+    import json
+
+    value = None
+    path = run_dir / "logs" / "metrics.jsonl"
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        record = json.loads(line)
+        if record.get("split") == "train" and key in record:
+            value = record[key]
+    return value
 
 
 def train_stage(a: argparse.Namespace, rec: Recorder, stage: str, deadline: float, run_dir: Path, fn,
@@ -62,14 +80,16 @@ def train_stage(a: argparse.Namespace, rec: Recorder, stage: str, deadline: floa
                    **kw)
     meta = read_meta(model_dir)
     rec.set(stage, {"preset": preset, "overrides": overrides, "seconds": round(time.perf_counter() - t0, 1),
-                    "model_dir": str(model_dir), "extra": meta.get("extra", {})})
+                    "model_dir": str(model_dir), "extra": meta.get("extra", {}),
+                    "last_images_per_s": last_logged(run_dir / stage, "images_per_s")})
     return model_dir
 
 
 def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
-    from gpu_report import restoration_strip, videos_strip
+    from gpu_report import restoration_strip
 
     from ladtalk.analyze import analyze
+    from ladtalk.reenact import reenact
     from ladtalk.train.sovqae import train_sovqae
     from ladtalk.train.syncnet import train_syncnet
     from ladtalk.train.wav2lip import train_wav2lip
@@ -78,7 +98,8 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     runs = a.work / "restore"
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True)
-    extra, note = perceptual_override(a.sovqae_preset)
+    lpips = perceptual_available()
+    extra, note = perceptual_override(a.sovqae_preset, lpips)
     if note:
         rec.set("perceptual_note", note)
 
@@ -97,26 +118,13 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     if strip:
         rec.set("restoration_strip", strip)
 
-    reenact = _reenact_function()
-    if reenact is None:
-        rec.set("reenact", {"status": "reenact not available",
-                            "reason": "ladtalk.reenact is not in this tree yet (issue 14)"})
-        return
     t0 = time.perf_counter()
     report = attempt(rec, "reenact", reenact, identity, wav2lip, runs / "reenact", sovqae_path=sovqae,
-                     device=a.device, max_frames=16 if a.dry_run else None)
+                     device=a.device, max_frames=16 if a.dry_run else None, lpips=lpips)
     if report is not None:
         rec.set("reenact", {"status": "ok", "seconds": round(time.perf_counter() - t0, 1), "report": report})
-        strip = attempt(rec, "reenact_strip", videos_strip, sorted((runs / "reenact").rglob("*.mp4")),
-                        a.out / "reenact_strip.png")
-        if strip:
-            rec.set("reenact_strip", strip)
+        strip = runs / "reenact" / "strip.png"  # reenact's own: ground truth | Wav2Lip only | cascade
+        if strip.is_file():
+            shutil.copyfile(strip, a.out / "reenact_strip.png")
+            rec.set("reenact_strip", {"file": "reenact_strip.png", "bytes": strip.stat().st_size})
 
-
-def _reenact_function():
-    """`ladtalk.reenact` where this tree has it (issue 14), else None."""
-    try:
-        from ladtalk import reenact
-    except ImportError:
-        return None
-    return getattr(reenact, "reenact", reenact)  # the function, also when `reenact` resolves to its module

@@ -60,7 +60,7 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     from ladtalk.models.sovqae import SOVQAEConfig, count_parameters
     from ladtalk.presets import load_preset
     from ladtalk.train.common import setup_runtime
-    from ladtalk.train.sovqae import build_nets, train_step
+    from ladtalk.train.sovqae import build_nets, train_step, wrap_nets
 
     cfg = load_preset(preset)
     perceptual_kind = "none" if float(cfg["train"]["perceptual_weight"]) == 0 else cfg["train"]["perceptual"]
@@ -79,6 +79,7 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     if perceptual_kind != "none":
         nets.perceptual, perceptual_name = perceptual_for(perceptual_kind, rt.device)
         nets.perceptual = nets.perceptual.to(memory_format=torch.channels_last)
+    wrap_nets(nets, rt, compile=False)  # the trainer's discriminator wrapper (real and fake set by set)
     if compiled:
         nets.run_model = torch.compile(nets.model, backend=a.compile_backend)
     x = rt.images(torch.rand(batch, 3, mcfg.resolution, mcfg.resolution, device=rt.device) * 2 - 1)
@@ -91,15 +92,15 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     try:
         t0 = time.perf_counter()
         for s in range(warmup):
-            out = train_step(rt, nets, x, s, t)
+            out = train_step(rt, nets, x, x, s, t)
         float(out["loss"].detach())  # waits for the device
         row["warmup_s"] = round(time.perf_counter() - t0, 2)  # includes compilation when compiled
         key = (preset, batch)
         if key not in flops_cache and not compiled:
-            flops_cache[key] = count_step_flops(functools.partial(train_step, rt, nets, x, warmup, t))
+            flops_cache[key] = count_step_flops(functools.partial(train_step, rt, nets, x, x, warmup, t))
         steps, t_host, ev = 0, time.perf_counter(), start()
         while steps < max_steps and (steps < 2 or time.perf_counter() - t_host < timed_seconds):
-            out = train_step(rt, nets, x, warmup + 1 + steps, t)
+            out = train_step(rt, nets, x, x, warmup + 1 + steps, t)
             steps += 1
         seconds = stop(ev)
         ips = steps * batch / seconds

@@ -69,7 +69,9 @@ def test_dry_run_measures_every_part(dry_run):
     assert restore["syncnet"]["extra"]["steps"] == 2 and restore["wav2lip"]["extra"]["steps"] == 2
     assert restore["sovqae"]["extra"]["step"] == 2
     assert restore["analyze"]["theory"]["codes"]["d_C"] > 0 and len(restore["analyze"]["experiments"]) > 5
-    assert restore["reenact"]["status"] in ("ok", "reenact not available")
+    assert restore["reenact"]["status"] == "ok" and set(restore["reenact"]["report"]["scores"]) == {"wav2lip",
+                                                                                                  "cascade"}
+    assert restore["sovqae"]["last_images_per_s"] > 0  # the real training loop's own rate, beside train's
 
 
 @pytest.mark.slow
@@ -77,12 +79,14 @@ def test_dry_run_output_fits_what_the_device_tool_returns(dry_run):
     out, results = dry_run
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(results["suite"]["out_files"]) and not results["suite"]["out_problems"]
-    assert {"gpu_suite.json", "gpu_suite.md", "suite.log", "inference_strip.png", "restoration_strip.png"} <= set(files)
+    assert set(files) == {"gpu_suite.json", "gpu_suite.md", "suite.log", "inference_strip.png",
+                          "restoration_strip.png", "reenact_strip.png"}
     assert len(files) <= 8 and all((out / f).stat().st_size < 16 * 2**20 for f in files)
     for png in out.glob("*.png"):
         assert png.read_bytes()[:8] == PNG_MAGIC
     md = (out / "gpu_suite.md").read_text()
-    for heading in ("## Targets", "## Environment", "## Training throughput", "## Inference", "## Restoration"):
+    for heading in ("## Targets", "## Environment", "## Training throughput", "## Inference", "## Restoration",
+                    "Self-reenactment"):
         assert heading in md
     assert "| tiny | 4 |" in md  # the training table holds the measured rows
 
