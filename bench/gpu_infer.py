@@ -128,12 +128,12 @@ def part_infer(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
             continue
         fps_seen[naive] = r["fps"]
         rec.append("rows", generate_row(r, seconds, naive, batch))
+        summarise(rec)  # after every run: a part stopped at its budget keeps its ratios too
         if not naive and seconds == max(a.infer_seconds):
             strip = attempt(rec, "strip", video_strip, work / "out.mp4", a.out / "inference_strip.png", count=4,
                             title="generate output\nrandom weights:\nshows the paste,\nnot quality")
             if strip:
                 rec.set("strip", strip)
-    summarise(rec)
 
 
 def summarise(rec: Recorder) -> None:

@@ -257,7 +257,8 @@ def new_results(a: argparse.Namespace) -> dict:
 def run_parts(a: argparse.Namespace, results: dict, started: float, log) -> None:
     """Each chosen part in order, within its budget and what the total leaves; results rewritten as they come."""
     poll = 2.0 if a.dry_run else 5.0
-    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_MININTERVAL="10")
+    # faulthandler: a part (or a generate child) that dies of a signal still leaves a traceback in the log
+    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1", TQDM_MININTERVAL="10")
     if a.dry_run:  # on a shared CPU, OpenMP threads waiting for each other make a tiny step 10-50x slower
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
 
