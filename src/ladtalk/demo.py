@@ -66,12 +66,13 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     speech = out / "new_speech.wav"
     write_wav(speech, audio, SAMPLE_RATE)
     videos = {"wav2lip": out / "wav2lip_only.mp4", "ladtalk": out / "ladtalk.mp4",
-              "wav2lip_feather": out / "wav2lip_only_feather.mp4"}
-    generate(ident_dir, speech, videos["wav2lip"], wav2lip_path=wav2lip, no_sovqae=True, device=device)
-    generate(ident_dir, speech, videos["ladtalk"], wav2lip_path=wav2lip, sovqae_path=sovqae, device=device)
-    # what the paste alone changes: the plain stage pasted over the whole face box, as before this release
-    generate(ident_dir, speech, videos["wav2lip_feather"], wav2lip_path=wav2lip, no_sovqae=True, paste="feather",
-             device=device)
+              "wav2lip_feather": out / "wav2lip_only_whole_face.mp4", "ladtalk_feather": out / "ladtalk_whole_face.mp4"}
+    # the default mouth paste, then the whole face box (the paper's set-up, where the restorer also has the eyes and
+    # skin to repair): what the paste alone changes, and what the SOVQAE changes under each paste
+    for key, path in videos.items():
+        generate(ident_dir, speech, path, wav2lip_path=wav2lip, sovqae_path=sovqae if "ladtalk" in key else None,
+                 no_sovqae="ladtalk" not in key, paste="feather" if key.endswith("feather") else "mouth",
+                 device=device)
 
     step(7, "score against the ground-truth render of the new speech")
     generated = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
@@ -83,11 +84,15 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     perceptual = _perceptual(device)
     scores = {k: score(v[:n], truth_frames, boxes, openness, face, perceptual) for k, v in generated.items()}
     write_strip(out / "strip.png", truth_frames, {k: generated[k][:n] for k in ("wav2lip", "ladtalk")}, face)
+    write_strip(out / "strip_whole_face.png", truth_frames,
+                {k: generated[k][:n] for k in ("wav2lip_feather", "ladtalk_feather")}, face)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
                "frames": n, "scores": scores,
-               "paste": "mouth", "perceptual": None if perceptual is None else perceptual.note,
+               "paste": {"wav2lip": "mouth", "ladtalk": "mouth", "wav2lip_feather": "feather",
+                         "ladtalk_feather": "feather"}, "perceptual": None if perceptual is None else perceptual.note,
                "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4",
-                                                 "strip": out / "strip.png"}.items()}}
+                                                 "strip": out / "strip.png",
+                                                 "strip_whole_face": out / "strip_whole_face.png"}.items()}}
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     print_summary(summary)
@@ -135,7 +140,8 @@ def score(frames: np.ndarray, truth: np.ndarray, face_boxes: np.ndarray, opennes
             **{k: round(float(v), 4) for k, v in s.items()}}
 
 
-NAMES = {"wav2lip": "Wav2Lip only", "ladtalk": "Wav2Lip + SOVQAE", "wav2lip_feather": "Wav2Lip only, whole-face paste"}
+NAMES = {"wav2lip": "Wav2Lip only", "ladtalk": "Wav2Lip + SOVQAE", "wav2lip_feather": "Wav2Lip only, whole face",
+         "ladtalk_feather": "Wav2Lip + SOVQAE, whole face"}
 
 
 def print_summary(summary: dict) -> None:
@@ -150,4 +156,4 @@ def print_summary(summary: dict) -> None:
               f"{s['ssim_face']:>10.4f}{lpips}{s['mouth_sharpness_ratio']:>10.2f}")
     print("lip-sync r: correlation of the generated mouth opening with the true one (1 = perfect); PSNR/SSIM/"
           f"{lp or 'LPIPS'}: the face region against the ground-truth render; sharpness: the mouth's high-frequency "
-          "energy over the truth's (1 = as sharp); the first two rows use the same mouth paste")
+          "energy over the truth's (1 = as sharp); rows 1-2 paste the lower face only, rows 3-4 the whole face box")

@@ -86,6 +86,15 @@ def _load(path: str | os.PathLike, kind: str, model_cls: type[M], config_cls: ty
     return model.to(resolve_device(device)).eval()
 
 
+def wav2lip_input_geometry(path: str | os.PathLike) -> str:
+    """How the generator at `path` was trained to see faces: "official" (an official .pth: padded detector boxes
+    stretched to the input size) or "square_crop" (a `ladtalk train wav2lip` model: the identity's square crops)."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        return "official"
+    return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("input_geometry", "square_crop")
+
+
 def load_wav2lip(path: str | os.PathLike, device: str | torch.device = "cpu") -> Wav2Lip:
     """wav2lip.pth / wav2lip_gan.pth or a 'wav2lip' model (or run) folder -> Wav2Lip in eval mode on `device`."""
     return _load(path, KIND_WAV2LIP, Wav2Lip, Wav2LipConfig, device)

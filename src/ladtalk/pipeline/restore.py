@@ -28,7 +28,7 @@ def sovqae_folder(path: str | os.PathLike) -> Path:
         raise InputError(f"SOVQAE model {p} does not exist; give the folder written by `ladtalk train sovqae`")
     for cand in (p, p / "model", p / "checkpoints" / "best", p / "checkpoints" / "last"):
         if (cand / "config.json").is_file():
-            if cand.parent.name == "checkpoints":  # an unfinished run: say which weights are used
+            if cand != p and cand.parent.name == "checkpoints":  # an unfinished run: say which weights are used
                 print(f"note: {p} has no exported model/ (training did not finish); using {cand} (best on the "
                       "held-out slice of the train split)" if cand.name == "best" else f"note: using {cand}")
             return cand

@@ -201,7 +201,10 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     if rt.is_main:
         # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
         save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
-                       extra={"steps": step, "sync_loss_on": sync_on, "gan": use_gan})
+                       extra={"steps": step, "sync_loss_on": sync_on, "gan": use_gan,
+                              # what generate must feed it: the identity's square crops, or detector-box faces
+                              "input_geometry": "square_crop" if all((Path(d) / "identity.json").is_file()
+                                                                     for d in data_dirs) else "official"})
     log.close()
     rt.close()
     return out
