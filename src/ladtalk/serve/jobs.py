@@ -124,6 +124,8 @@ class JobManager:
             proc = job.proc
         if proc is not None:
             self._stop(proc, job.interrupt_first)
+        while job.state == "running":  # the worker is cleaning up after the process
+            time.sleep(0.05)
         return job
 
     def wait(self, job_id: str, timeout: float) -> Job:
@@ -190,10 +192,10 @@ class JobManager:
             except (OSError, ValueError, KeyError):
                 error = (f"ladtalk {job.kind}: the job's process ended with status {code} "
                          f"({'killed' if code < 0 else 'no message'}); its log.txt has the details")
+        if state != "done":  # cleaned before the state changes: whoever sees "cancelled" finds nothing left
+            self._clean(job, cancelled=state == "cancelled")
         with self.lock:
             job.state, job.error, job.finished, job.proc = state, error, time.time(), None
-        if state != "done":
-            self._clean(job, cancelled=state == "cancelled")
 
     def _clean(self, job: Job, cancelled: bool) -> None:
         """Remove what a job that did not succeed made; a failed job keeps job.json and log.txt to read."""

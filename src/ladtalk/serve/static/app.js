@@ -53,20 +53,20 @@ const state = { jobs: [], identities: [], models: [], info: {}, selectedModel: n
                 uploadedWeights: [], recorded: null, lastDone: "" };
 
 // ---------- tabs
-for (const b of $$("#tabs button")) {
-  b.addEventListener("click", () => {
-    $$("#tabs button").forEach((x) => x.classList.toggle("active", x === b));
-    $$(".panel").forEach((p) => p.classList.toggle("active", p.id === b.dataset.tab));
-    history.replaceState(null, "", `#${b.dataset.tab}`);
-  });
+function showTab(name) {
+  if (!$(`#tabs button[data-tab="${name}"]`)) return;
+  $$("#tabs button").forEach((x) => x.classList.toggle("active", x.dataset.tab === name));
+  $$(".panel").forEach((p) => p.classList.toggle("active", p.id === name));
 }
-if (location.hash) $(`#tabs button[data-tab="${location.hash.slice(1)}"]`)?.click();
+for (const b of $$("#tabs button")) b.addEventListener("click", () => { location.hash = b.dataset.tab; });
+window.addEventListener("hashchange", () => showTab(location.hash.slice(1)));
+if (location.hash) showTab(location.hash.slice(1));
 
 // ---------- lists
 function fillSelect(select, options, noneLabel) {
   const keep = select.value;
-  select.replaceChildren(...(noneLabel ? [el("option", { value: "" }, noneLabel)] : []),
-    ...options.map(([value, label]) => el("option", { value }, label)));
+  select.replaceChildren(...options.map(([value, label]) => el("option", { value }, label)),
+    ...(noneLabel ? [el("option", { value: "" }, noneLabel)] : []));
   if (options.some(([v]) => v === keep) || (noneLabel && keep === "")) select.value = keep;
 }
 
@@ -213,7 +213,9 @@ async function reportView(job, jsonName, rowsFilter) {
   const rep = await (await fetch(fileUrl(job, jsonName))).json();
   const box = el("div", { class: "report" });
   if (Array.isArray(rep.experiments)) {
-    const cols = Object.keys(rep.experiments[0] || {}).filter((c) => typeof rep.experiments[0][c] !== "object");
+    const first = ["kind", "strength"];
+    const cols = first.concat(Object.keys(rep.experiments[0] || {}).filter(
+      (c) => !first.includes(c) && typeof rep.experiments[0][c] !== "object"));
     box.append(el("h3", {}, "Robustness"), el("table", {}, el("tr", {}, ...cols.map((c) => el("th", {}, c))),
       ...rep.experiments.map((r) => el("tr", {}, ...cols.map((c) => el("td", {},
         typeof r[c] === "number" ? +r[c].toPrecision(4) : String(r[c])))))));
