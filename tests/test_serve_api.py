@@ -4,6 +4,7 @@ would drive it (upload, submit, poll, fetch), and the ways in that it must refus
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import time
 from pathlib import Path
@@ -182,3 +183,27 @@ def test_network_listening_needs_a_token(tmp_path, capsys):
 
     assert main(["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d")]) == 2
     assert "--token" in capsys.readouterr().err
+
+
+def test_stop_training_keeps_a_checkpoint_and_resumes(served):
+    s, data = served["server"], served["data"]
+    overrides = ["train.val_every=1000", "train.log_every=1", "train.val_frames=4"]
+    job = s.submit(kind="train", name="stopped", identity="synth", preset="tiny",
+                   overrides=overrides + ["train.max_steps=1000"])
+    deadline = time.monotonic() + 120
+    while not ((j := s.call("GET", f"/api/jobs/{job['id']}")[1])["progress"] or {}).get("n"):
+        assert j["state"] in ("queued", "running") and time.monotonic() < deadline, j
+        time.sleep(0.2)
+    status, j = s.call("POST", f"/api/jobs/{job['id']}/cancel")
+    assert j["state"] == "cancelled"
+    status, model = s.call("GET", "/api/models/stopped")
+    assert model["state"] == "stopped" and (data / "models" / "stopped" / "checkpoints" / "last").is_dir()
+    assert not _leftovers(data / "models")
+    step = int(json.loads((data / "models" / "stopped" / "checkpoints" / "last" / "config.json").read_text())
+               ["extra"]["step"])
+    assert step >= 1
+    job = s.wait(s.submit(kind="train", name="stopped", identity="synth", preset="tiny",
+                          overrides=overrides + [f"train.max_steps={step + 1}"])["id"])
+    assert job["state"] == "done" and job["title"].startswith("resume")
+    status, model = s.call("GET", "/api/models/stopped")
+    assert model["state"] == "trained" and model["step"] == step + 1

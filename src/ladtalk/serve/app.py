@@ -111,7 +111,7 @@ class Server:
             title = f"prepare the built-in synthetic identity as '{name}'"
         else:
             call["video_path"] = str(self.data.upload(body.get("upload")))
-            title = f"prepare '{name}'"
+            title = f"prepare '{name}' from {self.data.upload_name(Path(call['video_path']))}"
         call["out_dir"] = OutPath("identity")
 
         def finalize(job: Job) -> None:  # the finished folder appears under its name in one rename
@@ -157,13 +157,13 @@ class Server:
             raise InputError(f"paste must be 'feather' or 'hard', got {paste!r}")
         call = {"identity_dir": str(ident), "audio_path": str(audio), "out_dir": OUT, "wav2lip_path": str(wav2lip),
                 "sovqae_path": str(sovqae) if sovqae else None, "paste": paste}
-        return self.jobs.submit("generate", f"generate '{ident.name}' speaking {audio.name}", call)
+        return self.jobs.submit("generate", f"generate '{ident.name}' speaking {self.data.upload_name(audio)}", call)
 
     def _enhance(self, body: dict) -> Job:
         video = self.data.upload(body.get("video"))
         sovqae = self.model(body.get("sovqae"), "SOVQAE")
         call = {"video_path": str(video), "out_dir": OUT, "sovqae_path": str(sovqae), "pads": self._pads(body)}
-        return self.jobs.submit("enhance", f"enhance {video.name} with '{sovqae.name}'", call)
+        return self.jobs.submit("enhance", f"enhance {self.data.upload_name(video)} with '{sovqae.name}'", call)
 
     def _analyze(self, body: dict) -> Job:
         sovqae = self.model(body.get("model"), "SOVQAE")
@@ -180,7 +180,8 @@ class Server:
         if align not in ("sliding", "frames"):
             raise InputError(f"align must be 'sliding' or 'frames', got {align!r}")
         call = {"pred_path": str(pred), "gt_path": str(gt), "out_dir": OUT, "align": align}
-        return self.jobs.submit("evaluate", f"evaluate {pred.name} against {gt.name}", call)
+        title = f"evaluate {self.data.upload_name(pred)} against {self.data.upload_name(gt)}"
+        return self.jobs.submit("evaluate", title, call)
 
 
 def _server(request: Request) -> Server:

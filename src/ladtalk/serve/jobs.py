@@ -78,10 +78,19 @@ class JobManager:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.queue: queue.Queue[Job | None] = queue.Queue()
+        self._sweep()
         self.workers = [threading.Thread(target=self._work, args=(d,), daemon=True, name=f"ladtalk-worker-{d}")
                         for d in devices]
         for w in self.workers:
             w.start()
+
+    def _sweep(self) -> None:
+        """Remove what jobs of an earlier server left when it died mid-job (their processes went with it)."""
+        for job_dir in self.data.folder("jobs").iterdir():
+            if not (job_dir / "result.json").is_file() and not (job_dir / "error.json").is_file():
+                remove_path(job_dir)
+        for tmp in self.data.folder("uploads").glob(".*.partial"):
+            remove_path(tmp)
 
     def submit(self, kind: str, title: str, call: dict, *, owned: list[Path] = (), target: str | None = None,
                finalize: Callable[[Job], None] | None = None, cleanup: Callable[[Job], None] | None = None,

@@ -12,6 +12,7 @@ folder, so a symlink planted there cannot lead out.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -67,3 +68,10 @@ class DataDir:
         if len(matches) != 1:
             raise NotFound(f"no upload {name!r}; send the file to POST /api/uploads first")
         return matches[0]
+
+    def upload_name(self, path: Path) -> str:
+        """The name the client gave an upload (for titles only; never used as a path)."""
+        try:
+            return json.loads(path.with_name(f".{path.stem}.json").read_text())["name"] or path.name
+        except (OSError, ValueError, KeyError):
+            return path.name
