@@ -68,6 +68,8 @@ def test_a_failing_job_shows_the_clis_message(served):
     job = s.wait(s.submit(kind="generate", identity="synth", audio=up["id"], wav2lip="vq", sovqae="vq")["id"])
     assert job["state"] == "failed"
     assert job["error"].startswith("ladtalk generate: error: ") and "Traceback" not in job["error"]
+    status, log = s.call("GET", f"/api/jobs/{job['id']}/log")
+    assert status == 200 and isinstance(log, bytes)
 
 
 def _job_processes(job_dir: Path) -> list[int]:

@@ -1,6 +1,8 @@
 """Take the README's screenshots of `ladtalk serve`: the whole workflow clicked through in headless chromium.
 
-    python docs/serve/make_screenshots.py --work /tmp/ladtalk-shots     # writes docs/serve/*.png (CPU, ~15 min)
+    python docs/serve/make_screenshots.py --work /tmp/ladtalk-shots [--wav2lip demo_out/runs/wav2lip/model]
+
+writes docs/serve/*.png (CPU, 15-30 min).
 
 A synthetic identity is uploaded and prepared on the page, a SOVQAE is trained and analysed on the page, a small
 lip-sync expert and Wav2Lip are trained in this script meanwhile (the page runs lip-sync weights, it does not
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -65,7 +68,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=HERE)
-    ap.add_argument("--sovqae-steps", type=int, default=300)
+    ap.add_argument("--sovqae-steps", type=int, default=150)
+    ap.add_argument("--wav2lip", type=Path, default=None,
+                    help="use this Wav2Lip model folder (e.g. demo_out/runs/wav2lip/model from `make demo`, trained "
+                    "on the same synthetic person) instead of training a small one here")
     a = ap.parse_args()
     work, data = a.work, a.work / "data"
     work.mkdir(parents=True, exist_ok=True)
@@ -99,14 +105,20 @@ def main() -> None:
             page.fill("#train-name", "synthetic-sovqae")
             page.fill("#train-steps", str(a.sovqae_steps))
             page.click("#train-run")
-            # lip-sync weights, trained here while the page trains the SOVQAE
-            ident = data / "identities" / "synthetic"
-            syncnet = train_syncnet([ident], work / "syncnet", preset="syncnet-tiny",
-                                    overrides=["train.max_minutes=2"], device="cpu")
-            train_wav2lip([ident], data / "models" / "wav2lip-tiny", syncnet_path=syncnet, preset="wav2lip-tiny",
-                          overrides=["train.max_minutes=4"], device="cpu")
+            # lip-sync weights: given, or trained here while the page trains the SOVQAE
+            if a.wav2lip is not None:
+                shutil.copytree(a.wav2lip, data / "models" / "wav2lip-tiny")
+            else:
+                ident = data / "identities" / "synthetic"
+                syncnet = train_syncnet([ident], work / "syncnet", preset="syncnet-tiny",
+                                        overrides=["train.max_minutes=2"], device="cpu")
+                train_wav2lip([ident], data / "models" / "wav2lip-tiny", syncnet_path=syncnet,
+                              preset="wav2lip-tiny", overrides=["train.max_minutes=4"], device="cpu")
             page.locator('#model-detail:not(.hidden)').wait_for(timeout=600_000)
             page.locator('[data-model="synthetic-sovqae"] .badge.training').wait_for(timeout=600_000)
+            page.wait_for_function(  # a few logged and validated steps, so the curves have something to show
+                "() => (document.querySelector('#model-title').textContent.match(/step (\\d+)/) || [0, 0])[1] >= 105",
+                timeout=1_800_000, polling=2000)
             shot(page, "3-training.png", full=False)
             page.locator('[data-model="synthetic-sovqae"] .badge.trained').wait_for(timeout=1_800_000)
             page.select_option("#analyze-identity", "synthetic")

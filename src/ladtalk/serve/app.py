@@ -3,8 +3,8 @@
 POST /api/uploads?kind=video|audio|weights   body: the file's bytes          -> {id, kind, bytes, seconds, ...}
 POST /api/jobs   JSON {kind: prepare|train|generate|enhance|analyze|evaluate, ...}  -> 202 {id, state, ...}
 GET  /api/jobs, /api/jobs/{id}                                              -> state, progress, error, result
-POST /api/jobs/{id}/cancel;  GET /api/jobs/{id}/files/{path}                 -> stop it; fetch a result file
-GET  /api/identities[/{name}[/crops.png]], /api/models[/{name}/metrics]; DELETE /api/identities|models/{name}
+POST /api/jobs/{id}/cancel;  GET /api/jobs/{id}/files/{path}, .../log      -> stop it; a result file; its log
+GET  /api/identities[/{name}[/crops.png]], /api/models[/{name}]; DELETE /api/identities|models/{name}
 """
 
 from __future__ import annotations
@@ -280,6 +280,13 @@ async def cancel(request: Request) -> Response:
     return JSONResponse(job.public())
 
 
+async def job_log(request: Request) -> Response:
+    path = _job(request).dir / "log.txt"
+    if not path.is_file():
+        raise NotFound("this job has no log (it has not started, or it was cancelled)")
+    return FileResponse(path, media_type="text/plain; charset=utf-8")
+
+
 async def job_file(request: Request) -> Response:
     job = _job(request)
     parts = request.path_params["path"].split("/")
@@ -340,6 +347,7 @@ def build_app(server: Server) -> Starlette:
         Route("/api/jobs", jobs, methods=["GET", "POST"]),
         Route("/api/jobs/{id}", job),
         Route("/api/jobs/{id}/cancel", cancel, methods=["POST"]),
+        Route("/api/jobs/{id}/log", job_log),
         Route("/api/jobs/{id}/files/{path:path}", job_file),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -200,7 +200,7 @@ class JobManager:
                 error = json.loads((job.dir / "error.json").read_text())["message"]
             except (OSError, ValueError, KeyError):
                 error = (f"ladtalk {job.kind}: the job's process ended with status {code} "
-                         f"({'killed' if code < 0 else 'no message'}); its log.txt has the details")
+                         f"({'killed' if code < 0 else 'no message'}); GET /api/jobs/{job.id}/log has the details")
         if state != "done":  # cleaned before the state changes: whoever sees "cancelled" finds nothing left
             self._clean(job, cancelled=state == "cancelled")
         with self.lock:

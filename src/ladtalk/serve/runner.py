@@ -58,8 +58,9 @@ def main(job_dir: str) -> int:
         return 130
     except Exception as e:  # noqa: BLE001 - the page shows one line; the traceback stays in log.txt
         traceback.print_exc()
-        _write_json(job_dir / "error.json", {"message": f"ladtalk {spec['kind']}: unexpected error "
-                                             f"({type(e).__name__}: {e}); the job's log.txt has the details"})
+        message = (f"ladtalk {spec['kind']}: unexpected error ({type(e).__name__}: {e}); "
+                   f"GET /api/jobs/{job_dir.name}/log has the details")
+        _write_json(job_dir / "error.json", {"message": message})
         return 1
     _write_json(job_dir / "result.json", result)
     return 0
