@@ -84,7 +84,7 @@ class Served:
         assert status == 202, job
         return job
 
-    def wait(self, job_id: str, timeout: float = 240) -> dict:
+    def wait(self, job_id: str, timeout: float = 900) -> dict:  # generous: a hang, not a slow CPU
         deadline = time.monotonic() + timeout
         while True:
             status, job = self.call("GET", f"/api/jobs/{job_id}")

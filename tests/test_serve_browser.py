@@ -18,7 +18,8 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
                                 "(apt-get install chromium; .ci/run installs it)")
 # headless and offline: no first-run pages, no component or field-trial downloads, a fresh profile per launch
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+        "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required",
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]  # a beeping microphone
 
 
 @pytest.fixture(scope="session")
@@ -30,7 +31,7 @@ def served(tmp_path_factory, request):
 def page(served):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["microphone"])
         context.on("dialog", lambda d: d.accept())
         pg = context.new_page()
         errors = []
@@ -50,7 +51,7 @@ def test_prepare_the_synthetic_identity_on_the_page(page):
     page.fill("#prep-seconds", "2")
     page.click("#prep-synth")
     card = page.locator('[data-identity="page-synth"]')
-    card.wait_for(timeout=180_000)
+    card.wait_for(timeout=900_000)
     assert "face on 100.0% of frames" in card.inner_text()
     crops = card.locator("img")
     crops.wait_for()
@@ -67,7 +68,7 @@ def test_generate_on_the_page_and_play_the_video(page, served):
     page.locator('#job-list .job[data-state="queued"], #job-list .job[data-state="running"]').first.wait_for()
     page.reload()  # the job lives in the server: the page finds it again
     video = page.locator('#generate video[data-name="ladtalk"]')
-    video.wait_for(timeout=240_000)
+    video.wait_for(timeout=900_000)
     assert page.locator('#generate video[data-name="wav2lip_only"]').count() == 1
     facts = video.evaluate("""async (v) => {
         v.muted = true;
@@ -82,3 +83,13 @@ def test_generate_on_the_page_and_play_the_video(page, served):
     assert facts["duration"] == pytest.approx(1.0, abs=0.1)  # the 1 s of driving speech
     assert facts["audioBytes"] > 0 and facts["videoFrames"] > 0  # decoded both the picture and the sound
     assert "wav2lip" in page.locator("#generate table").inner_text()  # the per-stage timings
+
+
+def test_record_driving_audio_in_the_browser(page):
+    page.click('#tabs button[data-tab="generate"]')
+    page.click("#gen-record")
+    page.wait_for_function("() => document.querySelector('#gen-record').textContent === 'Stop recording'")
+    page.wait_for_timeout(1500)
+    page.click("#gen-record")
+    # the browser's WebM/Opus recording passed the server's content check and FFmpeg found its audio
+    page.wait_for_function("() => document.querySelector('#gen-record-state').textContent.startsWith('recorded')")

@@ -68,7 +68,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=HERE)
-    ap.add_argument("--sovqae-steps", type=int, default=150)
+    ap.add_argument("--sovqae-steps", type=int, default=36)
     ap.add_argument("--wav2lip", type=Path, default=None,
                     help="use this Wav2Lip model folder (e.g. demo_out/runs/wav2lip/model from `make demo`, trained "
                     "on the same synthetic person) instead of training a small one here")
@@ -104,6 +104,7 @@ def main() -> None:
             page.click('#tabs button[data-tab="models"]')
             page.fill("#train-name", "synthetic-sovqae")
             page.fill("#train-steps", str(a.sovqae_steps))
+            page.fill("#train-val-every", str(max(1, a.sovqae_steps // 6)))
             page.click("#train-run")
             # lip-sync weights: given, or trained here while the page trains the SOVQAE
             if a.wav2lip is not None:
@@ -117,7 +118,7 @@ def main() -> None:
             page.locator('#model-detail:not(.hidden)').wait_for(timeout=600_000)
             page.locator('[data-model="synthetic-sovqae"] .badge.training').wait_for(timeout=600_000)
             page.wait_for_function(  # a few logged and validated steps, so the curves have something to show
-                "() => (document.querySelector('#model-title').textContent.match(/step (\\d+)/) || [0, 0])[1] >= 105",
+                "() => (document.querySelector('#model-title').textContent.match(/step (\\d+)/) || [0, 0])[1] >= 24",
                 timeout=1_800_000, polling=2000)
             shot(page, "3-training.png", full=False)
             page.locator('[data-model="synthetic-sovqae"] .badge.trained').wait_for(timeout=1_800_000)

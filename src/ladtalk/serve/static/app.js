@@ -302,7 +302,9 @@ action($("#prep-synth"), async () => {
 action($("#train-run"), async () => {
   const identity = $("#train-identity").value;
   const body = { kind: "train", identity, name: nameOf("#train-name", `${identity}-sovqae`), preset: $("#train-preset").value };
-  if ($("#train-steps").value) body.overrides = [`train.max_steps=${+$("#train-steps").value}`];
+  body.overrides = [];
+  if ($("#train-steps").value) body.overrides.push(`train.max_steps=${+$("#train-steps").value}`);
+  if ($("#train-val-every").value) body.overrides.push(`train.val_every=${+$("#train-val-every").value}`);
   await api("POST", "/api/jobs", body);
   state.selectedModel = body.name;
 });
