@@ -145,7 +145,8 @@ async function refreshModelDetail() {
   const box = $("#model-detail");
   if (!state.selectedModel) { box.classList.add("hidden"); return; }
   let m;
-  try { m = await api("GET", `/api/models/${state.selectedModel}`); } catch (e) { state.selectedModel = null; box.classList.add("hidden"); return; }
+  // a run that is still queued has no folder yet: keep it selected, its curves appear when it starts
+  try { m = await api("GET", `/api/models/${state.selectedModel}`); } catch (e) { box.classList.add("hidden"); return; }
   box.classList.remove("hidden");
   $("#model-title").textContent = `${m.name}: ${m.state}${m.step !== null ? `, step ${m.step}` : ""}`;
   const train = m.metrics.filter((r) => r.split === "train"), val = m.metrics.filter((r) => r.split === "val");
