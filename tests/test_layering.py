@@ -11,7 +11,7 @@ ROWS = {
     "io": 1, "features": 2, "face": 3, "models": 4,
     "weights": 5, "checkpoint": 5, "lipsync_weights": 5,
     "data": 6, "losses": 7, "metrics": 8, "train": 9, "pipeline": 10,
-    "evaluate": 11, "analyze": 11, "reenact": 11, "demo": 12,
+    "evaluate": 11, "analyze": 11, "reenact": 11, "demo": 12, "serve": 12,
     "cli": 13, "__main__": 14,
 }
 

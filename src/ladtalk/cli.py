@@ -227,13 +227,30 @@ def _add_demo(sub) -> None:
     p.set_defaults(run=run)
 
 
+def _add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="the whole workflow in a web page and an HTTP API (needs ladtalk[serve])")
+    p.add_argument("--data-dir", default="ladtalk_data", metavar="DIR",
+                   help="the server's own folder: uploads, identities, models, job results")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--token", default=None, help="require this token (needed when --host is not loopback; "
+                   "default: $LADTALK_SERVE_TOKEN)")
+    p.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload accepted")
+    p.add_argument("--device", default="auto", help="one job worker per device: cpu, cuda:0,cuda:1 or auto")
+
+    def run(a):
+        from ladtalk.serve import serve
+        serve(a.data_dir, host=a.host, port=a.port, token=a.token, max_upload_mb=a.max_upload_mb, device=a.device)
+    p.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ladtalk", description=__doc__, epilog=EPILOG)
     from ladtalk import __version__
     parser.add_argument("--version", action="version", version=f"ladtalk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_prepare, _add_synth, _add_train, _add_analyze, _add_generate, _add_enhance, _add_evaluate,
-                _add_reenact, _add_demo):
+                _add_reenact, _add_demo, _add_serve):
         add(sub)
     return parser
 

@@ -1,0 +1,77 @@
+"""The server's data folder and the only way a request turns a name into a path.
+
+DATA_DIR/uploads/<generated>.<ext>   files sent by clients (their own names are never used on disk)
+DATA_DIR/identities/<name>/          identity folders written by `prepare`
+DATA_DIR/models/<name>/              SOVQAE training runs (resumable) and lip-sync model folders
+DATA_DIR/jobs/<id>/                  one folder per job: job.json, log.txt, progress.json, out/ (its results)
+
+Every name that comes from a request must match NAME_RE (letters, digits, '-', '_', '.', not starting with '.'),
+so '..', '/', absolute paths and hidden files cannot be expressed; the resolved path must still lie inside its
+folder, so a symlink planted there cannot lead out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+from ladtalk.errors import InputError
+
+NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+FOLDERS = ("uploads", "identities", "models", "jobs")
+
+
+class NotFound(InputError):
+    """A well-formed name that names nothing (HTTP 404)."""
+
+
+def check_name(name: object, what: str) -> str:
+    """`name` if it is a plain file name; otherwise an InputError that says what a name may hold."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or ".." in name:
+        raise InputError(f"{what} {name!r} is not a valid name: use 1-64 letters, digits, '-', '_' or '.', "
+                         "not starting with '.' (no folders, no '..')")
+    return name
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class DataDir:
+    """The server's own folder; all paths a request can reach are built here."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        for sub in FOLDERS:
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+
+    def folder(self, sub: str) -> Path:
+        assert sub in FOLDERS
+        return self.root / sub
+
+    def inside(self, sub: str, *names: str, what: str = "name", must_exist: bool = True) -> Path:
+        """DATA_DIR/sub/name[/name...] for checked names; refuses what resolves outside (symlinks included)."""
+        base = self.folder(sub)
+        path = base.joinpath(*(check_name(n, what) for n in names))
+        if path.is_symlink() or not path.resolve().is_relative_to(base):
+            raise InputError(f"{what} {'/'.join(names)!r} is outside the server's data folder")
+        if must_exist and not path.exists():
+            raise NotFound(f"no {what} {'/'.join(names)!r}")
+        return path
+
+    def upload(self, upload_id: object) -> Path:
+        """The stored file of an upload id (as returned by POST /api/uploads)."""
+        name = check_name(upload_id, "upload id")
+        matches = [p for p in self.folder("uploads").glob(f"{name}.*") if p.is_file() and not p.is_symlink()]
+        if len(matches) != 1:
+            raise NotFound(f"no upload {name!r}; send the file to POST /api/uploads first")
+        return matches[0]
+
+    def upload_name(self, path: Path) -> str:
+        """The name the client gave an upload (for titles only; never used as a path)."""
+        try:
+            return json.loads(path.with_name(f".{path.stem}.json").read_text())["name"] or path.name
+        except (OSError, ValueError, KeyError):
+            return path.name

@@ -1,0 +1,70 @@
+"""One job in its own process: `python -m ladtalk.serve.runner JOB_DIR`.
+
+Runs the job of JOB_DIR/job.json with the same public functions the CLI calls; writes JOB_DIR/result.json on
+success or JOB_DIR/error.json with the CLI's message on failure. Progress: every tqdm bar the library draws is
+mirrored into JOB_DIR/progress.json, so the server can show it without parsing terminal output. A separate
+process is what lets the server really stop a job: it can be interrupted or killed, and its memory goes with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(obj, default=str))
+    os.replace(tmp, path)
+
+
+def _mirror_progress(job_dir: Path) -> None:
+    """Make every tqdm bar created from now on also write progress.json (must run before ladtalk is imported,
+    because modules bind `tqdm` when they are imported)."""
+    import tqdm
+    import tqdm.auto
+    import tqdm.std
+
+    target = job_dir / "progress.json"
+
+    class JobBar(tqdm.std.tqdm):
+        def display(self, msg=None, pos=None):
+            d = self.format_dict
+            _write_json(target, {"desc": d.get("prefix") or "", "n": d["n"], "total": d["total"],
+                                 "rate": d.get("rate"), "elapsed": d["elapsed"], "unit": d.get("unit", "it"),
+                                 "time": time.time()})
+            return super().display(msg, pos)
+
+    tqdm.tqdm = tqdm.auto.tqdm = JobBar
+
+
+def main(job_dir: str) -> int:
+    job_dir = Path(job_dir)
+    spec = json.loads((job_dir / "job.json").read_text())
+    _mirror_progress(job_dir)
+    from ladtalk.errors import LadtalkError
+    from ladtalk.serve.tasks import TASKS
+
+    try:
+        result = TASKS[spec["kind"]](**spec["call"])
+    except LadtalkError as e:
+        _write_json(job_dir / "error.json", {"message": f"ladtalk {spec['kind']}: error: {e}"})
+        return 2
+    except KeyboardInterrupt:  # the server stopped the job (training saves its checkpoint first)
+        return 130
+    except Exception as e:  # noqa: BLE001 - the page shows one line; the traceback stays in log.txt
+        traceback.print_exc()
+        message = (f"ladtalk {spec['kind']}: unexpected error ({type(e).__name__}: {e}); "
+                   f"GET /api/jobs/{job_dir.name}/log has the details")
+        _write_json(job_dir / "error.json", {"message": message})
+        return 1
+    _write_json(job_dir / "result.json", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

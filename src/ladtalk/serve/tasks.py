@@ -1,0 +1,78 @@
+"""What each job kind does, in the job's own process: a call of the public functions the CLI calls, with paths
+the server has already checked, returning a JSON-able summary for the page. No logic of the method lives here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def prepare_task(video_path: str | None, out_dir: str, device: str, size: int = 256,
+                 pads: tuple[int, int, int, int] = (0, 10, 0, 0), synthetic_seconds: float | None = None,
+                 synthetic_path: str | None = None) -> dict:
+    """Prepare an uploaded video, or first render the built-in synthetic identity into `synthetic_path`."""
+    import ladtalk
+
+    if synthetic_seconds is not None:
+        clip = ladtalk.synthesize(Path(out_dir).parent / "synthetic", seconds=synthetic_seconds, seed=0)
+        os.replace(clip.video_path, synthetic_path)  # kept as an upload: generate reads its frames later
+        video_path = synthetic_path
+    ladtalk.prepare(video_path, out_dir, size=size, pads=tuple(pads), device=device)
+    return {"identity": Path(out_dir).name}
+
+
+def train_task(identity_dir: str, run_dir: str, device: str, preset: str = "tiny", overrides: list[str] = ()) -> dict:
+    import ladtalk
+
+    model_dir = ladtalk.train_sovqae([identity_dir], run_dir, preset=preset, overrides=list(overrides),
+                                     device=device)
+    return {"model": Path(run_dir).name, "model_dir": Path(model_dir).name}
+
+
+def _report(report) -> dict:
+    return {"frames": report.frames, "seconds": round(report.seconds, 3), "fps": round(report.fps, 2),
+            "stage_seconds": {k: round(v, 3) for k, v in report.stage_seconds.items()}}
+
+
+def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path: str, sovqae_path: str | None,
+                  device: str, paste: str = "feather") -> dict:
+    """The cascade and, for comparison, the plain Wav2Lip result from the same audio."""
+    import ladtalk
+
+    out = Path(out_dir)
+    result = {"videos": {}, "timings": {}}
+    runs = [("wav2lip_only", True)] + ([("ladtalk", False)] if sovqae_path else [])
+    for name, plain in runs:
+        rep = ladtalk.generate(identity_dir, audio_path, out / f"{name}.mp4", wav2lip_path=wav2lip_path,
+                               sovqae_path=None if plain else sovqae_path, no_sovqae=plain, paste=paste,
+                               device=device)
+        result["videos"][name] = f"{name}.mp4"
+        result["timings"][name] = _report(rep)
+    return result
+
+
+def enhance_task(video_path: str, out_dir: str, sovqae_path: str, device: str,
+                 pads: tuple[int, int, int, int] = (0, 10, 0, 0)) -> dict:
+    import ladtalk
+
+    rep = ladtalk.enhance(video_path, Path(out_dir) / "enhanced.mp4", sovqae_path=sovqae_path, pads=tuple(pads),
+                          device=device)
+    return {"videos": {"enhanced": "enhanced.mp4"}, "timings": {"enhanced": _report(rep)}}
+
+
+def analyze_task(model_path: str, identity_dir: str, out_dir: str, device: str, max_frames: int | None = 64) -> dict:
+    import ladtalk
+
+    ladtalk.analyze(model_path, identity_dir, Path(out_dir) / "report", max_frames=max_frames, device=device)
+    return {"report": "report/report.json", "markdown": "report/report.md"}
+
+
+def evaluate_task(pred_path: str, gt_path: str, out_dir: str, device: str, align: str = "sliding") -> dict:
+    import ladtalk
+
+    metrics = ladtalk.evaluate(pred_path, gt_path, Path(out_dir) / "report", align=align, device=device)
+    return {"report": "report/metrics.json", "markdown": "report/report.md", "metrics": metrics}
+
+
+TASKS = {"prepare": prepare_task, "train": train_task, "generate": generate_task, "enhance": enhance_task,
+         "analyze": analyze_task, "evaluate": evaluate_task}

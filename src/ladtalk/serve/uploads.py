@@ -1,0 +1,108 @@
+"""Receiving a file: streamed to disk under a generated name, size-limited, and accepted only for what its bytes are.
+
+The type is decided by the content, never by the client's file name: the first bytes must be those of a media
+container we expect (so FFmpeg is never handed a playlist or a text file that points at other files), and then
+FFmpeg must find the stream the upload is for (a video stream in a video, an audio stream in audio).
+Weights must be a torch zip archive or a safetensors file; they are only ever loaded without running code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+
+from ladtalk.errors import InputError
+from ladtalk.serve.paths import DataDir, new_id
+
+KINDS = ("video", "audio", "weights")
+
+
+class TooLarge(InputError):
+    """The upload is over the server's size limit (HTTP 413)."""
+
+
+def sniff(head: bytes) -> str | None:
+    """The container a file's first bytes show, as the file extension we store it under, or None."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return ".mov" if brand == b"qt  " else ".m4a" if brand in (b"M4A ", b"M4B ") else ".mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return ".webm"  # Matroska / WebM (what a browser records)
+    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
+        return ".wav"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return ".avi"
+    if head.startswith(b"OggS"):
+        return ".ogg"
+    if head.startswith(b"fLaC"):
+        return ".flac"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return ".mp3"
+    if head.startswith(b"PK\x03\x04"):
+        return ".pth"  # torch.save's zip archive
+    if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < 100_000_000:
+        return ".safetensors"
+    return None
+
+
+EXTS = {"video": (".mp4", ".mov", ".webm", ".avi"), "audio": (".wav", ".mp3", ".m4a", ".mp4", ".ogg", ".flac",
+        ".webm", ".mov"), "weights": (".pth", ".safetensors")}
+
+
+def _media_facts(path: Path, kind: str) -> dict:
+    try:
+        with av.open(str(path)) as container:
+            video = [s for s in container.streams if s.type == "video"]
+            audio = [s for s in container.streams if s.type == "audio"]
+            seconds = float(container.duration / 1e6) if container.duration else None
+    except (av.FFmpegError, OSError, ValueError) as e:
+        raise InputError(f"the file is not readable media ({e}); send an MP4, MOV, WebM or AVI video, "
+                         "or WAV, MP3, M4A, OGG or FLAC audio") from e
+    if kind == "video" and not video:
+        raise InputError("the file has no video stream; send a video of the person")
+    if kind == "audio" and not audio:
+        raise InputError("the file has no audio stream; send speech audio")
+    return {"seconds": seconds, "has_video": bool(video), "has_audio": bool(audio)}
+
+
+async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_bytes: int,
+                  client_name: str = "") -> dict:
+    """Stream `chunks` into DATA_DIR/uploads under a generated name; returns the upload's record.
+
+    Nothing is left on disk when the upload is refused (too large, not the right kind of file).
+    """
+    if kind not in KINDS:
+        raise InputError(f"upload kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    upload_id = new_id()
+    tmp = data.folder("uploads") / f".{upload_id}.partial"
+    size, head = 0, b""
+    try:
+        with open(tmp, "wb") as f:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the upload is larger than this server's limit of {max_bytes / 2**20:.0f} MiB; "
+                                   "send a shorter clip or start the server with a larger --max-upload-mb")
+                if len(head) < 16:
+                    head += chunk[:16 - len(head)]
+                f.write(chunk)
+        if size == 0:
+            raise InputError("the upload is empty; send the file's bytes as the request body")
+        ext = sniff(head)
+        if ext is None or ext not in EXTS[kind]:
+            raise InputError(f"the file's content is not {'a' if kind == 'video' else ''} {kind} this server "
+                             f"accepts (allowed: {', '.join(EXTS[kind])}, recognised by content, not by name)")
+        facts = _media_facts(tmp, kind) if kind != "weights" else {}
+        path = tmp.with_name(f"{upload_id}{ext}")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    record = {"id": upload_id, "kind": kind, "bytes": size, "name": Path(client_name).name[:200], **facts}
+    path.with_name(f".{upload_id}.json").write_text(json.dumps(record))
+    return record
