@@ -21,9 +21,9 @@ from tqdm import tqdm
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.face.crop import paste_faces
-from ladtalk.features.mel import mel_windows, melspectrogram
+from ladtalk.features.mel import N_FFT, mel_windows, melspectrogram_stream
 from ladtalk.io.atomic import check_writable_dir
-from ladtalk.io.audio import iter_audio, load_audio, mux_format, probe_audio
+from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
@@ -122,11 +122,13 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     rt = inference_settings(device, precision)
     dev, dtype = rt.device, rt.amp_dtype
     ident = open_identity(identity, device=str(dev))
-    audio = load_audio(audio_path, sample_rate=SAMPLE_RATE)
-    if len(audio) < SAMPLE_RATE / ident.fps:
-        raise InputError(f"{audio_path} holds {len(audio) / SAMPLE_RATE:.3f} s of audio, shorter than one video "
+    t0 = time.perf_counter()
+    mel, n_samples, peak = _speech_mel(audio_path)
+    mel_seconds = time.perf_counter() - t0
+    if n_samples < SAMPLE_RATE / ident.fps:
+        raise InputError(f"{audio_path} holds {n_samples / SAMPLE_RATE:.3f} s of audio, shorter than one video "
                          "frame; give speech audio")
-    if np.abs(audio).max() < 1e-4:
+    if peak < 1e-4:
         print(f"warning: {audio_path} is silent; the mouth will stay closed")
 
     wav2lip = rt.prepare(load_wav2lip(wav2lip_path, dev))
@@ -136,13 +138,10 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
         raise InputError(f"batch size must be at least 1, got {batch}")
 
     report = RunReport(precision=rt.precision)
-    report.add("load", time.perf_counter() - t_start)
-    t0 = time.perf_counter()
+    report.add("load", time.perf_counter() - t_start - mel_seconds)
+    report.add("mel", mel_seconds)
     # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped
-    n_out = max(1, int(round(len(audio) / SAMPLE_RATE * ident.fps)))
-    mel = melspectrogram(audio)
-    del audio
-    report.add("mel", time.perf_counter() - t0)
+    n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count)
     has_face, boxes = ident.has_face, ident.crop_boxes
     source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
@@ -180,6 +179,27 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     report.steady_seconds = time.perf_counter() - t_steady
     print(report.line(f"wrote {out_path}"))
     return report
+
+
+def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
+    """The driving audio's Wav2Lip mel, its length in 16 kHz samples and its peak level, read block by block
+    (memory holds the mel, not the waveform)."""
+    n, peak = 0, 0.0
+
+    def blocks():
+        nonlocal n, peak
+        for block in iter_audio(audio_path, SAMPLE_RATE, 1):
+            n += len(block)
+            peak = max(peak, float(np.abs(block).max()))
+            yield block[:, 0]
+
+    try:
+        mel = melspectrogram_stream(blocks())
+    except InputError:
+        if n > N_FFT // 2:
+            raise
+        mel = None  # too short for a mel: the caller's check names the problem
+    return mel, n, peak
 
 
 def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
