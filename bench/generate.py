@@ -185,6 +185,26 @@ def stage_fps(model_path: Path, precision: str, batch: int, reps: int) -> dict:
     return {"frames": batch * reps, "fps": batch * reps / dt, "precision": rt.precision}
 
 
+def audio_path_memory(audio: Path, streamed: bool) -> dict:
+    """What of `generate` depends on the audio's length: its mel and the muxed track. Streamed (as generate does
+    now) or whole (the 16 kHz waveform, its complex spectrogram and a 48 kHz copy for the muxer, as before)."""
+    from ladtalk.io.audio import iter_audio, load_audio, mux_format, probe_audio
+    from ladtalk.pipeline.generate import _speech_mel
+
+    t0 = time.perf_counter()
+    if streamed:
+        mel, n, _ = _speech_mel(audio)
+        mux = mux_format(probe_audio(audio))
+        samples = sum(len(b) for b in iter_audio(audio, mux.sample_rate, mux.channels))
+    else:
+        from ladtalk.features.mel import melspectrogram
+
+        wav = load_audio(audio, 16000)
+        mel = melspectrogram(wav)
+        samples = len(load_audio(audio, 48000))
+    return {"frames": mel.shape[1], "mux_samples": samples, "seconds": time.perf_counter() - t0}
+
+
 def run_child(a: argparse.Namespace) -> None:
     """Child process: one run; prints a RESULT line with timings and peak memory."""
     from ladtalk.runtime import command_started_at
@@ -193,6 +213,8 @@ def run_child(a: argparse.Namespace) -> None:
     load0 = os.getloadavg()[0]
     if a.mode == "stage":
         out = stage_fps(Path(a.sovqae), a.precision, a.batch, a.reps)
+    elif a.mode.startswith("audio"):
+        out = audio_path_memory(Path(a.audio), streamed=a.mode == "audio-streamed")
     else:
         if a.mode == "official":
             report = official_like(Path(a.identity), Path(a.audio), Path(a.out), Path(a.wav2lip), started_at)
@@ -246,7 +268,8 @@ def main() -> None:
     ap.add_argument("--video", type=Path, default=SHARED / "video" / "macron_50s_dfrf.mp4")
     ap.add_argument("--identity-dir", type=Path, default=None, help="a prepared identity of --video to reuse")
     ap.add_argument("--stage-reps", type=int, default=2)
-    ap.add_argument("--skip", nargs="*", default=[], choices=("speed", "cascade", "stage", "memory"))
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=("speed", "cascade", "stage", "memory", "audio-memory"))
     ap.add_argument("--name", default="generate_cpu")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for flag in ("--mode", "--identity", "--audio", "--wav2lip", "--sovqae", "--out", "--precision"):
@@ -263,11 +286,11 @@ def main() -> None:
     print(record, flush=True)
     work = Path(tempfile.mkdtemp(prefix="ladtalk-bench-generate-"))
     identity = args.identity_dir
-    if identity is None:
+    if identity is None and not set(args.skip) >= {"speed", "cascade"}:
         from ladtalk.data.prepare import prepare
 
         identity = prepare(args.video, work / "identity", size=256, device="cpu")
-    models = make_models(work)
+    models = make_models(work) if not set(args.skip) >= {"speed", "cascade", "stage", "memory"} else {}
     audio = make_audio(args.video, work / "speech.wav", args.seconds)
     common = {"identity": identity, "audio": audio, "out": work / "out.mp4", "precision": "auto"}
     rows, stage_rows = [], []
@@ -298,6 +321,18 @@ def main() -> None:
                       **{**common, "audio": long_audio, "identity": small_identity})
             memory.append(row("memory: ladtalk --no-sovqae, small Wav2Lip, 256 px synthetic identity", seconds, r))
         memory[-1]["peak_rss_vs_short"] = round(memory[-1]["peak_rss_mib"] / memory[0]["peak_rss_mib"], 3)
+    audio_memory = []
+    if "audio-memory" not in args.skip:
+        for seconds in (args.seconds, args.long_seconds):
+            long_audio = make_audio(args.video, work / f"speech_{seconds:g}.wav", seconds)
+            for mode in ("audio-whole", "audio-streamed"):
+                r = child(mode=mode, audio=long_audio)
+                audio_memory.append({"audio_s": seconds, "mode": mode, "peak_rss_mib": round(r["peak_rss_mib"]),
+                                     "seconds": round(r["seconds"], 1)})
+        for mode in ("audio-whole", "audio-streamed"):
+            short, long = [r for r in audio_memory if r["mode"] == mode]
+            long["peak_rss_vs_short"] = round(long["peak_rss_mib"] / short["peak_rss_mib"], 3)
+        print(table(audio_memory, ["audio_s", "mode", "peak_rss_mib", "peak_rss_vs_short", "seconds"]))
     cols = ["run", "audio_s", "frames", "precision", "end_to_end_fps", "steady_fps", "speedup_vs_official_like",
             "cpu_ms_per_frame", "cpu_ratio_official_like_over_this",
             "decode_fps", "wav2lip_fps", "sovqae_fps", "upscale_fps", "paste_fps", "encode_fps", "mux_fps",
@@ -312,6 +347,7 @@ def main() -> None:
                                           "weights; memory runs use a small Wav2Lip (width 0.25, 48 px) on a 256x256 "
                                           "synthetic identity",
                               "rows": rows, "memory_rows": memory, "sovqae_stage_rows": stage_rows,
+                              "audio_path_memory_rows": audio_memory,
                               "notes": "end_to_end_fps = frames / seconds from process start to closed file "
                                        "(imports, loading, mel, everything); steady_fps excludes the first batch; "
                                        "stage FPS = frames / seconds in that stage (encode runs in its own thread "
