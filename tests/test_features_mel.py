@@ -12,6 +12,7 @@ from ladtalk.errors import InputError
 from ladtalk.features.mel import (
     mel_windows,
     melspectrogram,
+    melspectrogram_stream,
     melspectrogram_torch,
     official_num_frames,
     sync_window,
@@ -93,3 +94,18 @@ def test_training_windows_start_one_frame_early():
     assert training_windows(mel, 25.0, first_frame=0) is None  # frame -1 does not exist
     assert training_windows(mel, 25.0, first_frame=58) is None  # runs past the end
     np.testing.assert_array_equal(sync_window(mel, 30.0, 7)[0], mel[:, 18:34])
+
+
+def test_streamed_mel_equals_the_whole_one():
+    """melspectrogram_stream over blocks of any size (shorter than a frame, across the reflected ends) equals the
+    mel of the whole waveform."""
+    rng = np.random.default_rng(3)
+    for n in (401, 1000, 16000 * 3 + 77):
+        wav = (0.1 * rng.standard_normal(n)).astype(np.float32)
+        blocks = np.split(wav, np.sort(rng.integers(0, n, 6)))
+        streamed = melspectrogram_stream(blocks, block_steps=5)
+        whole = melspectrogram(wav)
+        assert streamed.shape == whole.shape
+        np.testing.assert_allclose(streamed, whole, atol=1e-5)
+    with pytest.raises(InputError, match="at least 401"):
+        melspectrogram_stream([np.zeros(200, np.float32), np.zeros(200, np.float32)])

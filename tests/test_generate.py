@@ -1,6 +1,7 @@
 """`generate` and `enhance` end to end with small random-weight networks saved as model folders, and bad input."""
 
 import pickle
+import time
 
 import numpy as np
 import pytest
@@ -196,3 +197,29 @@ def test_identity_whose_source_video_is_gone(base_args, synthetic_identity, tmp_
     (moved / "identity.json").write_text(json.dumps(meta))
     code, err = _cli(_replace(base_args, "--identity", moved) + ["-o", str(tmp_path / "o.mp4")], capsys)
     assert code == 2 and "source video" in err and not (tmp_path / "o.mp4").exists()
+
+
+def test_output_keeps_the_driving_audio_and_reports_whole_and_steady_fps(synthetic_identity, models, tmp_path,
+                                                                         capsys):
+    """Stereo 44.1 kHz speech stays stereo 44.1 kHz (not a 16 kHz mono downmix); the closing line gives the whole
+    run's FPS from the command's start and the steady state beside it."""
+    import wave
+
+    from ladtalk.io.audio import AudioInfo, probe_audio
+
+    rate = 44100
+    t = np.arange(int(1.2 * rate)) / rate
+    stereo = np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)], 1)
+    with wave.open(str(tmp_path / "stereo.wav"), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.round(stereo * 32767).astype("<i2").tobytes())
+    started = time.perf_counter() - 5.0  # as if imports had taken 5 s
+    report = generate(synthetic_identity, tmp_path / "stereo.wav", tmp_path / "o.mp4",
+                      wav2lip_path=models / "wav2lip", no_sovqae=True, batch_size=8, started_at=started)
+    assert probe_audio(tmp_path / "o.mp4") == AudioInfo(rate, 2)
+    assert len(load_audio(tmp_path / "o.mp4", rate)) == pytest.approx(len(t), abs=2048)
+    assert report.seconds >= 5.0 and report.steady_frames == report.frames - 8
+    line = capsys.readouterr().out
+    assert f"{report.fps:.1f} FPS end to end" in line and f"{report.steady_fps:.1f} FPS steady state" in line

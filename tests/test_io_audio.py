@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 
 from ladtalk.errors import InputError
-from ladtalk.io.audio import audio_duration_seconds, load_audio, write_wav
+from ladtalk.io.audio import (
+    AudioInfo,
+    audio_duration_seconds,
+    iter_audio,
+    load_audio,
+    mux_format,
+    probe_audio,
+    write_wav,
+)
 from ladtalk.io.video import VideoWriter
 
 
@@ -195,3 +203,29 @@ def test_real_wavs(fixtures_dir):
     assert 0.01 < _rms(y) < 0.5 and np.abs(y).max() <= 1.0
     de = load_audio(fixtures_dir / "speech_de_16k_mono.wav")
     assert len(de) / 16000 == pytest.approx(8.7, abs=0.1)
+
+
+def test_streamed_audio_keeps_channels_rate_and_matches_the_whole_load(tmp_path):
+    """iter_audio: stereo 44.1 kHz stays stereo 44.1 kHz, block by block; the 16 kHz mono stream equals load_audio."""
+    left, right = _sine(440, 44100, 3.0), _sine(660, 44100, 3.0, amp=0.2)
+    path = tmp_path / "stereo.wav"
+    _encode(path, "pcm_s16le", np.stack([left, right]), 44100)
+    assert probe_audio(path) == AudioInfo(44100, 2)
+    blocks = list(iter_audio(path, block_seconds=0.25))
+    assert len(blocks) > 4 and all(b.ndim == 2 and b.shape[1] == 2 for b in blocks)
+    both = np.concatenate(blocks)
+    np.testing.assert_allclose(both[:, 0], left, atol=1e-4)
+    np.testing.assert_allclose(both[:, 1], right, atol=1e-4)
+    mono16 = np.concatenate(list(iter_audio(path, 16000, 1, block_seconds=0.3)))[:, 0]
+    whole = load_audio(path, 16000)
+    assert abs(len(mono16) - len(whole)) <= 1
+    n = min(len(mono16), len(whole))
+    np.testing.assert_allclose(mono16[:n], whole[:n], atol=2e-3)
+
+
+def test_mux_format_keeps_what_aac_can_carry():
+    assert mux_format(AudioInfo(44100, 2)) == AudioInfo(44100, 2)
+    assert mux_format(AudioInfo(16000, 1)) == AudioInfo(16000, 1)
+    assert mux_format(AudioInfo(44000, 2)) == AudioInfo(44100, 2)  # not an AAC rate: the closest one
+    assert mux_format(AudioInfo(192000, 2)).sample_rate == 96000
+    assert mux_format(AudioInfo(48000, 6)) == AudioInfo(48000, 1)  # 5.1: the mean, as the mel uses

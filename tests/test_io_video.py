@@ -386,3 +386,26 @@ def test_real_clip_obama(obama_video):
     audio = load_audio(obama_video)
     assert len(audio) / 16000 == pytest.approx(4.807, abs=0.01)
     assert 0.01 < np.sqrt(np.mean(audio**2)) < 0.5
+
+
+def test_streamed_audio_is_written_whole_and_in_place(tmp_path):
+    """set_audio_stream: stereo blocks of odd sizes, read as the video advances, give exactly the track that one
+    whole array gives, at its own rate and with both channels."""
+    rate, seconds = 44100, 2.0
+    t = np.arange(int(rate * seconds)) / rate
+    track = np.stack([0.4 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 500 * t)], 1).astype(np.float32)
+    frames = np.zeros((50, 32, 32, 3), np.uint8)
+    with VideoWriter(tmp_path / "stream.mp4", fps=25) as w:
+        w.set_audio_stream(iter(np.split(track, [100, 5000, 5001, 40000, 70000])), rate, 2)
+        w.write(frames[:1])
+        w.write(frames[1:])
+    with VideoWriter(tmp_path / "whole.mp4", fps=25, audio=track, sample_rate=rate) as w:
+        w.write(frames)
+    from ladtalk.io.audio import AudioInfo, iter_audio, probe_audio
+
+    assert probe_audio(tmp_path / "stream.mp4") == AudioInfo(rate, 2)
+    streamed = np.concatenate(list(iter_audio(tmp_path / "stream.mp4")))
+    whole = np.concatenate(list(iter_audio(tmp_path / "whole.mp4")))
+    assert abs(len(streamed) - len(track)) < 1024
+    np.testing.assert_array_equal(streamed, whole)
+    assert np.corrcoef(streamed[:, 0], streamed[:, 1])[0, 1] < 0.5  # two different channels, not a copy

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ladtalk.checkpoint import load_trainer_state
+from ladtalk.runtime import cpu_has_fast_bf16
 from ladtalk.train.common import (
     CheckpointManager,
     RunLogger,
@@ -48,7 +49,10 @@ def test_epoch_order_is_a_seeded_partition():
 
 def test_runtime_and_logger(tmp_path):
     rt = setup_runtime("cpu", precision="auto", channels_last=True)
-    assert rt.is_main and rt.precision == "fp32" and rt.scaler is None
+    assert rt.is_main and rt.precision == ("bf16" if cpu_has_fast_bf16() else "fp32") and rt.scaler is None
+    assert setup_runtime("cpu", precision="fp32").precision == "fp32"
+    bf16 = setup_runtime("cpu", precision="bf16", channels_last=False)
+    assert bf16.precision == "bf16" and bf16.channels_last  # oneDNN's bf16 kernels want NHWC
     m = rt.prepare(torch.nn.Conv2d(3, 4, 3))
     assert unwrap(m) is m
     log = RunLogger(tmp_path / "logs", tensorboard=False)

@@ -136,9 +136,10 @@ def _add_generate(sub) -> None:
 
     def run(a):
         from ladtalk.pipeline.generate import generate
+        from ladtalk.runtime import command_started_at
         generate(a.identity, a.audio_path, a.out_path, wav2lip_path=a.wav2lip_path, sovqae_path=a.sovqae_path,
                  no_sovqae=a.no_sovqae, paste=a.paste, batch_size=a.batch_size, precision=a.precision,
-                 device=a.device)
+                 device=a.device, started_at=command_started_at())
     p.set_defaults(run=run)
 
 
@@ -159,8 +160,10 @@ def _add_enhance(sub) -> None:
 
     def run(a):
         from ladtalk.pipeline.enhance import enhance
+        from ladtalk.runtime import command_started_at
         enhance(a.video_path, a.out_path, sovqae_path=a.sovqae_path, detector=a.detector, paste=a.paste,
-                batch_size=a.batch_size, precision=a.precision, device=a.device, pads=a.pads)
+                batch_size=a.batch_size, precision=a.precision, device=a.device, pads=a.pads,
+                started_at=command_started_at())
     p.set_defaults(run=run)
 
 

@@ -9,6 +9,7 @@ clip; windows of 16 steps (0.2 s) are cut from it per video frame.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 
 import librosa
 import numpy as np
@@ -60,6 +61,56 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     y = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav).astype(np.float32)
     spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, pad_mode="reflect"))
     return _normalize(np.dot(mel_basis(), spec))
+
+
+def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 4096) -> np.ndarray:
+    """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,), computed block by block: memory holds one
+    block of samples and the mel (80 floats per 12.5 ms: 19 MB for 10 minutes), not the whole waveform and its
+    complex spectrogram. Equal to `melspectrogram` on the whole waveform to float32 rounding."""
+    pad = N_FFT // 2
+    head: list[np.ndarray] = []  # the first pad+1 samples are needed for the reflected start
+    buf = np.zeros(0, np.float32)  # centre-padded, pre-emphasised samples not yet consumed by a whole frame
+    tail = np.zeros(0, np.float32)  # the last pad+1 samples, for the reflected end
+    prev = 0.0  # lfilter's state: the previous input sample
+    started = False
+    total = 0
+    mels: list[np.ndarray] = []
+
+    def frames_of(x: np.ndarray, last: bool) -> np.ndarray:
+        """Mel of every whole frame in x; returns the samples the next frame starts from."""
+        count = 1 + (len(x) - N_FFT) // HOP if len(x) >= N_FFT else 0
+        if last or count >= block_steps:
+            if count:
+                spec = np.abs(librosa.stft(y=x[:(count - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
+                                           win_length=N_FFT, center=False))
+                mels.append(_normalize(np.dot(mel_basis(), spec)))
+            return x[count * HOP:]
+        return x
+
+    for block in blocks:
+        x = np.asarray(block, np.float64).reshape(-1)
+        if not len(x):
+            continue
+        y = np.empty(len(x), np.float64)
+        y[0] = x[0] - PREEMPHASIS * prev
+        y[1:] = x[1:] - PREEMPHASIS * x[:-1]
+        prev = float(x[-1])
+        y = y.astype(np.float32)
+        total += len(y)
+        tail = np.concatenate([tail, y])[-(pad + 1):]
+        if not started:
+            head.append(y)
+            if total <= pad:
+                continue
+            y = np.concatenate(head)
+            buf = y[pad:0:-1].copy()  # np.pad's "reflect": the edge sample is not repeated
+            started = True
+        buf = frames_of(np.concatenate([buf, y]), last=False)
+    if total <= pad:
+        raise InputError(f"the audio has {total} samples; at least {pad + 1} (26 ms at 16 kHz) are needed")
+    buf = np.concatenate([buf, tail[-2::-1][:pad]])
+    frames_of(buf, last=True)
+    return np.concatenate(mels, axis=1)
 
 
 def melspectrogram_torch(wav: torch.Tensor) -> torch.Tensor:

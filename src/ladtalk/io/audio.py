@@ -8,6 +8,8 @@ so frame k and audio time k/fps belong together (the Macron clip's video starts 
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -51,47 +53,136 @@ def _first_video_time(path: Path) -> Fraction | None:
     return None
 
 
-def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
-    """float32 (N,) mono at the file's own rate; sample 0 at the first video frame when there is one."""
+@dataclass(frozen=True)
+class AudioInfo:
+    """What `probe_audio` learns about a file's first audio stream."""
+
+    sample_rate: int
+    channels: int
+
+
+def probe_audio(path: str | Path) -> AudioInfo:
+    """Sample rate and channel count of the first audio stream (InputError when there is none)."""
+    path = Path(path)
+    with _open_audio(path) as container:
+        stream = container.streams.audio[0]
+        rate = stream.codec_context.sample_rate or stream.rate
+        channels = stream.codec_context.channels or len(stream.layout.channels)
+        if not rate or not channels:
+            raise InputError(f"{path}: the audio stream has no sample rate or channel count; the file is corrupt.")
+        return AudioInfo(int(rate), int(channels))
+
+
+def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
+    """float32 (C,N) blocks at the file's own rate, sample 0 at the first video frame when there is one.
+
+    Streams: memory holds one decoded frame whatever the file's length.
+    """
     with _open_audio(path) as container:
         origin = _first_video_time(path)
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
-        # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
-        # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
-        chunks: list[np.ndarray] = []
-        first_time = None
+        emitted = 0
+        drop = 0
+        limit = None
+        started = False
         try:
             for frame in container.decode(stream):
-                if first_time is None and frame.pts is not None:
-                    first_time = frame.pts * frame.time_base
                 arr = frame.to_ndarray()
-                if frame.format.is_planar:
-                    planes = arr
-                else:  # packed: (1, N*C) interleaved
-                    planes = arr.reshape(-1, len(frame.layout.channels)).T
-                chunks.append(_to_float(planes, frame.format.name).mean(axis=0, dtype=np.float64)
-                              .astype(np.float32))
+                if not frame.format.is_planar:  # packed: (1, N*C) interleaved
+                    arr = arr.reshape(-1, len(frame.layout.channels)).T
+                planes = _to_float(arr, frame.format.name)
+                if not started:
+                    started = True
+                    first_time = frame.pts * frame.time_base if frame.pts is not None else None
+                    if origin is None:
+                        origin = first_time if first_time is not None else Fraction(0)
+                    shift = int(round((first_time - origin) * rate)) if first_time is not None else 0
+                    if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame
+                        end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
+                        limit = max(0, int(round(end * rate))) or None
+                    if shift > 0:  # audio starts after the first video frame: keep it in place with silence
+                        yield np.zeros((len(planes), shift), np.float32)
+                        emitted += shift
+                    drop = max(0, -shift)
+                if drop:
+                    cut = min(drop, planes.shape[1])
+                    planes, drop = planes[:, cut:], drop - cut
+                if limit is not None and emitted + planes.shape[1] > limit:
+                    planes = planes[:, :max(0, limit - emitted)]
+                if planes.shape[1]:
+                    yield planes
+                    emitted += planes.shape[1]
+                if limit is not None and emitted >= limit:
+                    break
         except av.error.FFmpegError as e:
-            got = sum(len(c) for c in chunks) / max(rate, 1)
-            raise InputError(f"{path}: decoding the audio failed after {got:.2f} s ({e.strerror or e}); the "
-                             "file is truncated or corrupt. Re-encode or re-download it.") from e
-        if not chunks:
+            raise InputError(f"{path}: decoding the audio failed after {emitted / max(rate, 1):.2f} s "
+                             f"({e.strerror or e}); the file is truncated or corrupt. Re-encode or re-download "
+                             "it.") from e
+        if not emitted:
             raise InputError(f"{path} has an audio stream with no samples. Give a file with sound.")
-        samples = np.concatenate(chunks)
-        if origin is None:
-            origin = first_time if first_time is not None else Fraction(0)
-        shift = int(round((first_time - origin) * rate)) if first_time is not None else 0
-        if shift > 0:  # audio starts after the first video frame: keep it in place with silence
-            samples = np.concatenate([np.zeros(shift, np.float32), samples])
-        elif shift < 0:
-            samples = samples[-shift:]
-        if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame: drop it
-            end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
-            keep = int(round(end * rate))
-            if 0 < keep < len(samples):
-                samples = samples[:keep]
-        return samples, int(rate)
+
+
+def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
+    """float32 (N,) mono at the file's own rate; sample 0 at the first video frame when there is one."""
+    rate = probe_audio(path).sample_rate
+    # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
+    # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
+    chunks = [b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)]
+    return np.concatenate(chunks), rate
+
+
+# the sample rates an AAC track can carry (ISO 14496-3 sampling frequency index)
+AAC_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+
+
+def mux_format(info: AudioInfo) -> AudioInfo:
+    """The format the driving audio keeps in an output MP4: its own rate where AAC allows it (else the closest
+    AAC rate), its own channels when mono or stereo (more are averaged to mono, as the mel does)."""
+    rate = min(AAC_SAMPLE_RATES, key=lambda r: (abs(r - info.sample_rate), -r))
+    return AudioInfo(rate, info.channels if info.channels <= 2 else 1)
+
+
+def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int | None = None,
+               block_seconds: float = 1.0) -> Iterator[np.ndarray]:
+    """Stream the audio as float32 (N,C) blocks in [-1,1], at `sample_rate` (default: its own) with `channels`
+    (default: its own; 1 averages the channels, 2 from mono repeats it). Sample 0 is the first video frame's
+    instant, as for `load_audio`; memory stays flat in the audio's length."""
+    path = Path(path)
+    info = probe_audio(path)
+    rate = int(sample_rate or info.sample_rate)
+    channels = int(channels or info.channels)
+    if rate <= 0 or channels not in (1, info.channels) and not (channels == 2 and info.channels == 1):
+        raise InputError(f"{path} has {info.channels} audio channels; iter_audio keeps them, averages them to 1 "
+                         f"or repeats mono as stereo, at a positive rate (asked: {channels} at {rate} Hz)")
+    resampler = None
+    if rate != info.sample_rate:
+        import soxr  # the same filter as load_audio, fed block by block
+
+        resampler = soxr.ResampleStream(info.sample_rate, rate, channels, dtype="float32", quality="HQ")
+    pending: list[np.ndarray] = []
+    size = 0
+    block = max(1, int(block_seconds * info.sample_rate))
+
+    def convert(planes: np.ndarray, last: bool) -> np.ndarray:
+        if channels != len(planes):
+            planes = np.repeat(planes, channels, axis=0) if len(planes) == 1 else planes.mean(axis=0, keepdims=True)
+        x = np.ascontiguousarray(planes.T, dtype=np.float32)
+        if resampler is not None:
+            x = resampler.resample_chunk(x, last=last).reshape(-1, channels)
+        return np.clip(x, -1.0, 1.0)
+
+    for planes in _decode_aligned(path):
+        pending.append(planes)
+        size += planes.shape[1]
+        if size >= block:
+            out = convert(np.concatenate(pending, axis=1), last=False)
+            pending, size = [], 0
+            if len(out):
+                yield out
+    out = convert(np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32), True)
+    if len(out):
+        yield out
 
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
@@ -162,4 +253,5 @@ def audio_duration_seconds(path: str | Path) -> float:
     return len(samples) / rate
 
 
-__all__ = ["audio_duration_seconds", "load_audio", "write_wav"]
+__all__ = ["AAC_SAMPLE_RATES", "AudioInfo", "audio_duration_seconds", "iter_audio", "load_audio", "mux_format",
+           "probe_audio", "write_wav"]

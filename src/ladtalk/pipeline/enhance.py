@@ -1,7 +1,8 @@
 """`ladtalk enhance`: plug-and-play repair of any talking-head video of the identity with its SOVQAE.
 
-Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames: crop -> SOVQAE -> paste -> encode,
-with the source audio kept. Frames without a face pass through untouched.
+Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames: crop -> SOVQAE -> paste -> encode
+(in a worker thread), with the source audio kept as it is (channels, rate) and streamed. Frames without a face
+pass through untouched.
 """
 
 from __future__ import annotations
@@ -16,39 +17,50 @@ from tqdm import tqdm
 from ladtalk.data.prepare import track_video
 from ladtalk.errors import InputError
 from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
-from ladtalk.io.audio import load_audio
+from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
-from ladtalk.pipeline.generate import MUX_RATE, RunReport, check_out_path
+from ladtalk.pipeline.generate import RunReport, check_out_path
 from ladtalk.pipeline.restore import load_sovqae, restore
-from ladtalk.pipeline.threads import background
-from ladtalk.runtime import autocast_dtype, resolve_device
+from ladtalk.pipeline.threads import background, background_calls
+from ladtalk.runtime import inference_settings
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
             detector: str = "mtcnn", paste: str = "feather", batch_size: int | None = None, precision: str = "auto",
-            device: str = "auto", pads: tuple[int, int, int, int] = (0, 10, 0, 0)) -> RunReport:
-    """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings."""
+            device: str = "auto", pads: tuple[int, int, int, int] = (0, 10, 0, 0), *,
+            started_at: float | None = None) -> RunReport:
+    """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
+
+    `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
+    """
+    t_start = time.perf_counter() if started_at is None else started_at
     out_path = check_out_path(out_path)
     video_path = Path(video_path)
     info = probe_video(video_path)
-    dev = resolve_device(device)
-    autocast_dtype(dev, precision)  # an unknown precision fails now, not after the detection pass
+    rt = inference_settings(device, precision)  # an unknown precision fails now, not after the detection pass
+    dev = rt.device
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    model = load_sovqae(sovqae_path, dev)
+    model = rt.prepare(load_sovqae(sovqae_path, dev))
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
 
-    report = RunReport()
-    t_start = time.perf_counter()
+    report = RunReport(precision=rt.precision)
+    report.add("load", time.perf_counter() - t_start)
+    t0 = time.perf_counter()
     _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
-    report.add("detect", time.perf_counter() - t_start)
-    audio = load_audio(video_path, sample_rate=MUX_RATE) if info.has_audio else None
+    report.add("detect", time.perf_counter() - t0)
     n = len(face_track.has_face)
-    with VideoWriter(out_path, fps=info.fps, audio=audio, sample_rate=MUX_RATE) as writer, \
+    t_steady, first = None, 0
+    with VideoWriter(out_path, fps=info.fps) as writer, \
+            background_calls(report.timed("encode", writer.write), depth=2) as encode, \
             tqdm(total=n, desc="enhance", unit="frame", dynamic_ncols=True) as bar:
+        if info.has_audio:
+            mux = mux_format(probe_audio(video_path))
+            writer.set_audio_stream(iter_audio(video_path, mux.sample_rate, mux.channels), mux.sample_rate,
+                                    mux.channels)
         start = 0
         for frames in background(iter_frame_batches(video_path, batch, max_frames=n), depth=2):
             rows = np.flatnonzero(face_track.has_face[start:start + len(frames)])
@@ -60,12 +72,14 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
                 t0 = time.perf_counter()
                 frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
                 report.add("paste", time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            writer.write(frames)
-            report.add("encode", time.perf_counter() - t0)
+            encode(frames)
             start += len(frames)
             bar.update(len(frames))
+            if t_steady is None:  # the first batch carries the warm-up
+                t_steady, first = time.perf_counter(), start
     report.frames = start
     report.seconds = time.perf_counter() - t_start
+    report.steady_frames = start - first
+    report.steady_seconds = time.perf_counter() - t_steady if t_steady is not None else 0.0
     print(report.line(f"wrote {out_path}"))
     return report

@@ -1,12 +1,14 @@
 """`ladtalk generate`: speech -> lip-synced video of the identity (mel -> Wav2Lip -> upscale -> SOVQAE -> paste -> mux).
 
 Streams in batches: source frames are decoded, processed and encoded batch by batch, so memory stays flat however
-long the audio or the video (the identity crops are memory-mapped). Decoding and encoding run in background
-threads (PyAV releases the GIL) so they overlap with the networks.
+long the audio or the video (the identity crops are memory-mapped; the muxed audio is read block by block as the
+video advances). Decoding and encoding run in background threads (PyAV releases the GIL) so they overlap with
+the networks. The output keeps the driving audio's channels and (nearly) its sample rate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -19,40 +21,57 @@ from tqdm import tqdm
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.face.crop import PASTE_MODES, paste_faces
-from ladtalk.features.mel import mel_windows, melspectrogram
+from ladtalk.features.mel import N_FFT, mel_windows, melspectrogram_stream
 from ladtalk.io.atomic import check_writable_dir
-from ladtalk.io.audio import load_audio
+from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
 from ladtalk.pipeline.restore import load_sovqae, restore
 from ladtalk.pipeline.stages import lipsync, to_frames, to_images
-from ladtalk.pipeline.threads import background
-from ladtalk.runtime import autocast_dtype, resolve_device
+from ladtalk.pipeline.threads import background, background_calls
+from ladtalk.runtime import inference_settings
 
 SAMPLE_RATE = 16000
-MUX_RATE = 48000
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 
 @dataclass
 class RunReport:
-    """What one generate/enhance run did: frame count, wall time, and seconds spent per stage."""
+    """What one generate/enhance run did: frames, the whole wall time (`seconds`: from the command's start, so
+    imports and model loading count), the steady state (frames and seconds after the first batch) and the
+    seconds spent per stage (the encoder's in its own thread, overlapped)."""
 
     frames: int = 0
     seconds: float = 0.0
+    steady_frames: int = 0
+    steady_seconds: float = 0.0
+    precision: str = "fp32"
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
 
+    @property
+    def steady_fps(self) -> float:
+        return self.steady_frames / self.steady_seconds if self.steady_seconds else self.fps
+
     def add(self, stage: str, seconds: float) -> None:
         self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
+    def timed(self, stage: str, fn):
+        """`fn` wrapped to add its run time to `stage` (for work handed to a thread)."""
+        def run(*args):
+            t0 = time.perf_counter()
+            fn(*args)
+            self.add(stage, time.perf_counter() - t0)
+        return run
+
     def line(self, what: str) -> str:
         stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items())
-        return f"{what}: {self.frames} frames in {self.seconds:.1f} s ({self.fps:.1f} FPS; {stages})"
+        return (f"{what}: {self.frames} frames in {self.seconds:.1f} s, {self.fps:.1f} FPS end to end (loading "
+                f"included); {self.steady_fps:.1f} FPS steady state ({self.precision}; {stages})")
 
 
 def check_out_path(out_path: str | os.PathLike) -> Path:
@@ -88,43 +107,45 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
 def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
-             device: str = "auto", *, overlap_io: bool = True, frame_indices: np.ndarray | None = None) -> RunReport:
+             device: str = "auto", *, overlap_io: bool = True, frame_indices: np.ndarray | None = None,
+             started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
     paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
     face box, feathered) or 'hard' (the whole box, the paper's paste). `frame_indices`: the identity frames to use,
     in order (default: the whole video forward and back); `reenact` passes the test split.
-    `overlap_io=False` decodes in the main thread (the naive, fully sequential baseline of bench/generate.py).
+    `overlap_io=False` decodes and encodes in the main thread (the sequential baseline of bench/generate.py).
+    `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
+    t_start = time.perf_counter() if started_at is None else started_at
     out_path = check_out_path(out_path)
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
-    dev = resolve_device(device)
-    dtype = autocast_dtype(dev, precision)
+    rt = inference_settings(device, precision)
+    dev, dtype = rt.device, rt.amp_dtype
     ident = open_identity(identity, device=str(dev))
-    audio = load_audio(audio_path, sample_rate=SAMPLE_RATE)
-    if len(audio) < SAMPLE_RATE / ident.fps:
-        raise InputError(f"{audio_path} holds {len(audio) / SAMPLE_RATE:.3f} s of audio, shorter than one video "
+    t0 = time.perf_counter()
+    mel, n_samples, peak = _speech_mel(audio_path)
+    mel_seconds = time.perf_counter() - t0
+    if n_samples < SAMPLE_RATE / ident.fps:
+        raise InputError(f"{audio_path} holds {n_samples / SAMPLE_RATE:.3f} s of audio, shorter than one video "
                          "frame; give speech audio")
-    if np.abs(audio).max() < 1e-4:
+    if peak < 1e-4:
         print(f"warning: {audio_path} is silent; the mouth will stay closed")
 
-    wav2lip = load_wav2lip(wav2lip_path, dev).eval()
-    sovqae = None if no_sovqae else load_sovqae(sovqae_path, dev)
+    wav2lip = rt.prepare(load_wav2lip(wav2lip_path, dev))
+    sovqae = None if no_sovqae else rt.prepare(load_sovqae(sovqae_path, dev))
     batch = batch_size or (64 if dev.type == "cuda" else 16)
     if batch < 1:
         raise InputError(f"batch size must be at least 1, got {batch}")
 
-    report = RunReport()
-    t_start = time.perf_counter()
-    t0 = time.perf_counter()
+    report = RunReport(precision=rt.precision)
+    report.add("load", time.perf_counter() - t_start - mel_seconds)
+    report.add("mel", mel_seconds)
     # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped
-    n_frames = max(1, int(round(len(audio) / SAMPLE_RATE * ident.fps)))
-    windows = mel_windows(melspectrogram(audio), ident.fps, n_frames)
-    report.add("mel", time.perf_counter() - t0)
-    n_out = len(windows)
+    n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
         np.asarray(frame_indices, dtype=np.int64)[pingpong_indices(n_out, len(frame_indices))]
     has_face, boxes = ident.has_face, ident.crop_boxes
@@ -133,10 +154,13 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     if overlap_io:
         frames_iter = background(frames_iter, depth=2 * batch)
 
-    # the mel uses 16 kHz mono; the muxed track keeps more of the original quality
-    mux_audio = load_audio(audio_path, sample_rate=MUX_RATE)
-    with VideoWriter(out_path, fps=ident.fps, audio=mux_audio, sample_rate=MUX_RATE) as writer, \
+    # the mel uses 16 kHz mono; the muxed track is the driving audio as given, streamed into the writer
+    mux = mux_format(probe_audio(audio_path))
+    with VideoWriter(out_path, fps=ident.fps) as writer, \
+            _encoder(writer, report, overlap_io) as encode, \
             tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
+        writer.set_audio_stream(iter_audio(audio_path, mux.sample_rate, mux.channels), mux.sample_rate, mux.channels)
+        t_steady = None
         for start in range(0, n_out, batch):
             idx = schedule[start:start + batch]
             t0 = time.perf_counter()
@@ -144,19 +168,49 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
             report.add("decode", time.perf_counter() - t0)
             face_rows = np.flatnonzero(has_face[idx])
             if len(face_rows):
-                faces = _run_models(ident, wav2lip, sovqae, idx[face_rows], windows[start + face_rows], dev, dtype,
+                windows = mel_windows(mel, ident.fps, len(idx), first_frame=start)
+                faces = _run_models(ident, wav2lip, sovqae, idx[face_rows], windows[face_rows], dev, dtype,
                                     precision, report)
                 t0 = time.perf_counter()
                 frames[face_rows] = paste_faces(frames[face_rows], faces, boxes[idx[face_rows]], mode=paste)
                 report.add("paste", time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            writer.write(frames)
-            report.add("encode", time.perf_counter() - t0)
+            encode(frames)
             bar.update(len(idx))
+            if t_steady is None:  # the first batch carries the warm-up (kernel selection, filling the queues)
+                t_steady, first = time.perf_counter(), len(idx)
     report.frames = n_out
     report.seconds = time.perf_counter() - t_start
+    report.steady_frames = n_out - first
+    report.steady_seconds = time.perf_counter() - t_steady
     print(report.line(f"wrote {out_path}"))
     return report
+
+
+def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
+    """The driving audio's Wav2Lip mel, its length in 16 kHz samples and its peak level, read block by block
+    (memory holds the mel, not the waveform)."""
+    n, peak = 0, 0.0
+
+    def blocks():
+        nonlocal n, peak
+        for block in iter_audio(audio_path, SAMPLE_RATE, 1):
+            n += len(block)
+            peak = max(peak, float(np.abs(block).max()))
+            yield block[:, 0]
+
+    try:
+        mel = melspectrogram_stream(blocks())
+    except InputError:
+        if n > N_FFT // 2:
+            raise
+        mel = None  # too short for a mel: the caller's check names the problem
+    return mel, n, peak
+
+
+def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
+    """`encode(frames)`: in a worker thread (x264 and the muxer then run beside the networks) or inline."""
+    write = report.timed("encode", writer.write)
+    return background_calls(write, depth=2) if overlap else contextlib.nullcontext(write)
 
 
 def _run_models(ident: Identity, wav2lip, sovqae, src_idx: np.ndarray, windows: np.ndarray, dev: torch.device,

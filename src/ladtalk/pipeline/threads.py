@@ -1,10 +1,15 @@
-"""Run an iterator in a background thread with a bounded queue (decode overlaps compute; memory stays bounded)."""
+"""Background threads with bounded queues: decoding ahead of the networks, encoding behind them.
+
+PyAV (FFmpeg) and the networks' kernels release the GIL, so on two cores the decoder and the x264 encoder run
+while the networks compute; the bounded queues keep memory flat.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -43,3 +48,42 @@ def background(it: Iterator[T], depth: int = 32) -> Iterator[T]:
                 q.get_nowait()
 
     return consume()
+
+
+@contextlib.contextmanager
+def background_calls(fn: Callable[[T], object], depth: int = 2) -> Iterator[Callable[[T], None]]:
+    """Yield `submit(item)`, which queues `fn(item)` for a worker thread (at most `depth` waiting: the caller
+    blocks beyond that). Leaving the block waits for the queued calls; the worker's first error is raised in the
+    caller (at the next submit or on leaving). After an error in the block the queued calls are dropped."""
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    errors: list[BaseException] = []
+    abandon = threading.Event()
+
+    def work() -> None:
+        while (item := q.get()) is not _END:
+            if errors or abandon.is_set():
+                continue  # keep draining so the caller never blocks on a full queue
+            try:
+                fn(item)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                errors.append(e)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+
+    def submit(item: T) -> None:
+        if errors:
+            raise errors[0]
+        q.put(item)
+
+    try:
+        yield submit
+    except BaseException:
+        abandon.set()
+        q.put(_END)
+        worker.join()
+        raise
+    q.put(_END)
+    worker.join()
+    if errors:
+        raise errors[0]

@@ -151,15 +151,15 @@ def setup_runtime(device: str | torch.device = "auto", precision: str = "auto",
             torch.cuda.set_device(dev)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-    amp = autocast_dtype(dev, precision)
-    if amp is torch.bfloat16 and dev.type == "cpu" and precision == "auto":
-        amp = None
+    amp = autocast_dtype(dev, precision)  # "auto": bf16 on CPUs with bf16 matrix units, fp32 on other CPUs
     scaler = torch.amp.GradScaler(dev.type) if amp is torch.float16 else None
     if dev.type == "cuda":
         # TF32 matmuls: the fp32 parts (quantizer distances, losses) get tensor-core speed
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
+    # oneDNN's bf16 kernels want NHWC: on a CPU, reduced precision brings channels_last with it
+    channels_last = channels_last or (dev.type == "cpu" and amp is not None)
     return Runtime(dev, amp, channels_last and dev.type != "mps", rank, world, local_rank, scaler)
 
 
