@@ -189,6 +189,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
 def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
     """The driving audio's Wav2Lip mel, its length in 16 kHz samples and its peak level, read block by block
     (memory holds the mel, not the waveform)."""
+    probe_audio(audio_path)  # a missing or unreadable file is named now, not taken for an empty one below
     n, peak = 0, 0.0
 
     def blocks():
