@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
-from ladtalk.face.crop import paste_faces
+from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.audio import load_audio
@@ -26,7 +26,7 @@ from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
 from ladtalk.pipeline.restore import load_sovqae, restore
-from ladtalk.pipeline.stages import lipsync, to_frames, to_images
+from ladtalk.pipeline.stages import lipsync_frames
 from ladtalk.pipeline.threads import background
 from ladtalk.runtime import autocast_dtype, resolve_device
 
@@ -74,6 +74,9 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
         if ident.source_path.stat().st_size != ident.meta["source"]["size_bytes"]:
             raise InputError(f"the source video {ident.source_path} changed since identity {path} was prepared; "
                              "re-run `ladtalk prepare` on it")
+        if not ident.has_wav2lip_boxes:
+            from ladtalk.data.prepare import add_wav2lip_boxes
+            ident = add_wav2lip_boxes(ident, device=device)
         return ident
     if not path.exists():
         raise InputError(f"identity {path} does not exist; give an identity folder or a video of the person")
@@ -123,7 +126,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     report.add("mel", time.perf_counter() - t0)
     n_out = len(windows)
     schedule = pingpong_indices(n_out, ident.frame_count)
-    has_face, boxes = ident.has_face, ident.crop_boxes
+    has_face = ident.has_face
     source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
     frames_iter = source.iter_schedule(schedule)
     if overlap_io:
@@ -140,11 +143,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
             report.add("decode", time.perf_counter() - t0)
             face_rows = np.flatnonzero(has_face[idx])
             if len(face_rows):
-                faces = _run_models(ident, wav2lip, sovqae, idx[face_rows], windows[start + face_rows], dev, dtype,
-                                    precision, report)
-                t0 = time.perf_counter()
-                frames[face_rows] = paste_faces(frames[face_rows], faces, boxes[idx[face_rows]], mode=paste)
-                report.add("paste", time.perf_counter() - t0)
+                frames[face_rows] = _run_models(ident, wav2lip, sovqae, frames[face_rows], idx[face_rows],
+                                                windows[start + face_rows], dev, dtype, precision, paste, report)
             t0 = time.perf_counter()
             writer.write(frames)
             report.add("encode", time.perf_counter() - t0)
@@ -155,24 +155,25 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     return report
 
 
-def _run_models(ident: Identity, wav2lip, sovqae, src_idx: np.ndarray, windows: np.ndarray, dev: torch.device,
-                dtype, precision: str, report: RunReport) -> np.ndarray:
-    """Crops of `src_idx` + mel windows -> final faces uint8 (B,S,S,3), S = the SOVQAE's resolution (or the crop
-    size without it); paste_faces resizes them to each box."""
+def _run_models(ident: Identity, wav2lip, sovqae, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray,
+                dev: torch.device, dtype, precision: str, paste: str, report: RunReport) -> np.ndarray:
+    """Source frames uint8 (B,H,W,3) of `src_idx` + mel windows -> the finished frames: Wav2Lip exactly as the
+    official inference (its boxes, stretched inputs, hard paste), then the identity's square crop of that result
+    through the SOVQAE (or as it is) pasted back with `paste`. `--no-sovqae --paste hard` is the official output."""
     sync = dev.type == "cuda"
     t0 = time.perf_counter()
-    crops = to_images(ident.crops[src_idx], dev)
-    mels = torch.from_numpy(windows).to(dev)
-    mouths = lipsync(wav2lip, crops, mels, dtype)
+    synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], torch.from_numpy(windows).to(dev), dtype)
     if sync:
         torch.cuda.synchronize()
     report.add("wav2lip", time.perf_counter() - t0)
+    if sovqae is None and paste == "hard":
+        return synced
     t0 = time.perf_counter()
-    if sovqae is not None:
-        faces = restore(sovqae, mouths, batch_size=len(mouths), precision=precision)
-    else:
-        faces = torch.nn.functional.interpolate(mouths, size=(ident.crop_size,) * 2, mode="bicubic",
-                                                align_corners=False)
-    out = to_frames(faces)  # the copy to the CPU waits for the GPU, so the stage time is complete
-    report.add("sovqae" if sovqae is not None else "upscale", time.perf_counter() - t0)
+    boxes = ident.crop_boxes[src_idx]
+    crops = crop_faces(synced, boxes, sovqae.config.resolution if sovqae is not None else ident.crop_size)
+    faces = restore(sovqae, crops, batch_size=len(crops), precision=precision) if sovqae is not None else crops
+    report.add("sovqae" if sovqae is not None else "crop", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    out = paste_faces(frames, faces, boxes, mode=paste)
+    report.add("paste", time.perf_counter() - t0)
     return out
