@@ -4,6 +4,7 @@ import json
 import shutil
 
 import numpy as np
+import pytest
 import torch
 
 from ladtalk.checkpoint import save_component
@@ -71,3 +72,36 @@ def test_format_1_identity_gets_its_boxes_rederived_once(synthetic_identity, tmp
     migrated = json.loads((old / "identity.json").read_text())
     assert migrated["format_version"] == 2 and migrated["wav2lip_boxes"] == expect
     assert not [p for p in old.iterdir() if ".partial" in p.name]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("given, expect_pads, says", [
+    (None, (0, 20, 0, 0), None),
+    ((0, 10, 0, 0), (0, 10, 0, 0), "differ(s) from the (0, 20, 0, 0)"),
+])
+def test_enhance_cuts_faces_as_the_model_was_trained(tmp_path, monkeypatch, capsys, given, expect_pads, says):
+    from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+    from ladtalk.pipeline import enhance as enhance_mod
+    from ladtalk.presets import load_preset
+
+    cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
+    geometry = {"detector": "mtcnn", "pads": [0, 20, 0, 0]}
+    save_component(tmp_path / "vq", "sovqae", cfg, SOVQAE(cfg).state_dict(), extra={"crop_geometry": geometry})
+    seen = {}
+
+    def track_video(video_path, detector, pads, device):
+        seen.update(detector=detector, pads=pads)
+        raise _Stop
+    monkeypatch.setattr(enhance_mod, "track_video", track_video)
+    video = tmp_path / "v.mp4"
+    from ladtalk.io.video import VideoWriter
+    with VideoWriter(video, fps=25) as w:
+        w.write(np.zeros((2, 64, 64, 3), np.uint8))
+    with pytest.raises(_Stop):
+        enhance_mod.enhance(video, tmp_path / "o.mp4", tmp_path / "vq", pads=given, device="cpu")
+    assert seen == {"detector": "mtcnn", "pads": expect_pads}
+    out = capsys.readouterr().out
+    assert (says in out) if says else "warning" not in out

@@ -8,10 +8,11 @@ import torch
 from _sovqae_fake import make_identity, one_thread
 from safetensors.torch import load_file
 
+from ladtalk.data.identity import Identity
 from ladtalk.errors import CheckpointError
 from ladtalk.losses.vq import reconstruction_l2
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.pipeline.restore import load_sovqae, restore
+from ladtalk.pipeline.restore import crop_geometry, load_sovqae, restore
 from ladtalk.presets import load_preset
 from ladtalk.train.sovqae import train_sovqae
 
@@ -81,6 +82,9 @@ def test_export_loads_and_restores(identity, trained_run):
     assert np.abs(out.astype(int) - (out_f.permute(0, 2, 3, 1).numpy() * 255).round()).max() <= 1
     with pytest.raises(CheckpointError):
         load_sovqae(identity)
+    # the model remembers how its faces were cut, for enhance/generate to default to
+    assert crop_geometry(trained_run) == Identity.open(identity).crop_geometry()
+    assert crop_geometry(trained_run)["detector"] == "fake" and crop_geometry(trained_run)["pads"] == [0, 10, 0, 0]
 
 
 def test_analysis_end_to_end(identity, trained_run, tmp_path):

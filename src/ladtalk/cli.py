@@ -146,9 +146,10 @@ def _add_enhance(sub) -> None:
     p.add_argument("video_path", metavar="VIDEO")
     p.add_argument("--sovqae", dest="sovqae_path", required=True)
     p.add_argument("-o", "--out-path", required=True, metavar="OUT.mp4")
-    p.add_argument("--detector", default="mtcnn", help="'mtcnn' or 's3fd:PATH'")
-    p.add_argument("--pads", type=_pads, default=(0, 10, 0, 0), metavar="'T B L R'",
-                   help="face box padding; use the value the identity was prepared with (default '0 10 0 0')")
+    p.add_argument("--detector", default=None,
+                   help="'mtcnn' or 's3fd:PATH' (default: the one the SOVQAE's training faces were found with)")
+    p.add_argument("--pads", type=_pads, default=None, metavar="'T B L R'",
+                   help="face box padding (default: the pads the SOVQAE's identity was prepared with)")
     p.add_argument("--paste", choices=("feather", "hard"), default="feather")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))

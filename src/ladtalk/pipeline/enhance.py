@@ -19,15 +19,18 @@ from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import MUX_RATE, RunReport, check_out_path
-from ladtalk.pipeline.restore import load_sovqae, restore
+from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
 from ladtalk.pipeline.threads import background
 from ladtalk.runtime import autocast_dtype, resolve_device
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
-            detector: str = "mtcnn", paste: str = "feather", batch_size: int | None = None, precision: str = "auto",
-            device: str = "auto", pads: tuple[int, int, int, int] = (0, 10, 0, 0)) -> RunReport:
-    """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings."""
+            detector: str | None = None, paste: str = "feather", batch_size: int | None = None,
+            precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None) -> RunReport:
+    """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
+
+    `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
+    """
     out_path = check_out_path(out_path)
     video_path = Path(video_path)
     info = probe_video(video_path)
@@ -38,6 +41,9 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     model = load_sovqae(sovqae_path, dev)
+    geometry = crop_geometry(sovqae_path)
+    detector = pick_crop_setting("detector", detector, geometry, "mtcnn", sovqae_path)
+    pads = pick_crop_setting("pads", pads, geometry, (0, 10, 0, 0), sovqae_path)
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
 

@@ -25,7 +25,7 @@ from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
-from ladtalk.pipeline.restore import load_sovqae, restore
+from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync_frames
 from ladtalk.pipeline.threads import background
 from ladtalk.runtime import autocast_dtype, resolve_device
@@ -113,6 +113,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
 
     wav2lip = load_wav2lip(wav2lip_path, dev).eval()
     sovqae = None if no_sovqae else load_sovqae(sovqae_path, dev)
+    if sovqae is not None:
+        warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
     batch = batch_size or (64 if dev.type == "cuda" else 16)
     if batch < 1:
         raise InputError(f"batch size must be at least 1, got {batch}")
