@@ -25,6 +25,7 @@ from ladtalk.data import degrade
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
+from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.metrics import nroub
 from ladtalk.pipeline.restore import load_sovqae, sovqae_folder
 from ladtalk.runtime import resolve_device
@@ -141,6 +142,10 @@ def _markdown(rep: dict[str, Any], plots: list[str]) -> str:
 def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, report_dir: str | os.PathLike,
             max_frames: int | None = None, device: str = "auto", seed: int = 0) -> dict[str, Any]:
     """Theory numbers and the robustness experiment for a SOVQAE on an identity's test frames -> report dict."""
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {max_frames}")
+    refuse_output_over_inputs(report_dir, [("SOVQAE model", model_path), ("identity", identity_dir)], folder=True)
+    refuse_foreign_folder(report_dir, "report.json", "analysis report")
     check_writable_dir(Path(report_dir).parent if Path(report_dir).parent != Path("") else Path("."))
     dev = resolve_device(device)
     model = load_sovqae(model_path, dev)

@@ -70,11 +70,19 @@ def _add_train(sub) -> None:
                        help="override one preset value, e.g. --set train.max_steps=500 (repeatable)")
         q.add_argument("--device", default="auto")
 
+    def refuse_run_over_inputs(a):
+        # train_sovqae is being reworked elsewhere; the guard sits here for all three trainers alike
+        from ladtalk.io.guard import refuse_output_over_inputs
+        refuse_output_over_inputs(a.run_dir, [("training data", d) for d in a.data_dirs]
+                                  + [("--syncnet weights", getattr(a, "syncnet_path", None)),
+                                     ("--init weights", getattr(a, "init_path", None))], folder=True)
+
     q = tsub.add_parser("sovqae", help="identity-specific Space-Optimized VQ autoencoder")
     common(q, "identity folder(s) written by `ladtalk prepare`")
 
     def run_sovqae(a):
         from ladtalk.train.sovqae import train_sovqae
+        refuse_run_over_inputs(a)
         train_sovqae(a.data_dirs, a.run_dir, preset=a.preset or "paper-256", overrides=a.overrides,
                      device=a.device)
     q.set_defaults(run=run_sovqae)
@@ -84,6 +92,7 @@ def _add_train(sub) -> None:
 
     def run_syncnet(a):
         from ladtalk.train.syncnet import train_syncnet
+        refuse_run_over_inputs(a)
         train_syncnet(a.data_dirs, a.run_dir, preset=a.preset or "syncnet", overrides=a.overrides,
                       device=a.device)
     q.set_defaults(run=run_syncnet)
@@ -97,6 +106,7 @@ def _add_train(sub) -> None:
 
     def run_wav2lip(a):
         from ladtalk.train.wav2lip import train_wav2lip
+        refuse_run_over_inputs(a)
         train_wav2lip(a.data_dirs, a.run_dir, syncnet_path=a.syncnet_path, init_path=a.init_path,
                       preset=a.preset or "wav2lip", overrides=a.overrides, device=a.device)
     q.set_defaults(run=run_wav2lip)

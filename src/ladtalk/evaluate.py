@@ -30,6 +30,7 @@ import torch
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.io.atomic import atomic_dir
 from ladtalk.io.audio import load_audio
+from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.io.video import iter_frames, probe_video
 from ladtalk.metrics import image as im
 from ladtalk.metrics.fid import extract_features, fid_from_features, load_fid_inception
@@ -308,6 +309,8 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     pred_p, gt_p = _check_input(pred_path, "prediction"), _check_input(gt_path, "ground-truth")
     if truth_path is None and (gt_p.parent / "truth.json").is_file():
         truth_path = gt_p.parent / "truth.json"
+    _refuse_report_over_inputs(report_dir, [("prediction", pred_p), ("ground truth", gt_p), ("truth", truth_path),
+                                            ("SyncNet weights", syncnet_path), ("Inception weights", inception_path)])
     dev = resolve_device(device)
     nets = _load_networks(syncnet_path, inception_path, dev)
     result, series, p, g = _evaluate_pair(pred_p, gt_p, nets, align, dev,
@@ -318,6 +321,11 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
         md = ["# ladtalk evaluation", ""] + _case_markdown(result, result["files"])
         (tmp / "report.md").write_text("\n".join(md))
     return result
+
+
+def _refuse_report_over_inputs(report_dir, inputs) -> None:
+    refuse_output_over_inputs(report_dir, inputs, folder=True)
+    refuse_foreign_folder(report_dir, "metrics.json", "evaluation report")
 
 
 def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
@@ -348,6 +356,10 @@ def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
     for _, pred, gt in cases:
         _check_input(pred, "prediction")
         _check_input(gt, "ground-truth")
+    _refuse_report_over_inputs(report_dir, [("cases table", cases_path), ("SyncNet weights", syncnet_path),
+                                            ("Inception weights", inception_path)]
+                               + [(f"case {n} {kind}", p) for n, pred, gt in cases
+                                  for kind, p in (("prediction", pred), ("ground truth", gt))])
     dev = resolve_device(device)
     nets = _load_networks(syncnet_path, inception_path, dev)
     results = []

@@ -27,6 +27,15 @@ CROPS_NAME = "crops.npy"
 AUDIO_NAME = "audio.wav"
 
 
+def identity_source(identity: str | os.PathLike) -> Path | None:
+    """The source video an identity folder pastes into (None when `identity` is not an identity folder)."""
+    meta_path = Path(identity) / META_NAME
+    try:
+        return Path(json.loads(meta_path.read_text())["source"]["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 @dataclass
 class Identity:
     dir: Path

@@ -23,15 +23,17 @@ from ladtalk.errors import InputError, NoFaceError
 from ladtalk.face.crop import crop_faces, square_crop_boxes
 from ladtalk.face.detect import Detection, make_detector
 from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
-from ladtalk.face.wav2lip_geometry import official_boxes
+from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
 from ladtalk.io.atomic import atomic_dir, atomic_path, check_writable_dir
 from ladtalk.io.audio import load_audio, write_wav
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
 from ladtalk.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 BATCH = 16
+MAX_FPS = 240.0  # resampling to more frames than any camera records only repeats frames
 MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
 MIGRATE_TOLERANCE_PX = 2.0  # a re-run detector (another device, library version) may move boxes by a pixel
 
@@ -53,7 +55,11 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
         raise InputError(f"--size must be 256 or 512, got {size}")
     if not 0.0 < test_fraction < 1.0:
         raise InputError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    refuse_output_over_inputs(out_dir, [("identity video", video_path)], folder=True)
+    if fps is not None and not (math.isfinite(fps) and 0 < fps <= MAX_FPS):
+        raise InputError(f"--fps must be a frame rate in (0, {MAX_FPS}], got {fps}")
     info = probe_video(video_path)  # clear InputError for missing / not media / audio-only / zero frames
+    pads = check_pads(pads, (info.width, info.height))
     check_writable_dir(out_dir.parent)
     if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / META_NAME).is_file()):
         raise InputError(f"{out_dir} exists and is not an identity folder; choose a new folder for the identity "

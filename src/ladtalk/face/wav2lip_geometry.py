@@ -23,6 +23,17 @@ OFFICIAL_SMOOTH_WINDOW = 5  # get_smoothened_boxes(boxes, T=5)
 OFFICIAL_INPUT_SIZE = 96
 
 
+def check_pads(pads, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Four integer pads (top, bottom, left, right), none larger than the frame, or an InputError."""
+    if len(pads) != 4 or any(isinstance(p, float) and not p.is_integer() for p in pads):
+        raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
+    limit = max(frame_size)
+    if any(abs(int(p)) > limit for p in pads):
+        raise InputError(f"pads {tuple(pads)} reach beyond a {frame_size[0]}x{frame_size[1]} frame; pads are a few "
+                         "pixels around the face box (Wav2Lip's default is '0 10 0 0')")
+    return tuple(int(p) for p in pads)  # type: ignore[return-value]
+
+
 def padded_boxes(rects: np.ndarray, frame_size: tuple[int, int], pads: tuple[int, int, int, int]) -> np.ndarray:
     """Detector rectangles (N,4) x1,y1,x2,y2 (float or int; NaN rows = no face) -> int64 (N,4) x1,y1,x2,y2 padded
     and clamped to the frame of size (width, height) as the official face_detect does; NaN rows become -1."""

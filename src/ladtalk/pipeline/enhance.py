@@ -16,7 +16,9 @@ from tqdm import tqdm
 from ladtalk.data.prepare import track_video
 from ladtalk.errors import InputError
 from ladtalk.face.crop import crop_faces, paste_faces
+from ladtalk.face.wav2lip_geometry import check_pads
 from ladtalk.io.audio import load_audio
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import MUX_RATE, RunReport, check_out_path
 from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
@@ -32,8 +34,11 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
     """
     out_path = check_out_path(out_path)
+    refuse_output_over_inputs(out_path, [("video", video_path), ("SOVQAE model", sovqae_path)])
     video_path = Path(video_path)
     info = probe_video(video_path)
+    if pads is not None:
+        pads = check_pads(pads, (info.width, info.height))
     dev = resolve_device(device)
     autocast_dtype(dev, precision)  # an unknown precision fails now, not after the detection pass
     if paste not in ("feather", "hard"):

@@ -16,12 +16,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ladtalk.data.identity import Identity
+from ladtalk.data.identity import Identity, identity_source
 from ladtalk.errors import InputError
 from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.audio import load_audio
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
@@ -97,6 +98,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     `overlap_io=False` decodes in the main thread (the naive, fully sequential baseline of bench/generate.py).
     """
     out_path = check_out_path(out_path)
+    refuse_output_over_inputs(out_path, [("identity", identity), ("identity's source video", identity_source(identity)),
+                                         ("audio", audio_path), ("Wav2Lip weights", wav2lip_path),
+                                         ("SOVQAE model", sovqae_path)])
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     if paste not in ("feather", "hard"):
@@ -115,7 +119,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     sovqae = None if no_sovqae else load_sovqae(sovqae_path, dev)
     if sovqae is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
-    batch = batch_size or (64 if dev.type == "cuda" else 16)
+    batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
     if batch < 1:
         raise InputError(f"batch size must be at least 1, got {batch}")
 
