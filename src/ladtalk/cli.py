@@ -180,6 +180,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--syncnet", dest="syncnet_path", default=None, help="syncnet_v2.model for LSE-C / LSE-D")
     p.add_argument("--inception", dest="inception_path", default=None,
                    help="pt_inception-2015-12-05-6726825d.pth for FID (default: torch hub cache)")
+    p.add_argument("--lse-crop", choices=("face", "frame"), default="face",
+                   help="LSE on syncnet_python's face crops (default; the published protocol) or on whole frames "
+                   "(reported as LSE-D_whole_frame / LSE-C_whole_frame)")
+    p.add_argument("--detector", default="mtcnn", help="face detector for the LSE face crops: 'mtcnn' or 's3fd:PATH'")
     p.add_argument("--align", choices=("sliding", "frames"), default="sliding",
                    help="sliding window (the paper's) or plain frame-aligned evaluation")
     p.add_argument("-o", "--report-dir", required=True, metavar="REPORT_DIR")
@@ -189,10 +193,12 @@ def _add_evaluate(sub) -> None:
         from ladtalk.evaluate import evaluate, evaluate_cases
         if a.cases_path:
             evaluate_cases(a.cases_path, a.report_dir, syncnet_path=a.syncnet_path,
-                           inception_path=a.inception_path, align=a.align, device=a.device)
+                           inception_path=a.inception_path, align=a.align, device=a.device, lse_crop=a.lse_crop,
+                           detector=a.detector)
         elif a.pred_path and a.gt_path:
             evaluate(a.pred_path, a.gt_path, a.report_dir, syncnet_path=a.syncnet_path,
-                     inception_path=a.inception_path, align=a.align, device=a.device)
+                     inception_path=a.inception_path, align=a.align, device=a.device, lse_crop=a.lse_crop,
+                     detector=a.detector)
         else:
             raise LadtalkError("give --pred and --gt, or --cases TABLE")
     p.set_defaults(run=run)
