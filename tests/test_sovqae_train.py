@@ -95,7 +95,18 @@ def test_analysis_end_to_end(identity, trained_run, tmp_path):
     assert {"report.json", "report.md", "blur.png", "noise.png"} <= {p.name for p in out.iterdir()}
     t = rep["theory"]
     assert t["codes"]["d_C"] > 0 and t["gamma"]["gamma"] >= t["gamma"]["p50"] > 0
-    assert t["lipschitz"]["log10_L_E_bound"] > np.log10(t["L_E_empirical"])  # the bound bounds the estimate
+    # each convolution's FFT upper bound is at least its power-iteration lower estimate (a wrong bound fails here,
+    # unlike a composed 10^9 against a Jacobian near 1)
+    lip = t["lipschitz"]
+    assert lip["convs"] >= 10 and lip["conv_bound_over_estimate_min"] >= 1 - 1e-4
+    assert lip["log10_L_E_local_bound"] >= lip["log10_L_E_power_iteration_estimate"]
+    # the Jacobian and degradation gains are lower estimates of the same L_E, measured along the data
+    assert 0 < t["L_E_jacobian_estimate"] and 0 < t["L_E_degradation_gain_estimate"]
+    assert t["nroub_jacobian_estimate"] == pytest.approx(
+        (t["codes"]["d_C"] - 2 * t["gamma"]["gamma"]) / (2 * t["L_E_jacobian_estimate"]))
+    assert t["gamma_test"]["count"] > 0 and 0 <= t["test_latents_within_gamma"] <= 1
+    md = (out / "report.md").read_text()
+    assert "local bound" in md and "lower estimate" in md and "upper estimate" in md and "gamma over test" in md
     kinds = [r["kind"] for r in rep["experiments"]]
     assert kinds.count("blur") == 5 and kinds.count("noise") == 5 and "down_up" in kinds
     none = rep["experiments"][0]
