@@ -110,12 +110,15 @@ def conv_fft_upper_bound(conv: nn.Conv2d, in_shape: tuple[int, int, int],
     left, right, top, bottom = pad if pad is not None else (0, 0, 0, 0)
     n_h = in_shape[1] + top + bottom + 2 * conv.padding[0]
     n_w = in_shape[2] + left + right + 2 * conv.padding[1]
-    m_h, m_w = min(n_h, max(max_grid, kh)), min(n_w, max(max_grid, kw))
+    # a 1-tap axis has a constant symbol along it: one sample is exact
+    m_h = 1 if kh == 1 else min(n_h, max(max_grid, kh))
+    m_w = 1 if kw == 1 else min(n_w, max(max_grid, kw))
     slack = (math.pi * (kh - 1) / (2 * m_h) if m_h < n_h else 0.0) + \
             (math.pi * (kw - 1) / (2 * m_w) if m_w < n_w else 0.0)
     if slack >= 1:
         raise ValueError(f"grid {max_grid} is too coarse for a {kh}x{kw} kernel; raise max_grid")
-    mats = torch.fft.fft2(w, s=(m_h, m_w)).permute(2, 3, 0, 1).reshape(-1, cout, cin)
+    # real weights: K_hat(-w) = conj(K_hat(w)) has the same singular values, so half the grid (rfft2) suffices
+    mats = torch.fft.rfft2(w, s=(m_h, m_w)).permute(2, 3, 0, 1).reshape(-1, cout, cin)
     top_norm = max(float(torch.linalg.matrix_norm(mats[i:i + chunk], ord=2).max())
                    for i in range(0, len(mats), chunk))
     return top_norm / (1.0 - slack)
