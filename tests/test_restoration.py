@@ -168,3 +168,10 @@ def test_guided_decoder_starts_as_the_enlarged_thumbnail_and_needs_its_input():
     assert torch.allclose(recon, base, atol=1e-6)
     with pytest.raises(ValueError, match="guide"):
         model.decode(model.encode(x)[0])
+
+
+def test_reenact_refuses_a_report_folder_over_its_inputs(synthetic_identity, tiny_models):
+    from ladtalk.errors import InputError
+
+    with pytest.raises(InputError, match="destroy"):
+        reenact(synthetic_identity, tiny_models / "wav2lip", synthetic_identity / "report", device="cpu", lpips=False)

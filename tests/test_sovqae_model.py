@@ -5,10 +5,9 @@ import dataclasses
 import pytest
 import torch
 
-from ladtalk.losses.vq import vq_loss
 from ladtalk.models.discriminator import PatchDiscriminator
 from ladtalk.models.perceptual import lpips_vgg, stlpips_vgg
-from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, codebook_usage, count_parameters
+from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, VectorQuantizer, codebook_usage, count_parameters
 from ladtalk.presets import load_preset
 
 
@@ -45,15 +44,30 @@ def test_tiny_shapes_and_straight_through():
     assert recon.shape == x.shape and info["indices"].shape == (2, 64 // f, 64 // f)
     assert 0 < info["usage"] <= 1 and 1 <= info["perplexity"] <= cfg.n_embed
     assert torch.equal(m.codes_of(x), info["indices"])
-    z = m.encode_latent(x)
-    z_q, loss2, idx = m.encode(x)
-    assert torch.allclose(loss2, vq_loss(z, m.quantize.lookup(idx), cfg.beta))
+    z_q, _, idx = m.encode(x)
     assert torch.allclose(z_q, m.quantize.lookup(idx), atol=1e-6)
     (recon.pow(2).mean() + loss).backward()
     assert m.encoder.conv_in.weight.grad.abs().sum() > 0  # straight-through reaches the encoder
     assert m.quantize.embedding.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="multiples"):
         m(torch.zeros(1, 3, 60, 60))
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_vq_loss_weights_by_hand(legacy):
+    """Two 1-d codes 0 and 1, latents 0.2 and 0.9 (N = 2): codebook term mean((e - sg z)^2) trains the codes,
+    commitment beta * mean((z - sg e)^2) the encoder; taming's legacy weighting swaps which term beta scales."""
+    q = VectorQuantizer(n_embed=2, embed_dim=1, beta=0.25, legacy=legacy)
+    with torch.no_grad():
+        q.embedding.weight.copy_(torch.tensor([[0.0], [1.0]]))
+    z = torch.tensor([0.2, 0.9]).view(1, 1, 1, 2).requires_grad_()
+    _, loss, idx = q(z)
+    assert idx.tolist() == [[[0, 1]]]
+    assert float(loss) == pytest.approx(1.25 * 0.025)  # both terms are 0.025 here; the gradients tell them apart
+    loss.backward()
+    w_code, w_commit = (0.25, 1.0) if legacy else (1.0, 0.25)
+    assert z.grad.view(-1).tolist() == pytest.approx([w_commit * 0.2, w_commit * -0.1])  # 2 (z - e) / N
+    assert q.embedding.weight.grad.view(-1).tolist() == pytest.approx([w_code * -0.2, w_code * 0.1])
 
 
 def test_channels_last_bf16_matches():

@@ -8,10 +8,11 @@ import torch
 from _sovqae_fake import make_identity, one_thread
 from safetensors.torch import load_file
 
+from ladtalk.data.identity import Identity
 from ladtalk.errors import CheckpointError
 from ladtalk.losses.vq import reconstruction_l2
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.pipeline.restore import load_sovqae, restore
+from ladtalk.pipeline.restore import crop_geometry, load_sovqae, restore
 from ladtalk.presets import load_preset
 from ladtalk.train.sovqae import train_sovqae
 
@@ -81,6 +82,9 @@ def test_export_loads_and_restores(identity, trained_run):
     assert np.abs(out.astype(int) - (out_f.permute(0, 2, 3, 1).numpy() * 255).round()).max() <= 1
     with pytest.raises(CheckpointError):
         load_sovqae(identity)
+    # the model remembers how its faces were cut, for enhance/generate to default to
+    assert crop_geometry(trained_run) == Identity.open(identity).crop_geometry()
+    assert crop_geometry(trained_run)["detector"] == "fake" and crop_geometry(trained_run)["pads"] == [0, 10, 0, 0]
 
 
 def test_analysis_end_to_end(identity, trained_run, tmp_path):
@@ -91,7 +95,18 @@ def test_analysis_end_to_end(identity, trained_run, tmp_path):
     assert {"report.json", "report.md", "blur.png", "noise.png"} <= {p.name for p in out.iterdir()}
     t = rep["theory"]
     assert t["codes"]["d_C"] > 0 and t["gamma"]["gamma"] >= t["gamma"]["p50"] > 0
-    assert t["lipschitz"]["log10_L_E_bound"] > np.log10(t["L_E_empirical"])  # the bound bounds the estimate
+    # each convolution's FFT upper bound is at least its power-iteration lower estimate (a wrong bound fails here,
+    # unlike a composed 10^9 against a Jacobian near 1)
+    lip = t["lipschitz"]
+    assert lip["convs"] >= 10 and lip["conv_bound_over_estimate_min"] >= 1 - 1e-4
+    assert lip["log10_L_E_local_bound"] >= lip["log10_L_E_power_iteration_estimate"]
+    # the Jacobian and degradation gains are lower estimates of the same L_E, measured along the data
+    assert 0 < t["L_E_jacobian_estimate"] and 0 < t["L_E_degradation_gain_estimate"]
+    assert t["nroub_jacobian_estimate"] == pytest.approx(
+        (t["codes"]["d_C"] - 2 * t["gamma"]["gamma"]) / (2 * t["L_E_jacobian_estimate"]))
+    assert t["gamma_test"]["count"] > 0 and 0 <= t["test_latents_within_gamma"] <= 1
+    md = (out / "report.md").read_text()
+    assert "local bound" in md and "lower estimate" in md and "upper estimate" in md and "gamma over test" in md
     kinds = [r["kind"] for r in rep["experiments"]]
     assert kinds.count("blur") == 5 and kinds.count("noise") == 5 and "down_up" in kinds
     none = rep["experiments"][0]

@@ -70,11 +70,19 @@ def _add_train(sub) -> None:
                        help="override one preset value, e.g. --set train.max_steps=500 (repeatable)")
         q.add_argument("--device", default="auto")
 
+    def refuse_run_over_inputs(a):
+        # train_sovqae is being reworked elsewhere; the guard sits here for all three trainers alike
+        from ladtalk.io.guard import refuse_output_over_inputs
+        refuse_output_over_inputs(a.run_dir, [("training data", d) for d in a.data_dirs]
+                                  + [("--syncnet weights", getattr(a, "syncnet_path", None)),
+                                     ("--init weights", getattr(a, "init_path", None))], folder=True)
+
     q = tsub.add_parser("sovqae", help="identity-specific Space-Optimized VQ autoencoder")
     common(q, "identity folder(s) written by `ladtalk prepare`")
 
     def run_sovqae(a):
         from ladtalk.train.sovqae import train_sovqae
+        refuse_run_over_inputs(a)
         train_sovqae(a.data_dirs, a.run_dir, preset=a.preset or "paper-256", overrides=a.overrides,
                      device=a.device)
     q.set_defaults(run=run_sovqae)
@@ -84,6 +92,7 @@ def _add_train(sub) -> None:
 
     def run_syncnet(a):
         from ladtalk.train.syncnet import train_syncnet
+        refuse_run_over_inputs(a)
         train_syncnet(a.data_dirs, a.run_dir, preset=a.preset or "syncnet", overrides=a.overrides,
                       device=a.device)
     q.set_defaults(run=run_syncnet)
@@ -97,6 +106,7 @@ def _add_train(sub) -> None:
 
     def run_wav2lip(a):
         from ladtalk.train.wav2lip import train_wav2lip
+        refuse_run_over_inputs(a)
         train_wav2lip(a.data_dirs, a.run_dir, syncnet_path=a.syncnet_path, init_path=a.init_path,
                       preset=a.preset or "wav2lip", overrides=a.overrides, device=a.device)
     q.set_defaults(run=run_wav2lip)
@@ -148,9 +158,10 @@ def _add_enhance(sub) -> None:
     p.add_argument("video_path", metavar="VIDEO")
     p.add_argument("--sovqae", dest="sovqae_path", required=True)
     p.add_argument("-o", "--out-path", required=True, metavar="OUT.mp4")
-    p.add_argument("--detector", default="mtcnn", help="'mtcnn' or 's3fd:PATH'")
-    p.add_argument("--pads", type=_pads, default=(0, 10, 0, 0), metavar="'T B L R'",
-                   help="face box padding; use the value the identity was prepared with (default '0 10 0 0')")
+    p.add_argument("--detector", default=None,
+                   help="'mtcnn' or 's3fd:PATH' (default: the one the SOVQAE's training faces were found with)")
+    p.add_argument("--pads", type=_pads, default=None, metavar="'T B L R'",
+                   help="face box padding (default: the pads the SOVQAE's identity was prepared with)")
     p.add_argument("--paste", choices=("feather", "mouth", "hard"), default="feather",
                    help="feather (default): the whole repaired face, feathered; mouth: the lower face only; hard: "
                         "the paper's rectangle paste")
@@ -175,6 +186,10 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--syncnet", dest="syncnet_path", default=None, help="syncnet_v2.model for LSE-C / LSE-D")
     p.add_argument("--inception", dest="inception_path", default=None,
                    help="pt_inception-2015-12-05-6726825d.pth for FID (default: torch hub cache)")
+    p.add_argument("--lse-crop", choices=("face", "frame"), default="face",
+                   help="LSE on syncnet_python's face crops (default; the published protocol) or on whole frames "
+                   "(reported as LSE-D_whole_frame / LSE-C_whole_frame)")
+    p.add_argument("--detector", default="mtcnn", help="face detector for the LSE face crops: 'mtcnn' or 's3fd:PATH'")
     p.add_argument("--align", choices=("sliding", "frames"), default="sliding",
                    help="sliding window (the paper's) or plain frame-aligned evaluation")
     p.add_argument("-o", "--report-dir", required=True, metavar="REPORT_DIR")
@@ -184,10 +199,12 @@ def _add_evaluate(sub) -> None:
         from ladtalk.evaluate import evaluate, evaluate_cases
         if a.cases_path:
             evaluate_cases(a.cases_path, a.report_dir, syncnet_path=a.syncnet_path,
-                           inception_path=a.inception_path, align=a.align, device=a.device)
+                           inception_path=a.inception_path, align=a.align, device=a.device, lse_crop=a.lse_crop,
+                           detector=a.detector)
         elif a.pred_path and a.gt_path:
             evaluate(a.pred_path, a.gt_path, a.report_dir, syncnet_path=a.syncnet_path,
-                     inception_path=a.inception_path, align=a.align, device=a.device)
+                     inception_path=a.inception_path, align=a.align, device=a.device, lse_crop=a.lse_crop,
+                     detector=a.detector)
         else:
             raise LadtalkError("give --pred and --gt, or --cases TABLE")
     p.set_defaults(run=run)

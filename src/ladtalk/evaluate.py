@@ -28,19 +28,23 @@ import numpy as np
 import torch
 
 from ladtalk.errors import InputError, LadtalkError
+from ladtalk.face.detect import make_detector
 from ladtalk.io.atomic import atomic_dir
 from ladtalk.io.audio import load_audio
+from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.io.video import iter_frames, probe_video
 from ladtalk.metrics import image as im
 from ladtalk.metrics.fid import extract_features, fid_from_features, load_fid_inception
 from ladtalk.metrics.lipsync_truth import lipsync_truth_score, mouth_boxes_from_faces, read_truth
 from ladtalk.metrics.lpips import load_perceptual_metric, perceptual_distance
 from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, load_syncnet_s, lse_scores
+from ladtalk.metrics.sync_faces import lse_face_input
 from ladtalk.metrics.temporal import temporal_scores
 from ladtalk.runtime import resolve_device
 
-LOWER_IS_BETTER = {"LPIPS-VGG", "ST-LPIPS-VGG", "FID", "LSE-D", "warp_error", "tOF"}
+LOWER_IS_BETTER = {"LPIPS-VGG", "ST-LPIPS-VGG", "FID", "LSE-D", "LSE-D_whole_frame", "warp_error", "tOF"}
 ALIGN_MODES = ("sliding", "frames")
+LSE_CROPS = ("face", "frame")
 
 
 @dataclass
@@ -50,12 +54,17 @@ class _Networks:
     perceptual: object | None = None
     inception: torch.nn.Module | None = None
     syncnet: torch.nn.Module | None = None
+    lse_crop: str = "face"  # "face": syncnet_python's real-video face crops; "frame": whole frames (other keys)
+    detector: object | None = None  # finds the faces LSE crops
     absent: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
-def _load_networks(syncnet_path, inception_path, device: torch.device) -> _Networks:
-    nets = _Networks()
+def _load_networks(syncnet_path, inception_path, device: torch.device, lse_crop: str = "face",
+                   detector: str = "mtcnn") -> _Networks:
+    if lse_crop not in LSE_CROPS:
+        raise InputError(f"lse_crop must be one of {LSE_CROPS}, got {lse_crop!r}")
+    nets = _Networks(lse_crop=lse_crop)
     try:
         nets.perceptual = load_perceptual_metric(device)
         if nets.perceptual.name != "LPIPS-VGG":
@@ -70,6 +79,8 @@ def _load_networks(syncnet_path, inception_path, device: torch.device) -> _Netwo
         nets.absent["FID"] = str(e)
     if syncnet_path is not None:
         nets.syncnet = load_syncnet_s(syncnet_path, device)
+        if lse_crop == "face":
+            nets.detector = make_detector(detector, device=device)
     else:
         reason = ("no SyncNet weights given: pass --syncnet PATH to syncnet_v2.model (syncnet_python, "
                   "54,573,114 bytes; not downloadable from this tool)")
@@ -161,8 +172,12 @@ def _evaluate_pair(pred_path: Path, gt_path: Path, nets: _Networks, align: str, 
 
     info: dict[str, int | float] = {}
     if nets.syncnet is not None:
-        notes.append("LSE on full frames resized to 224x224 (the LRS, face-centred protocol): meaningful for "
-                     "face-centred videos")
+        if nets.lse_crop == "face":
+            notes.append("LSE-D / LSE-C on syncnet_python's real-video face crops (median-filtered face track, "
+                         "2.8x the half face size, pad value 110, 224x224), the protocol of the published numbers")
+        else:
+            notes.append("LSE_whole_frame: LSE on whole frames resized to 224x224 (the LRS, face-centred "
+                         "protocol); not comparable with published LSE-D / LSE-C of real videos")
         for label, path, vinfo in (("pred", pred_path, info_p), ("gt", gt_path, info_g)):
             # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
             fps25 = SYNC_FPS if abs(vinfo.fps - SYNC_FPS) > 1e-3 else None
@@ -172,10 +187,20 @@ def _evaluate_pair(pred_path: Path, gt_path: Path, nets: _Networks, align: str, 
                 raise InputError(f"{path} has no audio track, and neither has the ground truth: LSE needs audio")
             if audio_src != path:
                 notes.append(f"{path.name} has no audio; LSE uses the ground truth's audio")
-            s = lse_scores(nets.syncnet, frames25, load_audio(audio_src, SYNC_SAMPLE_RATE), device=device)
+            audio = load_audio(audio_src, SYNC_SAMPLE_RATE)
+            suffix = ""
+            if nets.lse_crop == "face":
+                n_all = len(frames25)
+                frames25, audio, (start, stop) = lse_face_input(frames25, audio, nets.detector)
+                info[f"LSE_face_frames_{label}"] = stop - start
+                if stop - start < n_all:
+                    notes.append(f"LSE of {label} on its longest run of frames with a face, {start}..{stop - 1}")
+            else:
+                suffix = "_whole_frame"
+            s = lse_scores(nets.syncnet, frames25, audio, device=device)
             target = metrics if label == "pred" else reference
-            target["LSE-D"], target["LSE-C"] = s.lse_d, s.lse_c
-            info[f"AV_offset_frames_{label}"] = s.offset
+            target["LSE-D" + suffix], target["LSE-C" + suffix] = s.lse_d, s.lse_c
+            info[f"AV_offset_frames_{label}{suffix}"] = s.offset
 
     if truth_path is not None:
         boxes, openness = read_truth(truth_path)
@@ -299,7 +324,8 @@ def _case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
 
 def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_dir: str | os.PathLike,
              syncnet_path: str | os.PathLike | None = None, inception_path: str | os.PathLike | None = None,
-             align: str = "sliding", device: str = "auto", *, truth_path: str | os.PathLike | None = None,
+             align: str = "sliding", device: str = "auto", lse_crop: str = "face", detector: str = "mtcnn", *,
+             truth_path: str | os.PathLike | None = None,
              max_frames: int | None = None) -> dict:
     """Evaluate one generated video against its ground truth; write metrics.json, report.md and plots; return the JSON.
 
@@ -308,8 +334,10 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     pred_p, gt_p = _check_input(pred_path, "prediction"), _check_input(gt_path, "ground-truth")
     if truth_path is None and (gt_p.parent / "truth.json").is_file():
         truth_path = gt_p.parent / "truth.json"
+    _refuse_report_over_inputs(report_dir, [("prediction", pred_p), ("ground truth", gt_p), ("truth", truth_path),
+                                            ("SyncNet weights", syncnet_path), ("Inception weights", inception_path)])
     dev = resolve_device(device)
-    nets = _load_networks(syncnet_path, inception_path, dev)
+    nets = _load_networks(syncnet_path, inception_path, dev, lse_crop, detector)
     result, series, p, g = _evaluate_pair(pred_p, gt_p, nets, align, dev,
                                           Path(truth_path) if truth_path else None, max_frames)
     with atomic_dir(report_dir) as tmp:
@@ -318,6 +346,11 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
         md = ["# ladtalk evaluation", ""] + _case_markdown(result, result["files"])
         (tmp / "report.md").write_text("\n".join(md))
     return result
+
+
+def _refuse_report_over_inputs(report_dir, inputs) -> None:
+    refuse_output_over_inputs(report_dir, inputs, folder=True)
+    refuse_foreign_folder(report_dir, "metrics.json", "evaluation report")
 
 
 def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
@@ -342,14 +375,19 @@ def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
 
 def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
                    syncnet_path: str | os.PathLike | None = None, inception_path: str | os.PathLike | None = None,
-                   align: str = "sliding", device: str = "auto", *, max_frames: int | None = None) -> dict:
+                   align: str = "sliding", device: str = "auto", lse_crop: str = "face", detector: str = "mtcnn", *,
+                   max_frames: int | None = None) -> dict:
     """Evaluate every row (name,pred,gt; paths relative to the table) and write one report with an average row."""
     cases = _read_cases(Path(cases_path))
     for _, pred, gt in cases:
         _check_input(pred, "prediction")
         _check_input(gt, "ground-truth")
+    _refuse_report_over_inputs(report_dir, [("cases table", cases_path), ("SyncNet weights", syncnet_path),
+                                            ("Inception weights", inception_path)]
+                               + [(f"case {n} {kind}", p) for n, pred, gt in cases
+                                  for kind, p in (("prediction", pred), ("ground truth", gt))])
     dev = resolve_device(device)
-    nets = _load_networks(syncnet_path, inception_path, dev)
+    nets = _load_networks(syncnet_path, inception_path, dev, lse_crop, detector)
     results = []
     with atomic_dir(report_dir) as tmp:
         md = ["# ladtalk evaluation: cases", ""]

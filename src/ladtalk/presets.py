@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -45,5 +46,35 @@ def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
             node = node[p]
         if leaf not in node:
             raise InputError(f"--set {key}: unknown key {leaf!r}; known keys here: {sorted(node)}")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = _checked_value(key.strip(), node[leaf], yaml.safe_load(raw), raw)
     return cfg
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _checked_value(key: str, default: Any, value: Any, raw: str) -> Any:
+    """Refuse an override that is not a finite number where the preset has a number, that makes a non-negative
+    setting negative, or a batch size below 1: each would otherwise end in a traceback or a silent no-op run."""
+    as_float = None
+    if isinstance(value, str):
+        try:
+            as_float = float(value)  # YAML reads 'nan' / 'inf' as strings
+        except ValueError:
+            as_float = None
+        if as_float is not None and not math.isfinite(as_float):
+            raise InputError(f"--set {key}={raw}: the value must be a finite number")
+    if not _is_number(default):
+        return value
+    if isinstance(value, str) and as_float is not None:  # YAML 1.1 reads '1e5' (no dot) as a string
+        value = int(as_float) if isinstance(default, int) and as_float.is_integer() else as_float
+    if not _is_number(value):
+        raise InputError(f"--set {key}={raw}: {key} is a number (preset value {default!r}); give a number")
+    if not math.isfinite(value):
+        raise InputError(f"--set {key}={raw}: the value must be a finite number")
+    if default >= 0 and value < 0:
+        raise InputError(f"--set {key}={raw}: {key} cannot be negative (preset value {default!r})")
+    if key.endswith("batch_size") and value < 1:
+        raise InputError(f"--set {key}={raw}: a batch size must be at least 1")
+    return value

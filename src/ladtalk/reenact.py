@@ -21,6 +21,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import write_wav
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.image import psnr, ssim
 from ladtalk.pipeline.frames import SourceFrames
@@ -93,6 +94,9 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
             syncnet_path: str | os.PathLike | None = None, device: str = "auto", max_frames: int | None = None,
             precision: str = "auto", lpips: bool = True) -> dict:
     """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json)."""
+    refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
+                                        ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],
+                              folder=True)
     out = check_writable_dir(out_dir)
     ident_dir = Path(identity)
     if not ident_dir.is_dir():

@@ -2,6 +2,10 @@
 
 IDENTITY_DIR/identity.json (metadata, per-frame boxes, split), crops.npy (uint8 (N,S,S,3) RGB, memory-mapped;
 zeros where no face), audio.wav (16 kHz mono).
+
+Format 2 adds the track's raw detector boxes and the official Wav2Lip boxes (face/wav2lip_geometry.py); a format 1
+folder still opens (its crops and boxes are unchanged) and `ladtalk.data.prepare.add_wav2lip_boxes` re-derives the
+missing boxes from its source video once.
 """
 
 from __future__ import annotations
@@ -16,10 +20,20 @@ import numpy as np
 
 from ladtalk.errors import InputError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 1: no raw / Wav2Lip boxes yet (re-derived on first use by generate)
 META_NAME = "identity.json"
 CROPS_NAME = "crops.npy"
 AUDIO_NAME = "audio.wav"
+
+
+def identity_source(identity: str | os.PathLike) -> Path | None:
+    """The source video an identity folder pastes into (None when `identity` is not an identity folder)."""
+    meta_path = Path(identity) / META_NAME
+    try:
+        return Path(json.loads(meta_path.read_text())["source"]["path"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass
@@ -42,9 +56,10 @@ class Identity:
         except json.JSONDecodeError as e:
             raise InputError(f"{meta_path} is corrupt ({e}); delete the folder and run `ladtalk prepare` again") from e
         version = meta.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise InputError(f"{d} was written by an incompatible ladtalk (identity format {version}, this version "
-                             f"reads {FORMAT_VERSION}); run `ladtalk prepare` again to rebuild it")
+                             f"reads {', '.join(map(str, READABLE_VERSIONS))}); run `ladtalk prepare` again to "
+                             "rebuild it")
         try:
             crops = np.load(d / CROPS_NAME, mmap_mode="r")
         except (OSError, ValueError) as e:
@@ -84,6 +99,29 @@ class Identity:
     def crop_boxes(self) -> np.ndarray:
         """(N,4) float x1,y1,x2,y2 in source pixels; NaN rows where no face."""
         return np.array([b if b is not None else [np.nan] * 4 for b in self.meta["crop_boxes"]], dtype=np.float64)
+
+    @property
+    def has_wav2lip_boxes(self) -> bool:
+        return "wav2lip_boxes" in self.meta
+
+    @property
+    def wav2lip_boxes(self) -> np.ndarray:
+        """(N,4) int64 x1,y1,x2,y2: the official Wav2Lip boxes (padded, clamped, forward-smoothed); -1 rows where
+        no face."""
+        if not self.has_wav2lip_boxes:
+            raise InputError(f"identity {self.dir} (format {self.meta.get('format_version')}) has no Wav2Lip boxes; "
+                             "run `ladtalk prepare` on its source video again")
+        return np.array([b if b is not None else [-1] * 4 for b in self.meta["wav2lip_boxes"]], dtype=np.int64)
+
+    def crop_geometry(self) -> dict[str, Any]:
+        """How the square SOVQAE crops of this identity were cut, to store with a model trained on them so that
+        `enhance` and `generate` cut the same crops by default."""
+        settings = self.meta.get("settings", {})
+        return {"detector": self.meta.get("detector", settings.get("detector", "mtcnn")),
+                "pads": [int(p) for p in self.meta.get("pads", settings.get("pads", [0, 10, 0, 0]))],
+                "track_smoothing": "centred mean over 5 frames, gaps up to 5 frames filled",
+                "square": "side max(w, h) of the padded box, same centre", "crop_scale": 1.0,
+                "crop_size": self.crop_size, "resize": "area (shrink) / bicubic (enlarge)"}
 
     def _split(self, name: str) -> np.ndarray:
         start, stop = self.meta["split"][name]

@@ -206,6 +206,12 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     if int(sample_rate) <= 0:
         raise InputError(f"sample_rate must be positive, got {sample_rate}")
     samples, rate = _decode_mono(path)
+    bad = ~np.isfinite(samples)
+    if bad.any():  # float WAVs can hold NaN/inf; resampling and the mel would turn them into a traceback
+        first = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) / rate
+        raise InputError(f"{path} holds {int(bad.sum())} audio samples that are not numbers (NaN or infinite), the "
+                         f"first at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
+                         "(e.g. as 16-bit PCM WAV).")
     if rate != sample_rate:
         # soxr "HQ" (what librosa's res_type="soxr_hq" calls; soxr comes with librosa, and importing it
         # directly skips librosa's ~5 s scipy.signal import): linear phase, flat passband, a 9 kHz tone

@@ -17,26 +17,32 @@ from tqdm import tqdm
 from ladtalk.data.prepare import track_video
 from ladtalk.errors import InputError
 from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
+from ladtalk.face.wav2lip_geometry import check_pads
 from ladtalk.io.audio import iter_audio, mux_format, probe_audio
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import RunReport, check_out_path
-from ladtalk.pipeline.restore import load_sovqae, restore
+from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
-            detector: str = "mtcnn", paste: str = "feather", batch_size: int | None = None, precision: str = "auto",
-            device: str = "auto", pads: tuple[int, int, int, int] = (0, 10, 0, 0), *,
+            detector: str | None = None, paste: str = "feather", batch_size: int | None = None,
+            precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None, *,
             started_at: float | None = None) -> RunReport:
     """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
 
+    `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
     t_start = time.perf_counter() if started_at is None else started_at
     out_path = check_out_path(out_path)
+    refuse_output_over_inputs(out_path, [("video", video_path), ("SOVQAE model", sovqae_path)])
     video_path = Path(video_path)
     info = probe_video(video_path)
+    if pads is not None:
+        pads = check_pads(pads, (info.width, info.height))
     rt = inference_settings(device, precision)  # an unknown precision fails now, not after the detection pass
     dev = rt.device
     if paste not in PASTE_MODES:
@@ -44,6 +50,9 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     model = rt.prepare(load_sovqae(sovqae_path, dev))
+    geometry = crop_geometry(sovqae_path)
+    detector = pick_crop_setting("detector", detector, geometry, "mtcnn", sovqae_path)
+    pads = pick_crop_setting("pads", pads, geometry, (0, 10, 0, 0), sovqae_path)
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
 

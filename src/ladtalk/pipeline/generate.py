@@ -18,17 +18,18 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ladtalk.data.identity import Identity
+from ladtalk.data.identity import Identity, identity_source
 from ladtalk.errors import InputError
-from ladtalk.face.crop import PASTE_MODES, paste_faces
+from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
 from ladtalk.features.mel import N_FFT, mel_windows, melspectrogram_stream
 from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.audio import iter_audio, mux_format, probe_audio
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter
-from ladtalk.lipsync_weights import load_wav2lip
+from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
-from ladtalk.pipeline.restore import load_sovqae, restore
-from ladtalk.pipeline.stages import lipsync, to_frames, to_images
+from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
+from ladtalk.pipeline.stages import lipsync, lipsync_frames, to_frames, to_images
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings
 
@@ -93,6 +94,9 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
         if ident.source_path.stat().st_size != ident.meta["source"]["size_bytes"]:
             raise InputError(f"the source video {ident.source_path} changed since identity {path} was prepared; "
                              "re-run `ladtalk prepare` on it")
+        if not ident.has_wav2lip_boxes:
+            from ladtalk.data.prepare import add_wav2lip_boxes
+            ident = add_wav2lip_boxes(ident, device=device)
         return ident
     if not path.exists():
         raise InputError(f"identity {path} does not exist; give an identity folder or a video of the person")
@@ -119,6 +123,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     """
     t_start = time.perf_counter() if started_at is None else started_at
     out_path = check_out_path(out_path)
+    refuse_output_over_inputs(out_path, [("identity", identity), ("identity's source video", identity_source(identity)),
+                                         ("audio", audio_path), ("Wav2Lip weights", wav2lip_path),
+                                         ("SOVQAE model", sovqae_path)])
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     if paste not in PASTE_MODES:
@@ -136,8 +143,12 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
         print(f"warning: {audio_path} is silent; the mouth will stay closed")
 
     wav2lip = rt.prepare(load_wav2lip(wav2lip_path, dev))
+    # our own generators learned on the identity's square crops; official weights get the official geometry
+    square_crop = wav2lip_input_geometry(wav2lip_path) == "square_crop"
     sovqae = None if no_sovqae else rt.prepare(load_sovqae(sovqae_path, dev))
-    batch = batch_size or (64 if dev.type == "cuda" else 16)
+    if sovqae is not None:
+        warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
+    batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
     if batch < 1:
         raise InputError(f"batch size must be at least 1, got {batch}")
 
@@ -148,7 +159,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
         np.asarray(frame_indices, dtype=np.int64)[pingpong_indices(n_out, len(frame_indices))]
-    has_face, boxes = ident.has_face, ident.crop_boxes
+    has_face = ident.has_face
     source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
     frames_iter = source.iter_schedule(schedule)
     if overlap_io:
@@ -169,11 +180,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
             face_rows = np.flatnonzero(has_face[idx])
             if len(face_rows):
                 windows = mel_windows(mel, ident.fps, len(idx), first_frame=start)
-                faces = _run_models(ident, wav2lip, sovqae, idx[face_rows], windows[face_rows], dev, dtype,
-                                    precision, report)
-                t0 = time.perf_counter()
-                frames[face_rows] = paste_faces(frames[face_rows], faces, boxes[idx[face_rows]], mode=paste)
-                report.add("paste", time.perf_counter() - t0)
+                frames[face_rows] = _run_models(ident, wav2lip, sovqae, frames[face_rows], idx[face_rows],
+                                                windows[face_rows], dev, dtype, precision, paste, report,
+                                                square_crop)
             encode(frames)
             bar.update(len(idx))
             if t_steady is None:  # the first batch carries the warm-up (kernel selection, filling the queues)
@@ -214,24 +223,37 @@ def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
     return background_calls(write, depth=2) if overlap else contextlib.nullcontext(write)
 
 
-def _run_models(ident: Identity, wav2lip, sovqae, src_idx: np.ndarray, windows: np.ndarray, dev: torch.device,
-                dtype, precision: str, report: RunReport) -> np.ndarray:
-    """Crops of `src_idx` + mel windows -> final faces uint8 (B,S,S,3), S = the SOVQAE's resolution (or the crop
-    size without it); paste_faces resizes them to each box."""
-    sync = dev.type == "cuda"
-    t0 = time.perf_counter()
-    crops = to_images(ident.crops[src_idx], dev)
+def _run_models(ident: Identity, wav2lip, sovqae, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray,
+                dev: torch.device, dtype, precision: str, paste: str, report: RunReport,
+                square_crop: bool = False) -> np.ndarray:
+    """Source frames uint8 (B,H,W,3) of `src_idx` + mel windows -> the finished frames. Official weights: Wav2Lip
+    exactly as the official inference (its boxes, stretched inputs, hard paste), then the identity's square crop of
+    that result through the SOVQAE (or as it is), pasted back with `paste`; `--no-sovqae --paste hard` is the
+    official output. `square_crop` generators (trained by `ladtalk train wav2lip` on identity folders) get the
+    identity's square crops they learned on, and their faces are upscaled (or restored) and pasted the same way."""
     mels = torch.from_numpy(windows).to(dev)
-    mouths = lipsync(wav2lip, crops, mels, dtype)
-    if sync:
+    boxes = ident.crop_boxes[src_idx]
+    t0 = time.perf_counter()
+    if square_crop:
+        faces = lipsync(wav2lip, to_images(ident.crops[src_idx], dev), mels, dtype)  # float (B,3,s,s)
+    else:
+        synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)
+    if dev.type == "cuda":
         torch.cuda.synchronize()
     report.add("wav2lip", time.perf_counter() - t0)
+    if not square_crop:
+        if sovqae is None and paste == "hard":
+            return synced
+        faces = crop_faces(synced, boxes, sovqae.config.resolution if sovqae is not None else ident.crop_size)
     t0 = time.perf_counter()
     if sovqae is not None:
-        faces = restore(sovqae, mouths, batch_size=len(mouths), precision=precision)
-    else:
-        faces = torch.nn.functional.interpolate(mouths, size=(ident.crop_size,) * 2, mode="bicubic",
+        faces = restore(sovqae, faces, batch_size=len(faces), precision=precision)
+    elif square_crop:
+        faces = torch.nn.functional.interpolate(faces, size=(ident.crop_size,) * 2, mode="bicubic",
                                                 align_corners=False)
-    out = to_frames(faces)  # the copy to the CPU waits for the GPU, so the stage time is complete
+    faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
     report.add("sovqae" if sovqae is not None else "upscale", time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    out = paste_faces(frames, faces, boxes, mode=paste)
+    report.add("paste", time.perf_counter() - t0)
     return out

@@ -49,6 +49,40 @@ def load_sovqae(path: str | os.PathLike, device: str | torch.device = "cpu") -> 
     return model.to(resolve_device(device)).eval()
 
 
+def crop_geometry(path: str | os.PathLike) -> dict | None:
+    """How the faces a SOVQAE was trained on were cropped (detector, pads, squaring, size; see
+    Identity.crop_geometry), or None for a model saved before ladtalk recorded it."""
+    return read_meta(sovqae_folder(path), kind=KIND).get("extra", {}).get("crop_geometry")
+
+
+def pick_crop_setting(name: str, given, geometry: dict | None, fallback, model_path, given_by: str = "the given"
+                      ) -> object:
+    """The crop setting `name` ('pads', 'detector') to use: the model's own by default; an explicit value wins,
+    with a warning when it differs from what the model was trained on."""
+    def norm(v):
+        return tuple(int(x) for x in v) if isinstance(v, (list, tuple)) else v
+    trained = None if geometry is None else geometry.get(name)
+    if given is None:
+        if trained is None:
+            print(f"note: SOVQAE {model_path} does not record its crop {name} (saved by an older ladtalk); using "
+                  f"{fallback!r}. Give the value its identity was prepared with if that differs.")
+            return norm(fallback)
+        return norm(trained)
+    if trained is not None and norm(given) != norm(trained):
+        print(f"warning: {given_by} {name} {norm(given)!r} differ(s) from the {norm(trained)!r} that SOVQAE "
+              f"{model_path} was trained with; its faces will be cropped differently from what it learned")
+    return norm(given)
+
+
+def warn_if_crops_differ(model_path, identity_geometry: dict, identity_dir) -> None:
+    """`generate` cuts the SOVQAE's crops as the identity was prepared: say so when the model learned others."""
+    geometry = crop_geometry(model_path)
+    if geometry is not None:
+        for name in ("detector", "pads"):
+            pick_crop_setting(name, identity_geometry[name], geometry, None, model_path,
+                              given_by=f"identity {identity_dir}'s")
+
+
 @torch.no_grad()
 def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto",
             out_size: int | None = None) -> np.ndarray | torch.Tensor:

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ladtalk.face.wav2lip_geometry import official_inputs, official_outputs_to_uint8, official_paste
+
 WAV2LIP_SIZE = 96
 
 
@@ -47,3 +49,15 @@ def lipsync(wav2lip: torch.nn.Module, faces: torch.Tensor, mels: torch.Tensor,
     with autocast(faces.device, dtype):
         out = wav2lip(mels, wav2lip_inputs(faces, size))
     return out.float().flip(1)
+
+
+def lipsync_frames(wav2lip: torch.nn.Module, frames: np.ndarray, boxes: np.ndarray, mels: torch.Tensor,
+                   dtype: torch.dtype | None = None) -> np.ndarray:
+    """The official Wav2Lip inference on whole frames uint8 (B,H,W,3) RGB with official boxes (B,4) and mel windows
+    (B,1,80,16): each box stretched (bilinear) to the generator's size, the output truncated to uint8, resized back
+    and hard-pasted -> frames uint8 (B,H,W,3) RGB, exactly what the official inference.py writes for these boxes."""
+    size = getattr(getattr(wav2lip, "config", None), "img_size", WAV2LIP_SIZE)
+    faces = to_images(official_inputs(frames, boxes, size), mels.device)
+    out = lipsync(wav2lip, faces, mels, dtype)
+    out = official_outputs_to_uint8(out.permute(0, 2, 3, 1).cpu().numpy())
+    return official_paste(frames, out, boxes)

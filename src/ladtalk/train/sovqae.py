@@ -446,7 +446,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         save_component(model_dir, KIND, mcfg, unwrap(model).state_dict(),
                        extra={"step": step, "perceptual": perceptual_name, "preset": preset,
                               "train": {k: v for k, v in t.items()}, "identities": [str(i.dir) for i in identities],
-                              "validation": final, "validation_split": val_split, "crop_size": store.crop_size})
+                              "validation": final, "validation_split": val_split, "crop_size": store.crop_size,
+                              "crop_geometry": identities[0].crop_geometry()})
     rt.barrier()
     rt.close()
     return model_dir

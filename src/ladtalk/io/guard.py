@@ -1,0 +1,61 @@
+"""Refusing an output that would overwrite, replace or sit inside something the same command reads.
+
+`ladtalk enhance clip.mp4 -o clip.mp4` would otherwise replace the user's only copy of the clip, and a report
+folder given as `-o IDENTITY_DIR` would replace the identity. Paths are compared after resolving symlinks and
+relative parts, and by inode where both exist (hard links), before any work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ladtalk.errors import InputError
+
+Inputs = Iterable[tuple[str, "str | os.PathLike | None"]]
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(child: Path, folder: Path) -> bool:
+    return child != folder and child.is_relative_to(folder)
+
+
+def refuse_output_over_inputs(out: str | os.PathLike, inputs: Inputs, *, folder: bool = False,
+                              flag: str = "-o") -> None:
+    """Raise InputError when output `out` is one of the (label, path) `inputs` (None paths are skipped).
+
+    With `folder=True` (the output is a folder that is written into or replaced as a whole) an input inside it,
+    or the output inside an input folder, is refused too.
+    """
+    out_p = Path(out).expanduser().resolve()
+    for label, path in inputs:
+        if path is None:
+            continue
+        in_p = Path(path).expanduser().resolve()
+        if _same(out_p, in_p):
+            why = "is the same file as" if in_p.is_file() else "is"
+        elif folder and _inside(in_p, out_p):
+            why = "is a folder that contains"
+        elif folder and _inside(out_p, in_p):
+            why = "lies inside"
+        else:
+            continue
+        raise InputError(f"the output {flag} {out} {why} the {label} {path}; writing it would destroy that input. "
+                         f"Choose another output path.")
+
+
+def refuse_foreign_folder(out_dir: str | os.PathLike, marker: str, what: str) -> None:
+    """A folder output replaced as a whole must be new, empty, or an earlier output (holding `marker`)."""
+    d = Path(out_dir)
+    if d.is_file() or (d.is_dir() and any(d.iterdir()) and not (d / marker).is_file()):
+        raise InputError(f"{d} exists and is not an earlier {what} (no {marker} in it), and it would be replaced "
+                         "as a whole; choose a new or empty folder")

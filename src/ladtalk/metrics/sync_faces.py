@@ -1,0 +1,94 @@
+"""The face crops syncnet_python scores for real videos (run_pipeline.py `crop_video`), which the published
+LSE-C / LSE-D numbers come from, instead of whole frames resized to 224.
+
+Per frame of a face track with boxes x1,y1,x2,y2: s = half the larger box side, centre (x, y); s, x and y are
+each median-filtered over 13 frames (scipy.signal.medfilt, which pads with zeros at the ends, as the original).
+The frame is padded by int(s * (1 + 2 * crop_scale)) pixels of value 110 on every side, and the crop is
+rows [y - s, y + s * (1 + 2 * crop_scale)), columns [x - s * (1 + crop_scale), x + s * (1 + crop_scale)), i.e. a
+square of side 2 s (1 + crop_scale) = 2.8 s at crop_scale 0.4, reaching further below the face centre than above
+(the mouth and chin); it is resized to 224x224 with bilinear interpolation.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from scipy.signal import medfilt
+
+from ladtalk.errors import InputError
+
+CROP_SCALE = 0.4
+PAD_VALUE = 110
+MEDIAN_KERNEL = 13
+SYNC_CROP_SIZE = 224
+
+
+def syncnet_track(boxes: np.ndarray, kernel: int = MEDIAN_KERNEL) -> np.ndarray:
+    """Face boxes (N,4) x1,y1,x2,y2 of one track (no NaN) -> (N,3) float64 (centre x, centre y, half side s),
+    each median-filtered over `kernel` frames as syncnet_python does."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) == 0 or not np.isfinite(boxes).all():
+        raise InputError("the face track for LSE must have a finite box on every frame")
+    s = np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2
+    x = (boxes[:, 0] + boxes[:, 2]) / 2
+    y = (boxes[:, 1] + boxes[:, 3]) / 2
+    # syncnet_python keeps only tracks of over 100 frames; on a shorter run the kernel shrinks to fit, so the zero
+    # padding never outvotes the boxes
+    k = min(kernel, len(boxes) if len(boxes) % 2 else len(boxes) - 1)
+    return np.stack([medfilt(v, kernel_size=k) for v in (x, y, s)], axis=1)
+
+
+def syncnet_face_crops(frames: np.ndarray, track: np.ndarray, crop_scale: float = CROP_SCALE,
+                       size: int = SYNC_CROP_SIZE) -> np.ndarray:
+    """Frames uint8 (T,H,W,3) and their syncnet_track rows (T,3) -> face crops uint8 (T,size,size,3), same
+    channel order as the frames."""
+    if len(frames) != len(track):
+        raise InputError(f"{len(frames)} frames but {len(track)} track rows")
+    out = np.empty((len(frames), size, size, frames.shape[-1]), np.uint8)
+    for i, (frame, (x, y, s)) in enumerate(zip(frames, track)):
+        pad = int(s * (1 + 2 * crop_scale))
+        padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(PAD_VALUE,) * 3)
+        my, mx = y + pad, x + pad
+        face = padded[int(my - s):int(my + s * (1 + 2 * crop_scale)),
+                      int(mx - s * (1 + crop_scale)):int(mx + s * (1 + crop_scale))]
+        if face.size == 0:
+            raise InputError(f"the face box of frame {i} is empty (half side {s:.1f} px); LSE needs a visible face")
+        out[i] = cv2.resize(np.ascontiguousarray(face), (size, size))
+    return out
+
+
+def longest_face_run(has_face: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of consecutive True in (N,) bool; (0, 0) when there is none."""
+    best, start = (0, 0), None
+    for i, v in enumerate(list(has_face) + [False]):
+        if v and start is None:
+            start = i
+        elif not v and start is not None:
+            if i - start > best[1] - best[0]:
+                best = (start, i)
+            start = None
+    return best
+
+
+def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 25,
+                   sample_rate: int = 16000) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """What syncnet_python scores for a real video: frames uint8 (T,H,W,3) RGB at 25 fps and mono audio ->
+    (face crops uint8 (n,224,224,3), the audio from the run's first frame, (start, stop) frames of the run).
+
+    The main face track (detector boxes, no pads, gaps of up to 5 frames bridged) is cut on its longest run of
+    frames with a face, as syncnet_python scores one track at a time.
+    """
+    from ladtalk.face.track import fill_gaps, track_faces
+
+    dets = []
+    for s in range(0, len(frames), 16):
+        dets += detector.detect(frames[s:s + 16])
+    h, w = frames.shape[1:3]
+    face_track = track_faces(dets, frame_size=(w, h), pads=(0, 0, 0, 0))
+    start, stop = longest_face_run(face_track.has_face)
+    if stop - start <= 5:
+        raise InputError(f"LSE on face crops needs a face on more than 5 consecutive frames; the longest run has "
+                         f"{stop - start} (use --lse-crop frame for face-centred videos without a detectable face)")
+    raw, _ = fill_gaps(face_track.raw_boxes, 5)
+    crops = syncnet_face_crops(frames[start:stop], syncnet_track(raw[start:stop]))
+    return crops, audio[int(round(start * sample_rate / fps)):], (start, stop)
