@@ -172,7 +172,14 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
             x = resampler.resample_chunk(x, last=last).reshape(-1, channels)
         return np.clip(x, -1.0, 1.0)
 
+    seen = 0
     for planes in _decode_aligned(path):
+        if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
+            first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
+            raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first at "
+                             f"{first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
+                             "(e.g. as 16-bit PCM WAV).")
+        seen += planes.shape[1]
         pending.append(planes)
         size += planes.shape[1]
         if size >= block:

@@ -201,17 +201,23 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
     probe_audio(audio_path)  # a missing or unreadable file is named now, not taken for an empty one below
     n, peak = 0, 0.0
 
+    read_failed = False
+
     def blocks():
-        nonlocal n, peak
-        for block in iter_audio(audio_path, SAMPLE_RATE, 1):
-            n += len(block)
-            peak = max(peak, float(np.abs(block).max()))
-            yield block[:, 0]
+        nonlocal n, peak, read_failed
+        try:
+            for block in iter_audio(audio_path, SAMPLE_RATE, 1):
+                n += len(block)
+                peak = max(peak, float(np.abs(block).max()))
+                yield block[:, 0]
+        except InputError:
+            read_failed = True
+            raise
 
     try:
         mel = melspectrogram_stream(blocks())
     except InputError:
-        if n > N_FFT // 2:
+        if read_failed or n > N_FFT // 2:
             raise
         mel = None  # too short for a mel: the caller's check names the problem
     return mel, n, peak
