@@ -61,12 +61,12 @@ def one_case(preset: str, batch_size: int, precision: str, channels_last: bool, 
            "params": count_parameters(nets.model)}
     try:
         for s in range(warmup):
-            train_step(rt, nets, x, s, t)
+            train_step(rt, nets, x, x, s, t)
         if rt.device.type == "cuda":
             torch.cuda.synchronize(rt.device)
         t0 = time.perf_counter()
         for s in range(steps):
-            out = train_step(rt, nets, x, warmup + s, t)
+            out = train_step(rt, nets, x, x, warmup + s, t)
         float(out["loss"])  # waits for the device
         seconds = time.perf_counter() - t0
         ips = steps * batch_size / seconds
