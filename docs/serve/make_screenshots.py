@@ -68,17 +68,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--out", type=Path, default=HERE)
-    ap.add_argument("--sovqae-steps", type=int, default=36)
+    ap.add_argument("--sovqae-steps", type=int, default=300)
+    ap.add_argument("--stop-at", type=int, default=None, help="stop the training from the page at this step")
     ap.add_argument("--wav2lip", type=Path, default=None,
                     help="use this Wav2Lip model folder (e.g. demo_out/runs/wav2lip/model from `make demo`, trained "
                     "on the same synthetic person) instead of training a small one here")
     a = ap.parse_args()
     work, data = a.work, a.work / "data"
     work.mkdir(parents=True, exist_ok=True)
-    clip = synthesize(work / "clip", seconds=16, seed=0)
-    speech, _ = synth_speech(4.0, 16000, seed=1000)
+    clip = synthesize(work / "clip", seconds=8, seed=0)
+    speech, _ = synth_speech(3.0, 16000, seed=1000)
     write_wav(work / "new_speech.wav", np.asarray(speech, np.float32), 16000)
-    blurred = blurred_copy(clip.video_path, work / "blurred.mp4")
+    other = synthesize(work / "other", seconds=3, seed=0)  # the same person, a take the model has not seen
+    blurred = blurred_copy(other.video_path, work / "blurred.mp4")
     proc, url = start_server(data)
 
     def shot(page, name: str, full: bool = True) -> None:
@@ -95,16 +97,15 @@ def main() -> None:
             page.set_input_files("#prep-video", str(clip.video_path))
             page.fill("#prep-name", "synthetic")
             page.click("#prep-run")
-            page.locator("#identities .job-slot .progress").wait_for(timeout=120_000)
-            page.wait_for_timeout(1500)
-            shot(page, "1-prepare-running.png", full=False)
+            page.locator("#identities .job-slot .progress").wait_for(timeout=600_000)
+            page.screenshot(path=str(a.out / "1-prepare-running.png"))  # at once: a short clip is soon done
             page.locator('[data-identity="synthetic"]').wait_for(timeout=600_000)
             shot(page, "2-identities.png", full=False)
 
             page.click('#tabs button[data-tab="models"]')
             page.fill("#train-name", "synthetic-sovqae")
             page.fill("#train-steps", str(a.sovqae_steps))
-            page.fill("#train-val-every", str(max(1, a.sovqae_steps // 6)))
+            page.fill("#train-val-every", str(max(1, (a.stop_at or a.sovqae_steps) // 4)))
             page.click("#train-run")
             # lip-sync weights: given, or trained here while the page trains the SOVQAE
             if a.wav2lip is not None:
@@ -117,11 +118,16 @@ def main() -> None:
                               preset="wav2lip-tiny", overrides=["train.max_minutes=4"], device="cpu")
             page.locator('#model-detail:not(.hidden)').wait_for(timeout=600_000)
             page.locator('[data-model="synthetic-sovqae"] .badge.training').wait_for(timeout=600_000)
-            page.wait_for_function(  # a few logged and validated steps, so the curves have something to show
-                "() => (document.querySelector('#model-title').textContent.match(/step (\\d+)/) || [0, 0])[1] >= 24",
-                timeout=1_800_000, polling=2000)
+            shown_step = a.stop_at or a.sovqae_steps * 2 // 3  # logged and validated steps for the curves
+            page.wait_for_function("(n) => +(document.querySelector('#model-title').textContent"
+                                   ".match(/step (\\d+)/) || [0, 0])[1] >= n", arg=shown_step, timeout=3_600_000,
+                                   polling=2000)
             shot(page, "3-training.png", full=False)
-            page.locator('[data-model="synthetic-sovqae"] .badge.trained').wait_for(timeout=1_800_000)
+            if a.stop_at is not None:  # a shared CPU: stop it from the page and use its last checkpoint
+                page.click('[data-model="synthetic-sovqae"] button:has-text("Stop")')
+                page.locator('[data-model="synthetic-sovqae"] .badge.stopped').wait_for(timeout=600_000)
+            else:
+                page.locator('[data-model="synthetic-sovqae"] .badge.trained').wait_for(timeout=3_600_000)
             page.select_option("#analyze-identity", "synthetic")
             page.click("#analyze-run")
             page.locator('#models .job-slot[data-kind="analyze"] .report img').first.wait_for(timeout=900_000)
@@ -147,7 +153,7 @@ def main() -> None:
             page.locator('#enhance video[data-name="enhanced"]').wait_for(timeout=900_000)
             for v in page.locator("#enhance video").all():
                 v.evaluate("v => new Promise(ok => { v.addEventListener('seeked', ok, {once: true}); "
-                           "v.currentTime = 5.0; })")
+                           "v.currentTime = 1.5; })")
             shot(page, "6-enhance.png")
 
             enhanced = work / "enhanced.mp4"
