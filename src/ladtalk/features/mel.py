@@ -63,7 +63,7 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     return _normalize(np.dot(mel_basis(), spec))
 
 
-def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 4096) -> np.ndarray:
+def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) -> np.ndarray:
     """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,), computed block by block: memory holds one
     block of samples and the mel (80 floats per 12.5 ms: 19 MB for 10 minutes), not the whole waveform and its
     complex spectrogram. Equal to `melspectrogram` on the whole waveform to float32 rounding."""
