@@ -2,8 +2,8 @@
 synthetic speech (15 s and 60 s by default) against the naive baseline (fp32, batch 1, stages in sequence, as the
 official Wav2Lip inference runs), peak GPU memory at both lengths, and the SOVQAE's own FPS and achieved TFLOP/s.
 
-The generate runs are bench/generate.py's own: its `child` (one `ladtalk generate` per process, so each peak
-memory is its own) and `make_audio`; the networks have the presets' sizes with random weights (speed does not
+The generate runs are bench/gpu_generate_child.py's (one `ladtalk generate` per process on the suite's device, so
+each peak memory is its own); the networks have the presets' sizes with random weights (speed does not
 depend on them), so this part needs no training."""
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def part_infer(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
 
     from gpu_report import video_strip
 
-    gen = load_bench_module("generate")
+    gen = load_bench_module("gpu_generate_child")
     identity = prepared_identity(a)
     work = a.work / "infer"
     shutil.rmtree(work, ignore_errors=True)

@@ -32,7 +32,9 @@ def test_oracle_all_twelve_outputs(fixtures_dir):
         ref = oracle[f"s3fd_out{i}"]
         assert out.shape == ref.shape, i
         err = np.abs(out.numpy() - ref).max() / np.abs(ref).max()
-        assert err < 1e-4, f"s3fd_out{i}: relative error {err:.2e}"
+        # exact (float64) arithmetic is 6.9e-4 from the float32 oracle on the worst output, so float32 kernels of
+        # other CPUs land anywhere within about that; a wrong layer or weight gives errors of O(1)
+        assert err < 2e-3, f"s3fd_out{i}: relative error {err:.2e}"
 
 
 def test_user_file_loads_strictly_and_detects(tmp_path):

@@ -38,9 +38,10 @@ def test_layout_matches_official(fixtures_dir, name):
 @torch.no_grad()
 def test_generator_oracle(oracle):
     out = oracle_fill(Wav2Lip())(inp((2, 1, 80, 16), 0) * 8 - 4, inp((2, 6, 96, 96), 1))
-    # 36 M float32 weights through 30 BN layers: even a float64 run differs from the float32 oracle by 1.4e-4
-    assert rel_err(out, oracle["wav2lip_generator"]) < 3e-4
-    assert float(np.abs(out.numpy() - oracle["wav2lip_generator"]).mean()) < 1e-5
+    # 36 M float32 weights through 30 BN layers: even a float64 run differs from the float32 oracle by 1.4e-4, and
+    # float32 on another CPU's convolution kernels by up to 8.1e-4 (an AMD EPYC); a wrong layer gives errors of O(1)
+    assert rel_err(out, oracle["wav2lip_generator"]) < 2e-3
+    assert float(np.abs(out.numpy() - oracle["wav2lip_generator"]).mean()) < 3e-5  # outputs in [0,1]
 
 
 @torch.no_grad()
