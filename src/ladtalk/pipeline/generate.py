@@ -193,10 +193,11 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
             peak = max(peak, float(np.abs(block).max()))
             yield block[:, 0]
 
+    probe_audio(audio_path)  # a missing or unreadable file is named as such, before any decoding
     try:
         mel = melspectrogram_stream(blocks())
     except InputError:
-        if n > N_FFT // 2:
+        if n == 0 or n > N_FFT // 2:  # the file's own error (no samples, corrupt), not the mel's length check
             raise
         mel = None  # too short for a mel: the caller's check names the problem
     return mel, n, peak
