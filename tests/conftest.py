@@ -52,3 +52,22 @@ def synthetic_identity(synthetic_clip, tmp_path_factory):
     from ladtalk.data.prepare import prepare
 
     return prepare(synthetic_clip.video_path, tmp_path_factory.mktemp("identity") / "ident", size=256, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Small random-weight Wav2Lip (48 px) and `tiny` SOVQAE saved as model folders: the cascade's plumbing, fast."""
+    import torch
+
+    from ladtalk.checkpoint import save_component
+    from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+    from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
+    from ladtalk.presets import load_preset
+
+    torch.manual_seed(0)
+    root = tmp_path_factory.mktemp("models")
+    w2l = Wav2Lip(Wav2LipConfig(width=0.25, img_size=48)).eval()
+    save_component(root / "wav2lip", "wav2lip", w2l.config, w2l.state_dict())
+    cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
+    save_component(root / "sovqae", "sovqae", cfg, SOVQAE(cfg).eval().state_dict())
+    return root

@@ -7,28 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from ladtalk.checkpoint import save_component
 from ladtalk.cli import main
 from ladtalk.data.identity import Identity
 from ladtalk.io.audio import load_audio, write_wav
 from ladtalk.io.video import iter_frames, probe_video
-from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
 from ladtalk.pipeline.enhance import enhance
 from ladtalk.pipeline.generate import generate
-from ladtalk.presets import load_preset
-
-
-@pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("models")
-    w2l = Wav2Lip(Wav2LipConfig(width=0.25, img_size=48)).eval()
-    save_component(root / "wav2lip", "wav2lip", w2l.config, w2l.state_dict())
-    cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
-    vq = SOVQAE(cfg).eval()
-    save_component(root / "sovqae", "sovqae", cfg, vq.state_dict())
-    return root
 
 
 def _speech(path, seconds, sample_rate=16000, channels=1):
@@ -39,10 +23,10 @@ def _speech(path, seconds, sample_rate=16000, channels=1):
 
 
 @pytest.mark.parametrize("seconds", [1.5, 5.0])  # shorter and longer than the 4 s identity video
-def test_generate_any_audio_length(synthetic_identity, models, tmp_path, seconds):
+def test_generate_any_audio_length(synthetic_identity, tiny_models, tmp_path, seconds):
     out = tmp_path / "out.mp4"
     report = generate(synthetic_identity, _speech(tmp_path / "s.wav", seconds), out,
-                      wav2lip_path=models / "wav2lip", sovqae_path=models / "sovqae", device="cpu")
+                      wav2lip_path=tiny_models / "wav2lip", sovqae_path=tiny_models / "sovqae", device="cpu")
     info = probe_video(out)
     assert info.has_audio and info.fps == pytest.approx(25.0)
     assert info.frame_count == round(seconds * 25) == report.frames
@@ -59,14 +43,14 @@ def test_generate_any_audio_length(synthetic_identity, models, tmp_path, seconds
     assert not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
 
-def test_no_sovqae_and_hard_paste(synthetic_identity, models, tmp_path):
+def test_no_sovqae_and_hard_paste(synthetic_identity, tiny_models, tmp_path):
     out = tmp_path / "plain.mp4"
-    report = generate(synthetic_identity, _speech(tmp_path / "s.wav", 1.0), out, wav2lip_path=models / "wav2lip",
+    report = generate(synthetic_identity, _speech(tmp_path / "s.wav", 1.0), out, wav2lip_path=tiny_models / "wav2lip",
                       no_sovqae=True, paste="hard", device="cpu")
     assert "sovqae" not in report.stage_seconds and probe_video(out).frame_count == report.frames
 
 
-def test_audio_formats(synthetic_identity, models, tmp_path):
+def test_audio_formats(synthetic_identity, tiny_models, tmp_path):
     """48 kHz stereo M4A drives generation like a 16 kHz WAV."""
     m4a = tmp_path / "speech.m4a"
     t = np.arange(48000) / 48000
@@ -81,22 +65,22 @@ def test_audio_formats(synthetic_identity, models, tmp_path):
         for p in s.encode(None):
             c.mux(p)
     out = tmp_path / "o.mp4"
-    generate(synthetic_identity, m4a, out, wav2lip_path=models / "wav2lip", sovqae_path=models / "sovqae",
+    generate(synthetic_identity, m4a, out, wav2lip_path=tiny_models / "wav2lip", sovqae_path=tiny_models / "sovqae",
              device="cpu")
     assert abs(probe_video(out).frame_count - 25) <= 2
 
 
-def test_silent_audio_still_makes_a_video(synthetic_identity, models, tmp_path, capsys):
+def test_silent_audio_still_makes_a_video(synthetic_identity, tiny_models, tmp_path, capsys):
     silent = tmp_path / "silence.wav"
     write_wav(silent, np.zeros(16000, np.float32), 16000)
-    generate(synthetic_identity, silent, tmp_path / "o.mp4", wav2lip_path=models / "wav2lip", no_sovqae=True,
+    generate(synthetic_identity, silent, tmp_path / "o.mp4", wav2lip_path=tiny_models / "wav2lip", no_sovqae=True,
              device="cpu")
     assert "silent" in capsys.readouterr().out
 
 
-def test_enhance_keeps_length_audio_and_background(synthetic_clip, models, tmp_path):
+def test_enhance_keeps_length_audio_and_background(synthetic_clip, tiny_models, tmp_path):
     out = tmp_path / "enhanced.mp4"
-    report = enhance(synthetic_clip.video_path, out, sovqae_path=models / "sovqae", device="cpu")
+    report = enhance(synthetic_clip.video_path, out, sovqae_path=tiny_models / "sovqae", device="cpu")
     src, dst = probe_video(synthetic_clip.video_path), probe_video(out)
     assert dst.frame_count == src.frame_count == report.frames and dst.has_audio
     a, b = next(iter_frames(synthetic_clip.video_path)), next(iter_frames(out))
@@ -109,10 +93,10 @@ def _cli(args, capsys):
 
 
 @pytest.fixture
-def base_args(synthetic_identity, models, tmp_path):
+def base_args(synthetic_identity, tiny_models, tmp_path):
     speech = _speech(tmp_path / "s.wav", 1.0)
     return ["generate", "--identity", str(synthetic_identity), "--audio", str(speech),
-            "--wav2lip", str(models / "wav2lip"), "--sovqae", str(models / "sovqae"), "--device", "cpu"]
+            "--wav2lip", str(tiny_models / "wav2lip"), "--sovqae", str(tiny_models / "sovqae"), "--device", "cpu"]
 
 
 def _replace(args, flag, value):
@@ -121,12 +105,12 @@ def _replace(args, flag, value):
     return args
 
 
-def test_bad_inputs_fail_clearly_and_leave_nothing(base_args, models, tmp_path, capsys):
+def test_bad_inputs_fail_clearly_and_leave_nothing(base_args, tiny_models, tmp_path, capsys):
     out = tmp_path / "out.mp4"
     cases = {
         "missing audio": (_replace(base_args, "--audio", tmp_path / "none.wav"), "does not exist"),
-        "wrong kind of checkpoint": (_replace(base_args, "--wav2lip", models / "sovqae"), "'sovqae' model"),
-        "sovqae given a wav2lip": (_replace(base_args, "--sovqae", models / "wav2lip"), "'wav2lip' model"),
+        "wrong kind of checkpoint": (_replace(base_args, "--wav2lip", tiny_models / "sovqae"), "'sovqae' model"),
+        "sovqae given a wav2lip": (_replace(base_args, "--sovqae", tiny_models / "wav2lip"), "'wav2lip' model"),
         "not an identity": (_replace(base_args, "--identity", tmp_path), "not an identity folder"),
     }
     trunc = tmp_path / "trunc.pth"
@@ -167,15 +151,15 @@ def test_output_must_be_a_video_name(base_args, tmp_path, capsys):
     assert code == 2 and ".mp4" in err
 
 
-def test_identity_video_is_prepared_once(synthetic_clip, models, tmp_path, monkeypatch):
+def test_identity_video_is_prepared_once(synthetic_clip, tiny_models, tmp_path, monkeypatch):
     monkeypatch.setenv("LADTALK_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "o.mp4"
-    generate(synthetic_clip.video_path, _speech(tmp_path / "s.wav", 1.0), out, wav2lip_path=models / "wav2lip",
+    generate(synthetic_clip.video_path, _speech(tmp_path / "s.wav", 1.0), out, wav2lip_path=tiny_models / "wav2lip",
              no_sovqae=True, device="cpu")
     assert len(list((tmp_path / "cache" / "identities").iterdir())) == 1 and out.exists()
 
 
-def test_writer_failure_mid_run_leaves_no_file(synthetic_identity, models, tmp_path, monkeypatch):
+def test_writer_failure_mid_run_leaves_no_file(synthetic_identity, tiny_models, tmp_path, monkeypatch):
     from ladtalk.pipeline import generate as gen_mod
 
     def boom(*a, **k):
@@ -183,7 +167,7 @@ def test_writer_failure_mid_run_leaves_no_file(synthetic_identity, models, tmp_p
     monkeypatch.setattr(gen_mod, "paste_faces", boom)
     out = tmp_path / "o.mp4"
     with pytest.raises(RuntimeError):
-        generate(synthetic_identity, _speech(tmp_path / "s.wav", 1.0), out, wav2lip_path=models / "wav2lip",
+        generate(synthetic_identity, _speech(tmp_path / "s.wav", 1.0), out, wav2lip_path=tiny_models / "wav2lip",
                  no_sovqae=True, device="cpu")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".partial" in p.name]
 
@@ -201,7 +185,7 @@ def test_identity_whose_source_video_is_gone(base_args, synthetic_identity, tmp_
     assert code == 2 and "source video" in err and not (tmp_path / "o.mp4").exists()
 
 
-def test_output_keeps_the_driving_audio_and_reports_whole_and_steady_fps(synthetic_identity, models, tmp_path,
+def test_output_keeps_the_driving_audio_and_reports_whole_and_steady_fps(synthetic_identity, tiny_models, tmp_path,
                                                                          capsys):
     """Stereo 44.1 kHz speech stays stereo 44.1 kHz (not a 16 kHz mono downmix); the closing line gives the whole
     run's FPS from the command's start and the steady state beside it."""
@@ -219,7 +203,7 @@ def test_output_keeps_the_driving_audio_and_reports_whole_and_steady_fps(synthet
         w.writeframes(np.round(stereo * 32767).astype("<i2").tobytes())
     started = time.perf_counter() - 5.0  # as if imports had taken 5 s
     report = generate(synthetic_identity, tmp_path / "stereo.wav", tmp_path / "o.mp4",
-                      wav2lip_path=models / "wav2lip", no_sovqae=True, batch_size=8, started_at=started)
+                      wav2lip_path=tiny_models / "wav2lip", no_sovqae=True, batch_size=8, started_at=started)
     assert probe_audio(tmp_path / "o.mp4") == AudioInfo(rate, 2)
     assert len(load_audio(tmp_path / "o.mp4", rate)) == pytest.approx(len(t), abs=2048)
     assert report.seconds >= 5.0 and report.steady_frames == report.frames - 8

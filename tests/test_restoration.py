@@ -8,14 +8,12 @@ import pytest
 import torch
 from _sovqae_fake import make_identity, one_thread
 
-from ladtalk.checkpoint import save_component
 from ladtalk.data.degrade import restoration_training_degradation
 from ladtalk.data.identity import Identity
 from ladtalk.face.crop import lower_face_mask, paste_faces
 from ladtalk.losses.codebook import min_code_distance
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
 from ladtalk.presets import load_preset
 from ladtalk.reenact import high_frequency_energy, reenact
 from ladtalk.train.sovqae import CropStore, RealFake, random_patches, restart_dead_codes, train_sovqae
@@ -126,17 +124,6 @@ def test_high_frequency_energy_tells_sharp_from_blurred():
     import cv2
     blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 2) for f in sharp])
     assert high_frequency_energy(blurred) < 0.2 * high_frequency_energy(sharp)
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    torch.manual_seed(0)
-    root = tmp_path_factory.mktemp("models")
-    w2l = Wav2Lip(Wav2LipConfig(width=0.25, img_size=48)).eval()
-    save_component(root / "wav2lip", "wav2lip", w2l.config, w2l.state_dict())
-    cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
-    save_component(root / "sovqae", "sovqae", cfg, SOVQAE(cfg).eval().state_dict())
-    return root
 
 
 def test_reenact_scores_both_rows_against_the_test_frames(synthetic_identity, tiny_models, tmp_path):
