@@ -85,6 +85,17 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
+def precision_name(amp_dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
+
+
+def autocast_to(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast to bf16/fp16 where chosen; a no-op for fp32."""
+    if amp_dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp_dtype)
+
+
 @dataclass(frozen=True)
 class Inference:
     """How networks run for inference on one device: autocast dtype (None = fp32) and memory format."""
@@ -95,12 +106,10 @@ class Inference:
 
     @property
     def precision(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        return precision_name(self.amp_dtype)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast_to(self.device, self.amp_dtype)
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model on the device, in eval mode and in the chosen memory format."""

@@ -164,23 +164,19 @@ def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
     r = max(int(window) // 2, 0)
     if r == 0:
         return out
-    ok = np.isfinite(boxes).all(axis=1)
-    n = len(boxes)
-    t = 0
-    while t < n:
-        if not ok[t]:
-            t += 1
-            continue
-        end = t
-        while end < n and ok[end]:
-            end += 1
+    for t, end in valid_runs(np.isfinite(boxes).all(axis=1)):
         seg = boxes[t:end]
         csum = np.concatenate([np.zeros((1, boxes.shape[1])), np.cumsum(seg, axis=0)])
         idx = np.arange(end - t)
         rad = np.minimum(r, np.minimum(idx, end - t - 1 - idx))
         out[t:end] = (csum[idx + rad + 1] - csum[idx - rad]) / (2 * rad + 1)[:, None]
-        t = end
     return out
+
+
+def valid_runs(ok: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each maximal run of True in the bool (N,) array `ok`: the stretches a track smooths over."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
 def track_faces(

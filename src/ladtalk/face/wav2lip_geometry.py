@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ladtalk.errors import InputError
+from ladtalk.face.track import valid_runs
 
 OFFICIAL_PADS = (0, 10, 0, 0)  # inference.py's default --pads (top, bottom, left, right)
 OFFICIAL_SMOOTH_WINDOW = 5  # get_smoothened_boxes(boxes, T=5)
@@ -55,20 +56,11 @@ def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> n
     of the last frames (which reuse the last `window` rows) already include rows smoothed before them.
     """
     boxes = np.array(boxes, dtype=np.int64, copy=True)
-    ok = (boxes >= 0).all(axis=1)
-    n, t = len(boxes), 0
-    while t < n:
-        if not ok[t]:
-            t += 1
-            continue
-        end = t
-        while end < n and ok[end]:
-            end += 1
+    for t, end in valid_runs((boxes >= 0).all(axis=1)):
         run = boxes[t:end]  # a view: assignments below change `boxes`, as in the original
         for i in range(len(run)):
             win = run[len(run) - window:] if i + window > len(run) else run[i:i + window]
             run[i] = np.mean(win, axis=0)
-        t = end
     return boxes
 
 

@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ladtalk.checkpoint import load_state_dict, load_trainer_state, read_meta, save_component
 from ladtalk.errors import CheckpointError
-from ladtalk.runtime import autocast_dtype, resolve_device
+from ladtalk.runtime import autocast_dtype, autocast_to, precision_name, resolve_device
 
 
 @dataclass
@@ -69,13 +69,11 @@ class Runtime:
 
     @property
     def precision(self) -> str:
-        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        return precision_name(self.amp_dtype)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to bf16/fp16 where chosen; a no-op for fp32."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast_to(self.device, self.amp_dtype)
 
     def prepare(self, model: nn.Module, compile: bool = False) -> nn.Module:
         """Move to the device (channels_last if chosen) and optionally torch.compile it."""
