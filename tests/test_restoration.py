@@ -162,3 +162,29 @@ def test_reenact_refuses_a_report_folder_over_its_inputs(synthetic_identity, tin
 
     with pytest.raises(InputError, match="destroy"):
         reenact(synthetic_identity, tiny_models / "wav2lip", synthetic_identity / "report", device="cpu", lpips=False)
+
+
+def test_restorer_learns_from_the_lipsync_models_own_faces(synthetic_identity, tiny_models, tmp_path):
+    from ladtalk.train.lipsync_inputs import lipsync_faces_of_frames
+
+    over = ["model.resolution=32", "model.ch=8", "train.patch_size=16", "train.batch_size=4", "train.max_steps=3",
+            "train.val_every=1000", "train.val_frames=4", "train.log_every=1", "train.lipsync_share=1.0"]
+    run = tmp_path / "run"
+    model_dir = train_sovqae([synthetic_identity], run, preset="restore-cpu", overrides=over, device="cpu",
+                             wav2lip_path=tiny_models / "wav2lip")
+    ident = Identity.open(synthetic_identity)
+    faces = np.load(run / "lipsync_inputs.npy")
+    assert faces.shape == (len(ident.train_indices), ident.crop_size, ident.crop_size, 3)
+    validation = json.loads((model_dir / "config.json").read_text())["extra"]["validation"]
+    assert 5 < validation["lipsync_psnr_input"] < 100 and 0 < validation["lipsync_psnr_restored"] < 100
+    # the stored faces are what the cascade hands the restorer for those frames driven by their own audio
+    frame = int(ident.train_indices[7])
+    again = lipsync_faces_of_frames(ident, tiny_models / "wav2lip", np.array([frame]), ident.crop_size,
+                                    torch.device("cpu"))
+    # (alone or in a batch of 32: the kernels may round one level differently)
+    assert np.abs(again[0].astype(int) - faces[7]).max() <= 2
+    # a resumed run reuses them rather than running the lip-sync model again
+    stamp = (run / "lipsync_inputs.npy").stat().st_mtime_ns
+    train_sovqae([synthetic_identity], run, preset="restore-cpu", overrides=over[:4] + ["train.max_steps=4"]
+                 + over[5:], device="cpu", wav2lip_path=tiny_models / "wav2lip")
+    assert (run / "lipsync_inputs.npy").stat().st_mtime_ns == stamp

@@ -75,16 +75,21 @@ def _add_train(sub) -> None:
         from ladtalk.io.guard import refuse_output_over_inputs
         refuse_output_over_inputs(a.run_dir, [("training data", d) for d in a.data_dirs]
                                   + [("--syncnet weights", getattr(a, "syncnet_path", None)),
-                                     ("--init weights", getattr(a, "init_path", None))], folder=True)
+                                     ("--init weights", getattr(a, "init_path", None)),
+                                     ("--wav2lip weights", getattr(a, "wav2lip_path", None))], folder=True)
 
     q = tsub.add_parser("sovqae", help="identity-specific Space-Optimized VQ autoencoder")
     common(q, "identity folder(s) written by `ladtalk prepare`")
+    q.add_argument("--wav2lip", dest="wav2lip_path", default=None, metavar="WEIGHTS",
+                   help="also learn to restore this lip-sync model's own faces: its output on the train frames, "
+                   "driven by their own audio, becomes a share (train.lipsync_share, default 0.5) of the inputs, "
+                   "the true frames the targets (beyond the paper; the restore-cpu preset is made for it)")
 
     def run_sovqae(a):
         from ladtalk.train.sovqae import train_sovqae
         refuse_run_over_inputs(a)
         train_sovqae(a.data_dirs, a.run_dir, preset=a.preset or "paper-256", overrides=a.overrides,
-                     device=a.device)
+                     device=a.device, wav2lip_path=a.wav2lip_path)
     q.set_defaults(run=run_sovqae)
 
     q = tsub.add_parser("syncnet", help="the lip-sync expert (Wav2Lip's SyncNet_color)")

@@ -229,6 +229,18 @@ def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
     return background_calls(write, depth=2) if overlap else contextlib.nullcontext(write)
 
 
+def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: np.ndarray, mels: torch.Tensor,
+                  dtype, square_crop: bool, size: int) -> tuple[torch.Tensor | np.ndarray, np.ndarray | None]:
+    """The lip-synced faces the restorer receives for identity frames `src_idx` (full frames `frames`, uint8
+    (B,H,W,3); only the official geometry reads them) and their mel windows: float (B,3,s,s) from `square_crop`
+    generators, else the identity's square crops at `size` of the official result, returned with that result
+    (the official output for `--no-sovqae --paste hard`)."""
+    if square_crop:
+        return lipsync(wav2lip, to_images(ident.crops[src_idx], mels.device), mels, dtype), None
+    synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)
+    return crop_faces(synced, ident.crop_boxes[src_idx], size), synced
+
+
 def _run_models(ident: Identity, wav2lip, sovqae, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray,
                 dev: torch.device, dtype, precision: str, paste: str, report: RunReport,
                 square_crop: bool = False) -> np.ndarray:
@@ -237,20 +249,16 @@ def _run_models(ident: Identity, wav2lip, sovqae, frames: np.ndarray, src_idx: n
     that result through the SOVQAE (or as it is), pasted back with `paste`; `--no-sovqae --paste hard` is the
     official output. `square_crop` generators (trained by `ladtalk train wav2lip` on identity folders) get the
     identity's square crops they learned on, and their faces are upscaled (or restored) and pasted the same way."""
-    mels = torch.from_numpy(windows).to(dev)
     boxes = ident.crop_boxes[src_idx]
     t0 = time.perf_counter()
-    if square_crop:
-        faces = lipsync(wav2lip, to_images(ident.crops[src_idx], dev), mels, dtype)  # float (B,3,s,s)
-    else:
-        synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)
+    size = sovqae.config.resolution if sovqae is not None else ident.crop_size
+    faces, synced = lipsync_faces(ident, wav2lip, frames, src_idx, torch.from_numpy(windows).to(dev), dtype,
+                                  square_crop, size)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     report.add("wav2lip", time.perf_counter() - t0)
-    if not square_crop:
-        if sovqae is None and paste == "hard":
-            return synced
-        faces = crop_faces(synced, boxes, sovqae.config.resolution if sovqae is not None else ident.crop_size)
+    if synced is not None and sovqae is None and paste == "hard":
+        return synced
     t0 = time.perf_counter()
     if sovqae is not None:
         faces = restore(sovqae, faces, batch_size=len(faces), precision=precision)

@@ -48,6 +48,7 @@ from ladtalk.train.common import (
     setup_runtime,
     unwrap,
 )
+from ladtalk.train.lipsync_inputs import cached_lipsync_faces
 from ladtalk.train.sovqae_eval import crops_to_images, validate
 
 KIND = "sovqae"
@@ -75,6 +76,7 @@ class CropStore:
             raise InputError(f"identity folders have different crop sizes {sorted(sizes)}; prepare them alike")
         self.crop_size = sizes.pop()
         self.device = device
+        self._lip, self.lip_holdout = None, np.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
         nbytes = len(self.index) * self.crop_size ** 2 * 3
         fits = device.type == "cuda" and nbytes < 0.3 * torch.cuda.mem_get_info(device)[0]
         self.resident = on_device is True or (on_device == "auto" and fits)
@@ -84,6 +86,25 @@ class CropStore:
 
     def __len__(self) -> int:
         return len(self.index)
+
+    def attach_lipsync(self, faces: Sequence[np.ndarray]) -> None:
+        """The lip-sync model's faces of each identity's train + holdout frames (in that order, as
+        `lipsync_frames` lists them): training rows get theirs from `lipsync_batch`, validation the held-out ones."""
+        self._lip = np.concatenate([f[:len(idx)] for f, (_, idx) in zip(faces, self.sources)])
+        self.lip_holdout = np.concatenate([f[len(idx):] for f, (_, idx) in zip(faces, self.sources)])
+        self.truth_holdout = np.concatenate([ident.crops[idx] for ident, idx in self.holdout])
+        if self.resident:
+            self._lip = torch.from_numpy(self._lip).to(self.device)
+
+    def lipsync_frames(self) -> list[np.ndarray]:
+        return [np.concatenate([src, held]) for (_, src), (_, held) in zip(self.sources, self.holdout)]
+
+    def lipsync_batch(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 (B,S,S,3) lip-sync faces of the given training rows, on the device (see `attach_lipsync`)."""
+        if isinstance(self._lip, torch.Tensor):
+            return self._lip[torch.as_tensor(rows, device=self.device)]
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
+        return torch.from_numpy(self._lip[rows]).to(self.device, non_blocking=True)
 
     def _gather(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), self.crop_size, self.crop_size, 3), np.uint8)
@@ -288,8 +309,13 @@ def init_codebook_from_data(model: SOVQAE, store: CropStore, size: int, seed: in
 
 
 def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
-                 preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto") -> Path:
-    """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder)."""
+                 preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto",
+                 wav2lip_path: str | os.PathLike | None = None) -> Path:
+    """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder).
+
+    `wav2lip_path`: a lip-sync model whose own faces on the train frames (driven by their own audio) become a
+    `train.lipsync_share` of the inputs, with the true frames as targets (beyond the paper): the restorer then
+    learns the errors it will really see. Validation adds their PSNR before/after on the held-out frames."""
     cfg = load_preset(preset, overrides)
     mcfg, t = SOVQAEConfig.from_dict(cfg["model"]), cfg["train"]
     run_dir = check_writable_dir(run_dir)
@@ -301,6 +327,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     if size % mcfg.downsample_factor:
         raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
     store = CropStore(identities, rt.device, t["data_on_device"], float(t.get("holdout_fraction", 0.05)))
+    lip_share = float(t.get("lipsync_share", 0.5)) if wav2lip_path is not None else 0.0
+    if wav2lip_path is not None:
+        store.attach_lipsync(cached_lipsync_faces(run_dir, identities, store.lipsync_frames(), wav2lip_path,
+                                                  store.crop_size, rt.device, rt.amp_dtype))
 
     nets = build_nets(mcfg, t, rt)
     model, disc, opt_ae, opt_d, lr = nets.model, nets.disc, nets.opt_ae, nets.opt_d, nets.lr
@@ -342,6 +372,11 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     val_split = "holdout" if any(len(idx) for _, idx in store.holdout) else "train"
     val_held = crops_to_images(store.sample(val_split, int(t["val_frames"])), rt.device, size)
     val_train = crops_to_images(store.sample("train", int(t["val_frames"])), rt.device, size)
+    val_lip = None
+    if lip_share > 0 and len(store.lip_holdout):
+        pick = np.unique(np.linspace(0, len(store.lip_holdout) - 1, int(t["val_frames"])).round().astype(int))
+        val_lip = (crops_to_images(store.lip_holdout[pick], rt.device, size),
+                   crops_to_images(store.truth_holdout[pick], rt.device, size))
     degrade_share = float(t.get("degrade", 0.0))  # 0 = the paper: the autoencoder only ever sees clean faces
     restart_every = int(t.get("restart_dead_every", 0))
     patch = int(t.get("patch_size") or 0)  # 0: whole crops at model.resolution (the paper)
@@ -360,9 +395,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     def run_validation() -> dict[str, float]:
         nonlocal best
         with eval_mode(model):
-            m = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed)
-        is_best = m["restore_psnr_mean"] > best
-        best = max(best, m["restore_psnr_mean"])
+            m = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed, lipsync=val_lip)
+        score = m.get("lipsync_psnr_restored", m["restore_psnr_mean"])  # the restorer's real job, when measured
+        is_best = score > best
+        best = max(best, score)
         log.log(step, m, split="val")
         return {**m, "is_best": is_best}
 
@@ -381,12 +417,17 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             rows = order[pos * bs:(pos + 1) * bs]
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rt.rank)
             x = crops_to_images(store.batch(rows), rt.device, size) * 2 - 1
-            if t["augment"]:
-                x = jitter(x, gen)
+            lip = crops_to_images(store.lipsync_batch(rows), rt.device, size) * 2 - 1 if lip_share > 0 else None
+            if t["augment"]:  # the same shift and gain for a face and its lip-sync input
+                x = jitter(x if lip is None else torch.cat([x, lip], 1), gen)
+                x, lip = (x, None) if lip is None else x.split(3, 1)
             x = rt.images(x)
             x_in = x
             if degrade_share > 0:
                 x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - degrade_share) * 2 - 1)
+            if lip is not None:
+                use = (torch.rand(len(x), generator=gen) < lip_share).to(x.device)[:, None, None, None]
+                x_in = torch.where(use, rt.images(lip), x_in)
             if patch:
                 x_in, x = random_patches([x_in, x], patch, gen)
             for group in opt_ae.param_groups:
@@ -442,7 +483,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     model_dir = run_dir / "model"
     if rt.is_main:
         with eval_mode(model):
-            final = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed)
+            final = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed, lipsync=val_lip)
         save_component(model_dir, KIND, mcfg, unwrap(model).state_dict(),
                        extra={"step": step, "perceptual": perceptual_name, "preset": preset,
                               "train": {k: v for k, v in t.items()}, "identities": [str(i.dir) for i in identities],

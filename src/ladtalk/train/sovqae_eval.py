@@ -115,8 +115,9 @@ def used_code_stats(model: SOVQAE, codes: torch.Tensor, train01: torch.Tensor,
 
 @torch.no_grad()
 def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dtype: torch.dtype | None,
-             seed: int = 0) -> dict[str, float]:
-    """Validation metrics: reconstruction PSNR/SSIM, restoration PSNR, d_C, gamma, codebook usage/perplexity."""
+             seed: int = 0, lipsync: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+    """Validation metrics: reconstruction PSNR/SSIM, restoration PSNR, d_C, gamma, codebook usage/perplexity;
+    with `lipsync` (a lip-sync model's faces, their true faces) the PSNR of those faces before and after."""
     from ladtalk.losses.codebook import min_code_distance
 
     size = test01.shape[-1]
@@ -144,4 +145,8 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         m[f"{name}_codes_unchanged"] = r["codes_unchanged"]
         scores.append(r["psnr_restored"])
     m["restore_psnr_mean"] = float(np.mean(scores))
+    if lipsync is not None:
+        faces, truth = lipsync
+        m["lipsync_psnr_input"] = float(psnr01(faces, truth).mean())
+        m["lipsync_psnr_restored"] = float(psnr01(run_model(model, faces, amp_dtype)[0], truth).mean())
     return m
