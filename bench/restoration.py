@@ -21,7 +21,8 @@ from common import RESULTS, write_results
 import ladtalk
 
 
-def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], device: str) -> dict:
+def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], device: str,
+        lipsync_inputs: bool = True) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     ident, runs = work / "identity", work / "runs"
     seconds: dict[str, float] = {}
@@ -39,25 +40,26 @@ def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], d
         [ident], runs / "syncnet", preset="syncnet-identity", device=device))
     stage("wav2lip", runs / "wav2lip" / "model", lambda: ladtalk.train_wav2lip(
         [ident], runs / "wav2lip", syncnet_path=runs / "syncnet" / "model", preset="wav2lip-identity", device=device))
-    sovqae = runs / f"sovqae-{preset}"
+    sovqae = runs / (f"sovqae-{preset}" + ("-lipsync" if lipsync_inputs else ""))
     stage("sovqae", sovqae / "model", lambda: ladtalk.train_sovqae(
-        [ident], sovqae, preset=preset, overrides=overrides, device=device))
-    reports = work / "reports"
-    stage("analyze", reports / "analyze" / "report.json", lambda: ladtalk.analyze(
-        sovqae, ident, reports / "analyze", device=device))
+        [ident], sovqae, preset=preset, overrides=overrides, device=device,
+        wav2lip_path=runs / "wav2lip" / "model" if lipsync_inputs else None))
+    reports = work / "reports" / sovqae.name
     for paste in ("mouth", "feather"):
         stage(f"reenact_{paste}", reports / f"reenact_{paste}" / "report.json", lambda p=paste: ladtalk.reenact(
             ident, runs / "wav2lip" / "model", reports / f"reenact_{p}", sovqae_path=sovqae, paste=p,
             device=device))
-    return collect(work, name, preset, seconds)
+    stage("analyze", reports / "analyze" / "report.json", lambda: ladtalk.analyze(
+        sovqae, ident, reports / "analyze", device=device))
+    return collect(work, name, preset, seconds, sovqae)
 
 
-def collect(work: Path, name: str, preset: str, seconds: dict[str, float]) -> dict:
+def collect(work: Path, name: str, preset: str, seconds: dict[str, float], sovqae: Path) -> dict:
     """bench/results/restoration_NAME.{json,md} and strips from the reports under WORK."""
-    reports = work / "reports"
-    sovqae = work / "runs" / f"sovqae-{preset}"
+    reports = work / "reports" / sovqae.name
     model_meta = json.loads((sovqae / "model" / "config.json").read_text())
-    out = {"name": name, "preset": preset, "stage_seconds": seconds,
+    out = {"name": name, "preset": preset, "stage_seconds": seconds, "sovqae_run": sovqae.name,
+           "lipsync_inputs": model_meta["extra"]["validation"].get("lipsync_psnr_input") is not None,
            "sovqae_steps": model_meta["extra"]["step"], "sovqae_validation": model_meta["extra"]["validation"],
            "analyze": json.loads((reports / "analyze" / "report.json").read_text()),
            "reenact": {p: json.loads((reports / f"reenact_{p}" / "report.json").read_text())
@@ -84,8 +86,10 @@ def main() -> None:
     ap.add_argument("--preset", default="restore-cpu")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-lipsync-inputs", action="store_true",
+                    help="train the SOVQAE on synthetic degradations only (not also on the Wav2Lip's own faces)")
     a = ap.parse_args()
-    run(a.video, a.work, a.name, a.preset, a.overrides, a.device)
+    run(a.video, a.work, a.name, a.preset, a.overrides, a.device, lipsync_inputs=not a.no_lipsync_inputs)
 
 
 if __name__ == "__main__":

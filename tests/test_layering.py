@@ -10,7 +10,7 @@ ROWS = {
     "errors": 0, "runtime": 0, "presets": 0, "configs": 0,
     "io": 1, "features": 2, "face": 3, "models": 4,
     "weights": 5, "checkpoint": 5, "lipsync_weights": 5,
-    "data": 6, "losses": 7, "metrics": 8, "train": 9, "pipeline": 10,
+    "data": 6, "losses": 7, "metrics": 8, "pipeline": 9, "train": 10,  # training uses the cascade's stages
     "evaluate": 11, "analyze": 11, "reenact": 11, "demo": 12, "serve": 12,
     "cli": 13, "__main__": 14,
 }
@@ -60,3 +60,16 @@ def test_no_upward_imports():
             if ROWS.get(part, 99) > own:
                 bad.append(f"{path.relative_to(SRC)}:{lineno} imports {target}")
     assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_public_functions_stay_functions_after_their_modules_are_imported():
+    import subprocess
+    import sys
+
+    # a fresh interpreter: importing a submodule named like an API function used to replace the function
+    code = ("import ladtalk, ladtalk.reenact, ladtalk.demo, ladtalk.analyze, ladtalk.evaluate\n"
+            "from ladtalk.reenact import score_video\n"
+            "assert all(callable(getattr(ladtalk, n)) and not isinstance(getattr(ladtalk, n), type(ladtalk)) "
+            "for n in ladtalk.__all__), [n for n in ladtalk.__all__ if isinstance(getattr(ladtalk, n), type(ladtalk))]\n"
+            "assert ladtalk.reenact.__name__ == 'reenact'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -5,6 +5,9 @@ The public API is imported lazily so that `import ladtalk` stays cheap:
 `ladtalk.generate`, `ladtalk.enhance`, `ladtalk.evaluate`, `ladtalk.analyze`, `ladtalk.reenact`, `ladtalk.demo`.
 """
 
+import sys
+import types
+
 __version__ = "0.1.0"
 
 _API = {
@@ -20,6 +23,19 @@ _API = {
     "analyze": "ladtalk.analyze",
     "reenact": "ladtalk.reenact",
 }
+
+
+class _Package(types.ModuleType):
+    """Keeps `ladtalk.demo`, `ladtalk.reenact`, ... the functions: importing the submodule of the same name
+    (`from ladtalk.reenact import ...` anywhere) would otherwise replace the attribute by the module."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return  # the module stays in sys.modules; the attribute resolves to the function below
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str):

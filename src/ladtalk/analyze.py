@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from ladtalk.data import degrade
 from ladtalk.data.identity import Identity
@@ -186,15 +187,24 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
 def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, size: int,
              seed: int) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(seed)
+    bar = tqdm(total=5 + len(BLUR_SIGMAS) + len(NOISE_STDS), desc="analyze", unit="part", dynamic_ncols=True)
+
+    def done(what: str) -> None:
+        bar.set_postfix_str(what, refresh=False)
+        bar.update(1)
+
     codes = nroub.code_distance_stats(model.quantize.embedding.weight)
     gamma = _gamma(model, ident, dev, size)
     gamma["kind"] = ("measured over every training frame" if gamma["frames"] == len(ident.train_indices)
                      else "lower estimate (frames subsampled)")
+    done("gamma")
     stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
     lip = nroub.encoder_lipschitz_bound(model, stats_imgs, iters=20, seed=seed)
+    done("Lipschitz bound")
     clean = _batched_images(ident, test_idx, dev, size)
     test_dists = latent_distances(model, clean)
     jac = nroub.jacobian_spectral_norms(model.encode_latent, clean[:JACOBIAN_FRAMES] * 2 - 1, iters=8, seed=seed)
+    done("Jacobian norms")
     l_emp = float(jac.max())
     margin_bound = nroub.nroub(codes["d_C"], gamma["gamma"], lip["L_E_local_bound"]) if math.isfinite(
         lip["L_E_local_bound"]) else 0.0
@@ -206,15 +216,20 @@ def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, si
     boxes = degrade.random_regions(len(clean), size, size, region, gen)
     mask = degrade.region_mask(boxes, size, size, dev)
     rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margins)]
+    done("clean faces")
     for s in BLUR_SIGMAS:
         deg = degrade.in_region(clean, degrade.gaussian_blur(clean, s * size / 256), boxes)
         rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margins))
+        done(f"blur {s}")
     for s in NOISE_STDS:
         deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
         rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margins))
+        done(f"noise {s}")
     low = max(8, round(96 * size / 256))
     rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
                             margins))
+    done("down-up")
+    bar.close()
 
     return {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
             "theory": {"codes": codes, "gamma": gamma, "gamma_test": nroub.gamma_stats(test_dists),

@@ -58,9 +58,9 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     step(4, "train the Wav2Lip generator (small)")
     wav2lip = train_wav2lip([ident_dir], out / "runs" / "wav2lip", syncnet_path=syncnet, preset="wav2lip-tiny",
                             overrides=overrides.get("wav2lip", ()), device=device)
-    step(5, "train the identity's SOVQAE (small)")
+    step(5, "train the identity's SOVQAE (small), also on the Wav2Lip generator's own faces")
     sovqae = train_sovqae([ident_dir], out / "runs" / "sovqae", preset="restore-cpu",
-                          overrides=overrides.get("sovqae", ()), device=device)
+                          overrides=overrides.get("sovqae", ()), device=device, wav2lip_path=wav2lip)
 
     step(6, f"generate from {test_seconds:.0f} s of new speech, with and without the SOVQAE")
     audio, envelope = synth_speech(test_seconds, SAMPLE_RATE, seed=seed + 1000)
