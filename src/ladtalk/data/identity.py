@@ -142,7 +142,7 @@ class Identity:
         return self.dir / AUDIO_NAME
 
     def audio(self) -> np.ndarray:
-        """float32 mono samples at 16 kHz."""
+        """float32 mono samples at SAMPLE_RATE (16 kHz)."""
         from ladtalk.io.audio import load_audio
 
-        return load_audio(self.audio_path, sample_rate=16000)
+        return load_audio(self.audio_path)

@@ -26,13 +26,12 @@ from ladtalk.face.detect import Detection, make_detector
 from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
 from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
 from ladtalk.io.atomic import atomic_dir, atomic_path, check_writable_dir
-from ladtalk.io.audio import load_audio, write_wav
+from ladtalk.io.audio import SAMPLE_RATE, load_audio, write_wav
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
 from ladtalk.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
 BATCH = 16
 MAX_FPS = 240.0  # resampling to more frames than any camera records only repeats frames
 MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
