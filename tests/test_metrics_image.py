@@ -74,7 +74,9 @@ def test_masked_psnr_only_looks_at_the_mask_on_every_path():
     mask[1, 30:] = True                  # none of it does
     expected = [20 * math.log10(255 / 5) + 10 * math.log10(2), math.inf]
     np.testing.assert_allclose(psnr(b, a, mask=mask), expected)
+    np.testing.assert_allclose(psnr(b, a, mask=torch.from_numpy(mask)), expected)
     np.testing.assert_allclose(psnr(torch.from_numpy(b), torch.from_numpy(a), mask=torch.from_numpy(mask)), expected)
+    np.testing.assert_allclose(psnr(torch.from_numpy(b), torch.from_numpy(a), mask=mask), expected)
     with pytest.raises(InputError, match="mask"):
         psnr(b, a, mask=mask[:, :20])
 

@@ -225,8 +225,8 @@ def parameters(command: str) -> dict[str, tuple[inspect.Parameter, object, int]]
         hints = typing.get_type_hints(func)
         for name, param in inspect.signature(func).parameters.items():
             if is_flag(command, name):
-                required = found.get(name, (None, None, 0))[2] + (param.default is inspect.Parameter.empty)
-                found[name] = (found.get(name, (param, hints[name]))[0], hints[name], required)
+                first, hint, required_in = found.get(name, (param, hints[name], 0))
+                found[name] = (first, hint, required_in + (param.default is inspect.Parameter.empty))
     return found
 
 
@@ -292,7 +292,7 @@ def run(command: str, given: dict) -> object:
 def _shown(command: str, names: list[str]) -> str:
     """How the user spells these parameters on the command line, e.g. '--pred and --gt'."""
     params = parameters(command)
-    spelled = [name.upper() if name in COMMANDS[command].positional
+    spelled = [(_flag(command, name).metavar or name.upper()) if name in COMMANDS[command].positional
                else _flag_names(name, params[name][0], _flag(command, name))[-1] for name in names]
     return " and ".join(spelled)
 

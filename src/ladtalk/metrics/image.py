@@ -62,6 +62,8 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
     if torch.device(device).type == "cpu" and isinstance(pred, np.ndarray) and isinstance(gt, np.ndarray):
         # exact integer arithmetic, frame by frame (no large float64 temporaries)
         out = np.empty(len(pred))
+        if isinstance(mask, torch.Tensor):
+            mask = mask.cpu().numpy()
         for i, (p, g) in enumerate(zip(pred, gt)):
             d = p.astype(np.int32) - g
             if mask is None:
@@ -77,8 +79,7 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
         if mask is None:
             out_t.append(se.flatten(1).mean(1).cpu().numpy())
         else:
-            w = torch.as_tensor(np.asarray(mask[s:s + batch_size]) if not isinstance(mask, torch.Tensor)
-                                else mask[s:s + batch_size]).to(device=device, dtype=torch.float64)[:, None]
+            w = torch.as_tensor(mask[s:s + batch_size]).to(device=device, dtype=torch.float64)[:, None]
             out_t.append(((se * w).flatten(1).sum(1) / (3 * w.flatten(1).sum(1)).clamp_min(1)).cpu().numpy())
     return np.concatenate(out_t)
 
