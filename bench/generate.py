@@ -110,7 +110,7 @@ def official_like(identity: Path, audio_path: Path, out_path: Path, wav2lip_path
     from ladtalk.data.identity import Identity
     from ladtalk.face.crop import paste_faces
     from ladtalk.features.mel import mel_windows, melspectrogram
-    from ladtalk.io.audio import iter_audio, load_audio, mux_format, probe_audio
+    from ladtalk.io.audio import SAMPLE_RATE, iter_audio, load_audio, mux_format, probe_audio
     from ladtalk.io.video import VideoWriter, iter_frame_batches
     from ladtalk.lipsync_weights import load_wav2lip
     from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
@@ -120,8 +120,8 @@ def official_like(identity: Path, audio_path: Path, out_path: Path, wav2lip_path
     report = RunReport(precision="fp32")
     ident = Identity.open(identity)
     model = load_wav2lip(wav2lip_path, "cpu").eval()
-    audio = load_audio(audio_path, 16000)
-    n = max(1, int(round(len(audio) / 16000 * ident.fps)))
+    audio = load_audio(audio_path)
+    n = max(1, int(round(len(audio) / SAMPLE_RATE * ident.fps)))
     windows = mel_windows(melspectrogram(audio), ident.fps, n)
     schedule = pingpong_indices(n, ident.frame_count)
     t0 = time.perf_counter()
@@ -199,7 +199,7 @@ def audio_path_memory(audio: Path, streamed: bool) -> dict:
     else:
         from ladtalk.features.mel import melspectrogram
 
-        wav = load_audio(audio, 16000)
+        wav = load_audio(audio)
         mel = melspectrogram(wav)
         samples = len(load_audio(audio, 48000))
     return {"frames": mel.shape[1], "mux_samples": samples, "seconds": time.perf_counter() - t0}

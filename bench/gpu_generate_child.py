@@ -16,10 +16,10 @@ from pathlib import Path
 def make_audio(path: Path, seconds: float) -> Path:
     """Seeded synthetic speech of `seconds` as a 16 kHz WAV."""
     from ladtalk.data.synthetic_speech import synth_speech
-    from ladtalk.io.audio import write_wav
+    from ladtalk.io.audio import SAMPLE_RATE, write_wav
 
-    audio, _ = synth_speech(seconds, 16000, seed=1)
-    write_wav(path, audio, 16000)
+    audio, _ = synth_speech(seconds, SAMPLE_RATE, seed=1)
+    write_wav(path, audio, SAMPLE_RATE)
     return path
 
 

@@ -142,8 +142,8 @@ def package_versions() -> dict:
     try:  # the functions of librosa that ladtalk uses (stft needs numba at import)
         import numpy as np
 
-        from ladtalk.features.mel import melspectrogram
-        melspectrogram(np.zeros(16000, np.float32))
+        from ladtalk.features.mel import SAMPLE_RATE, melspectrogram
+        melspectrogram(np.zeros(SAMPLE_RATE, np.float32))
         out["ladtalk_mel"] = "ok"
     except Exception as e:  # noqa: BLE001
         out["ladtalk_mel"] = f"failed: {type(e).__name__}: {e}"

@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import table, write_results  # noqa: E402
 
-from ladtalk.io.audio import load_audio  # noqa: E402
+from ladtalk.io.audio import SAMPLE_RATE, load_audio  # noqa: E402
 from ladtalk.io.video import VideoWriter, iter_frame_batches, iter_frames, probe_video  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "video"
@@ -85,7 +85,7 @@ def bench_encode(frames: np.ndarray, audio: np.ndarray, out_dir: Path) -> list[d
     for preset, crf in [("medium", 18), ("veryfast", 18), ("ultrafast", 18)]:
         path = out_dir / f"enc_{preset}.mp4"
         t0, c0 = time.perf_counter(), time.process_time()
-        with VideoWriter(path, 25, audio=audio, sample_rate=16000, crf=crf, preset=preset) as w:
+        with VideoWriter(path, 25, audio=audio, sample_rate=SAMPLE_RATE, crf=crf, preset=preset) as w:
             for start in range(0, len(frames), 25):
                 w.write(frames[start:start + 25])
         seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -106,10 +106,10 @@ def main() -> None:
     memory = bench_memory()
     audio_s, audio = timed(lambda: load_audio(MACRON), args.repeats)
     decode.append({"what": "load_audio (AAC 48k stereo -> 16k mono)", "frames": "", "seconds": audio_s,
-                   "frames_per_s": "", "x_realtime": len(audio) / 16000 / audio_s})
+                   "frames_per_s": "", "x_realtime": len(audio) / SAMPLE_RATE / audio_s})
     frames = np.stack(list(iter_frames(MACRON, max_frames=250)))  # 10 s at 25 fps, real content
     with tempfile.TemporaryDirectory() as tmp:
-        encode = bench_encode(frames, audio[: 10 * 16000], Path(tmp))
+        encode = bench_encode(frames, audio[: 10 * SAMPLE_RATE], Path(tmp))
     cols = ["what", "frames", "seconds", "frames_per_s", "frames_per_cpu_s", "x_realtime", "kbit_per_s"]
     print(table(decode + encode, cols))
     print(table([{k: v for k, v in memory.items() if k != "rss_samples"}],

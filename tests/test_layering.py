@@ -7,7 +7,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ladtalk"
 
 # Row of each top-level part; a module may import from its own row or lower rows only.
 ROWS = {
-    "errors": 0, "runtime": 0, "presets": 0, "configs": 0,
+    "errors": 0, "runtime": 0, "presets": 0, "configs": 0, "pixels": 0,
     "io": 1, "features": 2, "face": 3, "models": 4,
     "weights": 5, "checkpoint": 5, "lipsync_weights": 5,
     "data": 6, "losses": 7, "metrics": 8, "pipeline": 9, "train": 10,  # training uses the cascade's stages

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from ladtalk.errors import InputError
 from ladtalk.metrics.image import align_sequences, best_window, frame_aligned, mouth_psnr, psnr, sliding_scores, ssim
@@ -61,6 +62,23 @@ def test_mouth_psnr_only_looks_inside_the_box():
     boxes = np.array([[10, 20, 30, 30], [0, 0, 5, 5]], float)
     out = mouth_psnr(b, a, boxes)
     assert out[0] == pytest.approx(20 * math.log10(255 / 5)) and out[1] < 10
+
+
+def test_masked_psnr_only_looks_at_the_mask_on_every_path():
+    a = np.full((2, 40, 40, 3), 50, np.uint8)
+    b = a.copy()
+    b[:, :10] = 200                      # damage outside the mask
+    b[:, 20:30] += 5                     # small error inside
+    mask = np.zeros((2, 40, 40), bool)
+    mask[0, 20:] = True                  # half the mask sees the error
+    mask[1, 30:] = True                  # none of it does
+    expected = [20 * math.log10(255 / 5) + 10 * math.log10(2), math.inf]
+    np.testing.assert_allclose(psnr(b, a, mask=mask), expected)
+    np.testing.assert_allclose(psnr(b, a, mask=torch.from_numpy(mask)), expected)
+    np.testing.assert_allclose(psnr(torch.from_numpy(b), torch.from_numpy(a), mask=torch.from_numpy(mask)), expected)
+    np.testing.assert_allclose(psnr(torch.from_numpy(b), torch.from_numpy(a), mask=mask), expected)
+    with pytest.raises(InputError, match="mask"):
+        psnr(b, a, mask=mask[:, :20])
 
 
 def test_sliding_picks_the_right_window():

@@ -1,13 +1,193 @@
-"""`ladtalk` command line: each subcommand calls one public function with the same parameter names."""
+"""`ladtalk` command line: each subcommand calls one public function with the same parameter names.
+
+The flags are derived from that function's signature (names, types, which are required) and the parsed values are
+passed straight through as keyword arguments; a flag left out is not passed, so every default lives in the
+signature alone. Help comes from the function's docstring where it describes a parameter, else from `FLAGS` below.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
+import re
 import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from ladtalk.errors import LadtalkError
+from ladtalk.presets import preset_names
 
 EPILOG = "Run `ladtalk demo -o demo_out` for a complete example on built-in synthetic data."
+
+
+@dataclass(frozen=True)
+class Command:
+    functions: tuple[str, ...]  # "module:function"; with several, the first whose required parameters are given
+    help: str
+    positional: tuple[str, ...] = ()  # parameters taken as positional arguments, in this order
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Flag:
+    help: str
+    names: tuple[str, ...] = ()  # default: --name, less a `_path` suffix (see `_flag_names`)
+    metavar: str | None = None
+    choices: tuple | str | None = None  # a tuple, or "module:NAME" of one (read when the flags are built)
+
+
+COMMANDS = {
+    "prepare": Command(
+        ("ladtalk.data.prepare:prepare",), "detect and track the face in an identity video; write an identity folder",
+        positional=("video_path",),
+        description="Detect, track and crop the face of an identity video into an identity folder (crops, 16 kHz "
+        "audio, boxes, train/test split). Re-running is a no-op; an interrupted run resumes."),
+    "synth": Command(("ladtalk.data.synthetic:synthesize",),
+                     "render the seeded synthetic talking face (MP4 + WAV + ground truth)"),
+    "train sovqae": Command(("ladtalk.train.sovqae:train_sovqae",),
+                            "identity-specific Space-Optimized VQ autoencoder", positional=("data_dirs",)),
+    "train syncnet": Command(("ladtalk.train.syncnet:train_syncnet",), "the lip-sync expert (Wav2Lip's SyncNet_color)",
+                             positional=("data_dirs",)),
+    "train wav2lip": Command(("ladtalk.train.wav2lip:train_wav2lip",),
+                             "the Wav2Lip generator (optionally with the visual-quality GAN)",
+                             positional=("data_dirs",)),
+    "analyze": Command(("ladtalk.analyze:analyze",), "measure the paper's theory on a trained SOVQAE: d_C, gamma, L_E, "
+                       "NRoUB, robustness to blur / noise / Wav2Lip-like degradation",
+                       positional=("model_path", "identity_dir")),
+    "generate": Command(("ladtalk.pipeline.generate:generate",),
+                        "speech -> lip-synced video of the identity (Wav2Lip -> SOVQAE cascade)"),
+    "enhance": Command(("ladtalk.pipeline.enhance:enhance",),
+                       "plug-and-play: repair the faces of any talking-head video of the identity",
+                       positional=("video_path",)),
+    "evaluate": Command(("ladtalk.evaluate:evaluate", "ladtalk.evaluate:evaluate_cases"),
+                        "PSNR, SSIM, LPIPS, FID, LSE-C/D, temporal stability; JSON + report"),
+    "reenact": Command(("ladtalk.reenact:reenact",), "the paper's self-reenactment protocol: drive the identity's test "
+                       "split by its own audio, score Wav2Lip only and the cascade against the real frames",
+                       positional=("identity",)),
+    "demo": Command(("ladtalk.demo:demo",), "end to end on built-in synthetic data: synth -> prepare -> train -> "
+                    "generate -> evaluate (CPU, a few minutes)"),
+    "serve": Command(("ladtalk.serve:serve",),
+                     "the whole workflow in a web page and an HTTP API (needs ladtalk[serve])"),
+}
+GROUPS = {"train": "train a component: sovqae, syncnet or wav2lip"}
+
+# Help for the parameters the docstrings do not describe; "command:parameter" wins over "parameter".
+FLAGS = {
+    "device": Flag("cpu, cuda, cuda:N or auto"),
+    "serve:device": Flag("one job worker per device: cpu, cuda:0,cuda:1 or auto"),
+    "precision": Flag("compute precision", choices="ladtalk.runtime:PRECISIONS"),
+    "seed": Flag("random seed"),
+    "batch_size": Flag("faces per batch (default: 64 on a GPU, 16 on the CPU)"),
+    "max_frames": Flag("use at most this many frames"),
+    "out_dir": Flag("folder to write", metavar="DIR"),
+    "prepare:out_dir": Flag("identity folder to write", metavar="IDENTITY_DIR"),
+    "reenact:out_dir": Flag("report folder to write", metavar="REPORT_DIR"),
+    "run_dir": Flag("run folder: checkpoints, logs and the exported model (resumes if it exists)",
+                    metavar="RUN_DIR"),
+    "report_dir": Flag("report folder to write", metavar="REPORT_DIR"),
+    "out_path": Flag("video to write", metavar="OUT.mp4"),
+    "video_path": Flag("identity video (any container FFmpeg reads)", metavar="VIDEO"),
+    "enhance:video_path": Flag("talking-head video of the identity", metavar="VIDEO"),
+    "size": Flag("face crop size in pixels", choices=(256, 512)),
+    "synth:size": Flag("frame size in pixels (square)"),
+    "fps": Flag("resample the video to this frame rate (default: keep)"),
+    "synth:fps": Flag("frame rate"),
+    "seconds": Flag("length of the clip"),
+    "sample_rate": Flag("audio sample rate in Hz"),
+    "detector": Flag("'mtcnn' (offline weights from facenet-pytorch) or 's3fd:PATH' to your s3fd.pth"),
+    "enhance:detector": Flag("'mtcnn' or 's3fd:PATH' (default: the one the SOVQAE's training faces were found with)"),
+    "evaluate:detector": Flag("face detector for the LSE face crops: 'mtcnn' or 's3fd:PATH'"),
+    "track": Flag("index of the face track to keep when several people are visible (default: main)"),
+    "pads": Flag("Wav2Lip-style padding of the face box in pixels", metavar="'T B L R'"),
+    "enhance:pads": Flag("face box padding (default: the pads the SOVQAE's identity was prepared with)",
+                         metavar="'T B L R'"),
+    "test_fraction": Flag("share of the frames held out as the test split (the last ones)"),
+    "data_dirs": Flag("identity folders or LRS2-style dataset roots (<spk>/<vid>/{k}.jpg + audio.wav)",
+                      metavar="DATA_DIR"),
+    "train sovqae:data_dirs": Flag("identity folder(s) written by `ladtalk prepare`", metavar="DATA_DIR"),
+    "preset": Flag("preset name ({presets}) or a YAML path"),  # the names are read from configs/
+    "overrides": Flag("override one preset value, e.g. --set train.max_steps=500 (repeatable)", names=("--set",),
+                      metavar="KEY=VALUE"),
+    "syncnet_path": Flag("syncnet_v2.model for LSE-C / LSE-D"),
+    "train wav2lip:syncnet_path": Flag("trained expert: lipsync_expert.pth or a `train syncnet` run/model folder"),
+    "init_path": Flag("start from these generator weights (wav2lip.pth or a model folder) to fine-tune"),
+    "model_path": Flag("SOVQAE model or run folder", metavar="MODEL"),
+    "identity_dir": Flag("prepared identity folder", metavar="IDENTITY_DIR"),
+    "identity": Flag("identity folder or a video of the person"),
+    "reenact:identity": Flag("prepared identity folder (its test split is used)", metavar="IDENTITY_DIR"),
+    "audio_path": Flag("driving speech (wav, mp3, m4a, any rate)"),
+    "wav2lip_path": Flag("wav2lip.pth / wav2lip_gan.pth or a `train wav2lip` model folder"),
+    "sovqae_path": Flag("SOVQAE model or run folder"),
+    "reenact:sovqae_path": Flag("SOVQAE model or run folder (the cascade row)"),
+    "no_sovqae": Flag("plain Wav2Lip result, for comparison"),
+    "paste": Flag("mouth: only the lower face; feather: the whole face box, feathered; hard: the paper's rectangle",
+                  choices="ladtalk.face.crop:PASTE_MODES"),
+    "reenact:paste": Flag("the same paste for both rows", choices="ladtalk.face.crop:PASTE_MODES"),
+    "overlap_io": Flag("decode and encode in the main thread (the sequential baseline of bench/generate.py)"),
+    "pred_path": Flag("generated video"),
+    "gt_path": Flag("ground-truth video"),
+    "cases_path": Flag("CSV/TSV table of cases (name, pred, gt) for a batch report"),
+    "inception_path": Flag("pt_inception-2015-12-05-6726825d.pth for FID (default: torch hub cache)"),
+    "lse_crop": Flag("LSE on syncnet_python's face crops (the published protocol) or on whole frames (reported as "
+                     "LSE-D_whole_frame / LSE-C_whole_frame)", choices=("face", "frame")),
+    "align": Flag("sliding window (the paper's) or plain frame-aligned evaluation", choices=("sliding", "frames")),
+    "lpips": Flag("skip the perceptual distance (slow on CPU)"),
+    "train_seconds": Flag("length of the synthetic identity video"),
+    "test_seconds": Flag("length of the new speech"),
+    "data_dir": Flag("the server's own folder: uploads, identities, models, job results", metavar="DIR"),
+    "host": Flag("address to listen on; 127.0.0.1 is this machine only"),
+    "port": Flag("port to listen on"),
+    "token": Flag("require this token (needed when --host is not loopback; default: $LADTALK_SERVE_TOKEN)"),
+    "max_upload_mb": Flag("largest upload accepted"),
+}
+OUTPUTS = ("out_dir", "run_dir", "report_dir", "out_path")  # written by the command: -o
+# Parameters of the public functions that are not flags, and why.
+NOT_FLAGS = {
+    "started_at": "set by the CLI to the process start, so that the report's total includes the start-up",
+    "frame_indices": "an array of frames, for callers in Python (reenact)",
+    "demo:overrides": "a --set list per trainer, for callers in Python (tests, bench)",
+}
+SUPPLIED = {"started_at": lambda: importlib.import_module("ladtalk.runtime").command_started_at()}
+
+
+def resolve(target: str) -> Callable:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _flag(command: str, name: str) -> Flag:
+    return FLAGS.get(f"{command}:{name}") or FLAGS.get(name) or Flag("")  # no entry: the docstring describes it
+
+
+def _flag_names(name: str, param: inspect.Parameter, flag: Flag) -> tuple[str, ...]:
+    if flag.names:
+        return flag.names
+    if name in OUTPUTS:
+        return "-o", "--" + name.replace("_", "-")
+    if param.default is True:
+        return ("--no-" + name.replace("_", "-"),)
+    return ("--" + name.removesuffix("_path").replace("_", "-"),)
+
+
+def is_flag(command: str, name: str) -> bool:
+    return name not in NOT_FLAGS and f"{command}:{name}" not in NOT_FLAGS
+
+
+def documented(func: Callable) -> dict[str, str]:
+    """The parameters the docstring describes as "`name`: text" (or "name: text") at the start of a paragraph or
+    sentence, each up to the next such description, the next sentence that opens with `code` or the paragraph's end."""
+    names = "|".join(inspect.signature(func).parameters)
+    found = {}
+    for paragraph in (inspect.getdoc(func) or "").split("\n\n"):
+        text = " ".join(paragraph.split())
+        for part in re.split(r"(?<=\.) (?=`)", text):
+            marks = list(re.finditer(rf"(?:^|(?<=\. ))`?({names})`?: ", part))
+            for mark, after in zip(marks, marks[1:] + [None]):
+                found[mark.group(1)] = part[mark.end():after.start() if after else None].strip()
+    return found
 
 
 def _pads(text: str) -> tuple[int, int, int, int]:
@@ -17,278 +197,129 @@ def _pads(text: str) -> tuple[int, int, int, int]:
     return tuple(parts)  # type: ignore[return-value]
 
 
-def _add_prepare(sub) -> None:
-    p = sub.add_parser("prepare", help="detect and track the face in an identity video; write an identity folder",
-                       description="Detect, track and crop the face of an identity video into an identity folder "
-                       "(crops, 16 kHz audio, boxes, train/test split). Re-running is a no-op; an interrupted "
-                       "run resumes.")
-    p.add_argument("video_path", metavar="VIDEO", help="identity video (any container FFmpeg reads)")
-    p.add_argument("-o", "--out-dir", required=True, metavar="IDENTITY_DIR", help="identity folder to write")
-    p.add_argument("--size", type=int, default=256, choices=(256, 512), help="face crop size in pixels")
-    p.add_argument("--fps", type=float, default=None, help="resample the video to this frame rate (default: keep)")
-    p.add_argument("--detector", default="mtcnn",
-                   help="'mtcnn' (offline weights from facenet-pytorch) or 's3fd:PATH' to your s3fd.pth")
-    p.add_argument("--track", type=int, default=None,
-                   help="index of the face track to keep when several people are visible (default: main)")
-    p.add_argument("--pads", type=_pads, default=(0, 10, 0, 0), metavar="'T B L R'",
-                   help="Wav2Lip-style padding of the face box in pixels (default '0 10 0 0')")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
-
-    def run(a):
-        from ladtalk.data.prepare import prepare
-        prepare(a.video_path, a.out_dir, size=a.size, fps=a.fps, detector=a.detector, track=a.track,
-                pads=a.pads, device=a.device)
-    p.set_defaults(run=run)
+def _value_type(hint) -> tuple[Callable | None, bool]:
+    """argparse's type for an annotation (None for a bool: a switch) and whether it takes several values."""
+    options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+    for option in options:
+        if typing.get_origin(option) is tuple:
+            return _pads, False  # the one tuple parameter: pads
+        if typing.get_origin(option) in (list, Sequence):
+            return _value_type(typing.get_args(option)[0])[0], True
+    for kind in (bool, int, float):
+        if kind in options:
+            return (None if kind is bool else kind), False
+    return str, False
 
 
-def _add_synth(sub) -> None:
-    p = sub.add_parser("synth", help="render the seeded synthetic talking face (MP4 + WAV + ground truth)")
-    p.add_argument("-o", "--out-dir", required=True, metavar="DIR")
-    p.add_argument("--seconds", type=float, default=12.0)
-    p.add_argument("--fps", type=float, default=25.0)
-    p.add_argument("--size", type=int, default=256, help="frame size in pixels (square)")
-    p.add_argument("--seed", type=int, default=0)
-
-    def run(a):
-        from ladtalk.data.synthetic import synthesize
-        synthesize(a.out_dir, seconds=a.seconds, fps=a.fps, size=a.size, seed=a.seed)
-    p.set_defaults(run=run)
+def _default_note(default) -> str:
+    if default is None or default is inspect.Parameter.empty or isinstance(default, bool) or default == ():
+        return ""
+    return f" (default: {' '.join(map(str, default)) if isinstance(default, tuple) else default})"
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a component: sovqae, syncnet or wav2lip")
-    tsub = p.add_subparsers(dest="component", required=True)
-
-    def common(q, data_help):
-        q.add_argument("data_dirs", nargs="+", metavar="DATA_DIR", help=data_help)
-        q.add_argument("-o", "--run-dir", required=True, metavar="RUN_DIR",
-                       help="run folder: checkpoints, logs and the exported model (resumes if it exists)")
-        q.add_argument("--preset", default=None,
-                       help="preset name (src/ladtalk/configs/*.yaml: paper-256, paper-512, tiny, demo, syncnet, "
-                       "syncnet-tiny, wav2lip, wav2lip-tiny) or a YAML path")
-        q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one preset value, e.g. --set train.max_steps=500 (repeatable)")
-        q.add_argument("--device", default="auto")
-
-    def refuse_run_over_inputs(a):
-        # train_sovqae is being reworked elsewhere; the guard sits here for all three trainers alike
-        from ladtalk.io.guard import refuse_output_over_inputs
-        refuse_output_over_inputs(a.run_dir, [("training data", d) for d in a.data_dirs]
-                                  + [("--syncnet weights", getattr(a, "syncnet_path", None)),
-                                     ("--init weights", getattr(a, "init_path", None)),
-                                     ("--wav2lip weights", getattr(a, "wav2lip_path", None))], folder=True)
-
-    q = tsub.add_parser("sovqae", help="identity-specific Space-Optimized VQ autoencoder")
-    common(q, "identity folder(s) written by `ladtalk prepare`")
-    q.add_argument("--wav2lip", dest="wav2lip_path", default=None, metavar="WEIGHTS",
-                   help="also learn to restore this lip-sync model's own faces: its output on the train frames, "
-                   "driven by their own audio, becomes a share (train.lipsync_share, default 0.5) of the inputs, "
-                   "the true frames the targets (beyond the paper; the restore-cpu preset is made for it)")
-
-    def run_sovqae(a):
-        from ladtalk.train.sovqae import train_sovqae
-        refuse_run_over_inputs(a)
-        train_sovqae(a.data_dirs, a.run_dir, preset=a.preset or "paper-256", overrides=a.overrides,
-                     device=a.device, wav2lip_path=a.wav2lip_path)
-    q.set_defaults(run=run_sovqae)
-
-    q = tsub.add_parser("syncnet", help="the lip-sync expert (Wav2Lip's SyncNet_color)")
-    common(q, "identity folders or LRS2-style dataset roots (<spk>/<vid>/{k}.jpg + audio.wav)")
-
-    def run_syncnet(a):
-        from ladtalk.train.syncnet import train_syncnet
-        refuse_run_over_inputs(a)
-        train_syncnet(a.data_dirs, a.run_dir, preset=a.preset or "syncnet", overrides=a.overrides,
-                      device=a.device)
-    q.set_defaults(run=run_syncnet)
-
-    q = tsub.add_parser("wav2lip", help="the Wav2Lip generator (optionally with the visual-quality GAN)")
-    common(q, "identity folders or LRS2-style dataset roots")
-    q.add_argument("--syncnet", dest="syncnet_path", required=True,
-                   help="trained expert: lipsync_expert.pth or a `train syncnet` run/model folder")
-    q.add_argument("--init", dest="init_path", default=None,
-                   help="start from these generator weights (wav2lip.pth or a model folder) to fine-tune")
-
-    def run_wav2lip(a):
-        from ladtalk.train.wav2lip import train_wav2lip
-        refuse_run_over_inputs(a)
-        train_wav2lip(a.data_dirs, a.run_dir, syncnet_path=a.syncnet_path, init_path=a.init_path,
-                      preset=a.preset or "wav2lip", overrides=a.overrides, device=a.device)
-    q.set_defaults(run=run_wav2lip)
+def parameters(command: str) -> dict[str, tuple[inspect.Parameter, object, int]]:
+    """The command's flag parameters: each with its annotation and in how many of the command's functions it is
+    required (a flag is required when it is in all of them)."""
+    found: dict[str, tuple[inspect.Parameter, object, int]] = {}
+    for func in map(resolve, COMMANDS[command].functions):
+        hints = typing.get_type_hints(func)
+        for name, param in inspect.signature(func).parameters.items():
+            if is_flag(command, name):
+                first, hint, required_in = found.get(name, (param, hints[name], 0))
+                found[name] = (first, hint, required_in + (param.default is inspect.Parameter.empty))
+    return found
 
 
-def _add_analyze(sub) -> None:
-    p = sub.add_parser("analyze", help="measure the paper's theory on a trained SOVQAE: d_C, gamma, L_E, NRoUB, "
-                       "robustness to blur / noise / Wav2Lip-like degradation")
-    p.add_argument("model_path", metavar="MODEL", help="SOVQAE model or run folder")
-    p.add_argument("identity_dir", metavar="IDENTITY_DIR")
-    p.add_argument("-o", "--report-dir", required=True, metavar="REPORT_DIR")
-    p.add_argument("--max-frames", type=int, default=None, help="use at most this many test frames")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-
-    def run(a):
-        from ladtalk.analyze import analyze
-        analyze(a.model_path, a.identity_dir, a.report_dir, max_frames=a.max_frames, device=a.device, seed=a.seed)
-    p.set_defaults(run=run)
-
-
-def _add_generate(sub) -> None:
-    p = sub.add_parser("generate", help="speech -> lip-synced video of the identity (Wav2Lip -> SOVQAE cascade)")
-    p.add_argument("--identity", required=True, help="identity folder or a video of the person")
-    p.add_argument("--audio", dest="audio_path", required=True, help="driving speech (wav, mp3, m4a, any rate)")
-    p.add_argument("--wav2lip", dest="wav2lip_path", required=True,
-                   help="wav2lip.pth / wav2lip_gan.pth or a `train wav2lip` model folder")
-    p.add_argument("--sovqae", dest="sovqae_path", default=None, help="SOVQAE model or run folder")
-    p.add_argument("--no-sovqae", action="store_true", help="plain Wav2Lip result, for comparison")
-    p.add_argument("--paste", choices=("mouth", "feather", "hard"), default="mouth",
-                   help="mouth (default): blend only the lower face, the rest stays the identity's own frame; "
-                        "feather: the whole face box, feathered; hard: the paper's rectangle paste")
-    p.add_argument("-o", "--out-path", required=True, metavar="OUT.mp4")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--device", default="auto")
-
-    def run(a):
-        from ladtalk.pipeline.generate import generate
-        from ladtalk.runtime import command_started_at
-        generate(a.identity, a.audio_path, a.out_path, wav2lip_path=a.wav2lip_path, sovqae_path=a.sovqae_path,
-                 no_sovqae=a.no_sovqae, paste=a.paste, batch_size=a.batch_size, precision=a.precision,
-                 device=a.device, started_at=command_started_at())
-    p.set_defaults(run=run)
-
-
-def _add_enhance(sub) -> None:
-    p = sub.add_parser("enhance", help="plug-and-play: repair the faces of any talking-head video of the identity")
-    p.add_argument("video_path", metavar="VIDEO")
-    p.add_argument("--sovqae", dest="sovqae_path", required=True)
-    p.add_argument("-o", "--out-path", required=True, metavar="OUT.mp4")
-    p.add_argument("--detector", default=None,
-                   help="'mtcnn' or 's3fd:PATH' (default: the one the SOVQAE's training faces were found with)")
-    p.add_argument("--pads", type=_pads, default=None, metavar="'T B L R'",
-                   help="face box padding (default: the pads the SOVQAE's identity was prepared with)")
-    p.add_argument("--paste", choices=("feather", "mouth", "hard"), default="feather",
-                   help="feather (default): the whole repaired face, feathered; mouth: the lower face only; hard: "
-                        "the paper's rectangle paste")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--device", default="auto")
-
-    def run(a):
-        from ladtalk.pipeline.enhance import enhance
-        from ladtalk.runtime import command_started_at
-        enhance(a.video_path, a.out_path, sovqae_path=a.sovqae_path, detector=a.detector, paste=a.paste,
-                batch_size=a.batch_size, precision=a.precision, device=a.device, pads=a.pads,
-                started_at=command_started_at())
-    p.set_defaults(run=run)
-
-
-def _add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="PSNR, SSIM, LPIPS, FID, LSE-C/D, temporal stability; JSON + report")
-    p.add_argument("--pred", dest="pred_path", help="generated video")
-    p.add_argument("--gt", dest="gt_path", help="ground-truth video")
-    p.add_argument("--cases", dest="cases_path", help="CSV/TSV table of cases (name, pred, gt) for a batch report")
-    p.add_argument("--syncnet", dest="syncnet_path", default=None, help="syncnet_v2.model for LSE-C / LSE-D")
-    p.add_argument("--inception", dest="inception_path", default=None,
-                   help="pt_inception-2015-12-05-6726825d.pth for FID (default: torch hub cache)")
-    p.add_argument("--lse-crop", choices=("face", "frame"), default="face",
-                   help="LSE on syncnet_python's face crops (default; the published protocol) or on whole frames "
-                   "(reported as LSE-D_whole_frame / LSE-C_whole_frame)")
-    p.add_argument("--detector", default="mtcnn", help="face detector for the LSE face crops: 'mtcnn' or 's3fd:PATH'")
-    p.add_argument("--align", choices=("sliding", "frames"), default="sliding",
-                   help="sliding window (the paper's) or plain frame-aligned evaluation")
-    p.add_argument("-o", "--report-dir", required=True, metavar="REPORT_DIR")
-    p.add_argument("--device", default="auto")
-
-    def run(a):
-        from ladtalk.evaluate import evaluate, evaluate_cases
-        if a.cases_path:
-            evaluate_cases(a.cases_path, a.report_dir, syncnet_path=a.syncnet_path,
-                           inception_path=a.inception_path, align=a.align, device=a.device, lse_crop=a.lse_crop,
-                           detector=a.detector)
-        elif a.pred_path and a.gt_path:
-            evaluate(a.pred_path, a.gt_path, a.report_dir, syncnet_path=a.syncnet_path,
-                     inception_path=a.inception_path, align=a.align, device=a.device, lse_crop=a.lse_crop,
-                     detector=a.detector)
+def _add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
+    spec = COMMANDS[command]
+    docs = {k: v for func in reversed(spec.functions) for k, v in documented(resolve(func)).items()}
+    params = parameters(command)
+    for name in spec.positional + tuple(n for n in params if n not in spec.positional):
+        param, hint, required_in = params[name]
+        flag = _flag(command, name)
+        text = (docs.get(name) or flag.help).replace("{presets}", ", ".join(preset_names()))
+        kind, many = _value_type(hint)
+        if name in spec.positional:
+            parser.add_argument(name, metavar=flag.metavar or name.upper(), help=text, type=kind,
+                                nargs="+" if many else None)
+        elif kind is None:
+            parser.add_argument(*_flag_names(name, param, flag), dest=name, default=argparse.SUPPRESS, help=text,
+                                action="store_false" if param.default else "store_true")
         else:
-            raise LadtalkError("give --pred and --gt, or --cases TABLE")
-    p.set_defaults(run=run)
+            choices = resolve(flag.choices) if isinstance(flag.choices, str) else flag.choices
+            parser.add_argument(*_flag_names(name, param, flag), dest=name, default=argparse.SUPPRESS, type=kind,
+                                action="append" if many else "store", required=required_in == len(spec.functions),
+                                metavar=flag.metavar, choices=choices, help=text + _default_note(param.default))
 
 
-def _add_reenact(sub) -> None:
-    p = sub.add_parser("reenact", help="the paper's self-reenactment protocol: drive the identity's test split by "
-                       "its own audio, score Wav2Lip only and the cascade against the real frames")
-    p.add_argument("identity", metavar="IDENTITY_DIR", help="prepared identity folder (its test split is used)")
-    p.add_argument("--wav2lip", dest="wav2lip_path", required=True,
-                   help="wav2lip.pth / wav2lip_gan.pth or a `train wav2lip` model folder")
-    p.add_argument("--sovqae", dest="sovqae_path", default=None, help="SOVQAE model or run folder (the cascade row)")
-    p.add_argument("-o", "--out-dir", required=True, metavar="REPORT_DIR")
-    p.add_argument("--paste", choices=("mouth", "feather", "hard"), default="mouth",
-                   help="the same paste for both rows (default mouth)")
-    p.add_argument("--syncnet", dest="syncnet_path", default=None, help="syncnet_v2.model for LSE-C / LSE-D")
-    p.add_argument("--max-frames", type=int, default=None, help="score at most this many test frames")
-    p.add_argument("--no-lpips", dest="lpips", action="store_false", help="skip the perceptual distance (slow on CPU)")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    p.add_argument("--device", default="auto")
-
-    def run(a):
-        from ladtalk.reenact import reenact
-        reenact(a.identity, a.wav2lip_path, a.out_dir, sovqae_path=a.sovqae_path, paste=a.paste,
-                syncnet_path=a.syncnet_path, device=a.device, max_frames=a.max_frames, precision=a.precision,
-                lpips=a.lpips)
-    p.set_defaults(run=run)
-
-
-def _add_demo(sub) -> None:
-    p = sub.add_parser("demo", help="end to end on built-in synthetic data: synth -> prepare -> train -> generate "
-                       "-> evaluate (CPU, a few minutes)")
-    p.add_argument("-o", "--out-dir", default="demo_out", metavar="DIR")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-
-    def run(a):
-        from ladtalk.demo import demo
-        demo(a.out_dir, device=a.device, seed=a.seed)
-    p.set_defaults(run=run)
-
-
-def _add_serve(sub) -> None:
-    p = sub.add_parser("serve", help="the whole workflow in a web page and an HTTP API (needs ladtalk[serve])")
-    p.add_argument("--data-dir", default="ladtalk_data", metavar="DIR",
-                   help="the server's own folder: uploads, identities, models, job results")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
-    p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--token", default=None, help="require this token (needed when --host is not loopback; "
-                   "default: $LADTALK_SERVE_TOKEN)")
-    p.add_argument("--max-upload-mb", type=float, default=512.0, help="largest upload accepted")
-    p.add_argument("--device", default="auto", help="one job worker per device: cpu, cuda:0,cuda:1 or auto")
-
-    def run(a):
-        from ladtalk.serve import serve
-        serve(a.data_dir, host=a.host, port=a.port, token=a.token, max_upload_mb=a.max_upload_mb, device=a.device)
-    p.set_defaults(run=run)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ladtalk", description=__doc__, epilog=EPILOG)
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with `only` (a command's first word) one whose other commands have no flags yet: what
+    the command named needs, without importing every module (torch and all) for a start-up or `--help`."""
+    parser = argparse.ArgumentParser(prog="ladtalk", description=__doc__.split("\n")[0], epilog=EPILOG)
     from ladtalk import __version__
     parser.add_argument("--version", action="version", version=f"ladtalk {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_prepare, _add_synth, _add_train, _add_analyze, _add_generate, _add_enhance, _add_evaluate,
-                _add_reenact, _add_demo, _add_serve):
-        add(sub)
+    groups = {}
+    for command, spec in COMMANDS.items():
+        group, _, name = command.rpartition(" ")
+        if group and group not in groups:
+            groups[group] = sub.add_parser(group, help=GROUPS[group]).add_subparsers(dest="component", required=True)
+        p = (groups[group] if group else sub).add_parser(name, help=spec.help, description=spec.description)
+        p.set_defaults(command_spec=command)
+        if only is None or command.split()[0] == only:
+            _add_arguments(p, command)
     return parser
 
 
+def run(command: str, given: dict) -> object:
+    """Call the command's function with the parsed values (and what the CLI itself supplies) as keyword arguments."""
+    funcs = [resolve(f) for f in COMMANDS[command].functions]
+    required = [[n for n, p in inspect.signature(f).parameters.items() if p.default is inspect.Parameter.empty]
+                for f in funcs]
+    for func, needs in zip(funcs, required):
+        if all(n in given for n in needs):
+            params = inspect.signature(func).parameters
+            extra = [n for n in given if n not in params]
+            if extra:
+                own = [n for n in needs if not all(n in r for r in required)]
+                raise LadtalkError(f"{_shown(command, extra)} cannot be combined with {_shown(command, own)}")
+            if command.startswith("train "):
+                _refuse_run_over_inputs(given)
+            return func(**given, **{n: make() for n, make in SUPPLIED.items() if n in params})
+    raise LadtalkError("give " + ", or ".join(_shown(command, [n for n in r if n not in given]) for r in required))
+
+
+def _shown(command: str, names: list[str]) -> str:
+    """How the user spells these parameters on the command line, e.g. '--pred and --gt'."""
+    params = parameters(command)
+    spelled = [(_flag(command, name).metavar or name.upper()) if name in COMMANDS[command].positional
+               else _flag_names(name, params[name][0], _flag(command, name))[-1] for name in names]
+    return " and ".join(spelled)
+
+
+def _refuse_run_over_inputs(given: dict) -> None:
+    # train_sovqae is being reworked elsewhere; the guard sits here for all three trainers alike
+    from ladtalk.io.guard import refuse_output_over_inputs
+    refuse_output_over_inputs(given["run_dir"], [("training data", d) for d in given["data_dirs"]]
+                              + [("--syncnet weights", given.get("syncnet_path")),
+                                 ("--init weights", given.get("init_path")),
+                                 ("--wav2lip weights", given.get("wav2lip_path"))], folder=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # only the named command's flags are built: its module is imported, the others are not
+    args = vars(build_parser(only=next((a for a in argv if not a.startswith("-")), "")).parse_args(argv))
+    command = args.pop("command_spec")
+    name = args.pop("command")
+    args.pop("component", None)
     try:
-        args.run(args)
+        run(command, args)
     except LadtalkError as e:
-        print(f"ladtalk {args.command}: error: {e}", file=sys.stderr)
+        print(f"ladtalk {name}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        again = "resume" if args.command in ("prepare", "train", "demo") else "start again"
-        print(f"ladtalk {args.command}: interrupted; re-run the same command to {again}", file=sys.stderr)
+        again = "resume" if name in ("prepare", "train", "demo") else "start again"
+        print(f"ladtalk {name}: interrupted; re-run the same command to {again}", file=sys.stderr)
         return 130
     return 0

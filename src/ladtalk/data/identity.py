@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ladtalk.errors import InputError
+from ladtalk.face import DEFAULT_PADS
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 1: no raw / Wav2Lip boxes yet (re-derived on first use by generate)
@@ -118,7 +119,7 @@ class Identity:
         `enhance` and `generate` cut the same crops by default."""
         settings = self.meta.get("settings", {})
         return {"detector": self.meta.get("detector", settings.get("detector", "mtcnn")),
-                "pads": [int(p) for p in self.meta.get("pads", settings.get("pads", [0, 10, 0, 0]))],
+                "pads": [int(p) for p in self.meta.get("pads", settings.get("pads", DEFAULT_PADS))],
                 "track_smoothing": "centred mean over 5 frames, gaps up to 5 frames filled",
                 "square": "side max(w, h) of the padded box, same centre", "crop_scale": 1.0,
                 "crop_size": self.crop_size, "resize": "area (shrink) / bicubic (enlarge)"}
@@ -141,7 +142,7 @@ class Identity:
         return self.dir / AUDIO_NAME
 
     def audio(self) -> np.ndarray:
-        """float32 mono samples at 16 kHz."""
+        """float32 mono samples at SAMPLE_RATE (16 kHz)."""
         from ladtalk.io.audio import load_audio
 
-        return load_audio(self.audio_path, sample_rate=16000)
+        return load_audio(self.audio_path)

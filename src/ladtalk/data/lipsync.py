@@ -92,7 +92,7 @@ def lrs2_clip(folder: str | os.PathLike, img_size: int, fps: float = LRS2_FPS) -
     folder = Path(folder)
     ids = np.array(sorted(int(p.stem) for p in folder.glob("*.jpg") if p.stem.isdigit()), dtype=np.int64)
     return Clip(str(folder), fps, ids, lambda k: _read_jpgs(folder, k, img_size),
-                lambda: load_audio(folder / "audio.wav", sample_rate=16000))
+                lambda: load_audio(folder / "audio.wav"))
 
 
 def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train",

@@ -20,18 +20,18 @@ from tqdm import tqdm
 
 from ladtalk.data.identity import AUDIO_NAME, CROPS_NAME, FORMAT_VERSION, META_NAME, Identity
 from ladtalk.errors import InputError, NoFaceError
+from ladtalk.face import DEFAULT_PADS
 from ladtalk.face.crop import crop_faces, square_crop_boxes
 from ladtalk.face.detect import Detection, make_detector
 from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
 from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
 from ladtalk.io.atomic import atomic_dir, atomic_path, check_writable_dir
-from ladtalk.io.audio import load_audio, write_wav
+from ladtalk.io.audio import SAMPLE_RATE, load_audio, write_wav
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
 from ladtalk.runtime import resolve_device
 
 log = logging.getLogger(__name__)
-SAMPLE_RATE = 16000
 BATCH = 16
 MAX_FPS = 240.0  # resampling to more frames than any camera records only repeats frames
 MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
@@ -47,7 +47,7 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int = 256, fps: float | None = None,
-            detector: str = "mtcnn", track: int | None = None, pads: tuple[int, int, int, int] = (0, 10, 0, 0),
+            detector: str = "mtcnn", track: int | None = None, pads: tuple[int, int, int, int] = DEFAULT_PADS,
             device: str = "auto", test_fraction: float = 0.1) -> Path:
     """Write the identity folder `out_dir` for `video_path`; returns its path (a no-op when already up to date)."""
     video_path, out_dir = Path(video_path), Path(out_dir)
@@ -165,7 +165,7 @@ def _up_to_date(out_dir: Path, source: dict, settings: dict) -> bool:
 
 
 def track_video(video_path: str | os.PathLike, fps: float | None = None, detector: str = "mtcnn",
-                pads: tuple[int, int, int, int] = (0, 10, 0, 0), track: int | None = None, device: str = "auto",
+                pads: tuple[int, int, int, int] = DEFAULT_PADS, track: int | None = None, device: str = "auto",
                 cache_path: Path | None = None):
     """Detect and track the main face of a video -> (detections per frame, FaceTrack, square crop boxes (N,4)).
 

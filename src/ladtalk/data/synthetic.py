@@ -19,6 +19,7 @@ from ladtalk.data.synthetic_face import FaceRenderer
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
+from ladtalk.io.audio import SAMPLE_RATE
 
 __all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "render_frames",
            "synth_speech", "synthesize", "load_truth", "FaceRenderer"]
@@ -118,7 +119,7 @@ def render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0,
 
 
 def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, size: int = 256, seed: int = 0,
-               sample_rate: int = 16000) -> SyntheticClip:
+               sample_rate: int = SAMPLE_RATE) -> SyntheticClip:
     """Render the seeded talking face to out_dir/{video.mp4 (H.264+AAC), audio.wav, truth.json}; atomic files."""
     from ladtalk.io.audio import write_wav
     from ladtalk.io.video import VideoWriter

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import signal
 
 from ladtalk.errors import InputError
+from ladtalk.io.audio import SAMPLE_RATE
 
 # Adult male vowel formants in Hz (Peterson & Barney 1952 averages) and how far each opens the jaw.
 VOWELS: dict[str, tuple[float, float, float]] = {
@@ -123,7 +124,7 @@ def _consonant(rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     return level * env * noise
 
 
-def synth_speech(seconds: float, sample_rate: int = 16000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synth_speech(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Speech-like audio and its voiced-loudness envelope: (float32 (N,) in [-1,1], float32 (N,) in [0,1])."""
     if not seconds > 0 or not np.isfinite(seconds):
         raise InputError(f"synthetic speech needs a positive duration, got seconds={seconds}")

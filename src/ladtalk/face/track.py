@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ladtalk.errors import InputError, NoFaceError
+from ladtalk.face import DEFAULT_PADS
 from ladtalk.face.detect import Detection
 
 
@@ -182,7 +183,7 @@ def valid_runs(ok: np.ndarray) -> list[tuple[int, int]]:
 def track_faces(
     detections: Sequence[Sequence[Detection]],
     frame_size: tuple[int, int],
-    pads: tuple[int, int, int, int] = (0, 10, 0, 0),
+    pads: tuple[int, int, int, int] = DEFAULT_PADS,
     track: int | None = None,
     max_gap: int = 5,
     smooth_window: int = 5,

@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 
 from ladtalk.errors import InputError
+from ladtalk.face import DEFAULT_PADS
 from ladtalk.face.track import valid_runs
 
-OFFICIAL_PADS = (0, 10, 0, 0)  # inference.py's default --pads (top, bottom, left, right)
 OFFICIAL_SMOOTH_WINDOW = 5  # get_smoothened_boxes(boxes, T=5)
 OFFICIAL_INPUT_SIZE = 96
 
@@ -65,7 +65,7 @@ def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> n
 
 
 def official_boxes(rects: np.ndarray, frame_size: tuple[int, int],
-                   pads: tuple[int, int, int, int] = OFFICIAL_PADS, smooth: bool = True) -> np.ndarray:
+                   pads: tuple[int, int, int, int] = DEFAULT_PADS, smooth: bool = True) -> np.ndarray:
     """Detector rectangles (N,4) x1,y1,x2,y2 -> the official int64 boxes (N,4) x1,y1,x2,y2 (-1 rows: no face)."""
     boxes = padded_boxes(rects, frame_size, pads)
     return smooth_forward(boxes) if smooth else boxes

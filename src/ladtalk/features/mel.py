@@ -17,8 +17,8 @@ import scipy.signal
 import torch
 
 from ladtalk.errors import InputError
+from ladtalk.io.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 N_FFT = 800
 HOP = 200
 NUM_MELS = 80

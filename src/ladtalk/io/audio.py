@@ -19,6 +19,8 @@ import numpy as np
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path
 
+SAMPLE_RATE = 16000  # of all audio the models hear: Wav2Lip's mel, the identity folders, the driving speech
+
 
 def _open_audio(path: Path):
     if not path.exists():
@@ -207,7 +209,7 @@ def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
     raise InputError(f"unsupported audio sample format {fmt!r}")
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """float32 (N,) mono in [-1,1] at `sample_rate`, from any file with an audio stream (WAV, MP3, AAC, MP4)."""
     path = Path(path)
     if int(sample_rate) <= 0:
@@ -266,5 +268,5 @@ def audio_duration_seconds(path: str | Path) -> float:
     return len(samples) / rate
 
 
-__all__ = ["AAC_SAMPLE_RATES", "AudioInfo", "audio_duration_seconds", "iter_audio", "load_audio", "mux_format",
-           "probe_audio", "write_wav"]
+__all__ = ["AAC_SAMPLE_RATES", "SAMPLE_RATE", "AudioInfo", "audio_duration_seconds", "iter_audio", "load_audio",
+           "mux_format", "probe_audio", "write_wav"]

@@ -20,6 +20,7 @@ from av.video.reformatter import Interpolation
 
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.io.atomic import atomic_path
+from ladtalk.io.audio import SAMPLE_RATE
 
 # A frame may sit this fraction of an output period after its nominal time and still count as "at" it:
 # containers with millisecond time bases (MKV, WebM) round timestamps by up to 0.5 ms.
@@ -284,7 +285,7 @@ class VideoWriter:
     `medium` at CRF 18 for the same size (0.45 Mb/s) and 44.4 instead of 45.3 dB against the decoded source.
     """
 
-    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000,
+    def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
                  crf: int = 17, preset: str = "veryfast") -> None:
         self.path = Path(path)
         if self.path.suffix.lower() not in (".mp4", ".m4v", ".mov"):

@@ -50,29 +50,46 @@ def _batched(frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 
 
 def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
-        batch_size: int = 16) -> np.ndarray:
-    """Per-frame mean squared error of uint8 (T,H,W,3) frames (or one (H,W,3) frame), in [0,255]^2 -> (T,)."""
+        batch_size: int = 16, mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+    """Per-frame mean squared error of uint8 (T,H,W,3) frames (or one (H,W,3) frame), in [0,255]^2 -> (T,);
+    `mask` (T,H,W) of 0/1 limits it to those pixels (a frame with none: 0)."""
     _check_pair(pred, gt)
     pred, gt = _batched(pred), _batched(gt)
+    if mask is not None:
+        mask = mask[None] if mask.ndim == 2 else mask
+        if tuple(mask.shape) != tuple(pred.shape[:3]):
+            raise InputError(f"mask of shape {tuple(mask.shape)} for frames of shape {tuple(pred.shape)}")
     if torch.device(device).type == "cpu" and isinstance(pred, np.ndarray) and isinstance(gt, np.ndarray):
         # exact integer arithmetic, frame by frame (no large float64 temporaries)
         out = np.empty(len(pred))
+        if isinstance(mask, torch.Tensor):
+            mask = mask.cpu().numpy()
         for i, (p, g) in enumerate(zip(pred, gt)):
             d = p.astype(np.int32) - g
-            out[i] = np.einsum("ijk,ijk->", d, d, dtype=np.int64) / d.size
+            if mask is None:
+                out[i] = np.einsum("ijk,ijk->", d, d, dtype=np.int64) / d.size
+            else:
+                w = np.asarray(mask[i], dtype=np.float64)
+                out[i] = np.einsum("ijk,ijk,ij->", d, d, w) / max(3 * w.sum(), 1.0)
         return out
     out_t = []
     for s in range(0, len(pred), batch_size):
         a, b = _as_float_images(pred[s:s + batch_size], device), _as_float_images(gt[s:s + batch_size], device)
-        out_t.append(((a - b) ** 2).flatten(1).mean(1).cpu().numpy())
+        se = (a - b) ** 2
+        if mask is None:
+            out_t.append(se.flatten(1).mean(1).cpu().numpy())
+        else:
+            w = torch.as_tensor(mask[s:s + batch_size]).to(device=device, dtype=torch.float64)[:, None]
+            out_t.append(((se * w).flatten(1).sum(1) / (3 * w.flatten(1).sum(1)).clamp_min(1)).cpu().numpy())
     return np.concatenate(out_t)
 
 
-def psnr(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor,
-         device: torch.device | str = "cpu") -> np.ndarray:
-    """Per-frame PSNR in dB of uint8 (T,H,W,3) RGB frames (or one (H,W,3) frame) -> float64 (T,); +inf if equal."""
+def psnr(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
+         mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
+    """Per-frame PSNR in dB of uint8 (T,H,W,3) RGB frames (or one (H,W,3) frame) -> float64 (T,); +inf if equal;
+    `mask` (T,H,W) of 0/1 limits it to those pixels."""
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0 ** 2 / mse(pred, gt, device))
+        return 10.0 * np.log10(255.0 ** 2 / mse(pred, gt, device, mask=mask))
 
 
 def box_crop(frames: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> list[np.ndarray]:

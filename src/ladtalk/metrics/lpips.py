@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.losses.perceptual import VGG16_FILE, build_perceptual
+from ladtalk.pixels import to_images
 from ladtalk.weights import torch_hub_checkpoints_dir
 
 DISPLAY_NAMES = {"lpips_vgg": "LPIPS-VGG", "stlpips_vgg": "ST-LPIPS-VGG"}
@@ -42,11 +43,6 @@ def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetr
     return PerceptualMetric(net=net, name=DISPLAY_NAMES[kind], note=note)
 
 
-def frames_to_unit_range(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (B,H,W,3) RGB -> float32 (B,3,H,W) in [-1,1] (the LPIPS input convention)."""
-    return torch.as_tensor(np.asarray(frames)).to(device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
 @torch.no_grad()
 def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, batch_size: int = 4,
                         device: torch.device | str = "cpu", show_progress: bool = True) -> np.ndarray:
@@ -56,7 +52,8 @@ def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, 
     out = []
     for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False,
                   disable=not show_progress):
-        a = frames_to_unit_range(pred[s:s + batch_size], device)
-        b = frames_to_unit_range(gt[s:s + batch_size], device)
+        # LPIPS takes images in [-1,1]
+        a = to_images(pred[s:s + batch_size], device) * 2 - 1
+        b = to_images(gt[s:s + batch_size], device) * 2 - 1
         out.append(net(a, b).double().cpu().numpy().reshape(-1))
     return np.concatenate(out)

@@ -28,7 +28,7 @@ from ladtalk.models.syncnet import SyncNetS
 from ladtalk.weights import find_weight
 
 SYNC_FPS = 25
-SYNC_SAMPLE_RATE = 16000
+SYNC_SAMPLE_RATE = 16000  # syncnet_python's own (the LSE protocol), whatever rate the rest of ladtalk uses
 SYNC_SIZE = 224
 WINDOW_FRAMES = 5
 MFCC_PER_FRAME = 4          # 100 Hz MFCC / 25 fps
@@ -48,7 +48,7 @@ def _mel_to_hz(mel):
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = 16000, low_hz: float = 0.0,
+def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAMPLE_RATE, low_hz: float = 0.0,
                    high_hz: float | None = None) -> np.ndarray:
     """Triangular mel filters (nfilt, nfft//2+1) on FFT bins floor((nfft+1) f / sr), as python_speech_features."""
     high_hz = sample_rate / 2 if high_hz is None else high_hz
@@ -64,7 +64,7 @@ def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = 16000, l
     return bank
 
 
-def mfcc_100hz(samples: np.ndarray, sample_rate: int = 16000) -> np.ndarray:
+def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
     """MFCC (13, F) float64 of int16-scaled mono samples (N,), as python_speech_features.mfcc with defaults.
 
     25 ms rectangular frames every 10 ms (the last frame zero-padded), pre-emphasis 0.97, |rfft 512|^2 / 512,

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 from ladtalk.errors import InputError
+from ladtalk.metrics.sync import SYNC_SAMPLE_RATE
 
 CROP_SCALE = 0.4
 PAD_VALUE = 110
@@ -71,7 +72,7 @@ def longest_face_run(has_face: np.ndarray) -> tuple[int, int]:
 
 
 def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 25,
-                   sample_rate: int = 16000) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+                   sample_rate: int = SYNC_SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """What syncnet_python scores for a real video: frames uint8 (T,H,W,3) RGB at 25 fps and mono audio ->
     (face crops uint8 (n,224,224,3), the audio from the run's first frame, (start, stop) frames of the run).
 

@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from ladtalk import __version__
 from ladtalk.errors import InputError, LadtalkError
+from ladtalk.face import DEFAULT_PADS
 from ladtalk.serve import catalog
 from ladtalk.serve.jobs import OUT, Job, JobManager, OutPath, remove_path
 from ladtalk.serve.paths import DataDir, NotFound, check_name
@@ -88,7 +89,7 @@ class Server:
         return job
 
     def _pads(self, body: dict) -> list[int]:
-        pads = body.get("pads", [0, 10, 0, 0])
+        pads = body.get("pads", list(DEFAULT_PADS))
         if not (isinstance(pads, list) and len(pads) == 4 and all(isinstance(p, int) for p in pads)):
             raise InputError("pads are four integers: top bottom left right, e.g. [0, 10, 0, 0]")
         return pads

@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ladtalk.face import DEFAULT_PADS
+
 
 def prepare_task(video_path: str | None, out_dir: str, device: str, size: int = 256,
-                 pads: tuple[int, int, int, int] = (0, 10, 0, 0), synthetic_seconds: float | None = None,
+                 pads: tuple[int, int, int, int] = DEFAULT_PADS, synthetic_seconds: float | None = None,
                  synthetic_path: str | None = None) -> dict:
     """Prepare an uploaded video, or first render the built-in synthetic identity into `synthetic_path`."""
     import ladtalk
@@ -52,7 +54,7 @@ def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path
 
 
 def enhance_task(video_path: str, out_dir: str, sovqae_path: str, device: str,
-                 pads: tuple[int, int, int, int] = (0, 10, 0, 0)) -> dict:
+                 pads: tuple[int, int, int, int] = DEFAULT_PADS) -> dict:
     import ladtalk
 
     rep = ladtalk.enhance(video_path, Path(out_dir) / "enhanced.mp4", sovqae_path=sovqae_path, pads=tuple(pads),

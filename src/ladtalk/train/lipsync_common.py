@@ -1,16 +1,45 @@
-"""Pieces shared by the two lip-sync trainers (expert and generator): resumable batches, workers, time limits."""
+"""Pieces shared by the two lip-sync trainers (expert and generator): their train config, resumable batches,
+workers, time limits."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Literal, TypeVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ladtalk.errors import InputError
+from ladtalk.runtime import PRECISIONS
+from ladtalk.train.config import check_positive
+
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, kw_only=True)
+class LipSyncTrainConfig:
+    """The `train` map of the lip-sync expert's presets (configs/syncnet*.yaml); the generator's adds to it."""
+
+    seed: int
+    batch_size: int
+    lr: float                          # Adam
+    max_steps: int
+    max_minutes: float | None = None   # also stop after this long (None: only at max_steps)
+    eval_every: int                    # steps between evaluations; each writes a checkpoint
+    eval_batches: int                  # held-out batches per evaluation
+    log_every: int
+    precision: str                     # one of runtime.PRECISIONS
+    num_workers: int | Literal["auto"]
+
+    def __post_init__(self):
+        check_positive(self, "batch_size", "lr", "max_steps", "eval_every", "eval_batches", "log_every")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.num_workers != "auto" and self.num_workers < 0:
+            raise InputError(f"train.num_workers must be 'auto' or at least 0, got {self.num_workers}")
 
 
 class StepBatches(torch.utils.data.Sampler):

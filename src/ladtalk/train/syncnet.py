@@ -33,7 +33,8 @@ from ladtalk.train.common import (
     setup_runtime,
     unwrap,
 )
-from ladtalk.train.lipsync_common import Deadline, StepBatches, flush_denormals, loader
+from ladtalk.train.config import read_config
+from ladtalk.train.lipsync_common import Deadline, LipSyncTrainConfig, StepBatches, flush_denormals, loader
 
 
 def evaluate_expert(model: torch.nn.Module, data: SyncPairs, batches: int, batch_size: int, rt) -> dict[str, float]:
@@ -54,20 +55,20 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                   overrides: Sequence[str] = (), device: str = "auto") -> Path:
     """Train the expert; returns RUN_DIR/model (config.json + model.safetensors, kind 'syncnet_expert')."""
     cfg = load_preset(preset, overrides)
-    mcfg, t = SyncNetConfig(**cfg["model"]), cfg["train"]
+    mcfg, t = SyncNetConfig(**cfg["model"]), read_config(LipSyncTrainConfig, cfg["train"])
     train_clips = find_clips(data_dirs, mcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, mcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
-    bs, max_steps = int(t["batch_size"]), int(t["max_steps"])
-    train_data = SyncPairs(train_clips, length=2**62, seed=t["seed"])
-    val_data = SyncPairs(val_clips, length=2**62, seed=t["seed"] + 7919)
+    bs, max_steps = t.batch_size, t.max_steps
+    train_data = SyncPairs(train_clips, length=2**62, seed=t.seed)
+    val_data = SyncPairs(val_clips, length=2**62, seed=t.seed + 7919)
     run_dir = check_writable_dir(run_dir)  # only once the data is known to be usable
-    rt = setup_runtime(device, precision=t["precision"])
-    seed_everything(t["seed"], rank=rt.rank)
+    rt = setup_runtime(device, precision=t.precision)
+    seed_everything(t.seed, rank=rt.rank)
 
     model = rt.prepare(SyncNetColor(mcfg))
     ddp = rt.wrap_ddp(model)
-    opt = torch.optim.Adam(model.parameters(), lr=float(t["lr"]))
+    opt = torch.optim.Adam(model.parameters(), lr=t.lr)
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND_EXPERT, is_main=rt.is_main)
     step, best = 0, math.inf
     resumed = ckpt.load_last()
@@ -79,11 +80,11 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
 
     log = RunLogger(run_dir / "logs", enabled=rt.is_main)
     bar = progress(max_steps, initial=step, desc="train syncnet", disable=not rt.is_main)
-    deadline = Deadline(t.get("max_minutes"))
+    deadline = Deadline(t.max_minutes)
 
     def save() -> None:
         nonlocal best
-        scores = evaluate_expert(model, val_data, int(t["eval_batches"]), bs, rt)
+        scores = evaluate_expert(model, val_data, t.eval_batches, bs, rt)
         log.log(step, scores, split="val")
         is_best = scores["loss"] < best
         best = min(best, scores["loss"])
@@ -92,7 +93,7 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.barrier()
 
     batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
-    train_loader = loader(train_data, batches, t["num_workers"], rt.device.type == "cuda")
+    train_loader = loader(train_data, batches, t.num_workers, rt.device.type == "cuda")
     for mel, face, y in flush_denormals(train_loader, rt.device):
         model.train()
         mel, face, y = mel.to(rt.device), rt.images(face), y.to(rt.device)
@@ -105,11 +106,11 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.update()
         step += 1
         bar.update(1)
-        if step % int(t["log_every"]) == 0 or step == 1:
+        if step % t.log_every == 0 or step == 1:
             log.log(step, {"loss": loss.item()})
             bar.set_postfix(loss=f"{loss.item():.3f}")
         stop = step >= max_steps or deadline.passed()
-        if stop or step % int(t["eval_every"]) == 0:
+        if stop or step % t.eval_every == 0:
             save()
         if stop:
             break

@@ -15,7 +15,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -46,7 +48,28 @@ from ladtalk.train.common import (
     setup_runtime,
     unwrap,
 )
-from ladtalk.train.lipsync_common import Deadline, StepBatches, flush_denormals, loader
+from ladtalk.train.config import check_positive, read_config
+from ladtalk.train.lipsync_common import Deadline, LipSyncTrainConfig, StepBatches, flush_denormals, loader
+
+
+@dataclass(frozen=True, kw_only=True)
+class Wav2LipTrainConfig(LipSyncTrainConfig):
+    """The `train` map of the generator's presets (configs/wav2lip*.yaml; the official values in wav2lip.yaml)."""
+
+    adam_betas: tuple[float, float]
+    adam_betas_gan: tuple[float, float]  # for G and D when `gan`
+    gan: bool                            # add the visual-quality discriminator (hq_wav2lip_train.py)
+    disc_wt: float
+    disc_lr: float
+    syncnet_wt: float                    # w once the sync loss is switched on (no GAN)
+    syncnet_wt_gan: float                # w once switched on (GAN)
+    sync_threshold: float                # switch on when an evaluation's sync loss drops below this
+    expert_bn: Literal["train", "eval"]  # the expert's BatchNorm mode; the original leaves it training
+    mel_offset_frames: int               # per-frame mels start this many frames early (the original: -1)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "disc_lr")
 
 
 def _to(rt, *tensors: torch.Tensor) -> list[torch.Tensor]:
@@ -81,7 +104,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                   preset: str = "wav2lip", overrides: Sequence[str] = (), device: str = "auto") -> Path:
     """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip')."""
     cfg = load_preset(preset, overrides)
-    t = cfg["train"]
+    t = read_config(Wav2LipTrainConfig, cfg["train"])
     # every input is checked before RUN_DIR is created, so a bad argument leaves nothing behind
     gen = load_wav2lip(init_path, "cpu").train() if init_path else Wav2Lip(Wav2LipConfig(**cfg["model"]))
     gcfg: Wav2LipConfig = gen.config
@@ -92,27 +115,27 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     train_clips = find_clips(data_dirs, gcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, gcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
-    bs, max_steps, use_gan = int(t["batch_size"]), int(t["max_steps"]), bool(t["gan"])
-    offset = int(t["mel_offset_frames"])
-    train_data = GeneratorSamples(train_clips, 2**62, seed=t["seed"], mel_offset_frames=offset)
-    val_data = GeneratorSamples(val_clips, 2**62, seed=t["seed"] + 7919, mel_offset_frames=offset)
+    bs, max_steps, use_gan = t.batch_size, t.max_steps, t.gan
+    offset = t.mel_offset_frames
+    train_data = GeneratorSamples(train_clips, 2**62, seed=t.seed, mel_offset_frames=offset)
+    val_data = GeneratorSamples(val_clips, 2**62, seed=t.seed + 7919, mel_offset_frames=offset)
 
     run_dir = check_writable_dir(run_dir)
-    rt = setup_runtime(device, precision=t["precision"])
-    seed_everything(t["seed"], rank=rt.rank)
+    rt = setup_runtime(device, precision=t.precision)
+    seed_everything(t.seed, rank=rt.rank)
     expert = expert.to(rt.device).requires_grad_(False)
-    expert.train(t["expert_bn"] == "train")  # the original never switches the expert to eval()
+    expert.train(t.expert_bn == "train")  # the original never switches the expert to eval()
 
     gen = rt.prepare(gen)
     ddp_gen = rt.wrap_ddp(gen)
-    betas = tuple(t["adam_betas_gan"] if use_gan else t["adam_betas"])
-    opt = torch.optim.Adam(gen.parameters(), lr=float(t["lr"]), betas=betas)
+    betas = t.adam_betas_gan if use_gan else t.adam_betas
+    opt = torch.optim.Adam(gen.parameters(), lr=t.lr, betas=betas)
     disc = ddp_disc = opt_d = None
     dcfg = QualityDiscriminatorConfig(width=gcfg.width, img_size=gcfg.img_size)
     if use_gan:
         disc = rt.prepare(Wav2LipQualityDiscriminator(dcfg))
         ddp_disc = rt.wrap_ddp(disc)
-        opt_d = torch.optim.Adam(disc.parameters(), lr=float(t["disc_lr"]), betas=betas)
+        opt_d = torch.optim.Adam(disc.parameters(), lr=t.disc_lr, betas=betas)
 
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND_WAV2LIP, is_main=rt.is_main)
     dckpt = CheckpointManager(run_dir / "checkpoints" / "disc", KIND_DISC, is_main=rt.is_main)
@@ -131,16 +154,16 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             opt_d.load_state_dict(ts["optimizer_d"])
         set_rng_state(ts["rng"])
 
-    disc_wt = float(t["disc_wt"]) if use_gan else 0.0
-    sync_wt_on = float(t["syncnet_wt_gan"] if use_gan else t["syncnet_wt"])
+    disc_wt = t.disc_wt if use_gan else 0.0
+    sync_wt_on = t.syncnet_wt_gan if use_gan else t.syncnet_wt
     log = RunLogger(run_dir / "logs", enabled=rt.is_main)
     bar = progress(max_steps, initial=step, desc="train wav2lip", disable=not rt.is_main)
-    deadline = Deadline(t.get("max_minutes"))
+    deadline = Deadline(t.max_minutes)
 
     def save(sample) -> None:
         nonlocal best, sync_on
-        scores = evaluate_generator(gen, expert, val_data, int(t["eval_batches"]), bs, rt)
-        if scores["sync"] < float(t["sync_threshold"]):
+        scores = evaluate_generator(gen, expert, val_data, t.eval_batches, bs, rt)
+        if scores["sync"] < t.sync_threshold:
             sync_on = True
         log.log(step, {**scores, "syncnet_wt": sync_wt_on if sync_on else 0.0}, split="val")
         # the official scripts keep every checkpoint; here "best" = lowest eval L1 + sync
@@ -157,7 +180,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.barrier()
 
     batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
-    train_loader = loader(train_data, batches, t["num_workers"], rt.device.type == "cuda")
+    train_loader = loader(train_data, batches, t.num_workers, rt.device.type == "cuda")
     for x, indiv, mel, gt in flush_denormals(train_loader, rt.device):
         gen.train()
         x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
@@ -186,11 +209,11 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.update()
         step += 1
         bar.update(1)
-        if step % int(t["log_every"]) == 0 or step == 1:
+        if step % t.log_every == 0 or step == 1:
             log.log(step, values)
             bar.set_postfix(l1=f"{values['l1']:.4f}", sync=f"{values['sync']:.3f}", w=w)
         stop = step >= max_steps or deadline.passed()
-        if stop or step % int(t["eval_every"]) == 0:
+        if stop or step % t.eval_every == 0:
             save((x, g, gt))
         if stop:
             break

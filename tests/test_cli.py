@@ -1,0 +1,131 @@
+"""The CLI is its functions' signatures: a flag for every public parameter, defaults only in the signature."""
+
+import argparse
+import functools
+import inspect
+
+import pytest
+
+from ladtalk import cli
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for word in command.split():
+        choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+        parser = choices[word]
+    return parser
+
+
+@pytest.fixture(scope="module")
+def parser():
+    return cli.build_parser()
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_parameter_has_a_flag_and_every_default_is_the_signatures(parser, command):
+    actions = {a.dest: a for a in _subparser(parser, command)._actions if a.dest != "help"}
+    for func in map(cli.resolve, cli.COMMANDS[command].functions):
+        for name in inspect.signature(func).parameters:
+            if not cli.is_flag(command, name):
+                continue  # cli.NOT_FLAGS says why
+            assert name in actions, f"`ladtalk {command}` has no flag for {func.__name__}({name}=)"
+            action = actions[name]
+            assert action.help, f"`ladtalk {command}` {name}: no help in the docstring or cli.FLAGS"
+            if name not in cli.COMMANDS[command].positional:
+                # a flag left out is not passed, so the function's own default applies: nothing to drift
+                assert action.default is argparse.SUPPRESS, f"`ladtalk {command}` restates the default of {name}"
+    assert set(actions) <= {n for f in map(cli.resolve, cli.COMMANDS[command].functions)
+                            for n in inspect.signature(f).parameters}, "a flag with no parameter behind it"
+
+
+def test_every_parameter_left_out_is_one_of_a_command():
+    names = {(command, n) for command, spec in cli.COMMANDS.items() for f in map(cli.resolve, spec.functions)
+             for n in inspect.signature(f).parameters}
+    for key in cli.NOT_FLAGS:
+        command, _, name = key.rpartition(":")
+        assert any(n == name and command in ("", c) for c, n in names), f"NOT_FLAGS[{key!r}] names no parameter"
+
+
+def test_the_table_does_not_restate_what_a_docstring_says():
+    for command, spec in cli.COMMANDS.items():
+        for func in map(cli.resolve, spec.functions):
+            for name in cli.documented(func):
+                assert f"{command}:{name}" not in cli.FLAGS, f"{command}:{name} is described in the docstring"
+
+
+def test_docstring_descriptions_are_read_per_parameter():
+    def f(a, b_path, c):
+        """Do it.
+
+        `a`: the first one. `b_path`: the second (default: none); see `c`.
+
+        c: the third, which spans
+        two lines. `not_a_parameter` ends here."""
+    assert cli.documented(f) == {"a": "the first one.", "b_path": "the second (default: none); see `c`.",
+                                 "c": "the third, which spans two lines."}
+
+
+def _record(monkeypatch, target):
+    """Replace `module:function` with one that records its keyword arguments (and keeps the signature)."""
+    module, name = target.split(":")
+    real = cli.resolve(target)
+    calls = []
+
+    @functools.wraps(real)
+    def fake(**kwargs):
+        calls.append(kwargs)
+    monkeypatch.setattr(f"{module}.{name}", fake)
+    return calls
+
+
+def test_parsed_values_pass_straight_through(monkeypatch, tmp_path):
+    calls = _record(monkeypatch, "ladtalk.data.prepare:prepare")
+    assert cli.main(["prepare", "v.mp4", "-o", "out"]) == 0
+    assert calls[-1] == {"video_path": "v.mp4", "out_dir": "out"}  # nothing the user did not give
+    assert cli.main(["prepare", "v.mp4", "-o", "out", "--pads", "0 5 0 0", "--test-fraction", "0.2",
+                     "--size", "512", "--track", "1"]) == 0
+    assert calls[-1] == {"video_path": "v.mp4", "out_dir": "out", "pads": (0, 5, 0, 0), "test_fraction": 0.2,
+                         "size": 512, "track": 1}
+
+    calls = _record(monkeypatch, "ladtalk.train.wav2lip:train_wav2lip")
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "wav2lip", "a", "b", "--syncnet", "s.pth", "-o", run, "--set", "x=1", "--set",
+                     "y=2"]) == 0
+    assert calls[-1] == {"data_dirs": ["a", "b"], "syncnet_path": "s.pth", "run_dir": run, "overrides": ["x=1", "y=2"]}
+
+    calls = _record(monkeypatch, "ladtalk.pipeline.generate:generate")
+    assert cli.main(["generate", "--identity", "i", "--audio", "a.wav", "--wav2lip", "w", "--no-sovqae",
+                     "--no-overlap-io", "-o", "o.mp4"]) == 0
+    started_at = calls[-1].pop("started_at")
+    assert isinstance(started_at, float)  # the CLI's own
+    assert calls[-1] == {"identity": "i", "audio_path": "a.wav", "wav2lip_path": "w", "no_sovqae": True,
+                         "overlap_io": False, "out_path": "o.mp4"}
+
+    calls = _record(monkeypatch, "ladtalk.reenact:reenact")
+    assert cli.main(["reenact", "ident", "--wav2lip", "w", "-o", "r", "--no-lpips", "--max-frames", "9"]) == 0
+    assert calls[-1] == {"identity": "ident", "wav2lip_path": "w", "out_dir": "r", "lpips": False, "max_frames": 9}
+
+
+def test_evaluate_calls_the_pair_or_the_table_version(monkeypatch, capsys):
+    pair = _record(monkeypatch, "ladtalk.evaluate:evaluate")
+    table = _record(monkeypatch, "ladtalk.evaluate:evaluate_cases")
+    assert cli.main(["evaluate", "--pred", "p.mp4", "--gt", "g.mp4", "--truth", "t.json", "--max-frames", "5",
+                     "-o", "r"]) == 0
+    assert pair == [{"pred_path": "p.mp4", "gt_path": "g.mp4", "truth_path": "t.json", "max_frames": 5,
+                     "report_dir": "r"}]
+    assert cli.main(["evaluate", "--cases", "c.csv", "--lse-crop", "frame", "-o", "r"]) == 0
+    assert table == [{"cases_path": "c.csv", "lse_crop": "frame", "report_dir": "r"}]
+    assert cli.main(["evaluate", "-o", "r"]) == 2
+    assert "give --pred and --gt, or --cases" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--cases", "c.csv", "--truth", "t.json", "-o", "r"]) == 2
+    assert "--truth cannot be combined with --cases" in capsys.readouterr().err
+    assert len(pair) == len(table) == 1
+
+
+def test_a_bad_value_is_refused_by_the_parser():
+    for args in (["prepare", "v.mp4", "-o", "o", "--pads", "1 2 3"], ["prepare", "v.mp4", "-o", "o", "--size", "300"],
+                 ["generate", "--identity", "i", "--audio", "a", "--wav2lip", "w", "-o", "o", "--paste", "x"],
+                 ["train", "syncnet", "d", "-o", "r", "--wav2lip", "w"]):
+        with pytest.raises(SystemExit) as e:
+            cli.main(args)
+        assert e.value.code == 2, args
