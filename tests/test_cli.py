@@ -2,6 +2,7 @@
 
 import argparse
 import functools
+import importlib
 import inspect
 
 import pytest
@@ -74,7 +75,8 @@ def _record(monkeypatch, target):
     @functools.wraps(real)
     def fake(**kwargs):
         calls.append(kwargs)
-    monkeypatch.setattr(f"{module}.{name}", fake)
+    # the module object, not its dotted name: ladtalk.reenact (like demo, analyze, evaluate) is the function
+    monkeypatch.setattr(importlib.import_module(module), name, fake)
     return calls
 
 

@@ -21,7 +21,7 @@ from ladtalk.data.prepare import prepare
 from ladtalk.data.synthetic import iter_render_frames, load_truth, synthesize
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.io.atomic import atomic_path, check_writable_dir
-from ladtalk.io.audio import write_wav
+from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.lipsync_truth import lipsync_truth_score
 from ladtalk.pipeline.frames import pingpong_indices
@@ -32,7 +32,6 @@ from ladtalk.train.syncnet import train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
 
 FPS = 25.0
-SAMPLE_RATE = 16000
 DEMO_SOVQAE_STEPS = 300
 
 

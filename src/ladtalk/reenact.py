@@ -20,7 +20,7 @@ import numpy as np
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
-from ladtalk.io.audio import write_wav
+from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.image import psnr, ssim
@@ -28,7 +28,6 @@ from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
 from ladtalk.runtime import resolve_device
 
-SAMPLE_RATE = 16000
 # the mouth as a share of the square face crop (x1, y1, x2, y2): below the nose, between the cheeks
 MOUTH_IN_CROP = (0.25, 0.6, 0.75, 0.92)
 ROWS = {"wav2lip": "Wav2Lip only", "cascade": "Wav2Lip + SOVQAE"}

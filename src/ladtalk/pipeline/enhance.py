@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from ladtalk.data.prepare import track_video
 from ladtalk.errors import InputError
+from ladtalk.face import DEFAULT_PADS
 from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
 from ladtalk.face.wav2lip_geometry import check_pads
 from ladtalk.io.audio import iter_audio, mux_format, probe_audio
@@ -52,7 +53,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     model = rt.prepare(load_sovqae(sovqae_path, dev))
     geometry = crop_geometry(sovqae_path)
     detector = pick_crop_setting("detector", detector, geometry, "mtcnn", sovqae_path)
-    pads = pick_crop_setting("pads", pads, geometry, (0, 10, 0, 0), sovqae_path)
+    pads = pick_crop_setting("pads", pads, geometry, DEFAULT_PADS, sovqae_path)
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
 

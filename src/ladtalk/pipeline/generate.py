@@ -23,7 +23,7 @@ from ladtalk.errors import InputError
 from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
 from ladtalk.features.mel import N_FFT, mel_windows, melspectrogram_stream
 from ladtalk.io.atomic import check_writable_dir
-from ladtalk.io.audio import iter_audio, mux_format, probe_audio
+from ladtalk.io.audio import SAMPLE_RATE, iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
@@ -33,7 +33,6 @@ from ladtalk.pipeline.stages import lipsync, lipsync_frames, to_frames, to_image
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings
 
-SAMPLE_RATE = 16000
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 

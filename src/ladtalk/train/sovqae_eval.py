@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.data import degrade
-from ladtalk.metrics.image import ssim_images
+from ladtalk.metrics.image import psnr, ssim_images
 from ladtalk.models.sovqae import SOVQAE, codebook_usage
+from ladtalk.pixels import to_frames, to_images
 
 PSNR_CAP_DB = 100.0  # identical images: report a finite cap instead of inf
 
@@ -22,8 +23,7 @@ PSNR_CAP_DB = 100.0  # identical images: report a finite cap instead of inf
 def crops_to_images(crops: np.ndarray | torch.Tensor, device: torch.device | str, size: int | None = None,
                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """uint8 (B,S,S,3) RGB crops -> float (B,3,size,size) in [0,1] on `device` (area/bicubic resize if needed)."""
-    t = torch.as_tensor(np.asarray(crops)) if not isinstance(crops, torch.Tensor) else crops
-    x = t.to(device, non_blocking=True).permute(0, 3, 1, 2).to(dtype) / 255.0
+    x = to_images(crops, device, dtype)
     if size is not None and x.shape[-1] != size:
         mode = "area" if x.shape[-1] > size else "bicubic"
         x = F.interpolate(x, size=(size, size), mode=mode).clamp(0, 1)
@@ -31,16 +31,10 @@ def crops_to_images(crops: np.ndarray | torch.Tensor, device: torch.device | str
 
 
 def psnr01(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B,) PSNR in dB of [0,1] images after rounding to uint8 levels; `mask` (B,1,H,W) limits the pixels."""
-    a = torch.round(pred.float().clamp(0, 1) * 255.0)
-    b = torch.round(gt.float().clamp(0, 1) * 255.0)
-    se = (a - b).pow(2)
-    if mask is None:
-        mse = se.flatten(1).mean(1)
-    else:
-        m = mask.float().expand_as(se)
-        mse = (se * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
-    return (10 * torch.log10(255.0 ** 2 / mse.clamp_min(1e-12))).clamp(max=PSNR_CAP_DB)
+    """(B,) PSNR in dB of [0,1] images after rounding to uint8 levels (metrics.image.psnr, capped at PSNR_CAP_DB for
+    identical images); `mask` (B,1,H,W) limits the pixels."""
+    values = psnr(to_frames(pred.float()), to_frames(gt.float()), mask=None if mask is None else mask[:, 0] > 0)
+    return torch.from_numpy(np.minimum(values, PSNR_CAP_DB))
 
 
 @torch.no_grad()
