@@ -229,16 +229,14 @@ def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
 
 
 def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: np.ndarray, mels: torch.Tensor,
-                  dtype, square_crop: bool, size: int, reference_order: np.ndarray | None = None
-                  ) -> tuple[torch.Tensor | np.ndarray, np.ndarray | None]:
+                  dtype, square_crop: bool, size: int) -> tuple[torch.Tensor | np.ndarray, np.ndarray | None]:
     """The lip-synced faces the restorer receives for identity frames `src_idx` (full frames `frames`, uint8
     (B,H,W,3); only the official geometry reads them) and their mel windows: float (B,3,s,s) from `square_crop`
     generators, else the identity's square crops at `size` of the official result, returned with that result
-    (the official output for `--no-sovqae --paste hard`). `reference_order`: see `stages.wav2lip_inputs`."""
+    (the official output for `--no-sovqae --paste hard`)."""
     if square_crop:
-        faces = to_images(ident.crops[src_idx], mels.device)
-        return lipsync(wav2lip, faces, mels, dtype, reference_order), None
-    synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype, reference_order)
+        return lipsync(wav2lip, to_images(ident.crops[src_idx], mels.device), mels, dtype), None
+    synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)
     return crop_faces(synced, ident.crop_boxes[src_idx], size), synced
 
 

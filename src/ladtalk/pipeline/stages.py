@@ -21,36 +21,33 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def wav2lip_inputs(faces: torch.Tensor, size: int = WAV2LIP_SIZE,
-                   reference_order: np.ndarray | None = None) -> torch.Tensor:
-    """Face crops (B,3,S,S) RGB [0,1] -> the generator's input (B,6,size,size): [lower half zeroed, reference], BGR.
-    The reference is the face itself (inference), or faces[reference_order] (another frame's mouth, as in training)."""
+def wav2lip_inputs(faces: torch.Tensor, size: int = WAV2LIP_SIZE) -> torch.Tensor:
+    """Face crops (B,3,S,S) RGB [0,1] -> the generator's input (B,6,size,size): [lower half zeroed, reference], BGR."""
     small = F.interpolate(faces, size=(size, size), mode="area") if faces.shape[-1] != size else faces
     bgr = small.flip(1)  # the official weights expect OpenCV's BGR order
     masked = bgr.clone()
     masked[:, :, size // 2:] = 0
-    reference = bgr if reference_order is None else bgr[torch.as_tensor(reference_order, device=bgr.device)]
-    return torch.cat([masked, reference], dim=1)
+    return torch.cat([masked, bgr], dim=1)
 
 
 @torch.inference_mode()
 def lipsync(wav2lip: torch.nn.Module, faces: torch.Tensor, mels: torch.Tensor,
-            dtype: torch.dtype | None = None, reference_order: np.ndarray | None = None) -> torch.Tensor:
+            dtype: torch.dtype | None = None) -> torch.Tensor:
     """Wav2Lip on face crops (B,3,S,S) RGB [0,1] and mel windows (B,1,80,16) -> faces (B,3,s,s) RGB [0,1], s = 96
-    for the official generator (its config's img_size). `reference_order`: see `wav2lip_inputs`."""
+    for the official generator (its config's img_size)."""
     size = getattr(getattr(wav2lip, "config", None), "img_size", WAV2LIP_SIZE)
     with autocast(faces.device, dtype):
-        out = wav2lip(mels, wav2lip_inputs(faces, size, reference_order))
+        out = wav2lip(mels, wav2lip_inputs(faces, size))
     return out.float().flip(1)
 
 
 def lipsync_frames(wav2lip: torch.nn.Module, frames: np.ndarray, boxes: np.ndarray, mels: torch.Tensor,
-                   dtype: torch.dtype | None = None, reference_order: np.ndarray | None = None) -> np.ndarray:
+                   dtype: torch.dtype | None = None) -> np.ndarray:
     """The official Wav2Lip inference on whole frames uint8 (B,H,W,3) RGB with official boxes (B,4) and mel windows
     (B,1,80,16): each box stretched (bilinear) to the generator's size, the output truncated to uint8, resized back
     and hard-pasted -> frames uint8 (B,H,W,3) RGB, exactly what the official inference.py writes for these boxes."""
     size = getattr(getattr(wav2lip, "config", None), "img_size", WAV2LIP_SIZE)
     faces = to_images(official_inputs(frames, boxes, size), mels.device)
-    out = lipsync(wav2lip, faces, mels, dtype, reference_order)
+    out = lipsync(wav2lip, faces, mels, dtype)
     out = official_outputs_to_uint8(out.permute(0, 2, 3, 1).cpu().numpy())
     return official_paste(frames, out, boxes)

@@ -4,10 +4,6 @@ The restorer's real inputs are Wav2Lip's faces, whose errors (a vague mouth, a s
 teeth) synthetic blur and noise only roughly imitate. Driving the identity's train frames by their own audio gives
 the exact pairs: the face the cascade would hand the restorer for a frame, and that frame's true crop. The faces
 are made once per run (RUN_DIR/lipsync_inputs.npy, reused on resume) by the same code path as `generate`.
-
-Every other frame gets the reference (Wav2Lip's second input) of a frame half a batch away, as Wav2Lip's own
-training does: with its own frame as reference the generator can copy the right mouth, which new speech never
-allows, and a restorer that only saw such faces learns too little about the errors it will meet.
 """
 
 from __future__ import annotations
@@ -30,19 +26,11 @@ from ladtalk.pipeline.stages import to_frames
 from ladtalk.train.common import progress
 
 
-def mixed_references(n: int) -> np.ndarray:
-    """Reference order for a batch of n consecutive frames: odd positions see the frame n // 2 further on."""
-    order = np.arange(n)
-    order[1::2] = (order[1::2] + n // 2) % n
-    return order
-
-
 def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, indices: np.ndarray, size: int,
-                            device: torch.device, dtype: torch.dtype | None = None, batch_size: int = 32,
-                            other_references: bool = False) -> np.ndarray:
+                            device: torch.device, dtype: torch.dtype | None = None, batch_size: int = 32
+                            ) -> np.ndarray:
     """uint8 (N,size,size,3): the faces the cascade's restorer receives for identity frames `indices` driven by
-    their own audio (the self-reenactment set-up of `reenact`, on any split); `other_references`: every other
-    frame with the reference of another (`mixed_references`)."""
+    their own audio (the self-reenactment set-up of `reenact`, on any split)."""
     from ladtalk.pipeline.generate import lipsync_faces
 
     indices = np.asarray(indices, dtype=np.int64)
@@ -61,7 +49,7 @@ def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, in
         windows = np.concatenate([mel_windows(mel, ident.fps, 1, first_frame=int(i)) for i in idx])
         frames = None if frames_iter is None else np.stack([next(frames_iter) for _ in idx])
         faces, _ = lipsync_faces(ident, wav2lip, frames, idx, torch.from_numpy(windows).to(device), dtype,
-                                 square_crop, size, mixed_references(len(idx)) if other_references else None)
+                                 square_crop, size)
         if isinstance(faces, torch.Tensor):
             if faces.shape[-1] != size:
                 faces = F.interpolate(faces, size=(size, size), mode="bicubic", align_corners=False)
@@ -77,14 +65,13 @@ def cached_lipsync_faces(run_dir: Path, identities: list[Identity], rows: list[n
                          dtype: torch.dtype | None = None) -> list[np.ndarray]:
     """`lipsync_faces_of_frames` for each identity's frame `rows`, stored once in RUN_DIR (a run resumed with
     the same lip-sync model and frames reuses them)."""
-    key = {"wav2lip": str(Path(wav2lip_path).resolve()), "size": size, "references": "mixed",
+    key = {"wav2lip": str(Path(wav2lip_path).resolve()), "size": size,
            "identities": [str(i.dir.resolve()) for i in identities], "rows": [len(r) for r in rows]}
     data, meta = run_dir / "lipsync_inputs.npy", run_dir / "lipsync_inputs.json"
     if data.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
         stored = np.load(data, mmap_mode="r")
     else:
-        stored = np.concatenate([lipsync_faces_of_frames(ident, wav2lip_path, r, size, device, dtype,
-                                                         other_references=True)
+        stored = np.concatenate([lipsync_faces_of_frames(ident, wav2lip_path, r, size, device, dtype)
                                  for ident, r in zip(identities, rows)])
         with atomic_path(data) as tmp:
             with open(tmp, "wb") as f:
