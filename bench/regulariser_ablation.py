@@ -41,18 +41,19 @@ def main() -> None:
             ladtalk.train_sovqae([a.identity], run, preset=a.preset, device=a.device,
                                  overrides=over + [f"train.max_steps={a.steps}", f"train.val_every={a.steps}"],
                                  wav2lip_path=a.wav2lip if a.lipsync_inputs else None)
-        if not (run / "analyze" / "report.json").exists():
-            ladtalk.analyze(run, a.identity, run / "analyze", device=a.device, max_frames=a.analyze_frames)
-        rep = json.loads((run / "analyze" / "report.json").read_text())
+        reports = a.work / "reports" / run.name  # beside the model, never inside it
+        if not (reports / "analyze" / "report.json").exists():
+            ladtalk.analyze(run, a.identity, reports / "analyze", device=a.device, max_frames=a.analyze_frames)
+        rep = json.loads((reports / "analyze" / "report.json").read_text())
         th = rep["theory"]
         row = {"variant": label, "d_C": th["codes"]["d_C"], "gamma": th["gamma"]["gamma"],
                "NRoUB_local_bound": th["nroub_local_bound"], "NRoUB_jacobian_estimate": th["nroub_jacobian_estimate"]}
         for e in rep["experiments"]:
             row[f"unchanged_{e['name']}_{e['strength']:g}"] = e["codes_unchanged"]
         if a.wav2lip is not None:
-            if not (run / "reenact" / "report.json").exists():
-                ladtalk.reenact(a.identity, a.wav2lip, run / "reenact", sovqae_path=run, device=a.device)
-            scores = json.loads((run / "reenact" / "report.json").read_text())["scores"]
+            if not (reports / "reenact" / "report.json").exists():
+                ladtalk.reenact(a.identity, a.wav2lip, reports / "reenact", sovqae_path=run, device=a.device)
+            scores = json.loads((reports / "reenact" / "report.json").read_text())["scores"]
             s = scores["cascade"]
             row["reenact_face_psnr_db"] = s["psnr_face_db"]
             row["reenact_face_psnr_minus_wav2lip_db"] = s["psnr_face_db"] - scores["wav2lip"]["psnr_face_db"]
