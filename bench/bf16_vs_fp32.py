@@ -5,19 +5,18 @@ driven by the clip's own audio:
 1. Wav2Lip alone: PSNR of the bf16 faces against the fp32 faces, for each --wav2lip (the official-size generator
    with random weights when no official file is given, and/or a trained square-crop generator);
 2. for each --sovqae (a trained model folder, or a preset name for random weights of its layout):
-   - codes: the share of latent positions where the SOVQAE picks the same code in bf16 as in fp32, on the real
-     test crops (>= 99% asked);
-   - the SOVQAE alone: the same lip-synced faces (fp32 Wav2Lip) restored in bf16 and in fp32, PSNR;
+   - the SOVQAE alone: the same lip-synced faces (fp32 Wav2Lip) restored in bf16 and in fp32: the share of latent
+     positions where it picks the same code (>= 99% asked) and the PSNR of its faces;
    - the cascade as `generate` runs it on square-crop generators (Wav2Lip -> float faces -> SOVQAE -> uint8), all
-     bf16 against all fp32: PSNR of the restored faces, the whole picture a user sees around the mouth
-     (>= 40 dB asked; the pasted frame would only add identical pixels);
+     bf16 against all fp32: same codes and PSNR of the restored faces, the whole picture a user sees around the
+     mouth (>= 40 dB asked; the pasted frame would only add identical pixels);
 3. optionally (--steps > 0) training: a SOVQAE (--preset) trained --steps steps from the same seed in fp32 and in
    bf16, the two loss curves side by side.
 
 On a CPU without bf16 units bf16 is emulated (oneDNN converts to fp32 around each kernel): the figures are
 those of bf16 rounding all the same, only many times slower, so the frame counts are kept small there.
 
-    python bench/bf16_vs_fp32.py --identity-dir IDENT --wav2lip official --wav2lip W2L_DIR \\
+    python bench/bf16_vs_fp32.py --identity-dir IDENT --wav2lip official:4 --wav2lip W2L_DIR \\
         --sovqae restore-cpu=SOVQAE_DIR:16 --sovqae paper-256=random:4
 """
 
@@ -92,47 +91,39 @@ def compare_wav2lip(wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Ten
             "output_std": round(float(faces[0].std()), 2)}  # not a flat (saturated) picture
 
 
-def sovqae_codes(sovqae: torch.nn.Module, crops: np.ndarray, precision: str) -> torch.Tensor:
-    """Codes (B,h,w) the SOVQAE picks for uint8 crops (B,S,S,3) at `precision`, as `restore` feeds it."""
-    from ladtalk.pipeline.stages import to_images
-    from ladtalk.runtime import inference_settings
-
-    rt = inference_settings("cpu", precision)
-    model = rt.prepare(sovqae)
-    size = model.config.resolution
-    x = torch.nn.functional.interpolate(to_images(crops, torch.device("cpu")), size=(size, size),
-                                        mode="bicubic", align_corners=False).clamp(0, 1)
-    with torch.inference_mode(), rt.autocast():
-        codes = model.codes_of(rt.images(x * 2 - 1))
-    sovqae.to(memory_format=torch.contiguous_format)
-    return codes
-
-
-def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str) -> np.ndarray:
-    """`generate`'s SOVQAE step: float faces (B,3,s,s) in [0,1] -> restored uint8 frames (B,S,S,3)."""
+def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str) -> tuple[np.ndarray, torch.Tensor]:
+    """`generate`'s SOVQAE step at `precision`: float faces (B,3,s,s) in [0,1] -> (restored uint8 frames
+    (B,S,S,3), the codes (B,h,w) its quantizer chose on the way)."""
     from ladtalk.pipeline.restore import restore
     from ladtalk.pipeline.stages import to_frames
     from ladtalk.runtime import inference_settings
 
-    rt = inference_settings("cpu", precision)
-    out = to_frames(restore(rt.prepare(sovqae), faces, batch_size=4, precision=precision))
-    sovqae.to(memory_format=torch.contiguous_format)
-    return out
+    codes = []
+    hook = sovqae.quantize.register_forward_hook(lambda _m, _i, out: codes.append(out[2]))
+    try:
+        rt = inference_settings("cpu", precision)
+        out = to_frames(restore(rt.prepare(sovqae), faces, batch_size=4, precision=precision))
+    finally:
+        hook.remove()
+        sovqae.to(memory_format=torch.contiguous_format)
+    return out, torch.cat(codes)
 
 
 def compare_sovqae(sovqae: torch.nn.Module, wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Tensor,
                    precisions: tuple[str, str] = PRECISIONS) -> dict:
-    """Codes on the real crops, the SOVQAE alone on the same lip-synced faces, and the whole cascade, at the two
-    precisions (the second against the first)."""
-    codes = [sovqae_codes(sovqae, crops, p) for p in precisions]
+    """The SOVQAE alone (the same lip-synced faces, from Wav2Lip at the first precision, restored at each) and the
+    whole cascade (Wav2Lip and SOVQAE both at each precision): codes and faces, the second against the first."""
+    first, second = precisions
     faces = {p: wav2lip_faces(wav2lip, crops, mels, p) for p in set(precisions)}
-    alone = [restored(sovqae, faces[precisions[0]], p) for p in precisions]
-    cascade = [restored(sovqae, faces[p], p) for p in precisions]
-    return {"frames": len(crops), "code_positions": int(codes[0].numel()),
-            "same_code_share": round((codes[0] == codes[1]).double().mean().item(), 5),
-            "sovqae_alone_psnr_db": psnr_summary(alone[1], alone[0]),
-            "cascade_psnr_db": psnr_summary(cascade[1], cascade[0]),
-            "output_std": round(float(cascade[0].std()), 2)}
+    reference, reference_codes = restored(sovqae, faces[first], first)
+    alone, alone_codes = restored(sovqae, faces[first], second)
+    cascade, cascade_codes = restored(sovqae, faces[second], second)
+    return {"frames": len(crops), "code_positions": int(reference_codes.numel()),
+            "same_code_share": round((alone_codes == reference_codes).double().mean().item(), 5),
+            "cascade_same_code_share": round((cascade_codes == reference_codes).double().mean().item(), 5),
+            "sovqae_alone_psnr_db": psnr_summary(alone, reference),
+            "cascade_psnr_db": psnr_summary(cascade, reference),
+            "output_std": round(float(reference.std()), 2)}
 
 
 def test_frames(identity, count: int) -> np.ndarray:
@@ -141,11 +132,8 @@ def test_frames(identity, count: int) -> np.ndarray:
     return test[np.linspace(0, len(test) - 1, min(count, len(test))).round().astype(int)]
 
 
-def own_mels(identity, idx: np.ndarray) -> torch.Tensor:
-    """The identity's own mel windows (B,1,80,16) for frames idx (clamped to the audio's end)."""
-    from ladtalk.features.mel import mel_windows, melspectrogram
-
-    windows = mel_windows(melspectrogram(identity.audio()), identity.fps)
+def own_mels(windows: np.ndarray, idx: np.ndarray) -> torch.Tensor:
+    """The mel windows (B,1,80,16) of frames idx from a clip's `mel_windows` (clamped to the audio's end)."""
     return torch.from_numpy(windows[np.minimum(idx, len(windows) - 1)])
 
 
@@ -169,13 +157,19 @@ def load_network(kind: str, where: str) -> tuple[torch.nn.Module, str]:
     return SOVQAE(SOVQAEConfig.from_dict(load_preset(where)["model"])).eval(), f"{where} layout, random weights"
 
 
+def with_frames(spec: str, default_frames: int) -> tuple[str, int]:
+    """'WHERE[:FRAMES]' -> (WHERE, FRAMES or the default)."""
+    where, _, frames = spec.rpartition(":")
+    return (where, int(frames)) if where and frames.isdigit() else (spec, default_frames)
+
+
 def parse_sovqae(spec: str, default_frames: int) -> tuple[str, str, int]:
     """'NAME=WHERE[:FRAMES]' (WHERE: a model folder, or 'random' for random weights of preset NAME)."""
     name, _, rest = spec.partition("=")
-    where, _, frames = rest.partition(":")
+    where, frames = with_frames(rest, default_frames)
     if not name or not where:
         raise SystemExit(f"--sovqae takes NAME=FOLDER[:FRAMES] or PRESET=random[:FRAMES], got {spec!r}")
-    return name, name if where == "random" else where, int(frames or default_frames)
+    return name, name if where == "random" else where, frames
 
 
 def main() -> None:
@@ -183,8 +177,8 @@ def main() -> None:
     ap.add_argument("--identity-dir", type=Path, default=None, help="a prepared identity of --video to reuse")
     ap.add_argument("--video", type=Path, default=SHARED / "video" / "macron_50s_dfrf.mp4")
     ap.add_argument("--wav2lip", action="append", default=None,
-                    help="'official' (official size, random weights) or a model folder; repeatable; the last one "
-                         "drives the SOVQAE checks (default: official)")
+                    help="'official' (official size, random weights) or a model folder, [:FRAMES]; repeatable; "
+                         "the last one drives the SOVQAE checks (default: official)")
     ap.add_argument("--sovqae", action="append", default=None, help="NAME=FOLDER[:FRAMES] or PRESET=random[:FRAMES]; "
                     "repeatable (default: demo=random)")
     ap.add_argument("--frames", type=int, default=16, help="test frames for Wav2Lip and for SOVQAEs without :FRAMES")
@@ -195,6 +189,7 @@ def main() -> None:
     from generate import cpu_record
 
     from ladtalk.data.identity import Identity
+    from ladtalk.features.mel import mel_windows, melspectrogram
 
     record = cpu_record()
     print(record, flush=True)
@@ -205,45 +200,56 @@ def main() -> None:
 
         identity_dir = prepare(args.video, work / "identity", size=256, device="cpu")
     ident = Identity.open(identity_dir)
+    windows = mel_windows(melspectrogram(ident.audio()), ident.fps)
     t_start = time.perf_counter()
 
-    wav2lip_rows, wav2lip = [], None
-    for where in args.wav2lip or ["official"]:
+    wav2lip_rows, sovqae_rows, training = [], [], None
+
+    def save() -> None:
+        """Write what is measured so far (emulated bf16 is slow: a run stopped early keeps its rows)."""
+        record["loadavg_at_end"] = os.getloadavg()
+        write_results(args.name, {
+            **record, "identity": str(identity_dir), "identity_video": ident.meta.get("source", {}).get("path"),
+            "frames": "evenly spread over the identity's test split, driven by the clip's own audio",
+            "sovqae_wav2lip": wav2lip_rows[-1]["wav2lip"] if wav2lip_rows else None,
+            "wav2lip_rows": wav2lip_rows, "sovqae_rows": sovqae_rows, "training": training,
+            "seconds": round(time.perf_counter() - t_start, 1),
+            "targets": {"cascade_psnr_db_min": 40, "same_code_share_min": 0.99},
+            "notes": "psnr_db: bf16 output against fp32 output (uint8 faces), identical frames count as 99 dB; "
+                     "sovqae_alone: the same fp32 Wav2Lip faces restored at each precision; cascade: Wav2Lip and "
+                     "SOVQAE both at each precision, as generate runs them; same_code_share: over every latent "
+                     "position of those frames; seconds: wall time on the shared machine"})
+
+    wav2lip = None
+    for spec in args.wav2lip or ["official"]:
+        where, frames = with_frames(spec, args.frames)
         wav2lip, what = load_network("wav2lip", where)
-        idx = test_frames(ident, args.frames)
+        idx = test_frames(ident, frames)
         t0 = time.perf_counter()
-        r = {"wav2lip": what, **compare_wav2lip(wav2lip, ident.crops[idx], own_mels(ident, idx)),
+        r = {"wav2lip": what, **compare_wav2lip(wav2lip, ident.crops[idx], own_mels(windows, idx)),
              "seconds": round(time.perf_counter() - t0, 1)}
         print(r, flush=True)
         wav2lip_rows.append(r)
+        save()
 
-    sovqae_rows = []
     for spec in args.sovqae or ["demo=random"]:
         name, where, frames = parse_sovqae(spec, args.frames)
         sovqae, what = load_network("sovqae", where)
         idx = test_frames(ident, frames)
         t0 = time.perf_counter()
-        r = {"sovqae": name, "model": what, **compare_sovqae(sovqae, wav2lip, ident.crops[idx], own_mels(ident, idx)),
+        r = {"sovqae": name, "model": what,
+             **compare_sovqae(sovqae, wav2lip, ident.crops[idx], own_mels(windows, idx)),
              "seconds": round(time.perf_counter() - t0, 1)}
         print(r, flush=True)
         sovqae_rows.append(r)
+        save()
 
-    training = train_curves(identity_dir, work, args.steps, args.preset) if args.steps > 0 else None
+    if args.steps > 0:
+        training = train_curves(identity_dir, work, args.steps, args.preset)
+        save()
     print(table(wav2lip_rows, ["wav2lip", "frames", "psnr_db", "output_std", "seconds"]))
-    print(table(sovqae_rows, ["sovqae", "frames", "code_positions", "same_code_share", "sovqae_alone_psnr_db",
-                              "cascade_psnr_db", "seconds"]))
-    record["loadavg_at_end"] = os.getloadavg()
-    write_results(args.name, {
-        **record, "identity": str(identity_dir), "identity_video": ident.meta.get("source", {}).get("path"),
-        "frames": "evenly spread over the identity's test split, driven by the clip's own audio",
-        "sovqae_wav2lip": wav2lip_rows[-1]["wav2lip"] if wav2lip_rows else None,
-        "wav2lip_rows": wav2lip_rows, "sovqae_rows": sovqae_rows, "training": training,
-        "seconds": round(time.perf_counter() - t_start, 1),
-        "targets": {"cascade_psnr_db_min": 40, "same_code_share_min": 0.99},
-        "notes": "psnr_db: bf16 output against fp32 output (uint8 faces), identical frames count as 99 dB; "
-                 "sovqae_alone: the same fp32 Wav2Lip faces restored at each precision; cascade: Wav2Lip and SOVQAE "
-                 "both at each precision, as generate runs them"})
-
+    print(table(sovqae_rows, ["sovqae", "frames", "code_positions", "same_code_share", "cascade_same_code_share",
+                              "sovqae_alone_psnr_db", "cascade_psnr_db", "seconds"]))
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,8 @@ def test_same_precision_twice_is_identical(tiny):
     w = bench.compare_wav2lip(wav2lip, crops, mels, ("fp32", "fp32"))
     s = bench.compare_sovqae(sovqae, wav2lip, crops, mels, ("fp32", "fp32"))
     assert w["frames"] == 3 and w["psnr_db"] == {"min": 99.0, "mean": 99.0}
-    assert s["same_code_share"] == 1.0 and s["code_positions"] == 3 * 8 * 8  # tiny: 64 px, f = 8
+    assert s["same_code_share"] == s["cascade_same_code_share"] == 1.0
+    assert s["code_positions"] == 3 * 8 * 8  # tiny: 64 px, f = 8
     assert s["sovqae_alone_psnr_db"]["min"] == 99.0 and s["cascade_psnr_db"]["min"] == 99.0
 
 
@@ -41,7 +42,7 @@ def test_bf16_against_fp32_is_measured(tiny):
     w = bench.compare_wav2lip(wav2lip, crops, mels)
     s = bench.compare_sovqae(sovqae, wav2lip, crops, mels)
     assert 20 < w["psnr_db"]["min"] < 99  # bf16 rounding shows, and is small
-    assert 0 <= s["same_code_share"] <= 1
+    assert 0 <= s["same_code_share"] <= 1 and 0 <= s["cascade_same_code_share"] <= 1
     assert s["cascade_psnr_db"]["min"] <= s["cascade_psnr_db"]["mean"]
     # prepare() set channels_last for bf16; the networks are back in the default layout for the next run
     assert all(p.is_contiguous() for net in (wav2lip, sovqae) for p in net.parameters())
@@ -50,5 +51,7 @@ def test_bf16_against_fp32_is_measured(tiny):
 def test_sovqae_spec():
     assert bench.parse_sovqae("paper-256=random:4", 16) == ("paper-256", "paper-256", 4)
     assert bench.parse_sovqae("restore-cpu=/m/model", 16) == ("restore-cpu", "/m/model", 16)
+    assert bench.with_frames("official:4", 16) == ("official", 4)
+    assert bench.with_frames("/runs/w2l:v2/model", 16) == ("/runs/w2l:v2/model", 16)
     with pytest.raises(SystemExit):
         bench.parse_sovqae("paper-256", 16)
