@@ -109,6 +109,20 @@ def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str) -> tu
     return out, torch.cat(codes)
 
 
+def code_flip_distances(sovqae: torch.nn.Module, codes: torch.Tensor, other: torch.Tensor) -> dict:
+    """How far apart the two codes are where the precisions chose differently, beside the codebook's typical
+    spacing (median distance from a code the first run used to its nearest other code): a flip between near
+    duplicates changes the picture far less than the spacing suggests."""
+    e = sovqae.quantize.embedding.weight.detach().float()
+    used = codes.unique()
+    d = torch.cdist(e[used], e)
+    d[torch.arange(len(used)), used] = float("inf")
+    flipped = codes != other
+    gaps = (e[codes[flipped]] - e[other[flipped]]).norm(dim=1)
+    return {"flipped_code_distance_median": round(gaps.median().item(), 4) if len(gaps) else 0.0,
+            "codebook_nearest_distance_median": round(d.min(1).values.median().item(), 4)}
+
+
 def compare_sovqae(sovqae: torch.nn.Module, wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Tensor,
                    precisions: tuple[str, str] = PRECISIONS) -> dict:
     """The SOVQAE alone (the same lip-synced faces, from Wav2Lip at the first precision, restored at each) and the
@@ -120,6 +134,7 @@ def compare_sovqae(sovqae: torch.nn.Module, wav2lip: torch.nn.Module, crops: np.
     cascade, cascade_codes = restored(sovqae, faces[second], second)
     return {"frames": len(crops), "code_positions": int(reference_codes.numel()),
             "same_code_share": round((alone_codes == reference_codes).double().mean().item(), 5),
+            **code_flip_distances(sovqae, reference_codes, alone_codes),
             "cascade_same_code_share": round((cascade_codes == reference_codes).double().mean().item(), 5),
             "sovqae_alone_psnr_db": psnr_summary(alone, reference),
             "cascade_psnr_db": psnr_summary(cascade, reference),

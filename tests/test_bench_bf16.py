@@ -34,6 +34,7 @@ def test_same_precision_twice_is_identical(tiny):
     assert w["frames"] == 3 and w["psnr_db"] == {"min": 99.0, "mean": 99.0}
     assert s["same_code_share"] == s["cascade_same_code_share"] == 1.0
     assert s["code_positions"] == 3 * 8 * 8  # tiny: 64 px, f = 8
+    assert s["flipped_code_distance_median"] == 0.0 and s["codebook_nearest_distance_median"] > 0
     assert s["sovqae_alone_psnr_db"]["min"] == 99.0 and s["cascade_psnr_db"]["min"] == 99.0
 
 
@@ -43,6 +44,7 @@ def test_bf16_against_fp32_is_measured(tiny):
     s = bench.compare_sovqae(sovqae, wav2lip, crops, mels)
     assert 20 < w["psnr_db"]["min"] < 99  # bf16 rounding shows, and is small
     assert 0 <= s["same_code_share"] <= 1 and 0 <= s["cascade_same_code_share"] <= 1
+    assert (s["flipped_code_distance_median"] > 0) == (s["same_code_share"] < 1)
     assert s["cascade_psnr_db"]["min"] <= s["cascade_psnr_db"]["mean"]
     # prepare() set channels_last for bf16; the networks are back in the default layout for the next run
     assert all(p.is_contiguous() for net in (wav2lip, sovqae) for p in net.parameters())
