@@ -10,6 +10,7 @@ driven by the clip's own audio:
    - the cascade as `generate` runs it on square-crop generators (Wav2Lip -> float faces -> SOVQAE -> uint8), all
      bf16 against all fp32: same codes and PSNR of the restored faces, the whole picture a user sees around the
      mouth (>= 40 dB asked; the pasted frame would only add identical pixels);
+   - a variant of the SOVQAE alone with its encoder kept in fp32 and only the decoder at the second precision;
 3. optionally (--steps > 0) training: a SOVQAE (--preset) trained --steps steps from the same seed in fp32 and in
    bf16, the two loss curves side by side.
 
@@ -91,20 +92,31 @@ def compare_wav2lip(wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Ten
             "output_std": round(float(faces[0].std()), 2)}  # not a flat (saturated) picture
 
 
-def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str) -> tuple[np.ndarray, torch.Tensor]:
+def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str,
+             encoder_fp32: bool = False) -> tuple[np.ndarray, torch.Tensor]:
     """`generate`'s SOVQAE step at `precision`: float faces (B,3,s,s) in [0,1] -> (restored uint8 frames
-    (B,S,S,3), the codes (B,h,w) its quantizer chose on the way)."""
+    (B,S,S,3), the codes (B,h,w) its quantizer chose on the way). `encoder_fp32`: a variant where only the decoder
+    runs at `precision` (the encoder outside autocast), so the codes cannot depend on it."""
     from ladtalk.pipeline.restore import restore
     from ladtalk.pipeline.stages import to_frames
     from ladtalk.runtime import inference_settings
 
     codes = []
     hook = sovqae.quantize.register_forward_hook(lambda _m, _i, out: codes.append(out[2]))
+    if encoder_fp32:
+        encode_latent = sovqae.encode_latent
+
+        def encode_latent_fp32(images: torch.Tensor) -> torch.Tensor:
+            with torch.autocast("cpu", enabled=False):
+                return encode_latent(images.float())
+
+        sovqae.encode_latent = encode_latent_fp32
     try:
         rt = inference_settings("cpu", precision)
         out = to_frames(restore(rt.prepare(sovqae), faces, batch_size=4, precision=precision))
     finally:
         hook.remove()
+        sovqae.__dict__.pop("encode_latent", None)
         sovqae.to(memory_format=torch.contiguous_format)
     return out, torch.cat(codes)
 
@@ -132,12 +144,15 @@ def compare_sovqae(sovqae: torch.nn.Module, wav2lip: torch.nn.Module, crops: np.
     reference, reference_codes = restored(sovqae, faces[first], first)
     alone, alone_codes = restored(sovqae, faces[first], second)
     cascade, cascade_codes = restored(sovqae, faces[second], second)
+    mixed, mixed_codes = restored(sovqae, faces[first], second, encoder_fp32=True)
     return {"frames": len(crops), "code_positions": int(reference_codes.numel()),
             "same_code_share": round((alone_codes == reference_codes).double().mean().item(), 5),
             **code_flip_distances(sovqae, reference_codes, alone_codes),
             "cascade_same_code_share": round((cascade_codes == reference_codes).double().mean().item(), 5),
             "sovqae_alone_psnr_db": psnr_summary(alone, reference),
             "cascade_psnr_db": psnr_summary(cascade, reference),
+            "encoder_fp32_same_code_share": round((mixed_codes == reference_codes).double().mean().item(), 5),
+            "encoder_fp32_psnr_db": psnr_summary(mixed, reference),
             "output_std": round(float(reference.std()), 2)}
 
 

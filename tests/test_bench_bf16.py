@@ -36,6 +36,7 @@ def test_same_precision_twice_is_identical(tiny):
     assert s["code_positions"] == 3 * 8 * 8  # tiny: 64 px, f = 8
     assert s["flipped_code_distance_median"] == 0.0 and s["codebook_nearest_distance_median"] > 0
     assert s["sovqae_alone_psnr_db"]["min"] == 99.0 and s["cascade_psnr_db"]["min"] == 99.0
+    assert s["encoder_fp32_same_code_share"] == 1.0 and s["encoder_fp32_psnr_db"]["min"] == 99.0
 
 
 def test_bf16_against_fp32_is_measured(tiny):
@@ -45,6 +46,8 @@ def test_bf16_against_fp32_is_measured(tiny):
     assert 20 < w["psnr_db"]["min"] < 99  # bf16 rounding shows, and is small
     assert 0 <= s["same_code_share"] <= 1 and 0 <= s["cascade_same_code_share"] <= 1
     assert (s["flipped_code_distance_median"] > 0) == (s["same_code_share"] < 1)
+    assert s["encoder_fp32_same_code_share"] == 1.0  # fp32 encoder on a plain input: the fp32 codes exactly
+    assert "encode_latent" not in vars(sovqae)  # the variant's patch is gone
     assert s["cascade_psnr_db"]["min"] <= s["cascade_psnr_db"]["mean"]
     # prepare() set channels_last for bf16; the networks are back in the default layout for the next run
     assert all(p.is_contiguous() for net in (wav2lip, sovqae) for p in net.parameters())
