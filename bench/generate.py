@@ -55,6 +55,19 @@ def cpu_record() -> dict:
             "fast_bf16": cpu_has_fast_bf16(), "loadavg_at_start": os.getloadavg()}
 
 
+def peak_rss_mib() -> float:
+    """This process's own peak resident memory, MiB. On Linux VmHWM, which starts afresh at exec: getrusage's
+    ru_maxrss keeps the parent's high-water mark across fork+exec, so a child of a large parent (one that has just
+    built 10 minutes of audio) would report the parent's peak, whatever it did itself."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def make_models(root: Path) -> dict[str, Path]:
     import torch
 
@@ -78,7 +91,9 @@ def make_models(root: Path) -> dict[str, Path]:
     return out
 
 
-def synthetic_identity(work: Path) -> Path:
+def synthetic_identity(work: Path, reuse: Path | None = None) -> Path:
+    if reuse is not None:
+        return reuse
     from ladtalk.data.prepare import prepare
     from ladtalk.data.synthetic import synthesize
 
@@ -87,18 +102,19 @@ def synthetic_identity(work: Path) -> Path:
 
 
 def make_audio(video: Path, path: Path, seconds: float) -> Path:
-    """The clip's own track (48 kHz stereo), repeated to `seconds`, as 16-bit WAV."""
+    """The clip's own track (48 kHz stereo), repeated to `seconds`, as 16-bit WAV (written a repeat at a time)."""
     from ladtalk.io.audio import iter_audio, probe_audio
 
     info = probe_audio(video)
-    track = np.concatenate(list(iter_audio(video)))
-    reps = int(np.ceil(seconds * info.sample_rate / len(track)))
-    pcm = np.round(np.tile(track, (reps, 1))[:int(seconds * info.sample_rate)] * 32767).astype("<i2")
+    pcm = np.round(np.concatenate(list(iter_audio(video))) * 32767).astype("<i2")
+    remaining = int(seconds * info.sample_rate)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(info.channels)
         w.setsampwidth(2)
         w.setframerate(info.sample_rate)
-        w.writeframes(pcm.tobytes())
+        while remaining > 0:
+            w.writeframes(pcm[:remaining].tobytes())
+            remaining -= len(pcm)
     return path
 
 
@@ -232,7 +248,7 @@ def run_child(a: argparse.Namespace) -> None:
         got = probe_audio(a.out)
         out["output_audio"] = {"sample_rate": got.sample_rate, "channels": got.channels}
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    out["peak_rss_mib"] = usage.ru_maxrss / 1024
+    out["peak_rss_mib"] = peak_rss_mib()
     out["cpu_seconds"] = usage.ru_utime + usage.ru_stime  # the work done, whatever else shares the cores
     out["loadavg_1min"] = [load0, os.getloadavg()[0]]
     print("RESULT " + json.dumps(out))
@@ -267,6 +283,8 @@ def main() -> None:
     ap.add_argument("--long-seconds", type=float, default=600.0, help="long audio of the memory check")
     ap.add_argument("--video", type=Path, default=SHARED / "video" / "macron_50s_dfrf.mp4")
     ap.add_argument("--identity-dir", type=Path, default=None, help="a prepared identity of --video to reuse")
+    ap.add_argument("--synthetic-identity-dir", type=Path, default=None,
+                    help="the memory runs' prepared synthetic identity to reuse (one this script made)")
     ap.add_argument("--stage-reps", type=int, default=2)
     ap.add_argument("--skip", nargs="*", default=[],
                     choices=("speed", "cascade", "stage", "memory", "audio-memory"))
@@ -314,7 +332,7 @@ def main() -> None:
                                    "fps": round(r["fps"], 2), "loadavg_1min": r["loadavg_1min"]})
     memory = []
     if "memory" not in args.skip:
-        small_identity = synthetic_identity(work)
+        small_identity = synthetic_identity(work, args.synthetic_identity_dir)
         for seconds in (args.seconds, args.long_seconds):
             long_audio = make_audio(args.video, work / f"speech_{seconds:g}.wav", seconds)
             r = child(mode="ladtalk", wav2lip=models["wav2lip_small"],
@@ -350,9 +368,11 @@ def main() -> None:
                               "audio_path_memory_rows": audio_memory,
                               "notes": "end_to_end_fps = frames / seconds from process start to closed file "
                                        "(imports, loading, mel, everything); steady_fps excludes the first batch; "
-                                       "stage FPS = frames / seconds in that stage (encode runs in its own thread "
-                                       "in ladtalk runs); cpu_ms_per_frame = the process's user+system CPU time "
-                                       "per frame, which other processes on the machine do not inflate"})
+                                       "peak_rss_mib = the run's own peak resident memory (VmHWM; getrusage would "
+                                       "give a child the parent's when larger); stage FPS = frames / seconds in "
+                                       "that stage (encode runs in its own thread in ladtalk runs); "
+                                       "cpu_ms_per_frame = the process's user+system CPU time per frame, which "
+                                       "other processes on the machine do not inflate"})
 
 
 if __name__ == "__main__":
