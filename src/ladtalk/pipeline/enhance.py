@@ -22,7 +22,8 @@ from ladtalk.face.wav2lip_geometry import check_pads
 from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
-from ladtalk.pipeline.generate import RunReport, check_out_path
+from ladtalk.pipeline.generate import check_out_path
+from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings

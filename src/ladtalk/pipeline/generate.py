@@ -1,7 +1,7 @@
 """`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
 
-`Cascade.__call__` is the method, one batch of frames at a time, in the order of the paper's pipeline figure
-(DESIGN.md, "The system in one picture"):
+The method is the paper's pipeline (DESIGN.md, "The system in one picture"); steps 2-5 are `Cascade.__call__`,
+one batch of frames at a time:
   1. mel: the driving speech as Wav2Lip's mel spectrogram, one 16-step window per video frame (`_speech_mel`,
      `mel_windows`, made in `generate`);
   2. lip-sync: Wav2Lip redraws the lower face to follow the speech, at its 96 px (`lipsync_faces`);
@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,80 +40,13 @@ from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
 from ladtalk.models.sovqae import SOVQAE
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
+from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, to_frames, to_images, upscale
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
-
-
-@dataclass
-class RunReport:
-    """What one generate/enhance run did: frames, the whole wall time (`seconds`: from the command's start, so
-    imports and model loading count), the steady state (frames and seconds after the first batch) and the
-    seconds spent per stage (the encoder's in its own thread, overlapped)."""
-
-    frames: int = 0
-    seconds: float = 0.0
-    steady_frames: int = 0
-    steady_seconds: float = 0.0
-    precision: str = "fp32"
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    _steady_since: float | None = field(default=None, init=False, repr=False)
-    _warmup_frames: int = field(default=0, init=False, repr=False)
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
-
-    @property
-    def steady_fps(self) -> float:
-        return self.steady_frames / self.steady_seconds if self.steady_seconds else self.fps
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-
-    @contextlib.contextmanager
-    def stage(self, name: str, device: torch.device | None = None):
-        """Add the block's run time to stage `name`; with a CUDA `device`, once its queued kernels have run."""
-        t0 = time.perf_counter()
-        yield
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize()
-        self.add(name, time.perf_counter() - t0)
-
-    def timed(self, stage: str, fn):
-        """`fn` wrapped to add its run time to `stage` (for work handed to a thread)."""
-        def run(*args):
-            with self.stage(stage):
-                fn(*args)
-        return run
-
-    def add_load(self, started_at: float) -> None:
-        """Record 'load', listed first: the seconds since `started_at` that no stage has claimed (imports, checks,
-        loading the models)."""
-        load = time.perf_counter() - started_at - sum(self.stage_seconds.values())
-        self.stage_seconds = {"load": load, **self.stage_seconds}
-
-    def count(self, frames: int) -> None:
-        """Count a finished batch; the steady state starts after the first (it carries the warm-up: kernel
-        selection, filling the queues)."""
-        self.frames += frames
-        if self._steady_since is None:
-            self._steady_since, self._warmup_frames = time.perf_counter(), self.frames
-
-    def finish(self, started_at: float) -> None:
-        now = time.perf_counter()
-        self.seconds = now - started_at
-        if self._steady_since is not None:
-            self.steady_frames = self.frames - self._warmup_frames
-            self.steady_seconds = now - self._steady_since
-
-    def line(self, what: str) -> str:
-        stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items())
-        return (f"{what}: {self.frames} frames in {self.seconds:.1f} s, {self.fps:.1f} FPS end to end (loading "
-                f"included); {self.steady_fps:.1f} FPS steady state ({self.precision}; {stages})")
 
 
 @dataclass(frozen=True)
@@ -129,24 +62,25 @@ class Cascade:
     dtype: torch.dtype | None
     device: torch.device
 
-    def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport) -> np.ndarray:
+    def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
+                 ) -> np.ndarray:
         """Source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel windows (B,1,80,16) -> the
         finished frames. Official weights: Wav2Lip exactly as the official inference (its boxes, stretched inputs,
         hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
         official output as it is."""
         size = self.sovqae.config.resolution if self.sovqae is not None else self.ident.crop_size
-        with report.stage("wav2lip", self.device):
+        with report.stage("wav2lip", self.device):  # 2. lip-sync
             mels = torch.from_numpy(windows).to(self.device)
             faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.dtype,
                                           self.square_crop, size)
         if synced is not None and self.sovqae is None and self.paste == "hard":
-            return synced
+            return synced  # the official inference's own result and paste
         with report.stage("sovqae" if self.sovqae is not None else "upscale"):
-            faces = upscale(faces, size)
-            if self.sovqae is not None:
+            faces = upscale(faces, size)  # 3. upscale
+            if self.sovqae is not None:  # 4. restore
                 faces = restore(self.sovqae, faces, batch_size=len(faces), precision=self.precision)
             faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
-        with report.stage("paste"):
+        with report.stage("paste"):  # 5. paste back
             return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
 
 
