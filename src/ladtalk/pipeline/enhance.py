@@ -22,7 +22,8 @@ from ladtalk.face.wav2lip_geometry import check_pads
 from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
-from ladtalk.pipeline.generate import RunReport, check_out_path
+from ladtalk.pipeline.generate import check_out_path
+from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings
@@ -58,12 +59,10 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     batch = batch_size or (64 if dev.type == "cuda" else 16)
 
     report = RunReport(precision=rt.precision)
-    report.add("load", time.perf_counter() - t_start)
-    t0 = time.perf_counter()
-    _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
-    report.add("detect", time.perf_counter() - t0)
+    report.add_load(t_start)
+    with report.stage("detect"):
+        _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
     n = len(face_track.has_face)
-    t_steady, first = None, 0
     with VideoWriter(out_path, fps=info.fps) as writer, \
             background_calls(report.timed("encode", writer.write), depth=2) as encode, \
             tqdm(total=n, desc="enhance", unit="frame", dynamic_ncols=True) as bar:
@@ -76,20 +75,15 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
             rows = np.flatnonzero(face_track.has_face[start:start + len(frames)])
             if len(rows):
                 boxes = crop_boxes[start + rows]
-                t0 = time.perf_counter()
-                faces = restore(model, crop_faces(frames[rows], boxes, size), batch_size=len(rows), precision=precision)
-                report.add("sovqae", time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
-                report.add("paste", time.perf_counter() - t0)
+                with report.stage("sovqae"):
+                    faces = restore(model, crop_faces(frames[rows], boxes, size), batch_size=len(rows),
+                                    precision=precision)
+                with report.stage("paste"):
+                    frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
             encode(frames)
             start += len(frames)
             bar.update(len(frames))
-            if t_steady is None:  # the first batch carries the warm-up
-                t_steady, first = time.perf_counter(), start
-    report.frames = start
-    report.seconds = time.perf_counter() - t_start
-    report.steady_frames = start - first
-    report.steady_seconds = time.perf_counter() - t_steady if t_steady is not None else 0.0
+            report.count(len(frames))
+    report.finish(t_start)
     print(report.line(f"wrote {out_path}"))
     return report

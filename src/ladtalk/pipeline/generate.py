@@ -1,9 +1,20 @@
-"""`ladtalk generate`: speech -> lip-synced video of the identity (mel -> Wav2Lip -> upscale -> SOVQAE -> paste -> mux).
+"""`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
 
-Streams in batches: source frames are decoded, processed and encoded batch by batch, so memory stays flat however
-long the audio or the video (the identity crops are memory-mapped; the muxed audio is read block by block as the
-video advances). Decoding and encoding run in background threads (PyAV releases the GIL) so they overlap with
-the networks. The output keeps the driving audio's channels and (nearly) its sample rate.
+The method is the paper's pipeline (DESIGN.md, "The system in one picture"); steps 2-5 are `Cascade.__call__`,
+one batch of frames at a time:
+  1. mel: the driving speech as Wav2Lip's mel spectrogram, one 16-step window per video frame (`_speech_mel`,
+     `mel_windows`, made in `generate`);
+  2. lip-sync: Wav2Lip redraws the lower face to follow the speech, at its 96 px (`lipsync_faces`);
+  3. upscale: those faces resized to the SOVQAE's resolution (`upscale`);
+  4. restore: the SOVQAE encodes each face, replaces each latent by the nearest code of the identity's codebook
+     and decodes it, so Wav2Lip's blur becomes the identity's own texture (the robustness argument: a face within
+     NRoUB of the clean one maps to the same codes; `restore`);
+  5. paste back into the identity's frame (`paste_faces`).
+`generate` wraps it: loading and checks, streaming in batches, threads and timing. Source frames are decoded,
+processed and encoded batch by batch, so memory stays flat however long the audio or the video (the identity crops
+are memory-mapped; the muxed audio is read block by block as the video advances). Decoding and encoding run in
+background threads (PyAV releases the GIL) so they overlap with the networks. Each stage's time is measured by
+`RunReport.stage` around it. The output keeps the driving audio's channels and (nearly) its sample rate.
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,51 +38,50 @@ from ladtalk.io.audio import SAMPLE_RATE, iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
+from ladtalk.models.sovqae import SOVQAE
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
+from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
-from ladtalk.pipeline.stages import lipsync, lipsync_frames, to_frames, to_images
+from ladtalk.pipeline.stages import lipsync, lipsync_frames, to_frames, to_images, upscale
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.runtime import inference_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 
-@dataclass
-class RunReport:
-    """What one generate/enhance run did: frames, the whole wall time (`seconds`: from the command's start, so
-    imports and model loading count), the steady state (frames and seconds after the first batch) and the
-    seconds spent per stage (the encoder's in its own thread, overlapped)."""
+@dataclass(frozen=True)
+class Cascade:
+    """The networks and settings of one run; called on a batch, it is the paper's method (steps 2-5 above)."""
 
-    frames: int = 0
-    seconds: float = 0.0
-    steady_frames: int = 0
-    steady_seconds: float = 0.0
-    precision: str = "fp32"
-    stage_seconds: dict[str, float] = field(default_factory=dict)
+    ident: Identity
+    wav2lip: torch.nn.Module
+    sovqae: SOVQAE | None  # None: the plain lip-sync result, upscaled
+    square_crop: bool  # a generator trained by `ladtalk train wav2lip` on the identity's square crops; else official
+    paste: str
+    precision: str
+    dtype: torch.dtype | None
+    device: torch.device
 
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds else 0.0
-
-    @property
-    def steady_fps(self) -> float:
-        return self.steady_frames / self.steady_seconds if self.steady_seconds else self.fps
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
-
-    def timed(self, stage: str, fn):
-        """`fn` wrapped to add its run time to `stage` (for work handed to a thread)."""
-        def run(*args):
-            t0 = time.perf_counter()
-            fn(*args)
-            self.add(stage, time.perf_counter() - t0)
-        return run
-
-    def line(self, what: str) -> str:
-        stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items())
-        return (f"{what}: {self.frames} frames in {self.seconds:.1f} s, {self.fps:.1f} FPS end to end (loading "
-                f"included); {self.steady_fps:.1f} FPS steady state ({self.precision}; {stages})")
+    def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
+                 ) -> np.ndarray:
+        """Source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel windows (B,1,80,16) -> the
+        finished frames. Official weights: Wav2Lip exactly as the official inference (its boxes, stretched inputs,
+        hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
+        official output as it is."""
+        size = self.sovqae.config.resolution if self.sovqae is not None else self.ident.crop_size
+        with report.stage("wav2lip", self.device):  # 2. lip-sync
+            mels = torch.from_numpy(windows).to(self.device)
+            faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.dtype,
+                                          self.square_crop, size)
+        if synced is not None and self.sovqae is None and self.paste == "hard":
+            return synced  # the official inference's own result and paste
+        with report.stage("sovqae" if self.sovqae is not None else "upscale"):
+            faces = upscale(faces, size)  # 3. upscale
+            if self.sovqae is not None:  # 4. restore
+                faces = restore(self.sovqae, faces, batch_size=len(faces), precision=self.precision)
+            faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
+        with report.stage("paste"):  # 5. paste back
+            return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
 
 
 def check_out_path(out_path: str | os.PathLike) -> Path:
@@ -130,11 +140,11 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     rt = inference_settings(device, precision)
-    dev, dtype = rt.device, rt.amp_dtype
+    dev = rt.device
     ident = open_identity(identity, device=str(dev))
-    t0 = time.perf_counter()
-    mel, n_samples, peak = _speech_mel(audio_path)
-    mel_seconds = time.perf_counter() - t0
+    report = RunReport(precision=rt.precision)
+    with report.stage("mel"):
+        mel, n_samples, peak = _speech_mel(audio_path)
     if n_samples < SAMPLE_RATE / ident.fps:
         raise InputError(f"{audio_path} holds {n_samples / SAMPLE_RATE:.3f} s of audio, shorter than one video "
                          "frame; give speech audio")
@@ -142,18 +152,16 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
         print(f"warning: {audio_path} is silent; the mouth will stay closed")
 
     wav2lip = rt.prepare(load_wav2lip(wav2lip_path, dev))
-    # our own generators learned on the identity's square crops; official weights get the official geometry
-    square_crop = wav2lip_input_geometry(wav2lip_path) == "square_crop"
     sovqae = None if no_sovqae else rt.prepare(load_sovqae(sovqae_path, dev))
+    cascade = Cascade(ident, wav2lip, sovqae, square_crop=wav2lip_input_geometry(wav2lip_path) == "square_crop",
+                      paste=paste, precision=precision, dtype=rt.amp_dtype, device=dev)
     if sovqae is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
     batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
     if batch < 1:
         raise InputError(f"batch size must be at least 1, got {batch}")
+    report.add_load(t_start)
 
-    report = RunReport(precision=rt.precision)
-    report.add("load", time.perf_counter() - t_start - mel_seconds)
-    report.add("mel", mel_seconds)
     # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped
     n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
@@ -170,26 +178,18 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
             _encoder(writer, report, overlap_io) as encode, \
             tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
         writer.set_audio_stream(iter_audio(audio_path, mux.sample_rate, mux.channels), mux.sample_rate, mux.channels)
-        t_steady = None
         for start in range(0, n_out, batch):
             idx = schedule[start:start + batch]
-            t0 = time.perf_counter()
-            frames = np.stack([next(frames_iter) for _ in idx])
-            report.add("decode", time.perf_counter() - t0)
-            face_rows = np.flatnonzero(has_face[idx])
-            if len(face_rows):
+            with report.stage("decode"):
+                frames = np.stack([next(frames_iter) for _ in idx])
+            rows = np.flatnonzero(has_face[idx])
+            if len(rows):
                 windows = mel_windows(mel, ident.fps, len(idx), first_frame=start)
-                frames[face_rows] = _run_models(ident, wav2lip, sovqae, frames[face_rows], idx[face_rows],
-                                                windows[face_rows], dev, dtype, precision, paste, report,
-                                                square_crop)
+                frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
             encode(frames)
             bar.update(len(idx))
-            if t_steady is None:  # the first batch carries the warm-up (kernel selection, filling the queues)
-                t_steady, first = time.perf_counter(), len(idx)
-    report.frames = n_out
-    report.seconds = time.perf_counter() - t_start
-    report.steady_frames = n_out - first
-    report.steady_seconds = time.perf_counter() - t_steady
+            report.count(len(idx))
+    report.finish(t_start)
     print(report.line(f"wrote {out_path}"))
     return report
 
@@ -238,35 +238,3 @@ def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: 
         return lipsync(wav2lip, to_images(ident.crops[src_idx], mels.device), mels, dtype), None
     synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)
     return crop_faces(synced, ident.crop_boxes[src_idx], size), synced
-
-
-def _run_models(ident: Identity, wav2lip, sovqae, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray,
-                dev: torch.device, dtype, precision: str, paste: str, report: RunReport,
-                square_crop: bool = False) -> np.ndarray:
-    """Source frames uint8 (B,H,W,3) of `src_idx` + mel windows -> the finished frames. Official weights: Wav2Lip
-    exactly as the official inference (its boxes, stretched inputs, hard paste), then the identity's square crop of
-    that result through the SOVQAE (or as it is), pasted back with `paste`; `--no-sovqae --paste hard` is the
-    official output. `square_crop` generators (trained by `ladtalk train wav2lip` on identity folders) get the
-    identity's square crops they learned on, and their faces are upscaled (or restored) and pasted the same way."""
-    boxes = ident.crop_boxes[src_idx]
-    t0 = time.perf_counter()
-    size = sovqae.config.resolution if sovqae is not None else ident.crop_size
-    faces, synced = lipsync_faces(ident, wav2lip, frames, src_idx, torch.from_numpy(windows).to(dev), dtype,
-                                  square_crop, size)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-    report.add("wav2lip", time.perf_counter() - t0)
-    if synced is not None and sovqae is None and paste == "hard":
-        return synced
-    t0 = time.perf_counter()
-    if sovqae is not None:
-        faces = restore(sovqae, faces, batch_size=len(faces), precision=precision)
-    elif square_crop:
-        faces = torch.nn.functional.interpolate(faces, size=(ident.crop_size,) * 2, mode="bicubic",
-                                                align_corners=False)
-    faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
-    report.add("sovqae" if sovqae is not None else "upscale", time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    out = paste_faces(frames, faces, boxes, mode=paste)
-    report.add("paste", time.perf_counter() - t0)
-    return out

@@ -41,6 +41,14 @@ def lipsync(wav2lip: torch.nn.Module, faces: torch.Tensor, mels: torch.Tensor,
     return out.float().flip(1)
 
 
+def upscale(faces: torch.Tensor | np.ndarray, size: int) -> torch.Tensor | np.ndarray:
+    """Lip-synced faces at the restorer's size: float (B,3,s,s) in [0,1] resized (bicubic) to (B,3,size,size);
+    uint8 crops (the official geometry's, already cut from the frame at that size) as they are."""
+    if not isinstance(faces, torch.Tensor) or faces.shape[-2:] == (size, size):
+        return faces
+    return F.interpolate(faces, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
 def lipsync_frames(wav2lip: torch.nn.Module, frames: np.ndarray, boxes: np.ndarray, mels: torch.Tensor,
                    dtype: torch.dtype | None = None) -> np.ndarray:
     """The official Wav2Lip inference on whole frames uint8 (B,H,W,3) RGB with official boxes (B,4) and mel windows
