@@ -60,13 +60,15 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     from ladtalk.models.sovqae import SOVQAEConfig, count_parameters
     from ladtalk.presets import load_preset
     from ladtalk.train.common import setup_runtime
+    from ladtalk.train.config import read_config
     from ladtalk.train.sovqae import build_nets, train_step, wrap_nets
+    from ladtalk.train.sovqae_config import SOVQAETrainConfig
 
     cfg = load_preset(preset)
     perceptual_kind = "none" if float(cfg["train"]["perceptual_weight"]) == 0 else cfg["train"]["perceptual"]
     # GAN on from step 0: the steady state after disc_start, the slower half of a paper run
-    t = dict(cfg["train"], batch_size=batch, precision=a.train_precision, channels_last=True, compile=compiled,
-             disc_start=0, perceptual="none")
+    t = read_config(SOVQAETrainConfig, dict(cfg["train"], batch_size=batch, precision=a.train_precision,
+                                            channels_last=True, compile=compiled, disc_start=0, perceptual="none"))
     mcfg = SOVQAEConfig.from_dict(cfg["model"])
     rt = setup_runtime(a.device, precision=a.train_precision, channels_last=True)
     cuda = rt.device.type == "cuda"

@@ -30,7 +30,9 @@ from common import table, write_results  # noqa: E402
 from ladtalk.models.sovqae import SOVQAEConfig, count_parameters  # noqa: E402
 from ladtalk.presets import load_preset  # noqa: E402
 from ladtalk.train.common import setup_runtime  # noqa: E402
+from ladtalk.train.config import read_config  # noqa: E402
 from ladtalk.train.sovqae import build_nets, train_step, wrap_nets  # noqa: E402
+from ladtalk.train.sovqae_config import SOVQAETrainConfig  # noqa: E402
 
 EPOCH_IMAGES = 50 * 8000  # the paper's 50 epochs over ~8k frames
 
@@ -44,10 +46,11 @@ def _peak_bytes(device: torch.device) -> int:
 def one_case(preset: str, batch_size: int, precision: str, channels_last: bool, compile: bool, gan: bool,
              steps: int, warmup: int, device: str, perceptual: str | None) -> dict:
     cfg = load_preset(preset)
-    t = dict(cfg["train"], batch_size=batch_size, precision=precision, channels_last=channels_last,
-             compile=compile, disc_start=0 if gan else 10**12)
+    train = dict(cfg["train"], batch_size=batch_size, precision=precision, channels_last=channels_last,
+                 compile=compile, disc_start=0 if gan else 10**12)
     if perceptual is not None:
-        t["perceptual"] = perceptual
+        train["perceptual"] = perceptual
+    t = read_config(SOVQAETrainConfig, train)
     mcfg = SOVQAEConfig.from_dict(cfg["model"])
     rt = setup_runtime(device, precision=precision, channels_last=channels_last)
     torch.manual_seed(0)

@@ -17,7 +17,6 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -48,7 +47,9 @@ from ladtalk.train.common import (
     setup_runtime,
     unwrap,
 )
+from ladtalk.train.config import read_config
 from ladtalk.train.lipsync_inputs import cached_lipsync_faces
+from ladtalk.train.sovqae_config import SOVQAETrainConfig
 from ladtalk.train.sovqae_eval import crops_to_images, validate
 
 KIND = "sovqae"
@@ -181,19 +182,17 @@ class Nets:
     lr: float
 
 
-def build_nets(mcfg: SOVQAEConfig, t: dict[str, Any], rt: Runtime) -> Nets:
+def build_nets(mcfg: SOVQAEConfig, t: SOVQAETrainConfig, rt: Runtime) -> Nets:
     """Model, discriminator, frozen perceptual net and the two Adam optimisers (lr = base_lr * batch * world)."""
     model = rt.prepare(SOVQAE(mcfg))
-    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, int(t["disc_ndf"]), int(t["disc_layers"]))))
-    perceptual, perceptual_name = build_perceptual(t["perceptual"] if t["perceptual_weight"] > 0 else "none",
-                                                   rt.device)
+    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, t.disc_ndf, t.disc_layers)))
+    perceptual, perceptual_name = build_perceptual(t.perceptual if t.perceptual_weight > 0 else "none", rt.device)
     if perceptual is not None and rt.channels_last:
         perceptual = perceptual.to(memory_format=torch.channels_last)
-    lr = float(t["base_lr"]) * int(t["batch_size"]) * rt.world_size
-    betas = tuple(t["adam_betas"])
+    lr = t.base_lr * t.batch_size * rt.world_size
     return Nets(model, disc, model, disc, perceptual, perceptual_name,
-                torch.optim.Adam(model.parameters(), lr=lr, betas=betas),
-                torch.optim.Adam(disc.parameters(), lr=lr, betas=betas), lr)
+                torch.optim.Adam(model.parameters(), lr=lr, betas=t.adam_betas),
+                torch.optim.Adam(disc.parameters(), lr=lr, betas=t.adam_betas), lr)
 
 
 def wrap_nets(nets: Nets, rt: Runtime, compile: bool) -> None:
@@ -216,10 +215,10 @@ class RealFake(torch.nn.Module):
 
 
 def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, step: int,
-               t: dict[str, Any]) -> dict[str, torch.Tensor]:
+               t: SOVQAETrainConfig) -> dict[str, torch.Tensor]:
     """One optimisation step: the autoencoder maps x_in (x itself, or a degraded copy) to the clean x, both
     (B,3,H,W) in [-1,1]; then the discriminator once the GAN is on."""
-    gan_on = disc_factor(step, int(t["disc_start"]))
+    gan_on = disc_factor(step, t.disc_start)
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
         recon, vq, info = nets.run_model(x_in)
@@ -227,17 +226,17 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         nll, p_loss = rec, zero
         if nets.perceptual is not None:
             p_loss = nets.perceptual(recon, x).mean()
-            nll = nll + float(t["perceptual_weight"]) * p_loss
+            nll = nll + t.perceptual_weight * p_loss
     # the regulariser's pairwise distances are computed in full precision outside autocast (losses/codebook.py)
     codes = nets.model.quantize.embedding.weight
-    reg = codebook_regularizer(codes, float(t["reg_theta"]), t["reg_mode"])
-    total = nll + float(t["codebook_weight"]) * vq + float(t["reg_weight"]) * reg
+    reg = codebook_regularizer(codes, t.reg_theta, t.reg_mode)
+    total = nll + t.codebook_weight * vq + t.reg_weight * reg
     g_loss = lam = zero
     if gan_on:
         with rt.autocast():
             g_loss = generator_loss(nets.run_disc(recon)[0])
         # gradients of the scaled losses: under fp16 the unscaled L2 gradient underflows (the ratio is scale-free)
-        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.last_layer, float(t["disc_weight"]))
+        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.last_layer, t.disc_weight)
         total = total + lam * gan_on * g_loss
     rt.backward(total)
     rt.step(nets.opt_ae)
@@ -248,7 +247,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         nets.opt_d.zero_grad(set_to_none=True)  # drop what the generator's term left on D
         with rt.autocast():
             logits_real, logits_fake = nets.run_disc(x.detach(), recon.detach())
-            dl = gan_on * d_loss(logits_real, logits_fake, t["disc_loss"])
+            dl = gan_on * d_loss(logits_real, logits_fake, t.disc_loss)
         rt.backward(dl)
         rt.step(nets.opt_d)
         nets.opt_d.zero_grad(set_to_none=True)
@@ -262,8 +261,6 @@ def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int) -> 
     """Learning-rate multiplier: taming's constant rate, or a linear warm-up then a cosine decay to 10%."""
     if schedule == "constant":
         return 1.0
-    if schedule != "cosine":
-        raise InputError(f"train.lr_schedule must be 'constant' or 'cosine', not {schedule!r}")
     if step < warmup_steps:
         return (step + 1) / warmup_steps
     progress_ = (step - warmup_steps) / max(1, total_steps - warmup_steps)
@@ -317,17 +314,22 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     `train.lipsync_share` of the inputs, with the true frames as targets (beyond the paper): the restorer then
     learns the errors it will really see. Validation adds their PSNR before/after on the held-out frames."""
     cfg = load_preset(preset, overrides)
-    mcfg, t = SOVQAEConfig.from_dict(cfg["model"]), cfg["train"]
-    run_dir = check_writable_dir(run_dir)
-    identities = _open_identities(data_dirs)
-    rt = setup_runtime(device, precision=t["precision"], channels_last=t["channels_last"])
-    seed = int(t["seed"])
-    seed_everything(seed, rank=rt.rank)
+    mcfg = SOVQAEConfig.from_dict(cfg["model"])
+    t = read_config(SOVQAETrainConfig, cfg["train"])
     size = mcfg.resolution  # crops of another size are resized to it on the device
     if size % mcfg.downsample_factor:
         raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
-    store = CropStore(identities, rt.device, t["data_on_device"], float(t.get("holdout_fraction", 0.05)))
-    lip_share = float(t.get("lipsync_share", 0.5)) if wav2lip_path is not None else 0.0
+    patch = t.patch_size  # 0: whole crops at model.resolution (the paper)
+    if patch and (patch > size or patch % mcfg.downsample_factor):
+        raise InputError(f"train.patch_size {patch} must be at most model.resolution {size} and a multiple of "
+                         f"the factor {mcfg.downsample_factor}")
+    run_dir = check_writable_dir(run_dir)
+    identities = _open_identities(data_dirs)
+    rt = setup_runtime(device, precision=t.precision, channels_last=t.channels_last)
+    seed = t.seed
+    seed_everything(seed, rank=rt.rank)
+    store = CropStore(identities, rt.device, t.data_on_device, t.holdout_fraction)
+    lip_share = t.lipsync_share if wav2lip_path is not None else 0.0
     if wav2lip_path is not None:
         store.attach_lipsync(cached_lipsync_faces(run_dir, identities, store.lipsync_frames(), wav2lip_path,
                                                   store.crop_size, rt.device, rt.amp_dtype))
@@ -335,15 +337,15 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     nets = build_nets(mcfg, t, rt)
     model, disc, opt_ae, opt_d, lr = nets.model, nets.disc, nets.opt_ae, nets.opt_d, nets.lr
     perceptual_name = nets.perceptual_name
-    bs = int(t["batch_size"])
+    bs = t.batch_size
 
     steps_per_epoch = len(store) // (bs * rt.world_size)
     if steps_per_epoch == 0:
         raise InputError(f"only {len(store)} training frames for batch size {bs} x {rt.world_size} processes; "
                          "lower train.batch_size")
-    total_steps = int(t["epochs"]) * steps_per_epoch
-    if t["max_steps"] is not None:
-        total_steps = min(total_steps, int(t["max_steps"]))
+    total_steps = t.epochs * steps_per_epoch
+    if t.max_steps is not None:
+        total_steps = min(total_steps, t.max_steps)
 
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND, is_main=rt.is_main)
     step, best = 0, -math.inf
@@ -358,31 +360,23 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             rt.scaler.load_state_dict(ts["scaler"])
         step, best = int(ts["step"]), float(ts["best"])
         set_rng_state(ts["rng"])
-    elif t.get("init_codebook", "uniform") == "data":
+    elif t.init_codebook == "data":
         init_codebook_from_data(model, store, size, seed)
-    elif t.get("init_codebook", "uniform") != "uniform":
-        raise InputError(f"train.init_codebook must be 'uniform' (taming) or 'data', not {t['init_codebook']!r}")
 
-    wrap_nets(nets, rt, bool(t["compile"]))
+    wrap_nets(nets, rt, t.compile)
     log = RunLogger(run_dir / "logs", enabled=rt.is_main)
     if rt.is_main and step == 0:
         log.log(0, {"params": count_parameters(model), "perceptual": perceptual_name, "lr": lr,
                     "precision": rt.precision, "train_frames": len(store), "steps": total_steps,
                     "device": str(rt.device), "world_size": rt.world_size}, split="setup")
     val_split = "holdout" if any(len(idx) for _, idx in store.holdout) else "train"
-    val_held = crops_to_images(store.sample(val_split, int(t["val_frames"])), rt.device, size)
-    val_train = crops_to_images(store.sample("train", int(t["val_frames"])), rt.device, size)
+    val_held = crops_to_images(store.sample(val_split, t.val_frames), rt.device, size)
+    val_train = crops_to_images(store.sample("train", t.val_frames), rt.device, size)
     val_lip = None
     if lip_share > 0 and len(store.lip_holdout):
-        pick = np.unique(np.linspace(0, len(store.lip_holdout) - 1, int(t["val_frames"])).round().astype(int))
+        pick = np.unique(np.linspace(0, len(store.lip_holdout) - 1, t.val_frames).round().astype(int))
         val_lip = (crops_to_images(store.lip_holdout[pick], rt.device, size),
                    crops_to_images(store.truth_holdout[pick], rt.device, size))
-    degrade_share = float(t.get("degrade", 0.0))  # 0 = the paper: the autoencoder only ever sees clean faces
-    restart_every = int(t.get("restart_dead_every", 0))
-    patch = int(t.get("patch_size") or 0)  # 0: whole crops at model.resolution (the paper)
-    if patch and (patch > size or patch % mcfg.downsample_factor):
-        raise InputError(f"train.patch_size {patch} must be at most model.resolution {size} and a multiple of "
-                         f"the factor {mcfg.downsample_factor}")
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
 
     def save(is_best: bool = False) -> None:
@@ -418,26 +412,25 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rt.rank)
             x = crops_to_images(store.batch(rows), rt.device, size) * 2 - 1
             lip = crops_to_images(store.lipsync_batch(rows), rt.device, size) * 2 - 1 if lip_share > 0 else None
-            if t["augment"]:  # the same shift and gain for a face and its lip-sync input
+            if t.augment:  # the same shift and gain for a face and its lip-sync input
                 x = jitter(x if lip is None else torch.cat([x, lip], 1), gen)
                 x, lip = (x, None) if lip is None else x.split(3, 1)
             x = rt.images(x)
             x_in = x
-            if degrade_share > 0:
-                x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - degrade_share) * 2 - 1)
+            if t.degrade > 0:  # 0 = the paper: the autoencoder only ever sees clean faces
+                x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - t.degrade) * 2 - 1)
             if lip is not None:
                 use = (torch.rand(len(x), generator=gen) < lip_share).to(x.device)[:, None, None, None]
                 x_in = torch.where(use, rt.images(lip), x_in)
             if patch:
                 x_in, x = random_patches([x_in, x], patch, gen)
             for group in opt_ae.param_groups:
-                group["lr"] = lr * lr_factor(step, total_steps, t.get("lr_schedule", "constant"),
-                                             int(t.get("warmup_steps", 0)))
+                group["lr"] = lr * lr_factor(step, total_steps, t.lr_schedule, t.warmup_steps)
             out = train_step(rt, nets, x_in, x, step, t)
-            if restart_every:
+            if t.restart_dead_every:
                 flat = out.pop("indices").reshape(-1)
                 code_counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
-                if (step + 1) % restart_every == 0:
+                if (step + 1) % t.restart_dead_every == 0:
                     restarted = restart_dead_codes(model, code_counts, x_in, gen)
                     if rt.distributed:
                         torch.distributed.broadcast(model.quantize.embedding.weight.data, 0)
@@ -447,7 +440,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             step += 1
             bar.update(1)
 
-            if step % int(t["log_every"]) == 0 or step == total_steps:
+            if step % t.log_every == 0 or step == total_steps:
                 values = {k: float(v.detach()) for k, v in out.items()}
                 values.update(d_C=float(min_code_distance(model.quantize.embedding.weight.detach())),
                               epoch=epoch, lr=opt_ae.param_groups[0]["lr"],
@@ -456,15 +449,15 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 log.log(step, rt.mean_across_ranks(values))
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
             is_best = False
-            if rt.is_main and (step % int(t["val_every"]) == 0 or step == total_steps):
+            if rt.is_main and (step % t.val_every == 0 or step == total_steps):
                 is_best = run_validation()["is_best"]
             out_of_time = False
-            if t["max_minutes"] is not None and step % int(t["log_every"]) == 0:
+            if t.max_minutes is not None and step % t.log_every == 0:
                 # decided jointly so that all ranks stop at the same step
-                late = float(time.monotonic() - start_time > 60 * float(t["max_minutes"]))
+                late = float(time.monotonic() - start_time > 60 * t.max_minutes)
                 out_of_time = rt.mean_across_ranks({"late": late})["late"] > 0
             # not per epoch: an identity's epoch is ~100 steps, and the batch order resumes at any step anyway
-            periodic = step % int(t["checkpoint_every"]) == 0 or step == total_steps or out_of_time
+            periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time
             if periodic or is_best:
                 save(is_best)  # rank 0 only
                 last_saved = step
@@ -486,7 +479,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             final = validate(unwrap(model), val_held, val_train, rt.amp_dtype, seed=seed, lipsync=val_lip)
         save_component(model_dir, KIND, mcfg, unwrap(model).state_dict(),
                        extra={"step": step, "perceptual": perceptual_name, "preset": preset,
-                              "train": {k: v for k, v in t.items()}, "identities": [str(i.dir) for i in identities],
+                              "train": dataclasses.asdict(t), "identities": [str(i.dir) for i in identities],
                               "validation": final, "validation_split": val_split, "crop_size": store.crop_size,
                               "crop_geometry": identities[0].crop_geometry()})
     rt.barrier()
