@@ -105,7 +105,8 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
 
     syncnet = train_stage(a, rec, "syncnet", deadline, runs, train_syncnet)
     wav2lip = train_stage(a, rec, "wav2lip", deadline, runs, train_wav2lip, syncnet_path=syncnet)
-    sovqae = train_stage(a, rec, "sovqae", deadline, runs, train_sovqae, extra=extra)
+    sovqae = train_stage(a, rec, "sovqae", deadline, runs, train_sovqae, extra=extra,
+                         wav2lip_path=None if a.sovqae_clean_only else wav2lip)
 
     t0 = time.perf_counter()
     rep = attempt(rec, "analyze", analyze, sovqae, identity, runs / "analysis",

@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--syncnet-preset", default=None, help="lip-sync expert preset (default syncnet; dry run "
                    "syncnet-tiny)")
     p.add_argument("--set-sovqae", action="append", default=[], metavar="KEY=VALUE", help="restore-part override")
+    p.add_argument("--sovqae-clean-only", action="store_true",
+                   help="train the restorer on clean faces only (the paper); by default it also learns the run's own "
+                   "Wav2Lip faces (train_sovqae wav2lip_path), the best CPU recipe")
     p.add_argument("--set-wav2lip", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--set-syncnet", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--train-presets", nargs="+", default=None, help="default paper-256 paper-512; dry run tiny")
@@ -249,7 +252,8 @@ def new_results(a: argparse.Namespace) -> dict:
                       "total_seconds_limit": a.total_seconds, "install_seconds": a.install_seconds,
                       "budgets_s": {**a.budgets, "restore": a.budgets.get("restore", "rest of the total")},
                       "presets": {"sovqae": a.sovqae_preset, "wav2lip": a.wav2lip_preset,
-                                  "syncnet": a.syncnet_preset, "train": a.train_presets},
+                                  "syncnet": a.syncnet_preset, "train": a.train_presets,
+                                  "sovqae_learns_wav2lip_faces": not a.sovqae_clean_only},
                       "video": str(a.video), "out_dir": str(a.out)},
             "parts": {}}
 

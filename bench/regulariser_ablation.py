@@ -49,7 +49,7 @@ def main() -> None:
         row = {"variant": label, "d_C": th["codes"]["d_C"], "gamma": th["gamma"]["gamma"],
                "NRoUB_local_bound": th["nroub_local_bound"], "NRoUB_jacobian_estimate": th["nroub_jacobian_estimate"]}
         for e in rep["experiments"]:
-            row[f"unchanged_{e['name']}_{e['strength']:g}"] = e["codes_unchanged"]
+            row[f"unchanged_{e['kind']}_{e['strength']:g}"] = e["codes_unchanged"]
         if a.wav2lip is not None:
             if not (reports / "reenact" / "report.json").exists():
                 ladtalk.reenact(a.identity, a.wav2lip, reports / "reenact", sovqae_path=run, device=a.device)
