@@ -33,10 +33,16 @@ def main() -> None:
     ap.add_argument("--lipsync-inputs", action="store_true",
                     help="train each variant on the --wav2lip model's own faces too (train_sovqae wav2lip_path)")
     ap.add_argument("--analyze-frames", type=int, default=None, help="test frames for analyze (default: all)")
+    ap.add_argument("--collect", action="store_true",
+                    help="only tabulate the variants whose reports exist (a run stopped at a time limit)")
     a = ap.parse_args()
     rows = []
     for label, over in VARIANTS.items():
         run = a.work / label.replace(" ", "_")
+        done = (a.work / "reports" / run.name / ("reenact" if a.wav2lip else "analyze") / "report.json").exists()
+        if a.collect and not done:
+            print(f"{label}: no reports, left out")
+            continue
         if not (run / "model").exists():
             ladtalk.train_sovqae([a.identity], run, preset=a.preset, device=a.device,
                                  overrides=over + [f"train.max_steps={a.steps}", f"train.val_every={a.steps}"],
@@ -60,6 +66,8 @@ def main() -> None:
             row.update({k: v for k, v in s.items() if "LPIPS" in k})
         rows.append(row)
     write_results(f"regulariser_ablation_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
+                                                     "variants_left_out": [v for v in VARIANTS
+                                                                           if v not in {r["variant"] for r in rows}],
                                                      "lipsync_inputs": a.lipsync_inputs,
                                                      "analyze_frames": a.analyze_frames})
     cols = [c for c in rows[0] if c in ("variant", "d_C", "gamma") or "NRoUB" in c or "reenact" in c or "LPIPS" in c
