@@ -3,6 +3,20 @@
 The public API is imported lazily so that `import ladtalk` stays cheap:
 `ladtalk.prepare`, `ladtalk.synthesize`, `ladtalk.train_sovqae`, `ladtalk.train_syncnet`, `ladtalk.train_wav2lip`,
 `ladtalk.generate`, `ladtalk.enhance`, `ladtalk.evaluate`, `ladtalk.analyze`, `ladtalk.reenact`, `ladtalk.demo`.
+
+Vocabulary (the same word means the same thing everywhere):
+- frames: uint8 (B,H,W,3) RGB, what videos, crops and metrics hold; images: float (B,3,H,W) in [0,1] (or [-1,1]
+  inside the SOVQAE), what networks take (`ladtalk.pixels` converts).
+- crop: an identity's square face crop (`crop_size`, usually 256); face: a crop as a network sees or returns it.
+- latent: the encoder's output vector at one position of the code grid; code: one vector of the codebook
+  (`n_embed` of them, `embed_dim` long); code index (`indices`, `codes` in validation keys such as
+  `codes_unchanged`): which code a position chose.
+- d_C: the smallest distance between two codes (`min_code_distance`; `d_C_used` over the codes in use); gamma: the
+  largest distance of a training latent to its nearest code; L_E: the encoder's Lipschitz constant; NRoUB: the noise
+  robustness upper bound (d_C - 2 gamma) / (2 L_E), the paper's margin argument (`metrics.nroub`).
+- identity: a prepared folder of one person (`ladtalk prepare`); train / holdout / test: its splits in time (the
+  holdout is the end of the train split, never trained on).
+- lip-sync base: the Wav2Lip generator (official weights or `ladtalk train wav2lip`); restorer: the SOVQAE.
 """
 
 import sys
