@@ -74,7 +74,8 @@ def psnr_summary(a: np.ndarray, b: np.ndarray) -> dict:
 
 def wav2lip_faces(wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Tensor, precision: str) -> torch.Tensor:
     """Wav2Lip on uint8 crops (B,S,S,3) and mels (B,1,80,16) at `precision`: float faces (B,3,s,s) in [0,1]."""
-    from ladtalk.pipeline.stages import lipsync, to_images
+    from ladtalk.pipeline.stages import lipsync
+    from ladtalk.pixels import to_images
     from ladtalk.runtime import inference_settings
 
     rt = inference_settings("cpu", precision)
@@ -85,7 +86,7 @@ def wav2lip_faces(wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Tenso
 
 def compare_wav2lip(wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Tensor,
                     precisions: tuple[str, str] = PRECISIONS) -> dict:
-    from ladtalk.pipeline.stages import to_frames
+    from ladtalk.pixels import to_frames
 
     faces = [to_frames(wav2lip_faces(wav2lip, crops, mels, p)) for p in precisions]
     return {"frames": len(crops), "psnr_db": psnr_summary(faces[1], faces[0]),
@@ -98,7 +99,7 @@ def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str,
     (B,S,S,3), the codes (B,h,w) its quantizer chose on the way). `encoder_fp32`: a variant where only the decoder
     runs at `precision` (the encoder outside autocast), so the codes cannot depend on it."""
     from ladtalk.pipeline.restore import restore
-    from ladtalk.pipeline.stages import to_frames
+    from ladtalk.pixels import to_frames
     from ladtalk.runtime import inference_settings
 
     codes = []

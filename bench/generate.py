@@ -131,7 +131,8 @@ def official_like(identity: Path, audio_path: Path, out_path: Path, wav2lip_path
     from ladtalk.lipsync_weights import load_wav2lip
     from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
     from ladtalk.pipeline.generate import RunReport
-    from ladtalk.pipeline.stages import lipsync, to_frames, to_images
+    from ladtalk.pipeline.stages import lipsync
+    from ladtalk.pixels import to_frames, to_images
 
     report = RunReport(precision="fp32")
     ident = Identity.open(identity)

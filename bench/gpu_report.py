@@ -60,7 +60,7 @@ def restoration_strip(sovqae_dir: Path, identity_dir: Path, png: Path, device: s
     from ladtalk.data import degrade
     from ladtalk.data.identity import Identity
     from ladtalk.pipeline.restore import load_sovqae, restore
-    from ladtalk.pipeline.stages import to_frames, to_images
+    from ladtalk.pixels import to_frames, to_images
 
     ident = Identity.open(identity_dir)
     model = load_sovqae(sovqae_dir, device)

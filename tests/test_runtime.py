@@ -7,7 +7,8 @@ import torch
 from ladtalk.errors import InputError
 from ladtalk.metrics.image import psnr
 from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
-from ladtalk.pipeline.stages import lipsync, to_frames
+from ladtalk.pipeline.stages import lipsync
+from ladtalk.pixels import to_frames
 from ladtalk.runtime import (
     autocast_dtype,
     cpu_flags,

@@ -42,8 +42,9 @@ from ladtalk.models.sovqae import SOVQAE
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
-from ladtalk.pipeline.stages import lipsync, lipsync_frames, to_frames, to_images, upscale
+from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
 from ladtalk.pipeline.threads import background, background_calls
+from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.face.wav2lip_geometry import official_inputs, official_outputs_to_uint8, official_paste
-from ladtalk.pixels import to_frames, to_images  # noqa: F401  (re-exported for the cascade's callers)
+from ladtalk.pixels import to_images
 
 WAV2LIP_SIZE = 96
 

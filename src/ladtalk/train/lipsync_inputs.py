@@ -22,7 +22,7 @@ from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import atomic_path
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
 from ladtalk.pipeline.frames import SourceFrames
-from ladtalk.pipeline.stages import to_frames
+from ladtalk.pixels import to_frames
 from ladtalk.train.common import progress
 
 
