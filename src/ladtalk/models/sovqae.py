@@ -38,6 +38,9 @@ class SOVQAEConfig:
     # lip sync, blur or noise disturb) and adds its output to that thumbnail enlarged, so the codes only have to
     # carry the identity's detail, not its layout and colours; a fresh model returns the enlarged thumbnail
     lowres_guide: bool = False
+    # the enlarged thumbnail is taken at guide_scale x the code grid (1: the grid itself; f: the input unchanged);
+    # a finer one keeps more of what the lip-sync stage drew and leaves the codes only the finest detail
+    guide_scale: int = 1
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; keep the dataclass hashable and comparable.
@@ -46,6 +49,9 @@ class SOVQAEConfig:
         for c in {self.ch * m for m in self.ch_mult}:
             if c % self.norm_groups:
                 raise ValueError(f"channel count {c} is not divisible by norm_groups={self.norm_groups}")
+        if not 1 <= self.guide_scale <= self.downsample_factor:
+            raise ValueError(f"guide_scale must be between 1 and the downsampling factor {self.downsample_factor}, "
+                             f"got {self.guide_scale}")
 
     @property
     def downsample_factor(self) -> int:
@@ -298,7 +304,10 @@ class SOVQAE(nn.Module):
         if images is None:
             raise ValueError("this SOVQAE decodes with a low-resolution guide: pass the input images")
         guide = F.interpolate(images.to(h.dtype), size=h.shape[-2:], mode="area")
-        base = F.interpolate(guide, scale_factor=self.config.downsample_factor, mode="bicubic", align_corners=False)
+        s = self.config.guide_scale
+        thumb = guide if s == 1 else F.interpolate(images.to(h.dtype), size=(h.shape[-2] * s, h.shape[-1] * s),
+                                                   mode="area")
+        base = F.interpolate(thumb, size=images.shape[-2:], mode="bicubic", align_corners=False)
         return base + self.decoder(torch.cat([h, guide], 1))
 
     def decode_indices(self, indices: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:

@@ -30,7 +30,7 @@ from ladtalk.io.atomic import check_writable_dir
 from ladtalk.losses.codebook import codebook_regularizer, min_code_distance
 from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
-from ladtalk.losses.vq import reconstruction_l2
+from ladtalk.losses.vq import edge_l1, reconstruction_l1, reconstruction_l2
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, count_parameters
 from ladtalk.presets import load_preset
@@ -222,8 +222,10 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
         recon, vq, info = nets.run_model(x_in)
-        rec = reconstruction_l2(recon, x)
-        nll, p_loss = rec, zero
+        rec = reconstruction_l2(recon, x)  # logged as l2 whatever the loss, so runs stay comparable
+        nll, p_loss = (rec if t.rec_loss == "l2" else reconstruction_l1(recon, x)), zero
+        if t.edge_weight > 0:
+            nll = nll + t.edge_weight * edge_l1(recon, x)
         if nets.perceptual is not None:
             p_loss = nets.perceptual(recon, x).mean()
             nll = nll + t.perceptual_weight * p_loss

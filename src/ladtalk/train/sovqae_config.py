@@ -40,6 +40,8 @@ class SOVQAETrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"  # taming's constant rate, or warm-up + cosine
     warmup_steps: int = 0              # of the cosine schedule
     holdout_fraction: float = 0.05     # end of each train split kept for validation and checkpoints/best
+    rec_loss: Literal["l2", "l1"] = "l2"  # the paper's L2, or taming's L1 (sharper detail at the same budget)
+    edge_weight: float = 0.0           # weight of an L1 term on image gradients (losses/vq.py edge_l1)
     augment: bool                      # light on-device jitter (shifts and brightness)
     precision: str                     # one of runtime.PRECISIONS
     channels_last: bool
@@ -56,7 +58,7 @@ class SOVQAETrainConfig:
                        "val_frames", "checkpoint_every", "log_every")
         if self.precision not in PRECISIONS:
             raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("restart_dead_every", "patch_size", "warmup_steps", "num_workers"):
+        for name in ("restart_dead_every", "patch_size", "warmup_steps", "num_workers", "edge_weight"):
             if getattr(self, name) < 0:
                 raise InputError(f"train.{name} must be at least 0, got {getattr(self, name)}")
         for name in ("degrade", "lipsync_share", "holdout_fraction"):
