@@ -157,6 +157,44 @@ def test_guided_decoder_starts_as_the_enlarged_thumbnail_and_needs_its_input():
         model.decode(model.encode(x)[0])
 
 
+def test_a_finer_guide_starts_as_that_thumbnail_enlarged_and_the_scale_is_checked():
+    torch.manual_seed(0)
+    tiny = load_preset("tiny")["model"]
+    model = SOVQAE(SOVQAEConfig.from_dict({**tiny, "lowres_guide": True, "guide_scale": 2})).eval()
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        recon, _, _ = model(x)
+        thumb = torch.nn.functional.interpolate(x, size=(16, 16), mode="area")  # 2 x the 8x8 code grid
+        base = torch.nn.functional.interpolate(thumb, size=(64, 64), mode="bicubic", align_corners=False)
+    assert torch.allclose(recon, base, atol=1e-6)
+    with pytest.raises(ValueError, match="guide_scale"):
+        SOVQAEConfig.from_dict({**tiny, "lowres_guide": True, "guide_scale": 16})
+
+
+def test_lipsync_patches_can_be_held_to_the_lower_face():
+    from ladtalk.train.sovqae import random_patches
+
+    rows = torch.arange(8, dtype=torch.float32)[:, None, None, None] + torch.zeros(8, 3, 256, 256)
+    rows[:, :, :, :] += torch.arange(256, dtype=torch.float32)[None, None, :, None] * 10  # value = row + 10 * y
+    lower = [i % 2 == 0 for i in range(8)]
+    for seed in range(20):
+        (p,) = random_patches([rows], 128, torch.Generator().manual_seed(seed), lower)
+        top = ((p[:, 0, 0, 0] - torch.arange(8)) / 10).round().long()  # the y where each window starts
+        assert all(64 <= int(y) <= 128 for y, on in zip(top, lower) if on)
+        assert all(0 <= int(y) <= 128 for y in top)
+
+
+def test_edge_loss_sees_sharpness_that_the_pixel_losses_barely_see():
+    from ladtalk.losses.vq import edge_l1, reconstruction_l1, reconstruction_l2
+
+    torch.manual_seed(0)
+    sharp = torch.rand(1, 3, 32, 32) * 2 - 1
+    smooth = torch.nn.functional.avg_pool2d(sharp, 3, stride=1, padding=1, count_include_pad=False)
+    assert edge_l1(sharp, sharp) == 0 and reconstruction_l1(sharp, sharp) == 0
+    # a blurred copy loses most of the gradient energy: the edge term is larger than the L2 term says
+    assert edge_l1(smooth, sharp) > reconstruction_l1(smooth, sharp) > reconstruction_l2(smooth, sharp)
+
+
 def test_reenact_refuses_a_report_folder_over_its_inputs(synthetic_identity, tiny_models):
     from ladtalk.errors import InputError
 

@@ -148,12 +148,17 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
     return ((y + 1) * gain - 1).clamp(-1, 1)
 
 
-def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator) -> list[torch.Tensor]:
+def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator,
+                   lower: Sequence[bool] | None = None) -> list[torch.Tensor]:
     """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
     image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
-    detail at the cost of a smaller image."""
+    detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
+    half (where the mouth is)."""
     b, _, h, w = images[0].shape
     ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
+    if lower is not None:
+        low = min(max(0, h // 2 - patch // 2), h - patch)
+        ys = [low + y * (h - patch - low) // max(1, h - patch) if on else y for y, on in zip(ys, lower)]
     xs = torch.randint(0, w - patch + 1, (b,), generator=gen).tolist()
     return [torch.stack([x[i, :, y:y + patch, xx:xx + patch] for i, (y, xx) in enumerate(zip(ys, xs))])
             for x in images]
@@ -421,11 +426,13 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             x_in = x
             if t.degrade > 0:  # 0 = the paper: the autoencoder only ever sees clean faces
                 x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - t.degrade) * 2 - 1)
+            use = None
             if lip is not None:
-                use = (torch.rand(len(x), generator=gen) < lip_share).to(x.device)[:, None, None, None]
-                x_in = torch.where(use, rt.images(lip), x_in)
+                use = torch.rand(len(x), generator=gen) < lip_share
+                x_in = torch.where(use.to(x.device)[:, None, None, None], rt.images(lip), x_in)
             if patch:
-                x_in, x = random_patches([x_in, x], patch, gen)
+                lower = use.tolist() if use is not None and t.lipsync_patch_lower else None
+                x_in, x = random_patches([x_in, x], patch, gen, lower)
             for group in opt_ae.param_groups:
                 group["lr"] = lr * lr_factor(step, total_steps, t.lr_schedule, t.warmup_steps)
             out = train_step(rt, nets, x_in, x, step, t)

@@ -36,6 +36,7 @@ class SOVQAETrainConfig:
     restart_dead_every: int = 0        # steps after which unused codes move to batch latents (0: never)
     degrade: float = 0.0               # share of inputs degraded (0: the paper, clean inputs only)
     lipsync_share: float = 0.5         # with a lip-sync model: share of inputs that are its faces
+    lipsync_patch_lower: bool = False  # their patches hold the lower face (all the lip-sync model changed)
     patch_size: int = 0                # train on random patches of this size (0: whole crops, the paper)
     lr_schedule: Literal["constant", "cosine"] = "constant"  # taming's constant rate, or warm-up + cosine
     warmup_steps: int = 0              # of the cosine schedule
