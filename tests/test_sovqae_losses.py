@@ -106,3 +106,21 @@ def test_real_lpips_used_when_the_vgg16_trunk_is_cached(tmp_path, monkeypatch):
     assert torch.equal(getattr(net.net.slice3, "10").weight, trunk["features.10.weight"])
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert float(net(x, x)) == 0.0
+
+
+def test_theta_only_matters_once_d_c_reaches_it_and_softmin_moves_more_than_one_pair():
+    """Why the Macron ablation's theta 0.5 and theta 1 rows are one model (and theta 2 would be too): below theta,
+    |d_C - theta| has the same gradient whatever theta is; the soft-min spreads it over many codes."""
+    torch.manual_seed(0)
+    codes = torch.randn(64, 8) * 0.05  # d_C well below 0.5
+    assert min_code_distance(codes) < 0.5
+    grads = []
+    for theta in (0.5, 1.0, 2.0):
+        c = codes.clone().requires_grad_(True)
+        codebook_regularizer(c, theta, "min").backward()
+        grads.append(c.grad)
+    assert torch.equal(grads[0], grads[1]) and torch.equal(grads[1], grads[2])
+    assert int((grads[0].abs().sum(1) > 0).sum()) == 2  # the closest pair only
+    c = codes.clone().requires_grad_(True)
+    codebook_regularizer(c, 1.0, "softmin").backward()
+    assert int((c.grad.abs().sum(1) > 1e-6).sum()) > 2
