@@ -87,10 +87,8 @@ def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedV
     return PairedVideos(pred, gt, info_p, info_g, notes=notes)
 
 
-def align(pair: PairedVideos, mode: str, device: torch.device) -> PairedVideos:
-    """Fill in the aligned frames and the offset for `mode` ("sliding" or "frames")."""
-    if mode not in ALIGN_MODES:
-        raise InputError(f"align must be one of {ALIGN_MODES}, got {mode!r}")
+def align_frames(pair: PairedVideos, mode: str, device: torch.device) -> PairedVideos:
+    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame."""
     if mode == "sliding":
         pair.offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pair.pred, pair.gt))
         pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
