@@ -1,12 +1,13 @@
-"""`ladtalk analyze`: measure the paper's theory on a trained SOVQAE, and its robustness experiment.
+"""`ladtalk analyze`: measure the paper's theory (its Theorems 3.2/3.3) on a trained SOVQAE, and its robustness
+experiment.
 
-Theory: d_C, gamma over the training latents (and, beside it, over the test latents), a local upper bound and
-lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) with each; every quantity
-is labelled bound or estimate (metrics/nroub.py states the assumptions).
-Experiment (the paper's): on each test frame a random 192x192 region (scaled for other crop sizes) is blurred,
-or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop (scaled).
-Reported: PSNR degraded vs ground truth and restored vs ground truth (whole crop and region), the share of
-latent positions whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
+Theory (`_theory`): d_C, gamma over the training latents (and, beside it, over the test latents), a local upper
+bound and lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) with each; every
+quantity is labelled bound or estimate (metrics/nroub.py and metrics/lipschitz.py state the assumptions).
+Experiment (the paper's, `_robustness`): on each test frame a random 192x192 region (scaled for other crop sizes)
+is blurred, or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop
+(scaled). Reported: PSNR degraded vs ground truth and restored vs ground truth (whole crop and region), the share
+of latent positions whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
 Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
 """
 
