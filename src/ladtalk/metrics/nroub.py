@@ -38,6 +38,7 @@ from ladtalk.metrics.lipschitz import (
     encoder_log_lipschitz,
 )
 from ladtalk.models.sovqae import SOVQAE
+from ladtalk.runtime import autocast_to
 
 # ---------------------------------------------------------------- d_C
 
@@ -63,7 +64,7 @@ def latent_code_distances(model: SOVQAE, images01: torch.Tensor, amp_dtype: torc
     out = []
     for s in range(0, len(images01), batch_size):
         x = images01[s:s + batch_size] * 2 - 1
-        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        with autocast_to(x.device, amp_dtype):
             z = model.encode_latent(x)
         flat = z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
         out.append(torch.cdist(flat, e).min(1).values)

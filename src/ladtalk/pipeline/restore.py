@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ladtalk.checkpoint import load_state_dict, read_meta, strict_load
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.runtime import autocast_dtype, resolve_device
+from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
 KIND = "sovqae"
 
@@ -93,7 +93,7 @@ def restore_batch(model: SOVQAE, images: torch.Tensor,
     # of positions (bench/results/bf16_vs_fp32_cpu.md; fp32 encoder: 99.98% the same codes); the decoder,
     # half the work, takes bf16 where `precision` allows
     z_q, _, indices = model.encode(x)
-    with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+    with autocast_to(x.device, amp_dtype):
         y = model.decode(z_q, x)
     return ((y.float() + 1) / 2).clamp(0, 1), indices
 
