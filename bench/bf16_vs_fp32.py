@@ -96,14 +96,14 @@ def compare_wav2lip(wav2lip: torch.nn.Module, crops: np.ndarray, mels: torch.Ten
 def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str,
              encoder_fp32: bool = False) -> tuple[np.ndarray, torch.Tensor]:
     """`generate`'s SOVQAE step at `precision`: float faces (B,3,s,s) in [0,1] -> (restored uint8 frames
-    (B,S,S,3), the codes (B,h,w) its quantizer chose on the way). `encoder_fp32`: a variant where only the decoder
-    runs at `precision` (the encoder outside autocast), so the codes cannot depend on it."""
+    (B,S,S,3), the code indices (B,h,w) its quantizer chose on the way). `encoder_fp32`: a variant where only the
+    decoder runs at `precision` (the encoder outside autocast), so the code indices cannot depend on it."""
     from ladtalk.pipeline.restore import restore
     from ladtalk.pixels import to_frames
     from ladtalk.runtime import inference_settings
 
-    codes = []
-    hook = sovqae.quantize.register_forward_hook(lambda _m, _i, out: codes.append(out[2]))
+    indices = []
+    hook = sovqae.quantize.register_forward_hook(lambda _m, _i, out: indices.append(out[2]))
     if encoder_fp32:
         encode_latent = sovqae.encode_latent
 
@@ -119,19 +119,19 @@ def restored(sovqae: torch.nn.Module, faces: torch.Tensor, precision: str,
         hook.remove()
         sovqae.__dict__.pop("encode_latent", None)
         sovqae.to(memory_format=torch.contiguous_format)
-    return out, torch.cat(codes)
+    return out, torch.cat(indices)
 
 
-def code_flip_distances(sovqae: torch.nn.Module, codes: torch.Tensor, other: torch.Tensor) -> dict:
-    """How far apart the two codes are where the precisions chose differently, beside the codebook's typical
-    spacing (median distance from a code the first run used to its nearest other code): a flip between near
+def code_flip_distances(sovqae: torch.nn.Module, indices: torch.Tensor, other: torch.Tensor) -> dict:
+    """How far apart the two codes are where the precisions chose different code indices, beside the codebook's
+    typical spacing (median distance from a code the first run used to its nearest other code): a flip between near
     duplicates changes the picture far less than the spacing suggests."""
     e = sovqae.quantize.embedding.weight.detach().float()
-    used = codes.unique()
+    used = indices.unique()
     d = torch.cdist(e[used], e)
     d[torch.arange(len(used)), used] = float("inf")
-    flipped = codes != other
-    gaps = (e[codes[flipped]] - e[other[flipped]]).norm(dim=1)
+    flipped = indices != other
+    gaps = (e[indices[flipped]] - e[other[flipped]]).norm(dim=1)
     return {"flipped_code_distance_median": round(gaps.median().item(), 4) if len(gaps) else 0.0,
             "codebook_nearest_distance_median": round(d.min(1).values.median().item(), 4)}
 
@@ -142,17 +142,17 @@ def compare_sovqae(sovqae: torch.nn.Module, wav2lip: torch.nn.Module, crops: np.
     whole cascade (Wav2Lip and SOVQAE both at each precision): codes and faces, the second against the first."""
     first, second = precisions
     faces = {p: wav2lip_faces(wav2lip, crops, mels, p) for p in set(precisions)}
-    reference, reference_codes = restored(sovqae, faces[first], first)
-    alone, alone_codes = restored(sovqae, faces[first], second)
-    cascade, cascade_codes = restored(sovqae, faces[second], second)
-    mixed, mixed_codes = restored(sovqae, faces[first], second, encoder_fp32=True)
-    return {"frames": len(crops), "code_positions": int(reference_codes.numel()),
-            "same_code_share": round((alone_codes == reference_codes).double().mean().item(), 5),
-            **code_flip_distances(sovqae, reference_codes, alone_codes),
-            "cascade_same_code_share": round((cascade_codes == reference_codes).double().mean().item(), 5),
+    reference, reference_indices = restored(sovqae, faces[first], first)
+    alone, alone_indices = restored(sovqae, faces[first], second)
+    cascade, cascade_indices = restored(sovqae, faces[second], second)
+    mixed, mixed_indices = restored(sovqae, faces[first], second, encoder_fp32=True)
+    return {"frames": len(crops), "code_positions": int(reference_indices.numel()),
+            "same_code_share": round((alone_indices == reference_indices).double().mean().item(), 5),
+            **code_flip_distances(sovqae, reference_indices, alone_indices),
+            "cascade_same_code_share": round((cascade_indices == reference_indices).double().mean().item(), 5),
             "sovqae_alone_psnr_db": psnr_summary(alone, reference),
             "cascade_psnr_db": psnr_summary(cascade, reference),
-            "encoder_fp32_same_code_share": round((mixed_codes == reference_codes).double().mean().item(), 5),
+            "encoder_fp32_same_code_share": round((mixed_indices == reference_indices).double().mean().item(), 5),
             "encoder_fp32_psnr_db": psnr_summary(mixed, reference),
             "output_std": round(float(reference.std()), 2)}
 

@@ -110,7 +110,7 @@ def test_fid_and_lse_paths_with_stand_in_weights(tmp_path, no_weights, monkeypat
     """Weight files with the real layouts (random FID Inception, random SyncNet S) drive FID and LSE."""
     import torch
 
-    ev = importlib.import_module("ladtalk.evaluate")  # the module (ladtalk.evaluate is the function)
+    ev = importlib.import_module("ladtalk.evaluate.scores")  # where FID is computed
     from ladtalk.metrics.fid import INCEPTION_FILENAME, fid_from_features
     # scipy's sqrtm of a 2048x2048 product takes about a minute on 2 cores; the Frechet math has its own
     # tests, so here the distance is taken on the first 32 feature dimensions.

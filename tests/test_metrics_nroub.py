@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from _sovqae_fake import one_thread
 from torch import nn
 
+from ladtalk.losses.codebook import min_code_distance
 from ladtalk.metrics import nroub
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convs: two threads on a busy machine are ~50x slower
@@ -90,7 +91,7 @@ def test_no_code_changes_below_nroub_of_a_linear_encoder():
     a = rng.standard_normal((4, 10))
     lip = float(np.linalg.svd(a, compute_uv=False)[0])
     codes = rng.standard_normal((6, 4)) * 3
-    d_c = nroub.d_c(torch.from_numpy(codes))
+    d_c = float(min_code_distance(torch.from_numpy(codes)))
     gamma = 0.2 * d_c
     pinv = np.linalg.pinv(a)  # images whose latents are code + offset, |offset| <= gamma
     offsets = rng.standard_normal((60, 4))

@@ -12,8 +12,9 @@ Vocabulary (the same word means the same thing everywhere):
   (`n_embed` of them, `embed_dim` long); code index (`indices`, `codes` in validation keys such as
   `codes_unchanged`): which code a position chose.
 - d_C: the smallest distance between two codes (`min_code_distance`; `d_C_used` over the codes in use); gamma: the
-  largest distance of a training latent to its nearest code; L_E: the encoder's Lipschitz constant; NRoUB: the noise
-  robustness upper bound (d_C - 2 gamma) / (2 L_E), the paper's margin argument (`metrics.nroub`).
+  largest distance of a training latent to its nearest code; L_E: the encoder's Lipschitz constant (its layers:
+  `metrics.lipschitz`); NRoUB: the noise robustness upper bound (d_C - 2 gamma) / (2 L_E), the paper's margin
+  argument (`metrics.nroub`, one function per quantity).
 - identity: a prepared folder of one person (`ladtalk prepare`); train / holdout / test: its splits in time (the
   holdout is the end of the train split, never trained on).
 - lip-sync base: the Wav2Lip generator (official weights or `ladtalk train wav2lip`); restorer: the SOVQAE.

@@ -1,12 +1,13 @@
-"""`ladtalk analyze`: measure the paper's theory on a trained SOVQAE, and its robustness experiment.
+"""`ladtalk analyze`: measure the paper's theory (its Theorems 3.2/3.3) on a trained SOVQAE, and its robustness
+experiment.
 
-Theory: d_C, gamma over the training latents (and, beside it, over the test latents), a local upper bound and
-lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) with each; every quantity
-is labelled bound or estimate (metrics/nroub.py states the assumptions).
-Experiment (the paper's): on each test frame a random 192x192 region (scaled for other crop sizes) is blurred,
-or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop (scaled).
-Reported: PSNR degraded vs ground truth and restored vs ground truth (whole crop and region), the share of
-latent positions whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
+Theory (`_theory`): d_C, gamma over the training latents (and, beside it, over the test latents), a local upper
+bound and lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) with each; every
+quantity is labelled bound or estimate (metrics/nroub.py and metrics/lipschitz.py state the assumptions).
+Experiment (the paper's, `_robustness`): on each test frame a random 192x192 region (scaled for other crop sizes)
+is blurred, or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop
+(scaled). Reported: PSNR degraded vs ground truth and restored vs ground truth (whole crop and region), the share
+of latent positions whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
 Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
 """
 
@@ -29,9 +30,9 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.metrics import nroub
-from ladtalk.pipeline.restore import load_sovqae, sovqae_folder
+from ladtalk.pipeline.restore import load_sovqae, restore_images, sovqae_folder
 from ladtalk.runtime import resolve_device
-from ladtalk.train.sovqae_eval import crops_to_images, latent_distances, restoration_scores, run_model
+from ladtalk.train.sovqae_eval import crops_to_images, restoration_scores
 
 BLUR_SIGMAS = (0.5, 1.0, 2.0, 3.0, 4.0)     # pixels at 256x256, scaled with the crop size
 NOISE_STDS = (0.02, 0.05, 0.1, 0.2, 0.3)    # in [0,1] intensity units
@@ -64,14 +65,14 @@ def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size
 
 def _gamma(model, ident: Identity, device: torch.device, size: int) -> dict[str, float]:
     idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
-    dists = [latent_distances(model, _batched_images(ident, idx[s:s + 64], device, size))
+    dists = [nroub.latent_code_distances(model, _batched_images(ident, idx[s:s + 64], device, size))
              for s in range(0, len(idx), 64)]
     return {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx))}
 
 
-def _experiment(model, clean: torch.Tensor, clean_codes: torch.Tensor, name: str, strength: float,
+def _experiment(model, clean: torch.Tensor, clean_indices: torch.Tensor, name: str, strength: float,
                 degraded: torch.Tensor, mask: torch.Tensor | None, margins: tuple[float, float]) -> dict[str, Any]:
-    r = restoration_scores(model, clean, degraded, clean_codes, mask)
+    r = restoration_scores(model, clean, degraded, clean_indices, mask)
     delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
     # the encoder's gain on these very perturbations: a lower estimate of L_E where it matters
     gain = nroub.finite_difference_ratios(model.encode_latent, clean * 2 - 1, degraded * 2 - 1)
@@ -186,14 +187,27 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
 
 def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, size: int,
              seed: int) -> dict[str, Any]:
-    gen = torch.Generator().manual_seed(seed)
     bar = tqdm(total=5 + len(BLUR_SIGMAS) + len(NOISE_STDS), desc="analyze", unit="part", dynamic_ncols=True)
 
     def done(what: str) -> None:
         bar.set_postfix_str(what, refresh=False)
         bar.update(1)
 
-    codes = nroub.code_distance_stats(model.quantize.embedding.weight)
+    clean = _batched_images(ident, test_idx, dev, size)
+    theory = _theory(model, ident, clean, dev, size, seed, done)
+    margins = (theory["nroub_local_bound"], theory["nroub_jacobian_estimate"])
+    region = degrade.scaled_region(size)
+    rows = _robustness(model, clean, region, torch.Generator().manual_seed(seed), margins, done)
+    bar.close()
+    theory["L_E_degradation_gain_estimate"] = max(r["encoder_gain_estimate_max"] for r in rows)
+    return {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
+            "theory": theory, "experiments": rows}
+
+
+def _theory(model, ident: Identity, clean: torch.Tensor, dev: torch.device, size: int, seed: int,
+            done) -> dict[str, Any]:
+    """d_C, gamma over the training and the test latents, L_E (local bound and estimates) and NRoUB with each."""
+    code_stats = nroub.code_distance_stats(model.quantize.embedding.weight)
     gamma = _gamma(model, ident, dev, size)
     gamma["kind"] = ("measured over every training frame" if gamma["frames"] == len(ident.train_indices)
                      else "lower estimate (frames subsampled)")
@@ -201,42 +215,40 @@ def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, si
     stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
     lip = nroub.encoder_lipschitz_bound(model, stats_imgs, iters=20, seed=seed)
     done("Lipschitz bound")
-    clean = _batched_images(ident, test_idx, dev, size)
-    test_dists = latent_distances(model, clean)
+    test_dists = nroub.latent_code_distances(model, clean)
     jac = nroub.jacobian_spectral_norms(model.encode_latent, clean[:JACOBIAN_FRAMES] * 2 - 1, iters=8, seed=seed)
     done("Jacobian norms")
-    l_emp = float(jac.max())
-    margin_bound = nroub.nroub(codes["d_C"], gamma["gamma"], lip["L_E_local_bound"]) if math.isfinite(
-        lip["L_E_local_bound"]) else 0.0
-    margin_emp = nroub.nroub(codes["d_C"], gamma["gamma"], l_emp)
+    l_e_jacobian = float(jac.max())
+    l_e_bound = lip["L_E_local_bound"]
+    return {"codes": code_stats, "gamma": gamma, "gamma_test": nroub.gamma_stats(test_dists),
+            "test_latents_within_gamma": float((test_dists <= gamma["gamma"]).float().mean()),
+            "lipschitz": lip, "L_E_jacobian_estimate": l_e_jacobian,
+            "L_E_jacobian_estimate_per_frame": [float(v) for v in jac.cpu()],
+            "nroub_local_bound": nroub.nroub(code_stats["d_C"], gamma["gamma"], l_e_bound)
+            if math.isfinite(l_e_bound) else 0.0,
+            "nroub_jacobian_estimate": nroub.nroub(code_stats["d_C"], gamma["gamma"], l_e_jacobian),
+            "units": "Frobenius norm of the image difference in [-1,1] units over 3xHxW"}
 
-    margins = (margin_bound, margin_emp)
-    _, clean_codes = run_model(model, clean)
-    region = degrade.scaled_region(size)
+
+def _robustness(model, clean: torch.Tensor, region: int, gen: torch.Generator, margins: tuple[float, float],
+                done) -> list[dict[str, Any]]:
+    """The paper's experiment: clean faces, then blur and noise in a random region, then a whole-crop down-up."""
+    size = clean.shape[-1]
+    _, clean_indices = restore_images(model, clean)
     boxes = degrade.random_regions(len(clean), size, size, region, gen)
-    mask = degrade.region_mask(boxes, size, size, dev)
-    rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margins)]
+    mask = degrade.region_mask(boxes, size, size, clean.device)
+    rows = [_experiment(model, clean, clean_indices, "none", 0.0, clean, None, margins)]
     done("clean faces")
     for s in BLUR_SIGMAS:
         deg = degrade.in_region(clean, degrade.gaussian_blur(clean, s * size / 256), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margins))
+        rows.append(_experiment(model, clean, clean_indices, "blur", s, deg, mask, margins))
         done(f"blur {s}")
     for s in NOISE_STDS:
         deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margins))
+        rows.append(_experiment(model, clean, clean_indices, "noise", s, deg, mask, margins))
         done(f"noise {s}")
     low = max(8, round(96 * size / 256))
-    rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
+    rows.append(_experiment(model, clean, clean_indices, "down_up", float(low), degrade.down_up(clean, low), None,
                             margins))
     done("down-up")
-    bar.close()
-
-    return {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
-            "theory": {"codes": codes, "gamma": gamma, "gamma_test": nroub.gamma_stats(test_dists),
-                       "test_latents_within_gamma": float((test_dists <= gamma["gamma"]).float().mean()),
-                       "lipschitz": lip, "L_E_jacobian_estimate": l_emp,
-                       "L_E_jacobian_estimate_per_frame": [float(v) for v in jac.cpu()],
-                       "L_E_degradation_gain_estimate": max(r["encoder_gain_estimate_max"] for r in rows),
-                       "nroub_local_bound": margin_bound, "nroub_jacobian_estimate": margin_emp,
-                       "units": "Frobenius norm of the image difference in [-1,1] units over 3xHxW"},
-            "experiments": rows}
+    return rows

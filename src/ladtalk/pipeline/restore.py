@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from ladtalk.checkpoint import load_state_dict, read_meta, strict_load
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.runtime import autocast_dtype, resolve_device
+from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
 KIND = "sovqae"
 
@@ -84,6 +84,30 @@ def warn_if_crops_differ(model_path, identity_geometry: dict, identity_dir) -> N
 
 
 @torch.no_grad()
+def restore_batch(model: SOVQAE, images: torch.Tensor,
+                  amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch through the SOVQAE: float images (B,3,S,S) in [0,1] at the model's resolution -> (restored images
+    (B,3,S,S) in [0,1] fp32, code indices (B,h,w)); the decoder under `amp_dtype` autocast (None: fp32)."""
+    x = images * 2 - 1
+    # the encoder and the choice of codes stay fp32: under bf16 a face lands on a neighbouring code at 4-13%
+    # of positions (bench/results/bf16_vs_fp32_cpu.md; fp32 encoder: 99.98% the same codes); the decoder,
+    # half the work, takes bf16 where `precision` allows
+    z_q, _, indices = model.encode(x)
+    with autocast_to(x.device, amp_dtype):
+        y = model.decode(z_q, x)
+    return ((y.float() + 1) / 2).clamp(0, 1), indices
+
+
+@torch.no_grad()
+def restore_images(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
+                   batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """`restore_batch` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's device:
+    (restored images in [0,1] fp32, code indices (B,h,w)); what validation and `ladtalk analyze` measure."""
+    outs = [restore_batch(model, images[s:s + batch_size], amp_dtype) for s in range(0, len(images), batch_size)]
+    return torch.cat([y for y, _ in outs]), torch.cat([i for _, i in outs])
+
+
+@torch.no_grad()
 def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto",
             out_size: int | None = None) -> np.ndarray | torch.Tensor:
     """Restore faces: uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W)
@@ -111,13 +135,7 @@ def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 
             x = images[s:s + batch_size].to(device).float()
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
-        # the encoder and the choice of codes stay fp32: under bf16 a face lands on a neighbouring code at 4-13%
-        # of positions (bench/results/bf16_vs_fp32_cpu.md; fp32 encoder: 99.98% the same codes); the decoder,
-        # half the work, takes bf16 where `precision` allows
-        z_q, _, _ = model.encode(x * 2 - 1)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-            y = model.decode(z_q, x * 2 - 1)
-        y = ((y.float() + 1) / 2).clamp(0, 1)
+        y, _ = restore_batch(model, x, amp)
         if out_size is not None and out_size != size:
             y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)
         outs.append(y)

@@ -1,7 +1,10 @@
-"""Measurements on a SOVQAE shared by training validation and `ladtalk analyze`.
+"""Measurements on a SOVQAE shared by training validation and `ladtalk analyze`, under the same names: PSNR of the
+reconstruction and of degraded / restored faces, `codes_unchanged` (the share of code indices a degradation left
+as they were: the paper's robustness claim, measured), d_C (`min_code_distance`) and gamma (metrics.nroub).
 
-Images here are float (B,3,H,W) RGB in [0,1] unless stated; PSNR follows metrics/image.py (per image on
-uint8-rounded values, data range 255) and may be restricted to a region mask.
+The SOVQAE runs as in inference (`pipeline.restore.restore_images`: encoder and code choice in fp32). Images here
+are float (B,3,H,W) RGB in [0,1] unless stated; PSNR follows metrics/image.py (per image on uint8-rounded values,
+data range 255) and may be restricted to a region mask.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.data import degrade
+from ladtalk.losses.codebook import min_code_distance
 from ladtalk.metrics.image import psnr, ssim_images
+from ladtalk.metrics.nroub import gamma_stats, latent_code_distances
 from ladtalk.models.sovqae import SOVQAE, codebook_usage
+from ladtalk.pipeline.restore import restore_images
 from ladtalk.pixels import to_frames, to_images
 
 PSNR_CAP_DB = 100.0  # identical images: report a finite cap instead of inf
@@ -37,36 +43,6 @@ def psnr01(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = Non
     return torch.from_numpy(np.minimum(values, PSNR_CAP_DB))
 
 
-@torch.no_grad()
-def run_model(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
-              batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """(restored images (B,3,H,W) in [0,1] fp32, code indices (B,h,w)) for images in [0,1]."""
-    outs, codes = [], []
-    for s in range(0, len(images01), batch_size):
-        x = images01[s:s + batch_size] * 2 - 1
-        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            z_q, _, idx = model.encode(x)
-            y = model.decode(z_q, x)
-        outs.append(((y.float() + 1) / 2).clamp(0, 1))
-        codes.append(idx)
-    return torch.cat(outs), torch.cat(codes)
-
-
-@torch.no_grad()
-def latent_distances(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
-                     batch_size: int = 16) -> torch.Tensor:
-    """Flat fp32 distances of every latent vector of the images to its nearest code (for gamma)."""
-    e = model.quantize.embedding.weight.float()
-    out = []
-    for s in range(0, len(images01), batch_size):
-        x = images01[s:s + batch_size] * 2 - 1
-        with torch.autocast(x.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            z = model.encode_latent(x)
-        flat = z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        out.append(torch.cdist(flat, e).min(1).values)
-    return torch.cat(out)
-
-
 def standard_degradations(size: int) -> dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]:
     """The validation set: moderate blur, moderate noise (in the paper's random region) and 96x96 down-up."""
     return {
@@ -78,14 +54,14 @@ def standard_degradations(size: int) -> dict[str, Callable[[torch.Tensor, torch.
 
 @torch.no_grad()
 def restoration_scores(model: SOVQAE, clean01: torch.Tensor, degraded01: torch.Tensor,
-                       clean_codes: torch.Tensor, mask: torch.Tensor | None,
+                       clean_indices: torch.Tensor, mask: torch.Tensor | None,
                        amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """PSNR degraded/restored vs clean (whole crop and region) and the share of codes that did not change."""
-    restored, codes = run_model(model, degraded01, amp_dtype)
+    """PSNR degraded/restored vs clean (whole crop and region) and the share of code indices that did not change."""
+    restored, indices = restore_images(model, degraded01, amp_dtype)
     out = {
         "psnr_degraded": float(psnr01(degraded01, clean01).mean()),
         "psnr_restored": float(psnr01(restored, clean01).mean()),
-        "codes_unchanged": float((codes == clean_codes).float().mean()),
+        "codes_unchanged": float((indices == clean_indices).float().mean()),
     }
     if mask is not None:
         out["psnr_degraded_region"] = float(psnr01(degraded01, clean01, mask).mean())
@@ -94,14 +70,13 @@ def restoration_scores(model: SOVQAE, clean01: torch.Tensor, degraded01: torch.T
 
 
 @torch.no_grad()
-def used_code_stats(model: SOVQAE, codes: torch.Tensor, train01: torch.Tensor,
+def used_code_stats(model: SOVQAE, indices: torch.Tensor, train01: torch.Tensor,
                     amp_dtype: torch.dtype | None) -> dict[str, float]:
-    """d_C over the codes the given and the training images use, and how many codes neither uses (dead codes
-    decide d_C over all codes without ever being chosen, so the regulariser acts on nothing that matters)."""
-    from ladtalk.losses.codebook import min_code_distance
-
-    _, train_codes = run_model(model, train01, amp_dtype)
-    used = torch.unique(torch.cat([codes.flatten(), train_codes.flatten()]))
+    """d_C over the codes that the given code indices and the training images use, and how many codes neither uses
+    (dead codes decide d_C over all codes without ever being chosen, so the regulariser acts on nothing that
+    matters)."""
+    _, train_indices = restore_images(model, train01, amp_dtype)
+    used = torch.unique(torch.cat([indices.flatten(), train_indices.flatten()]))
     e = model.quantize.embedding.weight
     d_used = float(min_code_distance(e[used])) if len(used) > 1 else float("nan")
     return {"d_C_used": d_used, "dead_codes": float(e.shape[0] - len(used))}
@@ -112,17 +87,15 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
              seed: int = 0, lipsync: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """Validation metrics: reconstruction PSNR/SSIM, restoration PSNR, d_C, gamma, codebook usage/perplexity;
     with `lipsync` (a lip-sync model's faces, their true faces) the PSNR of those faces before and after."""
-    from ladtalk.losses.codebook import min_code_distance
-
     size = test01.shape[-1]
-    recon, codes = run_model(model, test01, amp_dtype)
-    usage, ppl = codebook_usage(codes, model.config.n_embed)
+    recon, indices = restore_images(model, test01, amp_dtype)
+    usage, ppl = codebook_usage(indices, model.config.n_embed)
     m: dict[str, float] = {
         "recon_psnr": float(psnr01(recon, test01).mean()),
         "recon_ssim": float(ssim_images(recon.double() * 255, test01.double() * 255).mean()),
         "d_C": float(min_code_distance(model.quantize.embedding.weight)),
-        **used_code_stats(model, codes, train01, amp_dtype),
-        "gamma": float(latent_distances(model, train01, amp_dtype).max()),
+        **used_code_stats(model, indices, train01, amp_dtype),
+        "gamma": gamma_stats(latent_code_distances(model, train01, amp_dtype))["gamma"],
         "usage": usage, "perplexity": ppl,
     }
     g = torch.Generator().manual_seed(seed)
@@ -133,7 +106,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         degraded = fn(test01, g)
         if name != "down96":
             degraded = degrade.in_region(test01, degraded, boxes)
-        r = restoration_scores(model, test01, degraded, codes, None if name == "down96" else mask, amp_dtype)
+        r = restoration_scores(model, test01, degraded, indices, None if name == "down96" else mask, amp_dtype)
         m[f"{name}_psnr_degraded"] = r["psnr_degraded"]
         m[f"{name}_psnr_restored"] = r["psnr_restored"]
         m[f"{name}_codes_unchanged"] = r["codes_unchanged"]
@@ -142,5 +115,5 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     if lipsync is not None:
         faces, truth = lipsync
         m["lipsync_psnr_input"] = float(psnr01(faces, truth).mean())
-        m["lipsync_psnr_restored"] = float(psnr01(run_model(model, faces, amp_dtype)[0], truth).mean())
+        m["lipsync_psnr_restored"] = float(psnr01(restore_images(model, faces, amp_dtype)[0], truth).mean())
     return m

@@ -1,0 +1,97 @@
+"""Reading a prediction and its ground truth, and pairing their frames (the paper's evaluation protocol).
+
+The prediction is resized to the ground truth's size and, if its frame rate differs, resampled to the ground
+truth's rate. Alignment: "sliding" (the paper's: a window the length of the shorter video slides over the longer;
+the offset with the best mean PSNR is chosen and every paired metric is computed at that offset) or "frames"
+(frame k with frame k, cut to the shorter length).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ladtalk.errors import InputError
+from ladtalk.io.video import VideoInfo, iter_frames, probe_video
+from ladtalk.metrics import image as im
+
+ALIGN_MODES = ("sliding", "frames")
+
+
+@dataclass
+class PairedVideos:
+    """Both clips as uint8 (T,H,W,3) frames at the ground truth's size and rate, and their aligned parts."""
+
+    pred: np.ndarray
+    gt: np.ndarray
+    info_pred: VideoInfo
+    info_gt: VideoInfo
+    pred_aligned: np.ndarray | None = None
+    gt_aligned: np.ndarray | None = None
+    offset: int = 0  # on the longer clip: the ground truth's when the prediction is not longer
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def offset_applies_to(self) -> str:
+        return "gt" if len(self.pred) <= len(self.gt) else "pred"
+
+    @property
+    def gt_start(self) -> int:
+        """The ground-truth frame that the first aligned frame is."""
+        return self.offset if self.offset_applies_to == "gt" else 0
+
+
+def check_input(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} video {p} does not exist")
+    return p
+
+
+def _resize(frames: list[np.ndarray], width: int, height: int) -> np.ndarray:
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for i, f in enumerate(frames):
+        if f.shape[:2] == (height, width):
+            out[i] = f
+        else:
+            shrink = f.shape[0] > height or f.shape[1] > width
+            out[i] = cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return out
+
+
+def _read(path: Path, fps: float | None, size: tuple[int, int] | None, max_frames: int | None) -> np.ndarray:
+    frames = list(iter_frames(path, fps=fps, max_frames=max_frames))
+    if not frames:
+        raise InputError(f"{path} yielded no frames")
+    if size is None:
+        return np.stack(frames)
+    return _resize(frames, *size)
+
+
+def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedVideos:
+    """Both videos in memory, the prediction at the ground truth's size and frame rate (noted when changed)."""
+    info_p, info_g = probe_video(pred_path), probe_video(gt_path)
+    notes = []
+    resample = None if abs(info_p.fps - info_g.fps) < 1e-3 else info_g.fps
+    if resample:
+        notes.append(f"prediction resampled from {info_p.fps:.3f} to {info_g.fps:.3f} fps for paired metrics")
+    if (info_p.width, info_p.height) != (info_g.width, info_g.height):
+        notes.append(f"prediction resized from {info_p.width}x{info_p.height} to {info_g.width}x{info_g.height}")
+    gt = _read(gt_path, None, None, max_frames)
+    pred = _read(pred_path, resample, (gt.shape[2], gt.shape[1]), max_frames)
+    return PairedVideos(pred, gt, info_p, info_g, notes=notes)
+
+
+def align_frames(pair: PairedVideos, mode: str, device: torch.device) -> PairedVideos:
+    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame."""
+    if mode == "sliding":
+        pair.offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pair.pred, pair.gt))
+        pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
+    else:
+        pair.pred_aligned, pair.gt_aligned = im.frame_aligned(pair.pred, pair.gt)
+    return pair

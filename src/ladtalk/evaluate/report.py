@@ -1,0 +1,142 @@
+"""Writing an evaluation: metrics.json (strict JSON), per-frame series, plots, a frame strip and report.md, for one
+case or a table of cases with its average row and summary.csv."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ladtalk.errors import LadtalkError
+from ladtalk.evaluate.scores import LOWER_IS_BETTER
+
+
+def jsonable(x: float | int) -> float | int | str:
+    """Numbers for strict JSON: +-inf / nan become the strings 'inf' / '-inf' / 'nan' (identical frames: PSNR inf)."""
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    return float(x) if math.isfinite(x) else str(float(x))
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2, allow_nan=False))
+
+
+def _plot_series(path: Path, title: str, ylabel: str, lines: dict[str, np.ndarray]) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 3), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, y in lines.items():
+        y = np.asarray(y, np.float64)
+        finite = y[np.isfinite(y)]
+        cap = finite.max() + 1 if finite.size else 100.0
+        ax.plot(np.arange(len(y)), np.where(np.isfinite(y), y, cap), label=label, lw=1)
+    ax.set_title(title)
+    ax.set_xlabel("frame")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def _strip(path: Path, pred: np.ndarray, gt: np.ndarray, n: int = 6, height: int = 160) -> None:
+    """Side-by-side frames: ground truth (top), prediction (middle), 4x absolute difference (bottom)."""
+    idx = np.unique(np.linspace(0, len(pred) - 1, min(n, len(pred))).round().astype(int))
+    width = max(1, round(gt.shape[2] * height / gt.shape[1]))
+    rows = []
+    for frames in (gt[idx], pred[idx], np.clip(4 * np.abs(pred[idx].astype(int) - gt[idx]), 0, 255).astype(np.uint8)):
+        rows.append(np.concatenate([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames], 1))
+    ok, buf = cv2.imencode(".png", np.concatenate(rows, 0)[..., ::-1])
+    if not ok:
+        raise LadtalkError(f"could not encode {path}")
+    path.write_bytes(buf.tobytes())
+
+
+def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarray) -> dict:
+    """The plots, the strip and per_frame.json of one case -> {what: file name}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    psnr_lines = {"PSNR": series["PSNR"]}
+    if "mouth_PSNR" in series:
+        psnr_lines["mouth PSNR"] = series["mouth_PSNR"]
+    _plot_series(folder / "psnr.png", "PSNR per frame (higher is better)", "dB", psnr_lines)
+    files["psnr_plot"] = "psnr.png"
+    if "warp_error" in series:
+        _plot_series(folder / "flicker.png", "Flicker: flow-warping error per frame pair (lower is better)",
+                     "E_warp", {"prediction": series["warp_error"], "ground truth": series["warp_error_gt"]})
+        files["flicker_plot"] = "flicker.png"
+    _strip(folder / "strip.png", pred, gt)
+    files["strip"] = "strip.png"
+    per_frame = {k: [jsonable(float(x)) for x in v] for k, v in series.items()}
+    write_json(folder / "per_frame.json", per_frame)
+    files["per_frame"] = "per_frame.json"
+    return files
+
+
+def _fmt(v) -> str:
+    if isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
+
+
+def _arrow(name: str) -> str:
+    return "lower is better" if name in LOWER_IS_BETTER else "higher is better"
+
+
+def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
+    lines = [f"- prediction: `{result['pred_path']}`", f"- ground truth: `{result['gt_path']}`",
+             f"- alignment: {result['align']} (offset {result['offset']} on the {result['offset_applies_to']}; "
+             f"{result['frames']['compared']} frames compared of {result['frames']['pred']} / "
+             f"{result['frames']['gt']})", "", "| metric | value | |", "|---|---|---|"]
+    for k, v in result["metrics"].items():
+        lines.append(f"| {k} | {_fmt(v)} | {_arrow(k)} |")
+    for k, v in result["gt_reference"].items():
+        lines.append(f"| {k} (ground truth) | {_fmt(v)} | reference |")
+    for k, v in result["info"].items():
+        lines.append(f"| {k} | {_fmt(v)} | |")
+    if result["absent"]:
+        lines += ["", "Not computed:"] + [f"- **{k}**: {v}" for k, v in result["absent"].items()]
+    if result["notes"]:
+        lines += ["", "Notes:"] + [f"- {n}" for n in result["notes"]]
+    lines += ["", f"![PSNR over time]({prefix}{files['psnr_plot']})"]
+    if "flicker_plot" in files:
+        lines.append(f"![flicker over time]({prefix}{files['flicker_plot']})")
+    lines += ["", "Frames (top: ground truth, middle: prediction, bottom: 4x absolute difference):", "",
+              f"![frame strip]({prefix}{files['strip']})", ""]
+    return lines
+
+
+def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str], align: str,
+                        details: list[str]) -> dict:
+    """metrics.json (every case and the average), summary.csv and report.md (table, then `details`) -> the JSON."""
+    names = list(dict.fromkeys(k for r in results for k in r["metrics"]))
+    average = {k: jsonable(float(np.mean([float(r["metrics"][k]) for r in results if k in r["metrics"]])))
+               for k in names}
+    summary = {"cases": results, "average": average, "absent": absent, "align": align}
+    write_json(folder / "metrics.json", summary)
+    with open(folder / "summary.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name"] + names)
+        for r in results:
+            w.writerow([r["name"]] + [r["metrics"].get(k, "") for k in names])
+        w.writerow(["average"] + [average[k] for k in names])
+    md = ["# ladtalk evaluation: cases", "", "| case | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for r in results:
+        md.append(f"| {r['name']} | " + " | ".join(_fmt(r["metrics"][k]) if k in r["metrics"] else "-"
+                                                   for k in names) + " |")
+    md.append("| **average** | " + " | ".join(_fmt(average[k]) for k in names) + " |")
+    md += ["", "Direction: " + "; ".join(f"{k}: {_arrow(k)}" for k in names), ""]
+    if absent:
+        md += ["Not computed:"] + [f"- **{k}**: {v}" for k, v in absent.items()] + [""]
+    (folder / "report.md").write_text("\n".join(md + details))
+    return summary

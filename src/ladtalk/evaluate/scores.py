@@ -1,0 +1,107 @@
+"""The metric families of `ladtalk evaluate`, one function each, on aligned uint8 (T,H,W,3) frames.
+
+- Image: PSNR, SSIM (Wang et al., 2004) and the perceptual distance under the name of the network used (LPIPS-VGG,
+  Zhang et al., 2018; or ST-LPIPS-VGG when the VGG16 ImageNet trunk is absent), per frame and mean.
+- FID (Heusel et al., 2017) between the two frame sets (needs pt_inception-2015-12-05-6726825d.pth).
+- Temporal stability: flow-warping error (Lai et al., 2018) and tOF (Chu et al., 2020).
+- LSE-D / LSE-C (Prajwal et al., 2020, with SyncNet of Chung & Zisserman, 2016) of a video with its own audio
+  (needs syncnet_v2.model); the ground truth's LSE is reported beside the prediction's.
+- With a synthetic clip's truth.json: the synthetic lip-sync score and mouth PSNR.
+Each returns (metrics, per-frame series) or says what else it returns; `LOWER_IS_BETTER` names the directions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ladtalk.errors import InputError
+from ladtalk.evaluate.networks import Networks
+from ladtalk.io.audio import load_audio
+from ladtalk.io.video import VideoInfo, iter_frames
+from ladtalk.metrics import image as im
+from ladtalk.metrics.fid import extract_features, fid_from_features
+from ladtalk.metrics.lipsync_truth import lipsync_truth_score, mouth_boxes_from_faces, read_truth
+from ladtalk.metrics.lpips import perceptual_distance
+from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
+from ladtalk.metrics.sync_faces import lse_face_input
+from ladtalk.metrics.temporal import temporal_scores
+
+LOWER_IS_BETTER = {"LPIPS-VGG", "ST-LPIPS-VGG", "FID", "LSE-D", "LSE-D_whole_frame", "warp_error", "tOF"}
+LSE_FACE_NOTE = ("LSE-D / LSE-C on syncnet_python's real-video face crops (median-filtered face track, 2.8x the "
+                 "half face size, pad value 110, 224x224), the protocol of the published numbers")
+LSE_FRAME_NOTE = ("LSE_whole_frame: LSE on whole frames resized to 224x224 (the LRS, face-centred protocol); not "
+                  "comparable with published LSE-D / LSE-C of real videos")
+
+
+def image_scores(p: np.ndarray, g: np.ndarray, perceptual, device: torch.device) -> tuple[dict, dict]:
+    """PSNR, SSIM and, with a perceptual network, its distance."""
+    series = {"PSNR": im.psnr(p, g, device), "SSIM": im.ssim(p, g, device)}
+    if perceptual is not None:
+        series[perceptual.name] = perceptual_distance(perceptual.net, p, g, device=device)
+    return {k: float(np.mean(v)) for k, v in series.items()}, series
+
+
+def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: torch.device) -> tuple[float, str]:
+    """(FID between the two frame sets, the note that says how far to trust it)."""
+    if len(p) < 2:
+        raise InputError("FID needs at least two aligned frames")
+    fp = extract_features(inception, p, device=device)
+    fg = extract_features(inception, g, device=device)
+    note = (f"FID from {len(p)} frames per set (2048-d features): small sets bias FID upwards; "
+            "compare methods on the same frames only")
+    return fid_from_features(fp, fg), note
+
+
+def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
+    """(warp_error and tOF of the prediction, their series, the ground truth's own warp_error) for 2+ frames."""
+    ts = temporal_scores(p, g)
+    summary = ts.summary()
+    reference = summary.pop("warp_error_gt")
+    series = {"warp_error": ts.warp_error, "warp_error_gt": ts.warp_error_gt, "tOF": ts.tof}
+    return summary, series, reference
+
+
+def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,
+                 max_frames: int | None, device: torch.device) -> tuple[dict, dict, list[str]]:
+    """(LSE-D / LSE-C of one video, info: AV offset and face frames, notes); audio from the ground truth when the
+    video has none. Keys get a `_whole_frame` suffix under nets.lse_crop == "frame"."""
+    notes = []
+    # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
+    fps25 = SYNC_FPS if abs(vinfo.fps - SYNC_FPS) > 1e-3 else None
+    frames25 = np.stack(list(iter_frames(path, fps=fps25, max_frames=max_frames)))
+    audio_src = path if vinfo.has_audio else (gt_path if gt_has_audio else None)
+    if audio_src is None:
+        raise InputError(f"{path} has no audio track, and neither has the ground truth: LSE needs audio")
+    if audio_src != path:
+        notes.append(f"{path.name} has no audio; LSE uses the ground truth's audio")
+    audio = load_audio(audio_src, SYNC_SAMPLE_RATE)
+    info, suffix = {}, ""
+    if nets.lse_crop == "face":
+        n_all = len(frames25)
+        frames25, audio, (start, stop) = lse_face_input(frames25, audio, nets.detector)
+        info[f"LSE_face_frames_{label}"] = stop - start
+        if stop - start < n_all:
+            notes.append(f"LSE of {label} on its longest run of frames with a face, {start}..{stop - 1}")
+    else:
+        suffix = "_whole_frame"
+    s = lse_scores(nets.syncnet, frames25, audio, device=device)
+    info[f"AV_offset_frames_{label}{suffix}"] = s.offset
+    return {"LSE-D" + suffix: s.lse_d, "LSE-C" + suffix: s.lse_c}, info, notes
+
+
+def truth_scores(truth_path: Path, p: np.ndarray, g: np.ndarray, gt_start: int) -> tuple[dict, dict, dict]:
+    """(metrics, info, series) of a synthetic clip against its truth.json: the lip-sync Pearson correlation and
+    mouth PSNR, over the aligned frames; empty with fewer than 3 frames of truth."""
+    boxes, openness = read_truth(truth_path)
+    boxes, openness = boxes[gt_start:gt_start + len(p)], openness[gt_start:gt_start + len(p)]
+    n = min(len(boxes), len(p))
+    if n < 3:
+        return {}, {}, {}
+    score = lipsync_truth_score(p[:n], boxes[:n], openness[:n])
+    info = {"lipsync_truth_best_lag_frames": score["best_lag"],
+            "lipsync_truth_pearson_at_best_lag": score["pearson_best"]}
+    series = {"mouth_PSNR": im.mouth_psnr(p[:n], g[:n], mouth_boxes_from_faces(boxes[:n]))}
+    return {"lipsync_truth_pearson": score["pearson"], "mouth_PSNR": float(np.mean(series["mouth_PSNR"]))}, info, series

@@ -1,0 +1,196 @@
+"""Lipschitz factors of the SOVQAE encoder's layers, composed into its constant L_E (the paper's Appendix D).
+
+Norms are taken on images in [-1,1] (the model's input range) and on latents after quant_conv. A *bound* holds on
+the side it is used on; an *estimate* does not, and says on which side it errs.
+
+- Convolution: `conv_fft_upper_bound` is a true upper bound of a zero-padded (and strided) convolution's operator
+  norm, the symbol bound of Appendix D: the padded input embeds isometrically in a torus, where the convolution is
+  circulant with norm max over frequencies w of ||K_hat(w)||_2, and striding or cropping only restricts. On a grid
+  coarser than the torus, Bernstein's inequality bounds the symbol between samples (factor
+  1 / (1 - pi (k_h - 1) / (2 M_h) - pi (k_w - 1) / (2 M_w))). `conv_operator_norm` (power iteration) is a lower
+  estimate of the same norm.
+- SiLU: 1.0998 (exact). Nearest/stride maps are inside the convolutions.
+- GroupNorm divides by the group's standard deviation, unbounded as it goes to 0, and dot-product self-attention
+  is not Lipschitz (Kim et al., 2021): no global bound exists. Their factors are frozen at the statistics of a few
+  training images (`LocalStats`), so the composed constant is a *local* bound, valid near those statistics only.
+- Composition: the product along the chain, and ||shortcut|| + the branch's product for a residual block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ladtalk.models.sovqae import SOVQAE, AttnBlock, Downsample, ResnetBlock
+
+SILU_LIPSCHITZ = 1.0998  # max_x d/dx [x * sigmoid(x)], attained at x ~ 2.4
+DOWNSAMPLE_PAD = (0, 1, 0, 1)  # taming's asymmetric pad before the stride-2 convolution
+
+# (conv, input shape (C,H,W), F.pad before it or None) -> the conv's operator norm, a bound or an estimate
+ConvNorm = Callable[[nn.Conv2d, tuple[int, int, int], tuple[int, int, int, int] | None], float]
+
+
+@torch.no_grad()
+def conv_operator_norm(conv: nn.Conv2d, in_shape: tuple[int, int, int], iters: int = 30,
+                       generator: torch.Generator | None = None, pad: tuple[int, int, int, int] | None = None) -> float:
+    """A lower estimate of the largest singular value of the linear part of `conv` on inputs (C,H,W): ||A v|| for
+    the unit v that `iters` power iterations reach (exact only in the limit).
+
+    `pad` applies F.pad before the convolution (taming's asymmetric downsampling pad); bias is ignored.
+    """
+    w = conv.weight.detach().float()
+    dev = w.device
+    v = torch.randn((1, *in_shape), generator=generator).to(dev)
+    v = v / v.norm()
+
+    def fwd(x: torch.Tensor) -> torch.Tensor:
+        if pad is not None:
+            x = F.pad(x, pad)
+        return F.conv2d(x, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    sigma = 0.0
+    for _ in range(iters):
+        x = v.requires_grad_(True)
+        with torch.enable_grad():
+            y = fwd(x)
+            (g,) = torch.autograd.grad(y, x, y)  # A^T A v
+        sigma = float(y.norm())
+        v = (g / g.norm().clamp_min(1e-30)).detach()
+    return float(fwd(v).norm()) if iters else sigma
+
+
+@torch.no_grad()
+def conv_fft_upper_bound(conv: nn.Conv2d, in_shape: tuple[int, int, int],
+                         pad: tuple[int, int, int, int] | None = None, max_grid: int = 32, chunk: int = 64) -> float:
+    """A true upper bound of the operator norm of `conv` (zero padding, any stride, bias ignored) on inputs
+    (C,H,W), optionally after F.pad(`pad`): the maximum of ||K_hat(w)||_2 over a frequency grid of at most
+    `max_grid` points per axis (the torus of the padded input when it is smaller: then exact for the circulant),
+    divided by the Bernstein factor when the grid is coarser (module docstring)."""
+    if conv.groups != 1 or tuple(conv.dilation) != (1, 1):
+        raise ValueError("conv_fft_upper_bound handles ungrouped, undilated convolutions only")
+    w = conv.weight.detach().float()
+    cout, cin, kh, kw = w.shape
+    left, right, top, bottom = pad if pad is not None else (0, 0, 0, 0)
+    n_h = in_shape[1] + top + bottom + 2 * conv.padding[0]
+    n_w = in_shape[2] + left + right + 2 * conv.padding[1]
+    # a 1-tap axis has a constant symbol along it: one sample is exact
+    m_h = 1 if kh == 1 else min(n_h, max(max_grid, kh))
+    m_w = 1 if kw == 1 else min(n_w, max(max_grid, kw))
+    slack = (math.pi * (kh - 1) / (2 * m_h) if m_h < n_h else 0.0) + \
+            (math.pi * (kw - 1) / (2 * m_w) if m_w < n_w else 0.0)
+    if slack >= 1:
+        raise ValueError(f"grid {max_grid} is too coarse for a {kh}x{kw} kernel; raise max_grid")
+    # real weights: K_hat(-w) = conj(K_hat(w)) has the same singular values, so half the grid (rfft2) suffices
+    mats = torch.fft.rfft2(w, s=(m_h, m_w)).permute(2, 3, 0, 1).reshape(-1, cout, cin)
+    top_norm = max(float(torch.linalg.matrix_norm(mats[i:i + chunk], ord=2).max())
+                   for i in range(0, len(mats), chunk))
+    return top_norm / (1.0 - slack)
+
+
+def groupnorm_factor(norm: nn.GroupNorm, x: torch.Tensor) -> float:
+    """L_GN at input x: max|weight| / min over samples and groups of sqrt(var + eps) (local: var is x's)."""
+    x = x.float()
+    var = x.reshape(x.shape[0], norm.num_groups, -1).var(dim=2, unbiased=False)
+    return float((1.0 / torch.sqrt(var + norm.eps)).max()) * float(norm.weight.detach().abs().max())
+
+
+def attention_matrix_norm(block: AttnBlock, x: torch.Tensor) -> float:
+    """max over samples of ||A||_2, A = softmax(q^T k / sqrt(C)) the block's attention matrix at input x."""
+    b, c, h, w = x.shape
+    n = block.norm(x)
+    q = block.q(n).reshape(b, c, h * w).float()
+    k = block.k(n).reshape(b, c, h * w).float()
+    a = torch.softmax(torch.einsum("bci,bcj->bij", q, k) / math.sqrt(c), dim=-1)
+    return float(torch.linalg.matrix_norm(a, ord=2).max())
+
+
+@dataclass
+class LocalStats:
+    """What the local factors are frozen at, per module: input shapes (C,H,W), L_GN, attention ||A||_2."""
+
+    shapes: dict[nn.Module, tuple[int, int, int]] = field(default_factory=dict)
+    groupnorm: dict[nn.Module, float] = field(default_factory=dict)
+    attention: dict[nn.Module, float] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def collect_local_stats(model: SOVQAE, images: torch.Tensor) -> LocalStats:
+    """Run E on images (B,3,H,W) in [-1,1] and record each layer's input shape, L_GN and attention ||A||_2."""
+    stats = LocalStats()
+
+    def record(module: nn.Module, inputs: tuple, output) -> None:
+        x = inputs[0]
+        stats.shapes[module] = tuple(x.shape[1:])
+        if isinstance(module, nn.GroupNorm):
+            stats.groupnorm[module] = groupnorm_factor(module, x)
+        elif isinstance(module, AttnBlock):
+            stats.attention[module] = attention_matrix_norm(module, x)
+
+    watched = (nn.Conv2d, Downsample, nn.GroupNorm, AttnBlock)
+    hooks = [m.register_forward_hook(record) for m in [*model.encoder.modules(), model.quant_conv]
+             if isinstance(m, watched)]
+    try:
+        model.encode_latent(images)
+    finally:
+        for h in hooks:
+            h.remove()
+    return stats
+
+
+def resnet_block_factor(block: ResnetBlock, conv_norm: ConvNorm, stats: LocalStats) -> float:
+    """||shortcut|| (1 for the identity) + L_GN1 L_SiLU ||conv1|| L_GN2 L_SiLU ||conv2||."""
+    def norm(conv: nn.Conv2d) -> float:
+        return conv_norm(conv, stats.shapes[conv], None)
+
+    branch = (stats.groupnorm[block.norm1] * SILU_LIPSCHITZ * norm(block.conv1)
+              * stats.groupnorm[block.norm2] * SILU_LIPSCHITZ * norm(block.conv2))
+    return (1.0 if block.nin_shortcut is None else norm(block.nin_shortcut)) + branch
+
+
+def attention_block_factor(block: AttnBlock, conv_norm: ConvNorm, stats: LocalStats) -> float:
+    """1 + ||proj_out|| ||v|| ||A||_2 L_GN, with A and L_GN frozen at the recorded inputs."""
+    proj = conv_norm(block.proj_out, stats.shapes[block.proj_out], None)
+    v = conv_norm(block.v, stats.shapes[block.v], None)
+    return 1.0 + proj * v * stats.attention[block] * stats.groupnorm[block.norm]
+
+
+def encoder_log_lipschitz(model: SOVQAE, conv_norm: ConvNorm, stats: LocalStats) -> float:
+    """log L_E = the sum of the log factors along E: conv_in, each level's residual (and attention) blocks and
+    downsampling, the middle (residual, attention, residual), norm_out with SiLU, conv_out and quant_conv."""
+    enc = model.encoder
+
+    def conv(c: nn.Conv2d) -> float:
+        return math.log(conv_norm(c, stats.shapes[c], None))
+
+    log_l = conv(enc.conv_in)
+    for level in enc.down:
+        for i, blk in enumerate(level.block):
+            log_l += math.log(resnet_block_factor(blk, conv_norm, stats))
+            if len(level.attn):
+                log_l += math.log(attention_block_factor(level.attn[i], conv_norm, stats))
+        if hasattr(level, "resample"):
+            ds: Downsample = level.resample
+            log_l += math.log(conv_norm(ds.conv, stats.shapes[ds], DOWNSAMPLE_PAD))
+    log_l += (math.log(resnet_block_factor(enc.mid.block_1, conv_norm, stats))
+              + math.log(attention_block_factor(enc.mid.attn_1, conv_norm, stats))
+              + math.log(resnet_block_factor(enc.mid.block_2, conv_norm, stats)))
+    log_l += math.log(stats.groupnorm[enc.norm_out] * SILU_LIPSCHITZ) + conv(enc.conv_out)
+    return log_l + conv(model.quant_conv)
+
+
+class CachedConvNorm:
+    """A ConvNorm computed once per convolution (each appears once in E; the cache also counts them)."""
+
+    def __init__(self, norm: ConvNorm):
+        self.norm = norm
+        self.values: dict[nn.Conv2d, float] = {}
+
+    def __call__(self, conv: nn.Conv2d, shape: tuple[int, int, int], pad=None) -> float:
+        if conv not in self.values:
+            self.values[conv] = self.norm(conv, shape, pad)
+        return self.values[conv]
