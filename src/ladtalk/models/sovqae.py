@@ -314,7 +314,7 @@ class SOVQAE(nn.Module):
         """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f) (`images`: the guide, see decode)."""
         return self.decode(self.quantize.lookup(indices), images)
 
-    def codes_of(self, images: torch.Tensor) -> torch.Tensor:
+    def code_indices(self, images: torch.Tensor) -> torch.Tensor:
         """Indices (B,h,w) int64 of the codes chosen for images (B,3,H,W) in [-1,1]."""
         return self.quantize.nearest(self.encode_latent(images))
 
