@@ -13,7 +13,7 @@ def _face(size=32, seed=0):
 
 def test_a_still_video_passes_unchanged():
     faces = _face().repeat(6, 1, 1, 1)
-    assert torch.equal(TemporalFilter()(faces, np.arange(6)), faces)
+    torch.testing.assert_close(TemporalFilter()(faces, np.arange(6)), faces, atol=2e-3, rtol=0)
 
 
 def test_flicker_is_steadied_and_stays_on_the_face():
