@@ -1,9 +1,10 @@
 """An inference-time temporal stabiliser for the cascade's faces: a causal, motion-compensated gated recursive
 filter.
 
-Wav2Lip redraws the lower face from the audio frame by frame, and the SOVQAE can pick a neighbouring code from one
-frame to the next, so still parts of the face shimmer (issue 14: the cascade's flow-warping error is about twice the
-ground truth's). Each face crop is blended with the previous output face:
+Wav2Lip redraws the lower face from the audio frame by frame, so still parts of the face shimmer (issue 14: the
+cascade's flow-warping error is about twice the ground truth's; on Macron, keeping last frame's code while it is
+nearly as close as the nearest one changed nothing, so it is not the codes that flicker). Each face crop is blended
+with the previous output face:
 
     O_t = X_t + w_t (O'_{t-1} - X_t),   w_t = strength * exp(-(d_t / sigma)^2),
 
@@ -12,9 +13,10 @@ input face X_t to the previous input X_{t-1}, and d_t = |X_t - O'_{t-1}| (mean o
 small Gaussian neighbourhood. Where the face barely changes (flicker, d << sigma) the previous output carries on;
 where the flow cannot explain the change (an opening mouth, d >> sigma) w falls to 0 and the new face passes
 through. Warping matters: the same blend in the crop's own coordinates, without the flow, raised the warping
-error on Macron (the face moves inside its tracked box; the blend then ghosts edges), with the flow it fell by a
-fifth (issue 14's notes). It looks at no future frame and keeps one face of state, so it streams batch after
-batch; a gap in the frame sequence (a frame without a face) restarts it.
+error on Macron (the face moves inside its tracked box; the blend then ghosts edges); with the flow it fell by a
+fifth at equal PSNR, but the mouth lost an eighth of its fine detail (likely the repeated bilinear warps of a held
+face, not measured). Off by default. It looks at no future frame and keeps one face of state, so it streams batch
+after batch; a gap in the frame sequence (a frame without a face) restarts it.
 """
 
 from __future__ import annotations
