@@ -30,7 +30,8 @@ from ladtalk.runtime import resolve_device
 
 # the mouth as a share of the square face crop (x1, y1, x2, y2): below the nose, between the cheeks
 MOUTH_IN_CROP = (0.25, 0.6, 0.75, 0.92)
-ROWS = {"wav2lip": "Wav2Lip only", "cascade": "Wav2Lip + SOVQAE"}
+ROWS = {"wav2lip": "Wav2Lip only", "cascade": "Wav2Lip + SOVQAE", "wav2lip_temporal": "Wav2Lip + temporal filter",
+        "cascade_temporal": "Wav2Lip + SOVQAE + temporal filter"}
 
 
 def union_box(boxes: np.ndarray, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -91,8 +92,12 @@ def score_video(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: 
 def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_dir: str | os.PathLike,
             sovqae_path: str | os.PathLike | None = None, paste: str = "mouth",
             syncnet_path: str | os.PathLike | None = None, device: str = "auto", max_frames: int | None = None,
-            precision: str = "auto", lpips: bool = True) -> dict:
-    """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json)."""
+            precision: str = "auto", lpips: bool = True, temporal_filter: bool = False) -> dict:
+    """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json).
+
+    temporal_filter: also score the last row (the cascade, or Wav2Lip only without a SOVQAE) with generate's
+    temporal filter, as one more row.
+    """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
                                         ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],
                               folder=True)
@@ -128,6 +133,12 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         videos["cascade"] = out / "cascade.mp4"
         generate(ident_dir, driving, videos["cascade"], wav2lip_path=wav2lip_path, sovqae_path=sovqae_path,
                  paste=paste, precision=precision, device=device, frame_indices=frames_idx)
+    if temporal_filter:
+        key = "cascade_temporal" if sovqae_path is not None else "wav2lip_temporal"
+        videos[key] = out / f"{key}.mp4"
+        generate(ident_dir, driving, videos[key], wav2lip_path=wav2lip_path, sovqae_path=sovqae_path,
+                 no_sovqae=sovqae_path is None, paste=paste, precision=precision, device=device,
+                 frame_indices=frames_idx, temporal_filter=True)
 
     face = union_box(ident.crop_boxes[frames_idx], ident.frame_size)
     mouth = sub_box(face, MOUTH_IN_CROP)
@@ -170,7 +181,8 @@ def _source_frames(ident: Identity, indices: np.ndarray) -> np.ndarray:
 
 def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
                  n: int = 6, height: int = 192) -> None:
-    """Rows: ground truth | Wav2Lip only | cascade, n evenly spaced frames of the face region."""
+    """Rows: ground truth | Wav2Lip only | cascade (| with the temporal filter), n evenly spaced frames of the face
+    region."""
     x1, y1, x2, y2 = face
     pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
     rows = []

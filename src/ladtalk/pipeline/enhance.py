@@ -25,17 +25,21 @@ from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import check_out_path
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
+from ladtalk.pipeline.temporal import TemporalFilter
 from ladtalk.pipeline.threads import background, background_calls
+from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
             detector: str | None = None, paste: str = "feather", batch_size: int | None = None,
-            precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None, *,
-            started_at: float | None = None) -> RunReport:
+            precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None,
+            temporal_filter: bool = False, *, started_at: float | None = None) -> RunReport:
     """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
 
     `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
+    `temporal_filter`: steady the restored faces from frame to frame before the paste (a causal motion-gated
+    filter, pipeline/temporal.py; beyond the paper).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
     t_start = time.perf_counter() if started_at is None else started_at
@@ -57,6 +61,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     pads = pick_crop_setting("pads", pads, geometry, DEFAULT_PADS, sovqae_path)
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
+    temporal = TemporalFilter() if temporal_filter else None
 
     report = RunReport(precision=rt.precision)
     report.add_load(t_start)
@@ -78,6 +83,9 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
                 with report.stage("sovqae"):
                     faces = restore(model, crop_faces(frames[rows], boxes, size), batch_size=len(rows),
                                     precision=precision)
+                if temporal is not None:
+                    with report.stage("temporal"):
+                        faces = to_frames(temporal(to_images(faces, dev), start + rows))
                 with report.stage("paste"):
                     frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
             encode(frames)

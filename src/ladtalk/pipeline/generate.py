@@ -9,7 +9,8 @@ one batch of frames at a time:
   4. restore: the SOVQAE encodes each face, replaces each latent by the nearest code of the identity's codebook
      and decodes it, so Wav2Lip's blur becomes the identity's own texture (the robustness argument: a face within
      NRoUB of the clean one maps to the same codes; `restore`);
-  5. paste back into the identity's frame (`paste_faces`).
+  5. paste back into the identity's frame (`paste_faces`); with `temporal_filter`, the faces first go through the
+     causal motion-gated filter of pipeline/temporal.py (beyond the paper: it steadies flicker between frames).
 `generate` wraps it: loading and checks, streaming in batches, threads and timing. Source frames are decoded,
 processed and encoded batch by batch, so memory stays flat however long the audio or the video (the identity crops
 are memory-mapped; the muxed audio is read block by block as the video advances). Decoding and encoding run in
@@ -43,6 +44,7 @@ from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
+from ladtalk.pipeline.temporal import TemporalFilter
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
@@ -62,6 +64,7 @@ class Cascade:
     precision: str
     dtype: torch.dtype | None
     device: torch.device
+    temporal: TemporalFilter | None = None  # holds the last face between batches: one per video
 
     def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
                  ) -> np.ndarray:
@@ -76,11 +79,17 @@ class Cascade:
                                           self.square_crop, size)
         if synced is not None and self.sovqae is None and self.paste == "hard":
             return synced  # the official inference's own result and paste
-        with report.stage("sovqae" if self.sovqae is not None else "upscale"):
+        step = "sovqae" if self.sovqae is not None else "upscale"
+        with report.stage(step, self.device if self.temporal is not None else None):
             faces = upscale(faces, size)  # 3. upscale
             if self.sovqae is not None:  # 4. restore
                 faces = restore(self.sovqae, faces, batch_size=len(faces), precision=self.precision)
-            faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
+            if self.temporal is None:
+                faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
+        if self.temporal is not None:
+            with report.stage("temporal", self.device):
+                images = faces if isinstance(faces, torch.Tensor) else to_images(faces, self.device)
+                faces = to_frames(self.temporal(images, src_idx))
         with report.stage("paste"):  # 5. paste back
             return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
 
@@ -121,13 +130,15 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
 def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
-             device: str = "auto", *, overlap_io: bool = True, frame_indices: np.ndarray | None = None,
-             started_at: float | None = None) -> RunReport:
+             device: str = "auto", temporal_filter: bool = False, *, overlap_io: bool = True,
+             frame_indices: np.ndarray | None = None, started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
     paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
-    face box, feathered) or 'hard' (the whole box, the paper's paste). `frame_indices`: the identity frames to use,
-    in order (default: the whole video forward and back); `reenact` passes the test split.
+    face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the faces from
+    frame to frame before the paste (a causal motion-gated filter, pipeline/temporal.py; beyond the paper).
+    `frame_indices`: the identity frames to use, in order (default: the whole video forward and back); `reenact`
+    passes the test split.
     `overlap_io=False` decodes and encodes in the main thread (the sequential baseline of bench/generate.py).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
@@ -155,7 +166,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     wav2lip = rt.prepare(load_wav2lip(wav2lip_path, dev))
     sovqae = None if no_sovqae else rt.prepare(load_sovqae(sovqae_path, dev))
     cascade = Cascade(ident, wav2lip, sovqae, square_crop=wav2lip_input_geometry(wav2lip_path) == "square_crop",
-                      paste=paste, precision=precision, dtype=rt.amp_dtype, device=dev)
+                      paste=paste, precision=precision, dtype=rt.amp_dtype, device=dev,
+                      temporal=TemporalFilter() if temporal_filter else None)
     if sovqae is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
     batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
