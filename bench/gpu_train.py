@@ -61,8 +61,8 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     from ladtalk.presets import load_preset
     from ladtalk.train.common import setup_runtime
     from ladtalk.train.config import read_config
-    from ladtalk.train.sovqae import build_nets, train_step, wrap_nets
     from ladtalk.train.sovqae_config import SOVQAETrainConfig
+    from ladtalk.train.sovqae_step import build_nets, train_step, wrap_nets
 
     cfg = load_preset(preset)
     perceptual_kind = "none" if float(cfg["train"]["perceptual_weight"]) == 0 else cfg["train"]["perceptual"]

@@ -31,8 +31,8 @@ from ladtalk.models.sovqae import SOVQAEConfig, count_parameters  # noqa: E402
 from ladtalk.presets import load_preset  # noqa: E402
 from ladtalk.train.common import setup_runtime  # noqa: E402
 from ladtalk.train.config import read_config  # noqa: E402
-from ladtalk.train.sovqae import build_nets, train_step, wrap_nets  # noqa: E402
 from ladtalk.train.sovqae_config import SOVQAETrainConfig  # noqa: E402
+from ladtalk.train.sovqae_step import build_nets, train_step, wrap_nets  # noqa: E402
 
 EPOCH_IMAGES = 50 * 8000  # the paper's 50 epochs over ~8k frames
 

@@ -16,7 +16,10 @@ from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorC
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.presets import load_preset
 from ladtalk.reenact import high_frequency_energy, reenact
-from ladtalk.train.sovqae import CropStore, RealFake, random_patches, restart_dead_codes, train_sovqae
+from ladtalk.train.sovqae import train_sovqae
+from ladtalk.train.sovqae_codebook import restart_dead_codes
+from ladtalk.train.sovqae_data import CropStore, random_patches
+from ladtalk.train.sovqae_step import RealFake
 
 _ = one_thread
 
@@ -172,8 +175,6 @@ def test_a_finer_guide_starts_as_that_thumbnail_enlarged_and_the_scale_is_checke
 
 
 def test_lipsync_patches_can_be_held_to_the_lower_face():
-    from ladtalk.train.sovqae import random_patches
-
     rows = torch.arange(8, dtype=torch.float32)[:, None, None, None] + torch.zeros(8, 3, 256, 256)
     rows[:, :, :, :] += torch.arange(256, dtype=torch.float32)[None, None, :, None] * 10  # value = row + 10 * y
     lower = [i % 2 == 0 for i in range(8)]

@@ -1,0 +1,131 @@
+"""The SOVQAE trainer's data: identity crops held on the device or memory-mapped, the light augmentation and
+the random patches the restorer presets train on (train/sovqae.py draws each step's inputs from here)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ladtalk.data.identity import Identity
+from ladtalk.errors import InputError
+
+
+class CropStore:
+    """Train/test crops of one or more identities; uint8 rows on the GPU when they fit, else memory-mapped."""
+
+    def __init__(self, identities: Sequence[Identity], device: torch.device, on_device: str = "auto",
+                 holdout_fraction: float = 0.0):
+        # the last `holdout_fraction` of each train split (a block in time) is never trained on: validation and
+        # the choice of checkpoints/best use it, so the test split stays unseen until evaluation
+        splits = [(ident, ident.train_indices) for ident in identities]
+        cut = [len(idx) - (max(1, round(holdout_fraction * len(idx))) if holdout_fraction > 0 and len(idx) > 1 else 0)
+               for _, idx in splits]
+        self.sources = [(ident, idx[:c]) for (ident, idx), c in zip(splits, cut)]
+        self.holdout = [(ident, idx[c:]) for (ident, idx), c in zip(splits, cut)]
+        self.tests = [(ident, ident.test_indices) for ident in identities]
+        self.index = np.concatenate([np.stack([np.full(len(idx), k), idx], 1)
+                                     for k, (_, idx) in enumerate(self.sources)]).astype(np.int64)
+        if len(self.index) == 0:
+            raise InputError("the identity folders hold no training frames with a face; check `ladtalk prepare`")
+        sizes = {ident.crop_size for ident in identities}
+        if len(sizes) != 1:
+            raise InputError(f"identity folders have different crop sizes {sorted(sizes)}; prepare them alike")
+        self.crop_size = sizes.pop()
+        self.device = device
+        self._lip, self.lip_holdout = None, np.zeros((0, self.crop_size, self.crop_size, 3), np.uint8)
+        nbytes = len(self.index) * self.crop_size ** 2 * 3
+        fits = device.type == "cuda" and nbytes < 0.3 * torch.cuda.mem_get_info(device)[0]
+        self.resident = on_device is True or (on_device == "auto" and fits)
+        self._rows = None
+        if self.resident:
+            self._rows = torch.from_numpy(self._gather(np.arange(len(self.index)))).to(device)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def attach_lipsync(self, faces: Sequence[np.ndarray]) -> None:
+        """The lip-sync model's faces of each identity's train + holdout frames (in that order, as
+        `lipsync_frames` lists them): training rows get theirs from `lipsync_batch`, validation the held-out ones."""
+        self._lip = np.concatenate([f[:len(idx)] for f, (_, idx) in zip(faces, self.sources)])
+        self.lip_holdout = np.concatenate([f[len(idx):] for f, (_, idx) in zip(faces, self.sources)])
+        self.truth_holdout = np.concatenate([ident.crops[idx] for ident, idx in self.holdout])
+        if self.resident:
+            self._lip = torch.from_numpy(self._lip).to(self.device)
+
+    def lipsync_frames(self) -> list[np.ndarray]:
+        return [np.concatenate([src, held]) for (_, src), (_, held) in zip(self.sources, self.holdout)]
+
+    def lipsync_batch(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 (B,S,S,3) lip-sync faces of the given training rows, on the device (see `attach_lipsync`)."""
+        if isinstance(self._lip, torch.Tensor):
+            return self._lip[torch.as_tensor(rows, device=self.device)]
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
+        return torch.from_numpy(self._lip[rows]).to(self.device, non_blocking=True)
+
+    def _gather(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((len(rows), self.crop_size, self.crop_size, 3), np.uint8)
+        for k, (ident, _) in enumerate(self.sources):
+            sel = np.nonzero(self.index[rows, 0] == k)[0]
+            if len(sel):
+                frames = self.index[rows[sel], 1]
+                order = np.argsort(frames)  # sequential reads from the memory map
+                out[sel[order]] = ident.crops[frames[order]]
+        return out
+
+    def batch(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 (B,S,S,3) crops of the given training rows (a device tensor when resident), on the device."""
+        if self._rows is not None:
+            return self._rows[torch.as_tensor(rows, device=self.device)]
+        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
+        return torch.from_numpy(self._gather(rows)).to(self.device, non_blocking=True)
+
+    def sample(self, split: str, count: int) -> np.ndarray:
+        """`count` evenly spaced uint8 crops of the "train", "holdout" or "test" frames of all identities (host)."""
+        groups = {"train": self.sources, "holdout": self.holdout, "test": self.tests}[split]
+        pairs = [(ident, i) for ident, idx in groups for i in idx]
+        if not pairs:
+            raise InputError(f"the identity folders have no {split} frames with a face")
+        pick = np.unique(np.linspace(0, len(pairs) - 1, min(count, len(pairs))).round().astype(int))
+        return np.stack([pairs[p][0].crops[pairs[p][1]] for p in pick])
+
+
+def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch.Tensor:
+    """Light augmentation keeping faces aligned: whole-pixel shifts up to +-amount of the size (reflected
+    borders, no resampling blur) and +-5% brightness; x (B,3,H,W) in [-1,1]."""
+    b, _, h, w = x.shape
+    m = max(1, round(amount * max(h, w)))
+    offs = torch.randint(0, 2 * m + 1, (b, 2), generator=gen).tolist()  # host ints: no device sync
+    padded = F.pad(x, (m, m, m, m), mode="reflect")
+    y = torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offs)])
+    # drawn on the device from a generator seeded on the host: no blocking host-to-device copy
+    dev_gen = torch.Generator(device=x.device).manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+    gain = (1 + 0.05 * (torch.rand(b, 1, 1, 1, generator=dev_gen, device=x.device) * 2 - 1)).to(x.dtype)
+    return ((y + 1) * gain - 1).clamp(-1, 1)
+
+
+def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator,
+                   lower: Sequence[bool] | None = None) -> list[torch.Tensor]:
+    """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
+    image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
+    detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
+    half (where the mouth is)."""
+    b, _, h, w = images[0].shape
+    ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
+    if lower is not None:
+        low = min(max(0, h // 2 - patch // 2), h - patch)
+        ys = [low + y * (h - patch - low) // max(1, h - patch) if on else y for y, on in zip(ys, lower)]
+    xs = torch.randint(0, w - patch + 1, (b,), generator=gen).tolist()
+    return [torch.stack([x[i, :, y:y + patch, xx:xx + patch] for i, (y, xx) in enumerate(zip(ys, xs))])
+            for x in images]
+
+
+def open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[Identity]:
+    if isinstance(data_dirs, (str, os.PathLike)):
+        data_dirs = [data_dirs]
+    if not data_dirs:
+        raise InputError("give at least one identity folder")
+    return [Identity.open(d) for d in data_dirs]
