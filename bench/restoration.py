@@ -22,7 +22,7 @@ import ladtalk
 
 
 def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], device: str,
-        lipsync_inputs: bool = True) -> dict:
+        lipsync_inputs: bool = True, analyze_frames: int | None = None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     ident, runs = work / "identity", work / "runs"
     seconds: dict[str, float] = {}
@@ -50,7 +50,7 @@ def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], d
             ident, runs / "wav2lip" / "model", reports / f"reenact_{p}", sovqae_path=sovqae, paste=p,
             device=device))
     stage("analyze", reports / "analyze" / "report.json", lambda: ladtalk.analyze(
-        sovqae, ident, reports / "analyze", device=device))
+        sovqae, ident, reports / "analyze", device=device, max_frames=analyze_frames))
     return collect(work, name, preset, seconds, sovqae)
 
 
@@ -86,10 +86,12 @@ def main() -> None:
     ap.add_argument("--preset", default="restore-cpu")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--analyze-frames", type=int, default=None, help="test frames for analyze (default: all)")
     ap.add_argument("--no-lipsync-inputs", action="store_true",
                     help="train the SOVQAE on synthetic degradations only (not also on the Wav2Lip's own faces)")
     a = ap.parse_args()
-    run(a.video, a.work, a.name, a.preset, a.overrides, a.device, lipsync_inputs=not a.no_lipsync_inputs)
+    run(a.video, a.work, a.name, a.preset, a.overrides, a.device, lipsync_inputs=not a.no_lipsync_inputs,
+        analyze_frames=a.analyze_frames)
 
 
 if __name__ == "__main__":
