@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -44,3 +45,19 @@ def table(rows: list[dict], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def variant_study_parser(doc: str, steps: int, wav2lip_required: bool) -> argparse.ArgumentParser:
+    """The arguments of a study that trains SOVQAE variants on a prepared identity (regulariser ablation, recipes)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--identity", type=Path, required=True)
+    ap.add_argument("--wav2lip", type=Path, required=wav2lip_required, default=None)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--preset", default="restore-cpu")
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--collect", action="store_true",
+                    help="only tabulate the variants whose reports exist (a run stopped at a time limit)")
+    return ap
+

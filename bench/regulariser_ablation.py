@@ -9,11 +9,9 @@ Results: bench/results/regulariser_ablation_NAME.{json,md}. Each variant is skip
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
-from common import RESULTS, table, write_results
+from common import RESULTS, table, variant_study_parser, write_results
 
 import ladtalk
 
@@ -22,19 +20,10 @@ VARIANTS = {"no regulariser": ["train.reg_weight=0"], "theta 0.5": ["train.reg_t
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--identity", type=Path, required=True)
-    ap.add_argument("--wav2lip", type=Path, default=None)
-    ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--preset", default="restore-cpu")
-    ap.add_argument("--steps", type=int, default=150)
-    ap.add_argument("--device", default="auto")
+    ap = variant_study_parser(__doc__, steps=150, wav2lip_required=False)
     ap.add_argument("--lipsync-inputs", action="store_true",
                     help="train each variant on the --wav2lip model's own faces too (train_sovqae wav2lip_path)")
     ap.add_argument("--analyze-frames", type=int, default=None, help="test frames for analyze (default: all)")
-    ap.add_argument("--collect", action="store_true",
-                    help="only tabulate the variants whose reports exist (a run stopped at a time limit)")
     a = ap.parse_args()
     rows = []
     for label, over in VARIANTS.items():

@@ -9,11 +9,10 @@ Results: bench/results/restorer_recipes_NAME.{json,md}. A variant is skipped whe
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from common import RESULTS, table, write_results
+from common import RESULTS, table, variant_study_parser, write_results
 
 import ladtalk
 
@@ -50,15 +49,7 @@ def score(label: str, run: Path, report: Path) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--identity", type=Path, required=True)
-    ap.add_argument("--wav2lip", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--name", required=True)
-    ap.add_argument("--preset", default="restore-cpu")
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--collect", action="store_true", help="only tabulate the variants whose reports exist")
+    ap = variant_study_parser(__doc__, steps=1000, wav2lip_required=True)
     a = ap.parse_args()
     rows = []
     for label, over in VARIANTS.items():
