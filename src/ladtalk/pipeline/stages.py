@@ -5,20 +5,15 @@ Tensors stay on the model's device between stages; only uint8 frames cross to th
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ladtalk.face.wav2lip_geometry import official_inputs, official_outputs_to_uint8, official_paste
 from ladtalk.pixels import to_images
+from ladtalk.runtime import autocast_to
 
 WAV2LIP_SIZE = 96
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def wav2lip_inputs(faces: torch.Tensor, size: int = WAV2LIP_SIZE) -> torch.Tensor:
@@ -36,7 +31,7 @@ def lipsync(wav2lip: torch.nn.Module, faces: torch.Tensor, mels: torch.Tensor,
     """Wav2Lip on face crops (B,3,S,S) RGB [0,1] and mel windows (B,1,80,16) -> faces (B,3,s,s) RGB [0,1], s = 96
     for the official generator (its config's img_size)."""
     size = getattr(getattr(wav2lip, "config", None), "img_size", WAV2LIP_SIZE)
-    with autocast(faces.device, dtype):
+    with autocast_to(faces.device, dtype):
         out = wav2lip(mels, wav2lip_inputs(faces, size))
     return out.float().flip(1)
 
