@@ -39,6 +39,16 @@ def write_results(name: str, payload: dict, out_dir: Path | None = None) -> Path
     return path
 
 
+def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> None:
+    """A variant study's NAME.json (`payload`, its "rows" included) and NAME.md (`title`, then the rows as a table of
+    `columns`, all by default) side by side, and the Markdown printed."""
+    rows = payload["rows"]
+    path = write_results(name, payload)
+    md = f"{title}\n\n{table(rows, columns or list(rows[0]))}"
+    path.with_suffix(".md").write_text(md + "\n")
+    print(md)
+
+
 def table(rows: list[dict], columns: list[str]) -> str:
     """A Markdown table of `rows` restricted to `columns`."""
     fmt = lambda v: f"{v:.3g}" if isinstance(v, float) else str(v)  # noqa: E731

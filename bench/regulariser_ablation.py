@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 
-from common import RESULTS, table, variant_study_parser, write_results
+from common import variant_study_parser, write_study
 
 import ladtalk
 
@@ -54,18 +54,15 @@ def main() -> None:
             row["reenact_face_psnr_minus_wav2lip_db"] = s["psnr_face_db"] - scores["wav2lip"]["psnr_face_db"]
             row.update({k: v for k, v in s.items() if "LPIPS" in k})
         rows.append(row)
-    write_results(f"regulariser_ablation_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
-                                                     "variants_left_out": [v for v in VARIANTS
-                                                                           if v not in {r["variant"] for r in rows}],
-                                                     "lipsync_inputs": a.lipsync_inputs,
-                                                     "analyze_frames": a.analyze_frames})
     cols = [c for c in rows[0] if c in ("variant", "d_C", "gamma") or "NRoUB" in c or "reenact" in c or "LPIPS" in c
             or c.startswith(("unchanged_blur_2", "unchanged_noise_0.1", "unchanged_down_up"))]
-    md = (f"# Codebook-regulariser ablation on {a.name} ({a.preset}, {a.steps} steps each"
-          f"{', also on the Wav2Lip faces' if a.lipsync_inputs else ''})\n\n" + table(rows, cols))
-    (RESULTS / f"regulariser_ablation_{a.name}.md").write_text(md + "\n")
-    print(md)
-
+    write_study(f"regulariser_ablation_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
+                                                   "variants_left_out": [v for v in VARIANTS
+                                                                         if v not in {r["variant"] for r in rows}],
+                                                   "lipsync_inputs": a.lipsync_inputs,
+                                                   "analyze_frames": a.analyze_frames},
+                f"# Codebook-regulariser ablation on {a.name} ({a.preset}, {a.steps} steps each"
+                f"{', also on the Wav2Lip faces' if a.lipsync_inputs else ''})", cols)
 
 if __name__ == "__main__":
     main()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import RESULTS, table, variant_study_parser, write_results
+from common import variant_study_parser, write_study
 
 import ladtalk
 
@@ -64,14 +64,11 @@ def main() -> None:
         if not report.exists():
             ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=run, device=a.device)
         rows.append(score(label, run, report))
-    write_results(f"restorer_recipes_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
-                                                 "variants": VARIANTS})
-    md = (f"# Restorer recipes on {a.name} ({a.preset} variants, {a.steps} steps each, half the inputs the Wav2Lip's "
-          "own faces)\n\nreenact: the test split, mouth paste, gains over Wav2Lip alone; val_: the last validation "
-          "on the held-out end of the train split (whole 256 crops).\n\n" + table(rows, list(rows[0])))
-    (RESULTS / f"restorer_recipes_{a.name}.md").write_text(md + "\n")
-    print(md)
-
+    write_study(f"restorer_recipes_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
+                                               "variants": VARIANTS},
+                f"# Restorer recipes on {a.name} ({a.preset} variants, {a.steps} steps each, half the inputs the "
+                "Wav2Lip's own faces)\n\nreenact: the test split, mouth paste, gains over Wav2Lip alone; val_: the "
+                "last validation on the held-out end of the train split (whole 256 crops).")
 
 if __name__ == "__main__":
     main()
