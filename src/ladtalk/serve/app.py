@@ -16,13 +16,14 @@ import json
 import os
 import re
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -195,14 +196,33 @@ async def info(request: Request) -> Response:
                          "max_upload_mb": s.max_upload_bytes / 2**20, "sovqae_presets": list(SOVQAE_PRESETS)})
 
 
+DRAIN_BYTES = 16 * 2**20
+
+
+async def _discard(chunks: AsyncIterator[bytes], limit: int) -> None:
+    """Read and drop up to `limit` more bytes of a refused body: a client still sending when the server answers
+    and closes gets a broken pipe instead of the 413 (seen under load); past the limit the connection is dropped."""
+    seen = 0
+    with contextlib.suppress(ClientDisconnect):
+        async for chunk in chunks:
+            seen += len(chunk)
+            if seen > limit:
+                return
+
+
 async def upload(request: Request) -> Response:
     s = _server(request)
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > s.max_upload_bytes:
-        raise TooLarge(f"the upload is larger than this server's limit of {s.max_upload_bytes / 2**20:.0f} MiB; "
-                       "send a shorter clip or start the server with a larger --max-upload-mb")
-    record = await receive(s.data, request.query_params.get("kind", ""), request.stream(), s.max_upload_bytes,
-                           request.query_params.get("name", ""))
+    chunks = request.stream()
+    try:
+        if declared and declared.isdigit() and int(declared) > s.max_upload_bytes:
+            raise TooLarge(f"the upload is larger than this server's limit of {s.max_upload_bytes / 2**20:.0f} MiB; "
+                           "send a shorter clip or start the server with a larger --max-upload-mb")
+        record = await receive(s.data, request.query_params.get("kind", ""), chunks, s.max_upload_bytes,
+                               request.query_params.get("name", ""))
+    except TooLarge:
+        await _discard(chunks, DRAIN_BYTES)
+        raise
     return JSONResponse(record, status_code=201)
 
 
