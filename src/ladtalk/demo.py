@@ -41,7 +41,9 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     skips the perceptual distance, the slowest score on a CPU)."""
     out = check_writable_dir(out_dir)
     # fixed step counts (the presets' own) sized to keep the demo within ~10 minutes on 2 CPU cores
-    overrides = overrides or {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}"]}
+    # (restore-cpu's patch-GAN phase scaled down with them: the last fifth of the SOVQAE's steps)
+    overrides = overrides or {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}",
+                                         f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}"]}
     t_start = time.perf_counter()
 
     def step(n: int, what: str) -> None:
