@@ -24,7 +24,6 @@ those of bf16 rounding all the same, only many times slower, so the frame counts
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import table, write_results  # noqa: E402
+from common import table, training_log, write_results  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PRECISIONS = ("fp32", "bf16")
@@ -51,9 +50,8 @@ def train_curves(identity: Path, work: Path, steps: int, preset: str) -> dict:
                      overrides=[f"train.precision={precision}", f"train.max_steps={steps}", "train.log_every=2",
                                 f"train.val_every={steps}", f"train.checkpoint_every={steps}"])
         seconds[precision] = time.perf_counter() - t0
-        recs = [json.loads(x) for x in (work / f"train_{precision}" / "logs" / "metrics.jsonl").read_text()
-                .splitlines()]
-        curves[precision] = {r["step"]: r for r in recs if r.get("split", "train") == "train" and "l2" in r}
+        curves[precision] = {r["step"]: r for r in training_log(work / f"train_{precision}")
+                             if r.get("split", "train") == "train" and "l2" in r}
     steps_logged = sorted(set(curves["fp32"]) & set(curves["bf16"]))
     rows = [{"step": s, **{f"{k}_{p}": round(curves[p][s][k], 5) for k in ("loss", "l2", "d_C")
                            for p in PRECISIONS}} for s in steps_logged]

@@ -39,6 +39,18 @@ def write_results(name: str, payload: dict, out_dir: Path | None = None) -> Path
     return path
 
 
+def run_folder_name(label: str) -> str:
+    """A variant's label as a folder name ("guide 96 px, L1 + edges" -> "guide_96_px_L1_and_edges")."""
+    for old, new in ((" ", "_"), (",", ""), (".", ""), ("+", "and"), ("(", ""), (")", "")):
+        label = label.replace(old, new)
+    return label
+
+
+def training_log(run: Path) -> list[dict]:
+    """The records of a training run's logs/metrics.jsonl, in order."""
+    return [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
+
+
 def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> None:
     """A variant study's NAME.json (`payload`, its "rows" included) and NAME.md (`title`, then the rows as a table of
     `columns`, all by default) side by side, and the Markdown printed."""

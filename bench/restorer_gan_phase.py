@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, variant_study_parser, write_study
+from common import RESULTS, run_folder_name, variant_study_parser, write_study
 from restorer_recipes import score
 
 import ladtalk
@@ -32,7 +32,7 @@ def main() -> None:
     base_step = json.loads((a.base / "checkpoints" / "last" / "config.json").read_text())["extra"]["step"]
     rows, reports = [], []
     for label, weight in VARIANTS.items():
-        run = a.work / label.replace(" ", "_").replace(",", "").replace(".", "")
+        run = a.work / run_folder_name(label)
         report = a.work / "reports" / run.name / "reenact" / "report.json"
         if a.collect and not report.exists():
             print(f"{label}: no reports, left out")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import variant_study_parser, write_study
+from common import run_folder_name, training_log, variant_study_parser, write_study
 
 import ladtalk
 
@@ -32,8 +32,7 @@ REENACT = ("psnr_face_db", "psnr_mouth_db", "mouth_sharpness_ratio", "warp_error
 
 
 def last_validation(run: Path) -> dict[str, float]:
-    records = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
-    last = [r for r in records if "lipsync_psnr_restored" in r][-1]
+    last = [r for r in training_log(run) if "lipsync_psnr_restored" in r][-1]
     return {f"val_{k}": last[k] for k in VALIDATION}
 
 
@@ -53,7 +52,7 @@ def main() -> None:
     a = ap.parse_args()
     rows = []
     for label, over in VARIANTS.items():
-        run = a.work / label.replace(" ", "_").replace(",", "").replace("+", "and").replace("(", "").replace(")", "")
+        run = a.work / run_folder_name(label)
         report = a.work / "reports" / run.name / "reenact" / "report.json"  # beside the model, never inside it
         if a.collect and not report.exists():
             print(f"{label}: no reports, left out")

@@ -10,11 +10,10 @@ Results: bench/results/training_budget_NAME.json.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
-from common import write_results
+from common import training_log, write_results
 
 import ladtalk
 from ladtalk.presets import load_preset
@@ -24,8 +23,8 @@ QUIET = ["train.eval_every=100000"]
 
 def seconds_per_step(run: Path, first: int, last: int | None = None) -> float:
     """Mean seconds per step between the logged train steps `first` and `last` (the last logged by default)."""
-    rows = [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
-    rows = [r for r in rows if r.get("split") == "train" and r["step"] >= first and (last is None or r["step"] <= last)]
+    rows = [r for r in training_log(run)
+            if r.get("split") == "train" and r["step"] >= first and (last is None or r["step"] <= last)]
     return (rows[-1]["time"] - rows[0]["time"]) / (rows[-1]["step"] - rows[0]["step"])
 
 
