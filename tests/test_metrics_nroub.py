@@ -114,3 +114,19 @@ def test_no_code_changes_below_nroub_of_a_linear_encoder():
     j = int(np.argsort(np.linalg.norm(codes - codes[labels[0]], axis=1))[1])
     push = pinv @ ((codes[j] - codes[labels[0]]) * 0.6 - offsets[0])
     assert nearest(images[:1] + push)[0] == j and np.linalg.norm(push) > margin
+
+
+def test_nearest_codes_are_the_quantizer_codes():
+    """One encoder pass gives gamma's distances and the codes validation counts as used: the quantizer's own."""
+    from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+    from ladtalk.presets import load_preset
+
+    torch.manual_seed(0)
+    model = SOVQAE(SOVQAEConfig.from_dict(load_preset("tiny")["model"])).eval()
+    images = torch.rand(3, 3, model.config.resolution, model.config.resolution)
+    with torch.no_grad():
+        dists, indices = nroub.nearest_codes(model, images, batch_size=2)
+        _, _, expected = model.encode(images * 2 - 1)
+    assert torch.equal(indices, expected.flatten())
+    assert torch.allclose(dists, nroub.latent_code_distances(model, images))
+    assert dists.shape == indices.shape and (dists >= 0).all()

@@ -136,15 +136,16 @@ def _check_ssim_shapes(a_shape, b_shape, hw) -> None:
 def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
     """SSIM of float (B,C,H,W) images in [0, data_range] (H, W >= 11), mean over channels and pixels -> (B,).
 
-    Batched torch version (grouped 2-D convolution); the fast path on a GPU.
+    Batched torch version (the separable window as two grouped 1-D convolutions, 2x11 taps instead of 121);
+    the fast path on a GPU.
     """
     _check_ssim_shapes(a.shape, b.shape, a.shape[-2:])
     c = a.shape[1]
     g = torch.from_numpy(_gaussian_taps()).to(a.device, a.dtype)
-    win = (g[:, None] * g[None, :]).expand(c, 1, SSIM_WINDOW, SSIM_WINDOW).contiguous()
+    rows, cols = g.view(1, 1, 1, -1).expand(c, 1, 1, -1), g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
 
     def blur(x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, win, groups=c)
+        return F.conv2d(F.conv2d(x, rows, groups=c), cols, groups=c)
 
     ssim_map = _ssim_from_moments(blur(a), blur(b), blur(a * a), blur(b * b), blur(a * b), data_range)
     return ssim_map.flatten(1).mean(1)

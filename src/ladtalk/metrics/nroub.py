@@ -60,15 +60,24 @@ def latent_code_distances(model: SOVQAE, images01: torch.Tensor, amp_dtype: torc
                           batch_size: int = 16) -> torch.Tensor:
     """min_k ||E(x) - e_k|| for every latent of float images (B,3,H,W) in [0,1], flat fp32 (the encoder under
     `amp_dtype` autocast, None: fp32)."""
+    return nearest_codes(model, images01, amp_dtype, batch_size)[0]
+
+
+def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
+                  batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """(min_k ||E(x) - e_k||, argmin_k) for every latent of float images (B,3,H,W) in [0,1], both flat: distances
+    fp32 and code indices, from one pass of the encoder alone."""
     e = model.quantize.embedding.weight.float()
-    out = []
+    dists, indices = [], []
     for s in range(0, len(images01), batch_size):
         x = images01[s:s + batch_size] * 2 - 1
         with autocast_to(x.device, amp_dtype):
             z = model.encode_latent(x)
         flat = z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        out.append(torch.cdist(flat, e).min(1).values)
-    return torch.cat(out)
+        nearest = torch.cdist(flat, e).min(1)
+        dists.append(nearest.values)
+        indices.append(nearest.indices)
+    return torch.cat(dists), torch.cat(indices)
 
 
 def gamma_stats(distances: torch.Tensor | np.ndarray) -> dict[str, float]:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from ladtalk.data import degrade
 from ladtalk.losses.codebook import min_code_distance
 from ladtalk.metrics.image import psnr, ssim_images
-from ladtalk.metrics.nroub import gamma_stats, latent_code_distances
+from ladtalk.metrics.nroub import gamma_stats, nearest_codes
 from ladtalk.models.sovqae import SOVQAE, codebook_usage
 from ladtalk.pipeline.restore import restore_images
 from ladtalk.pixels import to_frames, to_images
@@ -70,12 +70,10 @@ def restoration_scores(model: SOVQAE, clean01: torch.Tensor, degraded01: torch.T
 
 
 @torch.no_grad()
-def used_code_stats(model: SOVQAE, indices: torch.Tensor, train01: torch.Tensor,
-                    amp_dtype: torch.dtype | None) -> dict[str, float]:
-    """d_C over the codes that the given code indices and the training images use, and how many codes neither uses
-    (dead codes decide d_C over all codes without ever being chosen, so the regulariser acts on nothing that
-    matters)."""
-    _, train_indices = restore_images(model, train01, amp_dtype)
+def used_code_stats(model: SOVQAE, indices: torch.Tensor, train_indices: torch.Tensor) -> dict[str, float]:
+    """d_C over the codes that the given code indices (of test and of training images) use, and how many codes
+    neither uses (dead codes decide d_C over all codes without ever being chosen, so the regulariser acts on
+    nothing that matters)."""
     used = torch.unique(torch.cat([indices.flatten(), train_indices.flatten()]))
     e = model.quantize.embedding.weight
     d_used = float(min_code_distance(e[used])) if len(used) > 1 else float("nan")
@@ -90,12 +88,13 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     size = test01.shape[-1]
     recon, indices = restore_images(model, test01, amp_dtype)
     usage, ppl = codebook_usage(indices, model.config.n_embed)
+    train_dists, train_indices = nearest_codes(model, train01, amp_dtype)  # one encoder pass for gamma and d_C_used
     m: dict[str, float] = {
         "recon_psnr": float(psnr01(recon, test01).mean()),
         "recon_ssim": float(ssim_images(recon.double() * 255, test01.double() * 255).mean()),
         "d_C": float(min_code_distance(model.quantize.embedding.weight)),
-        **used_code_stats(model, indices, train01, amp_dtype),
-        "gamma": gamma_stats(latent_code_distances(model, train01, amp_dtype))["gamma"],
+        **used_code_stats(model, indices, train_indices),
+        "gamma": gamma_stats(train_dists)["gamma"],
         "usage": usage, "perplexity": ppl,
     }
     g = torch.Generator().manual_seed(seed)
