@@ -80,3 +80,25 @@ def test_generate_with_the_filter_writes_every_frame(synthetic_identity, tiny_mo
     report = generate(synthetic_identity, tmp_path / "s.wav", out, wav2lip_path=tiny_models / "wav2lip",
                       sovqae_path=tiny_models / "sovqae", device="cpu", batch_size=4, temporal_filter=True)
     assert probe_video(out).frame_count == report.frames == 25 and "temporal" in report.stage_seconds
+
+
+def test_weaker_settings_steady_less_and_bad_ones_are_refused():
+    import pytest
+
+    from ladtalk.errors import InputError
+    from ladtalk.pipeline.temporal import temporal_filter
+
+    g = torch.Generator().manual_seed(4)
+    noisy = _face() + 0.01 * torch.randn(12, 3, 64, 64, generator=g)
+
+    def flicker(filt):
+        out = filt(noisy, np.arange(12))
+        return float((out[1:] - out[:-1]).abs().mean())
+
+    assert temporal_filter(False) is None
+    full, half, narrow = (flicker(temporal_filter(True, *s)) for s in ((1.0, 0.06), (0.5, 0.06), (1.0, 0.005)))
+    assert full < half < float((noisy[1:] - noisy[:-1]).abs().mean())
+    assert full < narrow  # a sigma below the noise lets most of each frame through
+    for strength, sigma in ((0.0, 0.06), (1.5, 0.06), (1.0, 0.0), (1.0, -1.0)):
+        with pytest.raises(InputError, match="temporal"):
+            temporal_filter(True, strength, sigma)

@@ -26,6 +26,7 @@ from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.image import psnr, ssim
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
+from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
 from ladtalk.runtime import resolve_device
 
 # the mouth as a share of the square face crop (x1, y1, x2, y2): below the nose, between the cheeks
@@ -92,15 +93,20 @@ def score_video(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: 
 def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_dir: str | os.PathLike,
             sovqae_path: str | os.PathLike | None = None, paste: str = "mouth",
             syncnet_path: str | os.PathLike | None = None, device: str = "auto", max_frames: int | None = None,
-            precision: str = "auto", lpips: bool = True, temporal_filter: bool = False) -> dict:
+            precision: str = "auto", lpips: bool = True, temporal_filter: bool = False, temporal_strength: float = 1.0,
+            temporal_sigma: float = 0.06) -> dict:
     """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json).
 
     temporal_filter: also score the last row (the cascade, or Wav2Lip only without a SOVQAE) with generate's
     temporal filter, as one more row.
+    `temporal_strength`: the filter's weight, in (0, 1], of the previous face where nothing changed. `temporal_sigma`:
+    the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more
+    of each frame's detail and steady less (measured trade-off in the README).
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
                                         ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],
                               folder=True)
+    make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)  # bad settings fail before any work
     out = check_writable_dir(out_dir)
     ident_dir = Path(identity)
     if not ident_dir.is_dir():
@@ -138,7 +144,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         videos[key] = out / f"{key}.mp4"
         generate(ident_dir, driving, videos[key], wav2lip_path=wav2lip_path, sovqae_path=sovqae_path,
                  no_sovqae=sovqae_path is None, paste=paste, precision=precision, device=device,
-                 frame_indices=frames_idx, temporal_filter=True)
+                 frame_indices=frames_idx, temporal_filter=True, temporal_strength=temporal_strength,
+                 temporal_sigma=temporal_sigma)
 
     face = union_box(ident.crop_boxes[frames_idx], ident.frame_size)
     mouth = sub_box(face, MOUTH_IN_CROP)

@@ -25,7 +25,7 @@ from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import check_out_path
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
-from ladtalk.pipeline.temporal import TemporalFilter
+from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
@@ -34,12 +34,16 @@ from ladtalk.runtime import inference_settings
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
             detector: str | None = None, paste: str = "feather", batch_size: int | None = None,
             precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None,
-            temporal_filter: bool = False, *, started_at: float | None = None) -> RunReport:
+            temporal_filter: bool = False, temporal_strength: float = 1.0, temporal_sigma: float = 0.06, *,
+            started_at: float | None = None) -> RunReport:
     """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
 
     `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
     `temporal_filter`: steady the restored faces from frame to frame before the paste (a causal motion-gated
     filter, pipeline/temporal.py; beyond the paper).
+    `temporal_strength`: the filter's weight, in (0, 1], of the previous face where nothing changed. `temporal_sigma`:
+    the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more
+    of each frame's detail and steady less (measured trade-off in the README).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
     t_start = time.perf_counter() if started_at is None else started_at
@@ -53,6 +57,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     dev = rt.device
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     model = rt.prepare(load_sovqae(sovqae_path, dev))
@@ -61,7 +66,6 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     pads = pick_crop_setting("pads", pads, geometry, DEFAULT_PADS, sovqae_path)
     size = model.config.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
-    temporal = TemporalFilter() if temporal_filter else None
 
     report = RunReport(precision=rt.precision)
     report.add_load(t_start)

@@ -45,6 +45,7 @@ from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
 from ladtalk.pipeline.temporal import TemporalFilter
+from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
@@ -130,13 +131,17 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
 def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
-             device: str = "auto", temporal_filter: bool = False, *, overlap_io: bool = True,
+             device: str = "auto", temporal_filter: bool = False, temporal_strength: float = 1.0,
+             temporal_sigma: float = 0.06, *, overlap_io: bool = True,
              frame_indices: np.ndarray | None = None, started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
     paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
     face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the faces from
     frame to frame before the paste (a causal motion-gated filter, pipeline/temporal.py; beyond the paper).
+    `temporal_strength`: the filter's weight, in (0, 1], of the previous face where nothing changed. `temporal_sigma`:
+    the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more
+    of each frame's detail and steady less (measured trade-off in the README).
     `frame_indices`: the identity frames to use, in order (default: the whole video forward and back); `reenact`
     passes the test split.
     `overlap_io=False` decodes and encodes in the main thread (the sequential baseline of bench/generate.py).
@@ -151,6 +156,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
     rt = inference_settings(device, precision)
     dev = rt.device
     ident = open_identity(identity, device=str(dev))
@@ -167,7 +173,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     sovqae = None if no_sovqae else rt.prepare(load_sovqae(sovqae_path, dev))
     cascade = Cascade(ident, wav2lip, sovqae, square_crop=wav2lip_input_geometry(wav2lip_path) == "square_crop",
                       paste=paste, precision=precision, dtype=rt.amp_dtype, device=dev,
-                      temporal=TemporalFilter() if temporal_filter else None)
+                      temporal=temporal)
     if sovqae is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
     batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)

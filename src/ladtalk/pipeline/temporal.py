@@ -29,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ladtalk.errors import InputError
+
 
 def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
     """Separable Gaussian blur of (B,C,H,W) with reflected borders; sigma_px <= 0 returns the input."""
@@ -110,3 +112,14 @@ class TemporalFilter:
             out[i:i + 1] = result
             self._last_input, self._last_face, self._last_index = cur, result, index
         return out
+
+
+def temporal_filter(enabled: bool, strength: float = 1.0, sigma: float = 0.06) -> TemporalFilter | None:
+    """The filter a command asked for (None when off), its settings checked before any work starts."""
+    if not enabled:
+        return None
+    if not 0 < strength <= 1:
+        raise InputError(f"temporal strength must be in (0, 1] (1: a still face holds), got {strength}")
+    if not sigma > 0:
+        raise InputError(f"temporal sigma must be above 0 (a mean RGB difference in [0, 1]), got {sigma}")
+    return TemporalFilter(sigma=sigma, strength=strength)
