@@ -227,3 +227,9 @@ def test_restorer_learns_from_the_lipsync_models_own_faces(synthetic_identity, t
     train_sovqae([synthetic_identity], run, preset="restore-cpu", overrides=over[:4] + ["train.max_steps=4"]
                  + over[5:], device="cpu", wav2lip_path=tiny_models / "wav2lip")
     assert (run / "lipsync_inputs.npy").stat().st_mtime_ns == stamp
+
+
+def test_the_lipsync_down_up_is_wav2lips_96_px_or_three_eighths_of_small_crops():
+    from ladtalk.data.degrade import lipsync_size
+
+    assert [lipsync_size(s) for s in (512, 256, 192, 128, 16)] == [96, 96, 96, 48, 8]

@@ -6,8 +6,9 @@ bound and lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 
 quantity is labelled bound or estimate (metrics/nroub.py and metrics/lipschitz.py state the assumptions).
 Experiment (the paper's, `_robustness`): on each test frame a random 192x192 region (scaled for other crop sizes)
 is blurred, or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop
-(scaled). Reported: PSNR degraded vs ground truth and restored vs ground truth (whole crop and region), the share
-of latent positions whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
+(3/8 of the side for crops under 192 px: degrade.lipsync_size, as in training validation). Reported: PSNR
+degraded vs ground truth and restored vs ground truth (whole crop and region), the share of latent positions
+whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
 Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
 """
 
@@ -247,7 +248,7 @@ def _robustness(model, clean: torch.Tensor, region: int, gen: torch.Generator, m
         deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
         rows.append(_experiment(model, clean, clean_indices, "noise", s, deg, mask, margins))
         done(f"noise {s}")
-    low = max(8, round(96 * size / 256))
+    low = degrade.lipsync_size(size)  # the same down-up as training validation's down96
     rows.append(_experiment(model, clean, clean_indices, "down_up", float(low), degrade.down_up(clean, low), None,
                             margins))
     done("down-up")

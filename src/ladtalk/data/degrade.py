@@ -33,6 +33,12 @@ def gaussian_noise(images: torch.Tensor, std: float, generator: torch.Generator 
     return (images + std * noise.to(images.device, images.dtype)).clamp(0, 1)
 
 
+def lipsync_size(crop_size: int) -> int:
+    """The side of the Wav2Lip-like down-up for crops of `crop_size`: Wav2Lip's own 96 px, or 3/8 of crops smaller
+    than 192 px (96 of 256), where 96 px would hardly degrade them. Shared by validation and `ladtalk analyze`."""
+    return 96 if crop_size >= 192 else max(8, crop_size * 3 // 8)
+
+
 def down_up(images: torch.Tensor, size: int = 96) -> torch.Tensor:
     """Wav2Lip-like loss of detail: area-downscale to size x size, then bicubic back to the input size."""
     h, w = images.shape[-2:]

@@ -48,7 +48,7 @@ def standard_degradations(size: int) -> dict[str, Callable[[torch.Tensor, torch.
     return {
         "blur_s2": lambda x, g: degrade.gaussian_blur(x, 2.0 * size / 256),
         "noise_0.1": lambda x, g: degrade.gaussian_noise(x, 0.1, g),
-        "down96": lambda x, g: degrade.down_up(x, 96 if size >= 192 else max(8, size * 3 // 8)),
+        "down96": lambda x, g: degrade.down_up(x, degrade.lipsync_size(size)),
     }
 
 
