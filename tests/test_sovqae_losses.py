@@ -22,7 +22,7 @@ def _codes(scale, seed=0, n=16, d=8):
 def test_min_distance_matches_brute_force_and_is_safe():
     e = _codes(1.0)
     brute = min(float((e.detach()[i] - e.detach()[j]).norm()) for i in range(16) for j in range(16) if i != j)
-    assert abs(float(min_code_distance(e)) - brute) < 1e-4
+    assert abs(float(min_code_distance(e).detach()) - brute) < 1e-4
     dup = torch.zeros(4, 3, requires_grad=True)  # coinciding codes: finite value and gradient
     loss = codebook_regularizer(dup)
     loss.backward()
