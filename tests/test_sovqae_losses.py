@@ -45,12 +45,12 @@ def test_gradient_reaches_exactly_the_closest_pair():
 def test_sgd_moves_d_c_towards_theta(scale):
     e = _codes(scale)
     opt = torch.optim.SGD([e], lr=0.05)
-    start = float(min_code_distance(e))
+    start = float(min_code_distance(e).detach())
     for _ in range(20):
         opt.zero_grad()
         codebook_regularizer(e, theta=1.0).backward()
         opt.step()
-    end = float(min_code_distance(e))
+    end = float(min_code_distance(e).detach())
     assert abs(end - 1.0) < abs(start - 1.0) - 0.05, (start, end)
 
 
