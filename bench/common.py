@@ -51,6 +51,15 @@ def training_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
 
 
+def gains_over(scores: dict, base: dict) -> dict[str, float]:
+    """A reenact row's face and mouth PSNR gains and LPIPS ratio against another row of the same report (`base`,
+    Wav2Lip alone)."""
+    lpips = next(k for k in scores if "LPIPS" in k)
+    return {"face_gain_db": scores["psnr_face_db"] - base["psnr_face_db"],
+            "mouth_gain_db": scores["psnr_mouth_db"] - base["psnr_mouth_db"],
+            "lpips_ratio": scores[lpips] / base[lpips]}
+
+
 def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> None:
     """A variant study's NAME.json (`payload`, its "rows" included) and NAME.md (`title`, then the rows as a table of
     `columns`, all by default) side by side, and the Markdown printed."""

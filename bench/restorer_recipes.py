@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common import run_folder_name, training_log, variant_study_parser, write_study
+from common import gains_over, run_folder_name, training_log, variant_study_parser, write_study
 
 import ladtalk
 
@@ -39,12 +39,7 @@ def last_validation(run: Path) -> dict[str, float]:
 def score(label: str, run: Path, report: Path) -> dict:
     scores = json.loads(report.read_text())["scores"]
     w2l, cas = scores["wav2lip"], scores["cascade"]
-    row = {"variant": label, **{k: cas[k] for k in REENACT}}
-    row["face_gain_db"] = cas["psnr_face_db"] - w2l["psnr_face_db"]
-    row["mouth_gain_db"] = cas["psnr_mouth_db"] - w2l["psnr_mouth_db"]
-    lpips = next(k for k in cas if "LPIPS" in k)
-    row["lpips_ratio"] = cas[lpips] / w2l[lpips]
-    return {**row, **last_validation(run)}
+    return {"variant": label, **{k: cas[k] for k in REENACT}, **gains_over(cas, w2l), **last_validation(run)}
 
 
 def main() -> None:

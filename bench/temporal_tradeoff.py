@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from common import write_study
+from common import gains_over, write_study
 
 import ladtalk
 
@@ -22,12 +22,9 @@ COLUMNS = ["setting", "face_gain_db", "mouth_gain_db", "mouth_sharpness_ratio", 
 
 
 def row(label: str, scores: dict, base: dict) -> dict:
-    """One table row: a result's gains over Wav2Lip alone (`base`) and its sharpness, LPIPS ratio and flicker."""
-    lpips = next(k for k in scores if "LPIPS" in k)
-    return {"setting": label, "face_gain_db": scores["psnr_face_db"] - base["psnr_face_db"],
-            "mouth_gain_db": scores["psnr_mouth_db"] - base["psnr_mouth_db"],
-            "mouth_sharpness_ratio": scores["mouth_sharpness_ratio"],
-            "lpips_ratio": scores[lpips] / base[lpips], "warp_error_ratio_to_gt": scores["warp_error_ratio_to_gt"]}
+    """One table row: a result's gains over Wav2Lip alone (`base`) and its sharpness and flicker."""
+    return {"setting": label, **gains_over(scores, base), "mouth_sharpness_ratio": scores["mouth_sharpness_ratio"],
+            "warp_error_ratio_to_gt": scores["warp_error_ratio_to_gt"]}
 
 
 def main() -> None:
@@ -40,7 +37,7 @@ def main() -> None:
     ap.add_argument("--settings", nargs="+", default=["1:0.06", "0.5:0.06", "1:0.03"], metavar="STRENGTH:SIGMA")
     ap.add_argument("--device", default="auto")
     a = ap.parse_args()
-    rows, first = [], None
+    rows = []
     for setting in a.settings:
         strength, sigma = (float(v) for v in setting.split(":"))
         report = a.work / f"strength_{strength:g}_sigma_{sigma:g}" / "report.json"
@@ -48,8 +45,7 @@ def main() -> None:
             ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=a.sovqae, device=a.device,
                             temporal_filter=True, temporal_strength=strength, temporal_sigma=sigma)
         scores = json.loads(report.read_text())["scores"]
-        if first is None:  # the rows without the filter are the same in every report
-            first = scores
+        if not rows:  # the rows without the filter are the same in every report
             rows.append(row("Wav2Lip only", scores["wav2lip"], scores["wav2lip"]))
             rows.append(row("cascade, no filter", scores["cascade"], scores["wav2lip"]))
         rows.append(row(f"cascade, strength {strength:g}, sigma {sigma:g}", scores["cascade_temporal"],
