@@ -99,9 +99,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
 
     temporal_filter: also score the last row (the cascade, or Wav2Lip only without a SOVQAE) with generate's
     temporal filter, as one more row.
-    `temporal_strength`: the filter's weight, in (0, 1], of the previous face where nothing changed. `temporal_sigma`:
-    the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more
-    of each frame's detail and steady less (measured trade-off in the README).
+    `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
                                         ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],

@@ -41,9 +41,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
     `temporal_filter`: steady the restored faces from frame to frame before the paste (a causal motion-gated
     filter, pipeline/temporal.py; beyond the paper).
-    `temporal_strength`: the filter's weight, in (0, 1], of the previous face where nothing changed. `temporal_sigma`:
-    the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more
-    of each frame's detail and steady less (measured trade-off in the README).
+    `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
     t_start = time.perf_counter() if started_at is None else started_at

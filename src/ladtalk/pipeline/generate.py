@@ -139,9 +139,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
     face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the faces from
     frame to frame before the paste (a causal motion-gated filter, pipeline/temporal.py; beyond the paper).
-    `temporal_strength`: the filter's weight, in (0, 1], of the previous face where nothing changed. `temporal_sigma`:
-    the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more
-    of each frame's detail and steady less (measured trade-off in the README).
+    `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
     `frame_indices`: the identity frames to use, in order (default: the whole video forward and back); `reenact`
     passes the test split.
     `overlap_io=False` decodes and encodes in the main thread (the sequential baseline of bench/generate.py).

@@ -115,7 +115,11 @@ class TemporalFilter:
 
 
 def temporal_filter(enabled: bool, strength: float = 1.0, sigma: float = 0.06) -> TemporalFilter | None:
-    """The filter a command asked for (None when off), its settings checked before any work starts."""
+    """The filter a command asked for (None when off), its settings checked before any work starts.
+
+    strength: the filter's weight, in (0, 1], of the previous face where nothing changed. sigma: the change (mean RGB
+    difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more of each frame's detail
+    and steady less (bench/results/temporal_tradeoff_macron.md)."""
     if not enabled:
         return None
     if not 0 < strength <= 1:
