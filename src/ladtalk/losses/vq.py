@@ -24,3 +24,11 @@ def edge_l1(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     dx = (r[..., :, 1:] - r[..., :, :-1]) - (t[..., :, 1:] - t[..., :, :-1])
     dy = (r[..., 1:, :] - r[..., :-1, :]) - (t[..., 1:, :] - t[..., :-1, :])
     return 0.5 * (dx.abs().mean() + dy.abs().mean())
+
+
+def temporal_l2(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference between the restored and the true change from each frame of the first half of the
+    batch to its neighbour in the second half: flicker the truth does not have (the per-frame loss lets the
+    error change freely from frame to frame; this term asks it to stay put)."""
+    r, t = recon.float().chunk(2), target.float().chunk(2)
+    return ((r[1] - r[0]) - (t[1] - t[0])).pow(2).mean()

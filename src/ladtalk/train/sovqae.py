@@ -124,6 +124,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         val_lip = (crops_to_images(store.lip_holdout[pick], rt.device, size),
                    crops_to_images(store.truth_holdout[pick], rt.device, size))
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
+    pairs = t.temporal_weight > 0  # each batch: bs/2 random frames, then their neighbours in the same order
+    neighbours = store.neighbours() if pairs else None
+    if pairs and store.resident:
+        neighbours = torch.as_tensor(neighbours, device=rt.device)
 
     def save(is_best: bool = False) -> None:
         state = {"disc": unwrap(disc).state_dict(), "opt_ae": opt_ae.state_dict(), "opt_d": opt_d.state_dict(),
@@ -155,11 +159,15 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 order = epoch_order(len(store), epoch, seed, rt.rank, rt.world_size)
                 order = torch.as_tensor(order, device=rt.device) if store.resident else order
             rows = order[pos * bs:(pos + 1) * bs]
+            if pairs:
+                rows = rows[:bs // 2]
+                rows = torch.cat([rows, neighbours[rows]]) if store.resident else \
+                    np.concatenate([rows, neighbours[rows]])
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rt.rank)
             x = crops_to_images(store.batch(rows), rt.device, size) * 2 - 1
             lip = crops_to_images(store.lipsync_batch(rows), rt.device, size) * 2 - 1 if lip_share > 0 else None
             if t.augment:  # the same shift and gain for a face and its lip-sync input
-                x = jitter(x if lip is None else torch.cat([x, lip], 1), gen)
+                x = jitter(x if lip is None else torch.cat([x, lip], 1), gen, pairs=pairs)
                 x, lip = (x, None) if lip is None else x.split(3, 1)
             x = rt.images(x)
             x_in = x
@@ -168,10 +176,12 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             use = None
             if lip is not None:
                 use = torch.rand(len(x), generator=gen) < lip_share
+                if pairs:  # both frames of a pair are lip-sync faces, or neither
+                    use = torch.cat([use[:bs // 2], use[:bs // 2]])
                 x_in = torch.where(use.to(x.device)[:, None, None, None], rt.images(lip), x_in)
             if patch:
                 lower = use.tolist() if use is not None and t.lipsync_patch_lower else None
-                x_in, x = random_patches([x_in, x], patch, gen, lower)
+                x_in, x = random_patches([x_in, x], patch, gen, lower, pairs=pairs)
             for group in opt_ae.param_groups:
                 group["lr"] = lr * lr_factor(step, total_steps, t.lr_schedule, t.warmup_steps)
             out = train_step(rt, nets, x_in, x, step, t)

@@ -43,6 +43,8 @@ class SOVQAETrainConfig:
     holdout_fraction: float = 0.05     # end of each train split kept for validation and checkpoints/best
     rec_loss: Literal["l2", "l1"] = "l2"  # the paper's L2, or taming's L1 (sharper detail at the same budget)
     edge_weight: float = 0.0           # weight of an L1 term on image gradients (losses/vq.py edge_l1)
+    temporal_weight: float = 0.0       # weight of an L2 term on the restored change between neighbouring frames
+                                       # against the true change (0: off); batches then hold pairs of neighbours
     augment: bool                      # light on-device jitter (shifts and brightness)
     precision: str                     # one of runtime.PRECISIONS
     channels_last: bool
@@ -59,9 +61,13 @@ class SOVQAETrainConfig:
                        "val_frames", "checkpoint_every", "log_every")
         if self.precision not in PRECISIONS:
             raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("restart_dead_every", "patch_size", "warmup_steps", "num_workers", "edge_weight"):
+        for name in ("restart_dead_every", "patch_size", "warmup_steps", "num_workers", "edge_weight",
+                     "temporal_weight"):
             if getattr(self, name) < 0:
                 raise InputError(f"train.{name} must be at least 0, got {getattr(self, name)}")
+        if self.temporal_weight > 0 and self.batch_size % 2:
+            raise InputError(f"train.temporal_weight trains on pairs of frames: train.batch_size must be even, "
+                             f"got {self.batch_size}")
         for name in ("degrade", "lipsync_share", "holdout_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"train.{name} must be between 0 and 1, got {getattr(self, name)}")

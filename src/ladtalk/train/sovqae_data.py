@@ -47,6 +47,17 @@ class CropStore:
     def __len__(self) -> int:
         return len(self.index)
 
+    def neighbours(self) -> np.ndarray:
+        """For each training row, the row of the next frame of the same identity (the previous one where the next
+        is not a training frame; the row itself when neither is): the pairs of the temporal loss."""
+        ident, frame = self.index[:, 0], self.index[:, 1]
+        rows = np.arange(len(self.index))
+        after = np.minimum(rows + 1, len(rows) - 1)
+        before = np.maximum(rows - 1, 0)
+        next_ok = (ident[after] == ident) & (frame[after] == frame + 1)
+        prev_ok = (ident[before] == ident) & (frame[before] == frame - 1)
+        return np.where(next_ok, after, np.where(prev_ok, before, rows))
+
     def attach_lipsync(self, faces: Sequence[np.ndarray]) -> None:
         """The lip-sync model's faces of each identity's train + holdout frames (in that order, as
         `lipsync_frames` lists them): training rows get theirs from `lipsync_batch`, validation the held-out ones."""
@@ -93,9 +104,13 @@ class CropStore:
         return np.stack([pairs[p][0].crops[pairs[p][1]] for p in pick])
 
 
-def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch.Tensor:
+def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02, pairs: bool = False) -> torch.Tensor:
     """Light augmentation keeping faces aligned: whole-pixel shifts up to +-amount of the size (reflected
-    borders, no resampling blur) and +-5% brightness; x (B,3,H,W) in [-1,1]."""
+    borders, no resampling blur) and +-5% brightness; x (B,C,H,W) in [-1,1]. `pairs`: the second half of the
+    batch gets the first half's shifts and gains (neighbouring frames move together)."""
+    if pairs:
+        first, second = x.chunk(2)
+        return torch.cat(jitter(torch.cat([first, second], 1), gen, amount).chunk(2, 1))
     b, _, h, w = x.shape
     m = max(1, round(amount * max(h, w)))
     offs = torch.randint(0, 2 * m + 1, (b, 2), generator=gen).tolist()  # host ints: no device sync
@@ -108,12 +123,18 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
 
 
 def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator,
-                   lower: Sequence[bool] | None = None) -> list[torch.Tensor]:
+                   lower: Sequence[bool] | None = None, pairs: bool = False) -> list[torch.Tensor]:
     """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
     image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
     detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
-    half (where the mouth is)."""
+    half (where the mouth is). `pairs`: the second half of the batch takes the first half's windows."""
     b, _, h, w = images[0].shape
+    if pairs:
+        halves = [x.chunk(2) for x in images]
+        first = random_patches([a for a, _ in halves] + [b_ for _, b_ in halves], patch, gen,
+                               None if lower is None else lower[:b // 2])
+        n = len(images)
+        return [torch.cat([first[k], first[n + k]]) for k in range(n)]
     ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
     if lower is not None:
         low = min(max(0, h // 2 - patch // 2), h - patch)

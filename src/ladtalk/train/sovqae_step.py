@@ -13,7 +13,7 @@ import torch
 from ladtalk.losses.codebook import codebook_regularizer
 from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
-from ladtalk.losses.vq import edge_l1, reconstruction_l1, reconstruction_l2
+from ladtalk.losses.vq import edge_l1, reconstruction_l1, reconstruction_l2, temporal_l2
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.train.common import Runtime
@@ -79,6 +79,10 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         nll, p_loss = (rec if t.rec_loss == "l2" else reconstruction_l1(recon, x)), zero
         if t.edge_weight > 0:
             nll = nll + t.edge_weight * edge_l1(recon, x)
+        temporal = zero
+        if t.temporal_weight > 0:  # the batch is frames, then their neighbours: steady where the truth is
+            temporal = temporal_l2(recon, x)
+            nll = nll + t.temporal_weight * temporal
         if nets.perceptual is not None:
             p_loss = nets.perceptual(recon, x).mean()
             nll = nll + t.perceptual_weight * p_loss
@@ -107,9 +111,9 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         rt.step(nets.opt_d)
         nets.opt_d.zero_grad(set_to_none=True)
     rt.update()
-    return {"loss": total, "l2": rec, "perceptual": p_loss, "vq": vq, "reg": reg, "g_loss": g_loss,
-            "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"], "adaptive_weight": lam,
-            "indices": info["indices"]}
+    return {"loss": total, "l2": rec, "temporal": temporal, "perceptual": p_loss, "vq": vq, "reg": reg,
+            "g_loss": g_loss, "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"],
+            "adaptive_weight": lam, "indices": info["indices"]}
 
 
 def lr_factor(step: int, total_steps: int, schedule: str, warmup_steps: int) -> float:
