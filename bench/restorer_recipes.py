@@ -1,10 +1,13 @@
 """Which restorer recipe restores most: variants of a SOVQAE preset (restore-cpu by default), each trained for the
 same fixed steps on a prepared identity with a Wav2Lip's own faces as a share of its inputs, then scored by the
 self-reenactment protocol (`reenact`, mouth paste) and by the last validation on the held-out train frames.
-Results: bench/results/restorer_recipes_NAME.{json,md}. A variant is skipped when its reports exist.
+`--study` picks the set of variants: `recipes` (guide size and losses) or `temporal` (the temporal training term
+against the preset). Results: bench/results/restorer_STUDY_NAME.{json,md}. A variant is skipped when its reports
+exist.
 
     python bench/restorer_recipes.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
         --work runs/macron/recipes --name macron --steps 1000
+    python bench/restorer_recipes.py --study temporal ... --work runs/macron/temporal --steps 2500
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ VARIANTS = {
     "guide 32 px, L1 + edges": _ANYWHERE + ["model.guide_scale=1", "train.rec_loss=l1", "train.edge_weight=1.0"],
     "guide 96 px, L1 + edges": _ANYWHERE + ["model.guide_scale=3", "train.rec_loss=l1", "train.edge_weight=1.0"],
 }
+# the temporal term (train.temporal_weight): batches of neighbouring-frame pairs, their restored change held to the
+# true change, at the preset's own 2500 steps
+TEMPORAL = {"restore-cpu": [], "temporal_weight 1": ["train.temporal_weight=1"],
+            "temporal_weight 3": ["train.temporal_weight=3"]}
+STUDIES = {"recipes": VARIANTS, "temporal": TEMPORAL}
 VALIDATION = ("recon_psnr", "down96_psnr_degraded", "down96_psnr_restored", "noise_0.1_psnr_restored",
               "lipsync_psnr_input", "lipsync_psnr_restored")
 REENACT = ("psnr_face_db", "psnr_mouth_db", "mouth_sharpness_ratio", "warp_error_ratio_to_gt")
@@ -44,9 +52,11 @@ def score(label: str, run: Path, report: Path) -> dict:
 
 def main() -> None:
     ap = variant_study_parser(__doc__, steps=1000, wav2lip_required=True)
+    ap.add_argument("--study", choices=sorted(STUDIES), default="recipes")
     a = ap.parse_args()
+    variants = STUDIES[a.study]
     rows = []
-    for label, over in VARIANTS.items():
+    for label, over in variants.items():
         run = a.work / run_folder_name(label)
         report = a.work / "reports" / run.name / "reenact" / "report.json"  # beside the model, never inside it
         if a.collect and not report.exists():
@@ -58,9 +68,9 @@ def main() -> None:
         if not report.exists():
             ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=run, device=a.device)
         rows.append(score(label, run, report))
-    write_study(f"restorer_recipes_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
-                                               "variants": VARIANTS},
-                f"# Restorer recipes on {a.name} ({a.preset} variants, {a.steps} steps each, half the inputs the "
+    write_study(f"restorer_{a.study}_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
+                                                 "variants": variants},
+                f"# Restorer {a.study} on {a.name} ({a.preset} variants, {a.steps} steps each, half the inputs the "
                 "Wav2Lip's own faces)\n\nreenact: the test split, mouth paste, gains over Wav2Lip alone; val_: the "
                 "last validation on the held-out end of the train split (whole 256 crops).")
 
