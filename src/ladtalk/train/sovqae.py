@@ -85,7 +85,9 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     perceptual_name = nets.perceptual_name
     bs = t.batch_size
 
-    steps_per_epoch = len(store) // (bs * rt.world_size)
+    pairs = t.temporal_weight > 0  # each batch: bs/2 frames in the epoch's order, then their neighbours
+    draw = bs // 2 if pairs else bs  # frames taken from the epoch's order per step
+    steps_per_epoch = len(store) // (draw * rt.world_size)
     if steps_per_epoch == 0:
         raise InputError(f"only {len(store)} training frames for batch size {bs} x {rt.world_size} processes; "
                          "lower train.batch_size")
@@ -124,7 +126,6 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         val_lip = (crops_to_images(store.lip_holdout[pick], rt.device, size),
                    crops_to_images(store.truth_holdout[pick], rt.device, size))
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
-    pairs = t.temporal_weight > 0  # each batch: bs/2 random frames, then their neighbours in the same order
     neighbours = store.neighbours() if pairs else None
     if pairs and store.resident:
         neighbours = torch.as_tensor(neighbours, device=rt.device)
@@ -158,9 +159,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 order_epoch = epoch
                 order = epoch_order(len(store), epoch, seed, rt.rank, rt.world_size)
                 order = torch.as_tensor(order, device=rt.device) if store.resident else order
-            rows = order[pos * bs:(pos + 1) * bs]
+            rows = order[pos * draw:(pos + 1) * draw]
             if pairs:
-                rows = rows[:bs // 2]
                 rows = torch.cat([rows, neighbours[rows]]) if store.resident else \
                     np.concatenate([rows, neighbours[rows]])
             gen = torch.Generator().manual_seed(seed * 1_000_003 + step * 97 + rt.rank)
