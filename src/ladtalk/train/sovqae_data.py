@@ -129,12 +129,10 @@ def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Genera
     detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
     half (where the mouth is). `pairs`: the second half of the batch takes the first half's windows."""
     b, _, h, w = images[0].shape
-    if pairs:
-        halves = [x.chunk(2) for x in images]
-        first = random_patches([a for a, _ in halves] + [b_ for _, b_ in halves], patch, gen,
-                               None if lower is None else lower[:b // 2])
-        n = len(images)
-        return [torch.cat([first[k], first[n + k]]) for k in range(n)]
+    if pairs:  # as jitter does: each pair side by side in the channels, cut once
+        joined = random_patches([torch.cat(x.chunk(2), 1) for x in images], patch, gen,
+                                None if lower is None else lower[:b // 2])
+        return [torch.cat(p.chunk(2, 1)) for p in joined]
     ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
     if lower is not None:
         low = min(max(0, h // 2 - patch // 2), h - patch)
