@@ -172,7 +172,16 @@ def test_reenact_scores_both_rows_against_the_test_frames(synthetic_identity, ti
         assert {"psnr_full_db", "psnr_face_db", "psnr_mouth_db", "ssim_face", "mouth_sharpness_ratio",
                 "warp_error_ratio_to_gt"} <= set(s)
         assert s["psnr_mouth_db"] < s["psnr_face_db"] < s["psnr_full_db"]  # the mouth is where frames differ
-    for name in ("report.json", "report.md", "strip.png", "wav2lip_only.mp4", "cascade.mp4", "ground_truth.mp4"):
+    # the true crops pasted the same way: what a perfect restorer at this crop size would score
+    ceiling = report["scores"]["crop_ceiling"]
+    assert ceiling["psnr_face_db"] > report["scores"]["cascade"]["psnr_face_db"] + 3
+    assert ceiling["psnr_mouth_db"] > 30 and "true crops pasted" in (out / "report.md").read_text()
+    assert ceiling["mouth_sharpness_of_ceiling"] == 1
+    cascade = report["scores"]["cascade"]
+    assert cascade["mouth_sharpness_of_ceiling"] == pytest.approx(
+        cascade["mouth_sharpness_ratio"] / ceiling["mouth_sharpness_ratio"])
+    for name in ("report.json", "report.md", "strip.png", "wav2lip_only.mp4", "cascade.mp4", "ground_truth.mp4",
+                 "true_crops_pasted.mp4"):
         assert (out / name).is_file(), name
     assert not [p for p in out.iterdir() if ".partial" in p.name]
 
