@@ -17,6 +17,9 @@ def test_demo_runs_end_to_end_and_scores_both_stages(tmp_path):
         assert s["psnr_mouth_db"] < 60 and s["mouth_sharpness_ratio"] > 0
     # the mouth paste leaves the upper face the identity's own: it scores at least as well as the whole-face paste
     assert summary["scores"]["wav2lip"]["psnr_face_db"] >= summary["scores"]["wav2lip_feather"]["psnr_face_db"]
+    # the truth's own crops pasted back: the ceiling of any restorer at this crop size, far above both stages
+    ceiling = summary["scores"]["crop_ceiling"]
+    assert ceiling["psnr_face_db"] > summary["scores"]["ladtalk"]["psnr_face_db"] + 3 and ceiling["ssim_face"] > 0.9
     written = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert written["scores"] == summary["scores"]
     for name in ("wav2lip_only.mp4", "ladtalk.mp4", "ground_truth.mp4", "ladtalk_whole_face.mp4", "strip.png"):

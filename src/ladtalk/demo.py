@@ -20,6 +20,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.data.prepare import prepare
 from ladtalk.data.synthetic import iter_render_frames, load_truth, synthesize
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
+from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
@@ -82,7 +83,14 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     truth_frames, boxes, openness = render_truth(clip.truth_path, Identity.open(ident_dir), envelope, n, seed,
                                                  out / "ground_truth.mp4", audio)
     ident = Identity.open(ident_dir)
-    face = union_box(ident.crop_boxes[pingpong_indices(n, ident.frame_count)], ident.frame_size)
+    crop_boxes = ident.crop_boxes[pingpong_indices(n, ident.frame_count)]
+    face = union_box(crop_boxes, ident.frame_size)
+    # the ceiling of any restorer at this crop size: the truth's own crops pasted with the mouth paste
+    videos["crop_ceiling"] = out / "true_crops_pasted.mp4"
+    with VideoWriter(videos["crop_ceiling"], FPS, audio=audio, sample_rate=SAMPLE_RATE) as writer:
+        writer.write(paste_faces(truth_frames, crop_faces(truth_frames, crop_boxes, ident.crop_size), crop_boxes,
+                                 mode="mouth"))
+    generated["crop_ceiling"] = np.stack(list(iter_frames(videos["crop_ceiling"])))[:n]
     perceptual = _perceptual(device) if lpips else None
     scores = {k: score(v[:n], truth_frames, boxes, openness, face, perceptual) for k, v in generated.items()}
     write_strip(out / "strip.png", truth_frames, {k: generated[k][:n] for k in ("wav2lip", "ladtalk")}, face)
@@ -91,7 +99,8 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
                "frames": n, "scores": scores,
                "paste": {"wav2lip": "mouth", "ladtalk": "mouth", "wav2lip_feather": "feather",
-                         "ladtalk_feather": "feather"}, "perceptual": None if perceptual is None else perceptual.note,
+                         "ladtalk_feather": "feather", "crop_ceiling": "mouth"},
+               "perceptual": None if perceptual is None else perceptual.note,
                "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4",
                                                  "strip": out / "strip.png",
                                                  "strip_whole_face": out / "strip_whole_face.png"}.items()}}
@@ -143,7 +152,7 @@ def score(frames: np.ndarray, truth: np.ndarray, face_boxes: np.ndarray, opennes
 
 
 NAMES = {"wav2lip": "Wav2Lip only", "ladtalk": "Wav2Lip + SOVQAE", "wav2lip_feather": "Wav2Lip only, whole face",
-         "ladtalk_feather": "Wav2Lip + SOVQAE, whole face"}
+         "ladtalk_feather": "Wav2Lip + SOVQAE, whole face", "crop_ceiling": "true crops pasted (ceiling)"}
 
 
 def print_summary(summary: dict) -> None:
@@ -158,4 +167,5 @@ def print_summary(summary: dict) -> None:
               f"{s['ssim_face']:>10.4f}{lpips}{s['mouth_sharpness_ratio']:>10.2f}")
     print("lip-sync r: correlation of the generated mouth opening with the true one (1 = perfect); PSNR/SSIM/"
           f"{lp or 'LPIPS'}: the face region against the ground-truth render; sharpness: the mouth's high-frequency "
-          "energy over the truth's (1 = as sharp); rows 1-2 paste the lower face only, rows 3-4 the whole face box")
+          "energy over the truth's (1 = as sharp); rows 1-2 paste the lower face only, rows 3-4 the whole face box; "
+          "the last row pastes the truth's own crops (mouth paste): the best a restorer at this crop size can do")
