@@ -80,9 +80,9 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     step(7, "score against the ground-truth render of the new speech")
     generated = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(v) for v in generated.values())
-    truth_frames, boxes, openness = render_truth(clip.truth_path, Identity.open(ident_dir), envelope, n, seed,
-                                                 out / "ground_truth.mp4", audio)
     ident = Identity.open(ident_dir)
+    truth_frames, boxes, openness = render_truth(clip.truth_path, ident, envelope, n, seed, out / "ground_truth.mp4",
+                                                 audio)
     crop_boxes = ident.crop_boxes[pingpong_indices(n, ident.frame_count)]
     face = union_box(crop_boxes, ident.frame_size)
     # the ceiling of any restorer at this crop size: the truth's own crops pasted with the mouth paste
