@@ -19,6 +19,14 @@ from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
 KIND = "sovqae"
+# On a CPU a batch of 256x256 activations spills out of the caches: one face at a time runs 3.5x faster per face
+# than 16 at once (2-core EPYC, restore-cpu: 114 against 407 ms/face), with the same result.
+CPU_BATCH = 1
+
+
+def batch_for(device: torch.device, batch_size: int) -> int:
+    """The batch to run the SOVQAE in on `device`: as asked on accelerators, at most CPU_BATCH on a CPU."""
+    return min(batch_size, CPU_BATCH) if device.type == "cpu" else batch_size
 
 
 def sovqae_folder(path: str | os.PathLike) -> Path:
@@ -103,6 +111,7 @@ def restore_images(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype |
                    batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """`restore_batch` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's device:
     (restored images in [0,1] fp32, code indices (B,h,w)); what validation and `ladtalk analyze` measure."""
+    batch_size = batch_for(next(model.parameters()).device, batch_size)
     outs = [restore_batch(model, images[s:s + batch_size], amp_dtype) for s in range(0, len(images), batch_size)]
     return torch.cat([y for y, _ in outs]), torch.cat([i for _, i in outs])
 
@@ -128,6 +137,7 @@ def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 
     elif images.ndim != 4 or images.shape[1] != 3:
         raise InputError(f"restore expects float images (B,3,H,W) in [0,1], got {tuple(images.shape)}")
     outs = []
+    batch_size = batch_for(device, batch_size)
     for s in range(0, len(images), batch_size):
         if as_frames:
             x = t[s:s + batch_size].to(device).permute(0, 3, 1, 2).float() / 255.0
