@@ -19,9 +19,9 @@ from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
 KIND = "sovqae"
-# On a CPU a batch of 256x256 activations spills out of the caches: one face at a time runs 3.5x faster per face
-# than 16 at once (2-core EPYC, restore-cpu: 114 against 407 ms/face), with the same result.
-CPU_BATCH = 1
+# On a CPU a batch of 256x256 activations spills out of the caches: 1-4 faces at a time run ~1.8x faster per face
+# than 16 (2-core EPYC, restore-cpu: 117-135 against 223 ms/face, bench/results/restore_batch_cpu.json).
+CPU_BATCH = 2
 
 
 def batch_for(device: torch.device, batch_size: int) -> int:
