@@ -1,6 +1,7 @@
 """How many faces at once the SOVQAE should take on a CPU: ms per face of `restore_batch` (encoder, codes, decoder;
 fp32) for batches of 1 to 16 faces at 256x256, with the restore-cpu network (the CPU preset's and the demo's;
-untrained: the time does not depend on the weights). Why `pipeline.restore.CPU_BATCH` is 1. Results: bench/results/restore_batch_cpu.json.
+untrained: the time does not depend on the weights). Why `pipeline.restore.CPU_BATCH` is 2.
+Results: bench/results/restore_batch_cpu.json.
 
     OMP_NUM_THREADS=2 python bench/restore_batch_cpu.py
 """
