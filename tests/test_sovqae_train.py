@@ -12,7 +12,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.errors import CheckpointError
 from ladtalk.losses.vq import reconstruction_l2
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.pipeline.restore import crop_geometry, load_sovqae, restore
+from ladtalk.pipeline.restore import CPU_BATCH, batch_for, crop_geometry, load_sovqae, restore
 from ladtalk.presets import load_preset
 from ladtalk.train.sovqae import train_sovqae
 
@@ -80,6 +80,10 @@ def test_export_loads_and_restores(identity, trained_run):
     out_f = restore(model, imgs, out_size=32)
     assert out_f.dtype == torch.float32 and out_f.shape == (3, 3, 32, 32) and 0 <= out_f.min() <= out_f.max() <= 1
     assert np.abs(out.astype(int) - (out_f.permute(0, 2, 3, 1).numpy() * 255).round()).max() <= 1
+    # on a CPU the faces go through a few at a time whatever batch is asked (the same result, faster)
+    assert batch_for(torch.device("cpu"), 16) == CPU_BATCH and batch_for(torch.device("cuda"), 64) == 64
+    assert np.array_equal(restore(model, frames, batch_size=16, out_size=32), restore(model, frames, batch_size=1,
+                                                                                      out_size=32))
     with pytest.raises(CheckpointError):
         load_sovqae(identity)
     # the model remembers how its faces were cut, for enhance/generate to default to
