@@ -1,13 +1,14 @@
 """Which restorer recipe restores most: variants of a SOVQAE preset (restore-cpu by default), each trained for the
 same fixed steps on a prepared identity with a Wav2Lip's own faces as a share of its inputs, then scored by the
 self-reenactment protocol (`reenact`, mouth paste) and by the last validation on the held-out train frames.
-`--study` picks the set of variants: `recipes` (guide size and losses) or `temporal` (the temporal training term
-against the preset). Results: bench/results/restorer_STUDY_NAME.{json,md}. A variant is skipped when its reports
-exist.
+`--study` picks the set of variants: `recipes` (guide size and losses), `temporal` (the temporal training term
+against the preset) or `skip` (skip fusion against the preset). Results: bench/results/restorer_STUDY_NAME.{json,md}.
+A variant is skipped when its reports exist.
 
     python bench/restorer_recipes.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
         --work runs/macron/recipes --name macron --steps 1000
     python bench/restorer_recipes.py --study temporal ... --work runs/macron/temporal --steps 2500
+    python bench/restorer_recipes.py --study skip ... --work runs/macron/skip --steps 2500
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ VARIANTS = {
 # true change, at the preset's own 2500 steps
 TEMPORAL = {"restore-cpu": [], "temporal_weight 1": ["train.temporal_weight=1"],
             "temporal_weight 3": ["train.temporal_weight=3"]}
-STUDIES = {"recipes": VARIANTS, "temporal": TEMPORAL}
+# skip fusion (model.skip_levels, beyond the paper): the decoder's finest levels corrected by the encoder's features
+SKIP = {"restore-cpu": [], "skip_levels 2": ["model.skip_levels=2"]}
+STUDIES = {"recipes": VARIANTS, "temporal": TEMPORAL, "skip": SKIP}
 VALIDATION = ("recon_psnr", "down96_psnr_degraded", "down96_psnr_restored", "noise_0.1_psnr_restored",
               "lipsync_psnr_input", "lipsync_psnr_restored")
 REENACT = ("psnr_face_db", "psnr_mouth_db", "mouth_sharpness_ratio", "warp_error_ratio_to_gt")

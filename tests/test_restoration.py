@@ -214,6 +214,29 @@ def test_a_finer_guide_starts_as_that_thumbnail_enlarged_and_the_scale_is_checke
         SOVQAEConfig.from_dict({**tiny, "lowres_guide": True, "guide_scale": 16})
 
 
+def test_skip_fusion_starts_as_the_model_without_it_and_its_correction_is_trained():
+    torch.manual_seed(0)
+    tiny = {**load_preset("tiny")["model"], "lowres_guide": True}
+    fused = SOVQAE(SOVQAEConfig.from_dict({**tiny, "skip_levels": 2}))
+    torch.nn.init.normal_(fused.decoder.conv_out.weight, std=0.01)  # as after a step: gradients reach the decoder
+    plain = SOVQAE(SOVQAEConfig.from_dict(tiny))
+    missing, unexpected = plain.load_state_dict(fused.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith("decoder.fuse.") for k in unexpected)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    recon, vq, _ = fused(x)
+    with torch.no_grad():
+        assert torch.allclose(recon, plain(x)[0], atol=1e-6)
+        assert torch.allclose(fused.decode(fused.encode(x)[0], x), recon, atol=1e-6)  # features recomputed
+    (recon.pow(2).mean() + vq).backward()
+    assert fused.decoder.fuse[0].conv2.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        fused.decoder.fuse[0].conv2.weight.normal_(std=0.1)  # a trained fusion (a uniform one GroupNorm undoes)
+        assert not torch.allclose(fused(x)[0], recon.detach(), atol=1e-3)
+    assert not any(".fuse." in k for k in SOVQAE(SOVQAEConfig.from_dict(tiny)).state_dict())
+    with pytest.raises(ValueError, match="skip_levels"):
+        SOVQAEConfig.from_dict({**tiny, "skip_levels": len(tiny["ch_mult"])})
+
+
 def test_lipsync_patches_can_be_held_to_the_lower_face():
     rows = torch.arange(8, dtype=torch.float32)[:, None, None, None] + torch.zeros(8, 3, 256, 256)
     rows[:, :, :, :] += torch.arange(256, dtype=torch.float32)[None, None, :, None] * 10  # value = row + 10 * y

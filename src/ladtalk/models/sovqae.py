@@ -41,6 +41,10 @@ class SOVQAEConfig:
     # the enlarged thumbnail is taken at guide_scale x the code grid (1: the grid itself; f: the input unchanged);
     # a finer one keeps more of what the lip-sync stage drew and leaves the codes only the finest detail
     guide_scale: int = 1
+    # beyond the paper: the decoder's features at the `skip_levels` finest levels are corrected by the encoder's at
+    # the same level (a learned scale and shift, zero at first), so what the input shows sharp need not pass
+    # through the codes; the codes still decide the coarse levels
+    skip_levels: int = 0
 
     def __post_init__(self) -> None:
         # JSON round trips give lists; keep the dataclass hashable and comparable.
@@ -52,6 +56,8 @@ class SOVQAEConfig:
         if not 1 <= self.guide_scale <= self.downsample_factor:
             raise ValueError(f"guide_scale must be between 1 and the downsampling factor {self.downsample_factor}, "
                              f"got {self.guide_scale}")
+        if not 0 <= self.skip_levels < len(self.ch_mult):
+            raise ValueError(f"skip_levels must be between 0 and {len(self.ch_mult) - 1}, got {self.skip_levels}")
 
     @property
     def downsample_factor(self) -> int:
@@ -136,12 +142,35 @@ class _Level(nn.Module):
         if resample is not None:
             self.resample = resample
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The level's blocks, before its resampling."""
         for i, blk in enumerate(self.block):
             x = blk(x)
             if len(self.attn):
                 x = self.attn[i](x)
+        return x
+
+    def resampled(self, x: torch.Tensor) -> torch.Tensor:
         return self.resample(x) if hasattr(self, "resample") else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.resampled(self.features(x))
+
+
+class SkipFusion(nn.Module):
+    """Decoder features h corrected by the encoder's e at the same level: h + h * scale + shift, scale and shift
+    drawn from both; zero at first, so a fresh model decodes as one without it."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(2 * c, c, 3, padding=1)
+        self.conv2 = nn.Conv2d(c, 2 * c, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.conv2(F.silu(self.conv1(torch.cat([h, e.to(h.dtype)], 1)))).chunk(2, 1)
+        return h + h * scale + shift
 
 
 class _Mid(nn.Module):
@@ -178,10 +207,25 @@ class Encoder(nn.Module):
         self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_in(x)
-        for level in self.down:
-            h = level(h)
-        return self.conv_out(F.silu(self.norm_out(self.mid(h))))
+        return self.latent_and_skips(x)[0]
+
+    def latent_and_skips(self, x: torch.Tensor, keep: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(latent, the features of the `keep` finest levels before their downsampling, finest first)."""
+        h, skips = self.conv_in(x), []
+        for i, level in enumerate(self.down):
+            h = level.features(h)
+            if i < keep:
+                skips.append(h)
+            h = level.resampled(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h)))), skips
+
+    def skips(self, x: torch.Tensor, keep: int) -> list[torch.Tensor]:
+        """Only the features of the `keep` finest levels (what the decoder's skip fusion needs)."""
+        h, skips = self.conv_in(x), []
+        for level in self.down[:keep]:
+            skips.append(level.features(h))
+            h = level.resampled(skips[-1])
+        return skips
 
 
 class Decoder(nn.Module):
@@ -205,16 +249,21 @@ class Decoder(nn.Module):
             res = res * 2 if i != 0 else res
         # taming indexes `up` by resolution level (0 = full size); keep that order for readable names
         self.up = nn.ModuleList(reversed(levels))
+        self.fuse = nn.ModuleList(SkipFusion(cfg.ch * cfg.ch_mult[i]) for i in range(cfg.skip_levels))
         self.norm_out = _norm(c, g)
         self.conv_out = nn.Conv2d(c, cfg.out_channels, 3, padding=1)
         if cfg.lowres_guide:  # start as the enlarged thumbnail: the detail is learned on top of it
             nn.init.zeros_(self.conv_out.weight)
             nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, skips: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """z -> image; `skips`: the encoder's features of the finest levels (finest first), one per fusion."""
         h = self.mid(self.conv_in(z))
-        for level in reversed(self.up):
-            h = level(h)
+        for i in reversed(range(len(self.up))):
+            h = self.up[i].features(h)
+            if i < len(self.fuse):
+                h = self.fuse[i](h, skips[i])
+            h = self.up[i].resampled(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -295,20 +344,28 @@ class SOVQAE(nn.Module):
         """images (B,3,H,W) in [-1,1] -> (z_q (B,D,h,w) fp32, vq loss scalar, indices (B,h,w) int64)."""
         return self.quantize(self.encode_latent(images))
 
-    def decode(self, z_q: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, z_q: torch.Tensor, images: torch.Tensor | None = None,
+               skips: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Quantized latents (B,D,h,w) -> images (B,3,h*f,w*f), nominally in [-1,1] (not clamped). With
-        `lowres_guide`, `images` (the encoder's input, (B,3,H,W) in [-1,1]) gives the decoder its thumbnail."""
+        `lowres_guide` or `skip_levels`, `images` (the encoder's input, (B,3,H,W) in [-1,1]) gives the decoder its
+        thumbnail and the encoder's fine features (`skips`, when the caller has them already)."""
         h = self.post_quant_conv(z_q)
-        if not self.config.lowres_guide:
+        cfg = self.config
+        if not (cfg.lowres_guide or cfg.skip_levels):
             return self.decoder(h)
         if images is None:
-            raise ValueError("this SOVQAE decodes with a low-resolution guide: pass the input images")
+            raise ValueError("this SOVQAE's decoder takes its low-resolution guide or skip features from the "
+                             "input: pass the input images")
+        if cfg.skip_levels and skips is None:
+            skips = self.encoder.skips(images, cfg.skip_levels)
+        if not cfg.lowres_guide:
+            return self.decoder(h, skips)
         guide = F.interpolate(images.to(h.dtype), size=h.shape[-2:], mode="area")
-        s = self.config.guide_scale
+        s = cfg.guide_scale
         thumb = guide if s == 1 else F.interpolate(images.to(h.dtype), size=(h.shape[-2] * s, h.shape[-1] * s),
                                                    mode="area")
         base = F.interpolate(thumb, size=images.shape[-2:], mode="bicubic", align_corners=False)
-        return base + self.decoder(torch.cat([h, guide], 1))
+        return base + self.decoder(torch.cat([h, guide], 1), skips)
 
     def decode_indices(self, indices: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
         """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f) (`images`: the guide, see decode)."""
@@ -320,8 +377,10 @@ class SOVQAE(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """images (B,3,H,W) in [-1,1] -> (reconstruction, vq loss, info: indices, usage and perplexity tensors)."""
-        z_q, vq_loss, indices = self.encode(images)
-        recon = self.decode(z_q, images)
+        self._check(images)
+        latent, skips = self.encoder.latent_and_skips(images, self.config.skip_levels)
+        z_q, vq_loss, indices = self.quantize(self.quant_conv(latent))
+        recon = self.decode(z_q, images, skips)
         usage, perplexity = usage_tensors(indices.detach(), self.config.n_embed)
         return recon, vq_loss, {"indices": indices, "usage": usage, "perplexity": perplexity}
 
