@@ -211,21 +211,21 @@ class Encoder(nn.Module):
 
     def latent_and_skips(self, x: torch.Tensor, keep: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(latent, the features of the `keep` finest levels before their downsampling, finest first)."""
-        h, skips = self.conv_in(x), []
-        for i, level in enumerate(self.down):
-            h = level.features(h)
-            if i < keep:
-                skips.append(h)
-            h = level.resampled(h)
+        h, skips = self._fine_levels(x, keep)
+        for level in self.down[keep:]:
+            h = level(h)
         return self.conv_out(F.silu(self.norm_out(self.mid(h)))), skips
 
     def skips(self, x: torch.Tensor, keep: int) -> list[torch.Tensor]:
         """Only the features of the `keep` finest levels (what the decoder's skip fusion needs)."""
+        return self._fine_levels(x, keep)[1]
+
+    def _fine_levels(self, x: torch.Tensor, keep: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, skips = self.conv_in(x), []
         for level in self.down[:keep]:
             skips.append(level.features(h))
             h = level.resampled(skips[-1])
-        return skips
+        return h, skips
 
 
 class Decoder(nn.Module):
