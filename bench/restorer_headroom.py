@@ -79,6 +79,8 @@ def read_report(folder: Path) -> tuple[dict, list[int], list[int]]:
     if (folder / "report.json").exists():
         report = json.loads((folder / "report.json").read_text())
         return report["files"], report["face_box"], report["mouth_box"]
+    if not (folder / "summary.json").exists():
+        raise SystemExit(f"{folder} holds neither report.json (a reenact report) nor summary.json (a demo output)")
     summary = json.loads((folder / "summary.json").read_text())  # the demo: its boxes as demo.py scores them
     ident = Identity.open(folder / "identity")
     face = union_box(ident.crop_boxes[pingpong_indices(summary["frames"], ident.frame_count)], ident.frame_size)
