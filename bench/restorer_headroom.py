@@ -81,10 +81,13 @@ def read_report(folder: Path) -> tuple[dict, list[int], list[int]]:
         return report["files"], report["face_box"], report["mouth_box"]
     if not (folder / "summary.json").exists():
         raise SystemExit(f"{folder} holds neither report.json (a reenact report) nor summary.json (a demo output)")
-    summary = json.loads((folder / "summary.json").read_text())  # the demo: its boxes as demo.py scores them
+    summary = json.loads((folder / "summary.json").read_text())
+    files = {"wav2lip": summary["files"]["wav2lip"], "cascade": summary["files"]["ladtalk"]}
+    if "face_box" in summary:
+        return files, summary["face_box"], summary["mouth_box"]
+    # a demo output from before the summary recorded its boxes: recompute them as demo.py scores them
     ident = Identity.open(folder / "identity")
     face = union_box(ident.crop_boxes[pingpong_indices(summary["frames"], ident.frame_count)], ident.frame_size)
-    files = {"wav2lip": summary["files"]["wav2lip"], "cascade": summary["files"]["ladtalk"]}
     return files, face, sub_box(face, MOUTH_IN_CROP)
 
 

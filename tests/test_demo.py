@@ -22,5 +22,8 @@ def test_demo_runs_end_to_end_and_scores_both_stages(tmp_path):
     assert ceiling["psnr_face_db"] > summary["scores"]["ladtalk"]["psnr_face_db"] + 3 and ceiling["ssim_face"] > 0.9
     written = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert written["scores"] == summary["scores"]
+    # the boxes it scored the face and the mouth in, for bench/restorer_headroom.py to use as they are
+    (fx1, fy1, fx2, fy2), (mx1, my1, mx2, my2) = written["face_box"], written["mouth_box"]
+    assert fx1 <= mx1 < mx2 <= fx2 and fy1 <= my1 < my2 <= fy2
     for name in ("wav2lip_only.mp4", "ladtalk.mp4", "ground_truth.mp4", "ladtalk_whole_face.mp4", "strip.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 0

@@ -237,6 +237,29 @@ def test_skip_fusion_starts_as_the_model_without_it_and_its_correction_is_traine
         SOVQAEConfig.from_dict({**tiny, "skip_levels": len(tiny["ch_mult"])})
 
 
+def test_inference_encodes_once_and_matches_the_separate_passes():
+    from ladtalk.metrics.nroub import difference_ratios, finite_difference_ratios
+    from ladtalk.pipeline.restore import restore_images, restore_images_with_latents
+
+    torch.manual_seed(0)
+    tiny = {**load_preset("tiny")["model"], "lowres_guide": True, "skip_levels": 2}
+    model = SOVQAE(SOVQAEConfig.from_dict(tiny)).eval()
+    torch.nn.init.normal_(model.decoder.fuse[0].conv2.weight, std=0.1)  # a fusion that changes the output
+    clean = torch.rand(3, 3, 64, 64)
+    noisy = (clean + 0.1 * torch.randn_like(clean)).clamp(0, 1)
+    restored, indices, latents = restore_images_with_latents(model, noisy, batch_size=2)
+    with torch.no_grad():
+        x = noisy * 2 - 1
+        z_q, _, expected_indices = model.encode(x)
+        expected = ((model.decode(z_q, x) + 1) / 2).clamp(0, 1)  # skip features recomputed from the input
+        assert torch.allclose(latents, model.encode_latent(x), atol=1e-5)  # batches of 2 against 3
+        ratios = finite_difference_ratios(model.encode_latent, clean * 2 - 1, x)
+    assert torch.equal(indices, expected_indices) and torch.allclose(restored, expected, atol=1e-5)
+    assert all(torch.equal(a, b) for a, b in zip(restore_images(model, noisy), (restored, indices)))
+    _, _, clean_latents = restore_images_with_latents(model, clean)
+    assert torch.allclose(difference_ratios(clean_latents, latents, clean * 2 - 1, x), ratios, rtol=1e-4)
+
+
 def test_lipsync_patches_can_be_held_to_the_lower_face():
     rows = torch.arange(8, dtype=torch.float32)[:, None, None, None] + torch.zeros(8, 3, 256, 256)
     rows[:, :, :, :] += torch.arange(256, dtype=torch.float32)[None, None, :, None] * 10  # value = row + 10 * y

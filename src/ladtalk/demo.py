@@ -99,7 +99,8 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     write_strip(out / "strip_whole_face.png", truth_frames,
                 {k: generated[k][:n] for k in ("wav2lip_feather", "ladtalk_feather")}, face)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
-               "frames": n, "scores": scores,
+               "frames": n, "face_box": [int(v) for v in face],
+               "mouth_box": [int(v) for v in sub_box(face, MOUTH_IN_CROP)], "scores": scores,
                "paste": {"wav2lip": "mouth", "ladtalk": "mouth", "wav2lip_feather": "feather",
                          "ladtalk_feather": "feather", "crop_ceiling": "mouth"},
                "perceptual": None if perceptual is None else perceptual.note,

@@ -148,7 +148,13 @@ def finite_difference_ratios(fn: Callable[[torch.Tensor], torch.Tensor], clean: 
                              perturbed: torch.Tensor) -> torch.Tensor:
     """(B,) ||fn(x') - fn(x)||_F / ||x' - x||_F for paired images (0 where x' == x): a lower estimate of L_E along
     the perturbations that matter."""
-    num = (fn(perturbed).float() - fn(clean).float()).flatten(1).norm(dim=1)
+    return difference_ratios(fn(clean), fn(perturbed), clean, perturbed)
+
+
+def difference_ratios(out_clean: torch.Tensor, out_perturbed: torch.Tensor, clean: torch.Tensor,
+                      perturbed: torch.Tensor) -> torch.Tensor:
+    """`finite_difference_ratios` from outputs computed already: (B,) ||out' - out||_F / ||x' - x||_F."""
+    num = (out_perturbed.float() - out_clean.float()).flatten(1).norm(dim=1)
     den = (perturbed.float() - clean.float()).flatten(1).norm(dim=1)
     return torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(den))
 

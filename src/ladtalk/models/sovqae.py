@@ -340,6 +340,13 @@ class SOVQAE(nn.Module):
         self._check(images)
         return self.quant_conv(self.encoder(images))
 
+    def latent_and_skips(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One encoder pass: (pre-quantization latents, the fine features `decode` fuses with `skip_levels`, else
+        an empty list)."""
+        self._check(images)
+        latent, skips = self.encoder.latent_and_skips(images, self.config.skip_levels)
+        return self.quant_conv(latent), skips
+
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """images (B,3,H,W) in [-1,1] -> (z_q (B,D,h,w) fp32, vq loss scalar, indices (B,h,w) int64)."""
         return self.quantize(self.encode_latent(images))
@@ -377,9 +384,8 @@ class SOVQAE(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """images (B,3,H,W) in [-1,1] -> (reconstruction, vq loss, info: indices, usage and perplexity tensors)."""
-        self._check(images)
-        latent, skips = self.encoder.latent_and_skips(images, self.config.skip_levels)
-        z_q, vq_loss, indices = self.quantize(self.quant_conv(latent))
+        latent, skips = self.latent_and_skips(images)
+        z_q, vq_loss, indices = self.quantize(latent)
         recon = self.decode(z_q, images, skips)
         usage, perplexity = usage_tensors(indices.detach(), self.config.n_embed)
         return recon, vq_loss, {"indices": indices, "usage": usage, "perplexity": perplexity}

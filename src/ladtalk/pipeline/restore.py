@@ -96,14 +96,24 @@ def restore_batch(model: SOVQAE, images: torch.Tensor,
                   amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch through the SOVQAE: float images (B,3,S,S) in [0,1] at the model's resolution -> (restored images
     (B,3,S,S) in [0,1] fp32, code indices (B,h,w)); the decoder under `amp_dtype` autocast (None: fp32)."""
+    restored, indices, _ = restore_batch_with_latents(model, images, amp_dtype)
+    return restored, indices
+
+
+@torch.no_grad()
+def restore_batch_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None
+                               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`restore_batch` that also returns the encoder's pre-quantization latents (B,D,h,w) (what `ladtalk analyze`
+    compares between clean and degraded faces), all from one encoder pass."""
     x = images * 2 - 1
     # the encoder and the choice of codes stay fp32: under bf16 a face lands on a neighbouring code at 4-13%
     # of positions (bench/results/bf16_vs_fp32_cpu.md; fp32 encoder: 99.98% the same codes); the decoder,
     # half the work, takes bf16 where `precision` allows
-    z_q, _, indices = model.encode(x)
+    latent, skips = model.latent_and_skips(x)
+    z_q, _, indices = model.quantize(latent)
     with autocast_to(x.device, amp_dtype):
-        y = model.decode(z_q, x)
-    return ((y.float() + 1) / 2).clamp(0, 1), indices
+        y = model.decode(z_q, x, skips or None)
+    return ((y.float() + 1) / 2).clamp(0, 1), indices, latent
 
 
 @torch.no_grad()
@@ -111,9 +121,19 @@ def restore_images(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype |
                    batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """`restore_batch` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's device:
     (restored images in [0,1] fp32, code indices (B,h,w)); what validation and `ladtalk analyze` measure."""
+    restored, indices, _ = restore_images_with_latents(model, images, amp_dtype, batch_size)
+    return restored, indices
+
+
+@torch.no_grad()
+def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
+                                batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`restore_images` plus the pre-quantization latents (B,D,h,w), from the same encoder pass."""
     batch_size = batch_for(next(model.parameters()).device, batch_size)
-    outs = [restore_batch(model, images[s:s + batch_size], amp_dtype) for s in range(0, len(images), batch_size)]
-    return torch.cat([y for y, _ in outs]), torch.cat([i for _, i in outs])
+    outs = [restore_batch_with_latents(model, images[s:s + batch_size], amp_dtype)
+            for s in range(0, len(images), batch_size)]
+    restored, indices, latents = (torch.cat(parts) for parts in zip(*outs))
+    return restored, indices, latents
 
 
 @torch.no_grad()

@@ -58,6 +58,13 @@ def restoration_scores(model: SOVQAE, clean01: torch.Tensor, degraded01: torch.T
                        amp_dtype: torch.dtype | None = None) -> dict[str, float]:
     """PSNR degraded/restored vs clean (whole crop and region) and the share of code indices that did not change."""
     restored, indices = restore_images(model, degraded01, amp_dtype)
+    return scores_of_restoration(clean01, degraded01, restored, indices, clean_indices, mask)
+
+
+def scores_of_restoration(clean01: torch.Tensor, degraded01: torch.Tensor, restored: torch.Tensor,
+                          indices: torch.Tensor, clean_indices: torch.Tensor, mask: torch.Tensor | None
+                          ) -> dict[str, float]:
+    """`restoration_scores` for faces already restored (`indices`: the codes the degraded faces chose)."""
     out = {
         "psnr_degraded": float(psnr01(degraded01, clean01).mean()),
         "psnr_restored": float(psnr01(restored, clean01).mean()),
