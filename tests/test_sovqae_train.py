@@ -1,6 +1,7 @@
 """SOVQAE training on the CPU: overfitting one batch, resume == uninterrupted run, export and restore API."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -68,6 +69,25 @@ def test_resume_equals_uninterrupted_run(identity, trained_run, tmp_path):
     lines = (trained_run / "logs" / "metrics.jsonl").read_text().splitlines()
     assert any('"split": "val"' in ln for ln in lines) and any('"d_loss"' in ln for ln in lines)
     assert (trained_run / "checkpoints" / "best" / "model.safetensors").is_file()
+
+
+def test_a_kept_step_forks_a_new_run_that_continues_it(identity, trained_run, tmp_path):
+    src = tmp_path / "src"
+    train_sovqae([identity], src, preset="tiny", device="cpu",
+                 overrides=SMALL + ["train.max_steps=3", "train.keep_every=1", "train.checkpoint_every=1000"])
+    kept = sorted(p.name for p in (src / "checkpoints").glob("step_*"))
+    assert kept == ["step_0000001", "step_0000002", "step_0000003"]
+    # a new run from step 2 under the settings of the uninterrupted run ends where that run ended
+    fork = train_sovqae([identity], tmp_path / "fork", preset="tiny", device="cpu",
+                        overrides=SMALL + ["train.max_steps=4"], start_from=src / "checkpoints" / "step_0000002")
+    wa = load_file(str(trained_run / "model" / "model.safetensors"))
+    wf = load_file(str(fork / "model.safetensors"))
+    assert max(float((wa[k] - wf[k]).abs().max()) for k in wa) <= 1e-6
+    lines = (tmp_path / "fork" / "logs" / "metrics.jsonl").read_text().splitlines()
+    assert min(json.loads(ln)["step"] for ln in lines) == 3  # it trained steps 3-4 only
+    with pytest.raises(CheckpointError, match="trainer state"):  # best holds weights only
+        train_sovqae([identity], tmp_path / "bad", preset="tiny", device="cpu", overrides=SMALL,
+                     start_from=src / "checkpoints" / "best")
 
 
 def test_export_loads_and_restores(identity, trained_run):

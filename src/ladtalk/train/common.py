@@ -224,7 +224,8 @@ class Resumed:
 
 
 class CheckpointManager:
-    """`<dir>/last` (weights + trainer state, replaced atomically) and `<dir>/best` (weights of the best score)."""
+    """`<dir>/last` (weights + trainer state, replaced atomically), `<dir>/best` (weights of the best score) and,
+    when asked, `<dir>/step_NNNNNNN` (weights + trainer state, kept)."""
 
     def __init__(self, folder: str | os.PathLike, kind: str, is_main: bool = True):
         self.folder, self.kind, self.is_main = Path(folder), kind, is_main
@@ -238,23 +239,33 @@ class CheckpointManager:
         return self.folder / "best"
 
     def save(self, config: Any, state_dict: dict[str, torch.Tensor], trainer_state: dict[str, Any],
-             extra: dict[str, Any] | None = None, best: bool = False) -> None:
-        """Write `last` (and `best` when `best` is True) on rank 0; other ranks return at once."""
+             extra: dict[str, Any] | None = None, best: bool = False, keep_step: int | None = None) -> None:
+        """Write `last` (and `best` when `best` is True) on rank 0; other ranks return at once. `keep_step`: also
+        a resumable `step_NNNNNNN` that later saves leave alone (a point to fork variants of a run from)."""
         if not self.is_main:
             return
         save_component(self.last_dir, self.kind, config, state_dict, trainer_state=trainer_state, extra=extra)
         if best:
             save_component(self.best_dir, self.kind, config, state_dict, extra=extra)
+        if keep_step is not None:
+            save_component(self.folder / f"step_{keep_step:07d}", self.kind, config, state_dict,
+                           trainer_state=trainer_state, extra=extra)
 
     def load_last(self) -> Resumed | None:
         """The last checkpoint, or None when the run has none yet."""
         if not (self.last_dir / "config.json").is_file():
             return None
-        meta = read_meta(self.last_dir, kind=self.kind)
-        trainer_state = load_trainer_state(self.last_dir)
-        if trainer_state is None:
-            raise CheckpointError(f"{self.last_dir} has no trainer state; delete the folder to restart training")
-        return Resumed(meta, load_state_dict(self.last_dir), trainer_state)
+        return load_resumable(self.last_dir, self.kind, "delete the folder to restart training")
+
+
+def load_resumable(folder: str | os.PathLike, kind: str, fix: str) -> Resumed:
+    """A checkpoint with its trainer state (`last` or a kept `step_N`); `fix` ends the message when it has none."""
+    folder = Path(folder)
+    meta = read_meta(folder, kind=kind)
+    trainer_state = load_trainer_state(folder)
+    if trainer_state is None:
+        raise CheckpointError(f"{folder} has no trainer state; {fix}")
+    return Resumed(meta, load_state_dict(folder), trainer_state)
 
 
 class RunLogger:

@@ -33,6 +33,7 @@ from ladtalk.train.common import (
     RunLogger,
     epoch_order,
     eval_mode,
+    load_resumable,
     progress,
     rng_state,
     seed_everything,
@@ -53,12 +54,15 @@ KIND = "sovqae"
 
 def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
                  preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto",
-                 wav2lip_path: str | os.PathLike | None = None) -> Path:
+                 wav2lip_path: str | os.PathLike | None = None, start_from: str | os.PathLike | None = None) -> Path:
     """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder).
 
     `wav2lip_path`: a lip-sync model whose own faces on the train frames (driven by their own audio) become a
     `train.lipsync_share` of the inputs, with the true frames as targets (beyond the paper): the restorer then
-    learns the errors it will really see. Validation adds their PSNR before/after on the held-out frames."""
+    learns the errors it will really see. Validation adds their PSNR before/after on the held-out frames.
+    `start_from`: a checkpoint with its trainer state (another run's checkpoints/last or a kept step_N folder) that
+    a new run continues from under its own settings, e.g. variants that share their first steps; ignored once
+    RUN_DIR has checkpoints of its own."""
     cfg = load_preset(preset, overrides)
     mcfg = SOVQAEConfig.from_dict(cfg["model"])
     t = read_config(SOVQAETrainConfig, cfg["train"])
@@ -98,6 +102,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND, is_main=rt.is_main)
     step, best = 0, -math.inf
     resumed = ckpt.load_last()
+    if resumed is None and start_from is not None:
+        resumed = load_resumable(start_from, KIND, "give a run's checkpoints/last or a step_N kept by train.keep_every")
     if resumed is not None:
         strict_load(model, resumed.state_dict, str(ckpt.last_dir))
         ts = resumed.trainer_state
@@ -130,12 +136,12 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     if pairs and store.resident:
         neighbours = torch.as_tensor(neighbours, device=rt.device)
 
-    def save(is_best: bool = False) -> None:
+    def save(is_best: bool = False, keep: bool = False) -> None:
         state = {"disc": unwrap(disc).state_dict(), "opt_ae": opt_ae.state_dict(), "opt_d": opt_d.state_dict(),
                  "scaler": rt.scaler.state_dict() if rt.scaler is not None else {}, "step": step,
                  "epoch": step // steps_per_epoch, "best": best, "rng": rng_state()}
         ckpt.save(mcfg, unwrap(model).state_dict(), state, extra={"step": step, "perceptual": perceptual_name},
-                  best=is_best)
+                  best=is_best, keep_step=step if keep else None)
 
     def run_validation() -> dict[str, float]:
         nonlocal best
@@ -215,9 +221,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 late = float(time.monotonic() - start_time > 60 * t.max_minutes)
                 out_of_time = rt.mean_across_ranks({"late": late})["late"] > 0
             # not per epoch: an identity's epoch is ~100 steps, and the batch order resumes at any step anyway
-            periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time
+            keep = t.keep_every > 0 and step % t.keep_every == 0
+            periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time or keep
             if periodic or is_best:
-                save(is_best)  # rank 0 only
+                save(is_best, keep)  # rank 0 only
                 last_saved = step
             if periodic:
                 rt.barrier()

@@ -54,6 +54,7 @@ class SOVQAETrainConfig:
     val_every: int                     # steps between validations (also at the end)
     val_frames: int                    # frames per validation
     checkpoint_every: int              # steps between checkpoints (also at the end)
+    keep_every: int = 0                # >0: also keep a resumable checkpoints/step_NNNNNNN every this many steps
     log_every: int
 
     def __post_init__(self):
@@ -62,7 +63,7 @@ class SOVQAETrainConfig:
         if self.precision not in PRECISIONS:
             raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("restart_dead_every", "patch_size", "warmup_steps", "num_workers", "edge_weight",
-                     "temporal_weight"):
+                     "temporal_weight", "keep_every"):
             if getattr(self, name) < 0:
                 raise InputError(f"train.{name} must be at least 0, got {getattr(self, name)}")
         if self.temporal_weight > 0 and self.batch_size % 2:
