@@ -101,13 +101,14 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
 
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND, is_main=rt.is_main)
     step, best = 0, -math.inf
-    resumed = ckpt.load_last()
+    resumed, source = ckpt.load_last(), ckpt.last_dir
     if resumed is None and start_from is not None:
         resumed = load_resumable(start_from, KIND, "give a run's checkpoints/last or a step_N kept by train.keep_every")
+        source = Path(start_from)
     if resumed is not None:
-        strict_load(model, resumed.state_dict, str(ckpt.last_dir))
+        strict_load(model, resumed.state_dict, str(source))
         ts = resumed.trainer_state
-        strict_load(disc, ts["disc"], f"{ckpt.last_dir} (discriminator)")
+        strict_load(disc, ts["disc"], f"{source} (discriminator)")
         opt_ae.load_state_dict(ts["opt_ae"])
         opt_d.load_state_dict(ts["opt_d"])
         if rt.scaler is not None and ts.get("scaler"):
