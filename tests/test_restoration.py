@@ -319,38 +319,3 @@ def test_the_lipsync_down_up_is_wav2lips_96_px_or_three_eighths_of_small_crops()
     from ladtalk.data.degrade import lipsync_size
 
     assert [lipsync_size(s) for s in (512, 256, 192, 128, 16)] == [96, 96, 96, 48, 8]
-
-
-def test_fold_models_give_the_restorer_faces_of_frames_they_never_saw(synthetic_identity, tiny_models, tmp_path):
-    from ladtalk.checkpoint import read_meta, save_component
-    from ladtalk.errors import InputError
-    from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
-    from ladtalk.train.lipsync_inputs import cached_lipsync_faces, lipsync_faces_of_frames
-
-    ident = Identity.open(synthetic_identity)
-    frames = ident.train_indices[:12]
-    held = (int(frames[4]), int(frames[8]))  # the fold model never saw frames 4-7
-    torch.manual_seed(1)
-    other = Wav2Lip(Wav2LipConfig(width=0.25, img_size=48)).eval()
-    meta = read_meta(tiny_models / "wav2lip")["extra"]
-    save_component(tmp_path / "fold", "wav2lip", other.config, other.state_dict(),
-                   extra={**meta, "held_out": [{"identity": str(ident.dir.resolve()), "frames": list(held)}]})
-    cpu = torch.device("cpu")
-    (tmp_path / "run_a").mkdir()
-    faces = cached_lipsync_faces(tmp_path / "run_a", [ident], [frames], tiny_models / "wav2lip", 64, cpu,
-                                 folds=[tmp_path / "fold"])[0]
-    by_fold = lipsync_faces_of_frames(ident, tmp_path / "fold", frames, 64, cpu)
-    by_base = lipsync_faces_of_frames(ident, tiny_models / "wav2lip", frames, 64, cpu)
-    inside = np.zeros(len(frames), bool)
-    inside[4:8] = True
-    assert np.abs(faces[inside].astype(int) - by_fold[inside]).max() <= 2
-    assert np.abs(faces[~inside].astype(int) - by_base[~inside]).max() <= 2
-    assert np.abs(by_fold[inside].astype(int) - by_base[inside]).mean() > 5  # the two models really differ
-    # a "fold" that held out nothing of this identity is refused, and so are folds without the cascade's model
-    with pytest.raises(InputError, match="held out no frames"):
-        cached_lipsync_faces(tmp_path / "run_a", [ident], [frames[:2]], tiny_models / "wav2lip", 64, cpu,
-                             folds=[tiny_models / "wav2lip"])
-    with pytest.raises(InputError, match="--wav2lip-folds needs --wav2lip"):
-        train_sovqae([synthetic_identity], tmp_path / "run_b", preset="restore-cpu", device="cpu",
-                     wav2lip_folds=[tmp_path / "fold"])
-    assert not (tmp_path / "run_b").exists()

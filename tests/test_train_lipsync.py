@@ -10,10 +10,9 @@ import torch
 import torch.nn.functional as F
 from _lipsync_fake import make_talking_identity
 
-from ladtalk.data.identity import Identity
-from ladtalk.data.lipsync import GeneratorSamples, SyncPairs, find_clips, fold_frames
+from ladtalk.data.lipsync import GeneratorSamples, SyncPairs, find_clips
 from ladtalk.errors import CheckpointError, InputError
-from ladtalk.lipsync_weights import load_syncnet_expert, load_wav2lip, wav2lip_held_out
+from ladtalk.lipsync_weights import load_syncnet_expert, load_wav2lip
 from ladtalk.losses.lipsync import cosine_bce, expert_sync_loss, lower_half_stack
 from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig
 from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
@@ -91,13 +90,10 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path):
 
     wrun = tmp_path / "w2l"
     common = [*FAST, "train.eval_every=2", "model.width=0.125", "train.gan=true", "train.sync_threshold=100"]
-    # (as a fold model: the second half of the train split left out)
     train_wav2lip([identity], wrun, syncnet_path=run, preset="wav2lip-tiny",
-                  overrides=[*common, "train.max_steps=2"], device="cpu", fold="2/2")
+                  overrides=[*common, "train.max_steps=2"], device="cpu")
     model_dir = train_wav2lip([identity], wrun, syncnet_path=run / "model", preset="wav2lip-tiny",
-                              overrides=[*common, "train.max_steps=4"], device="cpu", fold="2/2")
-    ident = Identity.open(identity)
-    assert wav2lip_held_out(model_dir) == {str(ident.dir.resolve()): fold_frames(ident, "2/2")}
+                              overrides=[*common, "train.max_steps=4"], device="cpu")
     records = [json.loads(line) for line in (wrun / "logs" / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in train] == [1, 2, 3, 4]
@@ -121,18 +117,3 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path):
         train_wav2lip([identity], tmp_path / "w3", syncnet_path=model_dir, preset="wav2lip-tiny", device="cpu")
     assert not (tmp_path / "w2").exists() and not (tmp_path / "w3").exists()  # nothing partial written
     assert np.isfinite(json.loads((model_dir / "config.json").read_text())["extra"]["steps"])
-
-
-def test_a_fold_leaves_one_block_in_time_of_the_train_split_out(identity):
-    ident = Identity.open(identity)
-    train = ident.train_indices
-    first, second = fold_frames(ident, "1/2"), fold_frames(ident, "2/2")
-    assert first[0] == train[0] and first[1] == second[0] and second[1] == train[-1] + 1
-    assert abs((first[1] - first[0]) - (second[1] - second[0])) <= 1
-    whole = find_clips([identity], 48, "train")[0].frame_ids
-    kept = find_clips([identity], 48, "train", fold="1/2")[0].frame_ids
-    assert kept.min() >= first[1] and set(kept) == {int(f) for f in whole if f >= first[1]}
-    assert np.array_equal(find_clips([identity], 48, "val", fold="1/2")[0].frame_ids, ident.test_indices)
-    for bad in ("0/2", "3/2", "1/1", "half", "1/2/3"):
-        with pytest.raises(InputError, match="K/N"):
-            find_clips([identity], 48, "train", fold=bad)

@@ -115,8 +115,6 @@ FLAGS = {
     "syncnet_path": Flag("syncnet_v2.model for LSE-C / LSE-D"),
     "train wav2lip:syncnet_path": Flag("trained expert: lipsync_expert.pth or a `train syncnet` run/model folder"),
     "start_from": Flag("", metavar="CHECKPOINT"),  # help: train_sovqae's docstring
-    "wav2lip_folds": Flag("", metavar="FOLD_MODEL"),  # help: train_sovqae's docstring
-    "fold": Flag("", metavar="K/N"),  # help: train_wav2lip's docstring
     "init_path": Flag("start from these generator weights (wav2lip.pth or a model folder) to fine-tune"),
     "model_path": Flag("SOVQAE model or run folder", metavar="MODEL"),
     "identity_dir": Flag("prepared identity folder", metavar="IDENTITY_DIR"),

@@ -95,16 +95,6 @@ def wav2lip_input_geometry(path: str | os.PathLike) -> str:
     return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("input_geometry", "square_crop")
 
 
-def wav2lip_held_out(path: str | os.PathLike) -> dict[str, tuple[int, int]]:
-    """The frames [start, stop) of each identity folder (resolved path) that the generator at `path` was never
-    trained on (`train wav2lip --fold`); empty for an official .pth or a model trained on whole splits."""
-    path = Path(path).expanduser()
-    if not path.is_dir():
-        return {}
-    held = read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("held_out", [])
-    return {h["identity"]: tuple(h["frames"]) for h in held}
-
-
 def load_wav2lip(path: str | os.PathLike, device: str | torch.device = "cpu") -> Wav2Lip:
     """wav2lip.pth / wav2lip_gan.pth or a 'wav2lip' model (or run) folder -> Wav2Lip in eval mode on `device`."""
     return _load(path, KIND_WAV2LIP, Wav2Lip, Wav2LipConfig, device)

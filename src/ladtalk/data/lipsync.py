@@ -59,35 +59,10 @@ class Clip:
         return np.asarray(ok, dtype=np.int64)
 
 
-def parse_fold(fold: str) -> tuple[int, int]:
-    """"K/N" (1 <= K <= N, N >= 2) -> (K, N); anything else is an InputError naming the form."""
-    try:
-        k, n = (int(part) for part in fold.split("/"))
-    except ValueError:
-        k = n = 0
-    if not 1 <= k <= n or n < 2:
-        raise InputError(f"fold {fold!r} is not K/N with 1 <= K <= N and N >= 2 (e.g. 1/2: leave out the first half)")
-    return k, n
-
-
-def fold_frames(ident: Identity, fold: str) -> tuple[int, int]:
-    """The frames [start, stop) that fold "K/N" leaves out: the K-th of N equal blocks in time of the train split."""
-    k, n = parse_fold(fold)
-    ids = ident.train_indices
-    edges = np.linspace(0, len(ids), n + 1).round().astype(int)
-    if edges[k] - edges[k - 1] == 0:
-        raise InputError(f"{ident.dir}'s train split has too few frames ({len(ids)}) for {n} folds")
-    return int(ids[edges[k - 1]]), int(ids[edges[k] - 1]) + 1
-
-
-def identity_clip(identity_dir: str | os.PathLike, img_size: int, split: str = "train",
-                  leave_out: tuple[int, int] | None = None) -> Clip:
-    """An identity folder's train (or test) frames as a clip, less the frames [start, stop) of `leave_out`; its
-    faces are resized once and kept in memory."""
+def identity_clip(identity_dir: str | os.PathLike, img_size: int, split: str = "train") -> Clip:
+    """An identity folder's train (or test) frames as a clip; its faces are resized once and kept in memory."""
     ident = Identity.open(identity_dir)
     ids = ident.train_indices if split == "train" else ident.test_indices
-    if leave_out is not None:
-        ids = ids[(ids < leave_out[0]) | (ids >= leave_out[1])]
     # uint8 rows only for the split's frames: 10 minutes at 25 fps and 96 px stay near 400 MB
     table = np.empty((len(ids), 3, img_size, img_size), np.uint8)
     row = np.full(ident.frame_count, -1, np.int64)
@@ -121,24 +96,20 @@ def lrs2_clip(folder: str | os.PathLike, img_size: int, fps: float = LRS2_FPS) -
 
 
 def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train",
-               val_fraction: float = 0.05, fold: str | None = None) -> list[Clip]:
+               val_fraction: float = 0.05) -> list[Clip]:
     """Identity folders and LRS2-style roots -> clips of `split` ('train' or 'val').
 
     Identity folders use their own time split; an LRS2 root uses its train.txt / val.txt (one <spk>/<vid> per
     line, as the official filelists) when present, else a fixed hash of the clip name picks ~5% for 'val'.
-    `fold` "K/N" leaves the K-th of N blocks of each identity's train split out of 'train' (see `fold_frames`).
     """
     clips: list[Clip] = []
     for d in data_dirs:
         d = Path(d)
         if (d / META_NAME).is_file():
-            leave_out = fold_frames(Identity.open(d), fold) if fold and split == "train" else None
-            clips.append(identity_clip(d, img_size, "train" if split == "train" else "test", leave_out))
+            clips.append(identity_clip(d, img_size, "train" if split == "train" else "test"))
             continue
         if not d.is_dir():
             raise InputError(f"{d} is neither an identity folder nor a dataset folder")
-        if fold:
-            raise InputError(f"a fold leaves out part of an identity folder's train split; {d} is a dataset root")
         folders = sorted({p.parent for pat in ("audio.wav", "*/audio.wav", "*/*/audio.wav") for p in d.glob(pat)})
         listed = d / ("train.txt" if split == "train" else "val.txt")
         if listed.is_file():

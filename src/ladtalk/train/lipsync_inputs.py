@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import atomic_path
-from ladtalk.lipsync_weights import load_wav2lip, wav2lip_held_out, wav2lip_input_geometry
+from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pixels import to_frames
 from ladtalk.train.common import progress
@@ -61,45 +60,19 @@ def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, in
     return out
 
 
-def model_of_each_frame(ident: Identity, frames: np.ndarray, wav2lip_path: str | os.PathLike,
-                        folds: Sequence[str | os.PathLike] = ()) -> list[str | os.PathLike]:
-    """For each frame, the lip-sync model whose faces the restorer trains on: a fold model that never saw it
-    (`train wav2lip --fold`), else `wav2lip_path`."""
-    chosen: list[str | os.PathLike] = [wav2lip_path] * len(frames)
-    me = str(ident.dir.resolve())
-    for fold in folds:
-        held = wav2lip_held_out(fold).get(me)
-        if held is None:
-            raise InputError(f"{fold} held out no frames of {ident.dir}: give fold models trained with "
-                             "`ladtalk train wav2lip --fold K/N` on this identity")
-        for row in np.nonzero((frames >= held[0]) & (frames < held[1]))[0]:
-            chosen[row] = fold
-    return chosen
-
-
 def cached_lipsync_faces(run_dir: Path, identities: list[Identity], rows: list[np.ndarray],
                          wav2lip_path: str | os.PathLike, size: int, device: torch.device,
-                         dtype: torch.dtype | None = None, folds: Sequence[str | os.PathLike] = ()
-                         ) -> list[np.ndarray]:
-    """`lipsync_faces_of_frames` for each identity's frame `rows` (each frame by the model `model_of_each_frame`
-    picks), stored once in RUN_DIR (a run resumed with the same lip-sync models and frames reuses them)."""
+                         dtype: torch.dtype | None = None) -> list[np.ndarray]:
+    """`lipsync_faces_of_frames` for each identity's frame `rows`, stored once in RUN_DIR (a run resumed with
+    the same lip-sync model and frames reuses them)."""
     key = {"wav2lip": str(Path(wav2lip_path).resolve()), "size": size,
            "identities": [str(i.dir.resolve()) for i in identities], "rows": [len(r) for r in rows]}
-    if folds:
-        key["folds"] = [str(Path(f).resolve()) for f in folds]
     data, meta = run_dir / "lipsync_inputs.npy", run_dir / "lipsync_inputs.json"
     if data.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:
         stored = np.load(data, mmap_mode="r")
     else:
-        parts = []
-        for ident, frames in zip(identities, rows):
-            faces = np.empty((len(frames), size, size, 3), np.uint8)
-            models = model_of_each_frame(ident, frames, wav2lip_path, folds)
-            for model in dict.fromkeys(models):
-                sel = np.array([m == model for m in models])
-                faces[sel] = lipsync_faces_of_frames(ident, model, frames[sel], size, device, dtype)
-            parts.append(faces)
-        stored = np.concatenate(parts)
+        stored = np.concatenate([lipsync_faces_of_frames(ident, wav2lip_path, r, size, device, dtype)
+                                 for ident, r in zip(identities, rows)])
         with atomic_path(data) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, stored)

@@ -54,25 +54,18 @@ KIND = "sovqae"
 
 def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
                  preset: str = "paper-256", overrides: Sequence[str] = (), device: str = "auto",
-                 wav2lip_path: str | os.PathLike | None = None, start_from: str | os.PathLike | None = None,
-                 wav2lip_folds: Sequence[str | os.PathLike] = ()) -> Path:
+                 wav2lip_path: str | os.PathLike | None = None, start_from: str | os.PathLike | None = None) -> Path:
     """Train (or resume) a SOVQAE on identity folders; returns RUN_DIR/model (the exported model folder).
 
     `wav2lip_path`: a lip-sync model whose own faces on the train frames (driven by their own audio) become a
     `train.lipsync_share` of the inputs, with the true frames as targets (beyond the paper): the restorer then
     learns the errors it will really see. Validation adds their PSNR before/after on the held-out frames.
-    `wav2lip_folds`: models of the same recipe each trained with `train wav2lip --fold K/N` (repeat the flag for
-    each); a frame one of them never saw takes its face from it, so that a lip-sync model trained on this identity
-    hands the restorer the errors it makes on unseen frames rather than those on its own training frames.
     `start_from`: a checkpoint with its trainer state (another run's checkpoints/last or a kept step_N folder) that
     a new run continues from under its own settings, e.g. variants that share their first steps; ignored once
     RUN_DIR has checkpoints of its own."""
     cfg = load_preset(preset, overrides)
     mcfg = SOVQAEConfig.from_dict(cfg["model"])
     t = read_config(SOVQAETrainConfig, cfg["train"])
-    if wav2lip_folds and wav2lip_path is None:
-        raise InputError("--wav2lip-folds needs --wav2lip, the lip-sync model the cascade will use (it also makes "
-                         "the faces of the frames no fold model left out)")
     size = mcfg.resolution  # crops of another size are resized to it on the device
     if size % mcfg.downsample_factor:
         raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
@@ -89,7 +82,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     lip_share = t.lipsync_share if wav2lip_path is not None else 0.0
     if wav2lip_path is not None:
         store.attach_lipsync(cached_lipsync_faces(run_dir, identities, store.lipsync_frames(), wav2lip_path,
-                                                  store.crop_size, rt.device, rt.amp_dtype, wav2lip_folds))
+                                                  store.crop_size, rt.device, rt.amp_dtype))
 
     nets = build_nets(mcfg, t, rt)
     model, disc, opt_ae, opt_d, lr = nets.model, nets.disc, nets.opt_ae, nets.opt_d, nets.lr

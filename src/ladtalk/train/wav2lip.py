@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.checkpoint import load_state_dict, save_component, strict_load
-from ladtalk.data.identity import Identity
-from ladtalk.data.lipsync import GeneratorSamples, find_clips, fold_frames, usable
+from ladtalk.data.lipsync import GeneratorSamples, find_clips, usable
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.lipsync_weights import KIND_DISC, KIND_WAV2LIP, load_syncnet_expert, load_wav2lip
@@ -102,13 +101,8 @@ def save_samples(path: Path, x: torch.Tensor, g: torch.Tensor, gt: torch.Tensor,
 
 def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.PathLike,
                   syncnet_path: str | os.PathLike, init_path: str | os.PathLike | None = None,
-                  preset: str = "wav2lip", overrides: Sequence[str] = (), device: str = "auto",
-                  fold: str | None = None) -> Path:
-    """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip').
-
-    `fold`: "K/N" leaves the K-th of N blocks in time of each identity's train split out of training (the model
-    records which frames). Such fold models give the restorer's training (`train sovqae --wav2lip-folds`) faces of
-    frames they never saw, like the faces the cascade makes at test time."""
+                  preset: str = "wav2lip", overrides: Sequence[str] = (), device: str = "auto") -> Path:
+    """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip')."""
     cfg = load_preset(preset, overrides)
     t = read_config(Wav2LipTrainConfig, cfg["train"])
     # every input is checked before RUN_DIR is created, so a bad argument leaves nothing behind
@@ -118,9 +112,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     if expert.config.img_size != gcfg.img_size:
         raise InputError(f"the expert sees {expert.config.img_size}px faces but the generator makes "
                          f"{gcfg.img_size}px faces; train the expert with the same img_size")
-    train_clips = find_clips(data_dirs, gcfg.img_size, "train", fold=fold)
-    held_out = [{"identity": str(Path(d).resolve()), "frames": list(fold_frames(Identity.open(d), fold))}
-                for d in data_dirs] if fold else []
+    train_clips = find_clips(data_dirs, gcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, gcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
     bs, max_steps, use_gan = t.batch_size, t.max_steps, t.gan
@@ -235,8 +227,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                        extra={"steps": step, "sync_loss_on": sync_on, "gan": use_gan,
                               # what generate must feed it: the identity's square crops, or detector-box faces
                               "input_geometry": "square_crop" if all((Path(d) / "identity.json").is_file()
-                                                                     for d in data_dirs) else "official",
-                              "held_out": held_out})
+                                                                     for d in data_dirs) else "official"})
     log.close()
     rt.close()
     return out
