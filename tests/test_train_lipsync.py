@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from _lipsync_fake import make_talking_identity
 
-from ladtalk.data.lipsync import GeneratorSamples, SyncPairs, find_clips
+from ladtalk.data.augment import augment_faces, augment_mels
+from ladtalk.data.lipsync import NEAR_OFFSETS, GeneratorSamples, SyncPairs, find_clips
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.lipsync_weights import load_syncnet_expert, load_wav2lip
 from ladtalk.losses.lipsync import cosine_bce, expert_sync_loss, lower_half_stack
@@ -75,11 +76,41 @@ def test_losses_fall_on_one_batch(identity, flush_denormals):
     assert expert_sync_loss(expert, mels[:4], gt).item() > 0
 
 
-def test_train_expert_then_generator_resume_and_export(identity, tmp_path):
+def test_augmentation_moves_the_five_frames_alike_and_stays_in_range():
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand(4, 3, 24, 48)
+    faces = frame.repeat(1, 5, 1, 1)  # five identical frames per sample
+    out = augment_faces(faces, g)
+    assert out.shape == faces.shape and 0 <= out.min() and out.max() <= 1
+    torch.testing.assert_close(out[:, :3], out[:, 12:15])  # one transform for the whole window
+    assert (out - faces).abs().mean() > 0.01  # and it did change the images
+    mels = torch.rand(4, 1, 80, 16) * 8 - 4
+    aug = augment_mels(mels, g)
+    assert aug.shape == mels.shape and aug.min() >= -4 and aug.max() <= 4 and not torch.equal(aug, mels)
+
+
+def test_near_negatives_lie_close_to_the_true_window(identity):
+    clips = find_clips([identity], img_size=48)
+    pairs = SyncPairs(clips, 64, seed=0, near_negatives=1.0)
+    clip = pairs.clips[0]
+    rng = np.random.default_rng(0)
+    t = int(clip.starts[len(clip.starts) // 2])
+    offsets = {abs(pairs._negative(rng, clip, t) - t) for _ in range(50)}
+    assert min(offsets) >= NEAR_OFFSETS[0] and max(offsets) <= NEAR_OFFSETS[1]
+    # without near negatives the draws are those of the original sampler (old runs resume identically)
+    a, b = SyncPairs(clips, 8, seed=3), SyncPairs(clips, 8, seed=3, near_negatives=0.0)
+    assert all(torch.equal(a[i][1], b[i][1]) for i in range(8))
+
+
+def test_train_expert_then_generator_resume_and_export(identity, tmp_path, capsys):
     run = tmp_path / "sync"
     out = train_syncnet([identity], run, preset="syncnet-tiny",
-                        overrides=[*FAST, "train.max_steps=3", "train.eval_every=2", "model.width=0.125"],
+                        overrides=[*FAST, "train.max_steps=3", "train.eval_every=2", "model.width=0.125",
+                                   "train.augment=true", "train.near_negatives=0.5"],
                         device="cpu")
+    said = capsys.readouterr().out
+    # the summary names the model and what it reached, and warns that 4 held-out samples cannot tell
+    assert str(out) in said and "held-out accuracy" in said and "WARNING: only 4 held-out samples" in said
     assert _steps(run) == [1, 2, 3] and _steps(run, "val") == [2, 3]
     out = train_syncnet([identity], run, preset="syncnet-tiny",
                         overrides=[*FAST, "train.max_steps=5", "train.eval_every=2", "model.width=0.125"],
@@ -100,6 +131,9 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path):
     # the sync loss switched on at the first evaluation (threshold 100) and stayed on after the resume
     assert train[0]["syncnet_wt"] == 0.0 and train[2]["syncnet_wt"] == 0.03 and train[2]["sync"] > 0
     assert "disc" in train[0]
+    extra = json.loads((model_dir / "config.json").read_text())["extra"]
+    assert extra["sync_loss_on"] and extra["sync_loss_on_step"] == 2 and "l1" in extra["val"]
+    assert "sync loss switched on at step: 2" in capsys.readouterr().out
     assert any((wrun / "samples").glob("step_*.png"))
     gen = load_wav2lip(model_dir)
     assert gen.config == Wav2LipConfig(width=0.125, img_size=48)

@@ -165,13 +165,31 @@ class _WindowSampler(Dataset):
         return clip.load_faces(np.arange(t, t + T_WINDOW))  # (5,3,S,S)
 
 
+NEAR_OFFSETS = (3, 25)  # frames: an off-sync window this close shares the head pose and lighting of the true one
+
+
 class SyncPairs(_WindowSampler):
-    """Expert samples: (mel (1,80,16), face (15,S/2,S) lower halves of 5 frames, y (1,)); half in sync, half not."""
+    """Expert samples: (mel (1,80,16), face (15,S/2,S) lower halves of 5 frames, y (1,)); half in sync, half not.
+
+    A share `near_negatives` of the off-sync windows lies 3-25 frames from the true one (same pose and light, so
+    only the mouth's motion tells them apart: the hard negatives of one speaker); the rest anywhere in the clip."""
+
+    def __init__(self, clips: Sequence[Clip], length: int, seed: int = 0, near_negatives: float = 0.0):
+        super().__init__(clips, length, seed)
+        self.near_negatives = near_negatives
+
+    def _negative(self, rng: np.random.Generator, clip: Clip, t: int) -> int:
+        if self.near_negatives > 0 and rng.random() < self.near_negatives:
+            lo, hi = NEAR_OFFSETS
+            near = clip.starts[(np.abs(clip.starts - t) >= lo) & (np.abs(clip.starts - t) <= hi)]
+            if len(near):
+                return int(near[rng.integers(len(near))])
+        return self._other(rng, clip, t)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng, clip, t = self._draw(index)
         positive = bool(rng.random() < 0.5)
-        u = t if positive else self._other(rng, clip, t)
+        u = t if positive else self._negative(rng, clip, t)
         faces = self.window(clip, u)
         half = faces.shape[-2] // 2
         face = faces[:, :, half:].reshape(-1, half, faces.shape[-1])  # frame-major channels: f0 B,G,R, f1 ...

@@ -49,7 +49,14 @@ from ladtalk.train.common import (
     unwrap,
 )
 from ladtalk.train.config import check_positive, read_config
-from ladtalk.train.lipsync_common import Deadline, LipSyncTrainConfig, StepBatches, flush_denormals, loader
+from ladtalk.train.lipsync_common import (
+    Deadline,
+    LipSyncTrainConfig,
+    StepBatches,
+    flush_denormals,
+    loader,
+    print_training_summary,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -139,13 +146,14 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
 
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND_WAV2LIP, is_main=rt.is_main)
     dckpt = CheckpointManager(run_dir / "checkpoints" / "disc", KIND_DISC, is_main=rt.is_main)
-    step, best, sync_on = 0, math.inf, False
+    step, best, sync_on, sync_on_step, last_scores = 0, math.inf, False, None, {}
     resumed = ckpt.load_last()
     if resumed is not None:
         ts = resumed.trainer_state
         strict_load(gen, resumed.state_dict, str(ckpt.last_dir))
         opt.load_state_dict(ts["optimizer"])
         step, best, sync_on = int(ts["step"]), float(ts["best"]), bool(ts["sync_on"])
+        sync_on_step, last_scores = ts.get("sync_on_step"), ts.get("last_scores", {})
         if use_gan:
             dres = dckpt.load_last()
             if dres is None or "optimizer_d" not in ts:
@@ -161,16 +169,17 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     deadline = Deadline(t.max_minutes)
 
     def save(sample) -> None:
-        nonlocal best, sync_on
-        scores = evaluate_generator(gen, expert, val_data, t.eval_batches, bs, rt)
-        if scores["sync"] < t.sync_threshold:
-            sync_on = True
+        nonlocal best, sync_on, sync_on_step, last_scores
+        scores = last_scores = evaluate_generator(gen, expert, val_data, t.eval_batches, bs, rt)
+        if scores["sync"] < t.sync_threshold and not sync_on:
+            sync_on, sync_on_step = True, step
         log.log(step, {**scores, "syncnet_wt": sync_wt_on if sync_on else 0.0}, split="val")
         # the official scripts keep every checkpoint; here "best" = lowest eval L1 + sync
         score = scores["l1"] + scores["sync"]
         is_best = score < best
         best = min(best, score)
-        state = {"step": step, "best": best, "sync_on": sync_on, "optimizer": opt.state_dict(), "rng": rng_state()}
+        state = {"step": step, "best": best, "sync_on": sync_on, "sync_on_step": sync_on_step,
+                 "last_scores": scores, "optimizer": opt.state_dict(), "rng": rng_state()}
         if use_gan:
             state["optimizer_d"] = opt_d.state_dict()
             dckpt.save(dcfg, unwrap(disc).state_dict(), {"step": step})
@@ -224,10 +233,22 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     if rt.is_main:
         # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
         save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
-                       extra={"steps": step, "sync_loss_on": sync_on, "gan": use_gan,
+                       extra={"steps": step, "sync_loss_on": sync_on, "sync_loss_on_step": sync_on_step,
+                              "val": last_scores, "gan": use_gan,
                               # what generate must feed it: the identity's square crops, or detector-box faces
                               "input_geometry": "square_crop" if all((Path(d) / "identity.json").is_file()
                                                                      for d in data_dirs) else "official"})
+        warnings = []
+        if not sync_on:
+            held_out = last_scores.get("sync", math.nan)
+            warnings.append(f"the sync loss never switched on (held-out expert loss {held_out:.3f} stayed above "
+                            f"{t.sync_threshold}): this generator learned from L1 alone and its mouths "
+                            "will follow the audio only loosely; check the expert's held-out accuracy first")
+        elif sync_on_step > max_steps // 2:
+            warnings.append(f"the sync loss switched on late (step {sync_on_step} of {max_steps}): train longer")
+        print_training_summary("lip-sync generator", out, {
+            "steps": step, "held-out L1": last_scores.get("l1", math.nan), "held-out sync loss (expert)":
+            last_scores.get("sync", math.nan), "sync loss switched on at step": sync_on_step or "never"}, warnings)
     log.close()
     rt.close()
     return out
