@@ -1,23 +1,5 @@
-"""Shared training machinery: device/precision, DDP, seeding, checkpoints with resume, logging, progress.
-
-Typical use in a trainer (one readable loop; see train/sovqae.py):
-
-    rt = setup_runtime(device, precision=tcfg["precision"], channels_last=True)   # inits DDP under torchrun
-    seed_everything(seed, rank=rt.rank)
-    model = rt.prepare(MyModel(cfg), compile=False)          # device, channels_last, optional torch.compile
-    ddp_model = rt.wrap_ddp(model)                            # no-op on one process
-    ckpt = CheckpointManager(run_dir / "checkpoints", kind="mymodel", is_main=rt.is_main)
-    resumed = ckpt.load_last()                               # None or Resumed(meta, state_dict, trainer_state)
-    if resumed: strict_load(unwrap(model), resumed.state_dict, ...); opt.load_state_dict(...); step = ...
-    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
-    bar = progress(total_steps, initial=step, desc="train", disable=not rt.is_main)
-    for batch in ...:
-        with rt.autocast():
-            loss = ...
-        rt.backward(loss); rt.step(opt, clip_norm=None); rt.update(); opt.zero_grad(set_to_none=True)
-        log.log(step, {"loss": float(loss)}); bar.update(1)
-        ckpt.save(config, unwrap(model).state_dict(), trainer_state={...,"rng": rng_state()}, best=...)
-    log.close(); rt.close()
+"""Shared training machinery: device/precision, DDP, seeding, checkpoints with resume, logging, progress, and the
+summary every training ends with (`print_summary`). train/sovqae.py is the example of a trainer built on it.
 
 Only rank 0 writes (checkpoints, logs, exports); `rt.barrier()` keeps ranks together around saves.
 Trainer states are loaded with torch.load(weights_only=True), so keep them to tensors, numbers, strings,
@@ -328,9 +310,6 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
         for m, f in zip(modules, flags):
             m.train(f)
 
-
-def module_bytes(model: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def format_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:
