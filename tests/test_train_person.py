@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ladtalk import cli, train_person
+from ladtalk import cli, generate, train_person
 from ladtalk.errors import InputError
+from ladtalk.io.video import probe_video
 
 MAY = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "video" / "may_5s_real3dportrait.mp4"
 
@@ -32,6 +33,10 @@ def test_video_to_models_end_to_end_then_a_rerun_skips_every_stage(may, tmp_path
     assert any("sync loss never switched on" in w for w in summary["warnings"])  # 3 steps cannot switch it on
     assert json.loads((run / "summary.json").read_text())["stages"] == summary["stages"]
     assert "== ladtalk train person" in err and "warning: " in err and "ladtalk generate --identity" in err
+    # the summary's paths are what `generate` takes (the person's own speech drives them here)
+    generate(summary["identity"], run / "identity" / "audio.wav", tmp_path / "out.mp4", summary["wav2lip"],
+             summary["sovqae"], device="cpu")
+    assert probe_video(tmp_path / "out.mp4").frame_count == 125
 
     # a lost export (an interrupted end of the last stage): the rerun does only that, from its checkpoint
     model = run / "sovqae" / "model" / "model.safetensors"
