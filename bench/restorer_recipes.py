@@ -6,7 +6,7 @@ Results: bench/results/restorer_STUDY_NAME.{json,md}. A variant is skipped when 
 options that measurements rejected and the code no longer has (L1 + edge loss, the temporal training term) are in
 git history; their results stay in bench/results and docs/results.md.
 
-    python bench/restorer_recipes.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
+    python bench/restorer_recipes.py --identity runs/macron/identity --wav2lip runs/macron/wav2lip/model \
         --work runs/macron/recipes --name macron --steps 1000
     python bench/restorer_recipes.py --study skip ... --work runs/macron/skip --steps 2500
 """
