@@ -46,7 +46,7 @@ def train_curves(identity: Path, work: Path, steps: int, preset: str) -> dict:
     curves, seconds = {}, {}
     for precision in PRECISIONS:
         t0 = time.perf_counter()
-        train_sovqae(identity, work / f"train_{precision}", preset=preset, device="cpu",
+        train_sovqae(identity, work / f"train_{precision}", preset=preset, device="cpu", allow_gpu_preset_on_cpu=True,
                      overrides=[f"train.precision={precision}", f"train.max_steps={steps}", "train.log_every=2",
                                 f"train.val_every={steps}", f"train.checkpoint_every={steps}"])
         seconds[precision] = time.perf_counter() - t0

@@ -237,24 +237,3 @@ def watch_parent(deadline: float, grace_seconds: float = 60.0) -> None:
         os.killpg(os.getpgid(0), signal.SIGKILL)
 
     threading.Thread(target=watch, name="watch-parent", daemon=True).start()
-
-
-def run_child(a: argparse.Namespace) -> int:
-    """Entry point of one part's process: run it, record its end (ok or the error) in its file."""
-    from gpu_infer import part_infer
-    from gpu_restore import part_restore
-    from gpu_train import part_train
-
-    parts = {"environment": part_environment, "prepare": part_prepare, "train": part_train, "infer": part_infer,
-             "restore": part_restore}
-    rec = Recorder(a.work / "parts" / f"{a.part}.json", stall=a.stall_part == a.part)
-    deadline = a.part_deadline or time.time() + 3600
-    watch_parent(deadline)
-    try:
-        parts[a.part](a, rec, deadline)
-    except Exception as e:  # noqa: BLE001 - whatever broke, the figures so far and the reason are kept
-        traceback.print_exc()
-        rec.finish("failed", error=f"{traceback.format_exc()[-2500:]}\n{type(e).__name__}: {e}")
-        return 1
-    rec.finish("ok")
-    return 0

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -335,14 +336,35 @@ def orchestrate(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     if a.part:
-        from gpu_parts import run_child
-
         return run_child(a)
     problem = check_args(a)
     if problem:
         print(f"gpu_suite: error: {problem}", file=sys.stderr)
         return 2
     return orchestrate(a)
+
+
+def run_child(a: argparse.Namespace) -> int:
+    """Entry point of one part's process: run it, record its end (ok or the error) in its file. The parts import
+    gpu_parts' helpers, and only this file imports the parts: no import circle."""
+    from gpu_infer import part_infer
+    from gpu_parts import Recorder, part_environment, part_prepare, watch_parent
+    from gpu_restore import part_restore
+    from gpu_train import part_train
+
+    parts = {"environment": part_environment, "prepare": part_prepare, "train": part_train, "infer": part_infer,
+             "restore": part_restore}
+    rec = Recorder(a.work / "parts" / f"{a.part}.json", stall=a.stall_part == a.part)
+    deadline = a.part_deadline or time.time() + 3600
+    watch_parent(deadline)
+    try:
+        parts[a.part](a, rec, deadline)
+    except Exception as e:  # noqa: BLE001 - whatever broke, the figures so far and the reason are kept
+        traceback.print_exc()
+        rec.finish("failed", error=f"{traceback.format_exc()[-2500:]}\n{type(e).__name__}: {e}")
+        return 1
+    rec.finish("ok")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ regulariser and with theta in {0.5, 1, 2} (fixed steps), each measured by `analy
 codes unchanged under each degradation) and, given a Wav2Lip, by `reenact` (face PSNR and LPIPS, mouth paste).
 Results: bench/results/regulariser_ablation_NAME.{json,md}. Each variant is skipped when its reports exist.
 
-    python bench/regulariser_ablation.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
+    python bench/regulariser_ablation.py --identity runs/macron/identity --wav2lip runs/macron/wav2lip/model \
         --work runs/macron/ablation --name macron --steps 150
 """
 

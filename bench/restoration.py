@@ -1,9 +1,9 @@
 """The restorer measured by the paper's self-reenactment protocol on a real identity (issue 14), end to end:
 
-prepare -> lip-sync base (syncnet-identity + wav2lip-identity presets, the stand-in for official weights)
--> SOVQAE (a preset, restore-cpu by default) -> `analyze` -> `reenact` with the mouth and the whole-face paste.
-Each stage is skipped when its output exists in WORK, so an interrupted run resumes and stages can be run by
-hand with the same CLI commands. Results: bench/results/restoration_NAME.{json,md} and the frame strips.
+`ladtalk.train_person` (prepare -> syncnet-identity + wav2lip-identity, the stand-in for the official weights ->
+restore-cpu with that generator's faces) -> `analyze` -> `reenact` with the mouth and the whole-face paste.
+Each stage is skipped when its output exists in WORK, so an interrupted run resumes. Results:
+bench/results/restoration_NAME.{json,md} and the frame strips.
 
     python bench/restoration.py --video ../shared/data/video/macron_50s_dfrf.mp4 --name macron --work runs/macron
 """
@@ -21,10 +21,9 @@ from common import RESULTS, write_results
 import ladtalk
 
 
-def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], device: str,
-        lipsync_inputs: bool = True, analyze_frames: int | None = None) -> dict:
-    work.mkdir(parents=True, exist_ok=True)
-    ident, runs = work / "identity", work / "runs"
+def run(video: Path, work: Path, name: str, device: str, recipe: str = "cpu",
+        analyze_frames: int | None = None) -> dict:
+    ident, sovqae, wav2lip = work / "identity", work / "sovqae", work / "wav2lip" / "model"
     seconds: dict[str, float] = {}
 
     def stage(key: str, done: Path, fn) -> None:
@@ -35,31 +34,23 @@ def run(video: Path, work: Path, name: str, preset: str, overrides: list[str], d
         fn()
         seconds[key] = round(time.perf_counter() - t0, 1)
 
-    stage("prepare", ident, lambda: ladtalk.prepare(video, ident, size=256, device=device))
-    stage("syncnet", runs / "syncnet" / "model", lambda: ladtalk.train_syncnet(
-        [ident], runs / "syncnet", preset="syncnet-identity", device=device))
-    stage("wav2lip", runs / "wav2lip" / "model", lambda: ladtalk.train_wav2lip(
-        [ident], runs / "wav2lip", syncnet_path=runs / "syncnet" / "model", preset="wav2lip-identity", device=device))
-    sovqae = runs / (f"sovqae-{preset}" + ("-lipsync" if lipsync_inputs else ""))
-    stage("sovqae", sovqae / "model", lambda: ladtalk.train_sovqae(
-        [ident], sovqae, preset=preset, overrides=overrides, device=device,
-        wav2lip_path=runs / "wav2lip" / "model" if lipsync_inputs else None))
-    reports = work / "reports" / sovqae.name
+    stage("train_person", sovqae / "model", lambda: ladtalk.train_person(video, work, recipe=recipe, device=device))
+    reports = work / "reports"
     for paste in ("mouth", "feather"):
         stage(f"reenact_{paste}", reports / f"reenact_{paste}" / "report.json", lambda p=paste: ladtalk.reenact(
-            ident, runs / "wav2lip" / "model", reports / f"reenact_{p}", sovqae_path=sovqae, paste=p,
-            device=device))
+            ident, wav2lip, reports / f"reenact_{p}", sovqae_path=sovqae, paste=p, device=device))
     stage("analyze", reports / "analyze" / "report.json", lambda: ladtalk.analyze(
         sovqae, ident, reports / "analyze", device=device, max_frames=analyze_frames))
-    return collect(work, name, preset, seconds, sovqae)
+    return collect(work, name, recipe, seconds, sovqae)
 
 
-def collect(work: Path, name: str, preset: str, seconds: dict[str, float], sovqae: Path) -> dict:
+def collect(work: Path, name: str, recipe: str, seconds: dict[str, float], sovqae: Path) -> dict:
     """bench/results/restoration_NAME.{json,md} and strips from the reports under WORK."""
-    reports = work / "reports" / sovqae.name
+    reports = work / "reports"
     model_meta = json.loads((sovqae / "model" / "config.json").read_text())
-    out = {"name": name, "preset": preset, "stage_seconds": seconds, "sovqae_run": sovqae.name,
-           "lipsync_inputs": model_meta["extra"]["validation"].get("lipsync_psnr_input") is not None,
+    preset = model_meta["extra"]["preset"]
+    out = {"name": name, "recipe": recipe, "preset": preset, "stage_seconds": seconds,
+           "person_summary": json.loads((work / "summary.json").read_text()),
            "sovqae_steps": model_meta["extra"]["step"], "sovqae_validation": model_meta["extra"]["validation"],
            "analyze": json.loads((reports / "analyze" / "report.json").read_text()),
            "reenact": {p: json.loads((reports / f"reenact_{p}" / "report.json").read_text())
@@ -82,16 +73,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--video", type=Path, required=True)
     ap.add_argument("--name", required=True)
-    ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--preset", default="restore-cpu")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--work", type=Path, required=True, help="the train person run folder, and the reports")
+    ap.add_argument("--recipe", default="cpu", help="train person's recipe (cpu, gpu, tiny)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--analyze-frames", type=int, default=None, help="test frames for analyze (default: all)")
-    ap.add_argument("--no-lipsync-inputs", action="store_true",
-                    help="train the SOVQAE on synthetic degradations only (not also on the Wav2Lip's own faces)")
     a = ap.parse_args()
-    run(a.video, a.work, a.name, a.preset, a.overrides, a.device, lipsync_inputs=not a.no_lipsync_inputs,
-        analyze_frames=a.analyze_frames)
+    run(a.video, a.work, a.name, a.device, a.recipe, analyze_frames=a.analyze_frames)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """Does a late GAN phase sharpen the restorer: one restore-cpu run trained with L2 only (its checkpoints/last; e.g.
-`bench/restoration.py --set train.disc_start=1000000`, as the committed rows' 2500-step base was) continued for the
-same extra steps with L2 only and with the patch-GAN at two adaptive weights, each scored by the self-reenactment
-protocol (`reenact`, mouth paste) and the last validation. Results: bench/results/restorer_gan_phase_NAME.{json,md}
-and a mouth strip. A variant is skipped when its reports exist. (restore-cpu itself now ends with 500 GAN steps.)
+`ladtalk train sovqae IDENTITY --wav2lip W --set train.disc_start=1000000`, as the committed rows' 2500-step base
+was) continued for the same extra steps with L2 only and with the patch-GAN at two adaptive weights, each scored by
+the self-reenactment protocol (`reenact`, mouth paste) and the last validation. Results:
+bench/results/restorer_gan_phase_NAME.{json,md} and a mouth strip. A variant is skipped when its reports exist.
+(restore-cpu itself now ends with 500 GAN steps.)
 
-    python bench/restorer_gan_phase.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
-        --base runs/macron/runs/sovqae-restore-cpu-lipsync --work runs/macron/gan_phase --name macron --steps 500
+    python bench/restorer_gan_phase.py --identity runs/macron/identity --wav2lip runs/macron/wav2lip/model \
+        --base runs/macron/sovqae-l2-only --work runs/macron/gan_phase --name macron --steps 500
 """
 
 from __future__ import annotations

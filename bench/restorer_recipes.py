@@ -1,13 +1,13 @@
 """Which restorer recipe restores most: variants of a SOVQAE preset (restore-cpu by default), each trained for the
 same fixed steps on a prepared identity with a Wav2Lip's own faces as a share of its inputs, then scored by the
 self-reenactment protocol (`reenact`, mouth paste) and by the last validation on the held-out train frames.
-`--study` picks the set of variants: `recipes` (guide size and losses), `temporal` (the temporal training term
-against the preset) or `skip` (skip fusion against the preset). Results: bench/results/restorer_STUDY_NAME.{json,md}.
-A variant is skipped when its reports exist.
+`--study` picks the set of variants: `recipes` (the guide's size) or `skip` (skip fusion against the preset).
+Results: bench/results/restorer_STUDY_NAME.{json,md}. A variant is skipped when its reports exist. The studies of
+options that measurements rejected and the code no longer has (L1 + edge loss, the temporal training term) are in
+git history; their results stay in bench/results and docs/results.md.
 
-    python bench/restorer_recipes.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
+    python bench/restorer_recipes.py --identity runs/macron/identity --wav2lip runs/macron/wav2lip/model \
         --work runs/macron/recipes --name macron --steps 1000
-    python bench/restorer_recipes.py --study temporal ... --work runs/macron/temporal --steps 2500
     python bench/restorer_recipes.py --study skip ... --work runs/macron/skip --steps 2500
 """
 
@@ -27,19 +27,13 @@ VARIANTS = {
     "guide 32 px, L2 (session 3)": _ANYWHERE + ["model.guide_scale=1"],
     "guide 64 px, L2": _ANYWHERE,
     "guide 96 px, L2": _ANYWHERE + ["model.guide_scale=3"],
-    "guide 32 px, L1 + edges": _ANYWHERE + ["model.guide_scale=1", "train.rec_loss=l1", "train.edge_weight=1.0"],
-    "guide 96 px, L1 + edges": _ANYWHERE + ["model.guide_scale=3", "train.rec_loss=l1", "train.edge_weight=1.0"],
 }
-# the temporal term (train.temporal_weight): batches of neighbouring-frame pairs, their restored change held to the
-# true change, at the preset's own 2500 steps
-TEMPORAL = {"restore-cpu": [], "temporal_weight 1": ["train.temporal_weight=1"],
-            "temporal_weight 3": ["train.temporal_weight=3"]}
 # skip fusion (model.skip_levels, beyond the paper): the decoder's finest levels corrected by the encoder's features
 # (and without the patch-GAN phase, or with a weaker one: the phase cost both models 1.3 dB on validation)
 SKIP = {"restore-cpu": [], "skip_levels 2": ["model.skip_levels=2"],
         "skip_levels 2, L2 only": ["model.skip_levels=2", "train.disc_start=1000000"],
         "skip_levels 2, GAN weight 0.2": ["model.skip_levels=2", "train.disc_weight=0.2"]}
-STUDIES = {"recipes": VARIANTS, "temporal": TEMPORAL, "skip": SKIP}
+STUDIES = {"recipes": VARIANTS, "skip": SKIP}
 VALIDATION = ("recon_psnr", "down96_psnr_degraded", "down96_psnr_restored", "noise_0.1_psnr_restored",
               "lipsync_psnr_input", "lipsync_psnr_restored")
 REENACT = ("psnr_face_db", "psnr_mouth_db", "mouth_sharpness_ratio", "warp_error_ratio_to_gt")

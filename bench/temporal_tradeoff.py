@@ -3,8 +3,8 @@
 protocol (`reenact --temporal-filter`, mouth paste). Results: bench/results/temporal_tradeoff_NAME.{json,md}.
 A setting is skipped when its report exists (REPORTS/strength_S_sigma_G/report.json).
 
-    python bench/temporal_tradeoff.py --identity runs/macron/identity --wav2lip runs/macron/runs/wav2lip/model \
-        --sovqae runs/macron/runs/sovqae --work runs/macron/temporal --name macron --settings 1:0.06 0.5:0.06 1:0.03
+    python bench/temporal_tradeoff.py --identity runs/macron/identity --wav2lip runs/macron/wav2lip/model \
+        --sovqae runs/macron/sovqae --work runs/macron/temporal --name macron --settings 1:0.06 0.5:0.06 1:0.03
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ def test_every_parameter_has_a_flag_and_every_default_is_the_signatures(parser, 
                 # a flag left out is not passed, so the function's own default applies: nothing to drift
                 assert action.default is argparse.SUPPRESS, f"`ladtalk {command}` restates the default of {name}"
     assert set(actions) <= {n for f in map(cli.resolve, cli.COMMANDS[command].functions)
-                            for n in inspect.signature(f).parameters}, "a flag with no parameter behind it"
+                            for n in inspect.signature(f).parameters} | set(cli.CLI_ONLY), \
+        "a flag with no parameter behind it"
 
 
 def test_every_parameter_left_out_is_one_of_a_command():
@@ -93,7 +94,9 @@ def test_parsed_values_pass_straight_through(monkeypatch, tmp_path):
     run = str(tmp_path / "run")
     assert cli.main(["train", "wav2lip", "a", "b", "--syncnet", "s.pth", "-o", run, "--set", "x=1", "--set",
                      "y=2"]) == 0
-    assert calls[-1] == {"data_dirs": ["a", "b"], "syncnet_path": "s.pth", "run_dir": run, "overrides": ["x=1", "y=2"]}
+    # the one value the user did not give: on this CPU, the CPU preset instead of the official 500,000 steps
+    assert calls[-1] == {"data_dirs": ["a", "b"], "syncnet_path": "s.pth", "run_dir": run, "overrides": ["x=1", "y=2"],
+                         "preset": "wav2lip-identity"}
 
     calls = _record(monkeypatch, "ladtalk.pipeline.generate:generate")
     assert cli.main(["generate", "--identity", "i", "--audio", "a.wav", "--wav2lip", "w", "--no-sovqae",
@@ -131,3 +134,46 @@ def test_a_bad_value_is_refused_by_the_parser():
         with pytest.raises(SystemExit) as e:
             cli.main(args)
         assert e.value.code == 2, args
+
+
+def test_a_training_without_a_preset_gets_the_cpu_one_and_a_gpu_preset_needs_the_flag(monkeypatch, tmp_path, capsys):
+    calls = _record(monkeypatch, "ladtalk.train.syncnet:train_syncnet")
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "syncnet", "d", "-o", run, "--device", "cpu"]) == 0
+    assert calls[-1]["preset"] == "syncnet-identity"
+    assert "no --preset given: using 'syncnet-identity' on this CPU" in capsys.readouterr().err
+    assert cli.main(["train", "syncnet", "d", "-o", run, "--device", "cpu", "--preset", "syncnet"]) == 2
+    assert "sized for a GPU" in capsys.readouterr().err and len(calls) == 1
+    assert cli.main(["train", "syncnet", "d", "-o", run, "--device", "cpu", "--preset", "syncnet",
+                     "--allow-gpu-preset-on-cpu"]) == 0
+    assert calls[-1]["preset"] == "syncnet" and "allow_gpu_preset_on_cpu" not in calls[-1]
+
+
+def test_preset_help_lists_only_that_models_presets(parser):
+    for command, mine, other in [("train syncnet", "syncnet-identity", "restore-cpu"),
+                                 ("train wav2lip", "wav2lip-tiny", "syncnet-tiny"),
+                                 ("train sovqae", "restore-cpu", "wav2lip-identity")]:
+        text = next(a.help for a in _subparser(parser, command)._actions if a.dest == "preset")
+        assert mine in text and other not in text, (command, text)
+
+
+def test_threads_sets_torchs_threads_and_is_not_passed_on(monkeypatch, tmp_path):
+    import torch
+
+    calls = _record(monkeypatch, "ladtalk.data.prepare:prepare")
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["prepare", "v.mp4", "-o", str(tmp_path / "o"), "--threads", "1"]) == 0
+        assert torch.get_num_threads() == 1 and "threads" not in calls[-1]
+        assert cli.main(["prepare", "v.mp4", "-o", str(tmp_path / "o"), "--threads", "0"]) == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_train_person_passes_its_options_through(monkeypatch, tmp_path):
+    calls = _record(monkeypatch, "ladtalk.train.person:train_person")
+    run = str(tmp_path / "run")
+    assert cli.main(["train", "person", "v.mp4", "-o", run, "--wav2lip", "w.pth", "--recipe", "tiny",
+                     "--threads", "1"]) == 0
+    assert calls[-1] == {"video_path": "v.mp4", "run_dir": run, "wav2lip_path": "w.pth", "recipe": "tiny",
+                         "threads": 1}

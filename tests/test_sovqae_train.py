@@ -138,3 +138,17 @@ def test_analysis_end_to_end(identity, trained_run, tmp_path):
     noise = [r for r in rep["experiments"] if r["kind"] == "noise"]
     assert noise[0]["psnr_degraded_region"] > noise[-1]["psnr_degraded_region"]
     assert "NRoUB" in (out / "report.md").read_text()
+
+
+def test_the_summary_warns_of_a_validation_that_got_worse_and_of_faces_made_worse(tmp_path):
+    from ladtalk.train.sovqae import summary_of
+
+    final = {"recon_psnr": 30.0, "restore_psnr_mean": 28.0, "lipsync_psnr_input": 31.0, "lipsync_psnr_restored": 30.5}
+    figures, warnings = summary_of(tmp_path / "model", final, best=31.2, best_step=250, step=500, run_dir=tmp_path)
+    assert figures["model"] == str(tmp_path / "model") and figures["lip-sync faces restored (PSNR dB)"] == 30.5
+    assert len(warnings) == 2
+    assert "makes the lip-sync model's held-out faces worse (31.00 -> 30.50 dB)" in warnings[0]
+    assert "validation got worse: 30.50 dB at the end against 31.20 dB at step 250" in warnings[1]
+    assert str(tmp_path / "checkpoints" / "best") in warnings[1]
+    better = {**final, "lipsync_psnr_restored": 31.15}  # within 0.1 dB of the best: no warning
+    assert summary_of(tmp_path / "model", better, best=31.2, best_step=250, step=500, run_dir=tmp_path)[1] == []

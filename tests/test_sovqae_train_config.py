@@ -47,7 +47,7 @@ def test_values_are_checked_by_name():
     assert _tiny("train.data_on_device=false").data_on_device is False
     for override, needle in [("train.batch_size=8.5", "train.batch_size must be an integer, got 8.5"),
                              ("train.augment=maybe", "train.augment must be true or false, got 'maybe'"),
-                             ("train.reg_mode=max", "train.reg_mode must be 'min' or 'mean' or 'softmin', got 'max'"),
+                             ("train.reg_mode=max", "train.reg_mode must be 'min' or 'mean', got 'max'"),
                              ("train.init_codebook=zeros", "train.init_codebook must be 'uniform' or 'data'"),
                              ("train.disc_loss=wgan", "train.disc_loss must be 'hinge' or 'vanilla'"),
                              ("train.perceptual=vgg", "train.perceptual must be 'auto' or 'lpips_vgg'"),
@@ -77,3 +77,29 @@ def test_a_bad_train_value_fails_before_the_run_folder_exists(tmp_path, key, val
     with pytest.raises(InputError, match=needle):
         train_sovqae([ident], tmp_path / "run", preset=str(tmp_path / "mine.yaml"), device="cpu")
     assert not (tmp_path / "run").exists()
+
+
+def test_an_old_preset_with_the_removed_options_off_still_trains_and_one_with_them_on_is_refused(tmp_path):
+    ident = make_identity(tmp_path / "id", n_frames=24, size=32)
+    cfg = load_preset("tiny", ["model.resolution=32", "train.max_steps=1", "train.val_frames=2"])
+    cfg["train"].update(rec_loss="l2", edge_weight=0.0, temporal_weight=0, num_workers=2)  # as they were written
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(cfg))
+    model = train_sovqae([ident], tmp_path / "run", preset=str(tmp_path / "old.yaml"), device="cpu")
+    assert (model / "model.safetensors").is_file()
+    for key, value in [("temporal_weight", 1.0), ("rec_loss", "l1"), ("edge_weight", 0.5), ("reg_mode", "softmin")]:
+        (tmp_path / "on.yaml").write_text(yaml.safe_dump({**cfg, "train": {**cfg["train"], key: value}}))
+        with pytest.raises(InputError, match=rf"train\.{key}=.* is no longer supported.*docs/results\.md"):
+            train_sovqae([ident], tmp_path / "run_on", preset=str(tmp_path / "on.yaml"), device="cpu")
+        assert not (tmp_path / "run_on").exists()
+
+
+def test_a_gpu_preset_on_a_cpu_needs_the_flag_and_no_preset_means_the_cpu_one(tmp_path, capsys):
+    ident = make_identity(tmp_path / "id", n_frames=8, size=32)
+    with pytest.raises(InputError, match="sized for a GPU.*--preset restore-cpu.*--allow-gpu-preset-on-cpu"):
+        train_sovqae([ident], tmp_path / "run", preset="paper-256", device="cpu")
+    assert not (tmp_path / "run").exists()
+    from ladtalk.train.common import choose_preset
+
+    assert choose_preset("sovqae", None, "cpu") == "restore-cpu"
+    assert "no --preset given: using 'restore-cpu' on this CPU" in capsys.readouterr().err
+    assert choose_preset("wav2lip", "wav2lip", "cpu", allow_gpu_preset_on_cpu=True) == "wav2lip"

@@ -60,3 +60,15 @@ def test_runtime_and_logger(tmp_path):
     log.close()
     rec = json.loads((tmp_path / "logs" / "metrics.jsonl").read_text().splitlines()[0])
     assert rec["step"] == 5 and rec["loss"] == 0.5 and rec["name"] == "x"
+
+
+def test_the_summary_names_each_figure_and_each_warning_on_its_own_line(capsys):
+    from ladtalk.train.common import format_summary, print_summary
+
+    text = format_summary("expert trained", {"model": "runs/x/model", "validation loss": 0.691234, "steps": 300},
+                          ["the expert is near chance"])
+    assert text.splitlines() == ["== expert trained ==", "  model            runs/x/model",
+                                 "  validation loss  0.6912", "  steps            300",
+                                 "  warning: the expert is near chance"]
+    print_summary("expert trained", {"steps": 300})
+    assert capsys.readouterr().err == "== expert trained ==\n  steps  300\n"

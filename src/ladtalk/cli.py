@@ -18,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ladtalk.errors import LadtalkError
-from ladtalk.presets import preset_names
+from ladtalk.presets import DEFAULT_PRESETS, preset_names
 
-EPILOG = "Run `ladtalk demo -o demo_out` for a complete example on built-in synthetic data."
+EPILOG = ("Run `ladtalk demo -o demo_out` for a complete example on built-in synthetic data, and "
+          "`ladtalk train person VIDEO -o RUN` to train the models of a person from their video.")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ COMMANDS = {
         "audio, boxes, train/test split). Re-running is a no-op; an interrupted run resumes."),
     "synth": Command(("ladtalk.data.synthetic:synthesize",),
                      "render the seeded synthetic talking face (MP4 + WAV + ground truth)"),
+    "train person": Command(("ladtalk.train.person:train_person",),
+                            "one command from a person's video to their models: prepare, lip-sync expert, "
+                            "generator, restorer (resumable)", positional=("video_path",)),
     "train sovqae": Command(("ladtalk.train.sovqae:train_sovqae",),
                             "identity-specific Space-Optimized VQ autoencoder", positional=("data_dirs",)),
     "train syncnet": Command(("ladtalk.train.syncnet:train_syncnet",), "the lip-sync expert (Wav2Lip's SyncNet_color)",
@@ -72,7 +76,8 @@ COMMANDS = {
     "serve": Command(("ladtalk.serve:serve",),
                      "the whole workflow in a web page and an HTTP API (needs ladtalk[serve])"),
 }
-GROUPS = {"train": "train a component: sovqae, syncnet or wav2lip"}
+GROUPS = {"train": "train a person's models from their video (person), or one component: sovqae, syncnet or "
+                   "wav2lip"}
 
 # Help for the parameters the docstrings do not describe; "command:parameter" wins over "parameter".
 FLAGS = {
@@ -91,6 +96,12 @@ FLAGS = {
     "report_dir": Flag("report folder to write", metavar="REPORT_DIR"),
     "out_path": Flag("video to write", metavar="OUT.mp4"),
     "video_path": Flag("identity video (any container FFmpeg reads)", metavar="VIDEO"),
+    "train person:video_path": Flag("the person's video: a few minutes, one face in view, speaking (any format "
+                                    "FFmpeg reads)", metavar="VIDEO"),
+    "train person:run_dir": Flag("run folder: the identity, the models and summary.json (resumes if it exists)",
+                                 metavar="RUN_DIR"),
+    "threads": Flag("", metavar="N"),  # help: the docstring, or CLI_ONLY's
+    "recipe": Flag("", choices="ladtalk.train.person:RECIPE_NAMES"),  # help: train_person's docstring
     "enhance:video_path": Flag("talking-head video of the identity", metavar="VIDEO"),
     "size": Flag("face crop size in pixels", choices=(256, 512)),
     "synth:size": Flag("frame size in pixels (square)"),
@@ -109,7 +120,7 @@ FLAGS = {
     "data_dirs": Flag("identity folders or LRS2-style dataset roots (<spk>/<vid>/{k}.jpg + audio.wav)",
                       metavar="DATA_DIR"),
     "train sovqae:data_dirs": Flag("identity folder(s) written by `ladtalk prepare`", metavar="DATA_DIR"),
-    "preset": Flag("preset name ({presets}) or a YAML path"),  # the names are read from configs/
+    "preset": Flag("preset name ({presets}) or a YAML path (default: {default_presets})"),  # names from configs/
     "overrides": Flag("override one preset value, e.g. --set train.max_steps=500 (repeatable)", names=("--set",),
                       metavar="KEY=VALUE"),
     "syncnet_path": Flag("syncnet_v2.model for LSE-C / LSE-D"),
@@ -150,6 +161,14 @@ FLAGS = {
     "max_upload_mb": Flag("largest upload accepted"),
 }
 OUTPUTS = ("out_dir", "run_dir", "report_dir", "out_path")  # written by the command: -o
+# Options of the command line itself, for commands whose function has no such parameter: (commands, flag).
+CLI_ONLY = {
+    "threads": (("prepare", "train", "analyze", "generate", "enhance", "evaluate", "reenact", "demo", "synth"),
+                Flag("torch threads (default: torch's choice, one per core); fewer can be faster on a busy machine",
+                     metavar="N")),
+    "allow_gpu_preset_on_cpu": (("train syncnet", "train wav2lip"),
+                                Flag("run a GPU-sized preset (the official 500,000-step recipes) on a CPU anyway")),
+}
 # Parameters of the public functions that are not flags, and why.
 NOT_FLAGS = {
     "started_at": "set by the CLI to the process start, so that the report's total includes the start-up",
@@ -243,7 +262,12 @@ def _add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     for name in spec.positional + tuple(n for n in params if n not in spec.positional):
         param, hint, required_in = params[name]
         flag = _flag(command, name)
-        text = (docs.get(name) or flag.help).replace("{presets}", ", ".join(preset_names()))
+        preset_of_model = name == "preset" and _model(command) is not None  # the same help for the three trainers
+        text = (flag.help if preset_of_model else docs.get(name) or flag.help).replace(
+            "{presets}", ", ".join(preset_names(_model(command))))
+        if _model(command) in DEFAULT_PRESETS:
+            cpu, gpu = DEFAULT_PRESETS[_model(command)]
+            text = text.replace("{default_presets}", f"{cpu} on a CPU, {gpu} on a GPU")
         kind, many = _value_type(hint)
         if name in spec.positional:
             parser.add_argument(name, metavar=flag.metavar or name.upper(), help=text, type=kind,
@@ -255,7 +279,31 @@ def _add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             choices = resolve(flag.choices) if isinstance(flag.choices, str) else flag.choices
             parser.add_argument(*_flag_names(name, param, flag), dest=name, default=argparse.SUPPRESS, type=kind,
                                 action="append" if many else "store", required=required_in == len(spec.functions),
-                                metavar=flag.metavar, choices=choices, help=text + _default_note(param.default))
+                                metavar=flag.metavar, choices=choices,
+                                help=text + ("" if preset_of_model else _default_note(param.default)))
+
+
+def _model(command: str) -> str | None:
+    """The trainer a `train X` command runs ("syncnet", "wav2lip", "sovqae"), else None."""
+    group, _, name = command.partition(" ")
+    return name if group == "train" and name in DEFAULT_PRESETS else None
+
+
+def _cli_only(command: str) -> dict[str, Flag]:
+    """The command line's own options that this command takes (its function has no parameter of the name)."""
+    params = parameters(command)
+    return {name: flag for name, (commands, flag) in CLI_ONLY.items()
+            if name not in params and any(command == c or command.startswith(c + " ") for c in commands)}
+
+
+def _add_cli_only(parser: argparse.ArgumentParser, command: str) -> None:
+    for name, flag in _cli_only(command).items():
+        spelled = "--" + name.replace("_", "-")
+        if name == "threads":
+            parser.add_argument(spelled, dest=name, type=int, default=argparse.SUPPRESS, metavar=flag.metavar,
+                                help=flag.help)
+        else:
+            parser.add_argument(spelled, dest=name, action="store_true", default=argparse.SUPPRESS, help=flag.help)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -274,6 +322,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.set_defaults(command_spec=command)
         if only is None or command.split()[0] == only:
             _add_arguments(p, command)
+            _add_cli_only(p, command)
     return parser
 
 
@@ -289,7 +338,7 @@ def run(command: str, given: dict) -> object:
             if extra:
                 own = [n for n in needs if not all(n in r for r in required)]
                 raise LadtalkError(f"{_shown(command, extra)} cannot be combined with {_shown(command, own)}")
-            if command.startswith("train "):
+            if command in ("train syncnet", "train wav2lip"):  # the other trainers guard their own outputs
                 _refuse_run_over_inputs(given)
             return func(**given, **{n: make() for n, make in SUPPLIED.items() if n in params})
     raise LadtalkError("give " + ", or ".join(_shown(command, [n for n in r if n not in given]) for r in required))
@@ -304,12 +353,23 @@ def _shown(command: str, names: list[str]) -> str:
 
 
 def _refuse_run_over_inputs(given: dict) -> None:
-    # train_sovqae is being reworked elsewhere; the guard sits here for all three trainers alike
     from ladtalk.io.guard import refuse_output_over_inputs
     refuse_output_over_inputs(given["run_dir"], [("training data", d) for d in given["data_dirs"]]
                               + [("--syncnet weights", given.get("syncnet_path")),
-                                 ("--init weights", given.get("init_path")),
-                                 ("--wav2lip weights", given.get("wav2lip_path"))], folder=True)
+                                 ("--init weights", given.get("init_path"))], folder=True)
+
+
+def _apply_cli_only(command: str, given: dict) -> None:
+    """Take the command line's own options out of `given` and act on them: threads, and for the lip-sync
+    trainers (whose functions default to the official GPU recipes) the preset that suits the device."""
+    own = {name: given.pop(name) for name in _cli_only(command) if name in given}
+    if "threads" in _cli_only(command):
+        from ladtalk.train.common import set_threads
+        set_threads(own.get("threads"))
+    if "allow_gpu_preset_on_cpu" in _cli_only(command):
+        from ladtalk.train.common import choose_preset
+        given["preset"] = choose_preset(_model(command), given.get("preset"), given.get("device", "auto"),
+                                        own.get("allow_gpu_preset_on_cpu", False))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -320,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.pop("command")
     args.pop("component", None)
     try:
+        _apply_cli_only(command, args)
         run(command, args)
     except LadtalkError as e:
         print(f"ladtalk {name}: error: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The two pixel layouts of DESIGN.md and the one way to convert between them: `frames` are uint8 (B,H,W,3) RGB
+"""The two pixel layouts of docs/DESIGN.md and the one way to convert between them: `frames` are uint8 (B,H,W,3) RGB
 (what videos, crops and metrics hold), `images` are float (B,3,H,W) in [0,1] (what the networks take)."""
 
 from __future__ import annotations

@@ -13,9 +13,23 @@ import yaml
 
 from ladtalk.errors import InputError
 
+# Each trainer's presets: (the one a CPU gets without --preset, the one a GPU gets). The names of a trainer's
+# presets start with its own name (syncnet*, wav2lip*); every other preset is a SOVQAE's.
+DEFAULT_PRESETS = {"syncnet": ("syncnet-identity", "syncnet"), "wav2lip": ("wav2lip-identity", "wav2lip"),
+                   "sovqae": ("restore-cpu", "paper-256")}
+# Sized for a GPU: on a CPU each would take days (the official 500,000-step lip-sync runs) or hours per epoch.
+GPU_PRESETS = frozenset({"syncnet", "wav2lip", "paper-256", "paper-512"})
 
-def preset_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("ladtalk.configs").iterdir() if p.name.endswith(".yaml"))
+
+def preset_names(model: str | None = None) -> list[str]:
+    """All preset names, or those of one trainer ("syncnet", "wav2lip" or "sovqae")."""
+    names = sorted(p.name[:-5] for p in resources.files("ladtalk.configs").iterdir() if p.name.endswith(".yaml"))
+    if model is None:
+        return names
+    others = [m for m in DEFAULT_PRESETS if m != "sovqae"]
+    if model == "sovqae":
+        return [n for n in names if not any(n.startswith(m) for m in others)]
+    return [n for n in names if n.startswith(model)]
 
 
 def load_preset(name_or_path: str, overrides: Iterable[str] = ()) -> dict[str, Any]:

@@ -39,24 +39,14 @@ def mean_code_distance(codes: torch.Tensor) -> torch.Tensor:
     return d.masked_fill(torch.isinf(d), 0.0).sum() / (n * (n - 1))
 
 
-def softmin_code_distance(codes: torch.Tensor, tau: float = 0.05) -> torch.Tensor:
-    """-tau * logsumexp(-d_ij / tau) over pairs i<j: a smooth lower bound of d_C that spreads the gradient."""
-    d = pairwise_distances(codes)
-    iu = torch.triu_indices(d.shape[0], d.shape[0], offset=1, device=d.device)
-    return -tau * torch.logsumexp(-d[iu[0], iu[1]] / tau, dim=0)
-
-
-def codebook_regularizer(codes: torch.Tensor, theta: float = 1.0, mode: str = "min",
-                         tau: float = 0.05) -> torch.Tensor:
-    """L_reg = |d - theta| for (N,D) codes; d is the min ("min", the paper), mean ("mean") or soft-min distance."""
+def codebook_regularizer(codes: torch.Tensor, theta: float = 1.0, mode: str = "min") -> torch.Tensor:
+    """L_reg = |d - theta| for (N,D) codes; d is the min ("min", the paper) or mean ("mean", its ablation)."""
     if mode == "min":
         d = min_code_distance(codes)
     elif mode == "mean":
         d = mean_code_distance(codes)
-    elif mode == "softmin":
-        d = softmin_code_distance(codes, tau)
     else:
-        raise ValueError(f"unknown codebook regulariser mode {mode!r}; choose min, mean or softmin")
+        raise ValueError(f"unknown codebook regulariser mode {mode!r}; choose min or mean")
     return (d - theta).abs()
 
 

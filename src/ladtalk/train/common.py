@@ -1,23 +1,5 @@
-"""Shared training machinery: device/precision, DDP, seeding, checkpoints with resume, logging, progress.
-
-Typical use in a trainer (one readable loop; see train/sovqae.py):
-
-    rt = setup_runtime(device, precision=tcfg["precision"], channels_last=True)   # inits DDP under torchrun
-    seed_everything(seed, rank=rt.rank)
-    model = rt.prepare(MyModel(cfg), compile=False)          # device, channels_last, optional torch.compile
-    ddp_model = rt.wrap_ddp(model)                            # no-op on one process
-    ckpt = CheckpointManager(run_dir / "checkpoints", kind="mymodel", is_main=rt.is_main)
-    resumed = ckpt.load_last()                               # None or Resumed(meta, state_dict, trainer_state)
-    if resumed: strict_load(unwrap(model), resumed.state_dict, ...); opt.load_state_dict(...); step = ...
-    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
-    bar = progress(total_steps, initial=step, desc="train", disable=not rt.is_main)
-    for batch in ...:
-        with rt.autocast():
-            loss = ...
-        rt.backward(loss); rt.step(opt, clip_norm=None); rt.update(); opt.zero_grad(set_to_none=True)
-        log.log(step, {"loss": float(loss)}); bar.update(1)
-        ckpt.save(config, unwrap(model).state_dict(), trainer_state={...,"rng": rng_state()}, best=...)
-    log.close(); rt.close()
+"""Shared training machinery: device/precision, DDP, seeding, checkpoints with resume, logging, progress, and the
+summary every training ends with (`print_summary`). train/sovqae.py is the example of a trainer built on it.
 
 Only rank 0 writes (checkpoints, logs, exports); `rt.barrier()` keeps ranks together around saves.
 Trainer states are loaded with torch.load(weights_only=True), so keep them to tensors, numbers, strings,
@@ -30,8 +12,9 @@ import contextlib
 import json
 import os
 import random
+import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +26,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ladtalk.checkpoint import load_state_dict, load_trainer_state, read_meta, save_component
-from ladtalk.errors import CheckpointError
+from ladtalk.errors import CheckpointError, InputError
+from ladtalk.presets import DEFAULT_PRESETS, GPU_PRESETS, preset_names
 from ladtalk.runtime import autocast_dtype, autocast_to, precision_name, resolve_device
 
 
@@ -327,5 +311,46 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.train(f)
 
 
-def module_bytes(model: nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+def format_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:
+    """The text `print_summary` prints: one `name: value` line per figure (floats to 4 significant digits), then
+    one `warning: ...` line per warning."""
+    width = max((len(k) for k in figures), default=0)
+    lines = [f"== {title} =="]
+    for name, value in figures.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"  {name.ljust(width)}  {shown}")
+    lines += [f"  warning: {w}" for w in warnings]
+    return "\n".join(lines)
+
+
+def print_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> None:
+    """What every training prints when it ends: where its model is, its validation figures, plain warnings.
+    Printed on stderr beside the progress bar, so that stdout stays free for a caller's own output."""
+    print(format_summary(title, figures, warnings), file=sys.stderr, flush=True)
+
+
+def set_threads(threads: int | None) -> None:
+    """`--threads N`: torch's intra-op threads (None: leave torch's default, one per core). A neighbour process on
+    a shared machine can make every thread wait on the slowest core: fewer threads then run faster."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
+def choose_preset(model: str, preset: str | None, device: str | torch.device = "auto",
+                  allow_gpu_preset_on_cpu: bool = False) -> str:
+    """The preset a trainer runs: `preset`, or without one the model's CPU or GPU preset for `device` (said on
+    stderr). A GPU-sized preset on a CPU is refused unless `allow_gpu_preset_on_cpu`: it would run for days."""
+    on_cpu = resolve_device(device).type == "cpu"
+    if preset is None:
+        preset = DEFAULT_PRESETS[model][0 if on_cpu else 1]
+        print(f"no --preset given: using {preset!r} on this {'CPU' if on_cpu else 'GPU'} "
+              f"(presets: {', '.join(preset_names(model))})", file=sys.stderr, flush=True)
+    elif on_cpu and preset in GPU_PRESETS and not allow_gpu_preset_on_cpu:
+        raise InputError(f"--preset {preset} is sized for a GPU and would run for days on this CPU; use "
+                         f"--preset {DEFAULT_PRESETS[model][0]} (the CPU recipe), or add --allow-gpu-preset-on-cpu "
+                         f"to run it anyway")
+    return preset

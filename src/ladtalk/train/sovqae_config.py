@@ -5,7 +5,7 @@ beyond the paper (restore-cpu.yaml); their defaults are the paper's behaviour.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ladtalk.errors import InputError
 from ladtalk.runtime import PRECISIONS
@@ -31,7 +31,7 @@ class SOVQAETrainConfig:
     disc_layers: int
     reg_weight: float                  # lambda of L_reg = |d_C - theta|
     reg_theta: float
-    reg_mode: Literal["min", "mean", "softmin"]
+    reg_mode: Literal["min", "mean"]   # min: the paper; mean: its ablation
     init_codebook: Literal["uniform", "data"] = "uniform"  # taming's +-1/N, or latents of training images
     restart_dead_every: int = 0        # steps after which unused codes move to batch latents (0: never)
     degrade: float = 0.0               # share of inputs degraded (0: the paper, clean inputs only)
@@ -41,16 +41,11 @@ class SOVQAETrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"  # taming's constant rate, or warm-up + cosine
     warmup_steps: int = 0              # of the cosine schedule
     holdout_fraction: float = 0.05     # end of each train split kept for validation and checkpoints/best
-    rec_loss: Literal["l2", "l1"] = "l2"  # the paper's L2, or taming's L1 (sharper detail at the same budget)
-    edge_weight: float = 0.0           # weight of an L1 term on image gradients (losses/vq.py edge_l1)
-    temporal_weight: float = 0.0       # weight of an L2 term on the restored change between neighbouring frames
-                                       # against the true change (0: off); batches then hold pairs of neighbours
     augment: bool                      # light on-device jitter (shifts and brightness)
     precision: str                     # one of runtime.PRECISIONS
     channels_last: bool
     compile: bool
     data_on_device: bool | Literal["auto"]  # keep all crops on the GPU ("auto": when they fit)
-    num_workers: int = 0               # unused: crops are gathered in-process (kept for the presets that name it)
     val_every: int                     # steps between validations (also at the end)
     val_frames: int                    # frames per validation
     checkpoint_every: int              # steps between checkpoints (also at the end)
@@ -62,13 +57,34 @@ class SOVQAETrainConfig:
                        "val_frames", "checkpoint_every", "log_every")
         if self.precision not in PRECISIONS:
             raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("restart_dead_every", "patch_size", "warmup_steps", "num_workers", "edge_weight",
-                     "temporal_weight", "keep_every"):
+        for name in ("restart_dead_every", "patch_size", "warmup_steps", "keep_every"):
             if getattr(self, name) < 0:
                 raise InputError(f"train.{name} must be at least 0, got {getattr(self, name)}")
-        if self.temporal_weight > 0 and self.batch_size % 2:
-            raise InputError(f"train.temporal_weight trains on pairs of frames: train.batch_size must be even, "
-                             f"got {self.batch_size}")
         for name in ("degrade", "lipsync_share", "holdout_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"train.{name} must be between 0 and 1, got {getattr(self, name)}")
+
+
+# Settings that measurements rejected and the code no longer has (docs/results.md), with the value that meant
+# "off"; None: any value was a no-op. Old presets and run configs that name them still load when they are off.
+REMOVED = {"rec_loss": "l2", "edge_weight": 0.0, "temporal_weight": 0.0, "num_workers": None}
+REMOVED_VALUES = {"reg_mode": "softmin"}
+
+
+def migrate_train_map(values: dict[str, Any]) -> dict[str, Any]:
+    """A SOVQAE `train` map written before the rejected options were removed, in today's form: a removed key set
+    to its off value is dropped; one that was on is refused by name, since today's code cannot train it."""
+    kept = {}
+    for key, value in values.items():
+        if key in REMOVED:
+            off = REMOVED[key]
+            if off is not None and value != off and not (isinstance(off, float) and value == 0):
+                raise InputError(f"train.{key}={value!r} is no longer supported: that option was measured, rejected "
+                                 f"and removed (docs/results.md); set it to {off!r} or delete the line, or train "
+                                 "with a ladtalk version from before its removal")
+            continue
+        if key in REMOVED_VALUES and REMOVED_VALUES[key] == value:
+            raise InputError(f"train.{key}={value!r} is no longer supported: that variant was measured, rejected "
+                             f"and removed (docs/results.md); use 'min' (the paper) or 'mean'")
+        kept[key] = value
+    return kept

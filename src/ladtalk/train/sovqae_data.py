@@ -10,8 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ladtalk.data.degrade import restoration_training_degradation
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
+from ladtalk.train.common import epoch_order
+from ladtalk.train.sovqae_eval import crops_to_images
 
 
 class CropStore:
@@ -46,17 +49,6 @@ class CropStore:
 
     def __len__(self) -> int:
         return len(self.index)
-
-    def neighbours(self) -> np.ndarray:
-        """For each training row, the row of the next frame of the same identity (the previous one where the next
-        is not a training frame; the row itself when neither is): the pairs of the temporal loss."""
-        ident, frame = self.index[:, 0], self.index[:, 1]
-        rows = np.arange(len(self.index))
-        after = np.minimum(rows + 1, len(rows) - 1)
-        before = np.maximum(rows - 1, 0)
-        next_ok = (ident[after] == ident) & (frame[after] == frame + 1)
-        prev_ok = (ident[before] == ident) & (frame[before] == frame - 1)
-        return np.where(next_ok, after, np.where(prev_ok, before, rows))
 
     def attach_lipsync(self, faces: Sequence[np.ndarray]) -> None:
         """The lip-sync model's faces of each identity's train + holdout frames (in that order, as
@@ -104,13 +96,9 @@ class CropStore:
         return np.stack([pairs[p][0].crops[pairs[p][1]] for p in pick])
 
 
-def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02, pairs: bool = False) -> torch.Tensor:
+def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch.Tensor:
     """Light augmentation keeping faces aligned: whole-pixel shifts up to +-amount of the size (reflected
-    borders, no resampling blur) and +-5% brightness; x (B,C,H,W) in [-1,1]. `pairs`: the second half of the
-    batch gets the first half's shifts and gains (neighbouring frames move together)."""
-    if pairs:
-        first, second = x.chunk(2)
-        return torch.cat(jitter(torch.cat([first, second], 1), gen, amount).chunk(2, 1))
+    borders, no resampling blur) and +-5% brightness; x (B,C,H,W) in [-1,1]."""
     b, _, h, w = x.shape
     m = max(1, round(amount * max(h, w)))
     offs = torch.randint(0, 2 * m + 1, (b, 2), generator=gen).tolist()  # host ints: no device sync
@@ -123,16 +111,12 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02, pairs: b
 
 
 def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator,
-                   lower: Sequence[bool] | None = None, pairs: bool = False) -> list[torch.Tensor]:
+                   lower: Sequence[bool] | None = None) -> list[torch.Tensor]:
     """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
     image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
     detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
-    half (where the mouth is). `pairs`: the second half of the batch takes the first half's windows."""
+    half (where the mouth is)."""
     b, _, h, w = images[0].shape
-    if pairs:  # as jitter does: each pair side by side in the channels, cut once
-        joined = random_patches([torch.cat(x.chunk(2), 1) for x in images], patch, gen,
-                                None if lower is None else lower[:b // 2])
-        return [torch.cat(p.chunk(2, 1)) for p in joined]
     ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
     if lower is not None:
         low = min(max(0, h // 2 - patch // 2), h - patch)
@@ -148,3 +132,43 @@ def open_identities(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike) 
     if not data_dirs:
         raise InputError("give at least one identity folder")
     return [Identity.open(d) for d in data_dirs]
+
+
+class Batches:
+    """Each step's (input, target) pair of (B,3,S,S) images in [-1,1]: targets are training crops in a seeded
+    order per epoch; inputs are the same crops, degraded for a `train.degrade` share and replaced by the lip-sync
+    model's faces of those frames for a `lip_share`, then cut to the preset's patches."""
+
+    def __init__(self, store: CropStore, t, rt, size: int, lip_share: float, steps_per_epoch: int):
+        self.store, self.t, self.rt, self.size, self.lip_share = store, t, rt, size, lip_share
+        self.steps_per_epoch = steps_per_epoch
+        self._epoch, self._order = -1, None
+
+    def _rows(self, step: int):
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:  # upload the epoch's order once: no host-to-device copy per step
+            order = epoch_order(len(self.store), epoch, self.t.seed, self.rt.rank, self.rt.world_size)
+            self._epoch = epoch
+            self._order = torch.as_tensor(order, device=self.rt.device) if self.store.resident else order
+        bs = self.t.batch_size
+        return self._order[pos * bs:(pos + 1) * bs]
+
+    def __call__(self, step: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        t, rt, store = self.t, self.rt, self.store
+        rows = self._rows(step)
+        x = crops_to_images(store.batch(rows), rt.device, self.size) * 2 - 1
+        lip = crops_to_images(store.lipsync_batch(rows), rt.device, self.size) * 2 - 1 if self.lip_share else None
+        if t.augment:  # the same shift and gain for a face and its lip-sync input
+            x = jitter(x if lip is None else torch.cat([x, lip], 1), gen)
+            x, lip = (x, None) if lip is None else x.split(3, 1)
+        x = x_in = rt.images(x)
+        if t.degrade > 0:  # 0 = the paper: the autoencoder only ever sees clean faces
+            x_in = rt.images(restoration_training_degradation((x + 1) / 2, gen, 1 - t.degrade) * 2 - 1)
+        use = None
+        if lip is not None:
+            use = torch.rand(len(x), generator=gen) < self.lip_share
+            x_in = torch.where(use.to(x.device)[:, None, None, None], rt.images(lip), x_in)
+        if t.patch_size:
+            lower = use.tolist() if use is not None and t.lipsync_patch_lower else None
+            x_in, x = random_patches([x_in, x], t.patch_size, gen, lower)
+        return x_in, x

@@ -1,7 +1,7 @@
 """One SOVQAE optimisation step: the paper's objective on taming's VQGAN recipe (LaDTalk Sec. 3.2, Eq. for L_SOVQAE)
     L = rec(x, x_rec) + w_p * perceptual(x, x_rec) + lambda_adv * g_adv + w_q * L_vq + w_reg * |d_C - theta|
-with rec the paper's L2 (or L1 + an edge term, restore-cpu options beyond the paper) and lambda_adv taming's
-adaptive weight, active from `disc_start` (the discriminator trains from then too); and the learning-rate schedule."""
+with rec the paper's L2 and lambda_adv taming's adaptive weight, active from `disc_start` (the discriminator trains
+from then too); and the learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from ladtalk.losses.codebook import codebook_regularizer
 from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
-from ladtalk.losses.vq import edge_l1, reconstruction_l1, reconstruction_l2, temporal_l2
+from ladtalk.losses.vq import reconstruction_l2
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.train.common import Runtime
@@ -75,14 +75,8 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
         recon, vq, info = nets.run_model(x_in)
-        rec = reconstruction_l2(recon, x)  # logged as l2 whatever the loss, so runs stay comparable
-        nll, p_loss = (rec if t.rec_loss == "l2" else reconstruction_l1(recon, x)), zero
-        if t.edge_weight > 0:
-            nll = nll + t.edge_weight * edge_l1(recon, x)
-        temporal = zero
-        if t.temporal_weight > 0:  # the batch is frames, then their neighbours: steady where the truth is
-            temporal = temporal_l2(recon, x)
-            nll = nll + t.temporal_weight * temporal
+        rec = reconstruction_l2(recon, x)
+        nll, p_loss = rec, zero
         if nets.perceptual is not None:
             p_loss = nets.perceptual(recon, x).mean()
             nll = nll + t.perceptual_weight * p_loss
@@ -111,7 +105,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         rt.step(nets.opt_d)
         nets.opt_d.zero_grad(set_to_none=True)
     rt.update()
-    return {"loss": total, "l2": rec, "temporal": temporal, "perceptual": p_loss, "vq": vq, "reg": reg,
+    return {"loss": total, "l2": rec, "perceptual": p_loss, "vq": vq, "reg": reg,
             "g_loss": g_loss, "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"],
             "adaptive_weight": lam, "indices": info["indices"]}
 
