@@ -52,3 +52,56 @@ def test_containers_are_recognised_by_their_first_bytes(head, ext):
                                   b"file '/etc/passwd'", b""])
 def test_playlists_and_other_files_are_not_media(head):
     assert sniff(head) is None  # never handed to FFmpeg, which could follow a playlist to other files
+
+
+def _faststart_mp4(path, seconds: float = 4.0, fps: int = 25):
+    """An MP4 with its index (moov) before the data, as web videos are: a copy cut short still opens with the
+    full length in its header."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        rng = np.random.default_rng(0)
+        for _ in range(int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    return path
+
+
+def test_a_whole_upload_reports_its_length(tmp_path):
+    from ladtalk.serve.uploads import media_facts
+
+    facts = media_facts(_faststart_mp4(tmp_path / "whole.mp4"), "video")
+    assert facts["seconds"] == pytest.approx(4.0, abs=0.1) and facts["has_video"]
+
+
+def test_a_video_cut_short_is_refused_by_reading_it(tmp_path):
+    from ladtalk.serve.uploads import media_facts
+
+    whole = _faststart_mp4(tmp_path / "whole.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputError, match=r"cut short: its header announces 4\.0 s but its data end after"):
+        media_facts(cut, "video")
+
+
+def test_unreadable_media_is_described_without_paths_or_error_numbers(tmp_path):
+    from ladtalk.serve.uploads import media_facts
+
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0\0\0\x20ftypisom\0\0\2\0" + bytes(range(256)) * 40)
+    with pytest.raises(InputError) as info:
+        media_facts(junk, "video")
+    message = str(info.value)
+    assert "not readable video" in message and str(tmp_path) not in message and "rrno" not in message
+
+
+def test_messages_for_the_page_hide_the_data_folder_and_errno(tmp_path):
+    from ladtalk.serve.paths import public_message
+
+    text = f"[Errno 2] No such file or directory: '{tmp_path}/uploads/ab.wav'"
+    assert public_message(text, tmp_path) == "No such file or directory: 'DATA/uploads/ab.wav'"
