@@ -226,7 +226,7 @@ class Server:
         audio = self.media(body.get("audio"), "driving audio")
         wav2lip = self.model(body.get("wav2lip"), "lip-sync model")
         sovqae = self.model(body["sovqae"], "SOVQAE") if body.get("sovqae") else None
-        paste = body.get("paste", "feather")
+        paste = body.get("paste", "mouth")  # the CLI's default
         if paste not in ("feather", "hard", "mouth"):
             raise InputError(f"paste must be 'mouth', 'feather' or 'hard', got {paste!r}")
         call = {"identity_dir": str(ident), "audio_path": str(audio), "out_dir": OUT, "wav2lip_path": str(wav2lip),

@@ -60,7 +60,7 @@ def _report(report) -> dict:
 
 
 def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path: str, sovqae_path: str | None,
-                  device: str, paste: str = "feather") -> dict:
+                  device: str, paste: str = "mouth") -> dict:
     """The cascade and, for comparison, the plain Wav2Lip result from the same audio."""
     import ladtalk
 
