@@ -159,6 +159,35 @@ def test_a_model_copied_into_the_data_folder_appears_without_a_job(page, served)
         shutil.rmtree(served["data"] / "models" / "w2l-copied")
 
 
+def test_every_trainer_and_preset_of_the_cli_is_on_the_page(page):
+    from ladtalk.serve.submit import presets
+
+    page.click('#tabs button[data-tab="models"]')
+    assert page.input_value("#train-preset") == "restore-cpu"  # the CPU restorer the README recommends
+    assert _options(page, "#train-preset") == presets()["sovqae"]
+    assert page.locator("#train-wav2lip").is_visible()  # restore-cpu --wav2lip: learn the lip-sync model's faces
+    page.select_option("#train-component", "lipsync")
+    assert page.input_value("#train-preset") == "identity" and "identity" in _options(page, "#train-preset")
+    assert "expert" in page.inner_text("#train-hint") and not page.locator("#train-wav2lip").is_visible()
+    page.select_option("#train-component", "wav2lip")
+    assert _options(page, "#train-preset") == presets()["wav2lip"] and page.locator("#train-syncnet").is_visible()
+    page.select_option("#train-component", "sovqae")
+
+
+def test_uploads_and_results_are_listed_and_deleted_on_the_files_tab(page, served):
+    status, up = served["server"].upload(served["speech"], "audio", "files-tab.wav")
+    page.click('#tabs button[data-tab="files"]')
+    row = page.locator(f'#upload-list [data-upload="{up["id"]}"]')
+    row.wait_for()
+    assert "files-tab.wav" in row.inner_text() and "1.0 s" in row.inner_text()
+    page.wait_for_function("() => /job results [0-9.]+ MB .* free on the disk/.test("
+                           "document.querySelector('#disk').textContent)")
+    row.locator("button").click()  # Delete (the dialog is accepted)
+    row.wait_for(state="detached")
+    assert up["id"] not in [u["id"] for u in served["server"].call("GET", "/api/uploads")[1]]
+    assert page.locator("#result-list [data-result]").count() >= 2  # the prepare and generate jobs
+
+
 TRAIN = ["train.max_steps=40", "train.val_every=1000", "train.log_every=1", "train.val_frames=4",
          "train.checkpoint_every=1000"]
 

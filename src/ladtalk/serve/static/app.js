@@ -123,7 +123,8 @@ function renderModels() {
 
 // files a job can read: uploads of the right kind and the videos of finished jobs ("JOB_ID/FILE")
 function mediaOptions(kinds) {
-  const ups = state.uploads.filter((u) => kinds.includes(u.kind) || (kinds.includes("audio") && u.has_audio))
+  const speech = kinds.includes("audio");  // any upload with sound drives a generate, a video too
+  const ups = state.uploads.filter((u) => (speech ? u.kind === "audio" || u.has_audio : kinds.includes(u.kind)))
     .map((u) => [u.id, `${u.name || u.id}${u.seconds ? ` (${u.seconds.toFixed(1)} s)` : ""}`]);
   const results = state.jobs.filter((j) => j.state === "done").flatMap((j) => j.files.filter((f) => f.endsWith(".mp4"))
     .map((f) => [`${j.id}/${f}`, `${f} from "${j.title}"`]));
