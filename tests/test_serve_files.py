@@ -27,7 +27,8 @@ def test_a_result_is_enhanced_and_evaluated_in_place(served):
     enh = s.wait(s.submit(kind="enhance", video=ref, sovqae="vq")["id"])
     assert enh["state"] == "done", enh
     assert "wav2lip_only.mp4 of job" in enh["title"] and "/" not in enh["title"].split(" of job")[0][8:]
-    ev = s.wait(s.submit(kind="evaluate", pred=f"{enh['id']}/enhanced.mp4", gt=ref, align="frames")["id"])
+    ev = s.wait(s.submit(kind="evaluate", pred=f"{enh['id']}/enhanced.mp4", gt=ref, align="frames",
+                             max_frames=4)["id"])  # LPIPS on a CPU: seconds a frame
     assert ev["state"] == "done", ev
     assert ev["result"]["metrics"]
 

@@ -255,6 +255,9 @@ class Server:
         align = body.get("align", "sliding")
         if align not in ("sliding", "frames"):
             raise InputError(f"align must be 'sliding' or 'frames', got {align!r}")
-        call = {"pred_path": str(pred), "gt_path": str(gt), "out_dir": OUT, "align": align}
+        max_frames = body.get("max_frames")
+        if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+            raise InputError(f"max_frames must be a positive integer or null (all frames), got {max_frames!r}")
+        call = {"pred_path": str(pred), "gt_path": str(gt), "out_dir": OUT, "align": align, "max_frames": max_frames}
         title = f"evaluate {self.media_name(pred)} against {self.media_name(gt)}"
         return self.jobs.submit("evaluate", title, call, request=request)

@@ -92,10 +92,12 @@ def analyze_task(model_path: str, identity_dir: str, out_dir: str, device: str, 
     return {"report": "report/report.json", "markdown": "report/report.md"}
 
 
-def evaluate_task(pred_path: str, gt_path: str, out_dir: str, device: str, align: str = "sliding") -> dict:
+def evaluate_task(pred_path: str, gt_path: str, out_dir: str, device: str, align: str = "sliding",
+                  max_frames: int | None = None) -> dict:
     import ladtalk
 
-    metrics = ladtalk.evaluate(pred_path, gt_path, Path(out_dir) / "report", align=align, device=device)
+    metrics = ladtalk.evaluate(pred_path, gt_path, Path(out_dir) / "report", align=align, device=device,
+                               max_frames=max_frames)
     return {"report": "report/metrics.json", "markdown": "report/report.md", "metrics": metrics}
 
 
