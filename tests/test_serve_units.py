@@ -105,3 +105,50 @@ def test_messages_for_the_page_hide_the_data_folder_and_errno(tmp_path):
 
     text = f"[Errno 2] No such file or directory: '{tmp_path}/uploads/ab.wav'"
     assert public_message(text, tmp_path) == "No such file or directory: 'DATA/uploads/ab.wav'"
+
+
+def _record(data, job_id: str, **fields) -> None:
+    import json
+
+    from ladtalk.serve.jobs import Job
+
+    job_dir = data.folder("jobs") / job_id
+    (job_dir / "out").mkdir(parents=True)
+    job = Job(job_id, fields.pop("kind", "prepare"), "a job", {}, dir=job_dir, **fields)
+    job.save()
+    assert json.loads((job_dir / "record.json").read_text())["state"] == job.state
+
+
+def test_a_new_server_finds_the_jobs_of_the_last_one(tmp_path):
+    import json
+
+    from ladtalk.serve.jobs import JobManager
+
+    data = DataDir(tmp_path / "data")
+    half_written = data.folder("uploads") / "0123456789abcdef.mp4"
+    half_written.write_bytes(b"x")
+    _record(data, "aaaa", state="running", owned=[str(half_written)])  # the server died while it ran
+    _record(data, "bbbb", state="queued", kind="train")
+    _record(data, "cccc", state="done", result={"videos": {}})
+    # it had finished, the server died before it stored the result: stored now, its folder moved in place
+    _record(data, "dddd", state="running", moves=[[str(data.folder("jobs") / "dddd" / "out" / "identity"),
+                                                    str(data.folder("identities") / "made")]])
+    (data.folder("jobs") / "dddd" / "out" / "identity").mkdir()
+    (data.folder("jobs") / "dddd" / "result.json").write_text(json.dumps({"identity": "made"}))
+    old = data.folder("jobs") / "eeee"  # a job of a server from before records
+    old.mkdir()
+    (old / "job.json").write_text(json.dumps({"kind": "generate", "call": {}}))
+    (old / "result.json").write_text(json.dumps({"videos": {"ladtalk": "ladtalk.mp4"}}))
+    (data.folder("jobs") / "ffff").mkdir()  # a job that never got a record: nothing to show
+
+    jobs = {j.id: j for j in JobManager(data, devices=[]).list()}
+    assert set(jobs) == {"aaaa", "bbbb", "cccc", "dddd", "eeee"}
+    assert jobs["aaaa"].state == "interrupted" and "while this job was running" in jobs["aaaa"].error
+    assert not half_written.exists()
+    assert jobs["bbbb"].state == "interrupted" and "resume it" in jobs["bbbb"].error
+    assert jobs["cccc"].state == "done"
+    assert jobs["dddd"].state == "done" and (data.folder("identities") / "made").is_dir()
+    assert jobs["eeee"].state == "done" and jobs["eeee"].result["videos"]["ladtalk"] == "ladtalk.mp4"
+    assert not (data.folder("jobs") / "ffff").exists()
+    again = {j.id: j.state for j in JobManager(data, devices=[]).list()}  # and so on for the next server
+    assert again == {"aaaa": "interrupted", "bbbb": "interrupted", "cccc": "done", "dddd": "done", "eeee": "done"}
