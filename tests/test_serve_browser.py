@@ -225,6 +225,7 @@ def test_after_a_restart_the_page_shows_everything_and_resumes_the_training(serv
         job.locator("button.again").click()  # Resume: the run's own settings, not the form's
         page.locator('[data-model="run"] .badge.trained').wait_for(timeout=LONG)
         assert "step 24 / 24" in page.locator('[data-model="run"]').inner_text()
+        job.locator("button.again").wait_for(state="detached")  # nothing left to resume
     finally:
         watched.close()
         second.stop()

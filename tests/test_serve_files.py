@@ -61,6 +61,10 @@ def test_uploads_and_jobs_are_listed_deleted_and_counted(served):
     assert s.call("DELETE", f"/api/jobs/{job['id']}") == (200, {"deleted": job["id"]})
     assert s.call("GET", f"/api/jobs/{job['id']}")[0] == 404 and not (data / "jobs" / job["id"]).exists()
 
+    source = next(i["source"] for i in s.call("GET", "/api/identities")[1] if i["name"] == "synth")
+    status, err = s.call("DELETE", f"/api/uploads/{source.split('.')[0]}")
+    assert status == 400 and "identity 'synth' was prepared from" in err["error"]
+
     status, overview = s.call("GET", "/api/overview")
     assert set(overview) == {"jobs", "identities", "models", "uploads"}
     assert "synth" in [i["name"] for i in overview["identities"]] and "w2l" in [m["name"] for m in overview["models"]]

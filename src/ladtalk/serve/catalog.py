@@ -20,7 +20,8 @@ def identity_summary(folder: Path) -> dict:
     faces = int(sum(meta["has_face"]))
     return {"name": folder.name, "frames": n, "fps": meta["fps"], "seconds": round(n / meta["fps"], 2),
             "face_share": round(faces / max(n, 1), 4), "crop_size": meta["crop_size"],
-            "size": [meta["width"], meta["height"]], "split": meta["split"], "pads": meta.get("pads")}
+            "size": [meta["width"], meta["height"]], "split": meta["split"], "pads": meta.get("pads"),
+            "source": Path((meta.get("source") or {}).get("path") or "").name}  # generate reads its frames
 
 
 def list_identities(root: Path) -> list[dict]:

@@ -146,9 +146,11 @@ async function refreshDisk() {
 function renderFiles() {
   const size = (sub, key) => (state.disk && state.disk.items[sub][key] !== undefined ? mb(state.disk.items[sub][key]) : "");
   const uploads = $("#upload-list");
+  const sourceOf = (u) => state.identities.filter((i) => i.source.replace(/\.[^.]*$/, "") === u.id).map((i) => i.name);
   uploads.replaceChildren(...state.uploads.map((u) => el("div", { class: "item", "data-upload": u.id },
     el("div", {}, el("span", { class: "title" }, u.name || u.id), " ",
-      el("span", { class: "facts" }, `${u.kind || "file"}${u.seconds ? `, ${u.seconds.toFixed(1)} s` : ""}, ${size("uploads", u.id)}`)),
+      el("span", { class: "facts" }, `${u.kind || "file"}${u.seconds ? `, ${u.seconds.toFixed(1)} s` : ""}, ${size("uploads", u.id)}` +
+        (sourceOf(u).length ? `; the video of identity ${sourceOf(u).join(", ")}` : ""))),
     el("button", { class: "danger", onclick: async () => {
       if (!confirm(`Delete upload ${u.name || u.id}?`)) return;
       await run(() => api("DELETE", `/api/uploads/${u.id}`));
@@ -158,7 +160,7 @@ function renderFiles() {
   const finished = state.jobs.filter((j) => !LIVE.includes(j.state));
   results.replaceChildren(...finished.map((j) => el("div", { class: "item", "data-result": j.id },
     el("div", {}, el("span", { class: "title" }, j.title), el("span", { class: `badge ${j.state}` }, j.state), " ",
-      el("span", { class: "facts" }, `${j.files.length} files, ${size("jobs", j.id)}`)),
+      el("span", { class: "facts" }, `${j.files.length} file${j.files.length === 1 ? "" : "s"}, ${size("jobs", j.id)}`)),
     el("button", { class: "danger", onclick: () => deleteJob(j) }, "Delete"))));
   if (!finished.length) results.append(el("p", { class: "muted" }, "No finished jobs."));
 }
@@ -226,7 +228,9 @@ function progressLine(job) {
 
 function jobView(job) {
   const live = LIVE.includes(job.state);
-  const again = ["interrupted", "failed", "cancelled"].includes(job.state) && job.request && job.request.kind;
+  // a training finished since (resumed from its model card, say) has nothing left to resume
+  const finished = job.kind === "train" && state.models.some((m) => m.name === job.target && m.state === "trained");
+  const again = ["interrupted", "failed", "cancelled"].includes(job.state) && job.request && job.request.kind && !finished;
   return el("div", { class: "job", "data-job": job.id, "data-state": job.state },
     el("div", {}, el("span", { class: "title" }, job.title), el("span", { class: `badge ${job.state}` }, job.state)),
     live ? progressLine(job) : null,
@@ -378,12 +382,12 @@ async function poll() {
   state.identities = o.identities;
   state.models = o.models;
   state.uploads = o.uploads;
-  if (changed("jobs", o.jobs)) renderJobs();
+  if (changed("jobs", [o.jobs, o.models.map((m) => [m.name, m.state])])) renderJobs();
   if (changed("identities", o.identities)) renderIdentities();
   const live = o.jobs.filter((j) => LIVE.includes(j.state)).map((j) => [j.id, j.target, j.request.name]);
   if (changed("models", [o.models, live])) renderModels();
   const done = o.jobs.filter((j) => !LIVE.includes(j.state)).map((j) => [j.id, j.state, j.files]);
-  if (changed("files", [o.uploads, done])) { renderMediaSelects(); renderFiles(); }
+  if (changed("files", [o.uploads, done, o.identities])) { renderMediaSelects(); renderFiles(); }
   if (changed("disk", [o.uploads, done, o.identities.map((i) => i.name), o.models.map((m) => [m.name, m.state])])) refreshDisk();
   if (state.selectedModel) await refreshModelDetail();
   await renderSlots();
