@@ -188,7 +188,7 @@ def test_uploads_and_results_are_listed_and_deleted_on_the_files_tab(page, serve
     assert page.locator("#result-list [data-result]").count() >= 2  # the prepare and generate jobs
 
 
-TRAIN = ["train.max_steps=24", "train.val_every=1000", "train.log_every=1", "train.val_frames=4",
+TRAIN = ["train.max_steps=30", "train.val_every=1000", "train.log_every=1", "train.val_frames=4",
          "train.checkpoint_every=1000"]
 
 
@@ -224,7 +224,7 @@ def test_after_a_restart_the_page_shows_everything_and_resumes_the_training(serv
         assert "stopped" in page.locator('[data-model="run"]').inner_text()
         job.locator("button.again").click()  # Resume: the run's own settings, not the form's
         page.locator('[data-model="run"] .badge.trained').wait_for(timeout=LONG)
-        assert "step 24 / 24" in page.locator('[data-model="run"]').inner_text()
+        assert "step 30 / 30" in page.locator('[data-model="run"]').inner_text()
         job.locator("button.again").wait_for(state="detached")  # nothing left to resume
     finally:
         watched.close()
