@@ -112,9 +112,13 @@ def _models(s: Server) -> list[dict]:
 async def overview(request: Request) -> Response:
     """Everything the page lists, in one call (it polls this): jobs, identities, models, uploads."""
     s = _server(request)
-    return JSONResponse({"jobs": [j.public() for j in s.jobs.list()],
-                         "identities": catalog.list_identities(s.data.folder("identities")),
-                         "models": _models(s), "uploads": s.data.uploads()})
+
+    def gather() -> dict:  # reads a few files per item: not on the event loop
+        return {"jobs": [j.public() for j in s.jobs.list()],
+                "identities": catalog.list_identities(s.data.folder("identities")),
+                "models": _models(s), "uploads": s.data.uploads()}
+
+    return JSONResponse(await run_in_threadpool(gather))
 
 
 async def disk(request: Request) -> Response:

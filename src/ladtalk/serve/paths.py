@@ -90,9 +90,13 @@ class DataDir:
 
     def uploads(self) -> list[dict]:
         """Every stored upload's record, newest first."""
-        paths = [p for p in self.folder("uploads").iterdir()
-                 if p.is_file() and not p.is_symlink() and not p.name.startswith(".")]
-        records = [{**self.upload_record(p), "id": p.stem, "created": p.stat().st_mtime} for p in paths]
+        records = []
+        for p in self.folder("uploads").iterdir():
+            if p.is_file() and not p.is_symlink() and not p.name.startswith("."):
+                try:
+                    records.append({**self.upload_record(p), "id": p.stem, "created": p.stat().st_mtime})
+                except OSError:
+                    continue  # deleted while we listed
         return sorted(records, key=lambda r: r["created"], reverse=True)
 
     def upload_name(self, path: Path) -> str:
