@@ -188,7 +188,7 @@ class Server:
         if component not in COMPONENTS:
             raise InputError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
         name = check_name(body.get("name"), "model")
-        names = [name, f"{name}-expert"] if component == "lipsync" else [name]
+        names = [name, check_name(f"{name}-expert", "model")] if component == "lipsync" else [name]
         busy = self.jobs.busy_targets() & set(names)
         if busy:
             raise InputError(f"model {sorted(busy)[0]!r} is training already; stop it first")
