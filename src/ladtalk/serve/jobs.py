@@ -102,6 +102,7 @@ class JobManager:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.closing = False
         self._recover()
         self.workers = [threading.Thread(target=self._work, args=(d,), daemon=True, name=f"ladtalk-worker-{d}")
                         for d in devices]
@@ -253,6 +254,8 @@ class JobManager:
 
     def shutdown(self) -> None:
         """Stop every job as 'interrupted': its record stays, and it can be run again by the next server."""
+        with self.lock:
+            self.closing = True  # a worker freed by a stopped job starts no other
         for job in self.list():
             self.cancel(job.id, interrupted=True)
         for _ in self.workers:
@@ -276,7 +279,7 @@ class JobManager:
     def _work(self, device: str) -> None:
         while (job := self.queue.get()) is not None:
             with self.lock:
-                if job.state != "queued":
+                if job.state != "queued" or self.closing:
                     continue
                 job.state, job.started, job.device = "running", time.time(), device
                 job.call["device"] = device
