@@ -47,6 +47,12 @@ class Served:
                     raise RuntimeError(f"ladtalk serve did not start: {self.log_text()}") from None
                 time.sleep(0.2)
 
+    def kill(self) -> None:
+        """End the server as a crash would (SIGKILL): no shutdown, its job processes left running."""
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+
     def log_text(self) -> str:
         self.log.flush()
         return Path(self.log.name).read_text(errors="replace")[-3000:]
@@ -60,6 +66,14 @@ class Served:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+    def wait_progress(self, job_id: str, steps: int = 1, timeout: float = 600) -> dict:
+        """Block until a running job's progress bar has counted `steps`."""
+        deadline = time.monotonic() + timeout
+        while not ((job := self.call("GET", f"/api/jobs/{job_id}")[1])["progress"] or {}).get("n", 0) >= steps:
+            assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.1)
+        return job
 
     def call(self, method: str, path: str, body=None, data=None, headers=None) -> tuple[int, object]:
         """(status, decoded JSON or raw bytes) of one request; `body` is sent as JSON, `data` as raw bytes."""
@@ -102,6 +116,27 @@ def speech_wav(path: Path, seconds: float = 1.0, sample_rate: int = 16000) -> Pa
     audio, _ = synth_speech(seconds, sample_rate, seed=7)
     write_wav(path, np.asarray(audio, np.float32), sample_rate)
     return path
+
+
+def data_copy(shared: dict, data_dir: Path) -> Path:
+    """A new data folder holding the shared server's identity 'synth' and models 'w2l' and 'vq' (no jobs)."""
+    import shutil
+
+    for sub, name in (("identities", "synth"), ("models", "w2l"), ("models", "vq")):
+        shutil.copytree(shared["data"] / sub / name, data_dir / sub / name, symlinks=True)
+    return data_dir
+
+
+def runner_pids(job_dir: Path) -> list[int]:
+    """The processes whose command line names this job folder (its runner)."""
+    pids = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and str(job_dir).encode() in (p / "cmdline").read_bytes():
+                pids.append(int(p.name))
+        except OSError:
+            continue
+    return pids
 
 
 _shared: dict = {}

@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("starlette", reason="the serve extra is not installed: pip install 'ladtalk[serve]'")
 pytest.importorskip("uvicorn", reason="the serve extra is not installed: pip install 'ladtalk[serve]'")
 
-from _serve_helpers import Served, shared_server  # noqa: E402
+from _serve_helpers import Served, runner_pids, shared_server  # noqa: E402
 
 from ladtalk.io.audio import load_audio  # noqa: E402
 from ladtalk.io.video import probe_video  # noqa: E402
@@ -72,17 +72,6 @@ def test_a_failing_job_shows_the_clis_message(served):
     assert status == 200 and isinstance(log, bytes)
 
 
-def _job_processes(job_dir: Path) -> list[int]:
-    pids = []
-    for p in Path("/proc").iterdir():
-        try:
-            if p.name.isdigit() and str(job_dir).encode() in (p / "cmdline").read_bytes():
-                pids.append(int(p.name))
-        except OSError:
-            continue
-    return pids
-
-
 def test_cancel_stops_the_work_and_leaves_nothing(served):
     s, data = served["server"], served["data"]
     uploads_before = sorted(os.listdir(data / "uploads"))
@@ -92,11 +81,12 @@ def test_cancel_stops_the_work_and_leaves_nothing(served):
     while (j := s.call("GET", f"/api/jobs/{job['id']}")[1])["progress"] is None:  # really working
         assert j["state"] in ("queued", "running") and time.monotonic() < deadline, j
         time.sleep(0.2)
-    assert _job_processes(job_dir)
+    assert runner_pids(job_dir)
     status, j = s.call("POST", f"/api/jobs/{job['id']}/cancel")
     assert status == 200 and j["state"] == "cancelled"
-    assert not _job_processes(job_dir)  # the process is gone, not just forgotten
-    assert not job_dir.exists() and not (data / "identities" / "cancel-me").exists()
+    assert not runner_pids(job_dir)  # the process is gone, not just forgotten
+    # only the record is left, so the job is still listed as cancelled after a restart
+    assert os.listdir(job_dir) == ["record.json"] and not (data / "identities" / "cancel-me").exists()
     assert sorted(os.listdir(data / "uploads")) == uploads_before  # the synthetic video it was writing
     assert not _leftovers(data)
 

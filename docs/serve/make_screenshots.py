@@ -104,6 +104,7 @@ def main() -> None:
 
             page.click('#tabs button[data-tab="models"]')
             page.fill("#train-name", "synthetic-sovqae")
+            page.select_option("#train-preset", "tiny")  # the page offers restore-cpu first: a 30-minute run
             page.fill("#train-steps", str(a.sovqae_steps))
             page.fill("#train-val-every", str(max(1, (a.stop_at or a.sovqae_steps) // 4)))
             page.click("#train-run")

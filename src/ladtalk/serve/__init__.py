@@ -27,7 +27,8 @@ def serve(data_dir: str | os.PathLike = "ladtalk_data", host: str = "127.0.0.1",
     try:
         import uvicorn
 
-        from ladtalk.serve.app import Server, build_app, is_loopback
+        from ladtalk.serve.app import build_app, is_loopback
+        from ladtalk.serve.submit import Server
     except ImportError as e:
         raise InputError(f"`ladtalk serve` needs its extra packages ({e.name} is missing): "
                          "pip install 'ladtalk[serve]'") from e

@@ -11,6 +11,8 @@ import numpy as np
 
 from ladtalk.data.identity import META_NAME, Identity
 
+SETTINGS = "serve-train.json"  # written by serve.submit into a run folder it starts
+
 
 def identity_summary(folder: Path) -> dict:
     meta = json.loads((folder / META_NAME).read_text())
@@ -18,7 +20,8 @@ def identity_summary(folder: Path) -> dict:
     faces = int(sum(meta["has_face"]))
     return {"name": folder.name, "frames": n, "fps": meta["fps"], "seconds": round(n / meta["fps"], 2),
             "face_share": round(faces / max(n, 1), 4), "crop_size": meta["crop_size"],
-            "size": [meta["width"], meta["height"]], "split": meta["split"], "pads": meta.get("pads")}
+            "size": [meta["width"], meta["height"]], "split": meta["split"], "pads": meta.get("pads"),
+            "source": Path((meta.get("source") or {}).get("path") or "").name}  # generate reads its frames
 
 
 def list_identities(root: Path) -> list[dict]:
@@ -61,8 +64,32 @@ def _kind(folder: Path) -> str | None:
     return None
 
 
+def _metrics_ends(folder: Path, tail_bytes: int = 65536) -> tuple[dict, dict | None]:
+    """The setup record and the last train record of a run's metrics.jsonl, read from its two ends only (the
+    page asks every second, and a long run's log is large)."""
+    path = folder / "logs" / "metrics.jsonl"
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+            f.seek(max(0, f.seek(0, 2) - tail_bytes))
+            tail = f.read()
+    except OSError:
+        return {}, None
+    def records(raw: bytes) -> list[dict]:
+        out = []
+        for line in raw.decode(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut by the window, or being written right now
+        return [r for r in out if isinstance(r, dict)]
+    setup = next((r for r in records(head) if r.get("split") == "setup"), {})
+    last = next((r for r in reversed(records(tail)) if r.get("split") == "train"), None)
+    return setup, last
+
+
 def model_summary(folder: Path, training: bool = False) -> dict:
-    """A model folder (e.g. Wav2Lip weights) or a SOVQAE run folder (resumable checkpoints, model/ when done)."""
+    """A model folder (e.g. Wav2Lip weights) or a training run folder (resumable checkpoints, model/ when done)."""
     kind = _kind(folder)
     if (folder / "config.json").is_file() or (folder / "model" / "config.json").is_file():
         state = "trained"
@@ -72,11 +99,30 @@ def model_summary(folder: Path, training: bool = False) -> dict:
         state = "empty"
     if training:
         state = "training"
-    metrics = read_metrics(folder)
-    last = next((r for r in reversed(metrics) if r.get("split") == "train"), None)
-    setup = next((r for r in metrics if r.get("split") == "setup"), {})
+    setup, last = _metrics_ends(folder)
+    settings = _settings(folder)
+    steps = setup.get("steps") or _max_steps(settings)
     return {"name": folder.name, "kind": kind, "state": state, "step": last["step"] if last else None,
-            "steps": setup.get("steps")}
+            "steps": steps, "resumable": bool(settings) and state in ("stopped", "empty"),
+            "component": settings.get("component") if settings else None}
+
+
+def _settings(folder: Path) -> dict:
+    """The train request a run was started with from the page (serve-train.json), or {}."""
+    try:
+        return json.loads((folder / SETTINGS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _max_steps(settings: dict) -> int | None:
+    for item in settings.get("overrides") or []:
+        if isinstance(item, str) and item.startswith("train.max_steps="):
+            try:
+                return int(float(item.split("=", 1)[1]))
+            except ValueError:
+                return None
+    return None
 
 
 def list_models(root: Path, training: set[str]) -> list[dict]:

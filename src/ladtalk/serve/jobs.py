@@ -1,10 +1,15 @@
 """The job queue: long work runs in background processes, one worker per device, one job at a time per worker.
 
-A job is a folder DATA_DIR/jobs/<id>/ (job.json, log.txt, progress.json, out/) and a child process running
-ladtalk.serve.runner. Its state lives in the server, so a page reload finds it again. Cancelling interrupts the
-process group (training saves its checkpoint on the interrupt), kills it if it does not stop within a grace
-period, and removes everything the job made: its folder and the paths it owned (the identity it was writing, a
-run folder that had no checkpoint yet, temporary files).
+A job is a folder DATA_DIR/jobs/<id>/: record.json (what the page shows: state, progress source, result, and what
+to clean up), job.json (the call the runner makes), log.txt, progress.json and out/ (its result files). The record
+is rewritten atomically at every change of state, so the jobs, their results and their logs survive a restart of
+the server; a job that was queued or running when the server stopped is shown as "interrupted" and can be run
+again (a training then resumes from its last checkpoint).
+
+Cancelling interrupts the process group (training saves its checkpoint on the interrupt), kills it if it does not
+stop within a grace period, and removes everything the job made but its record: the paths it owned (the identity it
+was writing, a run folder that had no checkpoint yet, temporary files). Nothing to undo is a Python callable: it is
+all data in the record, so a server started after a crash can finish the clean-up.
 """
 
 from __future__ import annotations
@@ -13,19 +18,20 @@ import glob
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ladtalk.serve.paths import DataDir, new_id
+from ladtalk.serve.paths import DataDir, new_id, public_message
 
-STATES = ("queued", "running", "done", "failed", "cancelled")
+LIVE = ("queued", "running")
+STATES = (*LIVE, "done", "failed", "cancelled", "interrupted")
+RECORD = "record.json"
+RUNTIME = ("dir", "proc", "cancel_requested", "stopping")  # fields of the live server only, never stored
 
 
 @dataclass
@@ -34,12 +40,13 @@ class Job:
     kind: str
     title: str
     call: dict
-    dir: Path
-    owned: list[Path] = field(default_factory=list)  # removed when the job does not succeed
-    finalize: Callable[[Job], None] | None = None  # moves results into place, in the server, after success
-    cleanup: Callable[[Job], None] | None = None  # extra removal when the job does not succeed
-    target: str | None = None  # the identity or model name the job writes
-    request: dict = field(default_factory=dict)  # what the client asked for (names and upload ids only)
+    owned: list[str] = field(default_factory=list)  # removed when the job does not succeed
+    fresh_runs: list[str] = field(default_factory=list)  # run folders it created: removed unless they hold a checkpoint
+    scrub: list[str] = field(default_factory=list)  # folders whose *.partial* temporaries are removed after a failure
+    moves: list[list[str]] = field(default_factory=list)  # [from, to] renames that put a success's results in place
+    targets: list[str] = field(default_factory=list)  # the identity or model names the job writes
+    request: dict = field(default_factory=dict)  # what the client asked for: enough to submit it again
+    interrupt_first: bool = False  # send SIGINT and wait (training saves a checkpoint), rather than SIGTERM
     state: str = "queued"
     error: str | None = None
     result: dict | None = None
@@ -47,9 +54,25 @@ class Job:
     started: float | None = None
     finished: float | None = None
     device: str | None = None
-    proc: subprocess.Popen | None = None
-    cancel_requested: bool = False
-    interrupt_first: bool = False  # send SIGINT and wait (training saves a checkpoint), rather than SIGTERM
+    pid: int | None = None  # of the runner while it runs: a server started after a crash stops an orphan
+    dir: Path = field(default=Path("."), metadata={"runtime": True})
+    proc: subprocess.Popen | None = field(default=None, metadata={"runtime": True})
+    cancel_requested: bool = field(default=False, metadata={"runtime": True})
+    stopping: bool = field(default=False, metadata={"runtime": True})  # the server is shutting down
+
+    @property
+    def target(self) -> str | None:
+        return self.targets[0] if self.targets else None
+
+    def save(self) -> None:
+        record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME}
+        write_json(self.dir / RECORD, record)
+
+    @classmethod
+    def load(cls, job_dir: Path) -> Job:
+        record = json.loads((job_dir / RECORD).read_text())
+        known = {f for f in cls.__dataclass_fields__ if f not in RUNTIME}
+        return cls(**{k: v for k, v in record.items() if k in known}, dir=job_dir)
 
     def progress(self) -> dict | None:
         try:
@@ -62,7 +85,8 @@ class Job:
                 "result": self.result, "progress": self.progress() if self.state == "running" else None,
                 "created": self.created, "started": self.started, "finished": self.finished,
                 "device": self.device, "target": self.target, "request": self.request,
-                "files": self.files() if self.state == "done" else []}
+                "files": self.files() if self.state == "done" else [],
+                "has_log": (self.dir / "log.txt").is_file()}
 
     def files(self) -> list[str]:
         """The job's result files, relative to its out/ folder (what GET /api/jobs/{id}/files/... serves)."""
@@ -78,37 +102,109 @@ class JobManager:
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
         self.queue: queue.Queue[Job | None] = queue.Queue()
-        self._sweep()
+        self.closing = False
+        self._recover()
         self.workers = [threading.Thread(target=self._work, args=(d,), daemon=True, name=f"ladtalk-worker-{d}")
                         for d in devices]
         for w in self.workers:
             w.start()
 
-    def _sweep(self) -> None:
-        """Remove what jobs of an earlier server left when it died mid-job (their processes went with it)."""
-        for job_dir in self.data.folder("jobs").iterdir():
-            if not (job_dir / "result.json").is_file() and not (job_dir / "error.json").is_file():
-                remove_path(job_dir)
+    # ---- start-up: the jobs of earlier servers
+
+    def _recover(self) -> None:
+        """Load every job record; a job an earlier server left queued or running becomes 'interrupted' (its runner
+        is stopped if it outlived that server), with what it had half-written removed."""
         for tmp in self.data.folder("uploads").glob(".*.partial"):
             remove_path(tmp)
+        for job_dir in sorted(self.data.folder("jobs").iterdir()):
+            if not job_dir.is_dir() or job_dir.is_symlink():
+                continue
+            try:
+                job = Job.load(job_dir) if (job_dir / RECORD).is_file() else self._adopt(job_dir)
+            except (OSError, ValueError, TypeError) as e:
+                print(f"ladtalk serve: skipping job folder {job_dir.name} (unreadable record: {e})", flush=True)
+                continue
+            if job is None:
+                remove_path(job_dir)  # a job that never got a record: nothing of it to show
+                continue
+            if job.state in LIVE:
+                self._stop_orphan(job)
+                if job.state == "running" and (job_dir / "result.json").is_file():
+                    self._finish(job, 0)  # it had finished; the server died before storing the result
+                else:
+                    self._interrupt(job)
+            self.jobs[job.id] = job
 
-    def submit(self, kind: str, title: str, call: dict, *, owned: list[Path] = (), target: str | None = None,
-               finalize: Callable[[Job], None] | None = None, cleanup: Callable[[Job], None] | None = None,
-               interrupt_first: bool = False) -> Job:
+    def _adopt(self, job_dir: Path) -> Job | None:
+        """A finished job of a server from before records (job.json + result.json): listed, not lost."""
+        if not (job_dir / "result.json").is_file() or not (job_dir / "job.json").is_file():
+            return None
+        spec = json.loads((job_dir / "job.json").read_text())
+        stamp = (job_dir / "result.json").stat().st_mtime
+        job = Job(job_dir.name, spec["kind"], f"{spec['kind']} (from an earlier server)", {}, state="done",
+                  result=json.loads((job_dir / "result.json").read_text()), created=stamp, finished=stamp, dir=job_dir)
+        job.save()
+        return job
+
+    def _stop_orphan(self, job: Job) -> None:
+        """The runner of a server that was killed keeps running in its own process group: stop it like a cancel
+        (a training saves its checkpoint). Only a process whose command line names this job folder is touched."""
+        if not job.pid:
+            return
+        try:
+            if str(job.dir).encode() not in Path(f"/proc/{job.pid}/cmdline").read_bytes():
+                return
+        except OSError:
+            return
+        try:
+            os.killpg(job.pid, signal.SIGINT if job.interrupt_first else signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            return
+        deadline = time.monotonic() + self.grace_seconds
+        while Path(f"/proc/{job.pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if Path(f"/proc/{job.pid}").exists():
+            try:
+                os.killpg(job.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _interrupt(self, job: Job) -> None:
+        started = job.state == "running"
+        self._clean(job, cancelled=False)
+        what = ("the server stopped while this job was running" if started
+                else "the server stopped before this job started")
+        again = ("resume it to continue from its last checkpoint" if job.kind == "train" else "run it again")
+        job.state, job.error, job.finished, job.pid = "interrupted", f"{what}; {again}", time.time(), None
+        job.save()
+
+    # ---- the queue
+
+    def submit(self, kind: str, title: str, call: dict, *, request: dict, owned: list[Path] = (),
+               targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
+               moves: list[tuple[Path, Path]] = (), interrupt_first: bool = False) -> Job:
         job_id = new_id()
         job_dir = self.data.folder("jobs") / job_id
         (job_dir / "out").mkdir(parents=True)
-        job = Job(job_id, kind, title, dict(call), job_dir, list(owned), finalize, cleanup, target,
-                  interrupt_first=interrupt_first)
-        job.call = {k: (str(job_dir / "out" / v.sub) if isinstance(v, OutPath) else v) for k, v in call.items()}
+        def resolve(v):
+            return str(job_dir / "out" / v.sub) if isinstance(v, OutPath) else v
+        job = Job(job_id, kind, title, {k: resolve(v) for k, v in call.items()}, owned=[str(p) for p in owned],
+                  fresh_runs=[str(p) for p in fresh_runs], scrub=[str(p) for p in scrub], targets=list(targets),
+                  request=request, moves=[[str(resolve(a)), str(b)] for a, b in moves],
+                  interrupt_first=interrupt_first, dir=job_dir)
         with self.lock:
+            job.save()
             self.jobs[job_id] = job
         self.queue.put(job)
         return job
 
     def busy_targets(self) -> set[str]:
         with self.lock:
-            return {j.target for j in self.jobs.values() if j.target and j.state in ("queued", "running")}
+            return {t for j in self.jobs.values() if j.state in LIVE for t in j.targets}
+
+    def live_requests(self) -> list[dict]:
+        with self.lock:
+            return [j.request for j in self.jobs.values() if j.state in LIVE]
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
@@ -118,19 +214,31 @@ class JobManager:
         with self.lock:
             return sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
 
-    def cancel(self, job_id: str) -> Job | None:
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job and remove its folder (its results and log)."""
+        with self.lock:
+            job = self.jobs.pop(job_id)
+        remove_path(job.dir)
+
+    def cancel(self, job_id: str, interrupted: bool = False) -> Job | None:
+        """Stop a job; `interrupted`: the server is shutting down (the job can be run again after a restart)."""
         job = self.get(job_id)
         if job is None:
             return None
         with self.lock:
-            if job.state not in ("queued", "running"):
+            if job.state not in LIVE:
                 return job
-            job.cancel_requested = True
+            job.cancel_requested = not interrupted
             if job.state == "queued":  # the worker skips it; clean up now
-                job.state, job.finished = "cancelled", time.time()
-                self._clean(job, cancelled=True)
+                if interrupted:
+                    self._interrupt(job)
+                else:
+                    job.state, job.finished = "cancelled", time.time()
+                    self._clean(job, cancelled=True)
+                    job.save()
                 return job
             proc = job.proc
+            job.stopping = True
         if proc is not None:
             self._stop(proc, job.interrupt_first)
         while job.state == "running":  # the worker is cleaning up after the process
@@ -140,13 +248,16 @@ class JobManager:
     def wait(self, job_id: str, timeout: float) -> Job:
         """Block until the job has finished (for tests and scripts)."""
         end = time.monotonic() + timeout
-        while (job := self.get(job_id)).state in ("queued", "running") and time.monotonic() < end:
+        while (job := self.get(job_id)).state in LIVE and time.monotonic() < end:
             time.sleep(0.1)
         return job
 
     def shutdown(self) -> None:
+        """Stop every job as 'interrupted': its record stays, and it can be run again by the next server."""
+        with self.lock:
+            self.closing = True  # a worker freed by a stopped job starts no other
         for job in self.list():
-            self.cancel(job.id)
+            self.cancel(job.id, interrupted=True)
         for _ in self.workers:
             self.queue.put(None)
         for w in self.workers:
@@ -168,18 +279,25 @@ class JobManager:
     def _work(self, device: str) -> None:
         while (job := self.queue.get()) is not None:
             with self.lock:
-                if job.state != "queued":
+                if job.state != "queued" or self.closing:
                     continue
                 job.state, job.started, job.device = "running", time.time(), device
                 job.call["device"] = device
-                (job.dir / "job.json").write_text(json.dumps({"kind": job.kind, "call": job.call}))
+                write_json(job.dir / "job.json", {"kind": job.kind, "call": job.call})
                 log = open(job.dir / "log.txt", "wb")
                 env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "0.25"}
                 job.proc = subprocess.Popen([sys.executable, "-m", "ladtalk.serve.runner", str(job.dir)],
                                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=env, start_new_session=True)  # own group: cancel reaches children
+                job.pid = job.proc.pid
+                job.save()
             code = job.proc.wait()
             log.close()
+            if job.stopping and not job.cancel_requested and code != 0:
+                with self.lock:
+                    job.proc = None
+                    self._interrupt(job)  # the server is shutting down
+                continue
             self._finish(job, code)
 
     def _finish(self, job: Job, code: int) -> None:
@@ -189,8 +307,8 @@ class JobManager:
         elif code == 0:
             try:
                 job.result = json.loads((job.dir / "result.json").read_text())
-                if job.finalize is not None:
-                    job.finalize(job)
+                for src, dst in job.moves:  # the finished folder appears under its name in one rename
+                    os.replace(src, dst)
                 state = "done"
             except Exception as e:  # noqa: BLE001 - shown on the page as the job's error
                 state, error = "failed", f"ladtalk {job.kind}: error: could not store the result ({e})"
@@ -204,29 +322,61 @@ class JobManager:
         if state != "done":  # cleaned before the state changes: whoever sees "cancelled" finds nothing left
             self._clean(job, cancelled=state == "cancelled")
         with self.lock:
-            job.state, job.error, job.finished, job.proc = state, error, time.time(), None
+            job.state, job.finished, job.proc, job.pid = state, time.time(), None, None
+            job.error = public_message(error, self.data.root) if error else None
+            job.save()
 
     def _clean(self, job: Job, cancelled: bool) -> None:
-        """Remove what a job that did not succeed made; a failed job keeps job.json and log.txt to read."""
-        for path in job.owned:
+        """Remove what a job that did not succeed made; a failed or interrupted job keeps its log to read, a
+        cancelled one only its record."""
+        for name in job.owned:
+            path = Path(name)
             remove_path(path)
             # temporaries written beside the path (atomic writes) by a process that was killed
             for tmp in glob.glob(str(path.parent / f".{glob.escape(path.name)}.*.partial*")):
                 remove_path(Path(tmp))
-        if job.cleanup is not None:
-            job.cleanup(job)
+        for name in job.scrub:
+            for tmp in Path(name).rglob("*.partial*"):
+                remove_path(tmp)
+        for name in job.fresh_runs:
+            if not (Path(name) / "checkpoints" / "last").is_dir():
+                remove_path(Path(name))
+        remove_path(job.dir / "out")
         if cancelled:
-            shutil.rmtree(job.dir, ignore_errors=True)
-        else:
-            shutil.rmtree(job.dir / "out", ignore_errors=True)
+            for p in job.dir.iterdir():
+                if p.name != RECORD:
+                    remove_path(p)
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON under a temporary name and rename it: a reader (or a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(obj, default=str))
+    os.replace(tmp, path)
 
 
 def remove_path(path: Path) -> None:
     """Remove a file, a symlink (not what it points to) or a folder tree; no error when it is gone."""
+    import shutil
+
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
+
+
+def tree_bytes(path: Path) -> int:
+    """Bytes of the files under `path` (symlinks not followed)."""
+    if path.is_file() or path.is_symlink():
+        return path.lstat().st_size
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                continue  # removed while we counted
+    return total
 
 
 @dataclass(frozen=True)

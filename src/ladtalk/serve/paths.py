@@ -35,6 +35,18 @@ def check_name(name: object, what: str) -> str:
     return name
 
 
+ERRNO_RE = re.compile(r"\[Errno -?\d+\]\s*|\s*\(?errno[ =:]-?\d+\)?", re.IGNORECASE)
+
+
+def public_message(text: str, root: Path) -> str:
+    """A message for the page: paths inside the data folder as DATA/..., no errno numbers (they mean nothing to
+    a user and only show how the server is laid out)."""
+    text = ERRNO_RE.sub("", text)
+    for prefix in {str(root), str(Path(root).resolve())}:
+        text = text.replace(prefix + "/", "DATA/").replace(prefix, "DATA")
+    return text
+
+
 def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
@@ -68,6 +80,24 @@ class DataDir:
         if len(matches) != 1:
             raise NotFound(f"no upload {name!r}; send the file to POST /api/uploads first")
         return matches[0]
+
+    def upload_record(self, path: Path) -> dict:
+        """What was recorded when the upload was received: id, kind, bytes, the client's name, seconds, ..."""
+        try:
+            return json.loads(path.with_name(f".{path.stem}.json").read_text())
+        except (OSError, ValueError):
+            return {"id": path.stem, "kind": None, "bytes": path.stat().st_size, "name": path.name}
+
+    def uploads(self) -> list[dict]:
+        """Every stored upload's record, newest first."""
+        records = []
+        for p in self.folder("uploads").iterdir():
+            if p.is_file() and not p.is_symlink() and not p.name.startswith("."):
+                try:
+                    records.append({**self.upload_record(p), "id": p.stem, "created": p.stat().st_mtime})
+                except OSError:
+                    continue  # deleted while we listed
+        return sorted(records, key=lambda r: r["created"], reverse=True)
 
     def upload_name(self, path: Path) -> str:
         """The name the client gave an upload (for titles only; never used as a path)."""

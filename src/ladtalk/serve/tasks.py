@@ -3,6 +3,7 @@ the server has already checked, returning a JSON-able summary for the page. No l
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,24 +12,46 @@ from ladtalk.face import DEFAULT_PADS
 
 def prepare_task(video_path: str | None, out_dir: str, device: str, size: int = 256,
                  pads: tuple[int, int, int, int] = DEFAULT_PADS, synthetic_seconds: float | None = None,
-                 synthetic_path: str | None = None) -> dict:
+                 synthetic_path: str | None = None, synthetic_name: str = "") -> dict:
     """Prepare an uploaded video, or first render the built-in synthetic identity into `synthetic_path`."""
     import ladtalk
 
     if synthetic_seconds is not None:
         clip = ladtalk.synthesize(Path(out_dir).parent / "synthetic", seconds=synthetic_seconds, seed=0)
-        os.replace(clip.video_path, synthetic_path)  # kept as an upload: generate reads its frames later
+        target = Path(synthetic_path)
+        # kept as an upload (generate reads its frames later), listed like one
+        record = {"id": target.stem, "kind": "video", "bytes": Path(clip.video_path).stat().st_size,
+                  "name": f"{synthetic_name} (synthetic)", "seconds": synthetic_seconds, "has_video": True,
+                  "has_audio": True}
+        target.with_name(f".{target.stem}.json").write_text(json.dumps(record))
+        os.replace(clip.video_path, target)
         video_path = synthetic_path
     ladtalk.prepare(video_path, out_dir, size=size, pads=tuple(pads), device=device)
     return {"identity": Path(out_dir).name}
 
 
-def train_task(identity_dir: str, run_dir: str, device: str, preset: str = "tiny", overrides: list[str] = ()) -> dict:
-    import ladtalk
+def train_task(identity_dir: str, run_dir: str, device: str, component: str = "sovqae", preset: str = "tiny",
+               overrides: list[str] = (), wav2lip_path: str | None = None, syncnet_path: str | None = None,
+               expert_dir: str | None = None, expert_preset: str | None = None) -> dict:
+    """One of the CLI's trainers on one identity. `lipsync`: the lip-sync base, the expert (`expert_preset` into
+    `expert_dir`) and then the generator (`preset` into `run_dir`) with it; each resumes from its checkpoints."""
+    from ladtalk.train.sovqae import train_sovqae
+    from ladtalk.train.syncnet import train_syncnet
+    from ladtalk.train.wav2lip import train_wav2lip
 
-    model_dir = ladtalk.train_sovqae([identity_dir], run_dir, preset=preset, overrides=list(overrides),
-                                     device=device)
-    return {"model": Path(run_dir).name, "model_dir": Path(model_dir).name}
+    overrides = list(overrides)
+    if component == "sovqae":
+        model_dir = train_sovqae([identity_dir], run_dir, preset=preset, overrides=overrides, device=device,
+                                 wav2lip_path=wav2lip_path)
+    elif component == "syncnet":
+        model_dir = train_syncnet([identity_dir], run_dir, preset=preset, overrides=overrides, device=device)
+    else:
+        if component == "lipsync":
+            syncnet_path = str(train_syncnet([identity_dir], expert_dir, preset=expert_preset, overrides=overrides,
+                                             device=device))
+        model_dir = train_wav2lip([identity_dir], run_dir, syncnet_path=syncnet_path, preset=preset,
+                                  overrides=overrides, device=device)
+    return {"model": Path(run_dir).name, "model_dir": Path(model_dir).name, "component": component}
 
 
 def _report(report) -> dict:
@@ -37,7 +60,7 @@ def _report(report) -> dict:
 
 
 def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path: str, sovqae_path: str | None,
-                  device: str, paste: str = "feather") -> dict:
+                  device: str, paste: str = "mouth") -> dict:
     """The cascade and, for comparison, the plain Wav2Lip result from the same audio."""
     import ladtalk
 
@@ -69,10 +92,12 @@ def analyze_task(model_path: str, identity_dir: str, out_dir: str, device: str, 
     return {"report": "report/report.json", "markdown": "report/report.md"}
 
 
-def evaluate_task(pred_path: str, gt_path: str, out_dir: str, device: str, align: str = "sliding") -> dict:
+def evaluate_task(pred_path: str, gt_path: str, out_dir: str, device: str, align: str = "sliding",
+                  max_frames: int | None = None) -> dict:
     import ladtalk
 
-    metrics = ladtalk.evaluate(pred_path, gt_path, Path(out_dir) / "report", align=align, device=device)
+    metrics = ladtalk.evaluate(pred_path, gt_path, Path(out_dir) / "report", align=align, device=device,
+                               max_frames=max_frames)
     return {"report": "report/metrics.json", "markdown": "report/report.md", "metrics": metrics}
 
 

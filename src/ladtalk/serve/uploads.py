@@ -2,7 +2,8 @@
 
 The type is decided by the content, never by the client's file name: the first bytes must be those of a media
 container we expect (so FFmpeg is never handed a playlist or a text file that points at other files), and then
-FFmpeg must find the stream the upload is for (a video stream in a video, an audio stream in audio).
+FFmpeg must find the stream the upload is for (a video stream in a video, an audio stream in audio), read its
+packets to the end (a file cut short is refused, not taken at the length its header claims) and decode its start.
 Weights must be a torch zip archive or a safetensors file; they are only ever loaded without running code.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import av
+from starlette.concurrency import run_in_threadpool
 
 from ladtalk.errors import InputError
 from ladtalk.serve.paths import DataDir, new_id
@@ -54,20 +56,55 @@ EXTS = {"video": (".mp4", ".mov", ".webm", ".avi"), "audio": (".wav", ".mp3", ".
         ".webm", ".mov"), "weights": (".pth", ".safetensors")}
 
 
-def _media_facts(path: Path, kind: str) -> dict:
+def _stream_seconds(container, stream) -> float:
+    """How far the stream's packets really reach, in seconds: demuxed to the end (cheap: nothing is decoded), so a
+    file cut short shows its real length, not the length its header announces."""
+    end = 0.0
+    for packet in container.demux(stream):
+        if packet.pts is not None and packet.size:
+            end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base))
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    return max(0.0, end - start)
+
+
+def _decodes(path: Path, stream_type: str) -> bool:
+    """Whether the first frames of the file's first `stream_type` stream decode."""
+    with av.open(str(path)) as container:
+        stream = next(s for s in container.streams if s.type == stream_type)
+        for k, _ in enumerate(container.decode(stream)):
+            if k >= 2:
+                break
+        return True
+
+
+def media_facts(path: Path, kind: str) -> dict:
+    """The streams and the real length of an uploaded file, found by reading it through; InputError (without the
+    server's paths or FFmpeg's error numbers) when it is not the media `kind` asks for or is cut short."""
+    what = ("send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio")
     try:
         with av.open(str(path)) as container:
             video = [s for s in container.streams if s.type == "video"]
             audio = [s for s in container.streams if s.type == "audio"]
-            seconds = float(container.duration / 1e6) if container.duration else None
-    except (av.FFmpegError, OSError, ValueError) as e:
-        raise InputError(f"the file is not readable media ({e}); send an MP4, MOV, WebM or AVI video, "
-                         "or WAV, MP3, M4A, OGG or FLAC audio") from e
-    if kind == "video" and not video:
-        raise InputError("the file has no video stream; send a video of the person")
-    if kind == "audio" and not audio:
-        raise InputError("the file has no audio stream; send speech audio")
-    return {"seconds": seconds, "has_video": bool(video), "has_audio": bool(audio)}
+            nominal = float(container.duration / 1e6) if container.duration else None
+        if kind == "video" and not video:
+            raise InputError("the file has no video stream; send a video of the person")
+        if kind == "audio" and not audio:
+            raise InputError("the file has no audio stream; send speech audio")
+        main = "video" if kind == "video" else "audio"
+        with av.open(str(path)) as container:
+            seconds = _stream_seconds(container, next(s for s in container.streams if s.type == main))
+        _decodes(path, main)
+    except InputError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, StopIteration) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        raise InputError(f"the file is not readable {kind} ({reason}); {what}") from e
+    if seconds <= 0:
+        raise InputError(f"the file's {main} stream holds no {'frames' if main == 'video' else 'samples'}; {what}")
+    if nominal and seconds < nominal - max(0.5, 0.02 * nominal):
+        raise InputError(f"the file is cut short: its header announces {nominal:.1f} s but its data end after "
+                         f"{seconds:.1f} s (an interrupted download or copy?); send the whole file")
+    return {"seconds": round(seconds, 3), "has_video": bool(video), "has_audio": bool(audio)}
 
 
 async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_bytes: int,
@@ -97,7 +134,8 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
         if ext is None or ext not in EXTS[kind]:
             raise InputError(f"the file's content is not {'a' if kind == 'video' else ''} {kind} this server "
                              f"accepts (allowed: {', '.join(EXTS[kind])}, recognised by content, not by name)")
-        facts = _media_facts(tmp, kind) if kind != "weights" else {}
+        # reading a large file through takes a moment: not on the event loop
+        facts = await run_in_threadpool(media_facts, tmp, kind) if kind != "weights" else {}
         path = tmp.with_name(f"{upload_id}{ext}")
         os.replace(tmp, path)
     except BaseException:

@@ -1,5 +1,7 @@
 // The page is a client of the HTTP API and nothing more: it uploads files, submits jobs, polls them and shows
-// what the server returns. All state (jobs, identities, models) lives in the server, so a reload loses nothing.
+// what the server returns. All state (jobs, identities, models, uploads) lives in the server's data folder, so a
+// reload, or a restart of the server, loses nothing. It polls GET /api/overview and redraws a list only when it
+// changed (a model copied into DATA/models/ appears without any job having run).
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
@@ -49,8 +51,10 @@ function action(button, fn) {
   });
 }
 
-const state = { jobs: [], identities: [], models: [], info: {}, selectedModel: null, slotKeys: {},
-                uploadedWeights: [], recorded: null, lastDone: "" };
+const state = { jobs: [], identities: [], models: [], uploads: [], info: {}, selectedModel: null, slotKeys: {},
+                keys: {}, disk: null };
+const LIVE = ["queued", "running"];
+const mb = (bytes) => `${(bytes / 2 ** 20).toFixed(bytes < 2 ** 20 ? 2 : 1)} MB`;
 
 // ---------- tabs
 function showTab(name) {
@@ -78,7 +82,7 @@ function renderIdentities() {
         `${i.size[0]}x${i.size[1]}; face on ${(100 * i.face_share).toFixed(1)}% of frames; crops ${i.crop_size}px`)),
     el("button", { class: "danger", onclick: async () => {
       if (!confirm(`Delete identity ${i.name}?`)) return;
-      try { await api("DELETE", `/api/identities/${i.name}`); await refreshLists(); } catch (e) { toast(e.message); }
+      await run(() => api("DELETE", `/api/identities/${i.name}`));
     } }, "Delete"),
     el("img", { src: `/api/identities/${encodeURIComponent(i.name)}/crops.png`, alt: `face crops of ${i.name}` }))));
   if (!state.identities.length) list.append(el("p", { class: "muted" }, "No identity yet: prepare one above."));
@@ -88,29 +92,77 @@ function renderIdentities() {
 function renderModels() {
   const list = $("#model-list");
   list.replaceChildren(...state.models.map((m) => {
-    const job = state.jobs.find((j) => j.kind === "train" && j.target === m.name && j.state === "running");
+    const job = state.jobs.find((j) => j.kind === "train" && (j.request.name === m.name || j.target === m.name) &&
+                                       LIVE.includes(j.state));
     const steps = m.step !== null ? ` step ${m.step}${m.steps ? " / " + m.steps : ""}` : "";
     return el("div", { class: "card item", "data-model": m.name },
       el("div", {}, el("h3", {}, m.name, el("span", { class: `badge ${m.state}` }, m.state)),
         el("div", { class: "facts" }, `${m.kind || "unknown kind"}${steps}`)),
       el("div", { class: "row" },
-        m.kind === "sovqae" ? el("button", { class: "secondary", onclick: () => selectModel(m.name) }, "Curves") : null,
+        m.kind ? el("button", { class: "secondary", onclick: () => selectModel(m.name) }, "Curves") : null,
         job ? el("button", { class: "danger", onclick: () => cancelJob(job.id) }, "Stop") : null,
-        m.state === "stopped" && !job ? el("button", { class: "secondary", onclick: () => {
-          $("#train-name").value = m.name; $("#train-run").click(); } }, "Resume") : null,
+        m.resumable && !job ? el("button", { class: "secondary resume", onclick: () => run(async () => {
+          const j = await api("POST", `/api/models/${m.name}/resume`);
+          state.selectedModel = j.target; }) }, "Resume") : null,
         !job ? el("button", { class: "danger", onclick: async () => {
           if (!confirm(`Delete model ${m.name}?`)) return;
-          try { await api("DELETE", `/api/models/${m.name}`); await refreshLists(); } catch (e) { toast(e.message); }
+          await run(() => api("DELETE", `/api/models/${m.name}`));
         } }, "Delete") : null));
   }));
-  if (!state.models.length) list.append(el("p", { class: "muted" }, "No model yet: train a SOVQAE above."));
+  if (!state.models.length) list.append(el("p", { class: "muted" }, "No model yet: train one above, or copy a lip-sync model folder into DATA/models/."));
   for (const s of $$(".model-select")) {
     const kinds = s.dataset.kinds.split(",");
     const usable = state.models.filter((m) => kinds.includes(m.kind) && m.state !== "empty");
     let opts = usable.map((m) => [m.name, `${m.name} (${m.state})`]);
-    if (kinds.includes("wav2lip")) opts = opts.concat(state.uploadedWeights);
+    if (kinds.includes("wav2lip") || kinds.includes("syncnet_expert")) {
+      opts = opts.concat(state.uploads.filter((u) => u.kind === "weights").map((u) => [u.id, `uploaded ${u.name || u.id}`]));
+    }
     fillSelect(s, opts, s.dataset.none);
   }
+}
+
+// files a job can read: uploads of the right kind and the videos of finished jobs ("JOB_ID/FILE")
+function mediaOptions(kinds) {
+  const speech = kinds.includes("audio");  // any upload with sound drives a generate, a video too
+  const ups = state.uploads.filter((u) => (speech ? u.kind === "audio" || u.has_audio : kinds.includes(u.kind)))
+    .map((u) => [u.id, `${u.name || u.id}${u.seconds ? ` (${u.seconds.toFixed(1)} s)` : ""}`]);
+  const results = state.jobs.filter((j) => j.state === "done").flatMap((j) => j.files.filter((f) => f.endsWith(".mp4"))
+    .map((f) => [`${j.id}/${f}`, `${f} from "${j.title}"`]));
+  return ups.concat(results);
+}
+
+function renderMediaSelects() {
+  for (const s of $$(".media-select")) fillSelect(s, mediaOptions(s.dataset.kinds.split(",")), "— choose —");
+}
+
+async function refreshDisk() {
+  try { state.disk = await api("GET", "/api/disk"); } catch (e) { return; }
+  const d = state.disk, f = d.folders;
+  $("#disk").textContent = `uploads ${mb(f.uploads)} · identities ${mb(f.identities)} · models ${mb(f.models)} · ` +
+    `job results ${mb(f.jobs)} · free on the disk ${mb(d.free)}`;
+  renderFiles();
+}
+
+function renderFiles() {
+  const size = (sub, key) => (state.disk && state.disk.items[sub][key] !== undefined ? mb(state.disk.items[sub][key]) : "");
+  const uploads = $("#upload-list");
+  const sourceOf = (u) => state.identities.filter((i) => i.source.replace(/\.[^.]*$/, "") === u.id).map((i) => i.name);
+  uploads.replaceChildren(...state.uploads.map((u) => el("div", { class: "item", "data-upload": u.id },
+    el("div", {}, el("span", { class: "title" }, u.name || u.id), " ",
+      el("span", { class: "facts" }, `${u.kind || "file"}${u.seconds ? `, ${u.seconds.toFixed(1)} s` : ""}, ${size("uploads", u.id)}` +
+        (sourceOf(u).length ? `; the video of identity ${sourceOf(u).join(", ")}` : ""))),
+    el("button", { class: "danger", onclick: async () => {
+      if (!confirm(`Delete upload ${u.name || u.id}?`)) return;
+      await run(() => api("DELETE", `/api/uploads/${u.id}`));
+    } }, "Delete"))));
+  if (!state.uploads.length) uploads.append(el("p", { class: "muted" }, "No uploads."));
+  const results = $("#result-list");
+  const finished = state.jobs.filter((j) => !LIVE.includes(j.state));
+  results.replaceChildren(...finished.map((j) => el("div", { class: "item", "data-result": j.id },
+    el("div", {}, el("span", { class: "title" }, j.title), el("span", { class: `badge ${j.state}` }, j.state), " ",
+      el("span", { class: "facts" }, `${j.files.length} file${j.files.length === 1 ? "" : "s"}, ${size("jobs", j.id)}`)),
+    el("button", { class: "danger", onclick: () => deleteJob(j) }, "Delete"))));
+  if (!finished.length) results.append(el("p", { class: "muted" }, "No finished jobs."));
 }
 
 // ---------- charts (a few lines on a canvas; no chart library to download)
@@ -151,9 +203,15 @@ async function refreshModelDetail() {
   $("#model-title").textContent = `${m.name}: ${m.state}${m.step !== null ? `, step ${m.step}` : ""}`;
   const train = m.metrics.filter((r) => r.split === "train"), val = m.metrics.filter((r) => r.split === "val");
   const series = (rows, key) => rows.filter((r) => typeof r[key] === "number").map((r) => [r.step, r[key]]);
-  drawChart($("#chart-loss"), [{ label: "l2", color: "#2f6fde", points: series(train, "l2") }]);
-  drawChart($("#chart-val"), [{ label: "reconstruction", color: "#1e8e5a", points: series(val, "recon_psnr") },
-                              { label: "restoration", color: "#c0392b", points: series(val, "restore_psnr_mean") }]);
+  if (m.kind === "sovqae") {
+    drawChart($("#chart-loss"), [{ label: "l2", color: "#2f6fde", points: series(train, "l2") }]);
+    drawChart($("#chart-val"), [{ label: "reconstruction", color: "#1e8e5a", points: series(val, "recon_psnr") },
+                                { label: "restoration", color: "#c0392b", points: series(val, "restore_psnr_mean") }]);
+  } else {  // the lip-sync trainers log a loss for both splits
+    drawChart($("#chart-loss"), [{ label: "loss", color: "#2f6fde", points: series(train, "loss") }]);
+    drawChart($("#chart-val"), [{ label: "validation loss", color: "#1e8e5a", points: series(val, "loss") }]);
+  }
+  $("#analyze-run").parentElement.classList.toggle("hidden", m.kind !== "sovqae");
 }
 
 // ---------- jobs
@@ -169,17 +227,44 @@ function progressLine(job) {
 }
 
 function jobView(job) {
-  const live = job.state === "queued" || job.state === "running";
+  const live = LIVE.includes(job.state);
+  // a training finished since (resumed from its model card, say) has nothing left to resume
+  const finished = job.kind === "train" && state.models.some((m) => m.name === job.target && m.state === "trained");
+  const again = ["interrupted", "failed", "cancelled"].includes(job.state) && job.request && job.request.kind && !finished;
   return el("div", { class: "job", "data-job": job.id, "data-state": job.state },
     el("div", {}, el("span", { class: "title" }, job.title), el("span", { class: `badge ${job.state}` }, job.state)),
     live ? progressLine(job) : null,
     job.error ? el("div", { class: "error" }, job.error) : null,
-    live ? el("div", { class: "row" }, el("button", { class: "danger", onclick: () => cancelJob(job.id) },
-      job.kind === "train" ? "Stop" : "Cancel")) : null);
+    el("div", { class: "row" },
+      live ? el("button", { class: "danger", onclick: () => cancelJob(job.id) }, job.kind === "train" ? "Stop" : "Cancel") : null,
+      again ? el("button", { class: "secondary again", onclick: () => run(async () => {
+        const j = await api("POST", `/api/jobs/${job.id}/again`);
+        if (j.kind === "train") state.selectedModel = j.target; }) }, job.kind === "train" ? "Resume" : "Run again") : null,
+      job.has_log ? el("a", { href: `/api/jobs/${job.id}/log`, target: "_blank" }, "log") : null,
+      !live ? el("button", { class: "danger", onclick: () => deleteJob(job) }, "Delete") : null));
+}
+
+async function deleteJob(job) {
+  if (!confirm(`Delete the job "${job.title}" and its results?`)) return;
+  await run(() => api("DELETE", `/api/jobs/${job.id}`));
+}
+
+// an action outside a form button: the server's message on failure, the lists refreshed after
+async function run(fn) {
+  try { await fn(); } catch (e) { toast(e.message); }
+  await poll();
 }
 
 async function cancelJob(id) {
-  try { await api("POST", `/api/jobs/${id}/cancel`); await poll(); } catch (e) { toast(e.message); }
+  await run(() => api("POST", `/api/jobs/${id}/cancel`));
+}
+
+// use a result in place: pick it in the enhance or evaluate form and go there
+function useResult(ref, tab) {
+  const select = tab === "enhance" ? "#enh-video-ref" : "#eval-pred-ref";
+  renderMediaSelects();
+  $(select).value = ref;
+  location.hash = tab;
 }
 
 const fileUrl = (job, name) => `/api/jobs/${job.id}/files/${name}`;
@@ -193,10 +278,16 @@ function timingsTable(timings) {
       ...stages.map((s) => el("td", {}, (t.stage_seconds[s] ?? 0).toFixed(2))))));
 }
 
-function videoFigure(label, src, name) {
-  return el("figure", {}, el("figcaption", {}, label, " ", el("a", { href: src, download: name }, "download")),
+function videoFigure(label, src, name, ref) {
+  const use = ref ? [" ", el("button", { class: "secondary use-enhance", onclick: () => useResult(ref, "enhance") }, "enhance"),
+    " ", el("button", { class: "secondary use-evaluate", onclick: () => useResult(ref, "evaluate") }, "evaluate")] : [];
+  return el("figure", {}, el("figcaption", {}, label, " ", el("a", { href: src, download: name }, "download"), ...use),
     el("video", { src, controls: "", preload: "auto", "data-name": name }));
 }
+
+// what a job read: an upload id or a result of another job ("JOB_ID/FILE")
+const mediaUrl = (ref) => (ref.includes("/") ? `/api/jobs/${ref.split("/")[0]}/files/${ref.split("/").slice(1).join("/")}`
+                                             : `/api/uploads/${ref}/file`);
 
 function scalarRows(obj, prefix = "") {
   return Object.entries(obj).flatMap(([k, v]) => {
@@ -231,18 +322,21 @@ async function resultView(job) {
   if (job.kind === "generate") {
     const v = r.videos;
     return el("div", {}, el("div", { class: "videos" },
-      v.ladtalk ? videoFigure("LaDTalk (Wav2Lip + SOVQAE)", fileUrl(job, v.ladtalk), "ladtalk") : null,
-      videoFigure("Wav2Lip only", fileUrl(job, v.wav2lip_only), "wav2lip_only")), timingsTable(r.timings));
+      v.ladtalk ? videoFigure("LaDTalk (Wav2Lip + SOVQAE)", fileUrl(job, v.ladtalk), "ladtalk", `${job.id}/${v.ladtalk}`) : null,
+      videoFigure("Wav2Lip only", fileUrl(job, v.wav2lip_only), "wav2lip_only", `${job.id}/${v.wav2lip_only}`)),
+      timingsTable(r.timings));
   }
   if (job.kind === "enhance") {
     return el("div", {}, el("div", { class: "videos" },
-      videoFigure("input", `/api/uploads/${job.request.video}/file`, "input"),
-      videoFigure("repaired by the SOVQAE", fileUrl(job, r.videos.enhanced), "enhanced")), timingsTable(r.timings));
+      videoFigure("input", mediaUrl(job.request.video), "input"),
+      videoFigure("repaired by the SOVQAE", fileUrl(job, r.videos.enhanced), "enhanced", `${job.id}/${r.videos.enhanced}`)),
+      timingsTable(r.timings));
   }
   if (job.kind === "analyze") return reportView(job, r.report, (rep) => ({ theory: rep.theory }));
   if (job.kind === "evaluate") return reportView(job, r.report, (rep) => { const { files, ...rest } = rep; return rest; });
   if (job.kind === "prepare") return el("div", { class: "facts" }, `identity '${r.identity}' is ready`);
   if (job.kind === "train") return el("div", { class: "facts" }, `model '${r.model}' is trained`);
+  if (job.kind === "enhance" || job.kind === "generate") return el("div");
   return el("div");
 }
 
@@ -250,7 +344,12 @@ async function renderSlots() {
   for (const slot of $$(".job-slot")) {
     const job = state.jobs.find((j) => j.kind === slot.dataset.kind);  // newest first
     const key = job ? `${job.id}:${job.state}` : "";
-    if (job && job.state === "running") { slot.replaceChildren(el("div", { class: "card" }, jobView(job))); continue; }
+    if (job && job.state === "running") {
+      const live = JSON.stringify([job.id, job.progress]);
+      if (state.slotKeys[slot.dataset.kind] !== live) slot.replaceChildren(el("div", { class: "card" }, jobView(job)));
+      state.slotKeys[slot.dataset.kind] = live;
+      continue;
+    }
     if (state.slotKeys[slot.dataset.kind] === key) continue;  // unchanged: keep videos playing
     state.slotKeys[slot.dataset.kind] = key;
     if (!job) { slot.replaceChildren(); continue; }
@@ -268,20 +367,28 @@ function renderJobs() {
   if (!state.jobs.length) list.append(el("p", { class: "muted" }, "No jobs yet."));
 }
 
-async function refreshLists() {
-  [state.identities, state.models] = await Promise.all([api("GET", "/api/identities"), api("GET", "/api/models")]);
-  renderIdentities();
-  renderModels();
+// redraw what changed since the last poll: lists and selects keep their choices and buttons stay put otherwise
+function changed(name, value) {
+  const key = JSON.stringify(value);
+  if (state.keys[name] === key) return false;
+  state.keys[name] = key;
+  return true;
 }
 
 async function poll() {
-  try {
-    state.jobs = await api("GET", "/api/jobs");
-  } catch (e) { return; }
-  renderJobs();
-  const finished = state.jobs.filter((j) => !["queued", "running"].includes(j.state)).map((j) => j.id).join();
-  const training = state.jobs.some((j) => j.kind === "train" && j.state === "running");
-  if (finished !== state.lastDone || training) { state.lastDone = finished; await refreshLists(); }
+  let o;
+  try { o = await api("GET", "/api/overview"); } catch (e) { return; }
+  state.jobs = o.jobs;
+  state.identities = o.identities;
+  state.models = o.models;
+  state.uploads = o.uploads;
+  if (changed("jobs", [o.jobs, o.models.map((m) => [m.name, m.state])])) renderJobs();
+  if (changed("identities", o.identities)) renderIdentities();
+  const live = o.jobs.filter((j) => LIVE.includes(j.state)).map((j) => [j.id, j.target, j.request.name]);
+  if (changed("models", [o.models, live])) renderModels();
+  const done = o.jobs.filter((j) => !LIVE.includes(j.state)).map((j) => [j.id, j.state, j.files]);
+  if (changed("files", [o.uploads, done, o.identities])) { renderMediaSelects(); renderFiles(); }
+  if (changed("disk", [o.uploads, done, o.identities.map((i) => i.name), o.models.map((m) => [m.name, m.state])])) refreshDisk();
   if (state.selectedModel) await refreshModelDetail();
   await renderSlots();
 }
@@ -300,12 +407,37 @@ action($("#prep-synth"), async () => {
   await api("POST", "/api/jobs", { kind: "prepare", name: nameOf("#prep-name", "synthetic"), synthetic: true,
                                    seconds: +$("#prep-seconds").value, size: +$("#prep-size").value });
 });
+// the training form follows the trainer chosen: its presets, its own settings, a name that says what it is
+const HINTS = {
+  sovqae: "restore-cpu is the CPU restorer (about 30 min on 2 cores at its 2500 steps); choose a lip-sync model " +
+          "below so that it also learns that model's own faces. paper-256 / paper-512 are the paper's (a GPU job).",
+  lipsync: "Trains the lip-sync expert (syncnet-PRESET, as NAME-expert) and then the Wav2Lip generator with it " +
+           "(wav2lip-PRESET, as NAME): 'identity' is the README's CPU lip-sync base (about 15 min on 2 cores).",
+  syncnet: "The lip-sync expert alone; the generator's training needs one of the same face size.",
+  wav2lip: "The Wav2Lip generator alone, with an expert trained here or uploaded (lipsync_expert.pth).",
+};
+const DEFAULT_PRESET = { sovqae: "restore-cpu", lipsync: "identity", syncnet: "syncnet-identity", wav2lip: "wav2lip-identity" };
+
+function trainFormFor(component) {
+  const presets = (state.info.presets || {})[component] || [];
+  fillSelect($("#train-preset"), presets.map((p) => [p, p]));
+  if (presets.includes(DEFAULT_PRESET[component]) && !trainFormFor.touched) $("#train-preset").value = DEFAULT_PRESET[component];
+  $("#train-hint").textContent = HINTS[component];
+  $$(".for-sovqae").forEach((x) => x.classList.toggle("hidden", component !== "sovqae"));
+  $$(".for-wav2lip").forEach((x) => x.classList.toggle("hidden", component !== "wav2lip"));
+}
+$("#train-component").addEventListener("change", () => { trainFormFor.touched = false; trainFormFor($("#train-component").value); });
+$("#train-preset").addEventListener("change", () => { trainFormFor.touched = true; });
+
 action($("#train-run"), async () => {
-  const identity = $("#train-identity").value;
-  const body = { kind: "train", identity, name: nameOf("#train-name", `${identity}-sovqae`), preset: $("#train-preset").value };
-  body.overrides = [];
+  const identity = $("#train-identity").value, component = $("#train-component").value;
+  const body = { kind: "train", component, identity, name: nameOf("#train-name", `${identity}-${component}`),
+                 preset: $("#train-preset").value, overrides: [] };
   if ($("#train-steps").value) body.overrides.push(`train.max_steps=${+$("#train-steps").value}`);
-  if ($("#train-val-every").value) body.overrides.push(`train.val_every=${+$("#train-val-every").value}`);
+  const every = component === "sovqae" ? "val_every" : "eval_every";  // the trainers' own names
+  if ($("#train-val-every").value) body.overrides.push(`train.${every}=${+$("#train-val-every").value}`);
+  if (component === "sovqae" && $("#train-wav2lip").value) body.wav2lip = $("#train-wav2lip").value;
+  if (component === "wav2lip") body.syncnet = $("#train-syncnet").value;
   await api("POST", "/api/jobs", body);
   state.selectedModel = body.name;
 });
@@ -317,24 +449,33 @@ $("#gen-wav2lip-file").addEventListener("change", async (ev) => {
   if (!f) return;
   try {
     const up = await upload(f, "weights");
-    state.uploadedWeights.push([up.id, `uploaded ${up.name}`]);
-    renderModels();
+    await poll();
     $("#gen-wav2lip").value = up.id;
   } catch (e) { toast(e.message); }
 });
+
+// a file chosen in the form is uploaded first; otherwise the file picked in the select (an upload or a result)
+async function mediaOf(fileSel, refSel, kind) {
+  if ($(fileSel).files[0]) return (await upload($(fileSel).files[0], kind)).id;
+  const ref = $(refSel).value;
+  if (!ref) throw new Error(`choose a file for "${$(refSel).closest("label").textContent.trim()}" or send a new one`);
+  return ref;
+}
+
 action($("#gen-run"), async () => {
-  const audio = $("#gen-audio").files[0] ? (await upload(fileOf("#gen-audio"), "audio")).id : state.recorded;
-  if (!audio) throw new Error("choose a driving audio file or record one");
+  const audio = await mediaOf("#gen-audio", "#gen-audio-ref", "audio");
   await api("POST", "/api/jobs", { kind: "generate", identity: $("#gen-identity").value, audio,
-                                   wav2lip: $("#gen-wav2lip").value, sovqae: $("#gen-sovqae").value || null });
+                                   wav2lip: $("#gen-wav2lip").value, sovqae: $("#gen-sovqae").value || null,
+                                   paste: $("#gen-paste").value });
 });
 action($("#enh-run"), async () => {
-  const up = await upload(fileOf("#enh-video"), "video");
-  await api("POST", "/api/jobs", { kind: "enhance", video: up.id, sovqae: $("#enh-sovqae").value });
+  const video = await mediaOf("#enh-video", "#enh-video-ref", "video");
+  await api("POST", "/api/jobs", { kind: "enhance", video, sovqae: $("#enh-sovqae").value });
 });
 action($("#eval-run"), async () => {
-  const [pred, gt] = await Promise.all([upload(fileOf("#eval-pred"), "video"), upload(fileOf("#eval-gt"), "video")]);
-  await api("POST", "/api/jobs", { kind: "evaluate", pred: pred.id, gt: gt.id, align: $("#eval-align").value });
+  const pred = await mediaOf("#eval-pred", "#eval-pred-ref", "video");
+  const gt = await mediaOf("#eval-gt", "#eval-gt-ref", "video");
+  await api("POST", "/api/jobs", { kind: "evaluate", pred, gt, align: $("#eval-align").value });
 });
 
 // record driving audio in the browser (MediaRecorder -> WebM/Opus, which the server checks like any upload)
@@ -352,8 +493,9 @@ $("#gen-record").addEventListener("click", async () => {
       $("#gen-record").textContent = "Record";
       try {
         const up = await upload(new File(chunks, "recording.webm", { type: "audio/webm" }), "audio");
-        state.recorded = up.id;
-        $("#gen-record-state").textContent = `recorded ${up.seconds ? up.seconds.toFixed(1) + " s" : ""} (used when no file is chosen)`;
+        await poll();
+        $("#gen-audio-ref").value = up.id;  // kept as an upload: still there after a reload
+        $("#gen-record-state").textContent = `recorded ${up.seconds ? up.seconds.toFixed(1) + " s" : ""} (picked above)`;
       } catch (e) { toast(e.message); }
     };
     recorder.start();
@@ -365,7 +507,7 @@ $("#gen-record").addEventListener("click", async () => {
 (async () => {
   try {
     state.info = await api("GET", "/api/info");
-    fillSelect($("#train-preset"), state.info.sovqae_presets.map((p) => [p, p]));
+    trainFormFor($("#train-component").value);
   } catch (e) { toast(e.message); }
   await poll();
   setInterval(poll, 1000);

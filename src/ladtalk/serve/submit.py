@@ -1,0 +1,263 @@
+"""Turning a request into a job: names checked and turned into paths, the same parameters as the CLI's.
+
+Inputs are named, never given as paths: identities and models by their folder name, files by an upload id or by a
+finished job's result as "JOB_ID/FILE" (so a video the server made is enhanced or evaluated in place).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from ladtalk.errors import InputError
+from ladtalk.face import DEFAULT_PADS
+from ladtalk.presets import preset_names
+from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
+from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath, write_json
+from ladtalk.serve.paths import DataDir, NotFound, check_name
+
+OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
+COMPONENTS = {  # component -> (the kind its checkpoints record, what the page calls it)
+    "sovqae": ("sovqae", "SOVQAE"), "syncnet": ("syncnet_expert", "lip-sync expert"),
+    "wav2lip": ("wav2lip", "Wav2Lip generator"), "lipsync": ("wav2lip", "lip-sync base (expert + generator)")}
+
+
+def presets() -> dict[str, list[str]]:
+    """The presets each trainer takes, as the CLI offers them; `lipsync` names the syncnet-X + wav2lip-X pairs."""
+    names = preset_names()
+    lip = [n for n in names if n.startswith(("syncnet", "wav2lip"))]
+    pairs = [n.removeprefix("syncnet-") for n in names if n.startswith("syncnet-") and f"wav2lip-{n[8:]}" in names]
+    return {"sovqae": [n for n in names if n not in lip], "syncnet": [n for n in names if n.startswith("syncnet")],
+            "wav2lip": [n for n in names if n.startswith("wav2lip")], "lipsync": sorted(pairs, reverse=True)}
+
+
+def _request(body: dict) -> dict:
+    """What of a request is kept with its job (and submitted again by 'run again' / 'resume')."""
+    def plain(v) -> bool:
+        return isinstance(v, (str, int, float, bool)) or v is None
+    return {k: v for k, v in body.items() if plain(v) or (isinstance(v, list) and all(plain(x) for x in v))}
+
+
+class Server:
+    """The state behind the routes: the data folder, the job queue and the settings."""
+
+    def __init__(self, data: DataDir, jobs: JobManager, max_upload_bytes: int, token: str | None,
+                 loopback_only: bool = True):
+        self.data, self.jobs, self.max_upload_bytes, self.token = data, jobs, max_upload_bytes, token
+        self.loopback_only = loopback_only  # then only loopback Host headers: no DNS-rebinding way in
+
+    # ---- names from requests -> checked paths
+
+    def identity(self, name: object) -> Path:
+        path = self.data.inside("identities", check_name(name, "identity"), what="identity")
+        if not (path / "identity.json").is_file():
+            raise NotFound(f"no identity {name!r}; prepare one first")
+        return path
+
+    def model(self, name: object, what: str = "model") -> Path:
+        """A folder under models/, or else an uploaded weight file (an upload id)."""
+        check_name(name, what)
+        try:
+            return self.data.inside("models", name, what=what)
+        except NotFound:
+            try:
+                return self.data.upload(name)
+            except NotFound:
+                raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded "
+                               "weight file") from None
+
+    def job_file(self, job_id: object, rel: str) -> Path:
+        """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
+        job = self.jobs.get(check_name(job_id, "job id"))
+        if job is None:
+            raise NotFound(f"no job {job_id!r}")
+        out = job.dir / "out"
+        path = out.joinpath(*(check_name(p, "file") for p in rel.split("/")))
+        if job.state != "done" or path.is_symlink() or not path.resolve().is_relative_to(out.resolve()) \
+                or not path.is_file():
+            raise NotFound(f"job {job.id} has no file {rel!r}")
+        return path
+
+    def media(self, ref: object, what: str) -> Path:
+        """An upload id, or "JOB_ID/FILE" for a result of a finished job."""
+        if isinstance(ref, str) and "/" in ref:
+            job_id, rel = ref.split("/", 1)
+            return self.job_file(job_id, rel)
+        if not ref:
+            raise InputError(f"choose the {what}: an upload id, or JOB_ID/FILE for a result of a finished job")
+        return self.data.upload(ref)
+
+    def media_name(self, path: Path) -> str:
+        """How a title names an input file (never a server path)."""
+        if path.is_relative_to(self.data.folder("jobs")):
+            job = path.relative_to(self.data.folder("jobs")).parts[0]
+            return f"{path.name} of job {job[:8]}"
+        return self.data.upload_name(path)
+
+    def in_use(self, value: str) -> bool:
+        """Whether a queued or running job reads `value` (a name, an upload id, or a job's results)."""
+        return any(v == value or (isinstance(v, str) and v.startswith(value + "/"))
+                   for req in self.jobs.live_requests() for v in req.values())
+
+    def new_name(self, sub: str, name: object, what: str) -> str:
+        check_name(name, what)
+        if (self.data.folder(sub) / name).exists() or name in self.jobs.busy_targets():
+            raise InputError(f"{what} {name!r} already exists or is being made; choose another name or delete it")
+        return name
+
+    # ---- job submission: the same parameters as the CLI's
+
+    def submit(self, body: dict) -> Job:
+        kind = body.get("kind")
+        make = {"prepare": self._prepare, "train": self._train, "generate": self._generate,
+                "enhance": self._enhance, "analyze": self._analyze, "evaluate": self._evaluate}.get(kind)
+        if make is None:
+            raise InputError(f"job kind must be one of prepare, train, generate, enhance, analyze, evaluate; "
+                             f"got {kind!r}")
+        return make(body, _request(body))
+
+    def again(self, job: Job) -> Job:
+        """Submit a finished job's request again (an interrupted training resumes from its checkpoint)."""
+        if job.state in LIVE:
+            raise InputError(f"job {job.id} is still {job.state}")
+        if not job.request.get("kind"):
+            raise InputError(f"job {job.id} was made by an earlier server and did not keep its request; "
+                             "submit it from the form")
+        return self.submit(job.request)
+
+    def resume(self, name: object) -> Job:
+        """Continue a training run with the settings it was started with (its serve-train.json)."""
+        run = self.data.inside("models", check_name(name, "model"), what="model")
+        try:
+            body = json.loads((run / SETTINGS).read_text())
+        except (OSError, ValueError):
+            raise InputError(f"model {run.name!r} was not trained from this page, so its settings are unknown; "
+                             "start it from the training form with the same preset and steps") from None
+        return self.submit(body)
+
+    def _pads(self, body: dict) -> list[int]:
+        pads = body.get("pads", list(DEFAULT_PADS))
+        if not (isinstance(pads, list) and len(pads) == 4 and all(isinstance(p, int) for p in pads)):
+            raise InputError("pads are four integers: top bottom left right, e.g. [0, 10, 0, 0]")
+        return pads
+
+    def _prepare(self, body: dict, request: dict) -> Job:
+        name = self.new_name("identities", body.get("name"), "identity")
+        size = body.get("size", 256)
+        if size not in (256, 512):
+            raise InputError(f"size must be 256 or 512, got {size!r}")
+        call = {"out_dir": OutPath("identity"), "size": size, "pads": self._pads(body)}
+        owned = []
+        if body.get("synthetic"):
+            seconds = body.get("seconds", 8.0)
+            if not isinstance(seconds, (int, float)) or not 2 <= seconds <= 60:
+                raise InputError(f"seconds of the synthetic identity must be within 2 to 60, got {seconds!r}")
+            synthetic_path = self.data.folder("uploads") / f"{os.urandom(8).hex()}.mp4"
+            call.update(video_path=None, synthetic_seconds=float(seconds), synthetic_path=str(synthetic_path),
+                        synthetic_name=name)
+            owned += [synthetic_path, synthetic_path.with_name(f".{synthetic_path.stem}.json")]
+            title = f"prepare the built-in synthetic identity as '{name}'"
+        else:
+            video = self.media(body.get("upload"), "video of the person")
+            call["video_path"] = str(video)
+            title = f"prepare '{name}' from {self.media_name(video)}"
+        target = self.data.folder("identities") / name
+        return self.jobs.submit("prepare", title, call, request=request, owned=owned, targets=[name],
+                                moves=[(OutPath("identity"), target)])
+
+    def _train_run(self, name: str, component: str) -> tuple[Path, bool]:
+        """The run folder of `name` and whether it already holds checkpoints of this component's kind."""
+        run_dir = self.data.folder("models") / name
+        last = run_dir / "checkpoints" / "last" / "config.json"
+        if not run_dir.exists() or (not last.is_file() and (run_dir / SETTINGS).is_file()):
+            return run_dir, False
+        kind, label = COMPONENTS[component]
+        try:
+            found = json.loads(last.read_text()).get("kind") if last.is_file() else None
+        except (OSError, ValueError):
+            found = None
+        if found != kind:
+            raise InputError(f"model {name!r} exists and is not a {label} training run; choose another name")
+        return run_dir, True
+
+    def _train(self, body: dict, request: dict) -> Job:
+        ident = self.identity(body.get("identity"))
+        component = body.get("component", "sovqae")
+        if component not in COMPONENTS:
+            raise InputError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
+        name = check_name(body.get("name"), "model")
+        names = [name, check_name(f"{name}-expert", "model")] if component == "lipsync" else [name]
+        busy = self.jobs.busy_targets() & set(names)
+        if busy:
+            raise InputError(f"model {sorted(busy)[0]!r} is training already; stop it first")
+        choices = presets()[component]
+        preset = body.get("preset", choices[0] if component == "lipsync" else "tiny" if component == "sovqae"
+                          else f"{component}-tiny")
+        if preset not in choices:
+            raise InputError(f"a {component} preset is one of {', '.join(choices)}; got {preset!r}")
+        overrides = body.get("overrides", [])
+        if not isinstance(overrides, list) or not all(isinstance(o, str) and OVERRIDE_RE.fullmatch(o)
+                                                      for o in overrides):
+            raise InputError("overrides are a list of 'train.KEY=VALUE' strings, e.g. ['train.max_steps=200']")
+        runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]
+        run_dir = runs[0][0]
+        call = {"identity_dir": str(ident), "run_dir": str(run_dir), "component": component, "overrides": overrides}
+        if component == "lipsync":
+            call.update(preset=f"wav2lip-{preset}", expert_dir=str(runs[1][0]), expert_preset=f"syncnet-{preset}")
+        else:
+            call["preset"] = preset
+        if component == "sovqae" and body.get("wav2lip"):
+            call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model"))
+        if component == "wav2lip":
+            call["syncnet_path"] = str(self.model(body.get("syncnet"), "lip-sync expert"))
+        fresh = [d for d, resumed in runs if not resumed]
+        for d, _ in runs:  # what 'resume' submits again, whatever the form holds by then
+            d.mkdir(parents=True, exist_ok=True)
+            write_json(d / SETTINGS, {**request, "preset": preset, "component": component})
+        verb = "resume" if runs[0][1] else "train"
+        title = f"{verb} {COMPONENTS[component][1]} '{name}' on '{ident.name}' ({preset})"
+        return self.jobs.submit("train", title, call, request=request, targets=names, fresh_runs=fresh,
+                                scrub=[d for d, _ in runs], interrupt_first=True)
+
+    def _generate(self, body: dict, request: dict) -> Job:
+        ident = self.identity(body.get("identity"))
+        audio = self.media(body.get("audio"), "driving audio")
+        wav2lip = self.model(body.get("wav2lip"), "lip-sync model")
+        sovqae = self.model(body["sovqae"], "SOVQAE") if body.get("sovqae") else None
+        paste = body.get("paste", "mouth")  # the CLI's default
+        if paste not in ("feather", "hard", "mouth"):
+            raise InputError(f"paste must be 'mouth', 'feather' or 'hard', got {paste!r}")
+        call = {"identity_dir": str(ident), "audio_path": str(audio), "out_dir": OUT, "wav2lip_path": str(wav2lip),
+                "sovqae_path": str(sovqae) if sovqae else None, "paste": paste}
+        return self.jobs.submit("generate", f"generate '{ident.name}' speaking {self.media_name(audio)}", call,
+                                request=request)
+
+    def _enhance(self, body: dict, request: dict) -> Job:
+        video = self.media(body.get("video"), "video to enhance")
+        sovqae = self.model(body.get("sovqae"), "SOVQAE")
+        call = {"video_path": str(video), "out_dir": OUT, "sovqae_path": str(sovqae), "pads": self._pads(body)}
+        return self.jobs.submit("enhance", f"enhance {self.media_name(video)} with '{sovqae.name}'", call,
+                                request=request)
+
+    def _analyze(self, body: dict, request: dict) -> Job:
+        sovqae = self.model(body.get("model"), "SOVQAE")
+        ident = self.identity(body.get("identity"))
+        max_frames = body.get("max_frames", 64)
+        if not isinstance(max_frames, int) or max_frames < 1:
+            raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
+        call = {"model_path": str(sovqae), "identity_dir": str(ident), "out_dir": OUT, "max_frames": max_frames}
+        return self.jobs.submit("analyze", f"analyze '{sovqae.name}' on '{ident.name}'", call, request=request)
+
+    def _evaluate(self, body: dict, request: dict) -> Job:
+        pred, gt = self.media(body.get("pred"), "generated video"), self.media(body.get("gt"), "ground truth")
+        align = body.get("align", "sliding")
+        if align not in ("sliding", "frames"):
+            raise InputError(f"align must be 'sliding' or 'frames', got {align!r}")
+        max_frames = body.get("max_frames")
+        if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
+            raise InputError(f"max_frames must be a positive integer or null (all frames), got {max_frames!r}")
+        call = {"pred_path": str(pred), "gt_path": str(gt), "out_dir": OUT, "align": align, "max_frames": max_frames}
+        title = f"evaluate {self.media_name(pred)} against {self.media_name(gt)}"
+        return self.jobs.submit("evaluate", title, call, request=request)
