@@ -96,13 +96,3 @@ def flush_denormals(batches: Iterable[T], device: torch.device) -> Iterator[T]:
     finally:
         torch.set_flush_denormal(False)
 
-
-def print_training_summary(what: str, model_dir: os.PathLike, figures: dict[str, object],
-                           warnings: list[str]) -> None:
-    """The lines a user reads when a training ends: where the model is, what it reached, and plain warnings."""
-    lines = [f"{what}: {model_dir}"]
-    for name, value in figures.items():
-        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        lines.append(f"  {name}: {shown}")
-    lines += [f"  WARNING: {w}" for w in warnings]
-    print("\n".join(lines), flush=True)

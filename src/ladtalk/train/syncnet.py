@@ -29,6 +29,7 @@ from ladtalk.train.common import (
     CheckpointManager,
     RunLogger,
     eval_mode,
+    print_summary,
     progress,
     rng_state,
     seed_everything,
@@ -43,7 +44,6 @@ from ladtalk.train.lipsync_common import (
     StepBatches,
     flush_denormals,
     loader,
-    print_training_summary,
 )
 
 CHANCE_WARNING_ACCURACY = 0.6  # held-out accuracy below this: the expert has not learned sync (chance is 0.5)
@@ -171,8 +171,8 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         if n_val < MIN_TRUSTED_SAMPLES:
             warnings.append(f"only {n_val} held-out samples per evaluation: too few to tell a learned expert from "
                             "chance; raise train.eval_batches")
-        print_training_summary("lip-sync expert", out, {
-            "steps": step, "held-out accuracy (chance 0.5)": acc, "held-out AUC (chance 0.5)":
+        print_summary("lip-sync expert", {
+            "model": out, "steps": step, "held-out accuracy (chance 0.5)": acc, "held-out AUC (chance 0.5)":
             best_scores.get("auc", math.nan), "held-out loss (chance 0.693)": best, "best at step":
             best_scores.get("step")}, warnings)
     log.close()

@@ -41,6 +41,7 @@ from ladtalk.train.common import (
     CheckpointManager,
     RunLogger,
     eval_mode,
+    print_summary,
     progress,
     rng_state,
     seed_everything,
@@ -55,7 +56,6 @@ from ladtalk.train.lipsync_common import (
     StepBatches,
     flush_denormals,
     loader,
-    print_training_summary,
 )
 
 
@@ -246,8 +246,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                             "will follow the audio only loosely; check the expert's held-out accuracy first")
         elif sync_on_step > max_steps // 2:
             warnings.append(f"the sync loss switched on late (step {sync_on_step} of {max_steps}): train longer")
-        print_training_summary("lip-sync generator", out, {
-            "steps": step, "held-out L1": last_scores.get("l1", math.nan), "held-out sync loss (expert)":
+        print_summary("lip-sync generator", {
+            "model": out, "steps": step, "held-out L1": last_scores.get("l1", math.nan), "held-out sync loss (expert)":
             last_scores.get("sync", math.nan), "sync loss switched on at step": sync_on_step or "never"}, warnings)
     log.close()
     rt.close()
