@@ -16,7 +16,7 @@ import numpy as np
 
 from ladtalk.errors import InputError, NoFaceError
 from ladtalk.face import DEFAULT_PADS
-from ladtalk.face.detect import Detection
+from ladtalk.face.boxes import Detection
 
 
 @dataclass

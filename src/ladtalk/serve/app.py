@@ -31,9 +31,9 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+import ladtalk.serve.catalog as catalog
 from ladtalk import __version__
 from ladtalk.errors import InputError, LadtalkError
-from ladtalk.serve import catalog
 from ladtalk.serve.jobs import LIVE, Job, remove_path, tree_bytes
 from ladtalk.serve.paths import FOLDERS, NotFound, check_name, public_message
 from ladtalk.serve.submit import Server, presets
