@@ -5,7 +5,13 @@ The synthetic identity (ladtalk.data.synthetic) knows, per frame, its face box a
 pixels whose luma (BT.601) is below `dark_ratio` times the median luma of the face box (skin), which adapts to
 lighting. The score is the Pearson correlation between measured and true openness, at lag 0 and at the best lag
 within +-`max_lag` frames (a positive lag means the generated mouth moves later than the truth). It needs no
-learned weights, so the demo can report a lip-sync number without SyncNet; it only applies to the synthetic face.
+learned weights, so the demo can report a lip-sync number without SyncNet.
+
+For a real face (self-reenactment, where the truth is the recorded frames), `opening_agreement` measures the
+opening the same way on the generated and on the true frames, in the same per-frame mouth box (the identity's
+face boxes and the mouth's share of them), and correlates the two: 1 when the mouth opens and closes with the
+truth, about 0 for a mouth that does not move with it. It is relative (how the opening follows the truth),
+so unlike LSE it needs no SyncNet weights and no language model of the lips.
 """
 
 from __future__ import annotations
@@ -32,13 +38,15 @@ def mouth_boxes_from_faces(face_boxes: np.ndarray, fractions=MOUTH_BOX_FRACTIONS
     return np.stack([f[:, 0] + fx1 * w, f[:, 1] + fy1 * h, f[:, 0] + fx2 * w, f[:, 1] + fy2 * h], 1)
 
 
-def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35) -> np.ndarray:
-    """Measured openness float64 (T,) in [0,1]: dark-interior fraction of the mouth box, uint8 (T,H,W,3) RGB."""
+def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35,
+                   fractions=MOUTH_BOX_FRACTIONS) -> np.ndarray:
+    """Measured openness float64 (T,) in [0,1]: dark-interior fraction of the mouth box (`fractions` of each face
+    box), uint8 (T,H,W,3) RGB."""
     frames = np.asarray(frames)
     if len(frames) != len(face_boxes):
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
     faces = box_crop(frames, face_boxes)
-    mouths = box_crop(frames, mouth_boxes_from_faces(face_boxes))
+    mouths = box_crop(frames, mouth_boxes_from_faces(face_boxes, fractions))
     out = np.empty(len(frames))
     for i, (face, mouth) in enumerate(zip(faces, mouths)):
         skin = float(np.median(cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2GRAY)))
@@ -94,4 +102,18 @@ def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np
     measured = mouth_openness(frames[:n], np.asarray(face_boxes)[:n])
     out = lag_correlation(measured, np.asarray(openness)[:n], max_lag)
     out["frames"] = int(n)
+    return out
+
+
+def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
+                      max_lag: int = 3, dark_ratio: float = 0.35) -> dict[str, float]:
+    """How the mouth opening of generated uint8 (T,H,W,3) frames follows the true frames' (same boxes (T,4), same
+    measure): {'pearson' at lag 0, 'best_lag' within +-max_lag (> 0: the generated mouth trails), 'pearson_best',
+    'frames'}; also the two openness series (T,) as 'measured' and 'truth'."""
+    n = min(len(frames), len(truth_frames), len(face_boxes))
+    boxes = np.asarray(face_boxes)[:n]
+    measured = mouth_openness(frames[:n], boxes, dark_ratio, fractions)
+    truth = mouth_openness(truth_frames[:n], boxes, dark_ratio, fractions)
+    out: dict = lag_correlation(measured, truth, max_lag)
+    out.update(frames=int(n), measured=measured, truth=truth)
     return out
