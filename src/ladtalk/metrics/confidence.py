@@ -21,10 +21,12 @@ SEED = 0
 
 
 def block_indices(n: int, block: int = BLOCK_FRAMES, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """(resamples, n) int64 frame indices of moving-block resamples of a series of length n (block capped at n)."""
+    """(resamples, n) int64 frame indices of moving-block resamples of a series of length n; the block is cut to n/2
+    on a series shorter than two blocks (one block would resample the series itself: a zero-width interval that
+    claims a precision a few frames cannot have; such intervals are still too narrow, hence reenact's warning)."""
     if n < 1:
         raise InputError("a bootstrap needs at least one value")
-    block = max(1, min(int(block), n))
+    block = max(1, min(int(block), n // 2))
     blocks = -(-n // block)
     starts = np.random.default_rng(seed).integers(0, n - block + 1, (resamples, blocks))
     return (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :n]

@@ -184,3 +184,33 @@ def score_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, p
     """The series of every row (uint8 (T,H,W,3) frames, at least as long as the truth, cut to it) against one truth."""
     truth = TruthScores(gt, regions, perceptual, perceptual_frames)
     return {k: row_series(np.ascontiguousarray(p[:len(gt)]), truth) for k, p in preds.items()}
+
+
+def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, block: int = BLOCK_FRAMES) -> dict:
+    """Lip-sync agreement of a measured mouth-opening series (T,) with the true one (T,): `lipsync_r` (Pearson at lag
+    0, with its block-bootstrap interval), `lipsync_r_best` and `lipsync_best_lag_frames` (the best lag within
+    +-max_lag; > 0: the generated mouth trails)."""
+    from ladtalk.metrics.confidence import interval
+    from ladtalk.metrics.lipsync_truth import lag_correlation
+
+    m, t = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
+    c = lag_correlation(m, t, max_lag)
+    pearson = lambda i: float(np.corrcoef(m[i], t[i])[0, 1]) if m[i].std() > 0 and t[i].std() > 0 else np.nan  # noqa: E731
+    return {"lipsync_r": c["pearson"], "lipsync_r_best": c["pearson_best"], "lipsync_best_lag_frames": c["best_lag"],
+            "ci95": {"lipsync_r": interval(pearson, len(m), block)}}
+
+
+def json_ready(obj):
+    """A report for strict JSON: numpy scalars as Python numbers, +-inf / nan as the strings 'inf' / '-inf' / 'nan'
+    (identical frames: PSNR inf)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else str(float(obj))
+    return obj
