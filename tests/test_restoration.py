@@ -13,10 +13,10 @@ from ladtalk.data.identity import Identity
 from ladtalk.face.crop import lower_face_mask, paste_faces
 from ladtalk.losses.codebook import min_code_distance
 from ladtalk.losses.vq import temporal_l2
+from ladtalk.metrics.spectrum import high_frequency_energy
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.presets import load_preset
-from ladtalk.metrics.spectrum import high_frequency_energy
 from ladtalk.reenact import reenact
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.sovqae_codebook import restart_dead_codes

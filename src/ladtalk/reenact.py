@@ -96,7 +96,8 @@ def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Reg
     for key, row in scores.items():  # resampling into the crop and back already costs fine detail; this is what is left
         ceiling = scores.get(row_key("crop_ceiling", key.rpartition("_")[2]))
         if ceiling is not None:
-            row["mouth_sharpness_of_ceiling"] = row["mouth_sharpness_ratio"] / max(ceiling["mouth_sharpness_ratio"], 1e-9)
+            ceiling_sharpness = max(ceiling["mouth_sharpness_ratio"], 1e-9)
+            row["mouth_sharpness_of_ceiling"] = row["mouth_sharpness_ratio"] / ceiling_sharpness
     return scores, series
 
 

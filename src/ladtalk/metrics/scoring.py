@@ -75,7 +75,7 @@ def sample_frames(n: int, count: int) -> np.ndarray:
 
 
 class TruthScores:
-    """What every row shares: the truth's regions, its flow and visibility, detail and perceptual pairs, computed once."""
+    """What every row shares, computed once: the truth's regions, flow and visibility, detail and perceptual pairs."""
 
     def __init__(self, gt: np.ndarray, regions: Regions, perceptual=None, perceptual_frames: int = 48):
         self.gt, self.regions, self.perceptual = gt, regions, perceptual
