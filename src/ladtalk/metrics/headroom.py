@@ -10,8 +10,8 @@ band's: mouth shape, jaw, colour, what the base decides). So
 - ceiling headroom = true crops pasted - Wav2Lip alone: what any restorer at the crop size can gain;
 and a restorer's gain is reported as a share of each. Cutting at a finer resolution than the base's (96 px for a
 48 px base) files most of the base's blur as coarse error and understates the headroom.
-Calibration (`calibration_rows`): the truth blurred by one base pixel must be mostly fine-band error, the truth itself
-must score as perfect.
+Calibration (`calibration_rows`): the truth blurred by one base pixel (through the base and back) must be nearly all
+fine-band error, the truth itself must score as perfect.
 """
 
 from __future__ import annotations
@@ -73,12 +73,13 @@ def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: 
 
 
 def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...], pixel: float) -> dict[str, dict]:
-    """The band split of two known rows: the truth with its face blurred by one base pixel (Gaussian, sigma = one
-    base pixel: nearly all its error is detail) and the truth itself (no error at all)."""
+    """The band split of two known rows: the truth blurred by one base pixel (its face averaged over base pixels and
+    enlarged back: a perfect lip-sync base at its own resolution, all of whose error is detail; the oracle must
+    recover nearly all of it) and the truth itself (no error at all)."""
     x1, y1, x2, y2 = face
     blurred = gt.copy()
     for f in blurred:
-        f[y1:y2, x1:x2] = cv2.GaussianBlur(np.ascontiguousarray(f[y1:y2, x1:x2]), (0, 0), pixel)
+        f[y1:y2, x1:x2] = np.clip(coarse(f[y1:y2, x1:x2].astype(np.float32), pixel), 0, 255).round()
     return {"truth_blurred_one_base_pixel": band_scores(blurred, gt, face, mouth, pixel),
             "truth": band_scores(gt, gt, face, mouth, pixel)}
 
