@@ -28,7 +28,7 @@ from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, mean_interval, ratio_interval
 from ladtalk.metrics.image import psnr, ssim
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
-from ladtalk.metrics.temporal import optical_flow, visibility_mask, warp_error
+from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
 
 PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
 Box = tuple[int, int, int, int]
@@ -84,14 +84,9 @@ class TruthScores:
         self.mouth_octaves = octave_energies(self.mouth)
         self.picks = sample_frames(len(gt), perceptual_frames)
         self.pair_picks = self.picks[self.picks < len(gt) - 1]
-        self.flows, self.masks, self.warp_error = [], [], np.zeros(0)
-        if len(gt) > 1:
-            for t in range(len(gt) - 1):
-                fwd = optical_flow(self.face[t], self.face[t + 1])
-                self.flows.append(fwd)
-                self.masks.append(visibility_mask(fwd, optical_flow(self.face[t + 1], self.face[t])))
-            self.warp_error = np.array([warp_error(self.face[t], self.face[t + 1], f, m)
-                                        for t, (f, m) in enumerate(zip(self.flows, self.masks))])
+        self.motion = truth_motion(self.face)
+        self.warp_error = np.array([warp_error(self.face[t], self.face[t + 1], f, m)
+                                    for t, (f, m) in enumerate(self.motion)])
         self.pair_distance = None
         if perceptual is not None and len(self.pair_picks):
             self.pair_distance = self.distance(self.face[self.pair_picks], self.face[self.pair_picks + 1])
@@ -127,12 +122,8 @@ def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
     for k in range(1, OCTAVES + 1):
         r.ratio(f"mouth_energy_ratio_octave_{k}", octaves[:, k - 1], truth.mouth_octaves[:, k - 1])
     if len(pred) > 1:
-        with_truth_flow, own, tof = [], [], []
-        for t, (flow, mask) in enumerate(zip(truth.flows, truth.masks)):
-            with_truth_flow.append(warp_error(face[t], face[t + 1], flow, mask))
-            fwd = optical_flow(face[t], face[t + 1])
-            own.append(warp_error(face[t], face[t + 1], fwd, visibility_mask(fwd, optical_flow(face[t + 1], face[t]))))
-            tof.append(float(np.mean(np.abs(fwd - flow))))
+        with_truth_flow, own, tof = (np.array(c) for c in zip(*[pair_scores(face[t], face[t + 1], flow, mask)
+                                                                for t, (flow, mask) in enumerate(truth.motion)]))
         r.mean("face_warp_error", with_truth_flow)
         r.mean("face_warp_error_truth", truth.warp_error)
         r.ratio("face_warp_error_ratio", with_truth_flow, truth.warp_error)
