@@ -34,7 +34,7 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
-from ladtalk.metrics.lipsync_truth import mouth_openness
+from ladtalk.metrics.lipsync_truth import opening_agreement
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import SourceFrames
@@ -85,12 +85,11 @@ def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Reg
     their intervals, the mouth opening's agreement with the truth's (`lipsync_r`), and each row's mouth sharpness
     against its paste's true-crops ceiling."""
     series = score_rows(preds, gt, regions, perceptual)
-    truth_opening = mouth_openness(gt, face_boxes, fractions=MOUTH_IN_CROP)
     scores = {}
     for key, s in series.items():
         scores[key] = summarize(s)
-        opening = opening_figures(mouth_openness(preds[key][:len(gt)], face_boxes, fractions=MOUTH_IN_CROP),
-                                  truth_opening)
+        sync = opening_agreement(preds[key][:len(gt)], gt, face_boxes, MOUTH_IN_CROP)
+        opening = opening_figures(sync["measured"], sync["truth"])
         scores[key]["ci95"].update(opening.pop("ci95"))
         scores[key].update(opening)
     for key, row in scores.items():  # resampling into the crop and back already costs fine detail; this is what is left
