@@ -122,7 +122,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
             temporal_sigma: float = 0.06) -> dict:
     """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json).
 
-    paste: score only this paste (default: hard, feather and mouth, each with its own rows).
+    Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
     temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
     temporal filter, as one more row per paste.
     `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
