@@ -167,7 +167,7 @@ def score(generated: dict[str, np.ndarray], truth: np.ndarray, face_boxes: np.nd
     """(scores, series) of every row against the truth render: the metrics.scoring figures of the face and mouth
     regions, and the lip-sync agreement of the measured mouth opening with the known one."""
     n = len(truth)
-    series = score_rows({k: v[:n] for k, v in generated.items()}, truth, regions, perceptual, perceptual_frames=24)
+    series = score_rows({k: v[:n] for k, v in generated.items()}, truth, regions, perceptual)
     scores = {}
     for key, s in series.items():
         scores[key] = summarize(s)

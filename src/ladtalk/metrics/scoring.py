@@ -80,7 +80,7 @@ def sample_frames(n: int, count: int) -> np.ndarray:
 class TruthScores:
     """What every row shares, computed once: the truth's regions, flow and visibility, detail and perceptual pairs."""
 
-    def __init__(self, gt: np.ndarray, regions: Regions, perceptual=None, perceptual_frames: int = 48):
+    def __init__(self, gt: np.ndarray, regions: Regions, perceptual=None, perceptual_frames: int = 24):
         self.gt, self.regions, self.perceptual = gt, regions, perceptual
         self.face, self.mouth = crop(gt, regions.face), crop(gt, regions.mouth)
         self.mouth_laplacian = laplacian_energy(self.mouth)
@@ -174,7 +174,7 @@ def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
 
 
 def score_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, perceptual=None,
-               perceptual_frames: int = 48) -> dict[str, RowSeries]:
+               perceptual_frames: int = 24) -> dict[str, RowSeries]:
     """The series of every row (uint8 (T,H,W,3) frames, at least as long as the truth, cut to it) against one truth."""
     truth = TruthScores(gt, regions, perceptual, perceptual_frames)
     return {k: row_series(np.ascontiguousarray(p[:len(gt)]), truth) for k, p in preds.items()}
