@@ -75,3 +75,26 @@ def test_provenance_names_commit_precision_threads_and_cpu():
     assert p["precision"] == "fp32" and p["threads"] >= 1 and p["cpu"] and p["torch"]
     assert p["commit"] == "unknown" or len(p["commit"].removesuffix("+dirty")) == 40
     assert "fp32 on cpu" in provenance_line(p)
+
+
+def test_perceptual_figures_are_named_by_the_network_and_tlp_sees_flicker():
+    import torch
+
+    from ladtalk.metrics.lpips import PerceptualMetric
+
+    class MeanAbs(torch.nn.Module):  # a stand-in distance with the perceptual networks' call: (a, b) -> (B,)
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, a, b):
+            return self.scale * (a - b).abs().flatten(1).mean(1)
+
+    stand_in = PerceptualMetric(MeanAbs(), "ST-LPIPS-VGG", "a stand-in")
+    gt = _moving(1, 0, frames=12)
+    flicker = np.clip(gt * (1 + 0.1 * np.random.default_rng(2).standard_normal((12, 1, 1, 1))), 0, 255)
+    rows = score_rows({"copy": gt, "flicker": flicker.astype(np.uint8)}, gt, REGIONS, stand_in, perceptual_frames=6)
+    copy, flick = summarize(rows["copy"]), summarize(rows["flicker"])
+    assert copy["face_st_lpips"] == 0 and copy["mouth_st_lpips"] == 0 and copy["face_tlp"] == 0
+    assert flick["face_st_lpips"] > 0 and flick["face_tlp"] > 0 and "face_lpips" not in flick
+    assert len(rows["flicker"].means["face_st_lpips"][0]) == 6

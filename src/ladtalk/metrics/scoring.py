@@ -97,7 +97,8 @@ class TruthScores:
     def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         from ladtalk.metrics.lpips import perceptual_distance
 
-        return perceptual_distance(self.perceptual.net, a, b, show_progress=False)
+        device = next(self.perceptual.net.parameters()).device  # where reenact or demo loaded it
+        return perceptual_distance(self.perceptual.net, a, b, device=device, show_progress=False)
 
 
 def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
