@@ -6,27 +6,22 @@ import argparse
 import json
 import os
 import platform
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def environment() -> dict:
-    import numpy
+def environment(precision: str = "auto") -> dict:
+    """ladtalk.metrics.provenance's record (commit, precision, threads, CPU and its kernel flags, GPU, versions) and
+    the platform, core count and date."""
     import torch
 
-    env = {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
-           "platform": platform.platform(), "cpu_count": os.cpu_count(),
-           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-           "date_utc": datetime.now(UTC).isoformat(timespec="seconds")}
-    try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                           cwd=Path(__file__).parent).stdout.strip() or None
-    except OSError:
-        env["git_commit"] = None
+    from ladtalk.metrics.provenance import provenance
+
+    env = provenance("cuda" if torch.cuda.is_available() else "cpu", precision)
+    env.update(platform=platform.platform(), cpu_count=os.cpu_count(),
+               date_utc=datetime.now(UTC).isoformat(timespec="seconds"))
     return env
 
 
@@ -52,12 +47,15 @@ def training_log(run: Path) -> list[dict]:
 
 
 def gains_over(scores: dict, base: dict) -> dict[str, float]:
-    """A reenact row's face and mouth PSNR gains and LPIPS ratio against another row of the same report (`base`,
-    Wav2Lip alone)."""
-    lpips = next(k for k in scores if "LPIPS" in k)
-    return {"face_gain_db": scores["psnr_face_db"] - base["psnr_face_db"],
-            "mouth_gain_db": scores["psnr_mouth_db"] - base["psnr_mouth_db"],
-            "lpips_ratio": scores[lpips] / base[lpips]}
+    """A reenact row's face and mouth PSNR gains and perceptual-distance ratio (under the network's own name:
+    `face_st_lpips_ratio_to_base` or `face_lpips_ratio_to_base`) against another row of the same report (`base`,
+    Wav2Lip alone under the same paste); the keys of ladtalk.metrics.scoring.compare."""
+    out = {"face_psnr_gain_db": scores["face_psnr_db"] - base["face_psnr_db"],
+           "mouth_psnr_gain_db": scores["mouth_psnr_db"] - base["mouth_psnr_db"]}
+    for key in ("face_st_lpips", "face_lpips"):
+        if key in scores and key in base:
+            out[f"{key}_ratio_to_base"] = scores[key] / base[key]
+    return out
 
 
 def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> None:

@@ -200,11 +200,12 @@ def _restore(results: dict) -> list[str]:
         out += [table(f["analyze"]["experiments"], keys), ""]
     if "reenact" in f:
         rep = f["reenact"]["report"]
-        rows = [{"row": k, **{m: round(v, 4) for m, v in scores.items()}} for k, scores in rep["scores"].items()]
-        out += [f"Self-reenactment on test frames {rep['test_frames']} (paste `{rep['paste']}`, "
+        rows = [{"row": k, **{m: round(v, 4) for m, v in scores.items() if isinstance(v, float)}}
+                for k, scores in rep["scores"].items()]
+        gains = {k: round(v, 3) for g in rep.get("gains", {}).values() for k, v in g.items() if k.endswith("_gain_db")}
+        out += [f"Self-reenactment on test frames {rep['test_frames']} (pastes {rep.get('pastes')}, "
                 f"{f['reenact']['seconds']} s; perceptual: {rep.get('perceptual')}):", "",
-                table(rows, list(rows[0])), "", f"cascade minus Wav2Lip (dB): {rep.get('cascade_minus_wav2lip_db')}",
-                ""]
+                table(rows, list(rows[0])), "", f"cascade minus Wav2Lip (dB): {gains}", ""]
     return out
 
 

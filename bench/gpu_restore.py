@@ -121,7 +121,7 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
 
     t0 = time.perf_counter()
     report = attempt(rec, "reenact", reenact, identity, wav2lip, runs / "reenact", sovqae_path=sovqae,
-                     device=a.device, max_frames=16 if a.dry_run else None, lpips=lpips)
+                     device=a.device, max_frames=16 if a.dry_run else None, lpips=lpips, paste="mouth")
     if report is not None:
         rec.set("reenact", {"status": "ok", "seconds": round(time.perf_counter() - t0, 1), "report": report})
         strip = runs / "reenact" / "strip.png"  # reenact's own: ground truth | Wav2Lip only | cascade

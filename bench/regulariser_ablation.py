@@ -47,14 +47,15 @@ def main() -> None:
             row[f"unchanged_{e['kind']}_{e['strength']:g}"] = e["codes_unchanged"]
         if a.wav2lip is not None:
             if not (reports / "reenact" / "report.json").exists():
-                ladtalk.reenact(a.identity, a.wav2lip, reports / "reenact", sovqae_path=run, device=a.device)
+                ladtalk.reenact(a.identity, a.wav2lip, reports / "reenact", sovqae_path=run, device=a.device,
+                                paste="mouth")
             scores = json.loads((reports / "reenact" / "report.json").read_text())["scores"]
-            s = scores["cascade"]
-            row["reenact_face_psnr_db"] = s["psnr_face_db"]
-            row["reenact_face_psnr_minus_wav2lip_db"] = s["psnr_face_db"] - scores["wav2lip"]["psnr_face_db"]
-            row.update({k: v for k, v in s.items() if "LPIPS" in k})
+            s = scores["cascade_mouth"]
+            row["reenact_face_psnr_db"] = s["face_psnr_db"]
+            row["reenact_face_psnr_gain_db"] = s["face_psnr_db"] - scores["wav2lip_mouth"]["face_psnr_db"]
+            row.update({k: v for k, v in s.items() if k in ("face_st_lpips", "face_lpips")})
         rows.append(row)
-    cols = [c for c in rows[0] if c in ("variant", "d_C", "gamma") or "NRoUB" in c or "reenact" in c or "LPIPS" in c
+    cols = [c for c in rows[0] if c in ("variant", "d_C", "gamma") or "NRoUB" in c or "reenact" in c or "lpips" in c
             or c.startswith(("unchanged_blur_2", "unchanged_noise_0.1", "unchanged_down_up"))]
     write_study(f"regulariser_ablation_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
                                                    "variants_left_out": [v for v in VARIANTS

@@ -62,7 +62,8 @@ def collect(work: Path, name: str, recipe: str, seconds: dict[str, float], sovqa
         s = rep["scores"]
         lines += [f"## Self-reenactment, {paste} paste (strip: restoration_{name}_{paste}.png)", "",
                   "| metric | Wav2Lip only | Wav2Lip + SOVQAE |", "|---|---|---|"]
-        lines += [f"| {k} | {s['wav2lip'][k]:.4g} | {s['cascade'][k]:.4g} |" for k in s["wav2lip"]]
+        w2l, cas = s[f"wav2lip_{paste}"], s[f"cascade_{paste}"]
+        lines += [f"| {k} | {w2l[k]:.4g} | {cas[k]:.4g} |" for k in w2l if isinstance(w2l[k], float)]
         lines.append("")
     (RESULTS / f"restoration_{name}.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -48,7 +48,7 @@ def main() -> None:
             ladtalk.train_sovqae([a.identity], run, preset=a.preset, device=a.device, wav2lip_path=a.wav2lip,
                                  overrides=gan + [f"train.max_steps={base_step + a.steps}"])
         if not report.exists():
-            ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=run, device=a.device)
+            ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=run, device=a.device, paste="mouth")
         rows.append(score(label, run, report))
         reports.append(report)
     write_study(f"restorer_gan_phase_{a.name}", {"preset": a.preset, "base_step": base_step, "steps": a.steps,
@@ -65,8 +65,8 @@ def write_mouth_strip(path: Path, reports: list[Path]) -> None:
     x1, y1, x2, y2 = json.loads(reports[0].read_text())["mouth_box"]
     half, cx, cy = max(x2 - x1, y2 - y1) // 2, (x1 + x2) // 2, (y1 + y2) // 2
     video = lambda path: np.stack(list(iter_frames(path)))  # noqa: E731
-    preds = {"wav2lip": video(reports[0].parent / "wav2lip_only.mp4")}
-    preds.update({str(r): video(r.parent / "cascade.mp4") for r in reports})
+    preds = {"wav2lip": video(reports[0].parent / "wav2lip_only_mouth.mp4")}
+    preds.update({str(r): video(r.parent / "cascade_mouth.mp4") for r in reports})
     write_strip(path, video(reports[0].parent / "ground_truth.mp4"), preds,
                 (max(0, cx - half), max(0, cy - half), cx + half, cy + half))
 

@@ -1,20 +1,19 @@
-"""What limits the cascade on a self-reenactment report: the face error of each row split into the band a 96-pixel
-lip-sync face can hold and the finer band only a restorer can add back.
+"""What limits the cascade on a self-reenactment report: each row's face error split at the lip-sync base's own
+resolution (ladtalk.metrics.headroom), for every paste the report holds.
 
-For every frame the face box is taken through 96 pixels and back (INTER_AREA down, bicubic up): the coarse band.
-The rest (frame minus its coarse band) is the fine band. Per row (Wav2Lip only, cascade):
-- face / mouth PSNR as `reenact` scores them (whole-box MSE),
-- the detail oracle: the row's coarse band plus the ground truth's own fine band, i.e. the face PSNR a perfect
-  detail restorer would reach on this base; its error is the coarse band's (mouth shape, jaw, colour: what the
-  lip-sync base decides),
-- fine-band PSNR: the row's fine band against the ground truth's (how much detail it has put back),
-- the share of the row's face MSE the oracle removes (the bands are not orthogonal: this is not the fine band's
-  own error).
-So "oracle - Wav2Lip only" is the headroom for restoring detail on this base, and the cascade's gain is read
-against it. Results: bench/results/restorer_headroom_NAME.{json,md}.
+The cut-off is one base pixel: the crop side over the lip-sync model's face size (read from the report, which
+reads it from the model's config: 96 px official, 48 px for the small models). Per paste:
+- Wav2Lip alone, the cascade and the true crops pasted: face / mouth PSNR, the detail oracle (the row's coarse band
+  plus the truth's fine band: what a perfect detail restorer would reach on this base) and the fine band's PSNR;
+- the cascade's gain as a share of the detail headroom (oracle - Wav2Lip alone) and of the ceiling headroom (true
+  crops - Wav2Lip alone), for the face and the mouth;
+- the detail headroom had the cut been made at the official 96 px (what earlier reports did for every base);
+- two calibration rows: the truth blurred by one base pixel (nearly all fine band) and the truth itself (perfect).
+Results: bench/results/restorer_headroom_NAME.{json,md}.
 
     python bench/restorer_headroom.py --report runs/macron/reports/restore-cpu/reenact --name macron
     python bench/restorer_headroom.py --report demo_out --name demo
+    python bench/restorer_headroom.py --report old_demo_out --base-size 48 --name demo  # a report that predates it
 """
 
 from __future__ import annotations
@@ -23,87 +22,67 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 from common import write_results
 
-from ladtalk.data.identity import Identity
 from ladtalk.io.video import iter_frames
-from ladtalk.pipeline.frames import pingpong_indices
-from ladtalk.reenact import MOUTH_IN_CROP, sub_box, union_box
+from ladtalk.metrics.headroom import WAV2LIP_FACE_SIZE, band_scores, calibration_rows, shares
+from ladtalk.metrics.scoring import json_ready
+from ladtalk.reenact import row_key
 
-BASE_SIZE = 96  # Wav2Lip's face size
-
-
-def coarse(region: np.ndarray) -> np.ndarray:
-    """(H,W,3) float32 -> the same region through BASE_SIZE pixels and back."""
-    h, w = region.shape[:2]
-    small = cv2.resize(region, (BASE_SIZE, round(BASE_SIZE * h / w)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+STAGES = ("wav2lip", "cascade", "crop_ceiling")
 
 
-def mse(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean((a - b) ** 2))
-
-
-def psnr(err: float) -> float:
-    return float(10 * np.log10(255.0 ** 2 / max(err, 1e-12)))
-
-
-def band_scores(pred: np.ndarray, gt: np.ndarray, face: list[int], mouth: list[int]) -> dict[str, float]:
-    """Band split of one row's face error (means of per-frame PSNR, as `reenact` scores); pred and gt uint8
-    (T,H,W,3) frames."""
-    x1, y1, x2, y2 = face
-    mx1, my1, mx2, my2 = (mouth[0] - x1, mouth[1] - y1, mouth[2] - x1, mouth[3] - y1)  # inside the face box
-    per_frame: dict[str, list[float]] = {k: [] for k in ("face", "mouth", "oracle", "oracle_mouth", "fine")}
-    removed = []
-    for p, g in zip(pred, gt, strict=True):
-        p, g = p[y1:y2, x1:x2].astype(np.float32), g[y1:y2, x1:x2].astype(np.float32)
-        pc, gc = coarse(p), coarse(g)
-        oracle = pc + (g - gc)  # its error is the coarse band's: pc - gc
-        errors = {"face": mse(p, g), "mouth": mse(p[my1:my2, mx1:mx2], g[my1:my2, mx1:mx2]),
-                  "oracle": mse(oracle, g), "oracle_mouth": mse(oracle[my1:my2, mx1:mx2], g[my1:my2, mx1:mx2]),
-                  "fine": mse(p - pc, g - gc)}
-        for k, e in errors.items():
-            per_frame[k].append(psnr(e))
-        removed.append(1 - errors["oracle"] / max(errors["face"], 1e-12))
-    mean = {k: float(np.mean(v)) for k, v in per_frame.items()}
-    return {"psnr_face_db": mean["face"], "psnr_mouth_db": mean["mouth"],
-            "psnr_face_detail_oracle_db": mean["oracle"], "psnr_face_fine_band_db": mean["fine"],
-            "psnr_mouth_detail_oracle_db": mean["oracle_mouth"],
-            "oracle_share_of_face_mse": max(0.0, float(np.mean(removed)))}
-
-
-def read_report(folder: Path) -> tuple[dict, list[int], list[int]]:
-    """A `reenact` report folder or a demo output folder -> (rows' video files, face box, mouth box)."""
-    if (folder / "report.json").exists():
-        report = json.loads((folder / "report.json").read_text())
-        return report["files"], report["face_box"], report["mouth_box"]
-    if not (folder / "summary.json").exists():
+def read_report(folder: Path, base_size: int | None = None) -> dict:
+    """A reenact report folder or a demo output folder -> {files: {row key: video}, face, mouth, pastes, base_size,
+    crop_side_px}. Reports written before every paste had its rows name theirs 'wav2lip' / 'cascade' ('ladtalk'):
+    those count as their one paste and need `base_size`."""
+    path = folder / "report.json" if (folder / "report.json").exists() else folder / "summary.json"
+    if not path.exists():
         raise SystemExit(f"{folder} holds neither report.json (a reenact report) nor summary.json (a demo output)")
-    summary = json.loads((folder / "summary.json").read_text())
-    files = {"wav2lip": summary["files"]["wav2lip"], "cascade": summary["files"]["ladtalk"]}
-    if "face_box" in summary:
-        return files, summary["face_box"], summary["mouth_box"]
-    # a demo output from before the summary recorded its boxes: recompute them as demo.py scores them
-    ident = Identity.open(folder / "identity")
-    face = union_box(ident.crop_boxes[pingpong_indices(summary["frames"], ident.frame_count)], ident.frame_size)
-    return files, face, sub_box(face, MOUTH_IN_CROP)
+    report = json.loads(path.read_text())
+    files = report["files"]
+    face, mouth = report["face_box"], report["mouth_box"]
+    if "pastes" in report:
+        return {"files": files, "face": face, "mouth": mouth, "pastes": report["pastes"],
+                "base_size": base_size or report["lipsync_face_size"], "crop_side_px": report["crop_side_px"]}
+    if base_size is None:
+        raise SystemExit(f"{path} predates the recorded lip-sync face size: give --base-size (96 or 48)")
+    paste = report.get("paste", "mouth")
+    old = {"wav2lip": "wav2lip", "cascade": "cascade" if "cascade" in files else "ladtalk",
+           "crop_ceiling": "crop_ceiling"}
+    return {"files": {row_key(stage, paste): files[name] for stage, name in old.items() if name in files},
+            "face": face, "mouth": mouth, "pastes": [paste], "base_size": base_size,
+            "crop_side_px": float(face[2] - face[0]),  # the union of the crop boxes: a slight overestimate
+            "note": "crop side taken as the face box's width (the report predates crop_side_px)"}
 
 
-def headroom(folder: Path) -> dict:
-    files, face, mouth = read_report(folder)
+def headroom(folder: Path, base_size: int | None = None) -> dict:
+    r = read_report(folder, base_size)
     gt = np.stack(list(iter_frames(folder / "ground_truth.mp4")))
-    rows = {}
-    for row in ("wav2lip", "cascade"):
-        if row in files:
-            pred = np.stack(list(iter_frames(files[row])))[:len(gt)]
-            rows[row] = band_scores(pred, gt[:len(pred)], list(face), list(mouth))
-    w2l = rows["wav2lip"]
-    out = {"report": str(folder), "frames": len(gt), "base_size": BASE_SIZE, "rows": rows,
-           "detail_headroom_db": w2l["psnr_face_detail_oracle_db"] - w2l["psnr_face_db"]}
-    if "cascade" in rows:
-        out["cascade_gain_db"] = rows["cascade"]["psnr_face_db"] - w2l["psnr_face_db"]
+    videos = {k: np.stack(list(iter_frames(v))) for k, v in r["files"].items() if k.startswith(STAGES)
+              and Path(v).exists()}
+    n = min(len(gt), *(len(v) for v in videos.values()))
+    gt = gt[:n]
+    pixel = r["crop_side_px"] / r["base_size"]
+    out = {"report": str(folder), "frames": n, "base_size": r["base_size"], "crop_side_px": r["crop_side_px"],
+           "base_pixel_px": pixel, "pastes": {}, "notes": [r["note"]] if "note" in r else [],
+           "calibration": calibration_rows(gt, r["face"], r["mouth"], pixel)}
+    for paste in r["pastes"]:
+        rows = {stage: band_scores(videos[row_key(stage, paste)][:n], gt, r["face"], r["mouth"], pixel)
+                for stage in STAGES if row_key(stage, paste) in videos}
+        entry = {"rows": rows}
+        if r["base_size"] != WAV2LIP_FACE_SIZE:
+            at96 = band_scores(videos[row_key("wav2lip", paste)][:n], gt, r["face"], r["mouth"],
+                               r["crop_side_px"] / WAV2LIP_FACE_SIZE)
+            entry["face_detail_headroom_at_96_px_db"] = at96["face_detail_oracle_psnr_db"] - at96["face_psnr_db"]
+        if "cascade" in rows:
+            for region in ("face", "mouth"):
+                entry.update(shares(rows["wav2lip"], rows["cascade"], rows.get("crop_ceiling"), region))
+        else:
+            entry["face_detail_headroom_db"] = (rows["wav2lip"]["face_detail_oracle_psnr_db"]
+                                                - rows["wav2lip"]["face_psnr_db"])
+        out["pastes"][paste] = entry
     return out
 
 
@@ -113,23 +92,42 @@ def label(result: dict) -> str:
 
 
 def markdown(results: list[dict]) -> str:
-    lines = ["# What limits the cascade: face error by band", "",
-             f"Face box through {BASE_SIZE} px and back = the coarse band (what the lip-sync base decides); the rest "
-             "= the fine band (what a detail restorer can add). Detail oracle = the row's coarse band + the ground "
-             "truth's fine band: the face PSNR a perfect detail restorer would reach on this base.", "",
-             "| report | row | face dB | mouth dB | face detail oracle = coarse band dB | mouth detail oracle dB | "
-             "fine band dB | face MSE the oracle removes |", "|---|---|---|---|---|---|---|---|"]
+    f = lambda v: f"{v:.2f}" if np.isfinite(v) else str(v)  # noqa: E731
+    lines = ["# What limits the cascade: face error by band, cut at the lip-sync base's resolution", "",
+             "Coarse band: the face through the lip-sync model's face size (one base pixel = crop side / face size) "
+             "and back, what the base decides; fine band: the rest, what a detail restorer can add. Detail oracle = "
+             "the row's coarse band + the truth's fine band.", "",
+             "| report | paste | row | face dB | mouth dB | face detail oracle dB | mouth detail oracle dB | "
+             "fine band dB | face MSE the oracle removes |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        for row, s in r["rows"].items():
-            lines.append(f"| {label(r)} | {row} | {s['psnr_face_db']:.2f} | "
-                         f"{s['psnr_mouth_db']:.2f} | {s['psnr_face_detail_oracle_db']:.2f} | "
-                         f"{s['psnr_mouth_detail_oracle_db']:.2f} | {s['psnr_face_fine_band_db']:.2f} | "
-                         f"{100 * s['oracle_share_of_face_mse']:.0f}% |")
+        for paste, entry in r["pastes"].items():
+            for row, s in entry["rows"].items():
+                lines.append(f"| {label(r)} | {paste} | {row} | {f(s['face_psnr_db'])} | {f(s['mouth_psnr_db'])} | "
+                             f"{f(s['face_detail_oracle_psnr_db'])} | {f(s['mouth_detail_oracle_psnr_db'])} | "
+                             f"{f(s['face_fine_band_psnr_db'])} | {100 * s['oracle_share_of_face_mse']:.0f}% |")
+        for row, s in r["calibration"].items():
+            lines.append(f"| {label(r)} | calibration | {row} | {f(s['face_psnr_db'])} | {f(s['mouth_psnr_db'])} | "
+                         f"{f(s['face_detail_oracle_psnr_db'])} | {f(s['mouth_detail_oracle_psnr_db'])} | "
+                         f"{f(s['face_fine_band_psnr_db'])} | {100 * s['oracle_share_of_face_mse']:.0f}% |")
     lines += ["", "Every row is scored against the folder's ground_truth.mp4 (encoded like the rows; the demo's own "
               "scores use the raw render, so its figures here are higher).", "",
-              "Cascade gain against the detail headroom (oracle - Wav2Lip only):", ""]
-    lines += [f"- {label(r)}: {r.get('cascade_gain_db', float('nan')):+.2f} dB of "
-              f"{r['detail_headroom_db']:+.2f} dB" for r in results]
+              "Cascade gain against the headrooms (share of the detail headroom / of the true-crops ceiling):", ""]
+    for r in results:
+        for paste, e in r["pastes"].items():
+            text = f"- {label(r)}, {paste} paste, base {r['base_size']} px:"
+            if "face_gain_db" in e:
+                for region in ("face", "mouth"):
+                    text += (f" {region} {e[f'{region}_gain_db']:+.2f} dB of {e[f'{region}_detail_headroom_db']:+.2f} "
+                             f"dB detail headroom ({e[f'{region}_share_of_detail_headroom']:.0%})")
+                    if f"{region}_ceiling_headroom_db" in e:
+                        text += (f" and {e[f'{region}_ceiling_headroom_db']:+.2f} dB to the ceiling "
+                                 f"({e[f'{region}_share_of_ceiling_headroom']:.0%});")
+            else:
+                text += f" detail headroom {e['face_detail_headroom_db']:+.2f} dB (no cascade row);"
+            if "face_detail_headroom_at_96_px_db" in e:
+                at96 = e["face_detail_headroom_at_96_px_db"]
+                text += f" cut at 96 px the face's detail headroom would read {at96:+.2f} dB"
+            lines.append(text.rstrip(";"))
     return "\n".join(lines) + "\n"
 
 
@@ -137,10 +135,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--report", type=Path, nargs="+", required=True,
                     help="reenact report folders (REPORT_DIR/reenact) or demo output folders")
+    ap.add_argument("--base-size", type=int, default=None,
+                    help="the lip-sync model's face size, for reports that do not record it (96 or 48)")
     ap.add_argument("--name", required=True, help="results name: restorer_headroom_NAME")
     a = ap.parse_args()
-    results = [headroom(r) for r in a.report]
-    md = write_results(f"restorer_headroom_{a.name}", {"results": results}).with_suffix(".md")
+    results = [headroom(r, a.base_size) for r in a.report]
+    md = write_results(f"restorer_headroom_{a.name}", {"results": json_ready(results)}).with_suffix(".md")
     md.write_text(markdown(results))
     print(md.read_text())
 

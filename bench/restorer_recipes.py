@@ -36,7 +36,8 @@ SKIP = {"restore-cpu": [], "skip_levels 2": ["model.skip_levels=2"],
 STUDIES = {"recipes": VARIANTS, "skip": SKIP}
 VALIDATION = ("recon_psnr", "down96_psnr_degraded", "down96_psnr_restored", "noise_0.1_psnr_restored",
               "lipsync_psnr_input", "lipsync_psnr_restored")
-REENACT = ("psnr_face_db", "psnr_mouth_db", "mouth_sharpness_ratio", "warp_error_ratio_to_gt")
+REENACT = ("face_psnr_db", "mouth_psnr_db", "mouth_sharpness_ratio", "face_warp_error_ratio",
+           "face_own_flow_warp_error_ratio")
 
 
 def last_validation(run: Path) -> dict[str, float]:
@@ -46,7 +47,7 @@ def last_validation(run: Path) -> dict[str, float]:
 
 def score(label: str, run: Path, report: Path) -> dict:
     scores = json.loads(report.read_text())["scores"]
-    w2l, cas = scores["wav2lip"], scores["cascade"]
+    w2l, cas = scores["wav2lip_mouth"], scores["cascade_mouth"]
     return {"variant": label, **{k: cas[k] for k in REENACT}, **gains_over(cas, w2l), **last_validation(run)}
 
 
@@ -66,7 +67,7 @@ def main() -> None:
             ladtalk.train_sovqae([a.identity], run, preset=a.preset, device=a.device, wav2lip_path=a.wav2lip,
                                  overrides=over + [f"train.max_steps={a.steps}"])
         if not report.exists():
-            ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=run, device=a.device)
+            ladtalk.reenact(a.identity, a.wav2lip, report.parent, sovqae_path=run, device=a.device, paste="mouth")
         rows.append(score(label, run, report))
     write_study(f"restorer_{a.study}_{a.name}", {"preset": a.preset, "steps": a.steps, "rows": rows,
                                                  "variants": variants},

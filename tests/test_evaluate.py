@@ -41,28 +41,31 @@ def test_report_renders_with_synthetic_truth(tmp_path, no_weights):
     res = evaluate(tmp_path / "pred.mp4", clip / "video.mp4", out, device="cpu")
     assert res["offset"] == 3 and res["offset_applies_to"] == "gt" and res["frames"]["compared"] == 7
     m = res["metrics"]
-    assert m["PSNR"] > 35 and m["SSIM"] > 0.95 and "ST-LPIPS-VGG" in m and "LPIPS-VGG" not in m
-    assert {"warp_error", "tOF", "mouth_PSNR", "lipsync_truth_pearson"} <= set(m)
-    assert "pt_inception-2015-12-05-6726825d.pth" in res["absent"]["FID"]
-    assert "syncnet_v2.model" in res["absent"]["LSE-D"] and "vgg16-397923af.pth" in res["absent"]["LPIPS-VGG"]
-    assert "FID" not in m and "LSE-C" not in m
+    assert m["frame_psnr_db"] > 35 and m["frame_ssim"] > 0.95 and "frame_st_lpips" in m and "frame_lpips" not in m
+    assert {"frame_warp_error", "frame_own_flow_warp_error", "frame_tof", "mouth_psnr_db", "lipsync_r"} <= set(m)
+    lo, hi = res["ci95"]["frame_psnr_db"]
+    assert lo <= m["frame_psnr_db"] <= hi and res["provenance"]["precision"] == "fp32"
+    assert "pt_inception-2015-12-05-6726825d.pth" in res["absent"]["fid"]
+    assert "syncnet_v2.model" in res["absent"]["lse_d"] and "vgg16-397923af.pth" in res["absent"]["frame_lpips"]
+    assert "fid" not in m and "lse_c" not in m
     for name in ("metrics.json", "report.md", "psnr.png", "flicker.png", "strip.png", "per_frame.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0
     assert json.loads((out / "metrics.json").read_text())["metrics"] == m
     strip = cv2.imread(str(out / "strip.png"))
     assert strip.shape[0] == 3 * 160
-    assert "ST-LPIPS-VGG" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "frame_st_lpips" in md and "Measured at commit" in md
     # plain frame-aligned evaluation compares frame k with frame k: much worse here
     res2 = evaluate(tmp_path / "pred.mp4", clip / "video.mp4", out, align="frames", device="cpu")
-    assert res2["offset"] == 0 and res2["metrics"]["PSNR"] < m["PSNR"]
+    assert res2["offset"] == 0 and res2["metrics"]["frame_psnr_db"] < m["frame_psnr_db"]
 
 
 def test_identical_videos_report_inf_psnr(tmp_path, no_weights):
     frames = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
     _write(tmp_path / "a.mp4", frames)
     res = evaluate(tmp_path / "a.mp4", tmp_path / "a.mp4", tmp_path / "r", device="cpu")
-    assert res["metrics"]["PSNR"] == "inf" and res["metrics"]["SSIM"] == pytest.approx(1.0)
-    assert res["metrics"]["ST-LPIPS-VGG"] == pytest.approx(0.0, abs=1e-6)
+    assert res["metrics"]["frame_psnr_db"] == "inf" and res["metrics"]["frame_ssim"] == pytest.approx(1.0)
+    assert res["metrics"]["frame_st_lpips"] == pytest.approx(0.0, abs=1e-6)
     json.loads((tmp_path / "r" / "metrics.json").read_text())        # strict JSON
 
 
@@ -93,13 +96,14 @@ def test_cli_orders_degradations_on_a_real_clip(may_video, tmp_path, no_weights)
                  "--device", "cpu"]) == 0
     summary = json.loads((tmp_path / "rep" / "metrics.json").read_text())
     light, heavy = (c["metrics"] for c in summary["cases"])
-    assert set(light) == {"PSNR", "SSIM", "ST-LPIPS-VGG", "warp_error", "tOF"}
+    assert set(light) == {"frame_psnr_db", "frame_ssim", "frame_st_lpips", "frame_warp_error",
+                          "frame_own_flow_warp_error", "frame_tof"}
     for k in light:
         better = light[k] < heavy[k] if k in LOWER_IS_BETTER else light[k] > heavy[k]
         assert better, f"{k}: light {light[k]} vs heavy {heavy[k]}"
     rows = list(csv.reader((tmp_path / "rep" / "summary.csv").read_text().splitlines()))
     assert [r[0] for r in rows] == ["name", "light", "heavy", "average"]
-    assert float(rows[3][1]) == pytest.approx((light["PSNR"] + heavy["PSNR"]) / 2)
+    assert float(rows[3][1]) == pytest.approx((light["frame_psnr_db"] + heavy["frame_psnr_db"]) / 2)
     for case in ("light", "heavy"):
         assert (tmp_path / "rep" / case / "strip.png").is_file()
     print("ordering:", {k: (round(light[k], 5), round(heavy[k], 5)) for k in light})
@@ -136,10 +140,10 @@ def test_fid_and_lse_paths_with_stand_in_weights(tmp_path, no_weights, monkeypat
                    syncnet_path=tmp_path / "syncnet_v2.model", inception_path=tmp_path / INCEPTION_FILENAME,
                    device="cpu", lse_crop="frame")  # noise frames have no face to crop
     m = res["metrics"]
-    assert np.isfinite(m["FID"]) and m["FID"] > 0 and seen["dims"] == ((7, 2048), (7, 2048))
+    assert np.isfinite(m["fid"]) and m["fid"] > 0 and seen["dims"] == ((7, 2048), (7, 2048))
     # the whole-frame variant only under its own name, never as the published LSE-D / LSE-C
-    assert np.isfinite(m["LSE-D_whole_frame"]) and m["LSE-C_whole_frame"] >= 0 and "LSE-D" not in m
-    assert set(res["gt_reference"]) >= {"LSE-D_whole_frame", "LSE-C_whole_frame"}
-    assert "AV_offset_frames_pred_whole_frame" in res["info"]
-    assert "FID" not in res["absent"] and "LSE-D" not in res["absent"]
+    assert np.isfinite(m["lse_d_whole_frame"]) and m["lse_c_whole_frame"] >= 0 and "lse_d" not in m
+    assert set(res["gt_reference"]) >= {"lse_d_whole_frame", "lse_c_whole_frame"}
+    assert "lse_av_offset_frames_pred_whole_frame" in res["info"]
+    assert "fid" not in res["absent"] and "lse_d" not in res["absent"]
     assert any("FID from 7 frames" in n for n in res["notes"])

@@ -70,7 +70,7 @@ def test_dry_run_measures_every_part(dry_run):
     assert restore["sovqae"]["extra"]["step"] == 2
     assert restore["analyze"]["theory"]["codes"]["d_C"] > 0 and len(restore["analyze"]["experiments"]) > 5
     assert restore["reenact"]["status"] == "ok" and set(restore["reenact"]["report"]["scores"]) == {
-        "wav2lip", "cascade", "crop_ceiling"}
+        "wav2lip_mouth", "cascade_mouth", "crop_ceiling_mouth"}
     assert restore["sovqae"]["last_images_per_s"] > 0  # the real training loop's own rate, beside train's
 
 

@@ -34,3 +34,60 @@ def test_score_on_the_synthetic_face():
     late = np.concatenate([frames[:1].repeat(2, 0), frames[:-2]])
     s_late = lipsync_truth_score(late, boxes, openness)
     assert s_late["best_lag"] == 2 and s_late["pearson"] < s["pearson"]
+
+
+def _frozen_mouth(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Every frame with the first frame's mouth region (MOUTH_IN_CROP of its face box (T,4)): a mouth that never
+    moves."""
+    import cv2
+
+    from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces
+    from ladtalk.reenact import MOUTH_IN_CROP
+
+    mouths = mouth_boxes_from_faces(boxes, MOUTH_IN_CROP)
+    cut = [(*np.floor(m[:2]).astype(int), *np.ceil(m[2:]).astype(int)) for m in mouths]  # as box_crop cuts them
+    x1, y1, x2, y2 = cut[0]
+    first = frames[0, y1:y2, x1:x2]
+    out = frames.copy()
+    for f, (x1, y1, x2, y2) in zip(out, cut):
+        f[y1:y2, x1:x2] = cv2.resize(first, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+    return out
+
+
+def test_opening_agreement_on_a_real_face(may_video):
+    """The May clip's own mouth against itself, a copy 2 frames early and a frozen mouth (one face box for the
+    clip: MTCNN's median box, squared as `prepare` squares it)."""
+    from ladtalk.face.crop import square_crop_boxes
+    from ladtalk.face.detect import make_detector
+    from ladtalk.io.video import iter_frames
+    from ladtalk.metrics.lipsync_truth import opening_agreement
+    from ladtalk.reenact import MOUTH_IN_CROP
+
+    frames = np.stack(list(iter_frames(may_video, max_frames=100)))
+    found = make_detector("mtcnn", device="cpu").detect(frames[::25])
+    box = square_crop_boxes(np.median([d[0].box for d in found], 0)[None], frames.shape[2:0:-1])[0]
+    boxes = np.repeat(box[None], len(frames), 0)
+    same = opening_agreement(frames, frames, boxes, MOUTH_IN_CROP)
+    assert same["pearson"] == pytest.approx(1.0) and same["best_lag"] == 0 and same["truth"].std() > 0
+    early = np.concatenate([frames[2:], frames[-1:].repeat(2, 0)])  # the generated mouth 2 frames ahead
+    shifted = opening_agreement(early, frames, boxes, MOUTH_IN_CROP)
+    assert shifted["best_lag"] == -2 and shifted["pearson_best"] > 0.99 and shifted["pearson"] < 0.9
+    frozen = opening_agreement(_frozen_mouth(frames, boxes), frames, boxes, MOUTH_IN_CROP)
+    assert abs(frozen["pearson"]) < 0.05
+
+
+def test_opening_agreement_on_synthetic_frames():
+    synthetic = pytest.importorskip("ladtalk.data.synthetic", reason="ladtalk.data.synthetic not available")
+    from ladtalk.metrics.lipsync_truth import opening_agreement
+    from ladtalk.reenact import MOUTH_IN_CROP
+
+    openness = np.clip(0.5 + 0.5 * np.sin(np.arange(40) * 0.5), 0, 1)
+    frames, jaw_boxes = synthetic.render_frames(openness, size=96, seed=0)
+    # the render's face box follows the jaw; a face track (reenact's boxes) does not follow the generated mouth
+    boxes = np.repeat(np.median(jaw_boxes, 0)[None], len(frames), 0)
+    same = opening_agreement(frames, frames, boxes, MOUTH_IN_CROP)
+    assert same["pearson"] == pytest.approx(1.0) and np.corrcoef(same["truth"], openness)[0, 1] > 0.8
+    late = np.concatenate([frames[:1].repeat(3, 0), frames[:-3]])
+    assert opening_agreement(late, frames, boxes, MOUTH_IN_CROP)["best_lag"] == 3
+    frozen = opening_agreement(_frozen_mouth(frames, boxes), frames, boxes, MOUTH_IN_CROP)
+    assert abs(frozen["pearson"]) < 0.05

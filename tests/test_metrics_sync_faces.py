@@ -73,3 +73,28 @@ def test_lse_on_face_crops_of_a_real_clip(oracle_syncnet_s, capsys):
     with capsys.disabled():
         print(f"\nMay clip, {N} frames, oracle-filled SyncNet S: face crops LSE-D {a.lse_d:.4f} LSE-C {a.lse_c:.4f} "
               f"offset {a.offset}; whole frames LSE-D {whole.lse_d:.4f} LSE-C {whole.lse_c:.4f} offset {whole.offset}")
+
+
+def test_lse_on_a_known_face_track_takes_25_fps_and_the_run_with_a_face(monkeypatch):
+    """30 fps frames whose first 6 have no face box: the frames go to 25 fps (nearest), the run with a face is cropped
+    as syncnet_python crops it and its audio starts with it."""
+    import ladtalk.metrics.sync_faces as sf
+
+    seen = {}
+
+    def fake_lse(net, crops, audio, device="cpu"):
+        seen.update(crops=crops, audio=audio)
+        return type("S", (), {"lse_d": 7.0, "lse_c": 2.0, "offset": 1})()
+
+    monkeypatch.setattr(sf, "lse_scores", fake_lse)
+    frames = np.random.default_rng(0).integers(0, 256, (36, 120, 120, 3), dtype=np.uint8)
+    boxes = np.tile([30.0, 30.0, 90.0, 90.0], (36, 1))
+    boxes[:6] = np.nan
+    audio = np.arange(36 * 16000 // 30, dtype=np.float32)
+    out = sf.lse_on_face_track(None, frames, 30.0, audio, boxes)
+    assert out == {"lse_d": 7.0, "lse_c": 2.0, "lse_av_offset_frames": 1, "lse_frames": 25}
+    # 25 fps frame k is 30 fps frame round(1.2 k); frames 0..5 at 30 fps (0..4 at 25 fps) have no face
+    idx = np.round(np.arange(5, 30) * 1.2).astype(int)
+    expected = syncnet_face_crops(frames[idx], syncnet_track(boxes[idx]))
+    np.testing.assert_array_equal(seen["crops"], expected)
+    assert seen["audio"][0] == 5 * 640  # the audio of 25 fps frame 5

@@ -2,8 +2,9 @@
 
 synth (a talking face with known mouth openness) -> prepare -> train a small SyncNet expert, Wav2Lip generator and
 SOVQAE -> generate from speech it never heard -> compare with the ground-truth render of that speech: lip-sync
-agreement with the known mouth openness, PSNR/SSIM/LPIPS of the face and the mouth, mouth sharpness and warping
-error, for the plain Wav2Lip stage and the cascade with the same (mouth) paste, and what the paste alone changes.
+agreement with the known mouth openness and the reenact scores (metrics.scoring, with block-bootstrap intervals) of
+Wav2Lip alone, the cascade and the truth's own crops under every paste (hard, feather, mouth), the cascade's gain
+under each paste and what the paste alone changes, as `reenact` reports them.
 Every training stops at a fixed step count, so two runs of the same commit give the same numbers on any machine.
 """
 
@@ -24,10 +25,24 @@ from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
-from ladtalk.metrics.lipsync_truth import lipsync_truth_score
+from ladtalk.metrics.headroom import lipsync_face_size
+from ladtalk.metrics.lipsync_truth import mouth_openness as measured_openness
+from ladtalk.metrics.provenance import provenance, provenance_line
+from ladtalk.metrics.scoring import Regions, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
-from ladtalk.reenact import MOUTH_IN_CROP, score_video, sub_box, union_box, write_strip
+from ladtalk.reenact import (
+    CONFIDENCE,
+    MOUTH_IN_CROP,
+    PASTE_ORDER,
+    figure_table,
+    gains_and_paste_effect,
+    row_key,
+    row_label,
+    sub_box,
+    union_box,
+    write_strip,
+)
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.syncnet import train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
@@ -64,18 +79,18 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     sovqae = train_sovqae([ident_dir], out / "runs" / "sovqae", preset="restore-cpu",
                           overrides=overrides.get("sovqae", ()), device=device, wav2lip_path=wav2lip)
 
-    step(6, f"generate from {test_seconds:.0f} s of new speech, with and without the SOVQAE")
+    step(6, f"generate from {test_seconds:.0f} s of new speech, with and without the SOVQAE, under every paste")
     audio, envelope = synth_speech(test_seconds, SAMPLE_RATE, seed=seed + 1000)
     speech = out / "new_speech.wav"
     write_wav(speech, audio, SAMPLE_RATE)
-    videos = {"wav2lip": out / "wav2lip_only.mp4", "ladtalk": out / "ladtalk.mp4",
-              "wav2lip_feather": out / "wav2lip_only_whole_face.mp4", "ladtalk_feather": out / "ladtalk_whole_face.mp4"}
-    # the default mouth paste, then the whole face box (the paper's set-up, where the restorer also has the eyes and
-    # skin to repair): what the paste alone changes, and what the SOVQAE changes under each paste
-    for key, path in videos.items():
-        generate(ident_dir, speech, path, wav2lip_path=wav2lip, sovqae_path=sovqae if "ladtalk" in key else None,
-                 no_sovqae="ladtalk" not in key, paste="feather" if key.endswith("feather") else "mouth",
-                 device=device)
+    videos = {}
+    # the paper's hard paste, the feathered whole face and the lower face only: what the paste alone changes, and
+    # what the SOVQAE changes under each paste
+    for paste in PASTE_ORDER:
+        for stage, name, model in (("wav2lip", "wav2lip_only", None), ("cascade", "ladtalk", sovqae)):
+            videos[row_key(stage, paste)] = out / f"{name}_{paste}.mp4"
+            generate(ident_dir, speech, videos[row_key(stage, paste)], wav2lip_path=wav2lip, sovqae_path=model,
+                     no_sovqae=model is None, paste=paste, device=device)
 
     step(7, "score against the ground-truth render of the new speech")
     generated = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
@@ -85,28 +100,30 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
                                                  audio)
     crop_boxes = ident.crop_boxes[pingpong_indices(n, ident.frame_count)]
     face = union_box(crop_boxes, ident.frame_size)
-    # the ceiling of any restorer at this crop size: the truth's own crops pasted with the mouth paste
-    videos["crop_ceiling"] = out / "true_crops_pasted.mp4"
-    with VideoWriter(videos["crop_ceiling"], FPS, audio=audio, sample_rate=SAMPLE_RATE) as writer:
-        writer.write(paste_faces(truth_frames, crop_faces(truth_frames, crop_boxes, ident.crop_size), crop_boxes,
-                                 mode="mouth"))
-    generated["crop_ceiling"] = np.stack(list(iter_frames(videos["crop_ceiling"])))[:n]
+    truth_crops = crop_faces(truth_frames, crop_boxes, ident.crop_size)
+    for paste in PASTE_ORDER:  # the ceiling of any restorer at this crop size: the truth's own crops pasted back
+        videos[row_key("crop_ceiling", paste)] = out / f"true_crops_pasted_{paste}.mp4"
+        with VideoWriter(videos[row_key("crop_ceiling", paste)], FPS, audio=audio, sample_rate=SAMPLE_RATE) as writer:
+            writer.write(paste_faces(truth_frames, truth_crops, crop_boxes, mode=paste))
+        generated[row_key("crop_ceiling", paste)] = np.stack(list(iter_frames(videos[row_key("crop_ceiling", paste)])))
     perceptual = _perceptual(device) if lpips else None
-    # (the ceiling row skips the perceptual distance, a fifth of the scoring time: the demo keeps to 10 minutes)
-    scores = {k: score(v[:n], truth_frames, boxes, openness, face, None if k == "crop_ceiling" else perceptual)
-              for k, v in generated.items()}
-    write_strip(out / "strip.png", truth_frames, {k: generated[k][:n] for k in ("wav2lip", "ladtalk")}, face)
-    write_strip(out / "strip_whole_face.png", truth_frames,
-                {k: generated[k][:n] for k in ("wav2lip_feather", "ladtalk_feather")}, face)
+    mouth = sub_box(face, MOUTH_IN_CROP)
+    scores, series = score(generated, truth_frames, boxes, openness, Regions(face, mouth), perceptual)
+    gains, paste_effect = gains_and_paste_effect(series)
+    for paste in PASTE_ORDER:
+        write_strip(out / f"strip_{paste}.png", truth_frames,
+                    {k: generated[row_key(k, paste)][:n] for k in ("wav2lip", "cascade")}, face)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
-               "frames": n, "face_box": [int(v) for v in face],
-               "mouth_box": [int(v) for v in sub_box(face, MOUTH_IN_CROP)], "scores": scores,
-               "paste": {"wav2lip": "mouth", "ladtalk": "mouth", "wav2lip_feather": "feather",
-                         "ladtalk_feather": "feather", "crop_ceiling": "mouth"},
-               "perceptual": None if perceptual is None else perceptual.note,
+               "frames": n, "face_box": [int(v) for v in face], "mouth_box": [int(v) for v in mouth],
+               "lipsync_face_size": lipsync_face_size(wav2lip),
+               "crop_side_px": float(np.median(crop_boxes[:, 2] - crop_boxes[:, 0])),
+               "pastes": list(PASTE_ORDER), "rows": {k: row_label(k) for k in scores}, "scores": scores,
+               "gains": gains, "paste_effect": paste_effect, "confidence": CONFIDENCE,
+               "perceptual": None if perceptual is None else perceptual.note, "provenance": provenance(device),
                "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4",
-                                                 "strip": out / "strip.png",
-                                                 "strip_whole_face": out / "strip_whole_face.png"}.items()}}
+                                                 **{f"strip_{p}": out / f"strip_{p}.png" for p in PASTE_ORDER}
+                                                 }.items()}}
+    summary = json_ready(summary)
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     print_summary(summary)
@@ -145,30 +162,30 @@ def _perceptual(device: str):
         return None
 
 
-def score(frames: np.ndarray, truth: np.ndarray, face_boxes: np.ndarray, openness: np.ndarray,
-          face: tuple[int, int, int, int], perceptual=None) -> dict:
-    """Lip-sync agreement with the true openness, and the reenact scores of the face region against the truth."""
-    sync = lipsync_truth_score(frames, face_boxes, openness)
-    s = score_video(frames, truth, face, sub_box(face, MOUTH_IN_CROP), perceptual)
-    return {"lipsync_r": round(float(sync["pearson"]), 3), "lipsync_best_lag": int(sync["best_lag"]),
-            **{k: round(float(v), 4) for k, v in s.items()}}
-
-
-NAMES = {"wav2lip": "Wav2Lip only", "ladtalk": "Wav2Lip + SOVQAE", "wav2lip_feather": "Wav2Lip only, whole face",
-         "ladtalk_feather": "Wav2Lip + SOVQAE, whole face", "crop_ceiling": "true crops pasted (ceiling)"}
+def score(generated: dict[str, np.ndarray], truth: np.ndarray, face_boxes: np.ndarray, openness: np.ndarray,
+          regions: Regions, perceptual=None) -> tuple[dict, dict]:
+    """(scores, series) of every row against the truth render: the metrics.scoring figures of the face and mouth
+    regions, and the lip-sync agreement of the measured mouth opening with the known one."""
+    n = len(truth)
+    series = score_rows({k: v[:n] for k, v in generated.items()}, truth, regions, perceptual)
+    scores = {}
+    for key, s in series.items():
+        scores[key] = summarize(s)
+        sync = opening_figures(measured_openness(generated[key][:n], face_boxes), openness)
+        scores[key]["ci95"].update(sync.pop("ci95"))
+        scores[key].update(sync)
+    return scores, series
 
 
 def print_summary(summary: dict) -> None:
-    rows = summary["scores"]
-    lp = next((k for k in rows["wav2lip"] if k.endswith("_face") and "LPIPS" in k), None)
-    print(f"\nladtalk demo: {summary['frames']} frames of new speech, {summary['seconds']:.0f} s in all")
-    print(f"{'stage':<32}{'lip-sync r':>11}{'face PSNR':>12}{'mouth PSNR':>12}{'face SSIM':>10}"
-          f"{'LPIPS':>8}{'sharpness':>10}")
-    for key, s in rows.items():
-        lpips = f"{s[lp]:>8.3f}" if lp in s else f"{'-':>8}"
-        print(f"{NAMES[key]:<32}{s['lipsync_r']:>11.3f}{s['psnr_face_db']:>9.2f} dB{s['psnr_mouth_db']:>9.2f} dB"
-              f"{s['ssim_face']:>10.4f}{lpips}{s['mouth_sharpness_ratio']:>10.2f}")
-    print("lip-sync r: correlation of the generated mouth opening with the true one (1 = perfect); PSNR/SSIM/"
-          f"{lp or 'LPIPS'}: the face region against the ground-truth render; sharpness: the mouth's high-frequency "
-          "energy over the truth's (1 = as sharp); rows 1-2 paste the lower face only, rows 3-4 the whole face box; "
-          "the last row pastes the truth's own crops (mouth paste): the best a restorer at this crop size can do")
+    print(f"\nladtalk demo: {summary['frames']} frames of new speech, {summary['seconds']:.0f} s in all\n")
+    keys = ("lipsync_r", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "face_lpips",
+            "mouth_sharpness_ratio", "mouth_energy_ratio_octave_2", "face_own_flow_warp_error_ratio")
+    for paste in summary["pastes"]:
+        rows = {k: v for k, v in summary["scores"].items() if k.endswith(f"_{paste}")}
+        print(f"{paste} paste\n" + "\n".join(figure_table(rows, summary["rows"], keys)) + "\n")
+    print("lipsync_r: correlation of the generated mouth opening with the true one (1 = perfect); PSNR/SSIM/"
+          "perceptual distance: the region against the ground-truth render; sharpness and octave 2: the mouth's fine "
+          "detail over the truth's (1 = as sharp); own-flow warping error: flicker of the face by itself over the "
+          "truth's. The true crops pasted back are the best a restorer at this crop size can do. [95% intervals]")
+    print(provenance_line(summary["provenance"]))

@@ -1,15 +1,17 @@
 """`ladtalk reenact`: the paper's self-reenactment protocol (Tab. 1 set-up) on an identity's test split.
 
-The test frames are the reference frames, in order, driven by their own audio; Wav2Lip alone and the cascade
-(Wav2Lip + SOVQAE) are generated with the same paste and scored against the ground-truth frames, so a difference
-between the two rows is the restorer's own. Scores: full-frame PSNR (what the paper reports), face- and
-mouth-region PSNR, face SSIM and LPIPS (ST-LPIPS when the VGG trunk is absent, named so), warping error (and its
-ratio to the ground truth's own), mouth sharpness (high-frequency energy against the ground truth's) and LSE-C/D
-when SyncNet weights are given. A last row pastes the identity's own crops of the test frames (the ground truth at
-the crop size) with the same paste: the ceiling of any restorer working at that crop size (on Macron at 256 px its
-mouth has 0.85 of the frame's high-frequency energy: the round trip into the crop and back keeps 0.62, and the video
-encoder's own artifacts add the rest, for every row alike); `mouth_sharpness_of_ceiling` gives each row's mouth
-sharpness against it.
+The test frames are the reference frames, in order, driven by their own audio. For every paste (`hard`, the
+paper's rectangle; `feather`, the whole face box feathered; `mouth`, the lower face only) three rows are scored
+against the ground-truth frames: Wav2Lip alone, the cascade (Wav2Lip + SOVQAE) and the identity's own crops of the
+test frames pasted the same way (the ceiling of any restorer at the crop size). A cascade's gain is read against
+Wav2Lip alone under the same paste (`gains`, paired intervals); what the paste itself changes is read between the
+Wav2Lip-alone rows (`paste_effect`, against the paper's hard paste), never credited to the restorer.
+Scores (metrics.scoring, one vocabulary REGION_METRIC_UNIT): PSNR (frame, face, mouth), SSIM, the perceptual
+distance under its own name (`st_lpips` or `lpips`), mouth sharpness and octave energies against the truth's,
+warping error with the truth's flow and with the output's own, tOF and tLP; `lipsync_r`, the correlation of the
+mouth opening with the true frames' (no weights needed); LSE-C/D on syncnet_python's face crops of the identity's
+face track when SyncNet weights are given. Every figure has a block-bootstrap 95% interval (blocks of 15 frames,
+fixed seed) under "ci95"; the report records how it was measured ("provenance").
 Writes report.json, report.md, strip.png and the videos into REPORT_DIR.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import cv2
@@ -24,12 +27,16 @@ import numpy as np
 
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
-from ladtalk.face.crop import paste_faces
+from ladtalk.face.crop import PASTE_MODES, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
-from ladtalk.metrics.image import psnr, ssim
+from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
+from ladtalk.metrics.headroom import lipsync_face_size
+from ladtalk.metrics.lipsync_truth import opening_agreement
+from ladtalk.metrics.provenance import provenance, provenance_line
+from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
 from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
@@ -37,8 +44,12 @@ from ladtalk.runtime import resolve_device
 
 # the mouth as a share of the square face crop (x1, y1, x2, y2): below the nose, between the cheeks
 MOUTH_IN_CROP = (0.25, 0.6, 0.75, 0.92)
-ROWS = {"wav2lip": "Wav2Lip only", "cascade": "Wav2Lip + SOVQAE", "wav2lip_temporal": "Wav2Lip + temporal filter",
-        "cascade_temporal": "Wav2Lip + SOVQAE + temporal filter", "crop_ceiling": "true crops pasted (ceiling)"}
+STAGES = {"wav2lip": "Wav2Lip only", "cascade": "Wav2Lip + SOVQAE", "wav2lip_temporal": "Wav2Lip + temporal filter",
+          "cascade_temporal": "Wav2Lip + SOVQAE + temporal filter", "crop_ceiling": "true crops pasted (ceiling)"}
+PASTE_ORDER = ("hard", "feather", "mouth")  # the paper's first
+MIN_TEST_SECONDS = 4.0  # shorter test splits give intervals too wide to tell rows apart
+CONFIDENCE = {"method": "moving-block bootstrap, percentile 95% interval", "block_frames": BLOCK_FRAMES,
+              "resamples": RESAMPLES, "seed": SEED}
 
 
 def union_box(boxes: np.ndarray, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -58,59 +69,71 @@ def sub_box(box: tuple[int, int, int, int], fractions: tuple[float, float, float
     return (round(x1 + f[0] * w), round(y1 + f[1] * h), round(x1 + f[2] * w), round(y1 + f[3] * h))
 
 
-def high_frequency_energy(frames: np.ndarray) -> float:
-    """Mean squared Laplacian of the luma of uint8 (T,H,W,3) RGB frames: how much fine detail (sharpness) they hold."""
-    total = 0.0
-    for f in frames:
-        luma = cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY).astype(np.float32)
-        total += float(np.mean(cv2.Laplacian(luma, cv2.CV_32F) ** 2))
-    return total / max(len(frames), 1)
+def row_key(stage: str, paste: str) -> str:
+    """A report row's key: the stage and the paste, e.g. 'cascade_mouth'."""
+    return f"{stage}_{paste}"
 
 
-def score_video(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
-                perceptual=None, lpips_frames: int = 48) -> dict[str, float]:
-    """Scores of uint8 (T,H,W,3) frames against the ground truth in the face and mouth boxes x1,y1,x2,y2."""
-    from ladtalk.metrics.temporal import temporal_scores
+def row_label(key: str) -> str:
+    stage, _, paste = key.rpartition("_")
+    return f"{STAGES[stage]}, {paste} paste"
 
-    def region(frames, box):
-        x1, y1, x2, y2 = box
-        return np.ascontiguousarray(frames[:, y1:y2, x1:x2])
 
-    pf, gf, pm, gm = region(pred, face), region(gt, face), region(pred, mouth), region(gt, mouth)
-    out = {"psnr_full_db": float(np.mean(psnr(pred, gt))),
-           "psnr_face_db": float(np.mean(psnr(pf, gf))),
-           "psnr_mouth_db": float(np.mean(psnr(pm, gm))),
-           "ssim_face": float(np.mean(ssim(pf, gf))),
-           "mouth_sharpness_ratio": high_frequency_energy(pm) / max(high_frequency_energy(gm), 1e-9)}
-    if perceptual is not None:
-        from ladtalk.metrics.lpips import perceptual_distance
+def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, face_boxes: np.ndarray,
+                      perceptual=None) -> tuple[dict, dict]:
+    """(scores, series) of every row (keys row_key(stage, paste)) against the truth: the metrics.scoring figures with
+    their intervals, the mouth opening's agreement with the truth's (`lipsync_r`), and each row's mouth sharpness
+    against its paste's true-crops ceiling."""
+    series = score_rows(preds, gt, regions, perceptual)
+    scores = {}
+    for key, s in series.items():
+        scores[key] = summarize(s)
+        sync = opening_agreement(preds[key][:len(gt)], gt, face_boxes, MOUTH_IN_CROP)
+        opening = opening_figures(sync["measured"], sync["truth"])
+        scores[key]["ci95"].update(opening.pop("ci95"))
+        scores[key].update(opening)
+    for key, row in scores.items():  # resampling into the crop and back already costs fine detail; this is what is left
+        ceiling = scores.get(row_key("crop_ceiling", key.rpartition("_")[2]))
+        if ceiling is not None:
+            ceiling_sharpness = max(ceiling["mouth_sharpness_ratio"], 1e-9)
+            row["mouth_sharpness_of_ceiling"] = row["mouth_sharpness_ratio"] / ceiling_sharpness
+    return scores, series
 
-        pick = np.unique(np.linspace(0, len(pf) - 1, min(lpips_frames, len(pf))).round().astype(int))
-        out[f"{perceptual.name}_face"] = float(np.mean(perceptual_distance(perceptual.net, pf[pick], gf[pick],
-                                                                          show_progress=False)))
-    if len(pf) > 1:
-        t = temporal_scores(pf, gf, show_progress=False)
-        out["warp_error_face"] = float(np.mean(t.warp_error))
-        out["warp_error_face_gt"] = float(np.mean(t.warp_error_gt))
-        out["warp_error_ratio_to_gt"] = out["warp_error_face"] / max(out["warp_error_face_gt"], 1e-12)
-    return out
+
+def gains_and_paste_effect(series: dict) -> tuple[dict, dict]:
+    """({'cascade_mouth': compare(cascade_mouth, wav2lip_mouth), ...}, {'wav2lip_mouth': compare(wav2lip_mouth,
+    wav2lip_hard), ...}): each restoring row against Wav2Lip alone under the same paste, and what each paste does to
+    Wav2Lip alone against the paper's hard paste."""
+    gains, effect = {}, {}
+    for key in series:
+        stage, _, paste = key.rpartition("_")
+        base = row_key("wav2lip", paste)
+        if stage not in ("wav2lip", "crop_ceiling") and base in series:
+            gains[key] = compare(series[key], series[base])
+        if stage == "wav2lip" and paste != "hard" and row_key("wav2lip", "hard") in series:
+            effect[key] = compare(series[key], series[row_key("wav2lip", "hard")])
+    return gains, effect
 
 
 def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_dir: str | os.PathLike,
-            sovqae_path: str | os.PathLike | None = None, paste: str = "mouth",
+            sovqae_path: str | os.PathLike | None = None, paste: str | None = None,
             syncnet_path: str | os.PathLike | None = None, device: str = "auto", max_frames: int | None = None,
             precision: str = "auto", lpips: bool = True, temporal_filter: bool = False, temporal_strength: float = 1.0,
             temporal_sigma: float = 0.06) -> dict:
     """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json).
 
-    temporal_filter: also score the last row (the cascade, or Wav2Lip only without a SOVQAE) with generate's
-    temporal filter, as one more row.
+    Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
+    temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
+    temporal filter, as one more row per paste.
     `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
                                         ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],
                               folder=True)
     make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)  # bad settings fail before any work
+    if paste is not None and paste not in PASTE_MODES:
+        raise InputError(f"paste mode {paste!r} is unknown; choose one of {', '.join(PASTE_MODES)}")
+    pastes = PASTE_ORDER if paste is None else (paste,)
     out = check_writable_dir(out_dir)
     ident_dir = Path(identity)
     if not ident_dir.is_dir():
@@ -125,6 +148,11 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         stop = min(stop, start + int(max_frames))
     frames_idx = np.arange(start, stop)
     fps = ident.fps
+    notes = []
+    if (stop - start) / fps < MIN_TEST_SECONDS:
+        notes.append(f"the test split is {(stop - start) / fps:.1f} s long, under {MIN_TEST_SECONDS:.0f} s: its "
+                     "intervals are wide and a small difference between rows is not a finding")
+        warnings.warn(notes[-1], stacklevel=2)
     audio = ident.audio()
     a0, a1 = round(start / fps * SAMPLE_RATE), round(stop / fps * SAMPLE_RATE)
     if a1 > len(audio):
@@ -136,52 +164,64 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     gt = _source_frames(ident, frames_idx)
     with VideoWriter(out / "ground_truth.mp4", fps, audio=audio[a0:a1], sample_rate=SAMPLE_RATE) as writer:
         writer.write(gt)
-    videos = {"wav2lip": out / "wav2lip_only.mp4"}
-    generate(ident_dir, driving, videos["wav2lip"], wav2lip_path=wav2lip_path, no_sovqae=True, paste=paste,
-             precision=precision, device=device, frame_indices=frames_idx)
-    if sovqae_path is not None:
-        videos["cascade"] = out / "cascade.mp4"
-        generate(ident_dir, driving, videos["cascade"], wav2lip_path=wav2lip_path, sovqae_path=sovqae_path,
-                 paste=paste, precision=precision, device=device, frame_indices=frames_idx)
-    if temporal_filter:
-        key = "cascade_temporal" if sovqae_path is not None else "wav2lip_temporal"
-        videos[key] = out / f"{key}.mp4"
-        generate(ident_dir, driving, videos[key], wav2lip_path=wav2lip_path, sovqae_path=sovqae_path,
-                 no_sovqae=sovqae_path is None, paste=paste, precision=precision, device=device,
-                 frame_indices=frames_idx, temporal_filter=True, temporal_strength=temporal_strength,
-                 temporal_sigma=temporal_sigma)
-    videos["crop_ceiling"] = out / "true_crops_pasted.mp4"
-    with VideoWriter(videos["crop_ceiling"], fps, audio=audio[a0:a1], sample_rate=SAMPLE_RATE) as writer:
-        writer.write(paste_faces(gt, ident.crops[frames_idx], ident.crop_boxes[frames_idx], mode=paste))
+    boxes = ident.crop_boxes[frames_idx]
+    videos = {}
+    run = dict(wav2lip_path=wav2lip_path, precision=precision, device=device, frame_indices=frames_idx)
+    for p in pastes:
+        videos[row_key("wav2lip", p)] = out / f"wav2lip_only_{p}.mp4"
+        generate(ident_dir, driving, videos[row_key("wav2lip", p)], no_sovqae=True, paste=p, **run)
+        if sovqae_path is not None:
+            videos[row_key("cascade", p)] = out / f"cascade_{p}.mp4"
+            generate(ident_dir, driving, videos[row_key("cascade", p)], sovqae_path=sovqae_path, paste=p, **run)
+        if temporal_filter:
+            key = row_key("cascade_temporal" if sovqae_path is not None else "wav2lip_temporal", p)
+            videos[key] = out / f"{key}.mp4"
+            generate(ident_dir, driving, videos[key], sovqae_path=sovqae_path, no_sovqae=sovqae_path is None,
+                     paste=p, temporal_filter=True, temporal_strength=temporal_strength,
+                     temporal_sigma=temporal_sigma, **run)
+        videos[row_key("crop_ceiling", p)] = out / f"true_crops_pasted_{p}.mp4"
+        with VideoWriter(videos[row_key("crop_ceiling", p)], fps, audio=audio[a0:a1],
+                         sample_rate=SAMPLE_RATE) as writer:
+            writer.write(paste_faces(gt, ident.crops[frames_idx], boxes, mode=p))
 
-    face = union_box(ident.crop_boxes[frames_idx], ident.frame_size)
+    face = union_box(boxes, ident.frame_size)
     mouth = sub_box(face, MOUTH_IN_CROP)
     perceptual = None
     if lpips:
         from ladtalk.metrics.lpips import load_perceptual_metric
 
         perceptual = load_perceptual_metric(resolve_device(device))
-    preds = {k: np.stack(list(iter_frames(v)))[:len(gt)] for k, v in videos.items()}
-    scores = {k: score_video(p, gt[:len(p)], face, mouth, perceptual) for k, p in preds.items()}
-    ceiling_sharpness = scores["crop_ceiling"]["mouth_sharpness_ratio"]
-    for row in scores.values():  # resampling into the crop and back already costs fine detail; this is what is left
-        row["mouth_sharpness_of_ceiling"] = row["mouth_sharpness_ratio"] / max(ceiling_sharpness, 1e-9)
+    preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
+    n = min(len(gt), *(len(p) for p in preds.values()))
+    scores, series = score_report_rows({k: p[:n] for k, p in preds.items()}, gt[:n], Regions(face, mouth),
+                                       boxes[:n], perceptual)
+    gains, paste_effect = gains_and_paste_effect(series)
+    truth = {}
     if syncnet_path is not None:
-        from ladtalk.metrics.sync import load_syncnet_s, lse_scores
+        from ladtalk.metrics.sync import load_syncnet_s
+        from ladtalk.metrics.sync_faces import lse_on_face_track
 
-        net = load_syncnet_s(syncnet_path, resolve_device(device))
+        dev = resolve_device(device)
+        net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():
-            s = lse_scores(net, p, audio[a0:a1], device=resolve_device(device))
-            scores[k].update(LSE_C_whole_frame=float(s.lse_c), LSE_D_whole_frame=float(s.lse_d))
+            scores[k].update(lse_on_face_track(net, p[:n], fps, audio[a0:a1], boxes[:n], dev))
+        truth.update(lse_on_face_track(net, gt[:n], fps, audio[a0:a1], boxes[:n], dev))
+        notes.append("LSE-D / LSE-C on syncnet_python's face crops of the identity's face track (its square crop "
+                     "boxes stand in for the detector's boxes), at 25 fps")
+    crop_side = np.nanmedian(boxes[:, 2] - boxes[:, 0])
     report = {"identity": str(ident_dir), "wav2lip": str(wav2lip_path),
-              "sovqae": None if sovqae_path is None else str(sovqae_path), "paste": paste,
-              "test_frames": [start, stop], "fps": fps, "face_box": face, "mouth_box": mouth,
-              "perceptual": None if perceptual is None else perceptual.note, "scores": scores,
+              "sovqae": None if sovqae_path is None else str(sovqae_path), "pastes": list(pastes),
+              "test_frames": [start, stop], "frames_scored": n, "seconds": n / fps, "fps": fps,
+              "face_box": list(face), "mouth_box": list(mouth),
+              "lipsync_face_size": lipsync_face_size(wav2lip_path), "crop_side_px": float(crop_side),
+              "perceptual": None if perceptual is None else perceptual.note,
+              "rows": {k: row_label(k) for k in scores}, "scores": scores, "gains": gains,
+              "paste_effect": paste_effect, "truth": truth, "confidence": CONFIDENCE, "notes": notes,
+              "provenance": provenance(device, precision),
               "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4"}.items()}}
-    if "cascade" in scores:
-        w, c = scores["wav2lip"], scores["cascade"]
-        report["cascade_minus_wav2lip_db"] = {k: c[k] - w[k] for k in w if k.startswith("psnr")}
-    write_strip(out / "strip.png", gt, {k: p for k, p in preds.items() if k != "crop_ceiling"}, face)
+    report = json_ready(report)
+    write_strip(out / "strip.png", gt[:n], {k: p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")},
+                face)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     with atomic_path(out / "report.md") as tmp:
@@ -198,8 +238,7 @@ def _source_frames(ident: Identity, indices: np.ndarray) -> np.ndarray:
 
 def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
                  n: int = 6, height: int = 192) -> None:
-    """Rows: ground truth | Wav2Lip only | cascade (| with the temporal filter), n evenly spaced frames of the face
-    region."""
+    """Rows: the ground truth, then each of `preds` in order; n evenly spaced frames of the face region."""
     x1, y1, x2, y2 = face
     pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
     rows = []
@@ -212,16 +251,53 @@ def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: 
         cv2.imwrite(str(tmp), img[..., ::-1])
 
 
+HEADLINE = ("frame_psnr_db", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "face_lpips",
+            "mouth_st_lpips", "mouth_lpips", "mouth_sharpness_ratio", "mouth_energy_ratio_octave_1",
+            "mouth_energy_ratio_octave_2", "mouth_energy_ratio_octave_3", "face_warp_error_ratio",
+            "face_own_flow_warp_error_ratio", "face_tof", "face_tlp", "lipsync_r", "lipsync_r_best",
+            "lipsync_best_lag_frames", "lse_c", "lse_d")
+
+
+def with_interval(row: dict, key: str) -> str:
+    """'31.2 [30.9, 31.5]': a figure and its 95% interval (or '-' where the row lacks it)."""
+    if key not in row:
+        return "-"
+    v = row[key]
+    text = v if isinstance(v, str) else f"{v:.4g}"
+    ci = row.get("ci95", {}).get(key)
+    return f"{text} [{ci[0]:.4g}, {ci[1]:.4g}]" if ci and not isinstance(ci[0], str) else text
+
+
+def figure_table(rows: dict[str, dict], labels: dict[str, str], keys=HEADLINE) -> list[str]:
+    """A Markdown table: one line per figure present in a row, one column per row, values with their intervals."""
+    keys = [k for k in keys if any(k in r for r in rows.values())]
+    lines = ["| figure | " + " | ".join(labels[k] for k in rows) + " |", "|---|" + "---|" * len(rows)]
+    return lines + [f"| {key} | " + " | ".join(with_interval(r, key) for r in rows.values()) + " |" for key in keys]
+
+
 def markdown(report: dict) -> str:
     scores = report["scores"]
-    keys = list(next(iter(scores.values())).keys())
     lines = [f"# Self-reenactment: {report['identity']}", "",
-             f"Test frames {report['test_frames'][0]}-{report['test_frames'][1] - 1} driven by their own audio; "
-             f"paste `{report['paste']}` for every row. Strip rows: ground truth | "
-             + " | ".join(ROWS[k] for k in scores if k != "crop_ceiling") + ".", "",
-             "| metric | " + " | ".join(ROWS[k] for k in scores) + " |", "|---|" + "---|" * len(scores)]
-    for key in keys:
-        lines.append(f"| {key} | " + " | ".join(f"{scores[k].get(key, float('nan')):.4g}" for k in scores) + " |")
+             f"Test frames {report['test_frames'][0]}-{report['test_frames'][1] - 1} ({report['seconds']:.1f} s) "
+             f"driven by their own audio; lip-sync faces of {report['lipsync_face_size']} px. Every figure: "
+             "value [block-bootstrap 95% interval].", ""]
+    for paste in report["pastes"]:
+        rows = {k: v for k, v in scores.items() if k.endswith(f"_{paste}")}
+        lines += [f"## {paste} paste", ""] + figure_table(rows, {k: STAGES[k.rpartition("_")[0]] for k in rows})
+        lines.append("")
+    if report["gains"]:
+        gain_keys = [k for k in next(iter(report["gains"].values())) if k != "ci95"]
+        lines += ["## Gains over Wav2Lip alone, same paste (paired intervals)", ""]
+        lines += figure_table(report["gains"], {k: row_label(k) for k in report["gains"]}, gain_keys) + [""]
+    if report["paste_effect"]:
+        effect_keys = [k for k in next(iter(report["paste_effect"].values())) if k != "ci95"]
+        lines += ["## What the paste alone changes: Wav2Lip alone against its hard paste", ""]
+        lines += figure_table(report["paste_effect"], {k: row_label(k) for k in report["paste_effect"]},
+                              effect_keys) + [""]
+    if report["truth"]:
+        lines += ["Ground truth: " + ", ".join(f"{k} {v:.4g}" for k, v in report["truth"].items()), ""]
     if report.get("perceptual"):
-        lines += ["", f"Perceptual distance: {report['perceptual']}."]
+        lines.append(f"Perceptual distance: {report['perceptual']}.")
+    lines += [f"Note: {n}." for n in report["notes"]]
+    lines += ["", provenance_line(report["provenance"])]
     return "\n".join(lines) + "\n"

@@ -32,6 +32,8 @@ from ladtalk.evaluate.scores import (
 )
 from ladtalk.io.atomic import atomic_dir
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
+from ladtalk.metrics.confidence import mean_interval
+from ladtalk.metrics.provenance import provenance
 from ladtalk.runtime import resolve_device
 
 __all__ = ["ALIGN_MODES", "LOWER_IS_BETTER", "evaluate", "evaluate_cases"]
@@ -47,11 +49,11 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
     notes = list(nets.notes) + pair.notes
     metrics, series = image_scores(p, g, nets.perceptual, device)
     if nets.inception is not None:
-        metrics["FID"], note = fid_score(nets.inception, p, g, device)
+        metrics["fid"], note = fid_score(nets.inception, p, g, device)
         notes.append(note)
     reference: dict[str, float] = {}
     if len(p) >= 2:
-        temporal, temporal_series, reference["warp_error"] = temporal_family(p, g)
+        temporal, temporal_series, reference["frame_warp_error"] = temporal_family(p, g)
         metrics.update(temporal)
         series.update(temporal_series)
     info: dict[str, int | float] = {}
@@ -69,12 +71,13 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
         info.update(truth_info)
         series.update(truth_series)
 
-    result = {
+    result = {"provenance": provenance(device, "fp32"),  # the metric networks run in fp32
         "pred_path": str(pred_path), "gt_path": str(gt_path), "align": align_mode, "offset": int(pair.offset),
         "offset_applies_to": pair.offset_applies_to,
         "frames": {"pred": len(pair.pred), "gt": len(pair.gt), "compared": len(p)},
         "fps": pair.info_gt.fps, "size": [int(pair.gt.shape[2]), int(pair.gt.shape[1])],
         "metrics": {k: jsonable(v) for k, v in metrics.items()},
+        "ci95": {k: mean_interval(series[k]) for k in metrics if k in series and np.isfinite(series[k]).all()},
         "gt_reference": reference, "info": info, "absent": {k: v for k, v in nets.absent.items() if k not in metrics},
         "lower_is_better": sorted(k for k in metrics if k in LOWER_IS_BETTER), "notes": notes,
     }

@@ -38,15 +38,15 @@ def load_networks(syncnet_path, inception_path, device: torch.device, lse_crop: 
     try:
         nets.perceptual = load_perceptual_metric(device)
         if nets.perceptual.name != "LPIPS-VGG":
-            nets.absent["LPIPS-VGG"] = nets.perceptual.note
+            nets.absent["frame_lpips"] = nets.perceptual.note
     except LadtalkError as e:
-        nets.absent["LPIPS-VGG"] = f"no perceptual network could be loaded: {e}"
+        nets.absent["frame_lpips"] = f"no perceptual network could be loaded: {e}"
     try:
         nets.inception = load_fid_inception(inception_path).to(device)
     except InputError as e:
         if inception_path is not None:
             raise
-        nets.absent["FID"] = str(e)
+        nets.absent["fid"] = str(e)
     if syncnet_path is not None:
         nets.syncnet = load_syncnet_s(syncnet_path, device)
         if lse_crop == "face":
@@ -54,5 +54,5 @@ def load_networks(syncnet_path, inception_path, device: torch.device, lse_crop: 
     else:
         reason = ("no SyncNet weights given: pass --syncnet PATH to syncnet_v2.model (syncnet_python, "
                   "54,573,114 bytes; not downloadable from this tool)")
-        nets.absent["LSE-D"] = nets.absent["LSE-C"] = reason
+        nets.absent["lse_d"] = nets.absent["lse_c"] = reason
     return nets

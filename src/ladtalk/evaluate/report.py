@@ -13,6 +13,7 @@ import numpy as np
 
 from ladtalk.errors import LadtalkError
 from ladtalk.evaluate.scores import LOWER_IS_BETTER
+from ladtalk.metrics.provenance import provenance_line
 
 
 def jsonable(x: float | int) -> float | int | str:
@@ -64,14 +65,16 @@ def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarra
     """The plots, the strip and per_frame.json of one case -> {what: file name}."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
-    psnr_lines = {"PSNR": series["PSNR"]}
-    if "mouth_PSNR" in series:
-        psnr_lines["mouth PSNR"] = series["mouth_PSNR"]
+    psnr_lines = {"frame PSNR": series["frame_psnr_db"]}
+    if "mouth_psnr_db" in series:
+        psnr_lines["mouth PSNR"] = series["mouth_psnr_db"]
     _plot_series(folder / "psnr.png", "PSNR per frame (higher is better)", "dB", psnr_lines)
     files["psnr_plot"] = "psnr.png"
-    if "warp_error" in series:
+    if "frame_warp_error" in series:
         _plot_series(folder / "flicker.png", "Flicker: flow-warping error per frame pair (lower is better)",
-                     "E_warp", {"prediction": series["warp_error"], "ground truth": series["warp_error_gt"]})
+                     "E_warp", {"prediction, the truth's flow": series["frame_warp_error"],
+                                "prediction, its own flow": series["frame_own_flow_warp_error"],
+                                "ground truth": series["frame_warp_error_truth"]})
         files["flicker_plot"] = "flicker.png"
     _strip(folder / "strip.png", pred, gt)
     files["strip"] = "strip.png"
@@ -99,7 +102,9 @@ def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
              f"{result['frames']['compared']} frames compared of {result['frames']['pred']} / "
              f"{result['frames']['gt']})", "", "| metric | value | |", "|---|---|---|"]
     for k, v in result["metrics"].items():
-        lines.append(f"| {k} | {_fmt(v)} | {_arrow(k)} |")
+        ci = result.get("ci95", {}).get(k)
+        interval = f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
+        lines.append(f"| {k} | {_fmt(v)}{interval} | {_arrow(k)} |")
     for k, v in result["gt_reference"].items():
         lines.append(f"| {k} (ground truth) | {_fmt(v)} | reference |")
     for k, v in result["info"].items():
@@ -108,6 +113,8 @@ def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
         lines += ["", "Not computed:"] + [f"- **{k}**: {v}" for k, v in result["absent"].items()]
     if result["notes"]:
         lines += ["", "Notes:"] + [f"- {n}" for n in result["notes"]]
+    if "provenance" in result:
+        lines += ["", provenance_line(result["provenance"])]
     lines += ["", f"![PSNR over time]({prefix}{files['psnr_plot']})"]
     if "flicker_plot" in files:
         lines.append(f"![flicker over time]({prefix}{files['flicker_plot']})")
@@ -122,7 +129,8 @@ def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str
     names = list(dict.fromkeys(k for r in results for k in r["metrics"]))
     average = {k: jsonable(float(np.mean([float(r["metrics"][k]) for r in results if k in r["metrics"]])))
                for k in names}
-    summary = {"cases": results, "average": average, "absent": absent, "align": align}
+    summary = {"cases": results, "average": average, "absent": absent, "align": align,
+               "provenance": results[0]["provenance"] if results else None}
     write_json(folder / "metrics.json", summary)
     with open(folder / "summary.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -138,5 +146,7 @@ def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str
     md += ["", "Direction: " + "; ".join(f"{k}: {_arrow(k)}" for k in names), ""]
     if absent:
         md += ["Not computed:"] + [f"- **{k}**: {v}" for k, v in absent.items()] + [""]
+    if summary["provenance"]:
+        md += [provenance_line(summary["provenance"]), ""]
     (folder / "report.md").write_text("\n".join(md + details))
     return summary

@@ -1,12 +1,15 @@
-"""The metric families of `ladtalk evaluate`, one function each, on aligned uint8 (T,H,W,3) frames.
+"""The metric families of `ladtalk evaluate`, one function each, on aligned uint8 (T,H,W,3) frames, named in
+metrics.scoring's vocabulary (REGION_METRIC_UNIT; evaluate has no face box, so its region is the frame).
 
-- Image: PSNR, SSIM (Wang et al., 2004) and the perceptual distance under the name of the network used (LPIPS-VGG,
-  Zhang et al., 2018; or ST-LPIPS-VGG when the VGG16 ImageNet trunk is absent), per frame and mean.
-- FID (Heusel et al., 2017) between the two frame sets (needs pt_inception-2015-12-05-6726825d.pth).
-- Temporal stability: flow-warping error (Lai et al., 2018) and tOF (Chu et al., 2020).
+- Image: `frame_psnr_db`, `frame_ssim` (Wang et al., 2004) and the perceptual distance under the name of the
+  network used (`frame_lpips`: LPIPS-VGG, Zhang et al., 2018; `frame_st_lpips`: ST-LPIPS-VGG when the VGG16 ImageNet
+  trunk is absent), per frame and mean.
+- `fid` (Heusel et al., 2017) between the two frame sets (needs pt_inception-2015-12-05-6726825d.pth).
+- Temporal stability: flow-warping error with the truth's flow (Lai et al., 2018) and with the prediction's own
+  (`frame_warp_error`, `frame_own_flow_warp_error`) and tOF (Chu et al., 2020; `frame_tof`).
 - LSE-D / LSE-C (Prajwal et al., 2020, with SyncNet of Chung & Zisserman, 2016) of a video with its own audio
-  (needs syncnet_v2.model); the ground truth's LSE is reported beside the prediction's.
-- With a synthetic clip's truth.json: the synthetic lip-sync score and mouth PSNR.
+  (needs syncnet_v2.model; `lse_d`, `lse_c`); the ground truth's LSE is reported beside the prediction's.
+- With a synthetic clip's truth.json: the synthetic lip-sync score (`lipsync_r`) and `mouth_psnr_db`.
 Each returns (metrics, per-frame series) or says what else it returns; `LOWER_IS_BETTER` names the directions.
 """
 
@@ -25,22 +28,24 @@ from ladtalk.metrics import image as im
 from ladtalk.metrics.fid import extract_features, fid_from_features
 from ladtalk.metrics.lipsync_truth import lipsync_truth_score, mouth_boxes_from_faces, read_truth
 from ladtalk.metrics.lpips import perceptual_distance
+from ladtalk.metrics.scoring import perceptual_key
 from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
 from ladtalk.metrics.sync_faces import lse_face_input
 from ladtalk.metrics.temporal import temporal_scores
 
-LOWER_IS_BETTER = {"LPIPS-VGG", "ST-LPIPS-VGG", "FID", "LSE-D", "LSE-D_whole_frame", "warp_error", "tOF"}
+LOWER_IS_BETTER = {"frame_lpips", "frame_st_lpips", "fid", "lse_d", "lse_d_whole_frame", "frame_warp_error",
+                   "frame_own_flow_warp_error", "frame_tof"}
 LSE_FACE_NOTE = ("LSE-D / LSE-C on syncnet_python's real-video face crops (median-filtered face track, 2.8x the "
                  "half face size, pad value 110, 224x224), the protocol of the published numbers")
-LSE_FRAME_NOTE = ("LSE_whole_frame: LSE on whole frames resized to 224x224 (the LRS, face-centred protocol); not "
+LSE_FRAME_NOTE = ("lse_*_whole_frame: LSE on whole frames resized to 224x224 (the LRS, face-centred protocol); not "
                   "comparable with published LSE-D / LSE-C of real videos")
 
 
 def image_scores(p: np.ndarray, g: np.ndarray, perceptual, device: torch.device) -> tuple[dict, dict]:
     """PSNR, SSIM and, with a perceptual network, its distance."""
-    series = {"PSNR": im.psnr(p, g, device), "SSIM": im.ssim(p, g, device)}
+    series = {"frame_psnr_db": im.psnr(p, g, device), "frame_ssim": im.ssim(p, g, device)}
     if perceptual is not None:
-        series[perceptual.name] = perceptual_distance(perceptual.net, p, g, device=device)
+        series[f"frame_{perceptual_key(perceptual)}"] = perceptual_distance(perceptual.net, p, g, device=device)
     return {k: float(np.mean(v)) for k, v in series.items()}, series
 
 
@@ -56,17 +61,19 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
-    """(warp_error and tOF of the prediction, their series, the ground truth's own warp_error) for 2+ frames."""
+    """(warping errors and tOF of the prediction, their series, the ground truth's own warping error) for 2+
+    frames."""
     ts = temporal_scores(p, g)
-    summary = ts.summary()
-    reference = summary.pop("warp_error_gt")
-    series = {"warp_error": ts.warp_error, "warp_error_gt": ts.warp_error_gt, "tOF": ts.tof}
-    return summary, series, reference
+    series = {"frame_warp_error": ts.warp_error, "frame_own_flow_warp_error": ts.own_flow_warp_error,
+              "frame_tof": ts.tof}
+    summary = {k: float(np.mean(v)) for k, v in series.items()}
+    series["frame_warp_error_truth"] = ts.warp_error_gt
+    return summary, series, float(np.mean(ts.warp_error_gt))
 
 
 def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,
                  max_frames: int | None, device: torch.device) -> tuple[dict, dict, list[str]]:
-    """(LSE-D / LSE-C of one video, info: AV offset and face frames, notes); audio from the ground truth when the
+    """(lse_d / lse_c of one video, info: AV offset and face frames, notes); audio from the ground truth when the
     video has none. Keys get a `_whole_frame` suffix under nets.lse_crop == "frame"."""
     notes = []
     # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
@@ -82,14 +89,14 @@ def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_pa
     if nets.lse_crop == "face":
         n_all = len(frames25)
         frames25, audio, (start, stop) = lse_face_input(frames25, audio, nets.detector)
-        info[f"LSE_face_frames_{label}"] = stop - start
+        info[f"lse_face_frames_{label}"] = stop - start
         if stop - start < n_all:
             notes.append(f"LSE of {label} on its longest run of frames with a face, {start}..{stop - 1}")
     else:
         suffix = "_whole_frame"
     s = lse_scores(nets.syncnet, frames25, audio, device=device)
-    info[f"AV_offset_frames_{label}{suffix}"] = s.offset
-    return {"LSE-D" + suffix: s.lse_d, "LSE-C" + suffix: s.lse_c}, info, notes
+    info[f"lse_av_offset_frames_{label}{suffix}"] = s.offset
+    return {"lse_d" + suffix: s.lse_d, "lse_c" + suffix: s.lse_c}, info, notes
 
 
 def truth_scores(truth_path: Path, p: np.ndarray, g: np.ndarray, gt_start: int) -> tuple[dict, dict, dict]:
@@ -101,7 +108,6 @@ def truth_scores(truth_path: Path, p: np.ndarray, g: np.ndarray, gt_start: int) 
     if n < 3:
         return {}, {}, {}
     score = lipsync_truth_score(p[:n], boxes[:n], openness[:n])
-    info = {"lipsync_truth_best_lag_frames": score["best_lag"],
-            "lipsync_truth_pearson_at_best_lag": score["pearson_best"]}
-    series = {"mouth_PSNR": im.mouth_psnr(p[:n], g[:n], mouth_boxes_from_faces(boxes[:n]))}
-    return {"lipsync_truth_pearson": score["pearson"], "mouth_PSNR": float(np.mean(series["mouth_PSNR"]))}, info, series
+    info = {"lipsync_best_lag_frames": score["best_lag"], "lipsync_r_best": score["pearson_best"]}
+    series = {"mouth_psnr_db": im.mouth_psnr(p[:n], g[:n], mouth_boxes_from_faces(boxes[:n]))}
+    return {"lipsync_r": score["pearson"], "mouth_psnr_db": float(np.mean(series["mouth_psnr_db"]))}, info, series

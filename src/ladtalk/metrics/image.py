@@ -88,8 +88,13 @@ def psnr(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device:
          mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """Per-frame PSNR in dB of uint8 (T,H,W,3) RGB frames (or one (H,W,3) frame) -> float64 (T,); +inf if equal;
     `mask` (T,H,W) of 0/1 limits it to those pixels."""
+    return psnr_from_mse(mse(pred, gt, device, mask=mask))
+
+
+def psnr_from_mse(mse_values: np.ndarray | float) -> np.ndarray:
+    """PSNR in dB of mean squared errors on the [0,255] scale (0 -> +inf); for errors of float images (a band)."""
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(255.0 ** 2 / mse(pred, gt, device, mask=mask))
+        return 10.0 * np.log10(255.0 ** 2 / np.asarray(mse_values, np.float64))
 
 
 def box_crop(frames: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> list[np.ndarray]:

@@ -5,7 +5,13 @@ The synthetic identity (ladtalk.data.synthetic) knows, per frame, its face box a
 pixels whose luma (BT.601) is below `dark_ratio` times the median luma of the face box (skin), which adapts to
 lighting. The score is the Pearson correlation between measured and true openness, at lag 0 and at the best lag
 within +-`max_lag` frames (a positive lag means the generated mouth moves later than the truth). It needs no
-learned weights, so the demo can report a lip-sync number without SyncNet; it only applies to the synthetic face.
+learned weights, so the demo can report a lip-sync number without SyncNet.
+
+For a real face (self-reenactment, where the truth is the recorded frames), `opening_agreement` measures the
+opening the same way on the generated and on the true frames, in the same per-frame mouth box (the identity's
+face boxes and the mouth's share of them) against one threshold for the clip, and correlates the two: 1 when the
+mouth opens and closes with the truth, about 0 for a mouth that does not move with it. It is relative (how the
+opening follows the truth), so unlike LSE it needs no SyncNet weights.
 """
 
 from __future__ import annotations
@@ -32,18 +38,26 @@ def mouth_boxes_from_faces(face_boxes: np.ndarray, fractions=MOUTH_BOX_FRACTIONS
     return np.stack([f[:, 0] + fx1 * w, f[:, 1] + fy1 * h, f[:, 0] + fx2 * w, f[:, 1] + fy2 * h], 1)
 
 
-def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35) -> np.ndarray:
-    """Measured openness float64 (T,) in [0,1]: dark-interior fraction of the mouth box, uint8 (T,H,W,3) RGB."""
+def skin_luma(frames: np.ndarray, face_boxes: np.ndarray) -> np.ndarray:
+    """Per-frame median luma (BT.601) of the face box of uint8 (T,H,W,3) RGB frames -> float64 (T,): the skin."""
+    return np.array([float(np.median(cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2GRAY)))
+                     for face in box_crop(frames, face_boxes)])
+
+
+def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35,
+                   fractions=MOUTH_BOX_FRACTIONS, skin: float | None = None) -> np.ndarray:
+    """Measured openness float64 (T,) in [0,1]: dark-interior fraction of the mouth box (`fractions` of each face
+    box) of uint8 (T,H,W,3) RGB frames, dark meaning below dark_ratio times the skin luma: each frame's own, or
+    `skin` for every frame."""
     frames = np.asarray(frames)
     if len(frames) != len(face_boxes):
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
-    faces = box_crop(frames, face_boxes)
-    mouths = box_crop(frames, mouth_boxes_from_faces(face_boxes))
+    skins = skin_luma(frames, face_boxes) if skin is None else np.full(len(frames), float(skin))
+    mouths = box_crop(frames, mouth_boxes_from_faces(face_boxes, fractions))
     out = np.empty(len(frames))
-    for i, (face, mouth) in enumerate(zip(faces, mouths)):
-        skin = float(np.median(cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2GRAY)))
+    for i, mouth in enumerate(mouths):
         luma = cv2.cvtColor(np.ascontiguousarray(mouth), cv2.COLOR_RGB2GRAY)
-        out[i] = float(np.mean(luma < dark_ratio * skin))
+        out[i] = float(np.mean(luma < dark_ratio * skins[i]))
     return out
 
 
@@ -94,4 +108,20 @@ def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np
     measured = mouth_openness(frames[:n], np.asarray(face_boxes)[:n])
     out = lag_correlation(measured, np.asarray(openness)[:n], max_lag)
     out["frames"] = int(n)
+    return out
+
+
+def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
+                      max_lag: int = 3, dark_ratio: float = 0.35) -> dict[str, float]:
+    """How the mouth opening of generated uint8 (T,H,W,3) frames follows the true frames' (same boxes (T,4), same
+    measure, one threshold: the truth's median skin luma over the clip, so that a change elsewhere in the face never
+    reads as the mouth moving): {'pearson' at lag 0, 'best_lag' within +-max_lag (> 0: the generated mouth trails),
+    'pearson_best', 'frames'}; also the two openness series (T,) as 'measured' and 'truth'."""
+    n = min(len(frames), len(truth_frames), len(face_boxes))
+    boxes = np.asarray(face_boxes)[:n]
+    skin = float(np.median(skin_luma(truth_frames[:n], boxes)))
+    measured = mouth_openness(frames[:n], boxes, dark_ratio, fractions, skin)
+    truth = mouth_openness(truth_frames[:n], boxes, dark_ratio, fractions, skin)
+    out: dict = lag_correlation(measured, truth, max_lag)
+    out.update(frames=int(n), measured=measured, truth=truth)
     return out

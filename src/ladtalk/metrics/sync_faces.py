@@ -16,7 +16,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 from ladtalk.errors import InputError
-from ladtalk.metrics.sync import SYNC_SAMPLE_RATE
+from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
 
 CROP_SCALE = 0.4
 PAD_VALUE = 110
@@ -93,3 +93,21 @@ def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 2
     raw, _ = fill_gaps(face_track.raw_boxes, 5)
     crops = syncnet_face_crops(frames[start:stop], syncnet_track(raw[start:stop]))
     return crops, audio[int(round(start * sample_rate / fps)):], (start, stop)
+
+
+def lse_on_face_track(net, frames: np.ndarray, fps: float, audio: np.ndarray, face_boxes: np.ndarray,
+                      device="cpu") -> dict[str, float | int]:
+    """LSE-D / LSE-C of uint8 (T,H,W,3) RGB frames at `fps` whose face boxes (T,4) are known (an identity's track or
+    a render's boxes; NaN rows: no face), with their 16 kHz mono audio in [-1,1], on syncnet_python's face crops:
+    the frames are taken at 25 fps (nearest frame, as its -r 25 re-encode), the longest run with a face is scored.
+    -> {"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames"}."""
+    n25 = int(len(frames) * SYNC_FPS / fps)
+    idx = np.minimum(np.round(np.arange(n25) * fps / SYNC_FPS).astype(int), len(frames) - 1)
+    boxes = np.asarray(face_boxes, np.float64)[idx]
+    start, stop = longest_face_run(np.isfinite(boxes).all(1))
+    if stop - start <= 5:
+        raise InputError(f"LSE needs a face on more than 5 consecutive frames; the longest run has {stop - start}")
+    crops = syncnet_face_crops(frames[idx[start:stop]], syncnet_track(boxes[start:stop]))
+    s = lse_scores(net, crops, audio[int(round(start * SYNC_SAMPLE_RATE / SYNC_FPS)):], device=device)
+    return {"lse_d": float(s.lse_d), "lse_c": float(s.lse_c), "lse_av_offset_frames": int(s.offset),
+            "lse_frames": int(stop - start)}

@@ -12,6 +12,9 @@ Two standard measures, both computed with OpenCV's DIS optical flow (preset MEDI
 - **tOF** (Chu et al., TecoGAN, 2020): mean absolute difference between the optical flow of consecutive
   generated frames and that of consecutive ground-truth frames (pixels per frame). It is relative to the
   reference, so it penalises both jitter and motion that is missing (a frozen mouth).
+- **Own-flow warping error**: E_warp of the prediction warped with its *own* flow and visibility. The truth's flow
+  charges a mouth that moves differently from the truth's as if it flickered; the output's own flow measures the
+  output's flicker by itself, whatever its motion (its ratio to the truth's E_warp: 1 = as steady as the video).
 
 Why these: the paper claims temporal consistency (the same codes frame after frame) without measuring it;
 E_warp is the usual flicker measure of video-consistency work and tOF the usual reference-based one, and
@@ -36,11 +39,12 @@ class TemporalScores:
     warp_error: np.ndarray      # E_warp of the prediction with ground-truth flow
     warp_error_gt: np.ndarray   # E_warp of the ground truth itself (the floor)
     tof: np.ndarray             # mean |flow(pred) - flow(gt)| per pair, pixels
+    own_flow_warp_error: np.ndarray  # E_warp of the prediction with its own flow and visibility
 
     def summary(self) -> dict[str, float]:
-        """Means over the video: {'warp_error', 'warp_error_gt', 'tOF'}."""
+        """Means over the video: {'warp_error', 'warp_error_gt', 'tOF', 'own_flow_warp_error'}."""
         return {"warp_error": float(np.mean(self.warp_error)), "warp_error_gt": float(np.mean(self.warp_error_gt)),
-                "tOF": float(np.mean(self.tof))}
+                "tOF": float(np.mean(self.tof)), "own_flow_warp_error": float(np.mean(self.own_flow_warp_error))}
 
 
 def _luma(frame: np.ndarray) -> np.ndarray:
@@ -83,20 +87,38 @@ def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
     return float(err[mask].sum() / n) if n else 0.0
 
 
+def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(forward flow, visibility mask) of each consecutive pair of the truth's uint8 (T,H,W,3) frames."""
+    engine = engine or _flow_engine()
+    out = []
+    for t in range(len(gt) - 1):
+        fwd = optical_flow(gt[t], gt[t + 1], engine)
+        out.append((fwd, visibility_mask(fwd, optical_flow(gt[t + 1], gt[t], engine))))
+    return out
+
+
+def pair_scores(frame_t: np.ndarray, frame_next: np.ndarray, truth_flow: np.ndarray, truth_mask: np.ndarray,
+                engine=None) -> tuple[float, float, float]:
+    """(E_warp with the truth's flow, E_warp with the pair's own flow, tOF) of one pair of predicted frames."""
+    engine = engine or _flow_engine()
+    fwd = optical_flow(frame_t, frame_next, engine)
+    own = visibility_mask(fwd, optical_flow(frame_next, frame_t, engine))
+    return (warp_error(frame_t, frame_next, truth_flow, truth_mask), warp_error(frame_t, frame_next, fwd, own),
+            float(np.mean(np.abs(fwd - truth_flow))))
+
+
 def temporal_scores(pred: np.ndarray, gt: np.ndarray, show_progress: bool = True) -> TemporalScores:
-    """E_warp (pred and gt, with gt flow) and tOF for aligned uint8 (T,H,W,3) RGB sequences of equal shape."""
+    """E_warp (pred and gt, with gt flow), own-flow E_warp and tOF for aligned uint8 (T,H,W,3) RGB sequences."""
     if pred.shape != gt.shape:
         raise InputError(f"temporal metrics need aligned sequences of equal shape: {pred.shape} vs {gt.shape}")
     if len(pred) < 2:
         raise InputError("temporal metrics need at least two frames")
     engine = _flow_engine()
-    we, we_gt, tof = [], [], []
+    rows, we_gt = [], []
+    motion = truth_motion(gt, engine)
     for t in tqdm(range(len(gt) - 1), desc="temporal", unit="pair", leave=False, disable=not show_progress):
-        fwd = optical_flow(gt[t], gt[t + 1], engine)
-        bwd = optical_flow(gt[t + 1], gt[t], engine)
-        mask = visibility_mask(fwd, bwd)
-        we.append(warp_error(pred[t], pred[t + 1], fwd, mask))
+        fwd, mask = motion[t]
+        rows.append(pair_scores(pred[t], pred[t + 1], fwd, mask, engine))
         we_gt.append(warp_error(gt[t], gt[t + 1], fwd, mask))
-        flow_pred = optical_flow(pred[t], pred[t + 1], engine)
-        tof.append(float(np.mean(np.abs(flow_pred - fwd))))
-    return TemporalScores(np.array(we), np.array(we_gt), np.array(tof))
+    we, own, tof = (np.array(c) for c in zip(*rows))
+    return TemporalScores(we, np.array(we_gt), tof, own)

@@ -1,0 +1,99 @@
+"""What a detail restorer can still gain on a lip-sync base: each row's face error split at the base's own
+resolution.
+
+The lip-sync model draws the face at its own size (Wav2Lip's 96 px, or 48 px for a small model); one of its pixels
+covers `pixel` frame pixels (the crop side over that size). The coarse band of a region is the region through that
+resolution and back (area down, bicubic up); the fine band is the rest. The detail oracle of a row is its coarse band
+plus the truth's fine band: the frames a perfect detail restorer would give on this base (its error is the coarse
+band's: mouth shape, jaw, colour, what the base decides). So
+- detail headroom = oracle - Wav2Lip alone (dB): what restoring detail can gain on this base at most;
+- ceiling headroom = true crops pasted - Wav2Lip alone: what any restorer at the crop size can gain;
+and a restorer's gain is reported as a share of each. Cutting at a finer resolution than the base's (96 px for a
+48 px base) files most of the base's blur as coarse error and understates the headroom.
+Calibration (`calibration_rows`): the truth blurred by one base pixel (through the base and back) must be nearly all
+fine-band error, the truth itself must score as perfect.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ladtalk.checkpoint import CONFIG_NAME, read_meta
+from ladtalk.metrics.image import psnr, psnr_from_mse
+
+WAV2LIP_FACE_SIZE = 96  # the official generator's
+
+
+def lipsync_face_size(wav2lip_path: str | os.PathLike) -> int:
+    """The face size in pixels the lip-sync model at `wav2lip_path` draws: its config's img_size (a model or run
+    folder), else the official 96."""
+    path = Path(wav2lip_path)
+    if path.is_dir():
+        folder = path if (path / CONFIG_NAME).is_file() else path / "model"
+        return int(read_meta(folder, kind="wav2lip")["config"].get("img_size", WAV2LIP_FACE_SIZE))
+    return WAV2LIP_FACE_SIZE
+
+
+def coarse(region: np.ndarray, pixel: float) -> np.ndarray:
+    """(H,W,3) float32 -> the same region through base pixels `pixel` frame pixels wide, and back."""
+    h, w = region.shape[:2]
+    small = cv2.resize(region, (max(1, round(w / pixel)), max(1, round(h / pixel))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def _mse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean((a.astype(np.float64) - b) ** 2))
+
+
+def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
+                pixel: float) -> dict[str, float]:
+    """One row's band split: uint8 (T,H,W,3) frames, face and mouth boxes x1,y1,x2,y2, base pixel in frame pixels ->
+    face / mouth PSNR, the detail oracle's face / mouth PSNR, the fine band's PSNR (means of per-frame dB) and the
+    share of the face MSE the oracle removes."""
+    x1, y1, x2, y2 = face
+    mx1, my1, mx2, my2 = mouth[0] - x1, mouth[1] - y1, mouth[2] - x1, mouth[3] - y1  # inside the face box
+    faces_p, faces_g = np.ascontiguousarray(pred[:, y1:y2, x1:x2]), np.ascontiguousarray(gt[:, y1:y2, x1:x2])
+    oracle, fine, removed = np.empty_like(faces_p), [], []
+    for t, (p, g) in enumerate(zip(faces_p.astype(np.float32), faces_g.astype(np.float32), strict=True)):
+        pc, gc = coarse(p, pixel), coarse(g, pixel)
+        oracle[t] = np.clip(pc + (g - gc), 0, 255).round().astype(np.uint8)
+        fine.append(_mse(p - pc, g - gc))
+        removed.append(1 - _mse(oracle[t], g) / max(_mse(p, g), 1e-12))
+    mouth_of = lambda x: np.ascontiguousarray(x[:, my1:my2, mx1:mx2])  # noqa: E731
+    return {"face_psnr_db": float(np.mean(psnr(faces_p, faces_g))),
+            "mouth_psnr_db": float(np.mean(psnr(mouth_of(faces_p), mouth_of(faces_g)))),
+            "face_detail_oracle_psnr_db": float(np.mean(psnr(oracle, faces_g))),
+            "mouth_detail_oracle_psnr_db": float(np.mean(psnr(mouth_of(oracle), mouth_of(faces_g)))),
+            "face_fine_band_psnr_db": float(np.mean(psnr_from_mse(np.array(fine)))),
+            "oracle_share_of_face_mse": max(0.0, float(np.mean(removed)))}
+
+
+def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...], pixel: float) -> dict[str, dict]:
+    """The band split of two known rows: the truth blurred by one base pixel (its face averaged over base pixels and
+    enlarged back: a perfect lip-sync base at its own resolution, all of whose error is detail; the oracle must
+    recover nearly all of it) and the truth itself (no error at all)."""
+    x1, y1, x2, y2 = face
+    blurred = gt.copy()
+    for f in blurred:
+        f[y1:y2, x1:x2] = np.clip(coarse(f[y1:y2, x1:x2].astype(np.float32), pixel), 0, 255).round()
+    return {"truth_blurred_one_base_pixel": band_scores(blurred, gt, face, mouth, pixel),
+            "truth": band_scores(gt, gt, face, mouth, pixel)}
+
+
+def shares(base: dict, row: dict, ceiling: dict | None, region: str = "face") -> dict[str, float]:
+    """A row's gain over `base` (band_scores of Wav2Lip alone) in `region`, and that gain as a share of the detail
+    headroom and, given the true crops' row, of the ceiling headroom."""
+    key = f"{region}_psnr_db"
+    gain = row[key] - base[key]
+    detail = base[f"{region}_detail_oracle_psnr_db"] - base[key]
+    out = {f"{region}_gain_db": gain, f"{region}_detail_headroom_db": detail,
+           f"{region}_share_of_detail_headroom": gain / detail if detail > 0 else float("nan")}
+    if ceiling is not None:
+        room = ceiling[key] - base[key]
+        out.update({f"{region}_ceiling_headroom_db": room,
+                    f"{region}_share_of_ceiling_headroom": gain / room if room > 0 else float("nan")})
+    return out

@@ -1,0 +1,211 @@
+"""The one scorer of generated frames against their ground truth, used by `reenact`, `demo`, `evaluate` and the
+benchmarks, with one vocabulary: a figure is named REGION_METRIC[_UNIT], REGION in frame / face / mouth.
+
+Per region (face and mouth boxes x1,y1,x2,y2 in frame pixels; "frame" is the whole frame):
+- `psnr_db`, `ssim` (metrics.image: skimage's conventions), and the perceptual distance under the name of the
+  network used: `lpips` (LPIPS-VGG) or `st_lpips` (ST-LPIPS-VGG, shift-tolerant; never reported as LPIPS);
+- texture, mouth: `mouth_sharpness_ratio` (Laplacian energy against the truth's) and `mouth_energy_ratio_octave_K`
+  (the luma power in octave K below Nyquist against the truth's; metrics.spectrum): 1 = as much detail as the truth,
+  below 1 = blur, above 1 = added noise or texture the truth lacks;
+- flicker, face: `face_warp_error` (Lai et al. 2018, warped with the *truth's* flow: it also charges a mouth that
+  moves differently from the truth), `face_own_flow_warp_error` (warped with the output's *own* flow and visibility:
+  flicker of the output by itself, whatever its motion), each with its ratio to the truth's own (`_ratio`; 1 = as
+  steady as the real video), `face_tof` (mean |flow(output) - flow(truth)| in pixels per frame) and `face_tlp`
+  (TecoGAN's tLP unscaled: |P(truth_t, truth_t+1) - P(out_t, out_t+1)| with the perceptual network P; it sees both
+  flicker and a frozen or over-smooth face).
+Lip sync without weights: `opening_figures` gives `lipsync_r` (the mouth opening's correlation with the truth's, at
+lag 0), `lipsync_r_best` and `lipsync_best_lag_frames` (within +-3 frames); LSE is metrics.sync_faces'
+`lse_on_face_track` (`lse_d`, `lse_c` on syncnet_python's face crops).
+Every figure is a mean over frames (or frame pairs), or a ratio of two such means; `summarize` adds its moving-block
+bootstrap 95% interval (metrics.confidence) under "ci95", and `compare` the paired interval of a row's gain.
+The perceptual figures use up to `perceptual_frames` evenly spaced frames (the slowest score on a CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ladtalk.errors import InputError
+from ladtalk.metrics.confidence import BLOCK_FRAMES, mean_interval, ratio_interval
+from ladtalk.metrics.image import psnr, ssim
+from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
+from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
+
+PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Regions:
+    """The face and mouth boxes x1,y1,x2,y2 (whole frame pixels) every row is scored in."""
+
+    face: Box
+    mouth: Box
+
+
+@dataclass
+class RowSeries:
+    """One row's figures as series: a mean figure is (values, stride), a ratio figure (numerator values,
+    denominator values, stride); stride: the values are every `stride`-th frame (1: every frame or frame pair)."""
+
+    means: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
+    ratios: dict[str, tuple[np.ndarray, np.ndarray, int]] = field(default_factory=dict)
+
+    def mean(self, key: str, values: np.ndarray, stride: int = 1) -> None:
+        self.means[key] = (np.asarray(values, np.float64), stride)
+
+    def ratio(self, key: str, numerator: np.ndarray, denominator: np.ndarray, stride: int = 1) -> None:
+        self.ratios[key] = (np.asarray(numerator, np.float64), np.asarray(denominator, np.float64), stride)
+
+
+def perceptual_key(perceptual) -> str:
+    """The vocabulary's name of a metrics.lpips.PerceptualMetric: 'lpips' or 'st_lpips'."""
+    return PERCEPTUAL_KEYS[perceptual.name]
+
+
+def crop(frames: np.ndarray, box: Box) -> np.ndarray:
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        raise InputError(f"box {box} is empty")
+    return np.ascontiguousarray(frames[:, y1:y2, x1:x2])
+
+
+def sample_frames(n: int, count: int) -> np.ndarray:
+    """Up to `count` evenly spaced frame indices of n (the perceptual figures' frames)."""
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+
+
+class TruthScores:
+    """What every row shares, computed once: the truth's regions, flow and visibility, detail and perceptual pairs."""
+
+    def __init__(self, gt: np.ndarray, regions: Regions, perceptual=None, perceptual_frames: int = 24):
+        self.gt, self.regions, self.perceptual = gt, regions, perceptual
+        self.face, self.mouth = crop(gt, regions.face), crop(gt, regions.mouth)
+        self.mouth_laplacian = laplacian_energy(self.mouth)
+        self.mouth_octaves = octave_energies(self.mouth)
+        self.picks = sample_frames(len(gt), perceptual_frames)
+        self.pair_picks = self.picks[self.picks < len(gt) - 1]
+        self.motion = truth_motion(self.face)
+        self.warp_error = np.array([warp_error(self.face[t], self.face[t + 1], f, m)
+                                    for t, (f, m) in enumerate(self.motion)])
+        self.pair_distance = None
+        if perceptual is not None and len(self.pair_picks):
+            self.pair_distance = self.distance(self.face[self.pair_picks], self.face[self.pair_picks + 1])
+
+    def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        from ladtalk.metrics.lpips import perceptual_distance
+
+        device = next(self.perceptual.net.parameters()).device  # where reenact or demo loaded it
+        return perceptual_distance(self.perceptual.net, a, b, device=device, show_progress=False)
+
+
+def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
+    """Every figure's series for one row of uint8 (T,H,W,3) frames (as long as the truth) against the shared truth."""
+    if pred.shape != truth.gt.shape:
+        raise InputError(f"a row of shape {pred.shape} against a truth of shape {truth.gt.shape}")
+    face, mouth = crop(pred, truth.regions.face), crop(pred, truth.regions.mouth)
+    r = RowSeries()
+    r.mean("frame_psnr_db", psnr(pred, truth.gt))
+    r.mean("face_psnr_db", psnr(face, truth.face))
+    r.mean("mouth_psnr_db", psnr(mouth, truth.mouth))
+    r.mean("face_ssim", ssim(face, truth.face))
+    if min(mouth.shape[1:3]) >= 11:
+        r.mean("mouth_ssim", ssim(mouth, truth.mouth))
+    if truth.perceptual is not None:
+        key, picks = perceptual_key(truth.perceptual), truth.picks
+        stride = max(1, round(len(pred) / len(picks)))
+        r.mean(f"face_{key}", truth.distance(face[picks], truth.face[picks]), stride)
+        r.mean(f"mouth_{key}", truth.distance(mouth[picks], truth.mouth[picks]), stride)
+        if truth.pair_distance is not None:
+            p = truth.pair_picks
+            r.mean("face_tlp", np.abs(truth.pair_distance - truth.distance(face[p], face[p + 1])), stride)
+    r.ratio("mouth_sharpness_ratio", laplacian_energy(mouth), truth.mouth_laplacian)
+    octaves = octave_energies(mouth)
+    for k in range(1, OCTAVES + 1):
+        r.ratio(f"mouth_energy_ratio_octave_{k}", octaves[:, k - 1], truth.mouth_octaves[:, k - 1])
+    if len(pred) > 1:
+        with_truth_flow, own, tof = (np.array(c) for c in zip(*[pair_scores(face[t], face[t + 1], flow, mask)
+                                                                for t, (flow, mask) in enumerate(truth.motion)]))
+        r.mean("face_warp_error", with_truth_flow)
+        r.mean("face_warp_error_truth", truth.warp_error)
+        r.ratio("face_warp_error_ratio", with_truth_flow, truth.warp_error)
+        r.mean("face_own_flow_warp_error", own)
+        r.ratio("face_own_flow_warp_error_ratio", own, truth.warp_error)
+        r.mean("face_tof", tof)
+    return r
+
+
+def _block(stride: int, block: int) -> int:
+    return max(1, round(block / stride))
+
+
+def summarize(r: RowSeries, block: int = BLOCK_FRAMES) -> dict:
+    """{figure: value, ..., "ci95": {figure: [low, high]}}: the means and ratios of a row with their intervals."""
+    out, ci = {}, {}
+    for key, (values, stride) in r.means.items():
+        out[key], ci[key] = float(np.mean(values)), mean_interval(values, _block(stride, block))
+    for key, (num, den, stride) in r.ratios.items():
+        out[key] = float(np.mean(num) / max(float(np.mean(den)), 1e-12))
+        ci[key] = ratio_interval(num, den, _block(stride, block))
+    out["ci95"] = ci
+    return out
+
+
+def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
+    """A row's gain over `base` (the same frames): `*_gain_db` / `*_gain` (differences of the dB and SSIM figures) and
+    `*_ratio_to_base` (row / base of the perceptual and flicker figures), with paired 95% intervals (both rows
+    resampled at the same frames) under "ci95"."""
+    out, ci = {}, {}
+    for key, (a, stride) in row.means.items():
+        if key not in base.means or key.endswith("_truth"):
+            continue
+        b = base.means[key][0]
+        if key.endswith(("_db", "_ssim")):
+            name = key.removesuffix("_db") + ("_gain_db" if key.endswith("_db") else "_gain")
+            if np.isfinite(a - b).all():
+                out[name], ci[name] = float(np.mean(a - b)), mean_interval(a - b, _block(stride, block))
+        else:
+            name = f"{key}_ratio_to_base"
+            out[name] = float(np.mean(a) / max(float(np.mean(b)), 1e-12))
+            ci[name] = ratio_interval(a, b, _block(stride, block))
+    out["ci95"] = ci
+    return out
+
+
+def score_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, perceptual=None,
+               perceptual_frames: int = 24) -> dict[str, RowSeries]:
+    """The series of every row (uint8 (T,H,W,3) frames, at least as long as the truth, cut to it) against one truth."""
+    truth = TruthScores(gt, regions, perceptual, perceptual_frames)
+    return {k: row_series(np.ascontiguousarray(p[:len(gt)]), truth) for k, p in preds.items()}
+
+
+def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, block: int = BLOCK_FRAMES) -> dict:
+    """Lip-sync agreement of a measured mouth-opening series (T,) with the true one (T,): `lipsync_r` (Pearson at lag
+    0, with its block-bootstrap interval), `lipsync_r_best` and `lipsync_best_lag_frames` (the best lag within
+    +-max_lag; > 0: the generated mouth trails)."""
+    from ladtalk.metrics.confidence import interval
+    from ladtalk.metrics.lipsync_truth import lag_correlation
+
+    m, t = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
+    c = lag_correlation(m, t, max_lag)
+    pearson = lambda i: float(np.corrcoef(m[i], t[i])[0, 1]) if m[i].std() > 0 and t[i].std() > 0 else np.nan  # noqa: E731
+    return {"lipsync_r": c["pearson"], "lipsync_r_best": c["pearson_best"], "lipsync_best_lag_frames": c["best_lag"],
+            "ci95": {"lipsync_r": interval(pearson, len(m), block)}}
+
+
+def json_ready(obj):
+    """A report for strict JSON: numpy scalars as Python numbers, +-inf / nan as the strings 'inf' / '-inf' / 'nan'
+    (identical frames: PSNR inf)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else str(float(obj))
+    return obj
