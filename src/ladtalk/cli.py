@@ -138,7 +138,8 @@ FLAGS = {
     "no_sovqae": Flag("plain Wav2Lip result, for comparison"),
     "paste": Flag("mouth: only the lower face; feather: the whole face box, feathered; hard: the paper's rectangle",
                   choices="ladtalk.face.crop:PASTE_MODES"),
-    "reenact:paste": Flag("score only this paste (default: hard, feather and mouth, each with its own rows)", choices="ladtalk.face.crop:PASTE_MODES"),
+    "reenact:paste": Flag("score only this paste (default: hard, feather and mouth, each with its own rows)",
+                          choices="ladtalk.face.crop:PASTE_MODES"),
     "temporal_strength": Flag("the filter's weight, in (0, 1], of the previous face where nothing changed."),
     "temporal_sigma": Flag("the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. "
                            "Lower values keep more of each frame's detail and steady less (measured trade-off in the "
