@@ -9,17 +9,18 @@ from _lipsync_fake import make_talking_identity
 from ladtalk.errors import InputError
 from ladtalk.presets import load_preset, preset_names
 from ladtalk.train.config import read_config
-from ladtalk.train.lipsync_common import LipSyncTrainConfig
-from ladtalk.train.syncnet import train_syncnet
+from ladtalk.train.syncnet import SyncNetTrainConfig, train_syncnet
 from ladtalk.train.wav2lip import Wav2LipTrainConfig
 
-CONFIGS = {"syncnet": LipSyncTrainConfig, "wav2lip": Wav2LipTrainConfig}
+CONFIGS = {"syncnet": SyncNetTrainConfig, "wav2lip": Wav2LipTrainConfig}
 
 
 @pytest.mark.parametrize("preset", [p for p in preset_names() if p.split("-")[0] in CONFIGS])
 def test_every_lip_sync_preset_reads_into_its_config(preset):
     t = read_config(CONFIGS[preset.split("-")[0]], load_preset(preset)["train"])
     assert t.batch_size > 0 and isinstance(t.lr, float)
+    if isinstance(t, SyncNetTrainConfig):
+        assert 0 <= t.near_negatives <= 1 and t.weight_decay >= 0
     if isinstance(t, Wav2LipTrainConfig):
         assert t.adam_betas == (0.9, 0.999) and t.expert_bn in ("train", "eval")
 
