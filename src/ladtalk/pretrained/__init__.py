@@ -1,0 +1,34 @@
+"""Lip-sync bases that ship inside the package (nothing downloads): model folders made by bench/generalist_base.py.
+
+`synthetic-48` is a 48-px expert + generator trained on many synthetic speakers and never on the demo's person:
+the paper's setting of a generalist Wav2Lip in front of a person's own restorer, at a size a CPU trains in minutes.
+Its `recipe.json` records the speakers' seeds, the data recipe, the steps, the time the run took and what it reached.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ladtalk.errors import InputError
+
+HERE = Path(__file__).resolve().parent
+PARTS = ("syncnet", "wav2lip")
+
+
+def names() -> list[str]:
+    """The shipped bases, by folder name."""
+    return sorted(p.name for p in HERE.iterdir() if (p / "recipe.json").is_file())
+
+
+def builtin_base(name: str = "synthetic-48") -> dict[str, Path]:
+    """{'syncnet': expert model folder, 'wav2lip': generator model folder, 'recipe': recipe.json} of a shipped base."""
+    root = HERE / name
+    if not (root / "recipe.json").is_file():
+        raise InputError(f"no built-in lip-sync base {name!r}; the package ships {', '.join(names()) or 'none'}")
+    return {**{part: root / part for part in PARTS}, "recipe": root / "recipe.json"}
+
+
+def recipe(name: str = "synthetic-48") -> dict:
+    """How the shipped base was made (seeds, data, steps, minutes, held-out figures)."""
+    return json.loads(builtin_base(name)["recipe"].read_text())
