@@ -112,7 +112,8 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     gains, paste_effect = gains_and_paste_effect(series)
     for paste in PASTE_ORDER:
         write_strip(out / f"strip_{paste}.png", truth_frames,
-                    {k: generated[row_key(k, paste)][:n] for k in ("wav2lip", "cascade")}, face)
+                    {row_label(row_key(k, paste)): generated[row_key(k, paste)][:n] for k in ("wav2lip", "cascade")},
+                    face)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
                "frames": n, "face_box": [int(v) for v in face], "mouth_box": [int(v) for v in mouth],
                "lipsync_face_size": lipsync_face_size(wav2lip),

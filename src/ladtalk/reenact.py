@@ -220,8 +220,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
               "provenance": provenance(device, precision),
               "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4"}.items()}}
     report = json_ready(report)
-    write_strip(out / "strip.png", gt[:n], {k: p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")},
-                face)
+    write_strip(out / "strip.png", gt[:n],
+                {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}, face)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     with atomic_path(out / "report.md") as tmp:
@@ -238,17 +238,28 @@ def _source_frames(ident: Identity, indices: np.ndarray) -> np.ndarray:
 
 def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
                  n: int = 6, height: int = 192) -> None:
-    """Rows: the ground truth, then each of `preds` in order; n evenly spaced frames of the face region."""
+    """Rows: the ground truth, then each of `preds` in order (each row's name written on its left edge); n evenly
+    spaced frames of the face region."""
     x1, y1, x2, y2 = face
     pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
     rows = []
-    for frames in [gt, *preds.values()]:
+    for name, frames in [("truth", gt), *preds.items()]:
         tiles = [cv2.resize(np.ascontiguousarray(frames[i, y1:y2, x1:x2]), (height, height),
                             interpolation=cv2.INTER_AREA) for i in pick]
-        rows.append(np.concatenate(tiles, 1))
+        rows.append(_labelled(np.concatenate(tiles, 1), name))
     img = np.concatenate(rows, 0)
     with atomic_path(path) as tmp:
         cv2.imwrite(str(tmp), img[..., ::-1])
+
+
+def _labelled(row: np.ndarray, name: str) -> np.ndarray:
+    """The row with its name in a dark band along the top left, readable on any face."""
+    row = row.copy()
+    scale = row.shape[0] / 384
+    (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    row[: h + base + 6, : w + 8] //= 3
+    cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return row
 
 
 HEADLINE = ("frame_psnr_db", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "face_lpips",
