@@ -9,7 +9,8 @@ def test_demo_runs_end_to_end_and_scores_every_paste(tmp_path):
     steps = ["train.max_steps=3"]
     small_sovqae = steps + ["model.resolution=64", "train.patch_size=32", "train.val_frames=4"]
     summary = demo(tmp_path / "demo", device="cpu", train_seconds=6.0, test_seconds=1.5,
-                   overrides={"syncnet": steps, "wav2lip": steps, "sovqae": small_sovqae}, lpips=False)
+                   overrides={"syncnet": steps, "wav2lip": steps, "sovqae": small_sovqae}, lpips=False,
+                   base="train")
     assert summary["frames"] == 38  # 1.5 s at 25 fps, rounded
     scores = summary["scores"]
     assert set(scores) == {f"{stage}_{p}" for stage in ("wav2lip", "cascade", "crop_ceiling")
