@@ -1,4 +1,4 @@
-"""The layout of DESIGN.md: a module imports only from rows above it (and never from cli)."""
+"""The layout of docs/DESIGN.md: a module imports only from rows above it (and never from cli)."""
 
 import ast
 from pathlib import Path
@@ -9,7 +9,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ladtalk"
 ROWS = {
     "errors": 0, "runtime": 0, "presets": 0, "configs": 0, "pixels": 0,
     "io": 1, "features": 2, "face": 3, "models": 4,
-    "weights": 5, "checkpoint": 5, "lipsync_weights": 5,
+    "weights": 5, "checkpoint": 5, "lipsync_weights": 5, "pretrained": 5,
     "data": 6, "losses": 7, "metrics": 8, "pipeline": 9, "train": 10,  # training uses the cascade's stages
     "evaluate": 11, "analyze": 11, "reenact": 11, "demo": 12, "serve": 12,
     "cli": 13, "__main__": 14,

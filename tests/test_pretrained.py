@@ -1,0 +1,23 @@
+"""The lip-sync base that ships inside the package loads and computes what it computed when it was made."""
+
+import torch
+
+from ladtalk.lipsync_weights import load_syncnet_expert, load_wav2lip
+from ladtalk.pretrained import builtin_base, names, recipe
+
+
+def test_the_shipped_base_loads_and_reproduces_its_recorded_output():
+    assert "synthetic-48" in names()
+    base, made = builtin_base("synthetic-48"), recipe("synthetic-48")
+    size = sum(f.stat().st_size for part in ("syncnet", "wav2lip") for f in base[part].iterdir())
+    assert size <= 25 * 2**20  # it ships in the package
+    assert made["data"]["never_includes"].startswith("the demo's person") and made["data"]["speakers"] >= 24
+    gen, expert = load_wav2lip(base["wav2lip"]), load_syncnet_expert(base["syncnet"])
+    assert gen.config.img_size == expert.config.img_size == 48
+    g = torch.Generator().manual_seed(0)
+    mel, faces = torch.rand(2, 1, 80, 16, generator=g) * 8 - 4, torch.rand(2, 6, 48, 48, generator=g)
+    with torch.no_grad():
+        out = gen(mel, faces)
+    ref = made["reference_output"]
+    torch.testing.assert_close(out.flatten()[:8], torch.tensor(ref["output_first"]), atol=1e-5, rtol=0)
+    assert abs(float(out.mean()) - ref["output_mean"]) < 1e-5
