@@ -36,3 +36,13 @@ def test_demo_runs_end_to_end_and_scores_every_paste(tmp_path):
     for name in ("wav2lip_only_mouth.mp4", "ladtalk_hard.mp4", "ground_truth.mp4", "ladtalk_feather.mp4",
                  "true_crops_pasted_hard.mp4", "strip_mouth.png"):
         assert (tmp_path / "demo" / name).stat().st_size > 0
+
+
+def test_demo_with_the_builtin_base_trains_only_the_persons_restorer(tmp_path):
+    small_sovqae = ["train.max_steps=2", "model.resolution=64", "train.patch_size=32", "train.val_frames=4"]
+    summary = demo(tmp_path / "demo", device="cpu", train_seconds=4.0, test_seconds=1.0,
+                   overrides={"sovqae": small_sovqae}, lpips=False)  # base="builtin", the default
+    assert summary["lipsync_base"].startswith("built-in") and summary["lipsync_face_size"] == 48
+    runs = {p.name for p in (tmp_path / "demo" / "runs").iterdir()}
+    assert runs == {"sovqae"}  # no lip-sync training on the demo's person
+    assert all(-1.0 <= s["lipsync_r"] <= 1.0 for s in summary["scores"].values())
