@@ -29,7 +29,7 @@ from ladtalk.presets import GPU_PRESETS, load_preset
 from ladtalk.runtime import resolve_device
 from ladtalk.train.common import print_summary, set_threads
 from ladtalk.train.sovqae import train_sovqae
-from ladtalk.train.syncnet import train_syncnet
+from ladtalk.train.syncnet import CHANCE_WARNING_ACCURACY, train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
 
 
@@ -187,11 +187,14 @@ def summarize(run_dir: Path, wav2lip_model: Path, seconds: float) -> dict[str, A
                         "train nothing (a video with the face always in view works best)")
     if (run_dir / "syncnet" / "model").is_dir():
         extra = read_meta(run_dir / "syncnet" / "model").get("extra", {})
-        loss = float(extra.get("best_val_loss", math.nan))
-        stages["syncnet"] = {"steps": extra.get("steps"), "best validation loss": loss}
-        if not loss < 0.65:  # chance is ln 2 = 0.69
-            warnings.append(f"the lip-sync expert is near chance (validation loss {loss:.3f}, chance 0.693): the "
-                            "generator gets little lip-sync signal from it; a longer video or more steps help")
+        loss, held_out = float(extra.get("best_val_loss", math.nan)), extra.get("val", {})
+        accuracy = float(held_out.get("accuracy", math.nan))
+        stages["syncnet"] = {"steps": extra.get("steps"), "best validation loss": loss,
+                             "held-out accuracy": accuracy, "held-out AUC": held_out.get("auc")}
+        if not accuracy >= CHANCE_WARNING_ACCURACY:  # chance is 0.5 (an older expert without it: NaN, warned)
+            warnings.append(f"the lip-sync expert is near chance (held-out accuracy {accuracy:.2f}, loss "
+                            f"{loss:.3f}; chance 0.5 / 0.693): the generator gets little lip-sync signal from it; "
+                            "a longer video or more steps help")
     if (run_dir / "wav2lip" / "model").is_dir():
         extra = read_meta(run_dir / "wav2lip" / "model").get("extra", {})
         stages["wav2lip"] = {"steps": extra.get("steps"), "sync loss on": extra.get("sync_loss_on")}
