@@ -278,7 +278,7 @@ def run_child(a: argparse.Namespace) -> None:
 def child(**kw) -> dict:
     cmd = [sys.executable, __file__, "--child"]
     for k, v in kw.items():
-        cmd += [f"--{k}", str(v)]
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:

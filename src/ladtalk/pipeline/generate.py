@@ -61,7 +61,6 @@ class Cascade:
     restorer: Restorer | None  # None: the plain lip-sync result, upscaled
     square_crop: bool  # a generator trained by `ladtalk train wav2lip` on the identity's square crops; else official
     paste: str
-    precision: str
     dtype: torch.dtype | None
     device: torch.device
     temporal: TemporalFilter | None = None  # holds the last face between batches: one per video
@@ -176,7 +175,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
     report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
     cascade = Cascade(ident, wav2lip, restorer, square_crop=wav2lip.input_geometry == "square_crop",
-                      paste=paste, precision=precision, dtype=rt.amp_dtype, device=dev,
+                      paste=paste, dtype=rt.amp_dtype, device=dev,
                       temporal=temporal)
     if restorer is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
