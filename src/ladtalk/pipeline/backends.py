@@ -27,10 +27,11 @@ def available(backend: str) -> bool:
 
 
 def pick_backend(backend: str, inference: Inference) -> str:
-    """The backend to run on. 'auto' on a CPU: OpenVINO where the CPU has bf16 matrix units (AMX, AVX512-BF16) and
-    the run's precision is bf16 (it runs Wav2Lip ~5x faster than its own fp32 there), else ONNX Runtime (as fast as
-    OpenVINO in fp32, and exports in seconds rather than a minute), else whichever is installed, else eager torch
-    (bench/results/backends_cpu.md). An asked-for backend that is not installed falls back to torch with a note."""
+    """The backend to run on. 'auto' on a CPU: OpenVINO where the CPU has AVX-512 (AMX included) (there it
+    ran Wav2Lip 3.5x and the restorer 3.7x faster than eager fp32, Wav2Lip 12x in bf16), else ONNX Runtime (with
+    AVX2 only it tied OpenVINO on Wav2Lip, beat it on the restorer, and exports in seconds rather than a minute),
+    else whichever is installed, else eager torch (bench/results/backends_cpu.md). An asked-for backend that is
+    not installed falls back to torch with a note."""
     if backend not in BACKENDS:
         raise InputError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
     if inference.device.type != "cpu":
@@ -38,7 +39,9 @@ def pick_backend(backend: str, inference: Inference) -> str:
             print(f"note: backend {backend} runs on the CPU only; using torch on {inference.device}")
         return "torch"
     if backend == "auto":
-        order = ("openvino", "onnxruntime") if inference.amp_dtype == torch.bfloat16 else ("onnxruntime", "openvino")
+        # torch's own reading of the CPU (AVX512 covers AMX; lowered by ATEN_CPU_CAPABILITY where a user caps it)
+        wide = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+        order = ("openvino", "onnxruntime") if wide else ("onnxruntime", "openvino")
         return next((b for b in order if available(b)), "torch")
     if not available(backend):
         print(f"note: {backend} is not installed (pip install 'ladtalk[fast]'); running eager torch")
