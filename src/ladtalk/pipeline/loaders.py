@@ -108,4 +108,6 @@ def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = 
                          tag=f"sovqae-{computed.start}", autocast=False)
     if isinstance(runner, TorchRunner):  # the restorer's own rule (RestoreNet): only its decoder in bf16/fp16
         runner.module.decoder_dtype = inference.amp_dtype
+        if inference.amp_dtype is not None:
+            runner.name = runner.name.replace("fp32", f"fp32 encoder, {inference.precision} decoder")
     return Restorer(runner, size, computed, crop_geometry(path), batch_for(inference.device, batch_size))
