@@ -10,6 +10,7 @@ bench/results/backends_cpu.md.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
@@ -69,30 +70,26 @@ class TorchRunner:
 
 
 def cache_path(weights_path: str | os.PathLike | None, tag: str, examples: tuple[torch.Tensor, ...],
-               suffix: str) -> Path | None:
-    """Where the exported model of these weights and input shapes lives: `<weights>.ladtalk-cache/<tag>-<key>`;
-    None where the weights have no file (nothing to key the export on)."""
+               suffix: str, backend_version: str) -> Path | None:
+    """Where the exported model of these weights, input shapes and backend version lives:
+    `<weights>.ladtalk-cache/<tag>-<key><suffix>`, or under $LADTALK_CACHE (~/.cache/ladtalk)/exports where the
+    weights' folder is read-only; None where the weights have no file (nothing to key the export on)."""
     if weights_path is None:
         return None
-    p = Path(weights_path)
+    p = Path(weights_path).resolve()
     files = sorted(p.glob("*.safetensors")) + sorted(p.glob("*.json")) if p.is_dir() else [p]
-    key = hashlib.sha1(repr([(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files] +
-                            [tuple(x.shape[1:]) for x in examples] + [torch.__version__]).encode()).hexdigest()[:12]
-    return p.with_name(p.name + ".ladtalk-cache") / f"{tag}-{key}{suffix}"
-
-
-def _writable(path: Path | None) -> Path | None:
-    if path is None:
-        return None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path if os.access(path.parent, os.W_OK) else None
-    except OSError:
-        return None
-
-
-def _cpu_threads() -> int:
-    return torch.get_num_threads()
+    key = hashlib.sha1(repr([(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files] +
+                            [tuple(x.shape[1:]) for x in examples] + [torch.__version__, backend_version]
+                            ).encode()).hexdigest()[:12]
+    for folder in (p.with_name(p.name + ".ladtalk-cache"),
+                   Path(os.environ.get("LADTALK_CACHE", Path.home() / ".cache" / "ladtalk")) / "exports"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                return folder / f"{tag}-{key}{suffix}"
+        except OSError:
+            pass
+    return None
 
 
 class OnnxRuntimeRunner:
@@ -102,14 +99,13 @@ class OnnxRuntimeRunner:
         import onnxruntime as ort
 
         self.name = "onnxruntime fp32"
-        path = _writable(path)
         onnx_bytes = None
         if path is None or not path.is_file():
             onnx_bytes = _onnx_export(module, examples)
             if path is not None:
                 _atomic_write(path, onnx_bytes)
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = _cpu_threads()
+        opts.intra_op_num_threads = torch.get_num_threads()
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(onnx_bytes if path is None else str(path), opts,
                                             providers=["CPUExecutionProvider"])
@@ -129,7 +125,6 @@ class OpenVinoRunner:
 
         self.name = f"openvino {precision}"
         core = ov.Core()
-        path = _writable(path)
         if path is not None and path.is_file():
             model = core.read_model(str(path))
         else:
@@ -141,7 +136,7 @@ class OpenVinoRunner:
                 ov.save_model(model, str(tmp), compress_to_fp16=False)
                 tmp.with_suffix(".bin").replace(path.with_suffix(".bin"))
                 tmp.replace(path)
-        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": _cpu_threads(),
+        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": torch.get_num_threads(),
                                                           "INFERENCE_PRECISION_HINT": precision,
                                                           "PERFORMANCE_HINT": "LATENCY"})
         self.request = self.compiled.create_infer_request()
@@ -178,7 +173,8 @@ def make_runner(module: torch.nn.Module, examples: tuple[torch.Tensor, ...], inf
     if name == "torch":
         return TorchRunner(module, inference, autocast)
     module = module.float().to(memory_format=torch.contiguous_format).cpu().eval()
+    version = importlib.metadata.version(name)
     if name == "onnxruntime":
-        return OnnxRuntimeRunner(module, examples, cache_path(weights_path, tag, examples, ".onnx"))
+        return OnnxRuntimeRunner(module, examples, cache_path(weights_path, tag, examples, ".onnx", version))
     precision = "bf16" if autocast and inference.amp_dtype == torch.bfloat16 else "f32"
-    return OpenVinoRunner(module, examples, cache_path(weights_path, tag, examples, ".xml"), precision)
+    return OpenVinoRunner(module, examples, cache_path(weights_path, tag, examples, ".xml", version), precision)
