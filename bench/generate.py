@@ -10,8 +10,11 @@ Runs, all in one invocation so that the comparisons are ratios taken under the s
 - `official-like`: fp32, every frame decoded into memory first, batch 128, an intermediate video (x264
   ultrafast, standing for the official XVID .avi) then a separate mux pass that re-encodes it as the official
   `ffmpeg -i audio -i temp/result.avi out.mp4` does (libx264 defaults: medium, CRF 23) with AAC audio;
-- `ladtalk --no-sovqae`: `generate()` with its defaults (precision auto, batch 16, decode and encode threads);
-- the cascade with a SOVQAE of the `demo` preset's layout (128 px);
+- `ladtalk --no-sovqae`: `generate()` with its defaults (precision auto, batch 16, decode and encode threads), on
+  eager torch (`--backend torch`, the code before issue 33) and on the backend `auto` picks;
+- the cascade with the real `restore-cpu` preset's SOVQAE (256 px, its low-resolution guide included), on eager
+  torch, on the `auto` backend, and on the `auto` backend computing only the rows the mouth paste keeps
+  (`--sovqae-rows pasted`), all with the default mouth paste, and the `demo` layout (128 px);
 - the SOVQAE stage alone (network only, batch 4) for `demo` and `paper-256`, in fp32 and bf16;
 - peak memory at the short and at the long audio length, with a small Wav2Lip on a 256x256 synthetic identity
   (so that 10 minutes of audio finish in minutes on a shared 2-core machine; what could grow with the length,
@@ -20,6 +23,11 @@ Runs, all in one invocation so that the comparisons are ratios taken under the s
 
     python bench/generate.py                                   # the issue's figures: 40 s, 10 min
     python bench/generate.py --seconds 4 --long-seconds 20     # a quick look
+    python bench/generate.py --avx2 --precision fp32 ...       # torch and oneDNN limited to AVX2 (no AMX/AVX-512)
+
+Exported backends are exported once before the timed runs (into the models' `.ladtalk-cache`, as a user's first
+run does), so the timed runs load them as any later run would. Every row carries the CPU, the torch ISA, the
+thread count, the precision and what ran each network.
 """
 
 from __future__ import annotations
@@ -50,7 +58,8 @@ def cpu_record() -> dict:
     from ladtalk.runtime import cpu_flags, cpu_has_fast_bf16, cpu_model
 
     flags = cpu_flags()
-    return {"cpu_model": cpu_model(), "cpu_flags": {f: f in flags for f in FLAGS_OF_INTEREST},
+    return {"cpu_model": cpu_model(), "limited_to_avx2": os.environ.get("ATEN_CPU_CAPABILITY") == "avx2",
+            "cpu_flags": {f: f in flags for f in FLAGS_OF_INTEREST},
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch_threads": torch.get_num_threads(),
             "fast_bf16": cpu_has_fast_bf16(), "loadavg_at_start": os.getloadavg()}
 
@@ -82,11 +91,12 @@ def make_models(root: Path) -> dict[str, Path]:
         save_component(root / name, "wav2lip", cfg, Wav2Lip(cfg).state_dict())
         out[name] = root / name
     layouts = {preset: load_preset(preset)["model"] for preset in ("demo", "paper-256")}
-    # the restore-cpu preset's layout (issue 14): the demo network at 256 px with 1024 codes
-    layouts["restore-cpu"] = {**layouts["demo"], "resolution": 256, "n_embed": 1024}
+    layouts["restore-cpu"] = load_preset("restore-cpu")["model"]  # the real preset: its guide included
     for name, layout in layouts.items():
         cfg = SOVQAEConfig.from_dict(layout)
-        save_component(root / f"sovqae_{name}", "sovqae", cfg, SOVQAE(cfg).state_dict())
+        model = SOVQAE(cfg)
+        torch.nn.init.normal_(model.decoder.conv_out.weight, std=0.02)  # not the guide's thumbnail alone
+        save_component(root / f"sovqae_{name}", "sovqae", cfg, model.state_dict())
         out[f"sovqae_{name}"] = root / f"sovqae_{name}"
     return out
 
@@ -194,10 +204,10 @@ def stage_fps(model_path: Path, precision: str, batch: int, reps: int) -> dict:
     size = model.config.resolution
     x = rt.images(torch.rand(batch, 3, size, size) * 2 - 1)
     with torch.inference_mode(), rt.autocast():
-        model.decode(model.encode(x)[0])  # warm-up: oneDNN picks its kernels
+        model.decode(model.encode(x)[0], x)  # warm-up: oneDNN picks its kernels
         t0 = time.perf_counter()
         for _ in range(reps):
-            model.decode(model.encode(x)[0])
+            model.decode(model.encode(x)[0], x)
         dt = time.perf_counter() - t0
     return {"frames": batch * reps, "fps": batch * reps / dt, "precision": rt.precision}
 
@@ -228,7 +238,16 @@ def run_child(a: argparse.Namespace) -> None:
 
     started_at = command_started_at()
     load0 = os.getloadavg()[0]
-    if a.mode == "stage":
+    if a.mode == "export":  # load once on the backend: the exports land in the models' caches, untimed
+        from ladtalk.pipeline.loaders import load_lipsync, load_restorer
+        from ladtalk.runtime import inference_settings
+
+        rt = inference_settings("cpu", a.precision)
+        load_lipsync(a.wav2lip, rt, a.backend)
+        for rows in ("all", "pasted"):
+            load_restorer(a.sovqae, rt, a.backend, rows=rows)
+        out = {}
+    elif a.mode == "stage":
         out = stage_fps(Path(a.sovqae), a.precision, a.batch, a.reps)
     elif a.mode.startswith("audio"):
         out = audio_path_memory(Path(a.audio), streamed=a.mode == "audio-streamed")
@@ -240,9 +259,10 @@ def run_child(a: argparse.Namespace) -> None:
 
             report = generate(a.identity, a.audio, a.out, wav2lip_path=a.wav2lip, sovqae_path=a.sovqae or None,
                               no_sovqae=not a.sovqae, batch_size=a.batch, precision=a.precision, device="cpu",
-                              started_at=started_at)
+                              backend=a.backend, sovqae_rows=a.sovqae_rows, started_at=started_at)
         out = {"frames": report.frames, "seconds": report.seconds, "fps": report.fps,
                "steady_fps": report.steady_fps, "precision": report.precision,
+               "backends": getattr(report, "backends", {}),
                "stage_seconds": report.stage_seconds}
         from ladtalk.io.audio import probe_audio
 
@@ -258,7 +278,7 @@ def run_child(a: argparse.Namespace) -> None:
 def child(**kw) -> dict:
     cmd = [sys.executable, __file__, "--child"]
     for k, v in kw.items():
-        cmd += [f"--{k}", str(v)]
+        cmd += [f"--{k.replace('_', '-')}", str(v)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
@@ -268,14 +288,18 @@ def child(**kw) -> dict:
     return r
 
 
-def row(name: str, audio_s: float, r: dict) -> dict:
+def row(name: str, audio_s: float, r: dict, record: dict | None = None) -> dict:
     stages = {f"{k}_fps": round(r["frames"] / v, 1) for k, v in r.get("stage_seconds", {}).items() if v > 0}
-    return {"run": name, "audio_s": audio_s, "frames": r.get("frames"), "precision": r.get("precision"),
+    shares = {f"{k}_share": round(v / r["seconds"], 2) for k, v in r.get("stage_seconds", {}).items() if r["seconds"]}
+    cpu = {} if record is None else {"cpu": f"{record['cpu_model']} ({record['torch_cpu_capability']})",
+                                     "threads": record["torch_threads"]}
+    return {"run": name, "audio_s": audio_s, "frames": r.get("frames"), **cpu, "precision": r.get("precision"),
+            "backends": ", ".join(f"{k}: {v}" for k, v in r.get("backends", {}).items()),
             "end_to_end_fps": round(r["fps"], 2), "steady_fps": round(r.get("steady_fps", r["fps"]), 2),
             "seconds": round(r.get("seconds", 0), 1), "peak_rss_mib": round(r["peak_rss_mib"]),
             "cpu_ms_per_frame": round(1000 * r["cpu_seconds"] / r["frames"], 1),
             "loadavg_1min": [round(x, 2) for x in r["loadavg_1min"]], "output_audio": r.get("output_audio"),
-            **stages}
+            **stages, **shares}
 
 
 def main() -> None:
@@ -291,11 +315,24 @@ def main() -> None:
                     choices=("speed", "cascade", "stage", "memory", "audio-memory"))
     ap.add_argument("--name", default="generate_cpu")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    for flag in ("--mode", "--identity", "--audio", "--wav2lip", "--sovqae", "--out", "--precision"):
+    ap.add_argument("--precision", default="auto", help="of every ladtalk run (the official-like one is fp32)")
+    ap.add_argument("--threads", type=int, default=None, help="torch/backend threads (default: torch's own)")
+    ap.add_argument("--avx2", action="store_true", help="limit torch and oneDNN to AVX2 (re-runs itself)")
+    for flag in ("--mode", "--identity", "--audio", "--wav2lip", "--sovqae", "--out"):
         ap.add_argument(flag, help=argparse.SUPPRESS)
+    ap.add_argument("--backend", default="auto", help=argparse.SUPPRESS)
+    ap.add_argument("--sovqae-rows", default="all", help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
     ap.add_argument("--reps", type=int, default=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.avx2 and os.environ.get("ATEN_CPU_CAPABILITY") != "avx2":
+        env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # children inherit it
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.child:
         return run_child(args)
     if not args.video.exists():
@@ -311,18 +348,32 @@ def main() -> None:
         identity = prepare(args.video, work / "identity", size=256, device="cpu")
     models = make_models(work) if not set(args.skip) >= {"speed", "cascade", "stage", "memory"} else {}
     audio = make_audio(args.video, work / "speech.wav", args.seconds)
-    common = {"identity": identity, "audio": audio, "out": work / "out.mp4", "precision": "auto"}
+    common = {"identity": identity, "audio": audio, "out": work / "out.mp4", "precision": args.precision}
     rows, stage_rows = [], []
+    gen = {**common, "wav2lip": models["wav2lip"]} if models else {}
+    if models and not set(args.skip) >= {"speed", "cascade"}:
+        child(mode="export", wav2lip=models["wav2lip"], sovqae=models["sovqae_restore-cpu"], precision=args.precision,
+              backend="auto")
     if "speed" not in args.skip:
         base = child(mode="official", wav2lip=models["wav2lip"], **common)
-        ours = child(mode="ladtalk", wav2lip=models["wav2lip"], **common)
-        rows += [row("official-like (fp32, all frames first, batch 128, intermediate file + mux)", args.seconds,
-                     base), row("ladtalk --no-sovqae", args.seconds, ours)]
-        rows[-1]["speedup_vs_official_like"] = round(ours["fps"] / base["fps"], 2)
-        rows[-1]["cpu_ratio_official_like_over_this"] = round(base["cpu_seconds"] / ours["cpu_seconds"], 2)
+        rows.append(row("official-like (fp32, all frames first, batch 128, intermediate file + mux)", args.seconds,
+                        base, record))
+        for backend in ("torch", "auto"):
+            r = child(mode="ladtalk", backend=backend, **gen)
+            rows.append(row(f"ladtalk --no-sovqae --backend {backend}", args.seconds, r, record))
+            rows[-1]["speedup_vs_official_like"] = round(r["fps"] / base["fps"], 2)
+            rows[-1]["cpu_ratio_official_like_over_this"] = round(base["cpu_seconds"] / r["cpu_seconds"], 2)
     if "cascade" not in args.skip:
-        r = child(mode="ladtalk", wav2lip=models["wav2lip"], sovqae=models["sovqae_demo"], **common)
-        rows.append(row("ladtalk cascade, SOVQAE of the demo layout (128 px)", args.seconds, r))
+        first = None
+        for backend, sovqae_rows in (("torch", "all"), ("auto", "all"), ("auto", "pasted")):
+            r = child(mode="ladtalk", sovqae=models["sovqae_restore-cpu"], backend=backend, sovqae_rows=sovqae_rows,
+                      **gen)
+            rows.append(row(f"cascade restore-cpu (guide), mouth paste, --backend {backend} --sovqae-rows "
+                            f"{sovqae_rows}", args.seconds, r, record))
+            first = first or r
+            rows[-1]["speedup_vs_eager_cascade"] = round(r["fps"] / first["fps"], 2)
+        r = child(mode="ladtalk", sovqae=models["sovqae_demo"], backend="auto", **gen)
+        rows.append(row("cascade, SOVQAE of the demo layout (128 px), --backend auto", args.seconds, r, record))
     if "stage" not in args.skip:
         for preset in ("demo", "restore-cpu", "paper-256"):
             for precision in ("fp32", "bf16"):
@@ -336,9 +387,10 @@ def main() -> None:
         small_identity = synthetic_identity(work, args.synthetic_identity_dir)
         for seconds in (args.seconds, args.long_seconds):
             long_audio = make_audio(args.video, work / f"speech_{seconds:g}.wav", seconds)
-            r = child(mode="ladtalk", wav2lip=models["wav2lip_small"],
+            r = child(mode="ladtalk", wav2lip=models["wav2lip_small"], backend="auto",
                       **{**common, "audio": long_audio, "identity": small_identity})
-            memory.append(row("memory: ladtalk --no-sovqae, small Wav2Lip, 256 px synthetic identity", seconds, r))
+            memory.append(row("memory: ladtalk --no-sovqae --backend auto, small Wav2Lip, 256 px synthetic identity",
+                              seconds, r, record))
         memory[-1]["peak_rss_vs_short"] = round(memory[-1]["peak_rss_mib"] / memory[0]["peak_rss_mib"], 3)
     audio_memory = []
     if "audio-memory" not in args.skip:
@@ -352,9 +404,10 @@ def main() -> None:
             short, long = [r for r in audio_memory if r["mode"] == mode]
             long["peak_rss_vs_short"] = round(long["peak_rss_mib"] / short["peak_rss_mib"], 3)
         print(table(audio_memory, ["audio_s", "mode", "peak_rss_mib", "peak_rss_vs_short", "seconds"]))
-    cols = ["run", "audio_s", "frames", "precision", "end_to_end_fps", "steady_fps", "speedup_vs_official_like",
-            "cpu_ms_per_frame", "cpu_ratio_official_like_over_this",
-            "decode_fps", "wav2lip_fps", "sovqae_fps", "upscale_fps", "paste_fps", "encode_fps", "mux_fps",
+    cols = ["run", "audio_s", "frames", "cpu", "threads", "precision", "backends", "end_to_end_fps", "steady_fps",
+            "speedup_vs_official_like", "speedup_vs_eager_cascade", "cpu_ms_per_frame",
+            "cpu_ratio_official_like_over_this", "load_share", "decode_share", "wav2lip_share", "sovqae_share",
+            "upscale_share", "paste_share", "encode_share", "mux_share",
             "peak_rss_mib", "peak_rss_vs_short", "loadavg_1min"]
     print(table(rows + memory, cols))
     print(table(stage_rows, ["sovqae", "precision", "batch", "frames", "fps", "loadavg_1min"]))

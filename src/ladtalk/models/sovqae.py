@@ -367,10 +367,9 @@ class SOVQAE(nn.Module):
             skips = self.encoder.skips(images, cfg.skip_levels)
         if not cfg.lowres_guide:
             return self.decoder(h, skips)
-        guide = F.interpolate(images.to(h.dtype), size=h.shape[-2:], mode="area")
-        s = cfg.guide_scale
-        thumb = guide if s == 1 else F.interpolate(images.to(h.dtype), size=(h.shape[-2] * s, h.shape[-1] * s),
-                                                   mode="area")
+        f, s = cfg.downsample_factor, cfg.guide_scale
+        guide = _shrink(images.to(h.dtype), f)
+        thumb = guide if s == 1 else _shrink(images.to(h.dtype), f / s)
         base = F.interpolate(thumb, size=images.shape[-2:], mode="bicubic", align_corners=False)
         return base + self.decoder(torch.cat([h, guide], 1), skips)
 
@@ -394,6 +393,15 @@ class SOVQAE(nn.Module):
     def last_layer(self) -> torch.Tensor:
         """decoder.conv_out.weight: where the adaptive GAN weight compares gradient norms."""
         return self.decoder.conv_out.weight
+
+
+def _shrink(images: torch.Tensor, factor: float) -> torch.Tensor:
+    """Area downsampling by `factor` (images' sides are multiples of the code grid): avg_pool2d where the factor
+    is whole, the same average as interpolate(mode="area") that also exports to ONNX and OpenVINO."""
+    if factor == int(factor):
+        return F.avg_pool2d(images, kernel_size=int(factor))
+    return F.interpolate(images, size=(round(images.shape[-2] / factor), round(images.shape[-1] / factor)),
+                         mode="area")
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -23,8 +23,9 @@ from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import check_out_path
+from ladtalk.pipeline.loaders import load_restorer
 from ladtalk.pipeline.report import RunReport
-from ladtalk.pipeline.restore import crop_geometry, load_sovqae, pick_crop_setting, restore
+from ladtalk.pipeline.restore import pick_crop_setting
 from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
@@ -34,14 +35,15 @@ from ladtalk.runtime import inference_settings
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
             detector: str | None = None, paste: str = "feather", batch_size: int | None = None,
             precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None,
-            temporal_filter: bool = False, temporal_strength: float = 1.0, temporal_sigma: float = 0.06, *,
-            started_at: float | None = None) -> RunReport:
+            temporal_filter: bool = False, temporal_strength: float = 1.0, temporal_sigma: float = 0.06,
+            backend: str = "auto", *, started_at: float | None = None) -> RunReport:
     """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
 
     `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
     `temporal_filter`: steady the restored faces from frame to frame before the paste (a causal motion-gated
     filter, pipeline/temporal.py; beyond the paper).
     `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
+    `backend`: what runs the SOVQAE on a CPU ('auto', 'torch', 'onnxruntime', 'openvino'; pipeline/backends.py).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
     t_start = time.perf_counter() if started_at is None else started_at
@@ -58,14 +60,14 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
-    model = rt.prepare(load_sovqae(sovqae_path, dev))
-    geometry = crop_geometry(sovqae_path)
+    restorer = load_restorer(sovqae_path, rt, backend)
+    geometry = restorer.crop_geometry
     detector = pick_crop_setting("detector", detector, geometry, "mtcnn", sovqae_path)
     pads = pick_crop_setting("pads", pads, geometry, DEFAULT_PADS, sovqae_path)
-    size = model.config.resolution
+    size = restorer.resolution
     batch = batch_size or (64 if dev.type == "cuda" else 16)
 
-    report = RunReport(precision=rt.precision)
+    report = RunReport(precision=rt.precision, backends={"sovqae": restorer.backend})
     report.add_load(t_start)
     with report.stage("detect"):
         _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
@@ -83,8 +85,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
             if len(rows):
                 boxes = crop_boxes[start + rows]
                 with report.stage("sovqae"):
-                    faces = restore(model, crop_faces(frames[rows], boxes, size), batch_size=len(rows),
-                                    precision=precision)
+                    faces = restorer(crop_faces(frames[rows], boxes, size))
                 if temporal is not None:
                     with report.stage("temporal"):
                         faces = to_frames(temporal(to_images(faces, dev), start + rows))

@@ -38,11 +38,10 @@ from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter
-from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
-from ladtalk.models.sovqae import SOVQAE
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
+from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_restorer
 from ladtalk.pipeline.report import RunReport
-from ladtalk.pipeline.restore import load_sovqae, restore, warn_if_crops_differ
+from ladtalk.pipeline.restore import warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
 from ladtalk.pipeline.temporal import TemporalFilter
 from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
@@ -58,11 +57,10 @@ class Cascade:
     """The networks and settings of one run; called on a batch, it is the paper's method (steps 2-5 above)."""
 
     ident: Identity
-    wav2lip: torch.nn.Module
-    sovqae: SOVQAE | None  # None: the plain lip-sync result, upscaled
+    wav2lip: LipSyncNet
+    restorer: Restorer | None  # None: the plain lip-sync result, upscaled
     square_crop: bool  # a generator trained by `ladtalk train wav2lip` on the identity's square crops; else official
     paste: str
-    precision: str
     dtype: torch.dtype | None
     device: torch.device
     temporal: TemporalFilter | None = None  # holds the last face between batches: one per video
@@ -73,18 +71,18 @@ class Cascade:
         finished frames. Official weights: Wav2Lip exactly as the official inference (its boxes, stretched inputs,
         hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
         official output as it is."""
-        size = self.sovqae.config.resolution if self.sovqae is not None else self.ident.crop_size
+        size = self.restorer.resolution if self.restorer is not None else self.ident.crop_size
         with report.stage("wav2lip", self.device):  # 2. lip-sync
             mels = torch.from_numpy(windows).to(self.device)
             faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.dtype,
                                           self.square_crop, size)
-        if synced is not None and self.sovqae is None and self.paste == "hard":
+        if synced is not None and self.restorer is None and self.paste == "hard":
             return synced  # the official inference's own result and paste
-        step = "sovqae" if self.sovqae is not None else "upscale"
+        step = "sovqae" if self.restorer is not None else "upscale"
         with report.stage(step, self.device if self.temporal is not None else None):
             faces = upscale(faces, size)  # 3. upscale
-            if self.sovqae is not None:  # 4. restore
-                faces = restore(self.sovqae, faces, batch_size=len(faces), precision=self.precision)
+            if self.restorer is not None:  # 4. restore (with the mouth paste, only the rows it keeps)
+                faces = self.restorer(faces)
             if self.temporal is None:
                 faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
         if self.temporal is not None:
@@ -132,7 +130,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
              device: str = "auto", temporal_filter: bool = False, temporal_strength: float = 1.0,
-             temporal_sigma: float = 0.06, *, overlap_io: bool = True,
+             temporal_sigma: float = 0.06, backend: str = "auto", sovqae_rows: str = "all", *,
+             overlap_io: bool = True,
              frame_indices: np.ndarray | None = None, started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
@@ -140,6 +139,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the faces from
     frame to frame before the paste (a causal motion-gated filter, pipeline/temporal.py; beyond the paper).
     `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
+    `backend`: what runs the networks on a CPU ('auto', 'torch', 'onnxruntime', 'openvino'; pipeline/backends.py).
+    `sovqae_rows`: 'all', or 'pasted' (mouth paste only): the SOVQAE computes only the rows that paste keeps
+    (faster; close to, not the same as, the whole crop's pixels: pipeline/loaders.py `load_restorer`).
     `frame_indices`: the identity frames to use, in order (default: the whole video forward and back); `reenact`
     passes the test split.
     `overlap_io=False` decodes and encodes in the main thread (the sequential baseline of bench/generate.py).
@@ -154,6 +156,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    if sovqae_rows == "pasted" and paste != "mouth":
+        raise InputError(f"--sovqae-rows pasted computes the rows the mouth paste keeps; paste {paste!r} keeps more")
     temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
     rt = inference_settings(device, precision)
     dev = rt.device
@@ -167,12 +171,13 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     if peak < 1e-4:
         print(f"warning: {audio_path} is silent; the mouth will stay closed")
 
-    wav2lip = rt.prepare(load_wav2lip(wav2lip_path, dev))
-    sovqae = None if no_sovqae else rt.prepare(load_sovqae(sovqae_path, dev))
-    cascade = Cascade(ident, wav2lip, sovqae, square_crop=wav2lip_input_geometry(wav2lip_path) == "square_crop",
-                      paste=paste, precision=precision, dtype=rt.amp_dtype, device=dev,
+    wav2lip = load_lipsync(wav2lip_path, rt, backend)
+    restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
+    report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
+    cascade = Cascade(ident, wav2lip, restorer, square_crop=wav2lip.input_geometry == "square_crop",
+                      paste=paste, dtype=rt.amp_dtype, device=dev,
                       temporal=temporal)
-    if sovqae is not None:
+    if restorer is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
     batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
     if batch < 1:

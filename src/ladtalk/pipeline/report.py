@@ -21,6 +21,7 @@ class RunReport:
     steady_frames: int = 0
     steady_seconds: float = 0.0
     precision: str = "fp32"
+    backends: dict[str, str] = field(default_factory=dict)  # network -> what ran it ("openvino f32", ...)
     stage_seconds: dict[str, float] = field(default_factory=dict)
     _steady_since: float | None = field(default=None, init=False, repr=False)
     _warmup_frames: int = field(default=0, init=False, repr=False)
@@ -73,6 +74,9 @@ class RunReport:
             self.steady_seconds = now - self._steady_since
 
     def line(self, what: str) -> str:
-        stages = ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items())
+        # a stage's share of the wall time; the encoder's thread overlaps the others, so shares can pass 100%
+        stages = ", ".join(f"{k} {v:.1f} s ({100 * v / max(self.seconds, 1e-9):.0f}%)"
+                           for k, v in self.stage_seconds.items())
+        nets = "".join(f"; {k} on {v}" for k, v in self.backends.items())
         return (f"{what}: {self.frames} frames in {self.seconds:.1f} s, {self.fps:.1f} FPS end to end (loading "
-                f"included); {self.steady_fps:.1f} FPS steady state ({self.precision}; {stages})")
+                f"included); {self.steady_fps:.1f} FPS steady state ({self.precision}{nets}; {stages})")

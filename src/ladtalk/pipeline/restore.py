@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ladtalk.checkpoint import load_state_dict, read_meta, strict_load
 from ladtalk.errors import CheckpointError, InputError
+from ladtalk.face.crop import lower_face_mask
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
@@ -22,6 +23,20 @@ KIND = "sovqae"
 # On a CPU a batch of 256x256 activations spills out of the caches: 1-4 faces at a time run ~1.8x faster per face
 # than 16 (2-core EPYC, restore-cpu: 117-135 against 223 ms/face, bench/results/restore_batch_cpu.json).
 CPU_BATCH = 2
+
+
+# rows above the mouth paste's mask that the SOVQAE still computes: the convolutions near the region's top edge see
+# zero padding where the whole crop has face, and the margin keeps that edge away from what is pasted (measured:
+# tests/test_pipeline_restore.py, bench/results/backends_cpu.md)
+PASTE_MARGIN = 32
+
+
+def pasted_rows(size: int, factor: int, margin: int = PASTE_MARGIN) -> slice:
+    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from `margin` pixels above
+    the first row the mouth mask blends (less 2 for the paste's resize), down to the bottom; the start a multiple
+    of the SOVQAE's downsampling `factor` so that its code grid and guide stay aligned with the whole crop's."""
+    first = int(np.flatnonzero(lower_face_mask(size).max(1) > 0)[0])
+    return slice(max(0, (first - 2 - margin) // factor * factor), size)
 
 
 def batch_for(device: torch.device, batch_size: int) -> int:
@@ -89,6 +104,20 @@ def warn_if_crops_differ(model_path, identity_geometry: dict, identity_dir) -> N
         for name in ("detector", "pads"):
             pick_crop_setting(name, identity_geometry[name], geometry, None, model_path,
                               given_by=f"identity {identity_dir}'s")
+
+
+class RestoreNet(torch.nn.Module):
+    """The SOVQAE's restoration as one network (what the backends export): float images (B,3,H,W) in [0,1] ->
+    (restored images (B,3,H,W) in [0,1] fp32, code indices (B,h,w) int64). The encoder and the choice of codes stay
+    fp32; the decoder runs under `decoder_dtype` autocast (None: fp32), see restore_batch_with_latents."""
+
+    def __init__(self, model: SOVQAE, decoder_dtype: torch.dtype | None = None):
+        super().__init__()
+        self.model, self.decoder_dtype = model, decoder_dtype
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        restored, indices, _ = restore_batch_with_latents(self.model, images, self.decoder_dtype)
+        return restored, indices
 
 
 @torch.no_grad()

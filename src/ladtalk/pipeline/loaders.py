@@ -1,0 +1,113 @@
+"""The one loader of the cascade's networks: a lip-sync model or a restorer, ready to run on the chosen backend,
+together with the geometry its inputs must have (shared by `generate`, `enhance` and `reenact`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ladtalk.errors import InputError
+from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
+from ladtalk.pipeline.backends import TorchRunner, make_runner
+from ladtalk.pipeline.restore import RestoreNet, batch_for, crop_geometry, load_sovqae, pasted_rows, sovqae_folder
+from ladtalk.runtime import Inference
+
+
+@dataclass
+class LipSyncNet:
+    """A Wav2Lip generator on its backend, called as the module is: (mels (B,1,80,16), faces (B,6,s,s) BGR [0,1])
+    -> faces (B,3,s,s) BGR [0,1]. `input_geometry`: 'square_crop' (trained by `ladtalk train wav2lip` on the
+    identity's crops) or 'official' (the official boxes and paste)."""
+
+    runner: object
+    config: object  # the generator's config (img_size)
+    input_geometry: str
+
+    @property
+    def backend(self) -> str:
+        return self.runner.name
+
+    def __call__(self, mels: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+        return self.runner(mels, faces)[0].to(faces.device)
+
+
+def load_lipsync(path: str | os.PathLike, inference: Inference, backend: str = "auto") -> LipSyncNet:
+    """The Wav2Lip generator at `path` (official .pth or a model folder) on `backend` (pipeline/backends.py)."""
+    model = load_wav2lip(path, "cpu")
+    size = model.config.img_size
+    examples = (torch.zeros(1, 1, 80, 16), torch.zeros(1, 6, size, size))
+    runner = make_runner(model, examples, inference, backend, weights_path=path, tag="wav2lip")
+    return LipSyncNet(runner, model.config, wav2lip_input_geometry(path))
+
+
+@dataclass
+class Restorer:
+    """A SOVQAE on its backend with the crops it was trained on (`crop_geometry`, None for old models). With
+    `rows` (the mouth paste's, pasted_rows) only those rows of each face are computed; the rest is the input's."""
+
+    runner: object
+    resolution: int
+    rows: slice
+    crop_geometry: dict | None
+    batch: int
+
+    @property
+    def backend(self) -> str:
+        return self.runner.name
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor | np.ndarray, out_size: int | None = None) -> torch.Tensor | np.ndarray:
+        """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3), or float (B,3,H,W) in [0,1] -> float (B,3,S,S) in [0,1]
+        (numpy or tensor as given); other sizes are resized (bicubic) to the model's S first; `out_size` resizes
+        the result."""
+        as_numpy = isinstance(images, np.ndarray)
+        as_frames = as_numpy or images.dtype == torch.uint8
+        if as_frames:
+            t = torch.as_tensor(np.asarray(images))
+            if t.ndim != 4 or t.shape[-1] != 3:
+                raise InputError(f"restore expects uint8 frames (T,H,W,3) RGB, got {tuple(t.shape)}")
+            x = t.permute(0, 3, 1, 2).float() / 255.0
+        else:
+            x = images.float()
+        device = x.device
+        size = self.resolution
+        if x.shape[-2:] != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+        y = x.clone()
+        for s in range(0, len(x), self.batch):
+            y[s:s + self.batch, :, self.rows] = self.runner(x[s:s + self.batch, :, self.rows])[0].to(device)
+        if out_size is not None and out_size != size:
+            y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)
+        if as_frames:
+            frames = (y * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
+            return frames.numpy() if as_numpy else frames
+        return y
+
+
+ROWS = ("all", "pasted")
+
+
+def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = "auto", rows: str = "all",
+                  batch_size: int = 16) -> Restorer:
+    """The SOVQAE at `path` (a model or run folder) on `backend`. rows='pasted' computes only the rows the mouth
+    paste keeps and a margin above them (pasted_rows): faster, but not the same pixels as the whole crop, since
+    the SOVQAE's GroupNorm statistics and mid-block attention span the whole picture it is given
+    (bench/results/restore_rows_cpu.md)."""
+    if rows not in ROWS:
+        raise InputError(f"SOVQAE rows must be one of {', '.join(ROWS)}, got {rows!r}")
+    model = load_sovqae(path, "cpu")
+    cfg = model.config
+    size = cfg.resolution
+    computed = pasted_rows(size, cfg.downsample_factor) if rows == "pasted" else slice(0, size)
+    examples = (torch.zeros(1, 3, computed.stop - computed.start, size),)
+    runner = make_runner(RestoreNet(model), examples, inference, backend, weights_path=sovqae_folder(path),
+                         tag=f"sovqae-{computed.start}", autocast=False)
+    if isinstance(runner, TorchRunner):  # the restorer's own rule (RestoreNet): only its decoder in bf16/fp16
+        runner.module.decoder_dtype = inference.amp_dtype
+        if inference.amp_dtype is not None:
+            runner.name = runner.name.replace("fp32", f"fp32 encoder, {inference.precision} decoder")
+    return Restorer(runner, size, computed, crop_geometry(path), batch_for(inference.device, batch_size))
