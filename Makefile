@@ -9,7 +9,7 @@ $(BIN)/ladtalk: pyproject.toml
 	$(PY) -m venv $(VENV)
 	# torch first and pinned, so pip takes the local CPU build instead of the registry's CUDA one
 	$(BIN)/pip install -q "torch==2.13.0" || $(BIN)/pip install -q torch
-	$(BIN)/pip install -q -e ".[dev,logging,serve,browser-tests]"
+	$(BIN)/pip install -q -e ".[dev,logging,serve,browser-tests,fast]"
 	# wheels that carry offline weights; read as data files only (their declared deps pin old torch/torchvision)
 	$(BIN)/pip install -q --no-deps facenet-pytorch==2.6.0 stlpips-pytorch==0.0.2 lpips==0.1.4
 	touch $(BIN)/ladtalk

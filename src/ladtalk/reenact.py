@@ -119,13 +119,14 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
             sovqae_path: str | os.PathLike | None = None, paste: str | None = None,
             syncnet_path: str | os.PathLike | None = None, device: str = "auto", max_frames: int | None = None,
             precision: str = "auto", lpips: bool = True, temporal_filter: bool = False, temporal_strength: float = 1.0,
-            temporal_sigma: float = 0.06) -> dict:
+            temporal_sigma: float = 0.06, backend: str = "auto") -> dict:
     """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json).
 
     Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
     temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
     temporal filter, as one more row per paste.
     `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
+    backend: what runs the networks on a CPU, as generate's ('auto', 'torch', 'onnxruntime', 'openvino').
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
                                         ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],
@@ -166,7 +167,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         writer.write(gt)
     boxes = ident.crop_boxes[frames_idx]
     videos = {}
-    run = dict(wav2lip_path=wav2lip_path, precision=precision, device=device, frame_indices=frames_idx)
+    run = dict(wav2lip_path=wav2lip_path, precision=precision, device=device, frame_indices=frames_idx,
+               backend=backend)
     for p in pastes:
         videos[row_key("wav2lip", p)] = out / f"wav2lip_only_{p}.mp4"
         generate(ident_dir, driving, videos[row_key("wav2lip", p)], no_sovqae=True, paste=p, **run)

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -128,7 +129,8 @@ class OpenVinoRunner:
         if path is not None and path.is_file():
             model = core.read_model(str(path))
         else:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notes concern the converter, not the user's run
                 model = ov.convert_model(module.eval(), example_input=examples,
                                          input=[[-1, *x.shape[1:]] for x in examples])
             if path is not None:
@@ -152,7 +154,9 @@ def _onnx_export(module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) ->
 
     buf = io.BytesIO()
     names = [f"input{i}" for i in range(len(examples))]
-    with torch.no_grad():
+    # the tracer's notes (deprecations, Python booleans it freezes) concern the exporter, not the user's run
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(module.eval(), examples, buf, input_names=names, dynamo=False, opset_version=17,
                           dynamic_axes={n: {0: "batch"} for n in names})
     return buf.getvalue()
