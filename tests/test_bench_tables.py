@@ -39,3 +39,7 @@ def test_check_sees_a_table_that_drifted_from_its_json(tmp_path):
     assert tables.main(["--results", str(results), "--out", str(out), "--check"]) == 0
     out.write_text(out.read_text().replace("30.12", "31.12"))  # a figure edited by hand
     assert tables.main(["--results", str(results), "--out", str(out), "--check"]) == 1
+
+
+def test_the_committed_tables_match_the_committed_json():
+    assert tables.main(["--check"]) == 0, "run python bench/tables.py after changing bench/results/*.json"
