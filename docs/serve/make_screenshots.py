@@ -1,6 +1,7 @@
 """Take the README's screenshots of `ladtalk serve`: the whole workflow clicked through in headless chromium.
 
-    python docs/serve/make_screenshots.py --work /tmp/ladtalk-shots [--wav2lip demo_out/runs/wav2lip/model]
+    python docs/serve/make_screenshots.py --work /tmp/ladtalk-shots \
+        --wav2lip src/ladtalk/pretrained/synthetic-48/wav2lip --sovqae demo_out/runs/sovqae/model
 
 writes docs/serve/*.png (CPU, 15-30 min).
 
@@ -73,6 +74,9 @@ def main() -> None:
     ap.add_argument("--wav2lip", type=Path, default=None,
                     help="use this Wav2Lip model folder (e.g. demo_out/runs/wav2lip/model from `make demo`, trained "
                     "on the same synthetic person) instead of training a small one here")
+    ap.add_argument("--sovqae", type=Path, default=None,
+                    help="generate and enhance with this SOVQAE model folder (e.g. demo_out/runs/sovqae/model from "
+                    "`make demo`, trained on the same person) instead of the short one the page trains")
     a = ap.parse_args()
     work, data = a.work, a.work / "data"
     work.mkdir(parents=True, exist_ok=True)
@@ -134,10 +138,14 @@ def main() -> None:
             page.locator('#models .job-slot[data-kind="analyze"] .report img').first.wait_for(timeout=900_000)
             shot(page, "4-analyze.png")
 
+            restorer = "synthetic-sovqae"
+            if a.sovqae is not None:  # a model folder copied into DATA/models appears on the page by itself
+                restorer = "synthetic-restorer"
+                shutil.copytree(a.sovqae, data / "models" / restorer)
             page.click('#tabs button[data-tab="generate"]')
-            page.wait_for_timeout(1500)
+            page.wait_for_timeout(3000)
             page.select_option("#gen-wav2lip", "wav2lip-tiny")
-            page.select_option("#gen-sovqae", "synthetic-sovqae")
+            page.select_option("#gen-sovqae", restorer)
             page.set_input_files("#gen-audio", str(work / "new_speech.wav"))
             page.click("#gen-run")
             video = page.locator('#generate video[data-name="ladtalk"]')
@@ -149,7 +157,7 @@ def main() -> None:
 
             page.click('#tabs button[data-tab="enhance"]')
             page.set_input_files("#enh-video", str(blurred))
-            page.select_option("#enh-sovqae", "synthetic-sovqae")
+            page.select_option("#enh-sovqae", restorer)
             page.click("#enh-run")
             page.locator('#enhance video[data-name="enhanced"]').wait_for(timeout=900_000)
             for v in page.locator("#enhance video").all():
