@@ -80,3 +80,18 @@ def test_exported_wav2lip_matches_eager(backend):
     ref = TorchRunner(model, CPU_FP32)(mels, faces)[0]
     out = make_runner(model, (mels[:1], faces[:1]), CPU_FP32, backend)(mels, faces)[0]
     assert out.shape == ref.shape and psnr_db(out, ref) > 40
+
+
+@pytest.mark.skipif(not backends.available("openvino"), reason="openvino is not installed")
+def test_openvino_never_uses_its_model_converter(monkeypatch):
+    import openvino
+
+    def converter(*args, **kwargs):  # it reports its use over the network (telemetry): never called
+        raise AssertionError("ov.convert_model was called")
+
+    monkeypatch.setattr(openvino, "convert_model", converter)
+    torch.manual_seed(0)
+    model = Wav2Lip(Wav2LipConfig(width=0.25, img_size=48)).eval()
+    mels, faces = torch.randn(2, 1, 80, 16), torch.rand(2, 6, 48, 48)
+    out = make_runner(model, (mels[:1], faces[:1]), CPU_FP32, "openvino")(mels, faces)[0]
+    assert psnr_db(out, TorchRunner(model, CPU_FP32)(mels, faces)[0]) > 40

@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -129,10 +130,12 @@ class OpenVinoRunner:
         if path is not None and path.is_file():
             model = core.read_model(str(path))
         else:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the tracer's notes concern the converter, not the user's run
-                model = ov.convert_model(module.eval(), example_input=examples,
-                                         input=[[-1, *x.shape[1:]] for x in examples])
+            # through ONNX and the runtime's reader, not ov.convert_model: the model converter reports its use
+            # over the network (OpenVINO's telemetry), and nothing here may reach the network
+            with tempfile.TemporaryDirectory() as tmp_dir:
+                onnx_path = Path(tmp_dir) / "model.onnx"
+                onnx_path.write_bytes(_onnx_export(module, examples))
+                model = core.read_model(str(onnx_path))
             if path is not None:
                 tmp = path.with_name(path.stem + f".tmp{os.getpid()}.xml")
                 ov.save_model(model, str(tmp), compress_to_fp16=False)
