@@ -25,7 +25,7 @@ from ladtalk.data.speakers import FIRST_SEED, synthetic_speakers
 from ladtalk.lipsync_weights import load_syncnet_expert
 from ladtalk.metrics.provenance import provenance
 from ladtalk.train.common import setup_runtime
-from ladtalk.train.syncnet import train_syncnet
+from ladtalk.train.syncnet import evaluate_expert, train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
 
 PRETRAINED = Path(__file__).resolve().parents[1] / "src" / "ladtalk" / "pretrained"
@@ -34,14 +34,12 @@ UNSEEN_SEEDS = 500  # speakers for the unseen-speaker check start here
 
 def unseen_speaker_scores(expert_dir: Path, work: Path, count: int, seconds: float) -> dict:
     """The expert's held-out figures on whole speakers it never saw (their train and test frames alike)."""
-    from ladtalk.train.syncnet import evaluate_expert
-
     folders = synthetic_speakers(work / "unseen", count=count, seconds=seconds, first_seed=UNSEEN_SEEDS,
                                  device="cpu")
-    expert = load_syncnet_expert(expert_dir).train()  # BatchNorm as the generator's training sees it
+    expert = load_syncnet_expert(expert_dir)  # evaluate_expert runs it in eval mode, as the held-out figures
     clips = find_clips(folders, expert.config.img_size, "train") + find_clips(folders, expert.config.img_size, "val")
     rt = setup_runtime("cpu", precision="fp32")
-    return evaluate_expert(expert.eval(), SyncPairs(clips, 2**62, seed=1), batches=16, batch_size=32, rt=rt)
+    return evaluate_expert(expert, SyncPairs(clips, 2**62, seed=1), batches=16, batch_size=32, rt=rt)
 
 
 def reference_output(generator_dir: Path) -> dict:
