@@ -48,6 +48,15 @@ def test_missing_backend_falls_back_to_torch_with_a_note(monkeypatch, capsys):
     assert pick_backend("auto", CPU_FP32) == "torch"
 
 
+def test_an_exported_backend_without_onnx_is_not_available(monkeypatch):
+    """torch.onnx.export needs the `onnx` package: a clean install with openvino but no onnx must run eager torch
+    instead of failing at the first export (it did, in CI)."""
+    real = backends.importlib.util.find_spec
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda m: None if m == "onnx" else real(m))
+    assert not backends.available("openvino") and not backends.available("onnxruntime")
+    assert pick_backend("auto", CPU_FP32) == "torch"
+
+
 def test_gpus_run_eager_torch():
     assert pick_backend("auto", Inference(torch.device("cuda"), None, False)) == "torch"
 

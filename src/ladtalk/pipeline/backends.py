@@ -26,7 +26,10 @@ BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 
 
 def available(backend: str) -> bool:
-    return backend == "torch" or importlib.util.find_spec(backend) is not None
+    """Installed and usable: the exported backends also need `onnx`, which torch's exporter writes with."""
+    if backend == "torch":
+        return True
+    return all(importlib.util.find_spec(m) is not None for m in (backend, "onnx"))
 
 
 def pick_backend(backend: str, inference: Inference) -> str:
@@ -47,7 +50,7 @@ def pick_backend(backend: str, inference: Inference) -> str:
         order = ("openvino", "onnxruntime") if wide else ("onnxruntime", "openvino")
         return next((b for b in order if available(b)), "torch")
     if not available(backend):
-        print(f"note: {backend} is not installed (pip install 'ladtalk[fast]'); running eager torch")
+        print(f"note: {backend} (with onnx) is not installed (pip install 'ladtalk[fast]'); running eager torch")
         return "torch"
     return backend
 
