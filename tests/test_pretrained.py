@@ -1,5 +1,6 @@
 """The lip-sync base that ships inside the package loads and computes what it computed when it was made."""
 
+import pytest
 import torch
 
 from ladtalk.lipsync_weights import load_syncnet_expert, load_wav2lip
@@ -21,3 +22,28 @@ def test_the_shipped_base_loads_and_reproduces_its_recorded_output():
     ref = made["reference_output"]
     torch.testing.assert_close(out.flatten()[:8], torch.tensor(ref["output_first"]), atol=1e-5, rtol=0)
     assert abs(float(out.mean()) - ref["output_mean"]) < 1e-5
+
+
+def test_builtin_names_the_shipped_base_wherever_a_lip_sync_model_is_asked_for():
+    from ladtalk.errors import InputError
+    from ladtalk.pretrained import resolve
+
+    base = builtin_base("synthetic-48")
+    assert resolve("builtin", "wav2lip") == base["wav2lip"]
+    assert resolve("builtin:synthetic-48", "syncnet") == base["syncnet"]
+    assert resolve("models/builtin-ish", "wav2lip") == "models/builtin-ish"  # any other path is left alone
+    assert load_wav2lip("builtin").config.img_size == 48
+    assert load_syncnet_expert("builtin:synthetic-48").config.img_size == 48
+    with pytest.raises(InputError, match="ships synthetic-48"):  # says what the package ships
+        load_wav2lip("builtin:no-such-base")
+
+
+def test_the_web_page_offers_the_shipped_base(tmp_path):
+    from ladtalk.serve import catalog
+    from ladtalk.serve.submit import Server
+
+    offered = [b["name"] for b in catalog.list_builtin()]
+    assert "builtin:synthetic-48" in offered
+    server = Server.__new__(Server)  # Server.model reads nothing else for a built-in name
+    assert server.model("builtin:synthetic-48", "lip-sync model", "wav2lip") == builtin_base()["wav2lip"]
+    assert server.model("builtin:synthetic-48", "lip-sync expert", "syncnet") == builtin_base()["syncnet"]

@@ -171,6 +171,9 @@ def test_every_trainer_and_preset_of_the_cli_is_on_the_page(page):
     assert "expert" in page.inner_text("#train-hint") and not page.locator("#train-wav2lip").is_visible()
     page.select_option("#train-component", "wav2lip")
     assert _options(page, "#train-preset") == presets()["wav2lip"] and page.locator("#train-syncnet").is_visible()
+    # the shipped base (ladtalk.pretrained) is offered as an expert and as a generator before anything is trained
+    assert "builtin:synthetic-48" in _options(page, "#train-syncnet")
+    assert "builtin:synthetic-48" in _options(page, "#gen-wav2lip")
     page.select_option("#train-component", "sovqae")
 
 

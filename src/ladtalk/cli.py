@@ -124,7 +124,8 @@ FLAGS = {
     "overrides": Flag("override one preset value, e.g. --set train.max_steps=500 (repeatable)", names=("--set",),
                       metavar="KEY=VALUE"),
     "syncnet_path": Flag("syncnet_v2.model for LSE-C / LSE-D"),
-    "train wav2lip:syncnet_path": Flag("trained expert: lipsync_expert.pth or a `train syncnet` run/model folder"),
+    "train wav2lip:syncnet_path": Flag("trained expert: lipsync_expert.pth, a `train syncnet` run/model folder, or "
+                                       "'builtin' (the shipped synthetic-48 expert)"),
     "start_from": Flag("", metavar="CHECKPOINT"),  # help: train_sovqae's docstring
     "init_path": Flag("start from these generator weights (wav2lip.pth or a model folder) to fine-tune"),
     "model_path": Flag("SOVQAE model or run folder", metavar="MODEL"),
@@ -132,7 +133,8 @@ FLAGS = {
     "identity": Flag("identity folder or a video of the person"),
     "reenact:identity": Flag("prepared identity folder (its test split is used)", metavar="IDENTITY_DIR"),
     "audio_path": Flag("driving speech (wav, mp3, m4a, any rate)"),
-    "wav2lip_path": Flag("wav2lip.pth / wav2lip_gan.pth or a `train wav2lip` model folder"),
+    "wav2lip_path": Flag("wav2lip.pth / wav2lip_gan.pth, a `train wav2lip` model folder, or 'builtin' (the "
+                         "shipped synthetic-48 base, never trained on any real person)"),
     "sovqae_path": Flag("SOVQAE model or run folder"),
     "reenact:sovqae_path": Flag("SOVQAE model or run folder (the cascade row)"),
     "no_sovqae": Flag("plain Wav2Lip result, for comparison"),

@@ -24,6 +24,7 @@ from ladtalk.models.wav2lip import (
     Wav2LipConfig,
     Wav2LipQualityDiscriminator,
 )
+from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import resolve_device
 from ladtalk.weights import load_torch_weights
 
@@ -41,6 +42,7 @@ _SIGNATURES = {
 }
 
 M = TypeVar("M", bound=nn.Module)
+_BUILTIN_PART = {KIND_WAV2LIP: "wav2lip", KIND_EXPERT: "syncnet"}  # what a shipped base (ladtalk.pretrained) holds
 
 
 def detect_kind(state_dict: dict[str, torch.Tensor]) -> str | None:
@@ -63,7 +65,7 @@ def _model_folder(path: Path) -> Path:
 
 def _load(path: str | os.PathLike, kind: str, model_cls: type[M], config_cls: type, device: str | torch.device,
           ) -> M:
-    path = Path(path).expanduser()
+    path = Path(resolve_builtin(path, _BUILTIN_PART[kind]) if kind in _BUILTIN_PART else path).expanduser()
     what = _SIGNATURES[kind][1]
     if not path.exists():
         raise InputError(f"{path} does not exist; expected {what} file or a ladtalk model folder")
@@ -89,7 +91,7 @@ def _load(path: str | os.PathLike, kind: str, model_cls: type[M], config_cls: ty
 def wav2lip_input_geometry(path: str | os.PathLike) -> str:
     """How the generator at `path` was trained to see faces: "official" (an official .pth: padded detector boxes
     stretched to the input size) or "square_crop" (a `ladtalk train wav2lip` model: the identity's square crops)."""
-    path = Path(path).expanduser()
+    path = Path(resolve_builtin(path, "wav2lip")).expanduser()
     if not path.is_dir():
         return "official"
     return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("input_geometry", "square_crop")

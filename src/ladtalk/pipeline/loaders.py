@@ -14,6 +14,7 @@ from ladtalk.errors import InputError
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
 from ladtalk.pipeline.backends import TorchRunner, make_runner
 from ladtalk.pipeline.restore import RestoreNet, batch_for, crop_geometry, load_sovqae, pasted_rows, sovqae_folder
+from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import Inference
 
 
@@ -36,7 +37,9 @@ class LipSyncNet:
 
 
 def load_lipsync(path: str | os.PathLike, inference: Inference, backend: str = "auto") -> LipSyncNet:
-    """The Wav2Lip generator at `path` (official .pth or a model folder) on `backend` (pipeline/backends.py)."""
+    """The Wav2Lip generator at `path` (official .pth, a model folder, or 'builtin[:NAME]': a shipped base) on
+    `backend` (pipeline/backends.py)."""
+    path = resolve_builtin(path, "wav2lip")  # the export cache then lives beside the real folder
     model = load_wav2lip(path, "cpu")
     size = model.config.img_size
     examples = (torch.zeros(1, 1, 80, 16), torch.zeros(1, 6, size, size))

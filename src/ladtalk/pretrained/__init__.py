@@ -8,6 +8,7 @@ Its `recipe.json` records the speakers' seeds, the data recipe, the steps, the t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from ladtalk.errors import InputError
@@ -27,6 +28,17 @@ def builtin_base(name: str = "synthetic-48") -> dict[str, Path]:
     if not (root / "recipe.json").is_file():
         raise InputError(f"no built-in lip-sync base {name!r}; the package ships {', '.join(names()) or 'none'}")
     return {**{part: root / part for part in PARTS}, "recipe": root / "recipe.json"}
+
+
+BUILTIN = "builtin"  # `--wav2lip builtin` or `builtin:NAME` wherever a lip-sync model path is asked for
+
+
+def resolve(path: str | os.PathLike, part: str) -> str | os.PathLike:
+    """`path` itself, or for 'builtin' / 'builtin:NAME' the shipped base's `part` folder ('syncnet', 'wav2lip')."""
+    text = os.fspath(path)
+    if text != BUILTIN and not text.startswith(BUILTIN + ":"):
+        return path
+    return builtin_base(text.partition(":")[2] or "synthetic-48")[part]
 
 
 def recipe(name: str = "synthetic-48") -> dict:

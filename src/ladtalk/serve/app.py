@@ -8,7 +8,8 @@ POST /api/jobs/{id}/cancel | /again;  DELETE /api/jobs/{id}                 -> s
 GET  /api/jobs/{id}/files/{path}, .../log                                   -> a result file; its log
 GET  /api/identities[/{name}[/crops.png]], /api/models[/{name}]; DELETE /api/identities|models/{name}
 POST /api/models/{name}/resume                                              -> continue a run with its own settings
-GET  /api/overview (jobs, identities, models, uploads in one call: what the page polls), /api/disk (bytes used)
+GET  /api/overview (jobs, identities, models, uploads, shipped lip-sync bases "builtin:NAME" in one call: what the
+     page polls), /api/disk (bytes used)
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ async def overview(request: Request) -> Response:
     def gather() -> dict:  # reads a few files per item: not on the event loop
         return {"jobs": [j.public() for j in s.jobs.list()],
                 "identities": catalog.list_identities(s.data.folder("identities")),
-                "models": _models(s), "uploads": s.data.uploads()}
+                "models": _models(s), "uploads": s.data.uploads(), "builtin": catalog.list_builtin()}
 
     return JSONResponse(await run_in_threadpool(gather))
 

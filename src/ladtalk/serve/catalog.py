@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from ladtalk.data.identity import META_NAME, Identity
+from ladtalk.pretrained import BUILTIN
+from ladtalk.pretrained import names as pretrained_names
 
 SETTINGS = "serve-train.json"  # written by serve.submit into a run folder it starts
 
@@ -128,6 +130,13 @@ def _max_steps(settings: dict) -> int | None:
 def list_models(root: Path, training: set[str]) -> list[dict]:
     return [model_summary(d, d.name in training) for d in sorted(root.iterdir())
             if d.is_dir() and not d.is_symlink() and not d.name.startswith(".")]
+
+
+def list_builtin() -> list[dict]:
+    """The lip-sync bases shipped in the package, as the page offers them ('builtin:NAME', usable as a generator
+    or as an expert)."""
+    return [{"name": f"{BUILTIN}:{n}", "label": f"built-in {n} (synthetic speakers, never a real person)"}
+            for n in pretrained_names()]
 
 
 def read_metrics(folder: Path) -> list[dict]:

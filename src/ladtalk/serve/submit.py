@@ -14,6 +14,8 @@ from pathlib import Path
 from ladtalk.errors import InputError
 from ladtalk.face import DEFAULT_PADS
 from ladtalk.presets import preset_names
+from ladtalk.pretrained import BUILTIN
+from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
 from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath, write_json
 from ladtalk.serve.paths import DataDir, NotFound, check_name
@@ -56,8 +58,11 @@ class Server:
             raise NotFound(f"no identity {name!r}; prepare one first")
         return path
 
-    def model(self, name: object, what: str = "model") -> Path:
-        """A folder under models/, or else an uploaded weight file (an upload id)."""
+    def model(self, name: object, what: str = "model", part: str | None = None) -> Path:
+        """A folder under models/, or else an uploaded weight file (an upload id); for a lip-sync `part`
+        ('wav2lip', 'syncnet') also 'builtin:NAME', a base shipped in the package (GET /api/overview 'builtin')."""
+        if part and isinstance(name, str) and name.startswith(BUILTIN + ":"):
+            return Path(resolve_builtin(name, part))
         check_name(name, what)
         try:
             return self.data.inside("models", name, what=what)
@@ -209,9 +214,9 @@ class Server:
         else:
             call["preset"] = preset
         if component == "sovqae" and body.get("wav2lip"):
-            call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model"))
+            call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model", "wav2lip"))
         if component == "wav2lip":
-            call["syncnet_path"] = str(self.model(body.get("syncnet"), "lip-sync expert"))
+            call["syncnet_path"] = str(self.model(body.get("syncnet"), "lip-sync expert", "syncnet"))
         fresh = [d for d, resumed in runs if not resumed]
         for d, _ in runs:  # what 'resume' submits again, whatever the form holds by then
             d.mkdir(parents=True, exist_ok=True)
@@ -224,7 +229,7 @@ class Server:
     def _generate(self, body: dict, request: dict) -> Job:
         ident = self.identity(body.get("identity"))
         audio = self.media(body.get("audio"), "driving audio")
-        wav2lip = self.model(body.get("wav2lip"), "lip-sync model")
+        wav2lip = self.model(body.get("wav2lip"), "lip-sync model", "wav2lip")
         sovqae = self.model(body["sovqae"], "SOVQAE") if body.get("sovqae") else None
         paste = body.get("paste", "mouth")  # the CLI's default
         if paste not in ("feather", "hard", "mouth"):

@@ -115,6 +115,8 @@ function renderModels() {
     const usable = state.models.filter((m) => kinds.includes(m.kind) && m.state !== "empty");
     let opts = usable.map((m) => [m.name, `${m.name} (${m.state})`]);
     if (kinds.includes("wav2lip") || kinds.includes("syncnet_expert")) {
+      // the shipped bases first: what works before anything is trained
+      opts = (state.builtin || []).map((b) => [b.name, b.label]).concat(opts);
       opts = opts.concat(state.uploads.filter((u) => u.kind === "weights").map((u) => [u.id, `uploaded ${u.name || u.id}`]));
     }
     fillSelect(s, opts, s.dataset.none);
@@ -382,6 +384,7 @@ async function poll() {
   state.identities = o.identities;
   state.models = o.models;
   state.uploads = o.uploads;
+  state.builtin = o.builtin || [];
   if (changed("jobs", [o.jobs, o.models.map((m) => [m.name, m.state])])) renderJobs();
   if (changed("identities", o.identities)) renderIdentities();
   const live = o.jobs.filter((j) => LIVE.includes(j.state)).map((j) => [j.id, j.target, j.request.name]);
