@@ -5,9 +5,9 @@ the test split: BCE and accuracy against one random off-sync window (>= 3 frames
 off-sync), and `offset_hit`: the share of windows whose best audio offset within +-15 frames is within +-1 of the
 truth (chance ~0.1). Variants (joined with +): base, aug (data.augment), near (half the negatives 3-25 frames
 away), mw (multi-way: the true audio among 16 offsets, cross-entropy + BCE, as Chung et al.'s "Perfect Match"),
-s48 (48-px faces), mouth (a tight 24x48 crop around the mouth of the 96-px face, rows 58-82 and columns
-24-72 of the face box, into the 48-px network: the mouth at twice the s48 resolution without cheeks and
-background to memorise), lr4 (Adam 1e-4 instead of 5e-4). INIT=FILE starts from a state dict; VAL=DIR scores on another
+s48 (48-px faces), mouth (SyncNetConfig.mouth_crop: the 24x48 mouth of the 96-px face, rows 58-82 and columns
+24-72, through the 48-px network: the mouth at twice the s48 resolution without cheeks and background to memorise),
+lr4 (Adam 1e-4 instead of 5e-4). INIT=FILE starts from a state dict; VAL=DIR scores on another
 identity's test split (e.g. train on synthetic speakers, score on a real person).
 
     python bench/expert_levers.py IDENTITY[,IDENTITY...] VARIANT STEPS [SEED]
@@ -34,17 +34,13 @@ from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig
 OFFSETS = [0] + [o for o in range(-15, 16, 2) if abs(o) >= 3]  # multi-way candidates: the truth first
 
 
-MOUTH = (slice(10, 34), slice(24, 72))  # rows 58-82, columns 24-72 of a 96-px face, within its lower half
-
-
-def held_out_windows(clips, mouth: bool = False):
+def held_out_windows(clips):
     out = []
     for c in clips:
         for t in c.starts:
             faces = c.load_faces(np.arange(t, t + 5))
             half = faces.shape[-2] // 2
-            lower = faces[:, :, half:].reshape(-1, half, faces.shape[-1])
-            out.append((c, int(t), lower[:, MOUTH[0], MOUTH[1]] if mouth else lower))
+            out.append((c, int(t), faces[:, :, half:].reshape(-1, half, faces.shape[-1])))
     return out
 
 
@@ -96,11 +92,9 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     torch.manual_seed(seed)
     img = 48 if "s48" in opts else 96
-    mouth = "mouth" in opts
     train = SyncPairs(find_clips(idents, img, "train"), 2**62, seed, near_negatives=0.5 if "near" in opts else 0.0)
-    windows = held_out_windows([c for c in find_clips([os.environ.get("VAL", idents[0])], img, "val") if usable(c)],
-                               mouth)
-    model = SyncNetColor(SyncNetConfig(width=0.25, img_size=48 if mouth else img))
+    windows = held_out_windows([c for c in find_clips([os.environ.get("VAL", idents[0])], img, "val") if usable(c)])
+    model = SyncNetColor(SyncNetConfig(width=0.25, img_size=img, mouth_crop="mouth" in opts))
     if os.environ.get("INIT"):
         model.load_state_dict(torch.load(os.environ["INIT"], weights_only=True))
     opt = torch.optim.Adam(model.parameters(), lr=1e-4 if "lr4" in opts else 5e-4)
@@ -111,8 +105,6 @@ def main() -> None:
             loss = multiway_loss(model, train, rng, g, 16, "aug" in opts)
         else:
             mel, face, y = (torch.stack(v) for v in zip(*[train[i] for i in range(step * bs, step * bs + bs)]))
-            if mouth:
-                face = face[:, :, MOUTH[0], MOUTH[1]]
             if "aug" in opts:
                 mel, face = augment_mels(mel, g), augment_faces(face, g)
             loss = cosine_bce(*model(mel, face), y)

@@ -103,6 +103,26 @@ def test_near_negatives_lie_close_to_the_true_window(identity):
     assert all(torch.equal(a[i][1], b[i][1]) for i in range(8))
 
 
+def test_a_mouth_crop_expert_sees_the_mouth_only_and_round_trips(tmp_path):
+    from ladtalk.checkpoint import save_component
+    from ladtalk.models.syncnet import MOUTH_COLS, MOUTH_ROWS
+
+    cfg = SyncNetConfig(width=0.125, img_size=96, mouth_crop=True)
+    expert = SyncNetColor(cfg).eval()
+    face = torch.rand(2, 15, 48, 96)
+    elsewhere = torch.rand_like(face)
+    elsewhere[:, :, MOUTH_ROWS, MOUTH_COLS] = face[:, :, MOUTH_ROWS, MOUTH_COLS]
+    with torch.no_grad():  # cheeks, chin and background do not count; the mouth does
+        torch.testing.assert_close(expert.embed_face(elsewhere), expert.embed_face(face))
+        changed = face.clone()
+        changed[:, :, MOUTH_ROWS, MOUTH_COLS] = 0.5
+        assert not torch.allclose(expert.embed_face(changed), expert.embed_face(face))
+    save_component(tmp_path / "mouth", "syncnet_expert", cfg, expert.state_dict())
+    assert load_syncnet_expert(tmp_path / "mouth").config == cfg
+    with pytest.raises(ValueError, match="img_size 96"):
+        SyncNetConfig(img_size=48, mouth_crop=True)
+
+
 def test_train_expert_then_generator_resume_and_export(identity, tmp_path, capsys):
     run = tmp_path / "sync"
     out = train_syncnet([identity], run, preset="syncnet-tiny",

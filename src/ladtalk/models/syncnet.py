@@ -20,10 +20,20 @@ class SyncNetConfig:
 
     width: float = 1.0
     img_size: int = 96
+    # beyond the official expert: see only the mouth (MOUTH_ROWS x MOUTH_COLS of the lower half, the 48-px network):
+    # with one person's minute of video the whole lower half is memorised frame by frame (issue 28)
+    mouth_crop: bool = False
 
     def __post_init__(self):
         if self.img_size not in (48, 96):
             raise ValueError(f"img_size must be 96 (official) or 48, got {self.img_size}")
+        if self.mouth_crop and self.img_size != 96:
+            raise ValueError("mouth_crop takes the mouth out of 96-px faces; set img_size 96")
+
+
+# the mouth in the lower half (rows 48-96) of a 96-px face crop as `prepare` and Wav2Lip make them: face rows 58-82
+# (the lips open and closed, with the chin's top) and the middle half of the width
+MOUTH_ROWS, MOUTH_COLS = slice(10, 34), slice(24, 72)
 
 
 def _res(c: int) -> ConvBN:
@@ -41,7 +51,8 @@ class SyncNetColor(nn.Module):
         super().__init__()
         self.config = config
         c32, c64, c128, c256, c512 = (scaled(x, config.width) for x in (32, 64, 128, 256, 512))
-        s_deep = 2 if config.img_size == 96 else 1  # 48x48 faces reach 3x3 one stage earlier
+        net_size = 48 if config.mouth_crop else config.img_size  # the 24x48 mouth goes through the 48-px network
+        s_deep = 2 if net_size == 96 else 1  # 48x48 faces reach 3x3 one stage earlier
         self.face_encoder = nn.Sequential(
             ConvBN(15, c32, 7, 1, 3),
             ConvBN(c32, c64, 5, (1, 2), 1), _res(c64), _res(c64),
@@ -60,6 +71,8 @@ class SyncNetColor(nn.Module):
 
     def embed_face(self, face: torch.Tensor) -> torch.Tensor:
         """(N,15,S/2,S) BGR [0,1] lower halves -> (N, D) unit-length face embeddings."""
+        if self.config.mouth_crop:
+            face = face[:, :, MOUTH_ROWS, MOUTH_COLS]
         return F.normalize(self.face_encoder(face).flatten(1), p=2, dim=1)
 
     def forward(self, audio: torch.Tensor, face: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
