@@ -66,7 +66,8 @@ def test_uploads_and_jobs_are_listed_deleted_and_counted(served):
     assert status == 400 and "identity 'synth' was prepared from" in err["error"]
 
     status, overview = s.call("GET", "/api/overview")
-    assert set(overview) == {"jobs", "identities", "models", "uploads"}
+    assert set(overview) == {"jobs", "identities", "models", "uploads", "builtin"}
+    assert [b["name"] for b in overview["builtin"]] == ["builtin:synthetic-48"]  # the shipped lip-sync base
     assert "synth" in [i["name"] for i in overview["identities"]] and "w2l" in [m["name"] for m in overview["models"]]
 
 
