@@ -42,7 +42,7 @@ def main() -> None:
         "what": "lip-sync bases trained on one person (the identity's train split), Wav2Lip alone on its test split "
                 "(ladtalk reenact --no-lpips); lipsync_r: the generated mouth's opening against the truth's",
         "true_crops_lipsync_r": round(ceiling["scores"]["crop_ceiling_mouth"]["lipsync_r"], 3),
-        "rows": rows}, indent=1))
+        "provenance": rows[0]["provenance"], "rows": rows}, indent=1))  # each row keeps its own too
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import probe_video
 from ladtalk.presets import GPU_PRESETS, load_preset
+from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import resolve_device
 from ladtalk.train.common import print_summary, set_threads
 from ladtalk.train.sovqae import train_sovqae
@@ -86,9 +87,11 @@ def train_person(video_path: str | os.PathLike, run_dir: str | os.PathLike,
                          "--recipe cpu, or add --allow-gpu-preset-on-cpu to run it anyway")
     if not video_path.is_file():
         raise InputError(f"{video_path} is not a file; give the person's video (any format FFmpeg reads)")
+    if wav2lip_path is not None:
+        wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     if wav2lip_path is not None and not Path(wav2lip_path).exists():
         raise InputError(f"--wav2lip {wav2lip_path} does not exist; give a wav2lip.pth / wav2lip_gan.pth file or a "
-                         "`ladtalk train wav2lip` model folder, or leave --wav2lip out to train one")
+                         "`ladtalk train wav2lip` model folder, 'builtin', or leave --wav2lip out to train one")
     refuse_output_over_inputs(run_dir, [("person's video", video_path), ("--wav2lip weights", wav2lip_path)],
                               folder=True)
     started = _start_run(run_dir, {"video": str(video_path.resolve()), "recipe": name,

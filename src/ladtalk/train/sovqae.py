@@ -27,6 +27,7 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.losses.codebook import min_code_distance
 from ladtalk.models.sovqae import SOVQAEConfig, count_parameters
 from ladtalk.presets import load_preset
+from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.train.common import (
     CheckpointManager,
     RunLogger,
@@ -154,6 +155,8 @@ def open_store(identities, t: SOVQAETrainConfig, rt: Runtime, run_dir: Path,
                wav2lip_path: str | os.PathLike | None) -> tuple[CropStore, float]:
     """The training crops, with the lip-sync model's faces of them when one is given; and their share."""
     store = CropStore(identities, rt.device, t.data_on_device, t.holdout_fraction)
+    if wav2lip_path is not None:
+        wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     if wav2lip_path is None:
         return store, 0.0
     store.attach_lipsync(cached_lipsync_faces(run_dir, identities, store.lipsync_frames(), wav2lip_path,
