@@ -109,3 +109,15 @@ def test_streamed_mel_equals_the_whole_one():
         np.testing.assert_allclose(streamed, whole, atol=1e-5)
     with pytest.raises(InputError, match="at least 401"):
         melspectrogram_stream([np.zeros(200, np.float32), np.zeros(200, np.float32)])
+
+
+def test_mel_windows_follow_the_generators_training_offset():
+    """A generator trained as the original is (frame i paired with frame i-1's mel) is fed the same at inference:
+    offset -1 gives frame i the window frame i-1 had, and the first frame the clip's first window."""
+    mel = np.random.default_rng(0).standard_normal((80, 400)).astype(np.float32)
+    plain = mel_windows(mel, 25.0, 20)
+    shifted = mel_windows(mel, 25.0, 20, offset_frames=-1)
+    np.testing.assert_array_equal(shifted[1:], plain[:-1])
+    np.testing.assert_array_equal(shifted[0], plain[0])
+    # a streamed chunk agrees with the whole
+    np.testing.assert_array_equal(mel_windows(mel, 25.0, 5, first_frame=7, offset_frames=-1), shifted[7:12])

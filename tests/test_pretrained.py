@@ -47,3 +47,16 @@ def test_the_web_page_offers_the_shipped_base(tmp_path):
     server = Server.__new__(Server)  # Server.model reads nothing else for a built-in name
     assert server.model("builtin:synthetic-48", "lip-sync model", "wav2lip") == builtin_base()["wav2lip"]
     assert server.model("builtin:synthetic-48", "lip-sync expert", "syncnet") == builtin_base()["syncnet"]
+
+
+def test_generators_are_fed_the_mel_windows_they_were_trained_on(tmp_path):
+    from ladtalk.checkpoint import save_component
+    from ladtalk.lipsync_weights import wav2lip_mel_offset
+    from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
+
+    assert wav2lip_mel_offset("builtin") == -1  # trained with the original's offset, before it was recorded
+    cfg = Wav2LipConfig(width=0.125, img_size=48)
+    save_component(tmp_path / "w", "wav2lip", cfg, Wav2Lip(cfg).state_dict(), extra={"mel_offset_frames": 0})
+    assert wav2lip_mel_offset(tmp_path / "w") == 0
+    torch.save({"state_dict": Wav2Lip(cfg).state_dict()}, tmp_path / "official.pth")
+    assert wav2lip_mel_offset(tmp_path / "official.pth") == 0  # official files: the official inference

@@ -154,6 +154,7 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path, capsy
     assert "disc" in train[0]
     extra = json.loads((model_dir / "config.json").read_text())["extra"]
     assert extra["sync_loss_on"] and extra["sync_loss_on_step"] == 2 and "l1" in extra["val"]
+    assert extra["mel_offset_frames"] == -1  # what generate() must feed it (lipsync_weights.wav2lip_mel_offset)
     assert re.search(r"sync loss switched on at step +2", capsys.readouterr().err)
     assert any((wrun / "samples").glob("step_*.png"))
     gen = load_wav2lip(model_dir)

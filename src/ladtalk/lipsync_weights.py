@@ -97,6 +97,17 @@ def wav2lip_input_geometry(path: str | os.PathLike) -> str:
     return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("input_geometry", "square_crop")
 
 
+def wav2lip_mel_offset(path: str | os.PathLike) -> int:
+    """Which mel window the generator at `path` was trained to pair with frame i: that of frame i + offset. The
+    original training takes frame i-1's (-1), its inference frame i's, so its mouths lead the speech by a frame;
+    our own models are fed as they were trained (`ladtalk train wav2lip` records its offset; older models: -1).
+    Official .pth files keep the official inference's 0."""
+    path = Path(resolve_builtin(path, "wav2lip")).expanduser()
+    if not path.is_dir():
+        return 0
+    return int(read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("mel_offset_frames", -1))
+
+
 def load_wav2lip(path: str | os.PathLike, device: str | torch.device = "cpu") -> Wav2Lip:
     """wav2lip.pth / wav2lip_gan.pth or a 'wav2lip' model (or run) folder -> Wav2Lip in eval mode on `device`."""
     return _load(path, KIND_WAV2LIP, Wav2Lip, Wav2LipConfig, device)

@@ -154,19 +154,21 @@ def _padded(mel: np.ndarray) -> np.ndarray:
     return np.pad(mel, ((0, 0), (0, WINDOW_STEPS - mel.shape[1])), constant_values=-MAX_ABS)
 
 
-def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0) -> np.ndarray:
-    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32: window of frame i starts at int(i*80/fps).
+def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
+                offset_frames: int = 0) -> np.ndarray:
+    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32: window of frame i starts at int((i+offset)*80/fps).
 
     Frames first_frame .. first_frame+num_frames-1 (a chunk, for streaming). Windows past the end are clamped to
-    the last 16 steps, as the official inference does. `num_frames=None` gives the official count
-    (`official_num_frames`) minus first_frame.
+    the last 16 steps, as the official inference does, and before the start to the first. `num_frames=None` gives
+    the official count (`official_num_frames`) minus first_frame. `offset_frames`: the generator's training offset
+    (-1 for one trained as the original is: frame i learned from frame i-1's mel; 0 is the official inference).
     """
     mel = _padded(np.asarray(mel, dtype=np.float32))
     total = mel.shape[1]
     if num_frames is None:
         num_frames = max(0, official_num_frames(total, fps) - first_frame)
-    frames = np.arange(first_frame, first_frame + num_frames)
-    starts = np.minimum(frame_start(frames, fps), total - WINDOW_STEPS)
+    frames = np.arange(first_frame, first_frame + num_frames) + offset_frames
+    starts = np.clip(frame_start(frames, fps), 0, total - WINDOW_STEPS)
     idx = starts[:, None] + np.arange(WINDOW_STEPS)[None, :]
     return np.ascontiguousarray(mel[:, idx].transpose(1, 0, 2)[:, None])
 

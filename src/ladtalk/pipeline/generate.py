@@ -206,7 +206,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                 frames = np.stack([next(frames_iter) for _ in idx])
             rows = np.flatnonzero(has_face[idx])
             if len(rows):
-                windows = mel_windows(mel, ident.fps, len(idx), first_frame=start)
+                windows = mel_windows(mel, ident.fps, len(idx), first_frame=start,
+                                      offset_frames=wav2lip.mel_offset_frames)
                 frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
             encode(frames)
             bar.update(len(idx))

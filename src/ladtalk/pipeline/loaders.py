@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.errors import InputError
-from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
+from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry, wav2lip_mel_offset
 from ladtalk.pipeline.backends import TorchRunner, make_runner
 from ladtalk.pipeline.restore import RestoreNet, batch_for, crop_geometry, load_sovqae, pasted_rows, sovqae_folder
 from ladtalk.pretrained import resolve as resolve_builtin
@@ -27,6 +27,7 @@ class LipSyncNet:
     runner: object
     config: object  # the generator's config (img_size)
     input_geometry: str
+    mel_offset_frames: int = 0  # feed frame i the mel window of frame i + this (lipsync_weights.wav2lip_mel_offset)
 
     @property
     def backend(self) -> str:
@@ -44,7 +45,7 @@ def load_lipsync(path: str | os.PathLike, inference: Inference, backend: str = "
     size = model.config.img_size
     examples = (torch.zeros(1, 1, 80, 16), torch.zeros(1, 6, size, size))
     runner = make_runner(model, examples, inference, backend, weights_path=path, tag="wav2lip")
-    return LipSyncNet(runner, model.config, wav2lip_input_geometry(path))
+    return LipSyncNet(runner, model.config, wav2lip_input_geometry(path), wav2lip_mel_offset(path))
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import atomic_path
-from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry
+from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry, wav2lip_mel_offset
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pixels import to_frames
 from ladtalk.train.common import progress
@@ -36,6 +36,7 @@ def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, in
     indices = np.asarray(indices, dtype=np.int64)
     wav2lip = load_wav2lip(wav2lip_path, device).eval()
     square_crop = wav2lip_input_geometry(wav2lip_path) == "square_crop"
+    offset = wav2lip_mel_offset(wav2lip_path)  # the windows generate() feeds this model
     audio = ident.audio()
     if len(audio) == 0:
         raise InputError(f"identity {ident.dir} has no audio; the lip-sync model's faces need the speech")
@@ -46,7 +47,8 @@ def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, in
     bar = progress(len(indices), desc="lip-sync faces for training", unit="frame")
     for s in range(0, len(indices), batch_size):
         idx = indices[s:s + batch_size]
-        windows = np.concatenate([mel_windows(mel, ident.fps, 1, first_frame=int(i)) for i in idx])
+        windows = np.concatenate([mel_windows(mel, ident.fps, 1, first_frame=int(i), offset_frames=offset)
+                                  for i in idx])
         frames = None if frames_iter is None else np.stack([next(frames_iter) for _ in idx])
         faces, _ = lipsync_faces(ident, wav2lip, frames, idx, torch.from_numpy(windows).to(device), dtype,
                                  square_crop, size)
@@ -65,7 +67,7 @@ def cached_lipsync_faces(run_dir: Path, identities: list[Identity], rows: list[n
                          dtype: torch.dtype | None = None) -> list[np.ndarray]:
     """`lipsync_faces_of_frames` for each identity's frame `rows`, stored once in RUN_DIR (a run resumed with
     the same lip-sync model and frames reuses them)."""
-    key = {"wav2lip": str(Path(wav2lip_path).resolve()), "size": size,
+    key = {"wav2lip": str(Path(wav2lip_path).resolve()), "size": size, "mel_offset": wav2lip_mel_offset(wav2lip_path),
            "identities": [str(i.dir.resolve()) for i in identities], "rows": [len(r) for r in rows]}
     data, meta = run_dir / "lipsync_inputs.npy", run_dir / "lipsync_inputs.json"
     if data.is_file() and meta.is_file() and json.loads(meta.read_text()) == key:

@@ -234,7 +234,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
         save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
                        extra={"steps": step, "sync_loss_on": sync_on, "sync_loss_on_step": sync_on_step,
-                              "val": last_scores, "gan": use_gan,
+                              "val": last_scores, "gan": use_gan, "mel_offset_frames": t.mel_offset_frames,
                               # what generate must feed it: the identity's square crops, or detector-box faces
                               "input_geometry": "square_crop" if all((Path(d) / "identity.json").is_file()
                                                                      for d in data_dirs) else "official"})
