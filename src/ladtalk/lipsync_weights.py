@@ -91,10 +91,8 @@ def _load(path: str | os.PathLike, kind: str, model_cls: type[M], config_cls: ty
 def wav2lip_input_geometry(path: str | os.PathLike) -> str:
     """How the generator at `path` was trained to see faces: "official" (an official .pth: padded detector boxes
     stretched to the input size) or "square_crop" (a `ladtalk train wav2lip` model: the identity's square crops)."""
-    path = Path(resolve_builtin(path, "wav2lip")).expanduser()
-    if not path.is_dir():
-        return "official"
-    return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("input_geometry", "square_crop")
+    extra = _wav2lip_extra(path)
+    return "official" if extra is None else extra.get("input_geometry", "square_crop")
 
 
 def wav2lip_mel_offset(path: str | os.PathLike) -> int:
@@ -102,10 +100,16 @@ def wav2lip_mel_offset(path: str | os.PathLike) -> int:
     original training takes frame i-1's (-1), its inference frame i's, so its mouths lead the speech by a frame;
     our own models are fed as they were trained (`ladtalk train wav2lip` records its offset; older models: -1).
     Official .pth files keep the official inference's 0."""
+    extra = _wav2lip_extra(path)
+    return 0 if extra is None else int(extra.get("mel_offset_frames", -1))
+
+
+def _wav2lip_extra(path: str | os.PathLike) -> dict | None:
+    """What `ladtalk train wav2lip` recorded with the generator at `path`; None for an official .pth file."""
     path = Path(resolve_builtin(path, "wav2lip")).expanduser()
     if not path.is_dir():
-        return 0
-    return int(read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}).get("mel_offset_frames", -1))
+        return None
+    return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {})
 
 
 def load_wav2lip(path: str | os.PathLike, device: str | torch.device = "cpu") -> Wav2Lip:

@@ -155,10 +155,9 @@ def open_store(identities, t: SOVQAETrainConfig, rt: Runtime, run_dir: Path,
                wav2lip_path: str | os.PathLike | None) -> tuple[CropStore, float]:
     """The training crops, with the lip-sync model's faces of them when one is given; and their share."""
     store = CropStore(identities, rt.device, t.data_on_device, t.holdout_fraction)
-    if wav2lip_path is not None:
-        wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     if wav2lip_path is None:
         return store, 0.0
+    wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     store.attach_lipsync(cached_lipsync_faces(run_dir, identities, store.lipsync_frames(), wav2lip_path,
                                               store.crop_size, rt.device, rt.amp_dtype))
     return store, t.lipsync_share
