@@ -9,6 +9,7 @@ restore-cpu preset's layout with random weights (its output layer re-drawn) is t
 
     python bench/restore_rows_cpu.py                       # random restore-cpu layout, Macron frames
     python bench/restore_rows_cpu.py --model RUN_DIR       # a trained SOVQAE
+    python bench/restore_rows_cpu.py --model RUN_DIR --identity IDENTITY_DIR   # ... on its identity's test crops
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None, help="a trained SOVQAE (model or run folder)")
     ap.add_argument("--video", type=Path, default=SHARED / "video" / "macron_50s_dfrf.mp4")
+    ap.add_argument("--identity", type=Path, default=None,
+                    help="take the frames from this identity's test split (its crops) instead of --video")
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--margins", type=int, nargs="*", default=[0, 16, 32, 48, 64])
     ap.add_argument("--name", default="restore_rows_cpu")
@@ -67,7 +70,14 @@ def main() -> None:
     cfg = model.config
     size, f = cfg.resolution, cfg.downsample_factor
     net = RestoreNet(model)
-    x = to_images(faces(a.video, size, a.frames))
+    if a.identity is None:
+        x = to_images(faces(a.video, size, a.frames))
+    else:
+        from ladtalk.data.identity import Identity
+
+        ident = Identity.open(a.identity)
+        test = ident.test_indices
+        x = to_images(np.ascontiguousarray(ident.crops[test[np.linspace(0, len(test) - 1, a.frames).astype(int)]]))
     with torch.no_grad():
         whole, whole_codes = net(x)
     blended = torch.from_numpy(lower_face_mask(size)) > 0
@@ -84,7 +94,8 @@ def main() -> None:
                          "codes_same": round(float((codes == whole_codes[:, rows.start // f:]).float().mean()), 3)})
     print(table(rows_out, list(rows_out[0])))
     write_results(a.name, {"model": str(a.model) if a.model else "restore-cpu layout, random weights",
-                           "video": str(a.video), "frames": a.frames, "rows": rows_out})
+                           "frames_from": str(a.identity) + " (test split crops)" if a.identity else str(a.video),
+                           "frames": a.frames, "rows": rows_out})
 
 
 if __name__ == "__main__":

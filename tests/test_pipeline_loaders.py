@@ -9,7 +9,7 @@ from ladtalk.checkpoint import save_component
 from ladtalk.errors import InputError
 from ladtalk.face.crop import lower_face_mask
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
-from ladtalk.pipeline.loaders import load_lipsync, load_restorer
+from ladtalk.pipeline.loaders import load_lipsync, load_restorer, restorer_rows
 from ladtalk.pipeline.restore import RestoreNet, load_sovqae, pasted_rows, restore
 from ladtalk.runtime import Inference
 
@@ -62,3 +62,13 @@ def test_lipsync_loader_gives_the_generator_and_its_input_geometry(tiny_models):
     assert net.config.img_size == 48 and net.input_geometry in ("square_crop", "official")
     out = net(torch.randn(2, 1, 80, 16), torch.rand(2, 6, 48, 48))
     assert out.shape == (2, 3, 48, 48) and float(out.min()) >= 0 and float(out.max()) <= 1
+
+
+def test_rows_auto_computes_only_the_pasted_rows_for_the_mouth_paste():
+    assert restorer_rows("auto", "mouth") == "pasted"
+    assert restorer_rows("auto", "hard") == restorer_rows("auto", "feather") == "all"
+    assert restorer_rows("all", "mouth") == "all"
+    with pytest.raises(InputError, match="mouth paste"):
+        restorer_rows("pasted", "hard")
+    with pytest.raises(InputError, match="rows"):
+        restorer_rows("lower", "mouth")

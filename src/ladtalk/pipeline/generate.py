@@ -39,7 +39,7 @@ from ladtalk.io.audio import SAMPLE_RATE, iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
-from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_restorer
+from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_restorer, restorer_rows
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
@@ -130,7 +130,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
              device: str = "auto", temporal_filter: bool = False, temporal_strength: float = 1.0,
-             temporal_sigma: float = 0.06, backend: str = "auto", sovqae_rows: str = "all", *,
+             temporal_sigma: float = 0.06, backend: str = "auto", sovqae_rows: str = "auto", *,
              overlap_io: bool = True,
              frame_indices: np.ndarray | None = None, started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
@@ -140,8 +140,9 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     frame to frame before the paste (a causal motion-gated filter, pipeline/temporal.py; beyond the paper).
     `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
     `backend`: what runs the networks on a CPU ('auto', 'torch', 'onnxruntime', 'openvino'; pipeline/backends.py).
-    `sovqae_rows`: 'all', or 'pasted' (mouth paste only): the SOVQAE computes only the rows that paste keeps
-    (faster; close to, not the same as, the whole crop's pixels: pipeline/loaders.py `load_restorer`).
+    `sovqae_rows`: 'pasted' (mouth paste only): the SOVQAE computes only the rows that paste keeps (faster; close
+    to, not the same as, the whole crop's pixels: pipeline/loaders.py `load_restorer`); 'all': the whole crop;
+    'auto': pasted with the mouth paste, all otherwise.
     `frame_indices`: the identity frames to use, in order (default: the whole video forward and back); `reenact`
     passes the test split.
     `overlap_io=False` decodes and encodes in the main thread (the sequential baseline of bench/generate.py).
@@ -156,8 +157,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
-    if sovqae_rows == "pasted" and paste != "mouth":
-        raise InputError(f"--sovqae-rows pasted computes the rows the mouth paste keeps; paste {paste!r} keeps more")
+    sovqae_rows = restorer_rows(sovqae_rows, paste)
     temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
     rt = inference_settings(device, precision)
     dev = rt.device

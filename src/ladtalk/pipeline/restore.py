@@ -26,15 +26,18 @@ CPU_BATCH = 2
 
 
 # rows above the mouth paste's mask that the SOVQAE still computes: the convolutions near the region's top edge see
-# zero padding where the whole crop has face, and the margin keeps that edge away from what is pasted (measured:
-# tests/test_pipeline_restore.py, bench/results/backends_cpu.md)
-PASTE_MARGIN = 32
+# zero padding where the whole crop has face, and the margin keeps that edge away from what is pasted. 48 keeps
+# three trained restorers within 41-47 dB PSNR of the whole crop where the paste blends, 32 one of them at 39 dB
+# (bench/results/restore_rows_trained.md); in pixels of a 256-px crop, scaled with the crop
+PASTE_MARGIN_256 = 48
 
 
-def pasted_rows(size: int, factor: int, margin: int = PASTE_MARGIN) -> slice:
-    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from `margin` pixels above
-    the first row the mouth mask blends (less 2 for the paste's resize), down to the bottom; the start a multiple
-    of the SOVQAE's downsampling `factor` so that its code grid and guide stay aligned with the whole crop's."""
+def pasted_rows(size: int, factor: int, margin: int | None = None) -> slice:
+    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from `margin` pixels (default
+    PASTE_MARGIN_256 scaled to `size`) above the first row the mouth mask blends (less 2 for the paste's resize),
+    down to the bottom; the start a multiple of the SOVQAE's downsampling `factor` so that its code grid and guide
+    stay aligned with the whole crop's."""
+    margin = PASTE_MARGIN_256 * size // 256 if margin is None else margin
     first = int(np.flatnonzero(lower_face_mask(size).max(1) > 0)[0])
     return slice(max(0, (first - 2 - margin) // factor * factor), size)
 
