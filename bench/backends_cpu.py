@@ -14,7 +14,6 @@ variable) to AVX2, standing for CPUs without AVX-512 or AMX.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -154,8 +153,11 @@ def bench_net(net: str, a, fast_bf16: bool) -> list[dict]:
 
 
 def psnr_db(a, b) -> float:
-    mse = float((a.float().clamp(0, 1) - b.float().clamp(0, 1)).pow(2).mean())
-    return round(10 * math.log10(1 / mse), 1) if mse > 0 else float("inf")
+    """PSNR of two float outputs in [0,1], unrounded (ladtalk.metrics.image on the [0,255] scale; equal: inf)."""
+    from ladtalk.metrics.image import psnr_from_mse
+
+    mse = float((a.float().clamp(0, 1) - b.float().clamp(0, 1)).pow(2).mean()) * 255.0 ** 2
+    return round(float(psnr_from_mse(mse)), 1)
 
 
 if __name__ == "__main__":

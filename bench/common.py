@@ -34,28 +34,9 @@ def write_results(name: str, payload: dict, out_dir: Path | None = None) -> Path
     return path
 
 
-def run_folder_name(label: str) -> str:
-    """A variant's label as a folder name ("guide 96 px, L1 + edges" -> "guide_96_px_L1_and_edges")."""
-    for old, new in ((" ", "_"), (",", ""), (".", ""), ("+", "and"), ("(", ""), (")", "")):
-        label = label.replace(old, new)
-    return label
-
-
 def training_log(run: Path) -> list[dict]:
     """The records of a training run's logs/metrics.jsonl, in order."""
     return [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
-
-
-def gains_over(scores: dict, base: dict) -> dict[str, float]:
-    """A reenact row's face and mouth PSNR gains and perceptual-distance ratio (under the network's own name:
-    `face_st_lpips_ratio_to_base` or `face_lpips_ratio_to_base`) against another row of the same report (`base`,
-    Wav2Lip alone under the same paste); the keys of ladtalk.metrics.scoring.compare."""
-    out = {"face_psnr_gain_db": scores["face_psnr_db"] - base["face_psnr_db"],
-           "mouth_psnr_gain_db": scores["mouth_psnr_db"] - base["mouth_psnr_db"]}
-    for key in ("face_st_lpips", "face_lpips"):
-        if key in scores and key in base:
-            out[f"{key}_ratio_to_base"] = scores[key] / base[key]
-    return out
 
 
 def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> None:
@@ -77,7 +58,7 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 
 def variant_study_parser(doc: str, steps: int, wav2lip_required: bool) -> argparse.ArgumentParser:
-    """The arguments of a study that trains SOVQAE variants on a prepared identity (regulariser ablation, recipes)."""
+    """The arguments of a study that trains SOVQAE variants on a prepared identity (the regulariser ablation)."""
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--identity", type=Path, required=True)
     ap.add_argument("--wav2lip", type=Path, required=wav2lip_required, default=None)

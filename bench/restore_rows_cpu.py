@@ -15,7 +15,6 @@ restore-cpu preset's layout with random weights (its output layer re-drawn) is t
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -56,6 +55,7 @@ def main() -> None:
     import torch
 
     from ladtalk.face.crop import lower_face_mask
+    from ladtalk.metrics.image import psnr_from_mse
     from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
     from ladtalk.pipeline.restore import RestoreNet, load_sovqae, pasted_rows
     from ladtalk.pixels import to_images
@@ -90,7 +90,7 @@ def main() -> None:
         y[:, :, rows] = part
         mse = float((y - whole)[:, :, blended].pow(2).mean())
         rows_out.append({"margin_px": margin, "first_row": rows.start, "share_of_crop": round(1 - rows.start / size, 3),
-                         "psnr_in_blended_db": round(10 * math.log10(1 / mse), 1) if mse else math.inf,
+                         "psnr_in_blended_db": round(float(psnr_from_mse(mse * 255.0 ** 2)), 1),
                          "codes_same": round(float((codes == whole_codes[:, rows.start // f:]).float().mean()), 3)})
     print(table(rows_out, list(rows_out[0])))
     write_results(a.name, {"model": str(a.model) if a.model else "restore-cpu layout, random weights",

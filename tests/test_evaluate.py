@@ -143,6 +143,8 @@ def test_fid_and_lse_paths_with_stand_in_weights(tmp_path, no_weights, monkeypat
     assert np.isfinite(m["fid"]) and m["fid"] > 0 and seen["dims"] == ((7, 2048), (7, 2048))
     # the whole-frame variant only under its own name, never as the published LSE-D / LSE-C
     assert np.isfinite(m["lse_d_whole_frame"]) and m["lse_c_whole_frame"] >= 0 and "lse_d" not in m
+    for key in ("lse_d_whole_frame", "lse_c_whole_frame"):  # with its block-bootstrap interval, as every figure
+        assert res["ci95"][key][0] <= m[key] <= res["ci95"][key][1]
     assert set(res["gt_reference"]) >= {"lse_d_whole_frame", "lse_c_whole_frame"}
     assert "lse_av_offset_frames_pred_whole_frame" in res["info"]
     assert "fid" not in res["absent"] and "lse_d" not in res["absent"]

@@ -35,6 +35,12 @@ def test_block_bootstrap_is_repeatable_and_wider_than_frame_resampling_on_a_drif
     assert ratio_interval(2 * drift + 5, drift + 5, block=1)[0] > 1
 
 
+def test_circular_blocks_draw_the_end_frames_as_often_as_the_middle():
+    counts = {c: np.bincount(block_indices(40, resamples=2000, circular=c).ravel(), minlength=40) for c in (0, 1)}
+    assert counts[0][0] < counts[0][20] / 10  # moving blocks: frame 0 only in the blocks that start there
+    assert counts[1].min() > 0.85 * counts[1].max()
+
+
 def test_a_copy_of_the_truth_scores_perfect_and_a_blurred_one_loses_the_top_octaves():
     gt = _moving(1, 0)
     blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 1.2) for f in gt])

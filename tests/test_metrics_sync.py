@@ -16,6 +16,7 @@ from ladtalk.metrics.sync import (
     mfcc_100hz,
     scores_from_features,
     shifted_distances,
+    sync_features,
     sync_video_input,
 )
 from ladtalk.models.syncnet import SyncNetS
@@ -87,6 +88,37 @@ def test_lse_pipeline_with_oracle_syncnet(oracle_syncnet):
     assert -15 <= s1.offset <= 15 and s1.lse_c >= 0 and np.isfinite(s1.lse_d)
     with pytest.raises(InputError, match="more than 5 frames"):
         lse_scores(oracle_syncnet, frames[:5], audio)
+
+
+def _holds(s):
+    """Each of LSE-D and LSE-C lies in its own 95% interval, of non-zero width."""
+    return all(s.ci95[k][0] <= getattr(s, k) <= s.ci95[k][1] and s.ci95[k][1] > s.ci95[k][0]
+               for k in ("lse_d", "lse_c"))
+
+
+def test_lse_intervals_hold_the_scores_and_narrow_with_more_frames():
+    """Video features that follow the audio two frames late, with noise: the block-bootstrap intervals of LSE-D and
+    LSE-C (circular blocks of 15 windows, metrics.confidence) hold the scores, and ten times the frames narrow both."""
+    rng = np.random.default_rng(0)
+    audio = np.stack([np.convolve(c, np.ones(5) / 5, mode="same") for c in rng.normal(size=(32, 300))], 1)
+    video = np.roll(audio, -2, 0) + 0.3 * rng.normal(size=audio.shape)
+    short, full = (scores_from_features(torch.from_numpy(video[:n]).float(), torch.from_numpy(audio[:n]).float())
+                   for n in (30, 300))
+    assert short.offset == full.offset == -2 and _holds(short) and _holds(full)
+    for k in ("lse_d", "lse_c"):
+        assert full.ci95[k][1] - full.ci95[k][0] < 0.6 * (short.ci95[k][1] - short.ci95[k][0]), k
+
+
+def test_lse_intervals_with_the_fixture_syncnet(oracle_syncnet):
+    """The whole path with the oracle-filled SyncNet S: the intervals hold the scores at 16 and 48 frames and repeat
+    exactly (a fixed seed). Its LSE-C is not a trained network's: the audio's zero padding decides it."""
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 256, (48, 40, 40, 3), dtype=np.uint8)
+    audio = (0.2 * rng.normal(size=48 * 640)).astype(np.float32)
+    vf, af = sync_features(oracle_syncnet, frames, int16_scale(audio))
+    short, full = scores_from_features(vf[:11], af[:11]), scores_from_features(vf, af)  # 16 and 48 frames
+    assert _holds(short) and _holds(full)
+    assert scores_from_features(vf, af).ci95 == full.ci95
 
 
 def test_missing_syncnet_is_explained(monkeypatch, tmp_path):

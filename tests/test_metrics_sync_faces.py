@@ -84,7 +84,8 @@ def test_lse_on_a_known_face_track_takes_25_fps_and_the_run_with_a_face(monkeypa
 
     def fake_lse(net, crops, audio, device="cpu"):
         seen.update(crops=crops, audio=audio)
-        return type("S", (), {"lse_d": 7.0, "lse_c": 2.0, "offset": 1})()
+        return type("S", (), {"lse_d": 7.0, "lse_c": 2.0, "offset": 1,
+                              "ci95": {"lse_d": [6.5, 7.5], "lse_c": [1.5, 2.5]}})()
 
     monkeypatch.setattr(sf, "lse_scores", fake_lse)
     frames = np.random.default_rng(0).integers(0, 256, (36, 120, 120, 3), dtype=np.uint8)
@@ -92,7 +93,8 @@ def test_lse_on_a_known_face_track_takes_25_fps_and_the_run_with_a_face(monkeypa
     boxes[:6] = np.nan
     audio = np.arange(36 * 16000 // 30, dtype=np.float32)
     out = sf.lse_on_face_track(None, frames, 30.0, audio, boxes)
-    assert out == {"lse_d": 7.0, "lse_c": 2.0, "lse_av_offset_frames": 1, "lse_frames": 25}
+    assert out == {"lse_d": 7.0, "lse_c": 2.0, "lse_av_offset_frames": 1, "lse_frames": 25,
+                   "ci95": {"lse_d": [6.5, 7.5], "lse_c": [1.5, 2.5]}}
     # 25 fps frame k is 30 fps frame round(1.2 k); frames 0..5 at 30 fps (0..4 at 25 fps) have no face
     idx = np.round(np.arange(5, 30) * 1.2).astype(int)
     expected = syncnet_face_crops(frames[idx], syncnet_track(boxes[idx]))

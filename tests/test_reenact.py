@@ -53,10 +53,23 @@ def test_reenact_scores_every_paste_against_the_test_frames(synthetic_identity, 
     assert not [p for p in out.iterdir() if ".partial" in p.name]
 
 
-def test_one_paste_and_the_temporal_row(synthetic_identity, tiny_models, tmp_path):
+def test_one_paste_the_temporal_row_and_lse_with_intervals(synthetic_identity, tiny_models, tmp_path):
+    import torch
+
+    from ladtalk.models.syncnet import SyncNetS
+
+    torch.manual_seed(0)
+    torch.save(SyncNetS().state_dict(), tmp_path / "syncnet_v2.model")  # the real layout, random weights
     with pytest.warns(UserWarning):
         report = reenact(synthetic_identity, tiny_models / "wav2lip", tmp_path / "r", paste="mouth", device="cpu",
-                         lpips=False, max_frames=8, temporal_filter=True)
+                         lpips=False, max_frames=8, temporal_filter=True, syncnet_path=tmp_path / "syncnet_v2.model")
     assert set(report["scores"]) == {"wav2lip_mouth", "wav2lip_temporal_mouth", "crop_ceiling_mouth"}
     assert set(report["gains"]) == {"wav2lip_temporal_mouth"} and not report["paste_effect"]
     assert report["frames_scored"] == 8 and np.isfinite(report["scores"]["wav2lip_mouth"]["face_tof"])
+    for row in (*report["scores"].values(), report["truth"]):  # LSE beside the other figures, with its interval
+        for key in ("lse_d", "lse_c"):
+            low, high = row["ci95"][key]
+            assert low <= row[key] <= high, key
+        assert "face_psnr_db" in row["ci95"] or row is report["truth"]
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "| lse_d | " in md and "Ground truth: lse_d " in md and "lse_d" in md.split("Ground truth:")[1]

@@ -206,7 +206,9 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         dev = resolve_device(device)
         net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():
-            scores[k].update(lse_on_face_track(net, p[:n], fps, audio[a0:a1], boxes[:n], dev))
+            lse = lse_on_face_track(net, p[:n], fps, audio[a0:a1], boxes[:n], dev)
+            scores[k]["ci95"].update(lse.pop("ci95"))
+            scores[k].update(lse)
         truth.update(lse_on_face_track(net, gt[:n], fps, audio[a0:a1], boxes[:n], dev))
         notes.append("LSE-D / LSE-C on syncnet_python's face crops of the identity's face track (its square crop "
                      "boxes stand in for the detector's boxes), at 25 fps")
@@ -308,7 +310,8 @@ def markdown(report: dict) -> str:
         lines += figure_table(report["paste_effect"], {k: row_label(k) for k in report["paste_effect"]},
                               effect_keys) + [""]
     if report["truth"]:
-        lines += ["Ground truth: " + ", ".join(f"{k} {v:.4g}" for k, v in report["truth"].items()), ""]
+        truth = report["truth"]
+        lines += ["Ground truth: " + ", ".join(f"{k} {with_interval(truth, k)}" for k in truth if k != "ci95"), ""]
     if report.get("perceptual"):
         lines.append(f"Perceptual distance: {report['perceptual']}.")
     lines += [f"Note: {n}." for n in report["notes"]]

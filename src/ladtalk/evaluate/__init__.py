@@ -57,12 +57,15 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
         metrics.update(temporal)
         series.update(temporal_series)
     info: dict[str, int | float] = {}
+    lse_ci: dict[str, list[float]] = {}
     if nets.syncnet is not None:
         notes.append(LSE_FACE_NOTE if nets.lse_crop == "face" else LSE_FRAME_NOTE)
         for label, path, vinfo in (("pred", pred_path, pair.info_pred), ("gt", gt_path, pair.info_gt)):
-            lse, lse_info, lse_notes = lse_of_video(nets, label, path, vinfo, gt_path, pair.info_gt.has_audio,
-                                                    max_frames, device)
+            lse, ci, lse_info, lse_notes = lse_of_video(nets, label, path, vinfo, gt_path, pair.info_gt.has_audio,
+                                                        max_frames, device)
             (metrics if label == "pred" else reference).update(lse)
+            if label == "pred":
+                lse_ci = ci
             info.update(lse_info)
             notes += lse_notes
     if truth_path is not None:
@@ -77,7 +80,8 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
         "frames": {"pred": len(pair.pred), "gt": len(pair.gt), "compared": len(p)},
         "fps": pair.info_gt.fps, "size": [int(pair.gt.shape[2]), int(pair.gt.shape[1])],
         "metrics": {k: jsonable(v) for k, v in metrics.items()},
-        "ci95": {k: mean_interval(series[k]) for k in metrics if k in series and np.isfinite(series[k]).all()},
+        "ci95": {**{k: mean_interval(series[k]) for k in metrics if k in series and np.isfinite(series[k]).all()},
+                 **lse_ci},
         "gt_reference": reference, "info": info, "absent": {k: v for k, v in nets.absent.items() if k not in metrics},
         "lower_is_better": sorted(k for k in metrics if k in LOWER_IS_BETTER), "notes": notes,
     }

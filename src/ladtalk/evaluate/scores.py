@@ -72,9 +72,10 @@ def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
 
 
 def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,
-                 max_frames: int | None, device: torch.device) -> tuple[dict, dict, list[str]]:
-    """(lse_d / lse_c of one video, info: AV offset and face frames, notes); audio from the ground truth when the
-    video has none. Keys get a `_whole_frame` suffix under nets.lse_crop == "frame"."""
+                 max_frames: int | None, device: torch.device) -> tuple[dict, dict, dict, list[str]]:
+    """(lse_d / lse_c of one video, their block-bootstrap 95% intervals, info: AV offset and face frames, notes);
+    audio from the ground truth when the video has none. Keys get a `_whole_frame` suffix under nets.lse_crop ==
+    "frame"."""
     notes = []
     # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
     fps25 = SYNC_FPS if abs(vinfo.fps - SYNC_FPS) > 1e-3 else None
@@ -96,7 +97,8 @@ def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_pa
         suffix = "_whole_frame"
     s = lse_scores(nets.syncnet, frames25, audio, device=device)
     info[f"lse_av_offset_frames_{label}{suffix}"] = s.offset
-    return {"lse_d" + suffix: s.lse_d, "lse_c" + suffix: s.lse_c}, info, notes
+    return ({"lse_d" + suffix: s.lse_d, "lse_c" + suffix: s.lse_c},
+            {k + suffix: v for k, v in s.ci95.items()}, info, notes)
 
 
 def truth_scores(truth_path: Path, p: np.ndarray, g: np.ndarray, gt_start: int) -> tuple[dict, dict, dict]:

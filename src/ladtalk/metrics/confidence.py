@@ -20,23 +20,28 @@ RESAMPLES = 1000
 SEED = 0
 
 
-def block_indices(n: int, block: int = BLOCK_FRAMES, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+def block_indices(n: int, block: int = BLOCK_FRAMES, resamples: int = RESAMPLES, seed: int = SEED,
+                  circular: bool = False) -> np.ndarray:
     """(resamples, n) int64 frame indices of moving-block resamples of a series of length n; the block is cut to n/2
     on a series shorter than two blocks (one block would resample the series itself: a zero-width interval that
-    claims a precision a few frames cannot have; such intervals are still too narrow, hence reenact's warning)."""
+    claims a precision a few frames cannot have; such intervals are still too narrow, hence reenact's warning).
+    Moving blocks draw the first and last block - 1 frames less often (frame 0 in 1 block of `block`); `circular`
+    blocks wrap from the end to the start (Politis & Romano, 1992), so every frame is drawn equally often: for a
+    figure whose end frames differ by construction (LSE, whose audio is zero-padded there)."""
     if n < 1:
         raise InputError("a bootstrap needs at least one value")
     block = max(1, min(int(block), n // 2))
     blocks = -(-n // block)
-    starts = np.random.default_rng(seed).integers(0, n - block + 1, (resamples, blocks))
-    return (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :n]
+    starts = np.random.default_rng(seed).integers(0, n if circular else n - block + 1, (resamples, blocks))
+    idx = starts[:, :, None] + np.arange(block)
+    return (idx % n if circular else idx).reshape(resamples, -1)[:, :n]
 
 
 def interval(statistic: Callable[[np.ndarray], float], n: int, block: int = BLOCK_FRAMES,
-             resamples: int = RESAMPLES, seed: int = SEED) -> list[float]:
-    """[low, high] 95% percentile interval of statistic(indices) over moving-block resamples of n values;
-    statistic gets an int index array (n,) and returns a float (non-finite resamples are dropped)."""
-    values = np.array([statistic(idx) for idx in block_indices(n, block, resamples, seed)], np.float64)
+             resamples: int = RESAMPLES, seed: int = SEED, circular: bool = False) -> list[float]:
+    """[low, high] 95% percentile interval of statistic(indices) over moving-block (or `circular`) resamples of n
+    values; statistic gets an int index array (n,) and returns a float (non-finite resamples are dropped)."""
+    values = np.array([statistic(idx) for idx in block_indices(n, block, resamples, seed, circular)], np.float64)
     values = values[np.isfinite(values)]
     if not len(values):
         return [float("nan"), float("nan")]

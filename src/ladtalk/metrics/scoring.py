@@ -15,7 +15,8 @@ Per region (face and mouth boxes x1,y1,x2,y2 in frame pixels; "frame" is the who
   flicker and a frozen or over-smooth face).
 Lip sync without weights: `opening_figures` gives `lipsync_r` (the mouth opening's correlation with the truth's, at
 lag 0), `lipsync_r_best` and `lipsync_best_lag_frames` (within +-3 frames); LSE is metrics.sync_faces'
-`lse_on_face_track` (`lse_d`, `lse_c` on syncnet_python's face crops).
+`lse_on_face_track` (`lse_d`, `lse_c` on syncnet_python's face crops, with their block-bootstrap intervals over
+the sliding windows: metrics.sync.lse_intervals).
 Every figure is a mean over frames (or frame pairs), or a ratio of two such means; `summarize` adds its moving-block
 bootstrap 95% interval (metrics.confidence) under "ci95", and `compare` the paired interval of a row's gain.
 The perceptual figures use up to `perceptual_frames` evenly spaced frames (the slowest score on a CPU).

@@ -100,7 +100,7 @@ def lse_on_face_track(net, frames: np.ndarray, fps: float, audio: np.ndarray, fa
     """LSE-D / LSE-C of uint8 (T,H,W,3) RGB frames at `fps` whose face boxes (T,4) are known (an identity's track or
     a render's boxes; NaN rows: no face), with their 16 kHz mono audio in [-1,1], on syncnet_python's face crops:
     the frames are taken at 25 fps (nearest frame, as its -r 25 re-encode), the longest run with a face is scored.
-    -> {"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames"}."""
+    -> {"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames", "ci95": {"lse_d": [low, high], "lse_c": [...]}}."""
     n25 = int(len(frames) * SYNC_FPS / fps)
     idx = np.minimum(np.round(np.arange(n25) * fps / SYNC_FPS).astype(int), len(frames) - 1)
     boxes = np.asarray(face_boxes, np.float64)[idx]
@@ -110,4 +110,4 @@ def lse_on_face_track(net, frames: np.ndarray, fps: float, audio: np.ndarray, fa
     crops = syncnet_face_crops(frames[idx[start:stop]], syncnet_track(boxes[start:stop]))
     s = lse_scores(net, crops, audio[int(round(start * SYNC_SAMPLE_RATE / SYNC_FPS)):], device=device)
     return {"lse_d": float(s.lse_d), "lse_c": float(s.lse_c), "lse_av_offset_frames": int(s.offset),
-            "lse_frames": int(stop - start)}
+            "lse_frames": int(stop - start), "ci95": dict(s.ci95)}
