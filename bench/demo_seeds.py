@@ -2,9 +2,11 @@
 every figure, so one lucky run is not mistaken for a result (issue 30's targets are on two seeds).
 
 Runs the demo into WORK/seed_N unless its summary.json is there already, then writes
-bench/results/demo_seeds.{json,md} and copies seed 0's strips beside them.
+bench/results/demo_seeds.{json,md} and copies seed 0's strips beside them. A restorer variant (`--set KEY=VALUE`,
+added to the demo's own restorer settings) writes demo_seeds_NAME.{json,md} and its strips under that name.
 
     python bench/demo_seeds.py --work runs/demo_seeds --seeds 0 1 --threads 2
+    python bench/demo_seeds.py --work runs/demo_share1 --name share1 --set train.lipsync_share=1.0
 """
 
 from __future__ import annotations
@@ -64,26 +66,37 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--base", default="builtin", choices=("builtin", "train"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a restorer setting on top of the demo's own (repeatable); needs --name")
+    ap.add_argument("--name", default=None, help="a variant's name: results go to demo_seeds_NAME.*")
     args = ap.parse_args()
+    if args.set and not args.name:
+        ap.error("--set needs --name, so that a variant never overwrites the demo's own results")
     import torch
 
     import ladtalk
+    from ladtalk.demo import default_overrides
 
     torch.set_num_threads(args.threads)
     summaries = []
     for seed in args.seeds:
         out = args.work / f"seed_{seed}"
         if not (out / "summary.json").is_file():
-            ladtalk.demo(out, seed=seed, base=args.base)
+            over = default_overrides()
+            over["sovqae"] += args.set
+            ladtalk.demo(out, seed=seed, base=args.base, overrides=over)
         summaries.append(json.loads((out / "summary.json").read_text()))
     agg = aggregate(summaries)
-    write_results("demo_seeds", {"seeds": args.seeds, "base": args.base, **agg,
+    name = f"demo_seeds_{args.name}" if args.name else "demo_seeds"
+    write_results(name, {"seeds": args.seeds, "base": args.base, "restorer_settings": args.set, **agg,
                                  "seconds": [s["seconds"] for s in summaries],
                                  "provenance": [s["provenance"] for s in summaries]})
-    (RESULTS / "demo_seeds.md").write_text(markdown(agg, summaries, args.seeds))
+    settings = f"Restorer settings on top of the demo's: {' '.join(args.set)}.\n\n" if args.set else ""
+    (RESULTS / f"{name}.md").write_text(settings + markdown(agg, summaries, args.seeds))
+    strip = f"demo_strip_{args.name}" if args.name else "demo_strip"
     for paste in summaries[0]["pastes"]:
-        shutil.copy2(args.work / f"seed_{args.seeds[0]}" / f"strip_{paste}.png", RESULTS / f"demo_strip_{paste}.png")
-    print((RESULTS / "demo_seeds.md").read_text())
+        shutil.copy2(args.work / f"seed_{args.seeds[0]}" / f"strip_{paste}.png", RESULTS / f"{strip}_{paste}.png")
+    print((RESULTS / f"{name}.md").read_text())
 
 
 if __name__ == "__main__":

@@ -54,6 +54,12 @@ DEMO_SOVQAE_STEPS = 300
 BASES = ("builtin", "train")
 
 
+def default_overrides() -> dict[str, list[str]]:
+    """The demo's settings on top of the presets, by model: fixed step counts sized to keep the demo within ~10
+    minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps)."""
+    return {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}", f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}"]}
+
+
 def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: int = 0, train_seconds: float = 32.0,
          test_seconds: float = 8.0, overrides: dict[str, list[str]] | None = None, lpips: bool = True,
          base: str = "builtin") -> dict:
@@ -64,10 +70,7 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
         raise InputError(f"base must be one of {', '.join(BASES)}, got {base!r}")
     builtin = builtin_base() if base == "builtin" else None  # refused before any work when it is not shipped
     out = check_writable_dir(out_dir)
-    # fixed step counts (the presets' own) sized to keep the demo within ~10 minutes on 2 CPU cores
-    # (restore-cpu's patch-GAN phase scaled down with them: the last fifth of the SOVQAE's steps)
-    overrides = overrides or {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}",
-                                         f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}"]}
+    overrides = overrides or default_overrides()
     t_start = time.perf_counter()
 
     def step(n: int, what: str) -> None:
