@@ -9,6 +9,7 @@ from ladtalk.checkpoint import save_component
 from ladtalk.errors import InputError
 from ladtalk.face.crop import lower_face_mask
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+from ladtalk.pipeline.backends import available
 from ladtalk.pipeline.loaders import load_lipsync, load_restorer, restorer_rows
 from ladtalk.pipeline.restore import RestoreNet, load_sovqae, pasted_rows, restore
 from ladtalk.runtime import Inference
@@ -72,3 +73,11 @@ def test_rows_auto_computes_only_the_pasted_rows_for_the_mouth_paste():
         restorer_rows("pasted", "hard")
     with pytest.raises(InputError, match="rows"):
         restorer_rows("lower", "mouth")
+
+
+@pytest.mark.skipif(not available("openvino"), reason="openvino (with onnx) is not installed")
+def test_restorer_on_openvino_follows_a_bf16_run_whole_and_eager_keeps_its_encoder_fp32(guided_model):
+    bf16 = Inference(torch.device("cpu"), torch.bfloat16, False)
+    assert load_restorer(guided_model, bf16, backend="openvino").backend == "openvino bf16"
+    assert load_restorer(guided_model, CPU_FP32, backend="openvino").backend == "openvino f32"
+    assert load_restorer(guided_model, bf16, backend="torch").backend == "torch fp32 encoder, bf16 decoder"

@@ -176,9 +176,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def make_runner(module: torch.nn.Module, examples: tuple[torch.Tensor, ...], inference: Inference,
                 backend: str = "auto", weights_path: str | os.PathLike | None = None, tag: str = "net",
-                autocast: bool = True):
+                autocast: bool = True, exported_autocast: bool | None = None):
     """A callable running `module` on `backend` (see pick_backend), its input shapes those of `examples` with any
-    batch. `autocast=False`: the net stays fp32 whatever the run's precision (eager and OpenVINO alike)."""
+    batch. `autocast=False`: the net stays fp32 whatever the run's precision; `exported_autocast` overrides that
+    for OpenVINO (None: as `autocast`), for a net whose eager bf16 rule OpenVINO cannot follow part by part."""
     name = pick_backend(backend, inference)
     if name == "torch":
         return TorchRunner(module, inference, autocast)
@@ -186,5 +187,6 @@ def make_runner(module: torch.nn.Module, examples: tuple[torch.Tensor, ...], inf
     version = importlib.metadata.version(name)
     if name == "onnxruntime":
         return OnnxRuntimeRunner(module, examples, cache_path(weights_path, tag, examples, ".onnx", version))
-    precision = "bf16" if autocast and inference.amp_dtype == torch.bfloat16 else "f32"
+    lower = autocast if exported_autocast is None else exported_autocast
+    precision = "bf16" if lower and inference.amp_dtype == torch.bfloat16 else "f32"
     return OpenVinoRunner(module, examples, cache_path(weights_path, tag, examples, ".xml", version), precision)

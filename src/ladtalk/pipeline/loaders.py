@@ -118,8 +118,11 @@ def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = 
     size = cfg.resolution
     computed = pasted_rows(size, cfg.downsample_factor) if rows == "pasted" else slice(0, size)
     examples = (torch.zeros(1, 3, computed.stop - computed.start, size),)
+    # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing, and whole-net bf16 stays
+    # within 53-56 dB of fp32 where the paste blends at 2.6-2.9x the speed of its f32 (three trained restorers,
+    # bench/results/restorer_precision_cpu.md)
     runner = make_runner(RestoreNet(model), examples, inference, backend, weights_path=sovqae_folder(path),
-                         tag=f"sovqae-{computed.start}", autocast=False)
+                         tag=f"sovqae-{computed.start}", autocast=False, exported_autocast=True)
     if isinstance(runner, TorchRunner):  # the restorer's own rule (RestoreNet): only its decoder in bf16/fp16
         runner.module.decoder_dtype = inference.amp_dtype
         if inference.amp_dtype is not None:
