@@ -84,14 +84,9 @@ class Runtime:
         return self.scaler.scale(loss) if self.scaler is not None else loss
 
     def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self.scaled(loss).backward()
 
-    def step(self, optimizer: torch.optim.Optimizer, clip_norm: float | None = None) -> None:
-        if clip_norm is not None:
-            if self.scaler is not None:
-                self.scaler.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:
@@ -309,7 +304,6 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, f in zip(modules, flags):
             m.train(f)
-
 
 
 def format_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:
