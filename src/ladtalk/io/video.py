@@ -8,6 +8,7 @@ constant-rate video belongs to audio time k/fps, as it does in files written by 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -122,14 +123,6 @@ def probe_video(path: str | Path) -> VideoInfo:
                          codec=stream.codec_context.name)
 
 
-def resampled_frame_count(info: VideoInfo, fps: float) -> int:
-    """How many frames `iter_frames(info.path, fps=fps)` yields for a constant-rate video (VFR: an estimate)."""
-    if fps == info.fps:
-        return info.frame_count
-    duration = info.frame_count / _fraction_fps(info.fps)
-    return max(1, math.ceil(duration * _fraction_fps(fps) - _TIME_TOLERANCE_PERIODS))
-
-
 def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]:
     """Yield (frame, time after the first frame or None, nominal frame period); InputError on damage."""
     with _open(path) as container:
@@ -167,8 +160,8 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
     """Yield frames one at a time as uint8 (H,W,3) RGB, optionally resampled to a constant `fps`.
 
     With `fps`, output frame k shows the last input frame whose time is <= k/fps after the first frame,
-    which handles variable frame rate; the output ends with the last input frame's display time
-    (`resampled_frame_count` frames for a constant-rate input). A repeated frame is a fresh array.
+    which handles variable frame rate; the output ends with the last input frame's display time (a constant-rate
+    input gives ceil(duration * fps) frames). A repeated frame is a fresh array.
     `start_frame` and `max_frames` count output frames; frames before `start_frame` are decoded but not
     converted (decoding is sequential: no seek, so no keyframe inaccuracy).
     A file found damaged mid-stream raises InputError naming the frame reached, even after frames were
@@ -179,52 +172,41 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
         raise InputError(f"start_frame must be >= 0, got {start_frame}")
     if max_frames is not None and max_frames <= 0:
         return
-    out_fps = _fraction_fps(fps) if fps is not None else None
-    stop = math.inf if max_frames is None else start_frame + max_frames
-    produced = 0
+    stop = None if max_frames is None else start_frame + max_frames
     frames = _decoded(path)
     with contextlib.closing(frames):
-        if out_fps is None:
-            for frame, _, _ in frames:
-                if produced >= start_frame:
-                    yield _rgb(frame)
-                produced += 1
-                if produced >= stop:
-                    return
-            return
-        tol = _TIME_TOLERANCE_PERIODS / out_fps
-        held = None  # the latest input frame at or before the next output time
-        held_rgb = None
-        held_t = Fraction(0)
-        period = Fraction(1, 25)
+        shown = (f for f, _, _ in frames) if fps is None else _resampled(frames, _fraction_fps(fps))
+        last = last_rgb = None
+        for frame in itertools.islice(shown, start_frame, stop):
+            if frame is last:
+                yield last_rgb.copy()
+            else:
+                last, last_rgb = frame, _rgb(frame)
+                yield last_rgb
 
-        def show():  # the held frame as RGB, converted once, copied when repeated
-            nonlocal held_rgb
-            if held_rgb is None:
-                held_rgb = _rgb(held)
-                return held_rgb
-            return held_rgb.copy()
 
-        for frame, t, period in frames:
-            if t is None:  # no timestamp: assume constant rate after the previous frame
-                t = held_t + period if held is not None else Fraction(0)
-            while held is not None and produced / out_fps + tol < t:
-                if produced >= start_frame:
-                    yield show()
-                produced += 1
-                if produced >= stop:
-                    return
-            if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
-                held, held_rgb, held_t = frame, None, t
-        if held is None:
-            return
-        end = held_t + (held.duration * held.time_base if held.duration else period)
-        while produced / out_fps + tol < end:
-            if produced >= start_frame:
-                yield show()
+def _resampled(frames: Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]], out_fps: Fraction
+               ) -> Iterator[av.VideoFrame]:
+    """The input frame shown at each output time k/out_fps (the same object where a frame is repeated)."""
+    tol = _TIME_TOLERANCE_PERIODS / out_fps
+    produced = 0
+    held = None  # the latest input frame at or before the next output time
+    held_t = Fraction(0)
+    period = Fraction(1, 25)
+    for frame, t, period in frames:
+        if t is None:  # no timestamp: assume constant rate after the previous frame
+            t = held_t + period if held is not None else Fraction(0)
+        while held is not None and produced / out_fps + tol < t:
+            yield held
             produced += 1
-            if produced >= stop:
-                return
+        if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
+            held, held_t = frame, t
+    if held is None:
+        return
+    end = held_t + (held.duration * held.time_base if held.duration else period)
+    while produced / out_fps + tol < end:
+        yield held
+        produced += 1
 
 
 def iter_frame_batches(path: str | Path, batch_size: int, **kw) -> Iterator[np.ndarray]:
@@ -450,5 +432,4 @@ class VideoWriter:
             stack.__exit__(None, None, None)
 
 
-__all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames",
-           "resampled_frame_count"]
+__all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames"]
