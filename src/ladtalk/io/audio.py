@@ -255,18 +255,5 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         raise InputError(f"cannot write {path}: {e.strerror or e}. Choose a folder you can write to.") from e
 
 
-def audio_duration_seconds(path: str | Path) -> float:
-    """Seconds of audio `load_audio` returns (from the header when it knows the length, else by decoding)."""
-    path = Path(path)
-    with _open_audio(path) as container:
-        stream = container.streams.audio[0]
-        if stream.duration is not None and stream.time_base is not None:
-            start = (stream.start_time or 0) * stream.time_base
-            origin = _first_video_time(path)
-            return float(start + stream.duration * stream.time_base - (start if origin is None else origin))
-    samples, rate = _decode_mono(path)
-    return len(samples) / rate
-
-
-__all__ = ["AAC_SAMPLE_RATES", "SAMPLE_RATE", "AudioInfo", "audio_duration_seconds", "iter_audio", "load_audio",
+__all__ = ["AAC_SAMPLE_RATES", "SAMPLE_RATE", "AudioInfo", "iter_audio", "load_audio",
            "mux_format", "probe_audio", "write_wav"]
