@@ -98,10 +98,3 @@ class DataDir:
                 except OSError:
                     continue  # deleted while we listed
         return sorted(records, key=lambda r: r["created"], reverse=True)
-
-    def upload_name(self, path: Path) -> str:
-        """The name the client gave an upload (for titles only; never used as a path)."""
-        try:
-            return json.loads(path.with_name(f".{path.stem}.json").read_text())["name"] or path.name
-        except (OSError, ValueError, KeyError):
-            return path.name
