@@ -33,10 +33,6 @@ _TIME_TOLERANCE_PERIODS = 0.05
 _TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24", interpolation=_TO_RGB)
-
-
 @dataclass(frozen=True)
 class VideoInfo:
     """What `probe_video` learns about a file; `fps` is exact (29.97 = 30000/1001 as a float)."""
@@ -181,7 +177,7 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
             if frame is last:
                 yield last_rgb.copy()
             else:
-                last, last_rgb = frame, _rgb(frame)
+                last, last_rgb = frame, frame.to_ndarray(format="rgb24", interpolation=_TO_RGB)
                 yield last_rgb
 
 

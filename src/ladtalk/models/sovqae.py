@@ -400,9 +400,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def latent_size(config: SOVQAEConfig, image_size: int) -> int:
-    return image_size // config.downsample_factor
-
-
-__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "latent_size",
-           "usage_tensors"]
+__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "usage_tensors"]
