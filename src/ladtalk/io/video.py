@@ -21,7 +21,7 @@ from av.video.reformatter import Interpolation
 
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.io.atomic import atomic_path
-from ladtalk.io.audio import SAMPLE_RATE
+from ladtalk.io.audio import SAMPLE_RATE, open_media
 
 # A frame may sit this fraction of an output period after its nominal time and still count as "at" it:
 # containers with millisecond time bases (MKV, WebM) round timestamps by up to 0.5 ms.
@@ -57,16 +57,7 @@ def _fraction_fps(fps: float | Fraction) -> Fraction:
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise InputError(f"{path} does not exist. Check the path.")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a media file.")
-    try:
-        return av.open(str(path), mode="r")
-    except av.error.FFmpegError as e:
-        raise InputError(
-            f"{path} is not a media file FFmpeg can read, or it is truncated or corrupt ({e.strerror or e}). "
-            "Give a complete video file (MP4, MOV, MKV, WebM, AVI, ...).") from e
+    return open_media(path, "a media file", "Give a complete video file (MP4, MOV, MKV, WebM, AVI, ...).")
 
 
 def _video_stream(container, path: Path):
