@@ -281,8 +281,6 @@ class VideoWriter:
 
     def set_audio(self, samples: np.ndarray, sample_rate: int) -> None:
         """Attach float audio in [-1,1], (N,) or (N,C); only before the first frame is written."""
-        if self._video is not None:
-            raise LadtalkError("VideoWriter.set_audio must be called before the first write().")
         a = np.asarray(samples)
         if a.ndim == 1:
             a = a[:, None]
@@ -295,7 +293,7 @@ class VideoWriter:
     def set_audio_stream(self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> None:
         """Attach audio as float (N,channels) blocks in [-1,1] (mono or stereo); only before the first write."""
         if self._video is not None:
-            raise LadtalkError("VideoWriter.set_audio_stream must be called before the first write().")
+            raise LadtalkError("a VideoWriter's audio must be set before the first write().")
         if int(sample_rate) <= 0:
             raise InputError(f"sample_rate must be positive, got {sample_rate}")
         if channels not in (1, 2):
