@@ -8,9 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ladtalk.data.synthetic import render_frames
+from ladtalk.data.synthetic import iter_render_frames
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.io.audio import write_wav
+
+
+def render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0,
+                  fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
+    """Frames uint8 (T,size,size,3) RGB and face boxes float32 (T,4) [x1,y1,x2,y2] for openness (T,) in [0,1]."""
+    rendered = list(iter_render_frames(mouth_openness, size, seed, fps))
+    return np.stack([f for f, _ in rendered]), np.stack([b for _, b in rendered]).astype(np.float32)
 
 
 def make_talking_identity(folder: Path, seconds: float = 4.0, size: int = 64, fps: float = 25.0,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from ladtalk.errors import InputError
-from ladtalk.face.detect import FaceDetector, batched_nms, box_overlap, detect_frames, make_detector
+from ladtalk.face.detect import FaceDetector, batched_nms, box_overlap, make_detector
 
 
 def _greedy(boxes, scores, thr, mode="union", offset=0.0):
@@ -113,7 +113,7 @@ def test_mtcnn_macron_keyframes(mtcnn, macron_video):
 
 def test_mtcnn_may(mtcnn, may_video):
     frames = _sample_frames(may_video, 8)
-    _check_one_plausible_face(detect_frames(mtcnn, iter(frames), batch_size=6, total=len(frames)), frames)
+    _check_one_plausible_face(mtcnn.detect(frames), frames)
 
 
 def test_mtcnn_obama_720p(mtcnn, obama_video):

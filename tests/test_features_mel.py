@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.io.wavfile
-import torch
 from conftest import shared_file
 
 from ladtalk.errors import InputError
@@ -13,7 +12,6 @@ from ladtalk.features.mel import (
     mel_windows,
     melspectrogram,
     melspectrogram_stream,
-    melspectrogram_torch,
     official_num_frames,
     sync_window,
     training_windows,
@@ -33,13 +31,6 @@ def test_mel_matches_official_reference(speech):
     assert mel.shape == ref.shape == (80, 1 + len(speech) // 200)
     assert mel.dtype == np.float32
     assert np.abs(mel - ref).max() < 1e-4
-
-
-def test_torch_mel_matches_numpy(speech):
-    mel = melspectrogram(speech)
-    got = melspectrogram_torch(torch.from_numpy(speech)).numpy()
-    assert got.shape == mel.shape
-    assert np.abs(got - mel).max() < 2e-4
 
 
 def test_silence_is_floor_and_short_audio_rejected():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from ladtalk.errors import InputError, LadtalkError
-from ladtalk.io.audio import audio_duration_seconds, load_audio
+from ladtalk.io.audio import load_audio
 from ladtalk.io.video import (
     VideoInfo,
     VideoWriter,
@@ -18,7 +18,6 @@ from ladtalk.io.video import (
     iter_frames,
     probe_video,
     read_frames,
-    resampled_frame_count,
 )
 
 NTSC = 30000 / 1001
@@ -164,12 +163,12 @@ def test_resample_to_other_fps_and_identity(tmp_path):
     with VideoWriter(src, 30, preset="ultrafast") as w:
         w.write(_ramp_frames(45))
     got = [_index_of(f) for f in iter_frames(src, fps=25)]
-    assert len(got) == 38 == resampled_frame_count(probe_video(src), 25)  # ceil(1.5 s * 25)
+    assert len(got) == 38  # ceil(1.5 s * 25)
     assert got == [int(np.floor(k * 30 / 25 + 1e-9)) for k in range(38)]
     same = [_index_of(f) for f in iter_frames(src, fps=30)]
     assert same == list(range(45))
     up = [_index_of(f) for f in iter_frames(src, fps=NTSC * 2)]
-    assert len(up) == resampled_frame_count(probe_video(src), NTSC * 2) == 90
+    assert len(up) == 90
     assert up[:6] == [0, 0, 1, 1, 2, 2]
 
 
@@ -364,8 +363,6 @@ def test_real_clip_macron(macron_video):
     assert info.has_audio
     # its video starts 80 ms after its audio (50.426 s long): load_audio starts at the first frame
     assert len(load_audio(macron_video)) / 16000 == pytest.approx(50.426 - 0.08, abs=1e-3)
-    assert audio_duration_seconds(macron_video) == pytest.approx(50.426 - 0.08, abs=1e-3)
-    assert resampled_frame_count(info, 25) == 1259 and resampled_frame_count(info, 30) == 1510
     first = next(iter_frame_batches(macron_video, 4))
     assert first.shape == (4, 512, 512, 3) and first.dtype == np.uint8 and 40 < first.mean() < 220
 

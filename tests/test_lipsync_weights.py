@@ -12,14 +12,18 @@ from ladtalk.checkpoint import save_component
 from ladtalk.errors import CheckpointError
 from ladtalk.lipsync_weights import (
     detect_kind,
-    load_quality_discriminator,
     load_syncnet_expert,
     load_syncnet_s,
     load_wav2lip,
-    official_checkpoint,
 )
 from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig, SyncNetS
-from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig, Wav2LipQualityDiscriminator
+from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
+
+
+def official_checkpoint(state_dict: dict[str, torch.Tensor]) -> dict:
+    """The dict layout of the official training scripts' .pth files."""
+    return {"state_dict": {"module." + k: v for k, v in state_dict.items()}, "optimizer": None,
+            "global_step": 0, "global_epoch": 0}
 
 
 def _randomize(model: torch.nn.Module) -> torch.nn.Module:
@@ -59,8 +63,6 @@ def test_official_expert_and_others_load(tmp_path):
         assert torch.equal(got.state_dict()[k], v), k
     torch.save(SyncNetS().state_dict(), tmp_path / "syncnet_v2.model")
     assert isinstance(load_syncnet_s(tmp_path / "syncnet_v2.model"), SyncNetS)
-    torch.save(official_checkpoint(Wav2LipQualityDiscriminator().state_dict()), tmp_path / "disc.pth")
-    assert isinstance(load_quality_discriminator(tmp_path / "disc.pth"), Wav2LipQualityDiscriminator)
     # the expert handed over as the generator: named, not a list of missing keys
     with pytest.raises(CheckpointError, match="lip-sync expert.*generator"):
         load_wav2lip(tmp_path / "lipsync_expert.pth")

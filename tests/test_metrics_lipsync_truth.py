@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from _lipsync_fake import render_frames
 
 from ladtalk.metrics.lipsync_truth import lag_correlation, lipsync_truth_score, mouth_openness
 
@@ -25,10 +26,9 @@ def test_dark_interior_fraction_on_drawn_mouths():
 
 
 def test_score_on_the_synthetic_face():
-    synthetic = pytest.importorskip("ladtalk.data.synthetic", reason="ladtalk.data.synthetic not available")
     t = np.arange(30)
     openness = np.clip(0.5 + 0.5 * np.sin(t * 0.6), 0, 1)
-    frames, boxes = synthetic.render_frames(openness, size=96, seed=0)
+    frames, boxes = render_frames(openness, size=96, seed=0)
     s = lipsync_truth_score(frames, boxes, openness)
     assert s["pearson"] > 0.9 and s["best_lag"] == 0 and s["frames"] == 30
     late = np.concatenate([frames[:1].repeat(2, 0), frames[:-2]])
@@ -77,12 +77,11 @@ def test_opening_agreement_on_a_real_face(may_video):
 
 
 def test_opening_agreement_on_synthetic_frames():
-    synthetic = pytest.importorskip("ladtalk.data.synthetic", reason="ladtalk.data.synthetic not available")
     from ladtalk.metrics.lipsync_truth import opening_agreement
     from ladtalk.reenact import MOUTH_IN_CROP
 
     openness = np.clip(0.5 + 0.5 * np.sin(np.arange(40) * 0.5), 0, 1)
-    frames, jaw_boxes = synthetic.render_frames(openness, size=96, seed=0)
+    frames, jaw_boxes = render_frames(openness, size=96, seed=0)
     # the render's face box follows the jaw; a face track (reenact's boxes) does not follow the generated mouth
     boxes = np.repeat(np.median(jaw_boxes, 0)[None], len(frames), 0)
     same = opening_agreement(frames, frames, boxes, MOUTH_IN_CROP)

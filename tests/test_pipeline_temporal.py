@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from ladtalk.pipeline.temporal import TemporalFilter, gaussian_blur
+from ladtalk.data.degrade import gaussian_blur
+from ladtalk.pipeline.temporal import TemporalFilter
 
 
 def _face(size=64, seed=0):

@@ -7,6 +7,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from _lipsync_fake import render_frames
 
 from ladtalk.data.synthetic import (
     FaceRenderer,
@@ -15,7 +16,6 @@ from ladtalk.data.synthetic import (
     iter_render_frames,
     load_truth,
     mouth_openness,
-    render_frames,
     synth_speech,
     synthesize,
 )

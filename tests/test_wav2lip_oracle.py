@@ -80,12 +80,12 @@ def test_syncnet_s_oracle(oracle):
 @pytest.mark.parametrize("img_size", [48, 96])
 def test_small_variants_shapes(img_size):
     from ladtalk.models.syncnet import SyncNetConfig
-    from ladtalk.models.wav2lip import QualityDiscriminatorConfig, Wav2LipConfig
+    from ladtalk.models.wav2lip import Wav2LipConfig
 
     gen = Wav2Lip(Wav2LipConfig(width=0.125, img_size=img_size))
     out = gen(torch.rand(1, 5, 1, 80, 16), torch.rand(1, 6, 5, img_size, img_size))
     assert out.shape == (1, 3, 5, img_size, img_size)
-    disc = Wav2LipQualityDiscriminator(QualityDiscriminatorConfig(width=0.125, img_size=img_size))
+    disc = Wav2LipQualityDiscriminator(Wav2LipConfig(width=0.125, img_size=img_size))
     assert disc(out).shape == (5, 1)
     expert = SyncNetColor(SyncNetConfig(width=0.25, img_size=img_size))
     a, v = expert(torch.rand(2, 1, 80, 16), torch.rand(2, 15, img_size // 2, img_size))

@@ -29,7 +29,7 @@ from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.headroom import lipsync_face_size
 from ladtalk.metrics.lipsync_truth import mouth_openness as measured_openness
 from ladtalk.metrics.provenance import provenance, provenance_line
-from ladtalk.metrics.scoring import Regions, json_ready, opening_figures, score_rows, summarize
+from ladtalk.metrics.scoring import Regions, json_ready
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
 from ladtalk.pretrained import builtin_base
@@ -41,6 +41,7 @@ from ladtalk.reenact import (
     gains_and_paste_effect,
     row_key,
     row_label,
+    score_report_rows,
     sub_box,
     union_box,
     write_strip,
@@ -124,7 +125,8 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
         generated[row_key("crop_ceiling", paste)] = np.stack(list(iter_frames(videos[row_key("crop_ceiling", paste)])))
     perceptual = _perceptual(device) if lpips else None
     mouth = sub_box(face, MOUTH_IN_CROP)
-    scores, series = score(generated, truth_frames, boxes, openness, Regions(face, mouth), perceptual)
+    scores, series = score_report_rows({k: v[:n] for k, v in generated.items()}, truth_frames, Regions(face, mouth),
+                                       lambda frames: (measured_openness(frames, boxes), openness), perceptual)
     gains, paste_effect = gains_and_paste_effect(series)
     for paste in PASTE_ORDER:
         write_strip(out / f"strip_{paste}.png", truth_frames,
@@ -179,21 +181,6 @@ def _perceptual(device: str):
     except LadtalkError as e:
         print(f"note: no perceptual distance in the demo scores ({e})")
         return None
-
-
-def score(generated: dict[str, np.ndarray], truth: np.ndarray, face_boxes: np.ndarray, openness: np.ndarray,
-          regions: Regions, perceptual=None) -> tuple[dict, dict]:
-    """(scores, series) of every row against the truth render: the metrics.scoring figures of the face and mouth
-    regions, and the lip-sync agreement of the measured mouth opening with the known one."""
-    n = len(truth)
-    series = score_rows({k: v[:n] for k, v in generated.items()}, truth, regions, perceptual)
-    scores = {}
-    for key, s in series.items():
-        scores[key] = summarize(s)
-        sync = opening_figures(measured_openness(generated[key][:n], face_boxes), openness)
-        scores[key]["ci95"].update(sync.pop("ci95"))
-        scores[key].update(sync)
-    return scores, series
 
 
 def print_summary(summary: dict) -> None:

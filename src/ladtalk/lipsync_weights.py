@@ -7,10 +7,9 @@ file anywhere) says which kind of network the file holds instead of listing hund
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -18,12 +17,7 @@ from torch import nn
 from ladtalk.checkpoint import CONFIG_NAME, load_state_dict, read_meta, strict_load
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig, SyncNetS, SyncNetSConfig
-from ladtalk.models.wav2lip import (
-    QualityDiscriminatorConfig,
-    Wav2Lip,
-    Wav2LipConfig,
-    Wav2LipQualityDiscriminator,
-)
+from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import resolve_device
 from ladtalk.weights import load_torch_weights
@@ -122,24 +116,7 @@ def load_syncnet_expert(path: str | os.PathLike, device: str | torch.device = "c
     return _load(path, KIND_EXPERT, SyncNetColor, SyncNetConfig, device)
 
 
-def load_quality_discriminator(path: str | os.PathLike, device: str | torch.device = "cpu",
-                               ) -> Wav2LipQualityDiscriminator:
-    """A disc_qual checkpoint or a 'wav2lip_disc_qual' folder -> Wav2LipQualityDiscriminator in eval mode."""
-    return _load(path, KIND_DISC, Wav2LipQualityDiscriminator, QualityDiscriminatorConfig, device)
-
-
 def load_syncnet_s(path: str | os.PathLike, device: str | torch.device = "cpu") -> SyncNetS:
     """syncnet_v2.model (a bare state dict) or a 'syncnet_s' folder -> SyncNetS in eval mode."""
     return _load(path, KIND_SYNCNET_S, SyncNetS, SyncNetSConfig, device)
 
-
-def official_checkpoint(state_dict: dict[str, torch.Tensor], prefix: str = "module.", step: int = 0,
-                        epoch: int = 0, optimizer: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The dict layout of the official training scripts' .pth files (to export for tools that expect it)."""
-    return {"state_dict": {prefix + k: v for k, v in state_dict.items()}, "optimizer": optimizer,
-            "global_step": step, "global_epoch": epoch}
-
-
-def config_dict(model: nn.Module) -> dict[str, Any]:
-    """The frozen config dataclass of one of these models as a plain dict (what a model folder stores)."""
-    return dataclasses.asdict(model.config)

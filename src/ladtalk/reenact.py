@@ -79,19 +79,18 @@ def row_label(key: str) -> str:
     return f"{STAGES[stage]}, {paste} paste"
 
 
-def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, face_boxes: np.ndarray,
+def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, opening,
                       perceptual=None) -> tuple[dict, dict]:
     """(scores, series) of every row (keys row_key(stage, paste)) against the truth: the metrics.scoring figures with
-    their intervals, the mouth opening's agreement with the truth's (`lipsync_r`), and each row's mouth sharpness
-    against its paste's true-crops ceiling."""
+    their intervals, the mouth opening's agreement with the truth's (`opening(frames)` -> the measured and the true
+    opening series, (T,) each) and each row's mouth sharpness against its paste's true-crops ceiling."""
     series = score_rows(preds, gt, regions, perceptual)
     scores = {}
     for key, s in series.items():
         scores[key] = summarize(s)
-        sync = opening_agreement(preds[key][:len(gt)], gt, face_boxes, MOUTH_IN_CROP)
-        opening = opening_figures(sync["measured"], sync["truth"])
-        scores[key]["ci95"].update(opening.pop("ci95"))
-        scores[key].update(opening)
+        figures = opening_figures(*opening(preds[key][:len(gt)]))
+        scores[key]["ci95"].update(figures.pop("ci95"))
+        scores[key].update(figures)
     for key, row in scores.items():  # resampling into the crop and back already costs fine detail; this is what is left
         ceiling = scores.get(row_key("crop_ceiling", key.rpartition("_")[2]))
         if ceiling is not None:
@@ -195,8 +194,12 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         perceptual = load_perceptual_metric(resolve_device(device))
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
-    scores, series = score_report_rows({k: p[:n] for k, p in preds.items()}, gt[:n], Regions(face, mouth),
-                                       boxes[:n], perceptual)
+    def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sync = opening_agreement(frames, gt[:n], boxes[:n], MOUTH_IN_CROP)
+        return sync["measured"], sync["truth"]
+
+    scores, series = score_report_rows({k: p[:n] for k, p in preds.items()}, gt[:n], Regions(face, mouth), opening,
+                                       perceptual)
     gains, paste_effect = gains_and_paste_effect(series)
     truth = {}
     if syncnet_path is not None:
@@ -300,15 +303,12 @@ def markdown(report: dict) -> str:
         rows = {k: v for k, v in scores.items() if k.endswith(f"_{paste}")}
         lines += [f"## {paste} paste", ""] + figure_table(rows, {k: STAGES[k.rpartition("_")[0]] for k in rows})
         lines.append("")
-    if report["gains"]:
-        gain_keys = [k for k in next(iter(report["gains"].values())) if k != "ci95"]
-        lines += ["## Gains over Wav2Lip alone, same paste (paired intervals)", ""]
-        lines += figure_table(report["gains"], {k: row_label(k) for k in report["gains"]}, gain_keys) + [""]
-    if report["paste_effect"]:
-        effect_keys = [k for k in next(iter(report["paste_effect"].values())) if k != "ci95"]
-        lines += ["## What the paste alone changes: Wav2Lip alone against its hard paste", ""]
-        lines += figure_table(report["paste_effect"], {k: row_label(k) for k in report["paste_effect"]},
-                              effect_keys) + [""]
+    for part, title in (("gains", "Gains over Wav2Lip alone, same paste (paired intervals)"),
+                        ("paste_effect", "What the paste alone changes: Wav2Lip alone against its hard paste")):
+        if report[part]:
+            keys = [k for k in next(iter(report[part].values())) if k != "ci95"]
+            lines += [f"## {title}", ""] + figure_table(report[part], {k: row_label(k) for k in report[part]}, keys)
+            lines.append("")
     if report["truth"]:
         truth = report["truth"]
         lines += ["Ground truth: " + ", ".join(f"{k} {with_interval(truth, k)}" for k in truth if k != "ci95"), ""]

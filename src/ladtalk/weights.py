@@ -9,7 +9,6 @@ a file with `torch.load(weights_only=True)` so that a checkpoint from the intern
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import pickle
@@ -86,29 +85,6 @@ def where_looked(name: str, env_var: str | None = None, hub_filename: str | None
     if package and package_relpath:
         places.append(f"the installed '{package}' package ({package_relpath})")
     return f"{name} was not found; looked in: " + ", ".join(places or ["(no places given)"])
-
-
-def sha256_of(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_bytes):
-            h.update(block)
-    return h.hexdigest()
-
-
-def check_file(path: str | os.PathLike, size_bytes: int | None = None,
-               sha256_prefix: str | None = None) -> None:
-    """Raise CheckpointError if the file's size or sha256 (prefix) differs from what is expected."""
-    path = Path(path)
-    if size_bytes is not None and path.stat().st_size != size_bytes:
-        raise CheckpointError(f"{path} has {path.stat().st_size} bytes, expected {size_bytes}: the file is "
-                              "truncated or a different file; download it again")
-    if sha256_prefix is not None:
-        digest = sha256_of(path)
-        if not digest.startswith(sha256_prefix.lower()):
-            raise CheckpointError(f"{path} has sha256 {digest[:16]}..., expected {sha256_prefix}...: "
-                                  "a different or corrupt file")
 
 
 def _unwrap(obj: Any) -> Any:

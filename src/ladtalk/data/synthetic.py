@@ -21,8 +21,8 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE
 
-__all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "render_frames",
-           "synth_speech", "synthesize", "load_truth", "FaceRenderer"]
+__all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "synth_speech",
+           "synthesize", "load_truth", "FaceRenderer"]
 
 TRUTH_VERSION = 1
 
@@ -105,17 +105,6 @@ def iter_render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 
     for k in range(n):
         affine = face.pose(*motion[k])
         yield face.render(float(openness[k]), float(blink[k]), affine), face.face_box(float(openness[k]), affine)
-
-
-def render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 0,
-                  fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
-    """Frames uint8 (T,size,size,3) RGB and face boxes float32 (T,4) [x1,y1,x2,y2] for openness (T,) in [0,1]."""
-    openness = np.asarray(mouth_openness, np.float32).reshape(-1)
-    frames = np.empty((len(openness), size, size, 3), np.uint8)
-    boxes = np.empty((len(openness), 4), np.float32)
-    for k, (frame, box) in enumerate(iter_render_frames(openness, size, seed, fps)):
-        frames[k], boxes[k] = frame, box
-    return frames, boxes
 
 
 def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, size: int = 256, seed: int = 0,

@@ -19,7 +19,7 @@ import torch
 from ladtalk.errors import InputError
 from ladtalk.evaluate.align import ALIGN_MODES, align_frames, check_input, read_pair
 from ladtalk.evaluate.networks import Networks, load_networks
-from ladtalk.evaluate.report import case_markdown, jsonable, write_case_files, write_cases_summary, write_json
+from ladtalk.evaluate.report import case_markdown, write_case_files, write_cases_summary, write_json
 from ladtalk.evaluate.scores import (
     LOWER_IS_BETTER,
     LSE_FACE_NOTE,
@@ -34,6 +34,7 @@ from ladtalk.io.atomic import atomic_dir
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.metrics.confidence import mean_interval
 from ladtalk.metrics.provenance import provenance
+from ladtalk.metrics.scoring import json_ready
 from ladtalk.runtime import resolve_device
 
 __all__ = ["ALIGN_MODES", "LOWER_IS_BETTER", "evaluate", "evaluate_cases"]
@@ -79,7 +80,7 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
         "offset_applies_to": pair.offset_applies_to,
         "frames": {"pred": len(pair.pred), "gt": len(pair.gt), "compared": len(p)},
         "fps": pair.info_gt.fps, "size": [int(pair.gt.shape[2]), int(pair.gt.shape[1])],
-        "metrics": {k: jsonable(v) for k, v in metrics.items()},
+        "metrics": json_ready(metrics),
         "ci95": {**{k: mean_interval(series[k]) for k in metrics if k in series and np.isfinite(series[k]).all()},
                  **lse_ci},
         "gt_reference": reference, "info": info, "absent": {k: v for k, v in nets.absent.items() if k not in metrics},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import cv2
@@ -14,13 +13,7 @@ import numpy as np
 from ladtalk.errors import LadtalkError
 from ladtalk.evaluate.scores import LOWER_IS_BETTER
 from ladtalk.metrics.provenance import provenance_line
-
-
-def jsonable(x: float | int) -> float | int | str:
-    """Numbers for strict JSON: +-inf / nan become the strings 'inf' / '-inf' / 'nan' (identical frames: PSNR inf)."""
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    return float(x) if math.isfinite(x) else str(float(x))
+from ladtalk.metrics.scoring import json_ready
 
 
 def write_json(path: Path, obj) -> None:
@@ -78,7 +71,7 @@ def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarra
         files["flicker_plot"] = "flicker.png"
     _strip(folder / "strip.png", pred, gt)
     files["strip"] = "strip.png"
-    per_frame = {k: [jsonable(float(x)) for x in v] for k, v in series.items()}
+    per_frame = json_ready({k: [float(x) for x in v] for k, v in series.items()})
     write_json(folder / "per_frame.json", per_frame)
     files["per_frame"] = "per_frame.json"
     return files
@@ -127,7 +120,7 @@ def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str
                         details: list[str]) -> dict:
     """metrics.json (every case and the average), summary.csv and report.md (table, then `details`) -> the JSON."""
     names = list(dict.fromkeys(k for r in results for k in r["metrics"]))
-    average = {k: jsonable(float(np.mean([float(r["metrics"][k]) for r in results if k in r["metrics"]])))
+    average = {k: json_ready(float(np.mean([float(r["metrics"][k]) for r in results if k in r["metrics"]])))
                for k in names}
     summary = {"cases": results, "average": average, "absent": absent, "align": align,
                "provenance": results[0]["provenance"] if results else None}

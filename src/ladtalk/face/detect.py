@@ -1,14 +1,12 @@
-"""The face-detector contract (FaceDetector; its Detection and NMS live in face.boxes), the factory and a video loop."""
+"""The face-detector contract (FaceDetector; its Detection and NMS live in face.boxes) and the factory."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from ladtalk.errors import InputError
 from ladtalk.face.boxes import Detection, batched_nms, box_overlap, check_frames  # noqa: F401 (re-exported)
@@ -44,21 +42,3 @@ def make_detector(spec: str = "mtcnn", device: str | torch.device = "cpu", **kw)
         return S3FDDetector.from_file(Path(arg).expanduser(), device=dev, **kw)
     raise InputError(f"unknown face detector {spec!r}; choose 'mtcnn' or 's3fd:PATH'")
 
-
-def detect_frames(
-    detector: FaceDetector, frames: Iterable[np.ndarray], batch_size: int = 16, total: int | None = None
-) -> list[list[Detection]]:
-    """Run `detector` over a stream of uint8 (H,W,3) RGB frames in batches, with a progress bar; one list per frame."""
-    out: list[list[Detection]] = []
-    batch: list[np.ndarray] = []
-    with tqdm(total=total, desc=f"detect faces ({detector.name})", unit="frame", dynamic_ncols=True) as bar:
-        for frame in frames:
-            batch.append(frame)
-            if len(batch) == batch_size:
-                out.extend(detector.detect(np.stack(batch)))
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            out.extend(detector.detect(np.stack(batch)))
-            bar.update(len(batch))
-    return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ladtalk.errors import InputError, NoFaceError
+from ladtalk.errors import InputError
 from ladtalk.face import DEFAULT_PADS
 from ladtalk.face.boxes import Detection
 
@@ -227,10 +227,3 @@ def track_faces(
     has_face = np.isfinite(boxes).all(axis=1)
     return FaceTrack(boxes, has_face, raw, filled, marks, scores, index, len(tracks), (w, h), tuple(pads))
 
-
-def require_faces(face_track: FaceTrack, what: str = "the video") -> FaceTrack:
-    """Raise NoFaceError if no frame of the track has a face; otherwise return it unchanged."""
-    if not face_track.has_face.any():
-        raise NoFaceError(f"no face was found in any frame of {what}; give a video where the face is visible "
-                          "and frontal, or try another detector (--detector s3fd:PATH)")
-    return face_track

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 import librosa
 import numpy as np
 import scipy.signal
-import torch
 
 from ladtalk.errors import InputError
 from ladtalk.io.audio import SAMPLE_RATE
@@ -111,21 +110,6 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     buf = np.concatenate([buf, tail[-2::-1][:pad]])
     frames_of(buf, last=True)
     return np.concatenate(mels, axis=1)
-
-
-def melspectrogram_torch(wav: torch.Tensor) -> torch.Tensor:
-    """Same as `melspectrogram` on any device: (N,) float tensor at 16 kHz -> (80, 1 + N // 200) float32."""
-    if wav.dim() != 1 or wav.numel() <= N_FFT // 2:
-        raise InputError(f"expected mono audio longer than {N_FFT // 2} samples, got shape {tuple(wav.shape)}")
-    x = wav.float()
-    y = torch.cat([x[:1], x[1:] - PREEMPHASIS * x[:-1]])
-    window = torch.hann_window(N_FFT, periodic=True, device=x.device)
-    spec = torch.stft(y, N_FFT, hop_length=HOP, win_length=N_FFT, window=window, center=True,
-                      pad_mode="reflect", return_complex=True).abs()
-    mel = torch.from_numpy(mel_basis()).to(x.device) @ spec
-    db = 20.0 * torch.log10(mel.clamp_min(1e-5)) - REF_LEVEL_DB
-    norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
-    return norm.clamp(-MAX_ABS, MAX_ABS)
 
 
 def official_num_frames(num_mel_steps: int, fps: float) -> int:

@@ -22,16 +22,21 @@ from ladtalk.io.atomic import atomic_path
 SAMPLE_RATE = 16000  # of all audio the models hear: Wav2Lip's mel, the identity folders, the driving speech
 
 
-def _open_audio(path: Path):
+def open_media(path: Path, what: str, give: str) -> av.container.InputContainer:
+    """`path` opened for reading, or an InputError that names the problem (`what` it is not, what to `give`)."""
     if not path.exists():
         raise InputError(f"{path} does not exist. Check the path.")
     if path.is_dir():
-        raise InputError(f"{path} is a folder, not an audio or video file.")
+        raise InputError(f"{path} is a folder, not {what}.")
     try:
-        container = av.open(str(path), mode="r")
+        return av.open(str(path), mode="r")
     except av.error.FFmpegError as e:
         raise InputError(f"{path} is not a media file FFmpeg can read, or it is truncated or corrupt "
-                         f"({e.strerror or e}). Give an audio file (WAV, MP3, AAC, M4A, ...) or a video.") from e
+                         f"({e.strerror or e}). {give}") from e
+
+
+def _open_audio(path: Path):
+    container = open_media(path, "an audio or video file", "Give an audio file (WAV, MP3, AAC, M4A, ...) or a video.")
     if not container.streams.audio:
         kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
         container.close()
@@ -255,18 +260,5 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         raise InputError(f"cannot write {path}: {e.strerror or e}. Choose a folder you can write to.") from e
 
 
-def audio_duration_seconds(path: str | Path) -> float:
-    """Seconds of audio `load_audio` returns (from the header when it knows the length, else by decoding)."""
-    path = Path(path)
-    with _open_audio(path) as container:
-        stream = container.streams.audio[0]
-        if stream.duration is not None and stream.time_base is not None:
-            start = (stream.start_time or 0) * stream.time_base
-            origin = _first_video_time(path)
-            return float(start + stream.duration * stream.time_base - (start if origin is None else origin))
-    samples, rate = _decode_mono(path)
-    return len(samples) / rate
-
-
-__all__ = ["AAC_SAMPLE_RATES", "SAMPLE_RATE", "AudioInfo", "audio_duration_seconds", "iter_audio", "load_audio",
+__all__ = ["AAC_SAMPLE_RATES", "SAMPLE_RATE", "AudioInfo", "iter_audio", "load_audio",
            "mux_format", "probe_audio", "write_wav"]

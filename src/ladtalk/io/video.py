@@ -8,6 +8,7 @@ constant-rate video belongs to audio time k/fps, as it does in files written by 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from av.video.reformatter import Interpolation
 
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.io.atomic import atomic_path
-from ladtalk.io.audio import SAMPLE_RATE
+from ladtalk.io.audio import SAMPLE_RATE, open_media
 
 # A frame may sit this fraction of an output period after its nominal time and still count as "at" it:
 # containers with millisecond time bases (MKV, WebM) round timestamps by up to 0.5 ms.
@@ -30,10 +31,6 @@ _TIME_TOLERANCE_PERIODS = 0.05
 # re-encode darker still). Accurate rounding with full chroma interpolation is unbiased (0.002 levels,
 # 0.2 RMS from a bicubic reference) at 3.8 instead of 1.0 ms per 512x512 frame.
 _TO_RGB = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
-
-
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24", interpolation=_TO_RGB)
 
 
 @dataclass(frozen=True)
@@ -60,16 +57,7 @@ def _fraction_fps(fps: float | Fraction) -> Fraction:
 
 
 def _open(path: Path) -> av.container.InputContainer:
-    if not path.exists():
-        raise InputError(f"{path} does not exist. Check the path.")
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a media file.")
-    try:
-        return av.open(str(path), mode="r")
-    except av.error.FFmpegError as e:
-        raise InputError(
-            f"{path} is not a media file FFmpeg can read, or it is truncated or corrupt ({e.strerror or e}). "
-            "Give a complete video file (MP4, MOV, MKV, WebM, AVI, ...).") from e
+    return open_media(path, "a media file", "Give a complete video file (MP4, MOV, MKV, WebM, AVI, ...).")
 
 
 def _video_stream(container, path: Path):
@@ -122,14 +110,6 @@ def probe_video(path: str | Path) -> VideoInfo:
                          codec=stream.codec_context.name)
 
 
-def resampled_frame_count(info: VideoInfo, fps: float) -> int:
-    """How many frames `iter_frames(info.path, fps=fps)` yields for a constant-rate video (VFR: an estimate)."""
-    if fps == info.fps:
-        return info.frame_count
-    duration = info.frame_count / _fraction_fps(info.fps)
-    return max(1, math.ceil(duration * _fraction_fps(fps) - _TIME_TOLERANCE_PERIODS))
-
-
 def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]:
     """Yield (frame, time after the first frame or None, nominal frame period); InputError on damage."""
     with _open(path) as container:
@@ -167,8 +147,8 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
     """Yield frames one at a time as uint8 (H,W,3) RGB, optionally resampled to a constant `fps`.
 
     With `fps`, output frame k shows the last input frame whose time is <= k/fps after the first frame,
-    which handles variable frame rate; the output ends with the last input frame's display time
-    (`resampled_frame_count` frames for a constant-rate input). A repeated frame is a fresh array.
+    which handles variable frame rate; the output ends with the last input frame's display time (a constant-rate
+    input gives ceil(duration * fps) frames). A repeated frame is a fresh array.
     `start_frame` and `max_frames` count output frames; frames before `start_frame` are decoded but not
     converted (decoding is sequential: no seek, so no keyframe inaccuracy).
     A file found damaged mid-stream raises InputError naming the frame reached, even after frames were
@@ -179,52 +159,41 @@ def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0
         raise InputError(f"start_frame must be >= 0, got {start_frame}")
     if max_frames is not None and max_frames <= 0:
         return
-    out_fps = _fraction_fps(fps) if fps is not None else None
-    stop = math.inf if max_frames is None else start_frame + max_frames
-    produced = 0
+    stop = None if max_frames is None else start_frame + max_frames
     frames = _decoded(path)
     with contextlib.closing(frames):
-        if out_fps is None:
-            for frame, _, _ in frames:
-                if produced >= start_frame:
-                    yield _rgb(frame)
-                produced += 1
-                if produced >= stop:
-                    return
-            return
-        tol = _TIME_TOLERANCE_PERIODS / out_fps
-        held = None  # the latest input frame at or before the next output time
-        held_rgb = None
-        held_t = Fraction(0)
-        period = Fraction(1, 25)
+        shown = (f for f, _, _ in frames) if fps is None else _resampled(frames, _fraction_fps(fps))
+        last = last_rgb = None
+        for frame in itertools.islice(shown, start_frame, stop):
+            if frame is last:
+                yield last_rgb.copy()
+            else:
+                last, last_rgb = frame, frame.to_ndarray(format="rgb24", interpolation=_TO_RGB)
+                yield last_rgb
 
-        def show():  # the held frame as RGB, converted once, copied when repeated
-            nonlocal held_rgb
-            if held_rgb is None:
-                held_rgb = _rgb(held)
-                return held_rgb
-            return held_rgb.copy()
 
-        for frame, t, period in frames:
-            if t is None:  # no timestamp: assume constant rate after the previous frame
-                t = held_t + period if held is not None else Fraction(0)
-            while held is not None and produced / out_fps + tol < t:
-                if produced >= start_frame:
-                    yield show()
-                produced += 1
-                if produced >= stop:
-                    return
-            if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
-                held, held_rgb, held_t = frame, None, t
-        if held is None:
-            return
-        end = held_t + (held.duration * held.time_base if held.duration else period)
-        while produced / out_fps + tol < end:
-            if produced >= start_frame:
-                yield show()
+def _resampled(frames: Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]], out_fps: Fraction
+               ) -> Iterator[av.VideoFrame]:
+    """The input frame shown at each output time k/out_fps (the same object where a frame is repeated)."""
+    tol = _TIME_TOLERANCE_PERIODS / out_fps
+    produced = 0
+    held = None  # the latest input frame at or before the next output time
+    held_t = Fraction(0)
+    period = Fraction(1, 25)
+    for frame, t, period in frames:
+        if t is None:  # no timestamp: assume constant rate after the previous frame
+            t = held_t + period if held is not None else Fraction(0)
+        while held is not None and produced / out_fps + tol < t:
+            yield held
             produced += 1
-            if produced >= stop:
-                return
+        if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
+            held, held_t = frame, t
+    if held is None:
+        return
+    end = held_t + (held.duration * held.time_base if held.duration else period)
+    while produced / out_fps + tol < end:
+        yield held
+        produced += 1
 
 
 def iter_frame_batches(path: str | Path, batch_size: int, **kw) -> Iterator[np.ndarray]:
@@ -312,8 +281,6 @@ class VideoWriter:
 
     def set_audio(self, samples: np.ndarray, sample_rate: int) -> None:
         """Attach float audio in [-1,1], (N,) or (N,C); only before the first frame is written."""
-        if self._video is not None:
-            raise LadtalkError("VideoWriter.set_audio must be called before the first write().")
         a = np.asarray(samples)
         if a.ndim == 1:
             a = a[:, None]
@@ -326,7 +293,7 @@ class VideoWriter:
     def set_audio_stream(self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> None:
         """Attach audio as float (N,channels) blocks in [-1,1] (mono or stereo); only before the first write."""
         if self._video is not None:
-            raise LadtalkError("VideoWriter.set_audio_stream must be called before the first write().")
+            raise LadtalkError("a VideoWriter's audio must be set before the first write().")
         if int(sample_rate) <= 0:
             raise InputError(f"sample_rate must be positive, got {sample_rate}")
         if channels not in (1, 2):
@@ -450,5 +417,4 @@ class VideoWriter:
             stack.__exit__(None, None, None)
 
 
-__all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames",
-           "resampled_frame_count"]
+__all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames"]

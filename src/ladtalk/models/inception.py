@@ -145,7 +145,7 @@ class MixedE(nn.Module):
 
 
 class FIDInceptionV3(nn.Module):
-    """FID Inception-v3: float (B,3,299,299) in [-1,1] -> pool3 features (B,2048); `logits` gives (B,1008)."""
+    """FID Inception-v3: float (B,3,299,299) in [-1,1] -> pool3 features (B,2048)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -165,7 +165,7 @@ class FIDInceptionV3(nn.Module):
         self.Mixed_7a = MixedD(768)
         self.Mixed_7b = MixedE(1280, max_pool=False)
         self.Mixed_7c = MixedE(2048, max_pool=True)
-        self.fc = nn.Linear(FID_FEATURE_DIM, FID_NUM_CLASSES)
+        self.fc = nn.Linear(FID_FEATURE_DIM, FID_NUM_CLASSES)  # unused by FID; the file has it (strict load)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(images)))
@@ -176,7 +176,3 @@ class FIDInceptionV3(nn.Module):
                       self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c):
             x = block(x)
         return x.mean(dim=(2, 3))
-
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Class scores (B,1008) of float (B,3,299,299) images in [-1,1] (not used by FID; a loading check)."""
-        return self.fc(self.forward(images))

@@ -373,14 +373,6 @@ class SOVQAE(nn.Module):
         base = F.interpolate(thumb, size=images.shape[-2:], mode="bicubic", align_corners=False)
         return base + self.decoder(torch.cat([h, guide], 1), skips)
 
-    def decode_indices(self, indices: torch.Tensor, images: torch.Tensor | None = None) -> torch.Tensor:
-        """Code indices (B,h,w) int64 -> images (B,3,h*f,w*f) (`images`: the guide, see decode)."""
-        return self.decode(self.quantize.lookup(indices), images)
-
-    def code_indices(self, images: torch.Tensor) -> torch.Tensor:
-        """Indices (B,h,w) int64 of the codes chosen for images (B,3,H,W) in [-1,1]."""
-        return self.quantize.nearest(self.encode_latent(images))
-
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
         """images (B,3,H,W) in [-1,1] -> (reconstruction, vq loss, info: indices, usage and perplexity tensors)."""
         latent, skips = self.latent_and_skips(images)
@@ -408,9 +400,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def latent_size(config: SOVQAEConfig, image_size: int) -> int:
-    return image_size // config.downsample_factor
-
-
-__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "latent_size",
-           "usage_tensors"]
+__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "usage_tensors"]

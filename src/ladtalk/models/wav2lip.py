@@ -146,22 +146,11 @@ class Wav2Lip(nn.Module):
         return out
 
 
-@dataclass(frozen=True)
-class QualityDiscriminatorConfig:
-    """Visual-quality discriminator size: width 1.0 / img_size 96 are the official `Wav2Lip_disc_qual`."""
-
-    width: float = 1.0
-    img_size: int = 96
-
-    def __post_init__(self):
-        if self.img_size not in (48, 96):
-            raise ValueError(f"img_size must be 96 (official) or 48, got {self.img_size}")
-
-
 class Wav2LipQualityDiscriminator(nn.Module):
-    """faces (B,3,T,S,S) or (N,3,S,S), BGR in [0,1] -> probability of being real (T*B, 1), on the lower halves."""
+    """faces (B,3,T,S,S) or (N,3,S,S), BGR in [0,1] -> probability of being real (T*B, 1), on the lower halves.
+    Sized by its generator's config: width 1.0 / img_size 96 are the official `Wav2Lip_disc_qual`."""
 
-    def __init__(self, config: QualityDiscriminatorConfig = QualityDiscriminatorConfig()):
+    def __init__(self, config: Wav2LipConfig = Wav2LipConfig()):
         super().__init__()
         self.config = config
         c32, c64, c128, c256, c512 = (scaled(x, config.width) for x in (32, 64, 128, 256, 512))

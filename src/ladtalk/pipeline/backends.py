@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ladtalk.errors import InputError
+from ladtalk.io.atomic import atomic_path
 from ladtalk.runtime import Inference
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
@@ -108,7 +109,8 @@ class OnnxRuntimeRunner:
         if path is None or not path.is_file():
             onnx_bytes = _onnx_export(module, examples)
             if path is not None:
-                _atomic_write(path, onnx_bytes)
+                with atomic_path(path) as tmp:
+                    tmp.write_bytes(onnx_bytes)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = torch.get_num_threads()
         opts.inter_op_num_threads = 1
@@ -166,12 +168,6 @@ def _onnx_export(module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) ->
         torch.onnx.export(module.eval(), examples, buf, input_names=names, dynamo=False, opset_version=17,
                           dynamic_axes={n: {0: "batch"} for n in names})
     return buf.getvalue()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def make_runner(module: torch.nn.Module, examples: tuple[torch.Tensor, ...], inference: Inference,

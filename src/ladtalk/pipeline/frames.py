@@ -15,14 +15,14 @@ from ladtalk.errors import InputError
 from ladtalk.io.video import iter_frames
 
 
-def pingpong_indices(num_out: int, num_source: int, start: int = 0) -> np.ndarray:
+def pingpong_indices(num_out: int, num_source: int) -> np.ndarray:
     """int64 (num_out,) source frame index of each output frame: 0..N-1, N-2..1, 0..N-1, ..."""
     if num_source <= 0:
         raise ValueError("num_source must be positive")
     if num_source == 1:
         return np.zeros(num_out, dtype=np.int64)
     period = 2 * (num_source - 1)
-    k = (np.arange(num_out, dtype=np.int64) + start) % period
+    k = np.arange(num_out, dtype=np.int64) % period
     return np.where(k < num_source, k, period - k)
 
 

@@ -1,21 +1,12 @@
 """`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
 
-The method is the paper's pipeline (DESIGN.md, "The system in one picture"); steps 2-5 are `Cascade.__call__`,
-one batch of frames at a time:
-  1. mel: the driving speech as Wav2Lip's mel spectrogram, one 16-step window per video frame (`_speech_mel`,
-     `mel_windows`, made in `generate`);
-  2. lip-sync: Wav2Lip redraws the lower face to follow the speech, at its 96 px (`lipsync_faces`);
-  3. upscale: those faces resized to the SOVQAE's resolution (`upscale`);
-  4. restore: the SOVQAE encodes each face, replaces each latent by the nearest code of the identity's codebook
-     and decodes it, so Wav2Lip's blur becomes the identity's own texture (the robustness argument: a face within
-     NRoUB of the clean one maps to the same codes; `restore`);
-  5. paste back into the identity's frame (`paste_faces`); with `temporal_filter`, the faces first go through the
-     causal motion-gated filter of pipeline/temporal.py (beyond the paper: it steadies flicker between frames).
-`generate` wraps it: loading and checks, streaming in batches, threads and timing. Source frames are decoded,
-processed and encoded batch by batch, so memory stays flat however long the audio or the video (the identity crops
-are memory-mapped; the muxed audio is read block by block as the video advances). Decoding and encoding run in
-background threads (PyAV releases the GIL) so they overlap with the networks. Each stage's time is measured by
-`RunReport.stage` around it. The output keeps the driving audio's channels and (nearly) its sample rate.
+The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `generate` makes
+the mel (1) and schedules the identity frames (2); `Cascade.__call__` runs the networks on one batch of frames:
+Wav2Lip (3), upscale and SOVQAE, then the optional temporal filter (4), the paste (5). `generate` wraps it: loading
+and checks, streaming in batches (memory stays flat however long the audio or the video: the identity crops are
+memory-mapped, the muxed audio is read block by block), decoding and encoding in background threads (PyAV releases
+the GIL) and each stage timed by `RunReport.stage`. The output keeps the driving audio's channels and (nearly) its
+sample rate.
 """
 
 from __future__ import annotations
@@ -54,7 +45,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 @dataclass(frozen=True)
 class Cascade:
-    """The networks and settings of one run; called on a batch, it is the paper's method (steps 2-5 above)."""
+    """The networks and settings of one run; called on a batch, it is the paper's method (steps 3-5)."""
 
     ident: Identity
     wav2lip: LipSyncNet
@@ -72,7 +63,7 @@ class Cascade:
         hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
         official output as it is."""
         size = self.restorer.resolution if self.restorer is not None else self.ident.crop_size
-        with report.stage("wav2lip", self.device):  # 2. lip-sync
+        with report.stage("wav2lip", self.device):  # 3. lip-sync
             mels = torch.from_numpy(windows).to(self.device)
             faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.dtype,
                                           self.square_crop, size)
@@ -80,8 +71,8 @@ class Cascade:
             return synced  # the official inference's own result and paste
         step = "sovqae" if self.restorer is not None else "upscale"
         with report.stage(step, self.device if self.temporal is not None else None):
-            faces = upscale(faces, size)  # 3. upscale
-            if self.restorer is not None:  # 4. restore (with the mouth paste, only the rows it keeps)
+            faces = upscale(faces, size)  # 4. upscale
+            if self.restorer is not None:  # and restore (with the mouth paste, only the rows it keeps)
                 faces = self.restorer(faces)
             if self.temporal is None:
                 faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU

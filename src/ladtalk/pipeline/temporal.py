@@ -21,7 +21,6 @@ after batch; a gap in the frame sequence (a frame without a face) restarts it.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import cv2
@@ -29,25 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ladtalk.data.degrade import gaussian_blur
 from ladtalk.errors import InputError
-
-
-def gaussian_blur(images: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B,C,H,W) with reflected borders; sigma_px <= 0 returns the input."""
-    if sigma_px <= 0:
-        return images
-    radius = max(1, math.ceil(3 * sigma_px))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    k = torch.exp(-0.5 * (x / sigma_px) ** 2)
-    k = k / k.sum()
-    c = images.shape[1]
-    pad = min(radius, images.shape[-1] - 1, images.shape[-2] - 1)
-    if pad < radius:  # tiny images: a kernel as wide as reflection allows
-        k = k[radius - pad:radius + pad + 1] / k[radius - pad:radius + pad + 1].sum()
-    out = F.pad(images, (pad, pad, 0, 0), mode="reflect")
-    out = F.conv2d(out, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.pad(out, (0, 0, pad, pad), mode="reflect")
-    return F.conv2d(out, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def face_flow(faces: torch.Tensor, targets: torch.Tensor, engine) -> torch.Tensor:

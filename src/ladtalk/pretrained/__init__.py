@@ -7,7 +7,6 @@ Its `recipe.json` records the speakers' seeds, the data recipe, the steps, the t
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -40,7 +39,3 @@ def resolve(path: str | os.PathLike, part: str) -> str | os.PathLike:
         return path
     return builtin_base(text.partition(":")[2] or "synthetic-48")[part]
 
-
-def recipe(name: str = "synthetic-48") -> dict:
-    """How the shipped base was made (seeds, data, steps, minutes, held-out figures)."""
-    return json.loads(builtin_base(name)["recipe"].read_text())

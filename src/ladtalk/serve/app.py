@@ -1,16 +1,5 @@
-"""The HTTP API and the page (Starlette). Every page action is one of these calls; the page holds no logic.
-
-POST /api/uploads?kind=video|audio|weights   body: the file's bytes          -> {id, kind, bytes, seconds, ...}
-GET  /api/uploads;  GET /api/uploads/{id}/file;  DELETE /api/uploads/{id}
-POST /api/jobs   JSON {kind: prepare|train|generate|enhance|analyze|evaluate, ...}  -> 202 {id, state, ...}
-GET  /api/jobs, /api/jobs/{id}                                              -> state, progress, error, result
-POST /api/jobs/{id}/cancel | /again;  DELETE /api/jobs/{id}                 -> stop it; submit it again; forget it
-GET  /api/jobs/{id}/files/{path}, .../log                                   -> a result file; its log
-GET  /api/identities[/{name}[/crops.png]], /api/models[/{name}]; DELETE /api/identities|models/{name}
-POST /api/models/{name}/resume                                              -> continue a run with its own settings
-GET  /api/overview (jobs, identities, models, uploads, shipped lip-sync bases "builtin:NAME" in one call: what the
-     page polls), /api/disk (bytes used)
-"""
+"""The HTTP API and the page (Starlette). Every page action is one of these calls; the page holds no logic. The
+routes are listed in `build_app` and described, with what each takes and returns, in docs/serve.md."""
 
 from __future__ import annotations
 

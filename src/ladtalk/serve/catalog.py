@@ -77,17 +77,20 @@ def _metrics_ends(folder: Path, tail_bytes: int = 65536) -> tuple[dict, dict | N
             tail = f.read()
     except OSError:
         return {}, None
-    def records(raw: bytes) -> list[dict]:
-        out = []
-        for line in raw.decode(errors="replace").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a line cut by the window, or being written right now
-        return [r for r in out if isinstance(r, dict)]
-    setup = next((r for r in records(head) if r.get("split") == "setup"), {})
-    last = next((r for r in reversed(records(tail)) if r.get("split") == "train"), None)
+    setup = next((r for r in _records(head.decode(errors="replace")) if r.get("split") == "setup"), {})
+    last = next((r for r in reversed(_records(tail.decode(errors="replace"))) if r.get("split") == "train"), None)
     return setup, last
+
+
+def _records(text: str) -> list[dict]:
+    """The JSON objects of metrics.jsonl lines; a line cut by a read window, or being written now, is skipped."""
+    out = []
+    for line in text.splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return [r for r in out if isinstance(r, dict)]
 
 
 def model_summary(folder: Path, training: bool = False) -> dict:
@@ -142,12 +145,4 @@ def list_builtin() -> list[dict]:
 def read_metrics(folder: Path) -> list[dict]:
     """The run's metrics.jsonl records (train, val and setup splits); [] for a folder without a log."""
     path = folder / "logs" / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # a line being written right now
-    return records
+    return _records(path.read_text()) if path.is_file() else []

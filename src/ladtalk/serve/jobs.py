@@ -29,7 +29,6 @@ from pathlib import Path
 from ladtalk.serve.paths import DataDir, new_id, public_message
 
 LIVE = ("queued", "running")
-STATES = (*LIVE, "done", "failed", "cancelled", "interrupted")
 RECORD = "record.json"
 RUNTIME = ("dir", "proc", "cancel_requested", "stopping")  # fields of the live server only, never stored
 

@@ -1,13 +1,8 @@
-"""The server's data folder and the only way a request turns a name into a path.
+"""The server's data folder (its layout: docs/serve.md) and the only way a request turns a name into a path.
 
-DATA_DIR/uploads/<generated>.<ext>   files sent by clients (their own names are never used on disk)
-DATA_DIR/identities/<name>/          identity folders written by `prepare`
-DATA_DIR/models/<name>/              SOVQAE training runs (resumable) and lip-sync model folders
-DATA_DIR/jobs/<id>/                  one folder per job: job.json, log.txt, progress.json, out/ (its results)
-
-Every name that comes from a request must match NAME_RE (letters, digits, '-', '_', '.', not starting with '.'),
-so '..', '/', absolute paths and hidden files cannot be expressed; the resolved path must still lie inside its
-folder, so a symlink planted there cannot lead out.
+Uploads are stored under generated names, never the client's. Every name that comes from a request must match
+NAME_RE (letters, digits, '-', '_', '.', not starting with '.'), so '..', '/', absolute paths and hidden files
+cannot be expressed; the resolved path must still lie inside its folder, so a symlink planted there cannot lead out.
 """
 
 from __future__ import annotations
@@ -98,10 +93,3 @@ class DataDir:
                 except OSError:
                     continue  # deleted while we listed
         return sorted(records, key=lambda r: r["created"], reverse=True)
-
-    def upload_name(self, path: Path) -> str:
-        """The name the client gave an upload (for titles only; never used as a path)."""
-        try:
-            return json.loads(path.with_name(f".{path.stem}.json").read_text())["name"] or path.name
-        except (OSError, ValueError, KeyError):
-            return path.name

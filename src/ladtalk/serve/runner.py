@@ -9,17 +9,12 @@ process is what lets the server really stop a job: it can be interrupted or kill
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import traceback
 from pathlib import Path
 
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(obj, default=str))
-    os.replace(tmp, path)
+from ladtalk.serve.jobs import write_json  # imports no module that binds tqdm
 
 
 def _mirror_progress(job_dir: Path) -> None:
@@ -34,7 +29,7 @@ def _mirror_progress(job_dir: Path) -> None:
     class JobBar(tqdm.std.tqdm):
         def display(self, msg=None, pos=None):
             d = self.format_dict
-            _write_json(target, {"desc": d.get("prefix") or "", "n": d["n"], "total": d["total"],
+            write_json(target, {"desc": d.get("prefix") or "", "n": d["n"], "total": d["total"],
                                  "rate": d.get("rate"), "elapsed": d["elapsed"], "unit": d.get("unit", "it"),
                                  "time": time.time()})
             return super().display(msg, pos)
@@ -52,7 +47,7 @@ def main(job_dir: str) -> int:
     try:
         result = TASKS[spec["kind"]](**spec["call"])
     except LadtalkError as e:
-        _write_json(job_dir / "error.json", {"message": f"ladtalk {spec['kind']}: error: {e}"})
+        write_json(job_dir / "error.json", {"message": f"ladtalk {spec['kind']}: error: {e}"})
         return 2
     except KeyboardInterrupt:  # the server stopped the job (training saves its checkpoint first)
         return 130
@@ -60,9 +55,9 @@ def main(job_dir: str) -> int:
         traceback.print_exc()
         message = (f"ladtalk {spec['kind']}: unexpected error ({type(e).__name__}: {e}); "
                    f"GET /api/jobs/{job_dir.name}/log has the details")
-        _write_json(job_dir / "error.json", {"message": message})
+        write_json(job_dir / "error.json", {"message": message})
         return 1
-    _write_json(job_dir / "result.json", result)
+    write_json(job_dir / "result.json", result)
     return 0
 
 

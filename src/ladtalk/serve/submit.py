@@ -99,7 +99,7 @@ class Server:
         if path.is_relative_to(self.data.folder("jobs")):
             job = path.relative_to(self.data.folder("jobs")).parts[0]
             return f"{path.name} of job {job[:8]}"
-        return self.data.upload_name(path)
+        return self.data.upload_record(path).get("name") or path.name  # for titles only, never a path
 
     def in_use(self, value: str) -> bool:
         """Whether a queued or running job reads `value` (a name, an upload id, or a job's results)."""

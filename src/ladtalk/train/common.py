@@ -28,15 +28,14 @@ from tqdm.auto import tqdm
 from ladtalk.checkpoint import load_state_dict, load_trainer_state, read_meta, save_component
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.presets import DEFAULT_PRESETS, GPU_PRESETS, preset_names
-from ladtalk.runtime import autocast_dtype, autocast_to, precision_name, resolve_device
+from ladtalk.runtime import Inference, autocast_dtype, resolve_device
 
 
-@dataclass
-class Runtime:
-    """Where and how a trainer runs: device, reduced precision, DDP rank/world size."""
+@dataclass(frozen=True)
+class Runtime(Inference):
+    """Where and how a trainer runs: inference's device, reduced precision and memory format (its `precision`,
+    `autocast`), DDP rank/world size, the fp16 loss scaler."""
 
-    device: torch.device
-    amp_dtype: torch.dtype | None
     channels_last: bool = False
     rank: int = 0
     world_size: int = 1
@@ -50,14 +49,6 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-    @property
-    def precision(self) -> str:
-        return precision_name(self.amp_dtype)
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """Autocast to bf16/fp16 where chosen; a no-op for fp32."""
-        return autocast_to(self.device, self.amp_dtype)
 
     def prepare(self, model: nn.Module, compile: bool = False) -> nn.Module:
         """Move to the device (channels_last if chosen) and optionally torch.compile it."""
@@ -84,14 +75,9 @@ class Runtime:
         return self.scaler.scale(loss) if self.scaler is not None else loss
 
     def backward(self, loss: torch.Tensor) -> None:
-        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+        self.scaled(loss).backward()
 
-    def step(self, optimizer: torch.optim.Optimizer, clip_norm: float | None = None) -> None:
-        if clip_norm is not None:
-            if self.scaler is not None:
-                self.scaler.unscale_(optimizer)
-            params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
-            torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:
@@ -309,7 +295,6 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
     finally:
         for m, f in zip(modules, flags):
             m.train(f)
-
 
 
 def format_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:

@@ -1,11 +1,9 @@
 """`ladtalk train sovqae`: train the identity-specific SOVQAE on prepared identity folders.
 
-The driver: the plain training loop. Its pieces: the step and its loss in train/sovqae_step.py, each step's inputs
-in train/sovqae_data.py (`Batches`), validation and the checkpoints below, the codebook upkeep in
-train/sovqae_codebook.py. Data: the train split of each identity's crops, held on the GPU when they fit (else
-read from the memory-mapped crops). RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs/metrics.jsonl (+ TensorBoard),
-and at the end RUN_DIR/model/ (config.json + model.safetensors, kind "sovqae") and a printed summary.
-Re-running the same command resumes from checkpoints/last. Under torchrun every rank takes its share.
+The driver, one plain loop (its pieces: docs/DESIGN.md, "How training is organised"). RUN_DIR/checkpoints/{last,
+best}, RUN_DIR/logs/metrics.jsonl (+ TensorBoard), and at the end RUN_DIR/model/ (config.json + model.safetensors,
+kind "sovqae") and a printed summary. Re-running the same command resumes from checkpoints/last. Under torchrun
+every rank takes its share.
 """
 
 from __future__ import annotations

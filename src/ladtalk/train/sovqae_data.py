@@ -29,7 +29,6 @@ class CropStore:
                for _, idx in splits]
         self.sources = [(ident, idx[:c]) for (ident, idx), c in zip(splits, cut)]
         self.holdout = [(ident, idx[c:]) for (ident, idx), c in zip(splits, cut)]
-        self.tests = [(ident, ident.test_indices) for ident in identities]
         self.index = np.concatenate([np.stack([np.full(len(idx), k), idx], 1)
                                      for k, (_, idx) in enumerate(self.sources)]).astype(np.int64)
         if len(self.index) == 0:
@@ -87,8 +86,8 @@ class CropStore:
         return torch.from_numpy(self._gather(rows)).to(self.device, non_blocking=True)
 
     def sample(self, split: str, count: int) -> np.ndarray:
-        """`count` evenly spaced uint8 crops of the "train", "holdout" or "test" frames of all identities (host)."""
-        groups = {"train": self.sources, "holdout": self.holdout, "test": self.tests}[split]
+        """`count` evenly spaced uint8 crops of the "train" or "holdout" frames of all identities (host)."""
+        groups = {"train": self.sources, "holdout": self.holdout}[split]
         pairs = [(ident, i) for ident, idx in groups for i in idx]
         if not pairs:
             raise InputError(f"the identity folders have no {split} frames with a face")

@@ -52,19 +52,11 @@ def standard_degradations(size: int) -> dict[str, Callable[[torch.Tensor, torch.
     }
 
 
-@torch.no_grad()
-def restoration_scores(model: SOVQAE, clean01: torch.Tensor, degraded01: torch.Tensor,
-                       clean_indices: torch.Tensor, mask: torch.Tensor | None,
-                       amp_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """PSNR degraded/restored vs clean (whole crop and region) and the share of code indices that did not change."""
-    restored, indices = restore_images(model, degraded01, amp_dtype)
-    return scores_of_restoration(clean01, degraded01, restored, indices, clean_indices, mask)
-
-
 def scores_of_restoration(clean01: torch.Tensor, degraded01: torch.Tensor, restored: torch.Tensor,
                           indices: torch.Tensor, clean_indices: torch.Tensor, mask: torch.Tensor | None
                           ) -> dict[str, float]:
-    """`restoration_scores` for faces already restored (`indices`: the codes the degraded faces chose)."""
+    """PSNR degraded/restored vs clean (whole crop and region) and the share of code indices that did not change
+    (`indices`: the codes the degraded faces chose)."""
     out = {
         "psnr_degraded": float(psnr01(degraded01, clean01).mean()),
         "psnr_restored": float(psnr01(restored, clean01).mean()),
@@ -112,7 +104,9 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         degraded = fn(test01, g)
         if name != "down96":
             degraded = degrade.in_region(test01, degraded, boxes)
-        r = restoration_scores(model, test01, degraded, indices, None if name == "down96" else mask, amp_dtype)
+        restored, degraded_indices = restore_images(model, degraded, amp_dtype)
+        r = scores_of_restoration(test01, degraded, restored, degraded_indices, indices,
+                                  None if name == "down96" else mask)
         m[f"{name}_psnr_degraded"] = r["psnr_degraded"]
         m[f"{name}_psnr_restored"] = r["psnr_restored"]
         m[f"{name}_codes_unchanged"] = r["codes_unchanged"]

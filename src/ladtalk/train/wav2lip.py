@@ -30,12 +30,7 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.lipsync_weights import KIND_DISC, KIND_WAV2LIP, load_syncnet_expert, load_wav2lip
 from ladtalk.losses.lipsync import bce_prob, expert_sync_loss
-from ladtalk.models.wav2lip import (
-    QualityDiscriminatorConfig,
-    Wav2Lip,
-    Wav2LipConfig,
-    Wav2LipQualityDiscriminator,
-)
+from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig, Wav2LipQualityDiscriminator
 from ladtalk.presets import load_preset
 from ladtalk.train.common import (
     CheckpointManager,
@@ -138,9 +133,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     betas = t.adam_betas_gan if use_gan else t.adam_betas
     opt = torch.optim.Adam(gen.parameters(), lr=t.lr, betas=betas)
     disc = ddp_disc = opt_d = None
-    dcfg = QualityDiscriminatorConfig(width=gcfg.width, img_size=gcfg.img_size)
     if use_gan:
-        disc = rt.prepare(Wav2LipQualityDiscriminator(dcfg))
+        disc = rt.prepare(Wav2LipQualityDiscriminator(gcfg))
         ddp_disc = rt.wrap_ddp(disc)
         opt_d = torch.optim.Adam(disc.parameters(), lr=t.disc_lr, betas=betas)
 
@@ -182,7 +176,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                  "last_scores": scores, "optimizer": opt.state_dict(), "rng": rng_state()}
         if use_gan:
             state["optimizer_d"] = opt_d.state_dict()
-            dckpt.save(dcfg, unwrap(disc).state_dict(), {"step": step})
+            dckpt.save(gcfg, unwrap(disc).state_dict(), {"step": step})
         ckpt.save(gcfg, unwrap(gen).state_dict(), state, extra={"val": scores}, best=is_best)
         if rt.is_main and sample is not None:
             save_samples(run_dir / "samples" / f"step_{step:09d}.png", *sample)
