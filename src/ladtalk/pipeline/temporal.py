@@ -101,7 +101,7 @@ def temporal_filter(enabled: bool, strength: float = 1.0, sigma: float = 0.06) -
 
     strength: the filter's weight, in (0, 1], of the previous face where nothing changed. sigma: the change (mean RGB
     difference of faces in [0,1]) at which that weight falls to 1/e. Lower values keep more of each frame's detail
-    and steady less (bench/results/temporal_tradeoff_macron.md)."""
+    and steady less (docs/results.md, earlier studies: temporal_tradeoff_macron)."""
     if not enabled:
         return None
     if not 0 < strength <= 1:

@@ -43,7 +43,8 @@ class Recipe:
 
 
 RECIPES = {
-    # what bench/results/restoration_macron_lipsync.md measured: ~45 minutes on 2 idle cores for a 50 s video
+    # what restoration_macron_lipsync measured (docs/results.md, earlier studies): ~45 minutes on 2 idle cores
+    # for a 50 s video
     "cpu": Recipe({"syncnet": "syncnet-identity", "wav2lip": "wav2lip-identity", "sovqae": "restore-cpu"}),
     # the paper's restorer (taming's f=16 VQGAN); the lip-sync base stays the identity one, quick on a GPU
     "gpu": Recipe({"syncnet": "syncnet-identity", "wav2lip": "wav2lip-identity", "sovqae": "paper-256"}),
