@@ -1,6 +1,7 @@
 """The band split at the lip-sync base's resolution (metrics.headroom) and bench/restorer_headroom.py on a report:
 calibration rows (the truth blurred by one base pixel is detail, the truth itself is perfect), a missing-detail row
-fully explained by the oracle, a wrong mouth that is not detail, and the cut-off read from the model."""
+fully explained by the oracle, a wrong mouth that is not detail, the cut-off read from the model, and the
+block-bootstrap intervals of the figures and of the shares (paired over the rows' frames, repeatable)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ import numpy as np
 import pytest
 
 from ladtalk.io.video import VideoWriter
-from ladtalk.metrics.headroom import band_scores, calibration_rows, coarse, lipsync_face_size, shares
+from ladtalk.metrics.headroom import (
+    band_scores,
+    band_summary,
+    calibration_rows,
+    coarse,
+    lipsync_face_size,
+    share_intervals,
+    shares,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -72,6 +81,58 @@ def test_gains_are_shares_of_the_detail_and_ceiling_headrooms():
 def test_the_cut_off_is_the_lipsync_models_face_size(tiny_models, tmp_path):
     assert lipsync_face_size(tiny_models / "wav2lip") == 48
     assert lipsync_face_size(tmp_path / "wav2lip_gan.pth") == 96  # an official file
+    assert lipsync_face_size("builtin") == 48  # the shipped synthetic-48 base, by its name
+
+
+def _series(base: np.ndarray, **rows: np.ndarray) -> dict[str, np.ndarray]:
+    """band_series-like per-frame figures: the face's given, the mouth's the same, the other figures flat."""
+    out = {"face_fine_band_psnr_db": base + 1.0, "oracle_share_of_face_mse": np.full(len(base), 0.6)}
+    for key, values in {"psnr_db": base, **rows}.items():
+        out[f"face_{key}"] = out[f"mouth_{key}"] = values
+    return out
+
+
+def _frames(n: int = 120) -> np.ndarray:
+    """Per-frame dB that wander slowly over the clip (a talking head's hard and easy stretches)."""
+    rng = np.random.default_rng(1)
+    return 28 + 3 * np.sin(np.arange(n) / 9) + np.convolve(rng.normal(0, 1, n + 14), np.ones(15) / 5, "valid")
+
+
+def test_every_figure_and_share_has_an_interval_around_it():
+    base_frames = _frames()
+    base = _series(base_frames, detail_oracle_psnr_db=base_frames + 4)
+    row = _series(base_frames + 1.5 + 0.3 * np.cos(np.arange(120) / 5), detail_oracle_psnr_db=base_frames + 5)
+    ceiling = _series(base_frames + 10)
+    summary = band_summary(row)
+    for key, (low, high) in summary["ci95"].items():
+        assert low <= summary[key] <= high, key
+    point = shares(band_summary(base), summary, band_summary(ceiling))
+    ci = share_intervals(base, row, ceiling)
+    assert set(ci) == set(point)
+    for key, (low, high) in ci.items():
+        assert low <= point[key] <= high, key
+    gt = _truth(4)  # a perfect row has no interval (inf dB), the others do
+    truth = band_scores(gt, gt, FACE, MOUTH, PIXEL_48)
+    assert "face_psnr_db" not in truth["ci95"] and "oracle_share_of_face_mse" in truth["ci95"]
+
+
+def test_a_paired_share_whose_terms_move_together_is_narrow_and_repeatable():
+    base_frames = _frames()
+    base = _series(base_frames, detail_oracle_psnr_db=base_frames + 4)
+    together = _series(base_frames + 2)  # gains half the headroom on every frame, however hard the frame
+    ceiling = _series(base_frames + 8)
+    ci = share_intervals(base, together, ceiling)
+    assert ci["face_share_of_detail_headroom"] == pytest.approx([0.5, 0.5])
+    assert ci["face_share_of_ceiling_headroom"] == pytest.approx([0.25, 0.25])
+    assert ci["face_gain_db"] == pytest.approx([2, 2])
+    # the same row with its frames in another order: the same figures, the terms no longer paired -> wide
+    shuffled = _series(np.roll(base_frames, 60) + 2)
+    loose = share_intervals(base, shuffled, ceiling)
+    assert loose["face_share_of_detail_headroom"][1] - loose["face_share_of_detail_headroom"][0] > 0.2
+    # a fixed seed: the same intervals on every call, others with another seed
+    assert share_intervals(base, shuffled, ceiling) == loose
+    assert share_intervals(base, shuffled, ceiling, seed=1) != loose
+    assert band_summary(shuffled)["ci95"] == band_summary(shuffled)["ci95"]
 
 
 def _write(path, frames):
@@ -101,5 +162,10 @@ def test_the_bench_reads_every_paste_of_a_report(tmp_path):
     entry = result["pastes"]["hard"]
     assert 0.1 < entry["face_share_of_detail_headroom"] < 1 and 0 < entry["face_share_of_ceiling_headroom"] < 1
     assert entry["face_detail_headroom_at_96_px_db"] < entry["face_detail_headroom_db"]
+    for key in ("face_share_of_detail_headroom", "mouth_share_of_ceiling_headroom", "face_detail_headroom_at_96_px_db"):
+        low, high = entry["ci95"][key]
+        assert low <= entry[key] <= high
+    assert "ci95" in entry["rows"]["cascade"] and result["confidence"]["block_frames"] == 15
     md = bench.markdown([result])
     assert "calibration | truth_blurred_one_base_pixel" in md and "base 48 px" in md
+    assert f"({entry['face_share_of_detail_headroom']:.0%} [" in md  # the share with its interval

@@ -12,6 +12,9 @@ and a restorer's gain is reported as a share of each. Cutting at a finer resolut
 48 px base) files most of the base's blur as coarse error and understates the headroom.
 Calibration (`calibration_rows`): the truth blurred by one base pixel (through the base and back) must be nearly all
 fine-band error, the truth itself must score as perfect.
+Every figure is a mean over frames and carries a block-bootstrap 95% interval (metrics.confidence): a row's from its
+per-frame series (`band_series`), the shares' from the same resampled frames for Wav2Lip alone, the row and the
+ceiling (`share_intervals`: paired, so a ratio whose terms move together gets a narrow interval).
 """
 
 from __future__ import annotations
@@ -23,15 +26,17 @@ import cv2
 import numpy as np
 
 from ladtalk.checkpoint import CONFIG_NAME, read_meta
+from ladtalk.metrics.confidence import interval, mean_interval
 from ladtalk.metrics.image import psnr, psnr_from_mse
+from ladtalk.pretrained import resolve as resolve_builtin
 
 WAV2LIP_FACE_SIZE = 96  # the official generator's
 
 
 def lipsync_face_size(wav2lip_path: str | os.PathLike) -> int:
     """The face size in pixels the lip-sync model at `wav2lip_path` draws: its config's img_size (a model or run
-    folder), else the official 96."""
-    path = Path(wav2lip_path)
+    folder, or 'builtin[:NAME]': a shipped base), else the official 96."""
+    path = Path(resolve_builtin(wav2lip_path, "wav2lip"))
     if path.is_dir():
         folder = path if (path / CONFIG_NAME).is_file() else path / "model"
         return int(read_meta(folder, kind="wav2lip")["config"].get("img_size", WAV2LIP_FACE_SIZE))
@@ -49,11 +54,11 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float64) - b) ** 2))
 
 
-def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
-                pixel: float) -> dict[str, float]:
-    """One row's band split: uint8 (T,H,W,3) frames, face and mouth boxes x1,y1,x2,y2, base pixel in frame pixels ->
-    face / mouth PSNR, the detail oracle's face / mouth PSNR, the fine band's PSNR (means of per-frame dB) and the
-    share of the face MSE the oracle removes."""
+def band_series(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
+                pixel: float) -> dict[str, np.ndarray]:
+    """One row's band split per frame: uint8 (T,H,W,3) frames, face and mouth boxes x1,y1,x2,y2, base pixel in frame
+    pixels -> (T,) face / mouth PSNR, the detail oracle's face / mouth PSNR, the fine band's PSNR (dB) and the share
+    of the face MSE the oracle removes."""
     x1, y1, x2, y2 = face
     mx1, my1, mx2, my2 = mouth[0] - x1, mouth[1] - y1, mouth[2] - x1, mouth[3] - y1  # inside the face box
     faces_p, faces_g = np.ascontiguousarray(pred[:, y1:y2, x1:x2]), np.ascontiguousarray(gt[:, y1:y2, x1:x2])
@@ -64,12 +69,33 @@ def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: 
         fine.append(_mse(p - pc, g - gc))
         removed.append(1 - _mse(oracle[t], g) / max(_mse(p, g), 1e-12))
     mouth_of = lambda x: np.ascontiguousarray(x[:, my1:my2, mx1:mx2])  # noqa: E731
-    return {"face_psnr_db": float(np.mean(psnr(faces_p, faces_g))),
-            "mouth_psnr_db": float(np.mean(psnr(mouth_of(faces_p), mouth_of(faces_g)))),
-            "face_detail_oracle_psnr_db": float(np.mean(psnr(oracle, faces_g))),
-            "mouth_detail_oracle_psnr_db": float(np.mean(psnr(mouth_of(oracle), mouth_of(faces_g)))),
-            "face_fine_band_psnr_db": float(np.mean(psnr_from_mse(np.array(fine)))),
-            "oracle_share_of_face_mse": max(0.0, float(np.mean(removed)))}
+    return {"face_psnr_db": psnr(faces_p, faces_g), "mouth_psnr_db": psnr(mouth_of(faces_p), mouth_of(faces_g)),
+            "face_detail_oracle_psnr_db": psnr(oracle, faces_g),
+            "mouth_detail_oracle_psnr_db": psnr(mouth_of(oracle), mouth_of(faces_g)),
+            "face_fine_band_psnr_db": psnr_from_mse(np.array(fine)), "oracle_share_of_face_mse": np.array(removed)}
+
+
+def _means(series: dict[str, np.ndarray], idx: np.ndarray | slice = slice(None)) -> dict[str, float]:
+    """The figures of a row's per-frame series over the frames `idx` (all by default)."""
+    out = {k: float(np.mean(v[idx])) for k, v in series.items()}
+    out["oracle_share_of_face_mse"] = max(0.0, out["oracle_share_of_face_mse"])
+    return out
+
+
+def band_summary(series: dict[str, np.ndarray], **kw) -> dict:
+    """band_series -> its figures (means of the per-frame values) and "ci95": their block-bootstrap 95% intervals
+    (series with an infinite frame, a perfect row's, have none); `kw` to metrics.confidence.interval."""
+    ci = {k: mean_interval(v, **kw) for k, v in series.items() if np.isfinite(v).all()}
+    if "oracle_share_of_face_mse" in ci:
+        removed = series["oracle_share_of_face_mse"]
+        ci["oracle_share_of_face_mse"] = interval(lambda i: max(0.0, float(np.mean(removed[i]))), len(removed), **kw)
+    return {**_means(series), "ci95": ci}
+
+
+def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
+                pixel: float) -> dict:
+    """One row's band split (band_series) as figures over the frames with their intervals (band_summary)."""
+    return band_summary(band_series(pred, gt, face, mouth, pixel))
 
 
 def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...], pixel: float) -> dict[str, dict]:
@@ -97,3 +123,19 @@ def shares(base: dict, row: dict, ceiling: dict | None, region: str = "face") ->
         out.update({f"{region}_ceiling_headroom_db": room,
                     f"{region}_share_of_ceiling_headroom": gain / room if room > 0 else float("nan")})
     return out
+
+
+def share_intervals(base: dict[str, np.ndarray], row: dict[str, np.ndarray], ceiling: dict[str, np.ndarray] | None,
+                    region: str = "face", **kw) -> dict[str, list[float]]:
+    """95% block-bootstrap intervals of every figure of `shares` from the rows' band_series: each resample draws the
+    same frames for Wav2Lip alone, the row and the ceiling (paired), and the gain, the headrooms and their ratios are
+    recomputed on them. `kw` to metrics.confidence.interval."""
+    n = len(base[f"{region}_psnr_db"])
+
+    def figure(name: str):
+        return lambda i: shares(_means(base, i), _means(row, i), None if ceiling is None else _means(ceiling, i),
+                                region)[name]
+
+    return {name: interval(figure(name), n, **kw) for name in shares(_means(base), _means(row),
+                                                                     None if ceiling is None else _means(ceiling),
+                                                                     region)}
