@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, write_results
+from common import write_results
 
 FIGURES = ("lipsync_r", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "mouth_sharpness_ratio",
            "mouth_sharpness_of_ceiling", "face_warp_error_ratio", "face_own_flow_warp_error_ratio")
@@ -88,15 +88,16 @@ def main() -> None:
         summaries.append(json.loads((out / "summary.json").read_text()))
     agg = aggregate(summaries)
     name = f"demo_seeds_{args.name}" if args.name else "demo_seeds"
-    write_results(name, {"seeds": args.seeds, "base": args.base, "restorer_settings": args.set, **agg,
-                                 "seconds": [s["seconds"] for s in summaries],
-                                 "provenance": [s["provenance"] for s in summaries]})
+    written = write_results(name, {"seeds": args.seeds, "base": args.base, "restorer_settings": args.set, **agg,
+                                   "seconds": [s["seconds"] for s in summaries],
+                                   "provenance": [s["provenance"] for s in summaries]})
     settings = f"Restorer settings on top of the demo's: {' '.join(args.set)}.\n\n" if args.set else ""
-    (RESULTS / f"{name}.md").write_text(settings + markdown(agg, summaries, args.seeds))
+    results = written.parent  # bench/results, or $LADTALK_BENCH_OUT
+    (results / f"{name}.md").write_text(settings + markdown(agg, summaries, args.seeds))
     strip = f"demo_strip_{args.name}" if args.name else "demo_strip"
     for paste in summaries[0]["pastes"]:
-        shutil.copy2(args.work / f"seed_{args.seeds[0]}" / f"strip_{paste}.png", RESULTS / f"{strip}_{paste}.png")
-    print((RESULTS / f"{name}.md").read_text())
+        shutil.copy2(args.work / f"seed_{args.seeds[0]}" / f"strip_{paste}.png", results / f"{strip}_{paste}.png")
+    print((results / f"{name}.md").read_text())
 
 
 if __name__ == "__main__":
