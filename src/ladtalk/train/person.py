@@ -69,8 +69,9 @@ def train_person(video_path: str | os.PathLike, run_dir: str | os.PathLike,
                  threads: int | None = None, allow_gpu_preset_on_cpu: bool = False) -> dict[str, Any]:
     """Prepare a person's video and train their models in RUN_DIR; returns the summary (also RUN_DIR/summary.json).
 
-    `wav2lip_path`: a lip-sync generator you already have (wav2lip.pth, wav2lip_gan.pth or a `train wav2lip` model
-    folder): the expert and generator stages are skipped and the restorer learns that generator's faces.
+    `wav2lip_path`: a lip-sync generator you already have (wav2lip.pth, wav2lip_gan.pth, a `train wav2lip` model
+    folder, or `builtin`: the base shipped in the package, the recommended one on a CPU): the expert and generator
+    stages are skipped and the restorer learns that generator's faces.
     `recipe`: cpu (the CPU recipe: identity lip-sync base + restore-cpu), gpu (the paper's restorer, paper-256),
     tiny (a few steps of tiny networks, to check the chain) or auto (cpu or gpu by the device).
     `threads`: torch threads for the whole run (default: torch's own choice).
