@@ -39,14 +39,15 @@ def training_log(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()]
 
 
-def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> None:
+def write_study(name: str, payload: dict, title: str, columns: list[str] | None = None) -> Path:
     """A variant study's NAME.json (`payload`, its "rows" included) and NAME.md (`title`, then the rows as a table of
-    `columns`, all by default) side by side, and the Markdown printed."""
+    `columns`, all by default) side by side, and the Markdown printed; returns the Markdown's path."""
     rows = payload["rows"]
     path = write_results(name, payload)
     md = f"{title}\n\n{table(rows, columns or list(rows[0]))}"
     path.with_suffix(".md").write_text(md + "\n")
     print(md)
+    return path.with_suffix(".md")
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

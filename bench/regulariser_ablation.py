@@ -16,19 +16,14 @@ seeds, "runs": each seed's); each variant is skipped when its reports exist (res
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from statistics import mean
 
-from common import RESULTS, table, variant_study_parser, write_study
+from common import table, variant_study_parser, write_study
 
 import ladtalk
 
 THETA_SCALES = (0.25, 4.0)  # multiples of the unregularised codebook's median nearest-neighbour distance
-
-
-def results_md(name: str) -> Path:
-    return Path(os.environ.get("LADTALK_BENCH_OUT", RESULTS)) / f"regulariser_ablation_{name}.md"
 
 
 def reports_of(a, run: Path) -> dict:
@@ -110,7 +105,7 @@ def main() -> None:
                            if isinstance(mine[0][c], float) and c != "theta"}})
     cols = [c for c in (summary[0] if summary else {}) if c in ("variant", "seeds", "d_C", "gamma")
             or c.endswith(("psnr_gain_db", "ratio_to_base")) or c.startswith("unchanged_down_up")]
-    write_study(f"regulariser_ablation_{a.name}",
+    md = write_study(f"regulariser_ablation_{a.name}",
                 {"preset": a.preset, "steps": a.steps, "seeds": a.seeds, "theta_scales": THETA_SCALES,
                  "theta_unit": "median nearest-neighbour distance of the same seed's unregularised codebook",
                  "lipsync_inputs": a.lipsync_inputs, "lpips": a.lpips, "wav2lip": str(a.wav2lip),
@@ -119,7 +114,6 @@ def main() -> None:
                 f"# Codebook-regulariser ablation on {a.name} ({a.preset}, {a.steps} steps each, mean of seeds "
                 f"{', '.join(map(str, a.seeds))}{', also on the Wav2Lip faces' if a.lipsync_inputs else ''})",
                 cols)
-    md = results_md(a.name)
     seed_cols = ["variant", "seed", "theta"] + cols[2:] + ["NRoUB_local_bound"]
     md.write_text(md.read_text() + "\nEach seed (theta in the codes' units; the gains' intervals are in the JSON):"
                   "\n\n" + table(rows, seed_cols) + "\n")
