@@ -139,6 +139,11 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path, capsy
     assert _steps(run) == [1, 2, 3, 4, 5]  # resumed at step 4, not from scratch
     expert = load_syncnet_expert(out)
     assert expert.config == SyncNetConfig(width=0.125, img_size=48)
+    # fine-tuning starts from the given weights and keeps their geometry over the preset's width
+    tuned = load_syncnet_expert(train_syncnet([identity], tmp_path / "tuned", preset="syncnet-tiny", init_path=out,
+                                              overrides=[*FAST, "train.max_steps=1", "train.lr=1e-9"], device="cpu"))
+    assert tuned.config == expert.config  # (one step at lr 1e-9 moves no weight visibly; batch norm is a buffer)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(tuned.parameters(), expert.parameters()))
 
     wrun = tmp_path / "w2l"
     common = [*FAST, "train.eval_every=2", "model.width=0.125", "train.gan=true", "train.sync_threshold=100"]

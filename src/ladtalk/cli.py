@@ -127,7 +127,9 @@ FLAGS = {
     "train wav2lip:syncnet_path": Flag("trained expert: lipsync_expert.pth, a `train syncnet` run/model folder, or "
                                        "'builtin' (the shipped synthetic-48 expert)"),
     "start_from": Flag("", metavar="CHECKPOINT"),  # help: train_sovqae's docstring
-    "init_path": Flag("start from these generator weights (wav2lip.pth or a model folder) to fine-tune"),
+    "init_path": Flag("start from these generator weights (wav2lip.pth, a model folder or 'builtin') to fine-tune"),
+    "train syncnet:init_path": Flag("start from these expert weights (lipsync_expert.pth, a model folder or "
+                                    "'builtin') to fine-tune"),
     "model_path": Flag("SOVQAE model or run folder", metavar="MODEL"),
     "identity_dir": Flag("prepared identity folder", metavar="IDENTITY_DIR"),
     "identity": Flag("identity folder or a video of the person"),

@@ -21,7 +21,7 @@ from ladtalk.data.augment import augment_faces, augment_mels
 from ladtalk.data.lipsync import SyncPairs, find_clips, usable
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import check_writable_dir
-from ladtalk.lipsync_weights import KIND_EXPERT
+from ladtalk.lipsync_weights import KIND_EXPERT, load_syncnet_expert
 from ladtalk.losses.lipsync import cosine_bce
 from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig
 from ladtalk.presets import load_preset
@@ -84,10 +84,13 @@ def evaluate_expert(model: torch.nn.Module, data: SyncPairs, batches: int, batch
 
 
 def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.PathLike, preset: str = "syncnet",
-                  overrides: Sequence[str] = (), device: str = "auto") -> Path:
-    """Train the expert; returns RUN_DIR/model (config.json + model.safetensors, kind 'syncnet_expert')."""
+                  overrides: Sequence[str] = (), device: str = "auto",
+                  init_path: str | os.PathLike | None = None) -> Path:
+    """Train (or fine-tune from `init_path`) the expert; returns RUN_DIR/model (kind 'syncnet_expert')."""
     cfg = load_preset(preset, overrides)
-    mcfg, t = SyncNetConfig(**cfg["model"]), read_config(SyncNetTrainConfig, cfg["train"])
+    t = read_config(SyncNetTrainConfig, cfg["train"])
+    init = load_syncnet_expert(init_path, "cpu") if init_path else None  # its geometry wins over the preset's
+    mcfg = init.config if init is not None else SyncNetConfig(**cfg["model"])
     train_clips = find_clips(data_dirs, mcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, mcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
@@ -99,7 +102,7 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     rt = setup_runtime(device, precision=t.precision)
     seed_everything(t.seed, rank=rt.rank)
 
-    model = rt.prepare(SyncNetColor(mcfg))
+    model = rt.prepare(init.train() if init is not None else SyncNetColor(mcfg))
     ddp = rt.wrap_ddp(model)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND_EXPERT, is_main=rt.is_main)
