@@ -1,18 +1,20 @@
 """The infer part of bench/gpu_suite.py: the cascade's per-stage and end-to-end FPS on the identity clip driven by
 synthetic speech (15 s and 60 s by default) against the naive baseline (fp32, batch 1, stages in sequence, as the
-official Wav2Lip inference runs), peak GPU memory at both lengths, and the SOVQAE's own FPS and achieved TFLOP/s.
-
-The generate runs are bench/gpu_generate_child.py's (one `ladtalk generate` per process on the suite's device, so
-each peak memory is its own); the networks have the presets' sizes with random weights (speed does not
-depend on them), so this part needs no training."""
+official inference), peak GPU memory at both lengths, and the SOVQAE's own FPS and TFLOP/s. Random weights of the
+presets' sizes (speed does not depend on them). Each `generate` runs in a child process (this file run as a script)
+so that each peak memory is its own."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
-from gpu_parts import Recorder, attempt, cuda_timer, load_bench_module, prepared_identity, seconds_left
+from gpu_parts import Recorder, attempt, cuda_timer, prepared_identity, seconds_left
 
 MICRO_SECONDS = 2.5  # timed seconds per SOVQAE microbenchmark row
 RUN_OVERHEAD_S = 15.0  # process start, model load, cuDNN autotune and librosa's first-call JIT of one child
@@ -99,7 +101,6 @@ def part_infer(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
 
     from gpu_report import video_strip
 
-    gen = load_bench_module("gpu_generate_child")
     identity = prepared_identity(a)
     work = a.work / "infer"
     shutil.rmtree(work, ignore_errors=True)
@@ -112,28 +113,26 @@ def part_infer(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
 
     fps_seen: dict[bool, float] = {}
     for seconds, naive in run_order(a.infer_seconds):
-        frames = seconds * 25
-        need = RUN_OVERHEAD_S + (frames / fps_seen[naive] if naive in fps_seen else 0)
+        mode = "naive" if naive else "ladtalk"
+        need = RUN_OVERHEAD_S + (seconds * 25 / fps_seen[naive] if naive in fps_seen else 0)
         if need > seconds_left(deadline) and not a.dry_run:
-            rec.append("not_run", {"audio_s": seconds, "mode": "naive" if naive else "ladtalk",
+            rec.append("not_run", {"audio_s": seconds, "mode": mode,
                                    "reason": f"about {need:.0f} s needed, {seconds_left(deadline):.0f} s left"})
             continue
-        audio = gen.make_audio(work / f"speech_{seconds:g}s.wav", seconds)
+        audio = make_audio(work / f"speech_{seconds:g}s.wav", seconds)
         batch = 1 if naive else a.infer_batch
         try:
-            r = gen.child(identity, audio, (w2l_dir, sovqae_dir), a.device, batch, "fp32" if naive else "auto",
-                          naive, None, work)
-        except SystemExit as e:  # bench/generate.py's child exits with the child's stderr on failure
-            rec.append("rows", {"audio_s": seconds, "mode": "naive" if naive else "ladtalk", "error": str(e)[-1500:]})
+            r = generate_in_child(identity, audio, (w2l_dir, sovqae_dir), a.device, batch, naive, work)
+        except RuntimeError as e:
+            rec.append("rows", {"audio_s": seconds, "mode": mode, "error": str(e)[-1500:]})
             continue
         fps_seen[naive] = r["fps"]
         rec.append("rows", generate_row(r, seconds, naive, batch))
         summarise(rec)  # after every run: a part stopped at its budget keeps its ratios too
         if not naive and seconds == max(a.infer_seconds):
-            strip = attempt(rec, "strip", video_strip, work / "out.mp4", a.out / "inference_strip.png", count=4,
-                            title="generate output\nrandom weights:\nshows the paste,\nnot quality")
-            if strip:
-                rec.set("strip", strip)
+            attempt(rec, "strip", lambda: rec.set("strip", video_strip(
+                work / "out.mp4", a.out / "inference_strip.png", count=4,
+                title="generate output\nrandom weights:\nshows the paste,\nnot quality")))
 
 
 def summarise(rec: Recorder) -> None:
@@ -151,3 +150,52 @@ def summarise(rec: Recorder) -> None:
         out["memory"] = {"measure": key, "short": fast[0][key], "long": fast[-1][key],
                          "long_over_short": round(fast[-1][key] / max(fast[0][key], 1), 3)}
     rec.set("summary", out)
+
+
+def make_audio(path: Path, seconds: float) -> Path:
+    """Seeded synthetic speech of `seconds` as a 16 kHz WAV."""
+    from ladtalk.data.synthetic_speech import synth_speech
+    from ladtalk.io.audio import SAMPLE_RATE, write_wav
+
+    audio, _ = synth_speech(seconds, SAMPLE_RATE, seed=1)
+    write_wav(path, audio, SAMPLE_RATE)
+    return path
+
+
+def generate_in_child(identity: Path, audio: Path, models: tuple[Path, Path], device: str, batch: int, naive: bool,
+                      work: Path) -> dict:
+    """One `generate` in a fresh process (its own allocator and peak memory); naive: fp32, I/O in sequence."""
+    cmd = [sys.executable, __file__, str(identity), str(audio), str(models[0]), str(models[1]), str(work / "out.mp4"),
+           device, str(batch)] + (["--naive"] if naive else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+    if proc.returncode or not line:
+        raise RuntimeError(f"generate child failed:\n{proc.stderr[-3000:]}")
+    return json.loads(line[0][len("RESULT "):])
+
+
+def child_main() -> None:
+    """The child: runs `generate` and prints a RESULT line (frames, per-stage seconds, peak RSS and GPU memory)."""
+    ap = argparse.ArgumentParser()
+    for name in ("identity", "audio", "wav2lip", "sovqae", "out", "device"):
+        ap.add_argument(name)
+    ap.add_argument("batch", type=int)
+    ap.add_argument("--naive", action="store_true")
+    a = ap.parse_args()
+    import torch
+
+    from ladtalk.pipeline.generate import generate
+
+    cuda = torch.device(a.device).type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    report = generate(a.identity, a.audio, a.out, wav2lip_path=a.wav2lip, sovqae_path=a.sovqae, batch_size=a.batch,
+                      precision="fp32" if a.naive else "auto", device=a.device, overlap_io=not a.naive)
+    print("RESULT " + json.dumps({
+        "frames": report.frames, "seconds": report.seconds, "fps": report.fps, "stage_seconds": report.stage_seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_gpu_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}))
+
+
+if __name__ == "__main__":
+    child_main()

@@ -18,6 +18,13 @@ DATASHEET_BF16_TFLOPS = {"H200": 989.4, "H100 80GB HBM3": 989.4, "H100 SXM": 989
 BENCH = Path(__file__).resolve().parent
 
 
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write through a hidden temporary file and a rename: a reader (or a kill) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
 class Recorder:
     """A part's figures, rewritten atomically to its file after every change: what survives a kill."""
 
@@ -41,9 +48,7 @@ class Recorder:
         self._flush()
 
     def _flush(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(self.data, indent=1, default=str))
         if self.stall:  # the tests' stand-in for a hung kernel or compile, after the first figure is safe
             self.stall = False
             print("stalling on purpose (--stall-part)", flush=True)
@@ -77,18 +82,6 @@ def prepared_identity(a: argparse.Namespace) -> Path:
     if not (path / "identity.json").is_file():
         raise InputError(f"{path} is not prepared; run the prepare part first (--parts prepare,...)")
     return path
-
-
-def load_bench_module(name: str):
-    """A sibling bench script as a module (bench/ is not a package); its own `common` import resolves too."""
-    import importlib.util
-
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cuda_timer(device):
@@ -126,17 +119,15 @@ def nvidia_smi() -> dict:
 
 
 def package_versions() -> dict:
-    """Versions of what the parts import (the carried wheels among them), or why an import failed."""
-    out = {}
+    """Versions of what the parts import (the carried wheels among them), or why an import failed; facenet_pytorch
+    and lpips carry weight files only: located, never imported."""
+    import importlib.util
+
+    out = {name: "present" if importlib.util.find_spec(name) else "absent" for name in ("facenet_pytorch", "lpips")}
     for name in ("numpy", "scipy", "av", "librosa", "numba", "soxr", "soundfile", "cv2", "safetensors", "yaml",
-                 "matplotlib", "tqdm", "facenet_pytorch", "lpips"):
+                 "matplotlib", "tqdm"):
         try:
-            if name == "facenet_pytorch" or name == "lpips":  # weight files only: located, never imported
-                import importlib.util
-                out[name] = "present" if importlib.util.find_spec(name) else "absent"
-                continue
-            module = __import__(name)
-            out[name] = getattr(module, "__version__", "present")
+            out[name] = getattr(__import__(name), "__version__", "present")
         except Exception as e:  # noqa: BLE001 - any import failure is a figure here
             out[name] = f"import failed: {type(e).__name__}: {e}"
     try:  # the functions of librosa that ladtalk uses (stft needs numba at import)

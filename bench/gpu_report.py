@@ -122,25 +122,22 @@ def _targets(results: dict) -> list[str]:
 
 def _parts_table(results: dict) -> list[str]:
     rows = [{"part": n, "status": p.get("status"), "seconds": p.get("seconds"), "budget_s": p.get("budget_s"),
-             "note": (p.get("error") or p.get("reason") or "").strip().splitlines()[-1:] or [""]}
+             "note": ((p.get("error") or p.get("reason") or "").strip().splitlines() or [""])[-1][:120]}
             for n, p in results["parts"].items()]
-    for r in rows:
-        r["note"] = r["note"][0][:120]
     return [table(rows, ["part", "status", "seconds", "budget_s", "note"]), ""]
 
 
 def _environment(results: dict) -> list[str]:
     f = _fig(results, "environment")
-    smi = f.get("nvidia_smi", {}).get("gpus", [{}])[0] if "gpus" in f.get("nvidia_smi", {}) else {}
-    dev = f.get("device", {})
+    smi = (f.get("nvidia_smi", {}).get("gpus") or [{}])[0]
+    dev, torch, mm = f.get("device", {}), f.get("torch", {}), f.get("matmul", {})
     return ["## Environment", "",
             f"- device: {dev.get('name', 'none')} (capability {dev.get('capability')}, "
             f"{dev.get('multiprocessors')} SMs, {dev.get('memory_gib')} GiB); driver {smi.get('driver_version')}",
-            f"- torch {f.get('torch', {}).get('version')}, CUDA {f.get('torch', {}).get('cuda')}, "
-            f"cuDNN {f.get('torch', {}).get('cudnn')}; Python {f.get('python')}; commit {f.get('git_commit')}",
-            f"- matrix product: {f.get('matmul', {}).get('tflops')} TFLOP/s measured "
-            f"({f.get('matmul', {}).get('dtype')}, n={f.get('matmul', {}).get('n')}); datasheet dense bf16 "
-            f"{f.get('datasheet_bf16_dense_tflops')} TFLOP/s",
+            f"- torch {torch.get('version')}, CUDA {torch.get('cuda')}, cuDNN {torch.get('cudnn')}; "
+            f"Python {f.get('python')}; commit {f.get('git_commit')}",
+            f"- matrix product: {mm.get('tflops')} TFLOP/s measured ({mm.get('dtype')}, n={mm.get('n')}); "
+            f"datasheet dense bf16 {f.get('datasheet_bf16_dense_tflops')} TFLOP/s",
             f"- packages: {f.get('packages')}", ""]
 
 

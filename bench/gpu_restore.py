@@ -1,9 +1,6 @@
-"""The restore part of bench/gpu_suite.py: the full-size recipe on the identity's train split for the time the
-suite has left - the lip-sync expert, the per-identity Wav2Lip, then the SOVQAE - then `ladtalk analyze` and the
-self-reenactment protocol (`ladtalk.reenact`) on its held-out test split.
-
-On the GPU each trainer gets a share of the time left (max_minutes; evaluation shortened to fit); the dry run
-instead caps steps, so the CPU test is quick and does not depend on the machine's speed."""
+"""The restore part of bench/gpu_suite.py: the lip-sync expert, the identity's Wav2Lip and the SOVQAE trained on its
+train split for the time the suite leaves (shares of it; the dry run caps steps instead), then `ladtalk analyze`
+and the self-reenactment protocol (`ladtalk.reenact`) on its test split."""
 
 from __future__ import annotations
 
@@ -32,25 +29,21 @@ def minutes_for(stage: str, deadline: float) -> float:
     return max(0.1, share * usable / 60.0)
 
 
-def perceptual_available() -> bool:
-    """Whether this machine has the weight files of a perceptual network (LPIPS-VGG or ST-LPIPS-VGG)."""
+def perceptual_override(preset: str) -> tuple[bool, list[str], str | None]:
+    """(whether this machine has LPIPS-VGG or ST-LPIPS-VGG weight files, the overrides, a note): perceptual=none
+    when the preset wants a perceptual loss whose weights are not here."""
     from ladtalk.errors import InputError
     from ladtalk.losses.perceptual import build_perceptual
-
-    try:
-        return build_perceptual("auto", "cpu")[0] is not None
-    except InputError:
-        return False
-
-
-def perceptual_override(preset: str, available: bool) -> tuple[list[str], str | None]:
-    """perceptual=none when the preset wants a perceptual loss whose weights are not here (said in the results)."""
     from ladtalk.presets import load_preset
 
+    try:
+        available = build_perceptual("auto", "cpu")[0] is not None
+    except InputError:
+        available = False
     if available or load_preset(preset)["train"].get("perceptual", "none") == "none":
-        return [], None
-    return ["train.perceptual=none"], ("perceptual loss off: no LPIPS-VGG / ST-LPIPS-VGG weight files on this "
-                                       "machine (reenact's LPIPS column is left out too)")
+        return available, [], None
+    return available, ["train.perceptual=none"], ("perceptual loss off: no LPIPS-VGG / ST-LPIPS-VGG weight files "
+                                                  "on this machine (reenact's LPIPS column is left out too)")
 
 
 def last_logged(run_dir: Path, key: str) -> float | None:
@@ -98,8 +91,7 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     runs = a.work / "restore"
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True)
-    lpips = perceptual_available()
-    extra, note = perceptual_override(a.sovqae_preset, lpips)
+    lpips, extra, note = perceptual_override(a.sovqae_preset)
     if note:
         rec.set("perceptual_note", note)
 
@@ -114,10 +106,8 @@ def part_restore(a: argparse.Namespace, rec: Recorder, deadline: float) -> None:
     if rep:
         rec.set("analyze", {"seconds": round(time.perf_counter() - t0, 1), "test_frames": rep["test_frames"],
                             "theory": rep["theory"], "experiments": rep["experiments"]})
-    strip = attempt(rec, "restoration_strip", restoration_strip, sovqae, identity,
-                    a.out / "restoration_strip.png", a.device)
-    if strip:
-        rec.set("restoration_strip", strip)
+    attempt(rec, "restoration_strip", lambda: rec.set("restoration_strip", restoration_strip(
+        sovqae, identity, a.out / "restoration_strip.png", a.device)))
 
     t0 = time.perf_counter()
     report = attempt(rec, "reenact", reenact, identity, wav2lip, runs / "reenact", sovqae_path=sovqae,

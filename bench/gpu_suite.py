@@ -1,21 +1,19 @@
 """One prepared GPU run (issue 10): environment, SOVQAE training throughput, cascade inference speed and memory,
-and the restoration recipe on a real identity, each part inside its own time budget, into one output folder.
+and the restoration recipe on a real identity, each part in its own process group and time budget.
 
     bash bench/gpu_suite.sh                        # on the GPU machine: installs the carried wheels, then this
     python bench/gpu_suite.py --out OUT            # the same without the install (wheels already importable)
     python bench/gpu_suite.py --dry-run --out OUT --video CLIP.mp4   # CPU, tiny sizes (tests/test_gpu_suite.py)
 
-Parts, in order: environment, prepare (the identity clip at 256), train, infer, restore. Each runs in its own
-process group and records every figure as soon as it has it (WORK/parts/NAME.json); this process rewrites
-OUT/gpu_suite.json and OUT/gpu_suite.md every few seconds and kills a part at its budget, so a part stopped at its
-budget, or the whole run killed, still leaves what was measured. The restore part gets whatever the suite's total
-leaves. OUT receives at most 8 files (JSON, Markdown, log, PNG strips), each far below 16 MiB: what the device
-tool brings back. bench/README.md says how to run it on a lent GPU and commit the results.
+Each part records every figure as soon as it has it (WORK/parts/NAME.json); this process merges them into
+OUT/gpu_suite.{json,md} every few seconds and kills a part at its budget, so whatever stops the run, what was
+measured stays. bench/README.md says how to run it on a lent GPU and commit the results.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -29,27 +27,41 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
+from gpu_infer import part_infer  # noqa: E402
+from gpu_parts import Recorder, atomic_write, part_environment, part_prepare, watch_parent  # noqa: E402
+from gpu_report import markdown  # noqa: E402
+from gpu_restore import part_restore  # noqa: E402
+from gpu_train import part_train  # noqa: E402
 
-PARTS = ("environment", "prepare", "train", "infer", "restore")
-# Default budgets on one H100/H200 (seconds): 25 + 40 + 150 + 100, and restore gets the rest of the 455 s total
-# (at least 140 s, more when earlier parts finish early). With the ~15 s wheel install of gpu_suite.sh before this
-# script and ~2 s of final writes, the whole command takes about 472 s: inside 8 minutes.
+# Budgets on one H100/H200 (s); restore gets the rest of the total (>= 140 s). With gpu_suite.sh's ~15 s wheel
+# install and ~2 s of final writes the command takes about 472 s. The dry run's budgets only guard against a hang.
 GPU_BUDGETS = {"environment": 25, "prepare": 40, "train": 150, "infer": 100}
-GPU_TOTAL_SECONDS = 455
-# The dry run does tiny, step-limited work and never skips a case to save time; its budgets are only caps against
-# a hang (a shared 2-core CPU under load can take minutes for what takes seconds when idle).
-DRY_BUDGETS = {"environment": 600, "prepare": 600, "train": 600, "infer": 600}
-DRY_TOTAL_SECONDS = 3600
+DRY_BUDGETS = dict.fromkeys(GPU_BUDGETS, 600)
+# (on a GPU, in the dry run) for each option left unset
+MODE_DEFAULTS = {"total_seconds": (455, 3600), "sovqae_preset": ("paper-256", "tiny"),
+                 "wav2lip_preset": ("wav2lip", "wav2lip-tiny"), "syncnet_preset": ("syncnet", "syncnet-tiny"),
+                 "train_presets": (["paper-256", "paper-512"], ["tiny"]), "train_batches": (None, [2, 4]),
+                 "compile_backend": ("inductor", "eager"), "infer_seconds": ([15.0, 60.0], [1.0, 2.0]),
+                 "infer_batch": (64, 4)}
 MIN_PART_SECONDS = 5  # a part offered less than this is skipped, not started
 JSON_NAME, MD_NAME, LOG_NAME = "gpu_suite.json", "gpu_suite.md", "suite.log"
 MAX_OUT_FILES, MAX_FILE_BYTES = 8, 16 * 2**20
 LOG_KEEP_HEAD, LOG_KEEP_TAIL = 2 * 2**20, 10 * 2**20
 SHARED_CLIP = ROOT.parent / "shared" / "data" / "video" / "macron_50s_dfrf.mp4"
 CARRIED_CLIP = ROOT / ".gpu" / "macron_50s_dfrf.mp4"
+PART_FUNCTIONS = {"environment": part_environment, "prepare": part_prepare, "train": part_train,
+                  "infer": part_infer, "restore": part_restore}  # in the order they run
+PARTS = tuple(PART_FUNCTIONS)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    def option(flag: str, text: str, **kw) -> None:
+        show = lambda v: " ".join(map(str, v)) if isinstance(v, list) else v or "the preset's and 4x it"  # noqa: E731
+        gpu, dry = (show(v) for v in MODE_DEFAULTS[flag[2:].replace("-", "_")])
+        p.add_argument(flag, default=None, help=f"{text} (default {gpu}; dry run {dry})", **kw)
+
     p.add_argument("--out", required=True, type=Path, help="output folder (JSON, Markdown, log, PNG strips)")
     p.add_argument("--work", type=Path, default=Path("/tmp/ladtalk-gpu-suite"),
                    help="scratch folder for identities, models and runs (never under --out)")
@@ -57,64 +69,45 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated subset of {','.join(PARTS)}")
     p.add_argument("--budget", action="append", default=[], metavar="PART=SECONDS",
                    help="override one part's budget (restore defaults to what the total leaves)")
-    p.add_argument("--total-seconds", type=float, default=None,
-                   help=f"the whole suite's limit (default {GPU_TOTAL_SECONDS}; dry run {DRY_TOTAL_SECONDS})")
+    option("--total-seconds", "the whole suite's limit", type=float)
     p.add_argument("--video", type=Path, default=None,
                    help="identity clip (default .gpu/macron_50s_dfrf.mp4, else ../shared/data/video/...)")
     p.add_argument("--crop-size", type=int, default=256, choices=(256, 512))
-    p.add_argument("--sovqae-preset", default=None, help="restorer preset (default paper-256; dry run tiny)")
-    p.add_argument("--wav2lip-preset", default=None, help="lip-sync generator preset (default wav2lip; dry run "
-                   "wav2lip-tiny)")
-    p.add_argument("--syncnet-preset", default=None, help="lip-sync expert preset (default syncnet; dry run "
-                   "syncnet-tiny)")
+    option("--sovqae-preset", "restorer preset")
+    option("--wav2lip-preset", "lip-sync generator preset")
+    option("--syncnet-preset", "lip-sync expert preset")
     p.add_argument("--set-sovqae", action="append", default=[], metavar="KEY=VALUE", help="restore-part override")
     p.add_argument("--sovqae-clean-only", action="store_true",
                    help="train the restorer on clean faces only (the paper); by default it also learns the run's own "
                    "Wav2Lip faces (train_sovqae wav2lip_path), the best CPU recipe")
     p.add_argument("--set-wav2lip", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--set-syncnet", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--train-presets", nargs="+", default=None, help="default paper-256 paper-512; dry run tiny")
-    p.add_argument("--train-batches", nargs="+", type=int, default=None,
-                   help="batch sizes for every train preset (default: the preset's and 4x it; dry run 2 4)")
-    p.add_argument("--compile-backend", default=None, help="torch.compile backend (default inductor; dry run "
-                   "eager, which traces without compiling kernels)")
-    p.add_argument("--infer-seconds", nargs=2, type=float, default=None, help="audio lengths (default 15 60)")
-    p.add_argument("--infer-batch", type=int, default=None, help="generate batch size (default 64; dry run 4)")
+    option("--train-presets", "SOVQAE presets to time", nargs="+")
+    option("--train-batches", "batch sizes for every train preset", nargs="+", type=int)
+    option("--compile-backend", "torch.compile backend (eager: traces, compiles no kernel)")
+    option("--infer-seconds", "audio lengths", nargs=2, type=float)
+    option("--infer-batch", "generate batch size", type=int)
     p.add_argument("--install-seconds", type=float, default=None, help="wheel install time, from gpu_suite.sh")
     p.add_argument("--part", default=None, help=argparse.SUPPRESS)            # a part child's own name
     p.add_argument("--part-deadline", type=float, default=None, help=argparse.SUPPRESS)  # time.time() to stop by
     p.add_argument("--stall-part", default=None, help=argparse.SUPPRESS)      # tests: hang after the 1st figure
     a = p.parse_args(argv)
     a.argv = list(sys.argv[1:] if argv is None else argv)  # what each part child is started with
-    fill_defaults(a)
-    return a
-
-
-def fill_defaults(a: argparse.Namespace) -> None:
-    dry = a.dry_run
-    a.device = "cpu" if dry else "cuda"
-    a.sovqae_preset = a.sovqae_preset or ("tiny" if dry else "paper-256")
-    a.wav2lip_preset = a.wav2lip_preset or ("wav2lip-tiny" if dry else "wav2lip")
-    a.syncnet_preset = a.syncnet_preset or ("syncnet-tiny" if dry else "syncnet")
-    a.train_presets = a.train_presets or (["tiny"] if dry else ["paper-256", "paper-512"])
-    a.train_batches = a.train_batches or ([2, 4] if dry else None)
-    a.compile_backend = a.compile_backend or ("eager" if dry else "inductor")
-    a.train_precision = "fp32" if dry else "bf16"
-    a.infer_seconds = a.infer_seconds or ([1.0, 2.0] if dry else [15.0, 60.0])
-    a.infer_batch = a.infer_batch or (4 if dry else 64)
-    a.total_seconds = a.total_seconds or (DRY_TOTAL_SECONDS if dry else GPU_TOTAL_SECONDS)
-    if a.video is None:
-        a.video = CARRIED_CLIP if CARRIED_CLIP.exists() else SHARED_CLIP
-    a.video = a.video.resolve()
+    for key, (gpu, dry) in MODE_DEFAULTS.items():
+        if getattr(a, key) is None:
+            setattr(a, key, dry if a.dry_run else gpu)
+    a.device, a.train_precision = ("cpu", "fp32") if a.dry_run else ("cuda", "bf16")
+    a.video = (a.video or (CARRIED_CLIP if CARRIED_CLIP.exists() else SHARED_CLIP)).resolve()
     a.out, a.work = a.out.resolve(), a.work.resolve()
     a.part_list = [s.strip() for s in a.parts.split(",") if s.strip()]
-    a.budgets = dict(DRY_BUDGETS if dry else GPU_BUDGETS)
+    a.budgets = dict(DRY_BUDGETS if a.dry_run else GPU_BUDGETS)
     for item in a.budget:
         name, _, value = item.partition("=")
         try:
             a.budgets[name.strip()] = float(value)
         except ValueError:
             a.budgets[name.strip()] = -1.0  # reported by check_args
+    return a
 
 
 def check_args(a: argparse.Namespace) -> str | None:
@@ -135,12 +128,6 @@ def check_args(a: argparse.Namespace) -> str | None:
 
 
 # ---------------------------------------------------------------- the parent: budgets, children, merged output
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
 
 def read_part_file(path: Path) -> dict:
     try:
@@ -165,14 +152,10 @@ def kill_group(proc: subprocess.Popen, grace_seconds: float = 5.0) -> None:
         os.killpg(proc.pid, signal.SIGTERM)
     except ProcessLookupError:
         return  # nothing of the group is left
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # members that outlived the leader or ignored SIGTERM
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
@@ -211,8 +194,6 @@ def run_part(name: str, cmd: list[str], budget: float, part_file: Path, log, on_
 
 
 def write_outputs(a: argparse.Namespace, results: dict) -> None:
-    from gpu_report import markdown
-
     results["suite"]["updated_utc"] = datetime.now(UTC).isoformat(timespec="seconds")
     atomic_write(a.out / JSON_NAME, json.dumps(results, indent=2, default=str))
     atomic_write(a.out / MD_NAME, markdown(results))
@@ -228,9 +209,7 @@ def trim_log(path: Path) -> None:
         f.seek(size - LOG_KEEP_TAIL)
         tail = f.read()
     note = f"\n[... {size - len(head) - len(tail)} bytes of the log cut here to fit the transfer limit ...]\n"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(head + note.encode() + tail)
-    os.replace(tmp, path)
+    atomic_write(path, head + note.encode() + tail)
 
 
 def check_out_files(out: Path) -> list[str]:
@@ -240,11 +219,6 @@ def check_out_files(out: Path) -> list[str]:
     if len(files) > MAX_OUT_FILES:
         problems.append(f"{len(files)} files in {out}, more than the {MAX_OUT_FILES} the device tool returns")
     return problems
-
-
-def budget_for(a: argparse.Namespace, name: str, remaining: float) -> float:
-    own = a.budgets.get(name, remaining)  # restore: the rest of the total unless given
-    return max(0.0, min(own, remaining))
 
 
 def new_results(a: argparse.Namespace) -> dict:
@@ -272,7 +246,7 @@ def run_parts(a: argparse.Namespace, results: dict, started: float, log) -> None
 
     for name in (n for n in PARTS if n in a.part_list):
         remaining = a.total_seconds - elapsed()
-        budget = budget_for(a, name, remaining)
+        budget = max(0.0, min(a.budgets.get(name, remaining), remaining))  # restore: the rest unless given
         if budget < MIN_PART_SECONDS:
             results["parts"][name] = {"status": "skipped", "reason": f"{remaining:.0f} s of the suite's total left, "
                                       f"under the {MIN_PART_SECONDS} s a part needs"}
@@ -345,20 +319,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_child(a: argparse.Namespace) -> int:
-    """Entry point of one part's process: run it, record its end (ok or the error) in its file. The parts import
-    gpu_parts' helpers, and only this file imports the parts: no import circle."""
-    from gpu_infer import part_infer
-    from gpu_parts import Recorder, part_environment, part_prepare, watch_parent
-    from gpu_restore import part_restore
-    from gpu_train import part_train
-
-    parts = {"environment": part_environment, "prepare": part_prepare, "train": part_train, "infer": part_infer,
-             "restore": part_restore}
+    """One part's process: run it, record its end (ok or the error) in its file."""
     rec = Recorder(a.work / "parts" / f"{a.part}.json", stall=a.stall_part == a.part)
     deadline = a.part_deadline or time.time() + 3600
     watch_parent(deadline)
     try:
-        parts[a.part](a, rec, deadline)
+        PART_FUNCTIONS[a.part](a, rec, deadline)
     except Exception as e:  # noqa: BLE001 - whatever broke, the figures so far and the reason are kept
         traceback.print_exc()
         rec.finish("failed", error=f"{traceback.format_exc()[-2500:]}\n{type(e).__name__}: {e}")
