@@ -13,14 +13,12 @@ from ladtalk.data.identity import Identity
 from ladtalk.face.crop import lower_face_mask, paste_faces
 from ladtalk.losses.codebook import min_code_distance
 from ladtalk.metrics.spectrum import high_frequency_energy
-from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.presets import load_preset
 from ladtalk.reenact import reenact
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.sovqae_codebook import restart_dead_codes
 from ladtalk.train.sovqae_data import CropStore, random_patches
-from ladtalk.train.sovqae_step import RealFake
 
 _ = one_thread
 
@@ -93,16 +91,6 @@ def test_regulariser_distance_is_exact_under_bf16_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         d = float(min_code_distance(e))
     assert d == pytest.approx(exact, rel=1e-5)
-
-
-def test_discriminator_sees_real_and_fake_in_separate_batches():
-    torch.manual_seed(0)
-    disc = PatchDiscriminator(PatchDiscriminatorConfig(3, 8, 2)).train()
-    real, fake = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32) + 2
-    lr, lf = RealFake(disc)(real, fake)
-    assert torch.allclose(lr, disc(real)) and torch.allclose(lf, disc(fake))
-    mixed = disc(torch.cat([real, fake]))[:2]  # one BatchNorm batch mixes the statistics
-    assert not torch.allclose(lr, mixed)
 
 
 def test_restorer_preset_trains_on_patches_with_degraded_inputs(tmp_path):
