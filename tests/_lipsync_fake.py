@@ -31,7 +31,7 @@ def make_talking_identity(folder: Path, seconds: float = 4.0, size: int = 64, fp
     write_wav(folder / "audio.wav", audio, 16000)
     n_train = int(n * 0.9)
     box = [0.0, 0.0, float(size), float(size)]
-    meta = {"format_version": 1, "source": {"path": "synthetic.mp4", "sha256": "0" * 64, "size_bytes": 0},
+    meta = {"format_version": 2, "source": {"path": "synthetic.mp4", "sha256": "0" * 64, "size_bytes": 0},
             "fps": fps, "frame_count": n, "width": size, "height": size, "crop_size": size,
             "detector": "none", "pads": [0, 0, 0, 0], "boxes": [box] * n, "has_face": [True] * n,
             "crop_boxes": [box] * n, "split": {"train": [0, n_train], "test": [n_train, n]},

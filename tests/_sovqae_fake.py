@@ -27,7 +27,7 @@ def make_identity(folder: Path, n_frames: int = 40, size: int = 64, seed: int = 
     np.save(folder / "crops.npy", crops)
     n_train = int(n_frames * 0.9)
     box = [10.0, 10.0, 10.0 + size, 10.0 + size]
-    meta = {"format_version": 1, "source": {"path": "fake.mp4", "sha256": "0" * 64, "size_bytes": 0},
+    meta = {"format_version": 2, "source": {"path": "fake.mp4", "sha256": "0" * 64, "size_bytes": 0},
             "fps": 25.0, "frame_count": n_frames, "width": size + 20, "height": size + 20, "crop_size": size,
             "detector": "fake", "pads": [0, 10, 0, 0], "boxes": [box] * n_frames, "has_face": [True] * n_frames,
             "crop_boxes": [box] * n_frames, "split": {"train": [0, n_train], "test": [n_train, n_frames]},

@@ -1,7 +1,5 @@
-"""`generate` feeds Wav2Lip the official boxes (identity format 2) and re-derives them for format-1 folders."""
+"""`generate` feeds Wav2Lip the official boxes that `prepare` stores (identity format 2)."""
 
-import json
-import shutil
 
 import numpy as np
 import pytest
@@ -55,23 +53,6 @@ def test_plain_hard_paste_changes_only_the_official_box(synthetic_identity, tmp_
     ring[max(y1 - 3, 0):y2 + 3, x1 - 3:x2 + 3] = False
     assert diff[ring].mean() < 3
     assert diff[inside].mean() > 10  # a random generator's face replaced the box
-
-
-def test_format_1_identity_gets_its_boxes_rederived_once(synthetic_identity, tmp_path, capsys):
-    old = tmp_path / "old_identity"
-    shutil.copytree(synthetic_identity, old)
-    meta = json.loads((old / "identity.json").read_text())
-    expect = meta.pop("wav2lip_boxes")
-    meta.pop("raw_boxes")
-    meta["format_version"] = meta["settings"]["format_version"] = 1
-    (old / "identity.json").write_text(json.dumps(meta))
-    assert not Identity.open(old).has_wav2lip_boxes  # format 1 still opens (training needs only the crops)
-    out = tmp_path / "o.mp4"
-    generate(old, _speech(tmp_path / "s.wav"), out, wav2lip_path=_wav2lip(tmp_path), no_sovqae=True, device="cpu")
-    assert "older ladtalk" in capsys.readouterr().out and out.exists()
-    migrated = json.loads((old / "identity.json").read_text())
-    assert migrated["format_version"] == 2 and migrated["wav2lip_boxes"] == expect
-    assert not [p for p in old.iterdir() if ".partial" in p.name]
 
 
 class _Stop(Exception):

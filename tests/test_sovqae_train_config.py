@@ -68,7 +68,10 @@ def test_values_are_checked_by_name():
 
 
 @pytest.mark.parametrize("key, value, needle", [("val_evry", 5, r"unknown train keys \['val_evry'\]"),
-                                                ("batch_size", "eight", "train.batch_size must be an integer")])
+                                                ("batch_size", "eight", "train.batch_size must be an integer"),
+                                                # options measured, rejected and removed (docs/results.md)
+                                                ("temporal_weight", 0, r"unknown train keys \['temporal_weight'\]"),
+                                                ("reg_mode", "softmin", "train.reg_mode must be 'min' or 'mean'")])
 def test_a_bad_train_value_fails_before_the_run_folder_exists(tmp_path, key, value, needle):
     ident = make_identity(tmp_path / "id", n_frames=8, size=32)
     cfg = load_preset("tiny")
@@ -77,20 +80,6 @@ def test_a_bad_train_value_fails_before_the_run_folder_exists(tmp_path, key, val
     with pytest.raises(InputError, match=needle):
         train_sovqae([ident], tmp_path / "run", preset=str(tmp_path / "mine.yaml"), device="cpu")
     assert not (tmp_path / "run").exists()
-
-
-def test_an_old_preset_with_the_removed_options_off_still_trains_and_one_with_them_on_is_refused(tmp_path):
-    ident = make_identity(tmp_path / "id", n_frames=24, size=32)
-    cfg = load_preset("tiny", ["model.resolution=32", "train.max_steps=1", "train.val_frames=2"])
-    cfg["train"].update(rec_loss="l2", edge_weight=0.0, temporal_weight=0, num_workers=2)  # as they were written
-    (tmp_path / "old.yaml").write_text(yaml.safe_dump(cfg))
-    model = train_sovqae([ident], tmp_path / "run", preset=str(tmp_path / "old.yaml"), device="cpu")
-    assert (model / "model.safetensors").is_file()
-    for key, value in [("temporal_weight", 1.0), ("rec_loss", "l1"), ("edge_weight", 0.5), ("reg_mode", "softmin")]:
-        (tmp_path / "on.yaml").write_text(yaml.safe_dump({**cfg, "train": {**cfg["train"], key: value}}))
-        with pytest.raises(InputError, match=rf"train\.{key}=.* is no longer supported.*docs/results\.md"):
-            train_sovqae([ident], tmp_path / "run_on", preset=str(tmp_path / "on.yaml"), device="cpu")
-        assert not (tmp_path / "run_on").exists()
 
 
 def test_a_gpu_preset_on_a_cpu_needs_the_flag_and_no_preset_means_the_cpu_one(tmp_path, capsys):

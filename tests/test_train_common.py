@@ -43,13 +43,11 @@ def test_epoch_order_is_a_seeded_partition():
     a = epoch_order(10, epoch=1, seed=0)
     assert sorted(a) == list(range(10)) and np.array_equal(a, epoch_order(10, 1, 0))
     assert not np.array_equal(a, epoch_order(10, 2, 0))
-    shards = [epoch_order(10, 1, 0, rank=r, world_size=3) for r in range(3)]
-    assert all(len(s) == 3 for s in shards) and len(set(np.concatenate(shards))) == 9
 
 
 def test_runtime_and_logger(tmp_path):
     rt = setup_runtime("cpu", precision="auto", channels_last=True)
-    assert rt.is_main and rt.precision == ("bf16" if cpu_has_fast_bf16() else "fp32") and rt.scaler is None
+    assert rt.precision == ("bf16" if cpu_has_fast_bf16() else "fp32") and rt.scaler is None
     assert setup_runtime("cpu", precision="fp32").precision == "fp32"
     bf16 = setup_runtime("cpu", precision="bf16", channels_last=False)
     assert bf16.precision == "bf16" and bf16.channels_last  # oneDNN's bf16 kernels want NHWC

@@ -1,11 +1,8 @@
 """Reading a prepared identity folder (written by `ladtalk prepare`, see ladtalk.data.prepare).
 
 IDENTITY_DIR/identity.json (metadata, per-frame boxes, split), crops.npy (uint8 (N,S,S,3) RGB, memory-mapped;
-zeros where no face), audio.wav (16 kHz mono).
-
-Format 2 adds the track's raw detector boxes and the official Wav2Lip boxes (face/wav2lip_geometry.py); a format 1
-folder still opens (its crops and boxes are unchanged) and `ladtalk.data.prepare.add_wav2lip_boxes` re-derives the
-missing boxes from its source video once.
+zeros where no face), audio.wav (16 kHz mono). Format 2: with the track's raw detector boxes and the official
+Wav2Lip boxes (face/wav2lip_geometry.py).
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ from ladtalk.errors import InputError
 from ladtalk.face import DEFAULT_PADS
 
 FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # 1: no raw / Wav2Lip boxes yet (re-derived on first use by generate)
 META_NAME = "identity.json"
 CROPS_NAME = "crops.npy"
 AUDIO_NAME = "audio.wav"
@@ -57,10 +53,9 @@ class Identity:
         except json.JSONDecodeError as e:
             raise InputError(f"{meta_path} is corrupt ({e}); delete the folder and run `ladtalk prepare` again") from e
         version = meta.get("format_version")
-        if version not in READABLE_VERSIONS:
+        if version != FORMAT_VERSION:
             raise InputError(f"{d} was written by an incompatible ladtalk (identity format {version}, this version "
-                             f"reads {', '.join(map(str, READABLE_VERSIONS))}); run `ladtalk prepare` again to "
-                             "rebuild it")
+                             f"reads {FORMAT_VERSION}); run `ladtalk prepare` again to rebuild it")
         try:
             crops = np.load(d / CROPS_NAME, mmap_mode="r")
         except (OSError, ValueError) as e:
@@ -102,16 +97,9 @@ class Identity:
         return np.array([b if b is not None else [np.nan] * 4 for b in self.meta["crop_boxes"]], dtype=np.float64)
 
     @property
-    def has_wav2lip_boxes(self) -> bool:
-        return "wav2lip_boxes" in self.meta
-
-    @property
     def wav2lip_boxes(self) -> np.ndarray:
         """(N,4) int64 x1,y1,x2,y2: the official Wav2Lip boxes (padded, clamped, forward-smoothed); -1 rows where
         no face."""
-        if not self.has_wav2lip_boxes:
-            raise InputError(f"identity {self.dir} (format {self.meta.get('format_version')}) has no Wav2Lip boxes; "
-                             "run `ladtalk prepare` on its source video again")
         return np.array([b if b is not None else [-1] * 4 for b in self.meta["wav2lip_boxes"]], dtype=np.int64)
 
     def crop_geometry(self) -> dict[str, Any]:

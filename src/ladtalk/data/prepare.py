@@ -25,7 +25,7 @@ from ladtalk.face.crop import crop_faces, square_crop_boxes
 from ladtalk.face.detect import Detection, make_detector
 from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
 from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
-from ladtalk.io.atomic import atomic_dir, atomic_path, check_writable_dir
+from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, load_audio, write_wav
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 BATCH = 16
 MAX_FPS = 240.0  # resampling to more frames than any camera records only repeats frames
 MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
-MIGRATE_TOLERANCE_PX = 2.0  # a re-run detector (another device, library version) may move boxes by a pixel
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
@@ -122,36 +121,6 @@ def _wav2lip_fields(face_track: FaceTrack) -> dict:
     boxes = official_boxes(raw, face_track.frame_size, face_track.pads)
     return {"raw_boxes": _rows(face_track.raw_boxes),
             "wav2lip_boxes": [None if (b < 0).any() else [int(v) for v in b] for b in boxes]}
-
-
-def add_wav2lip_boxes(ident: Identity, device: str = "auto") -> Identity:
-    """A format-1 identity folder (no Wav2Lip boxes) -> the same folder with them, re-derived once by tracking
-    its source video again with the stored settings; its crops and square boxes are kept as they are."""
-    settings = ident.meta.get("settings", {})
-    print(f"identity {ident.dir} was prepared by an older ladtalk (identity format "
-          f"{ident.meta.get('format_version')}) that did not keep the official Wav2Lip face boxes; re-deriving them "
-          f"once from {ident.source_path} (its crops stay as they are)")
-    _, face_track, _ = track_video(ident.source_path, fps=settings.get("fps"), detector=ident.meta["detector"],
-                                   pads=tuple(ident.meta["pads"]), track=settings.get("track"), device=device)
-    stored = ident.meta["boxes"]
-    same = len(face_track) == ident.frame_count and np.array_equal(face_track.has_face, ident.has_face)
-    if same and face_track.has_face.any():
-        old = np.array([b for b in stored if b is not None], dtype=np.float64)
-        same = float(np.abs(face_track.boxes[face_track.has_face] - old).max()) <= MIGRATE_TOLERANCE_PX
-    if not same:
-        raise InputError(f"tracking {ident.source_path} again found a different face track than the one stored in "
-                         f"identity {ident.dir}, so its Wav2Lip boxes cannot be re-derived; run `ladtalk prepare` "
-                         "on the source video again to rebuild the identity")
-    meta = {**ident.meta, **_wav2lip_fields(face_track), "format_version": FORMAT_VERSION,
-            "settings": {**settings, "format_version": FORMAT_VERSION}}
-    try:
-        with atomic_path(ident.dir / META_NAME) as tmp:
-            tmp.write_text(json.dumps(meta))
-    except OSError as e:
-        print(f"warning: could not update {ident.dir / META_NAME} ({e.strerror or e}); the boxes are used for "
-              "this run only and will be re-derived next time")
-        return Identity(ident.dir, meta, ident.crops)
-    return Identity.open(ident.dir)
 
 
 def _up_to_date(out_dir: Path, source: dict, settings: dict) -> bool:

@@ -23,11 +23,6 @@ def laplacian_energy(frames: np.ndarray) -> np.ndarray:
     return np.array([float(np.mean(cv2.Laplacian(_luma(f), cv2.CV_32F) ** 2)) for f in frames])
 
 
-def high_frequency_energy(frames: np.ndarray) -> float:
-    """Mean over frames of `laplacian_energy`: how much fine detail (sharpness) uint8 (T,H,W,3) frames hold."""
-    return float(np.mean(laplacian_energy(frames))) if len(frames) else 0.0
-
-
 def octave_energies(frames: np.ndarray, octaves: int = OCTAVES) -> np.ndarray:
     """Per-frame power of the Hann-windowed luma in octave bands -> float64 (T, octaves); column k-1 = octave k."""
     h, w = frames.shape[1:3]

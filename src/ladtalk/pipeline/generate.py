@@ -103,9 +103,6 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
         if ident.source_path.stat().st_size != ident.meta["source"]["size_bytes"]:
             raise InputError(f"the source video {ident.source_path} changed since identity {path} was prepared; "
                              "re-run `ladtalk prepare` on it")
-        if not ident.has_wav2lip_boxes:
-            from ladtalk.data.prepare import add_wav2lip_boxes
-            ident = add_wav2lip_boxes(ident, device=device)
         return ident
     if not path.exists():
         raise InputError(f"identity {path} does not exist; give an identity folder or a video of the person")

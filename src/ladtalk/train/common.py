@@ -1,7 +1,6 @@
-"""Shared training machinery: device/precision, DDP, seeding, checkpoints with resume, logging, progress, and the
+"""Shared training machinery (one device): precision, seeding, checkpoints with resume, logging, progress, and the
 summary every training ends with (`print_summary`). train/sovqae.py is the example of a trainer built on it.
 
-Only rank 0 writes (checkpoints, logs, exports); `rt.barrier()` keeps ranks together around saves.
 Trainer states are loaded with torch.load(weights_only=True), so keep them to tensors, numbers, strings,
 lists and dicts (`rng_state()` converts numpy's state for that reason).
 """
@@ -21,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -34,21 +32,10 @@ from ladtalk.runtime import Inference, autocast_dtype, resolve_device
 @dataclass(frozen=True)
 class Runtime(Inference):
     """Where and how a trainer runs: inference's device, reduced precision and memory format (its `precision`,
-    `autocast`), DDP rank/world size, the fp16 loss scaler."""
+    `autocast`), the fp16 loss scaler."""
 
     channels_last: bool = False
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
     scaler: torch.amp.GradScaler | None = field(default=None, repr=False)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
 
     def prepare(self, model: nn.Module, compile: bool = False) -> nn.Module:
         """Move to the device (channels_last if chosen) and optionally torch.compile it."""
@@ -63,12 +50,6 @@ class Runtime(Inference):
         """An image batch on the device in the chosen memory format."""
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
-
-    def wrap_ddp(self, model: nn.Module, **kwargs: Any) -> nn.Module:
-        if not self.distributed:
-            return model
-        ids = [self.local_rank] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=ids, **kwargs)
 
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss as the backward pass sees it (multiplied by the fp16 loss scale, if any)."""
@@ -88,37 +69,11 @@ class Runtime(Inference):
         if self.scaler is not None:
             self.scaler.update()
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
-    def mean_across_ranks(self, values: Mapping[str, float]) -> dict[str, float]:
-        """Average scalar metrics over ranks (identity on one process)."""
-        if not self.distributed:
-            return dict(values)
-        keys = sorted(values)
-        t = torch.tensor([float(values[k]) for k in keys], device=self.device, dtype=torch.float64)
-        dist.all_reduce(t)
-        return {k: float(v) / self.world_size for k, v in zip(keys, t.tolist())}
-
-    def close(self) -> None:
-        if self.distributed and dist.is_initialized():
-            dist.destroy_process_group()
-
 
 def setup_runtime(device: str | torch.device = "auto", precision: str = "auto",
                   channels_last: bool = False) -> Runtime:
-    """Resolve device and precision; under torchrun (WORLD_SIZE>1) join the process group (NCCL/gloo)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    """Resolve device and precision (one device: there is no multi-process training)."""
     dev = resolve_device(device)
-    if world > 1:
-        if dev.type == "cuda":
-            dev = torch.device("cuda", local_rank)
-            torch.cuda.set_device(dev)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     amp = autocast_dtype(dev, precision)  # "auto": bf16 on CPUs with bf16 matrix units, fp32 on other CPUs
     scaler = torch.amp.GradScaler(dev.type) if amp is torch.float16 else None
     if dev.type == "cuda":
@@ -128,26 +83,19 @@ def setup_runtime(device: str | torch.device = "auto", precision: str = "auto",
         torch.backends.cudnn.benchmark = True
     # oneDNN's bf16 kernels want NHWC: on a CPU, reduced precision brings channels_last with it
     channels_last = channels_last or (dev.type == "cpu" and amp is not None)
-    return Runtime(dev, amp, channels_last and dev.type != "mps", rank, world, local_rank, scaler)
+    return Runtime(dev, amp, channels_last and dev.type != "mps", scaler)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside DDP and/or torch.compile wrappers (what state dicts are saved from)."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
+    """The plain module inside a torch.compile wrapper (what state dicts are saved from)."""
+    return getattr(model, "_orig_mod", model)
 
 
-def seed_everything(seed: int, rank: int = 0) -> None:
-    """Seed python, numpy and torch (all devices); ranks get different streams."""
-    s = int(seed) + 1000 * int(rank)
-    random.seed(s)
-    np.random.seed(s % 2**32)
-    torch.manual_seed(s)
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (all devices)."""
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    torch.manual_seed(int(seed))
 
 
 def rng_state() -> dict[str, Any]:
@@ -176,14 +124,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def epoch_order(n_items: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> np.ndarray:
-    """This rank's share of a seeded permutation of range(n_items) for `epoch` (equal length on all ranks).
-
-    The order depends only on (seed, epoch), so a resumed run sees the same batches as an uninterrupted one.
-    """
-    perm = np.random.default_rng([int(seed), int(epoch)]).permutation(n_items)
-    per_rank = n_items // world_size if world_size > 1 else n_items
-    return perm[rank::world_size][:per_rank]
+def epoch_order(n_items: int, epoch: int, seed: int) -> np.ndarray:
+    """A permutation of range(n_items) that depends only on (seed, epoch): a resumed run sees the same batches."""
+    return np.random.default_rng([int(seed), int(epoch)]).permutation(n_items)
 
 
 @dataclass
@@ -197,8 +140,8 @@ class CheckpointManager:
     """`<dir>/last` (weights + trainer state, replaced atomically), `<dir>/best` (weights of the best score) and,
     when asked, `<dir>/step_NNNNNNN` (weights + trainer state, kept)."""
 
-    def __init__(self, folder: str | os.PathLike, kind: str, is_main: bool = True):
-        self.folder, self.kind, self.is_main = Path(folder), kind, is_main
+    def __init__(self, folder: str | os.PathLike, kind: str):
+        self.folder, self.kind = Path(folder), kind
 
     @property
     def last_dir(self) -> Path:
@@ -210,10 +153,8 @@ class CheckpointManager:
 
     def save(self, config: Any, state_dict: dict[str, torch.Tensor], trainer_state: dict[str, Any],
              extra: dict[str, Any] | None = None, best: bool = False, keep_step: int | None = None) -> None:
-        """Write `last` (and `best` when `best` is True) on rank 0; other ranks return at once. `keep_step`: also
-        a resumable `step_NNNNNNN` that later saves leave alone (a point to fork variants of a run from)."""
-        if not self.is_main:
-            return
+        """Write `last` (and `best` when `best` is True). `keep_step`: also a resumable `step_NNNNNNN` that later
+        saves leave alone (a point to fork variants of a run from)."""
         save_component(self.last_dir, self.kind, config, state_dict, trainer_state=trainer_state, extra=extra)
         if best:
             save_component(self.best_dir, self.kind, config, state_dict, extra=extra)
@@ -279,7 +220,7 @@ class RunLogger:
 
 
 def progress(total: int | None, initial: int = 0, desc: str = "", disable: bool = False, unit: str = "step"):
-    """A tqdm bar with rate and ETA (disabled on non-main ranks)."""
+    """A tqdm bar with rate and ETA."""
     return tqdm(total=total, initial=initial, desc=desc, disable=disable, unit=unit, dynamic_ncols=True)
 
 

@@ -43,20 +43,18 @@ class LipSyncTrainConfig:
 
 
 class StepBatches(torch.utils.data.Sampler):
-    """Index lists for steps start..stop-1: step s on rank r takes indices ((s*W + r)*B ...) + B, so a resumed
-    run draws exactly the batches an uninterrupted one would (the datasets draw at random per index)."""
+    """Index lists for steps start..stop-1: step s takes indices s*B ... s*B + B - 1, so a resumed run draws exactly
+    the batches an uninterrupted one would (the datasets draw at random per index)."""
 
-    def __init__(self, start: int, stop: int, batch_size: int, rank: int = 0, world_size: int = 1, offset: int = 0):
-        self.start, self.stop, self.bs, self.rank, self.world, self.offset = start, stop, batch_size, rank, \
-            world_size, offset
+    def __init__(self, start: int, stop: int, batch_size: int):
+        self.start, self.stop, self.bs = start, stop, batch_size
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
         for s in range(self.start, self.stop):
-            first = self.offset + (s * self.world + self.rank) * self.bs
-            yield list(range(first, first + self.bs))
+            yield list(range(s * self.bs, (s + 1) * self.bs))
 
 
 def num_workers(setting: int | str) -> int:

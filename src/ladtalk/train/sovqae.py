@@ -2,8 +2,7 @@
 
 The driver, one plain loop (its pieces: docs/DESIGN.md, "How training is organised"). RUN_DIR/checkpoints/{last,
 best}, RUN_DIR/logs/metrics.jsonl (+ TensorBoard), and at the end RUN_DIR/model/ (config.json + model.safetensors,
-kind "sovqae") and a printed summary. Re-running the same command resumes from checkpoints/last. Under torchrun
-every rank takes its share.
+kind "sovqae") and a printed summary. Re-running the same command resumes from checkpoints/last.
 """
 
 from __future__ import annotations
@@ -44,7 +43,7 @@ from ladtalk.train.common import (
 from ladtalk.train.config import read_config
 from ladtalk.train.lipsync_inputs import cached_lipsync_faces
 from ladtalk.train.sovqae_codebook import init_codebook_from_data, restart_dead_codes
-from ladtalk.train.sovqae_config import SOVQAETrainConfig, migrate_train_map
+from ladtalk.train.sovqae_config import SOVQAETrainConfig
 from ladtalk.train.sovqae_data import Batches, CropStore, open_identities
 from ladtalk.train.sovqae_eval import crops_to_images, validate
 from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step, wrap_nets
@@ -74,11 +73,11 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                               folder=True)
     run_dir = check_writable_dir(run_dir)
     rt = setup_runtime(device, precision=t.precision, channels_last=t.channels_last)
-    seed_everything(t.seed, rank=rt.rank)
+    seed_everything(t.seed)
     store, lip_share = open_store(identities, t, rt, run_dir, wav2lip_path)
-    steps_per_epoch, total_steps = plan_steps(len(store), t, rt)
+    steps_per_epoch, total_steps = plan_steps(len(store), t)
     nets = build_nets(mcfg, t, rt)
-    ckpt = CheckpointManager(run_dir / "checkpoints", KIND, is_main=rt.is_main)
+    ckpt = CheckpointManager(run_dir / "checkpoints", KIND)
     step, best = resume(nets, ckpt, start_from, rt)
     if step == 0 and best == -math.inf and t.init_codebook == "data":
         init_codebook_from_data(nets.model, store, mcfg.resolution, t.seed)
@@ -88,10 +87,10 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     batches = Batches(store, t, rt, mcfg.resolution, lip_share, steps_per_epoch)
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
     start_time, start_step, last_saved = time.monotonic(), step, step
-    bar = progress(total_steps, initial=step, desc="train sovqae", disable=not rt.is_main)
+    bar = progress(total_steps, initial=step, desc="train sovqae")
     try:
         while step < total_steps:
-            gen = torch.Generator().manual_seed(t.seed * 1_000_003 + step * 97 + rt.rank)
+            gen = torch.Generator().manual_seed(t.seed * 1_000_003 + step * 97)
             x_in, x = batches(step, gen)
             for group in nets.opt_ae.param_groups:
                 group["lr"] = nets.lr * lr_factor(step, total_steps, t.lr_schedule, t.warmup_steps)
@@ -100,26 +99,22 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             if t.restart_dead_every:
                 code_counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
                 if (step + 1) % t.restart_dead_every == 0:
-                    out["restarted_codes"] = torch.tensor(float(restart_codes(nets, code_counts, x_in, gen, rt)))
+                    out["restarted_codes"] = torch.tensor(float(restart_dead_codes(nets.model, code_counts, x_in, gen)))
+                    code_counts.zero_()
             step += 1
             bar.update(1)
             if step % t.log_every == 0 or step == total_steps:
-                values = log_step(log, rt, nets, out, step, step // steps_per_epoch,
-                                  (step - start_step) * t.batch_size * rt.world_size
-                                  / max(time.monotonic() - start_time, 1e-9))
+                values = log_step(log, nets, out, step, step // steps_per_epoch,
+                                  (step - start_step) * t.batch_size / max(time.monotonic() - start_time, 1e-9))
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
-            is_best = rt.is_main and (step % t.val_every == 0 or step == total_steps) and val.run(nets, log, step)
-            out_of_time = False
-            if t.max_minutes is not None and step % t.log_every == 0:  # decided jointly: all ranks stop together
-                late = float(time.monotonic() - start_time > 60 * t.max_minutes)
-                out_of_time = rt.mean_across_ranks({"late": late})["late"] > 0
+            is_best = (step % t.val_every == 0 or step == total_steps) and val.run(nets, log, step)
+            out_of_time = (t.max_minutes is not None and step % t.log_every == 0
+                           and time.monotonic() - start_time > 60 * t.max_minutes)
             keep = t.keep_every > 0 and step % t.keep_every == 0
             periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time or keep
             if periodic or is_best:
-                save(ckpt, nets, rt, mcfg, step, steps_per_epoch, val.best, is_best, keep)  # rank 0 only
+                save(ckpt, nets, rt, mcfg, step, steps_per_epoch, val.best, is_best, keep)
                 last_saved = step
-            if periodic:
-                rt.barrier()
             if out_of_time:
                 break
     except KeyboardInterrupt:
@@ -129,17 +124,14 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     finally:
         bar.close()
         log.close()
-    model_dir = export(run_dir, nets, rt, mcfg, t, val, step, preset, identities, store) if rt.is_main else None
-    rt.barrier()
-    rt.close()
-    return run_dir / "model" if model_dir is None else model_dir
+    return export(run_dir, nets, mcfg, t, val, step, preset, identities, store)
 
 
 def read_sovqae_preset(preset: str, overrides: Sequence[str] = ()) -> tuple[SOVQAEConfig, SOVQAETrainConfig]:
-    """The model and train configs of a preset, checked before any work (old presets migrated)."""
+    """The model and train configs of a preset, checked before any work."""
     cfg = load_preset(preset, overrides)
     mcfg = SOVQAEConfig.from_dict(cfg["model"])
-    t = read_config(SOVQAETrainConfig, migrate_train_map(cfg["train"]))
+    t = read_config(SOVQAETrainConfig, cfg["train"])
     size = mcfg.resolution  # crops of another size are resized to it on the device
     if size % mcfg.downsample_factor:
         raise InputError(f"model.resolution {size} is not a multiple of the factor {mcfg.downsample_factor}")
@@ -161,21 +153,20 @@ def open_store(identities, t: SOVQAETrainConfig, rt: Runtime, run_dir: Path,
     return store, t.lipsync_share
 
 
-def plan_steps(frames: int, t: SOVQAETrainConfig, rt: Runtime) -> tuple[int, int]:
+def plan_steps(frames: int, t: SOVQAETrainConfig) -> tuple[int, int]:
     """Steps per epoch and in all (the preset's epochs, capped by train.max_steps)."""
-    steps_per_epoch = frames // (t.batch_size * rt.world_size)
+    steps_per_epoch = frames // t.batch_size
     if steps_per_epoch == 0:
-        raise InputError(f"only {frames} training frames for batch size {t.batch_size} x {rt.world_size} "
-                         "processes; lower train.batch_size")
+        raise InputError(f"only {frames} training frames for batch size {t.batch_size}; lower train.batch_size")
     return steps_per_epoch, int(min(t.epochs * steps_per_epoch, t.max_steps or math.inf))
 
 
 def open_log(run_dir: Path, rt: Runtime, nets: Nets, frames: int, total_steps: int, step: int) -> RunLogger:
-    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
-    if rt.is_main and step == 0:
+    log = RunLogger(run_dir / "logs")
+    if step == 0:
         log.log(0, {"params": count_parameters(nets.model), "perceptual": nets.perceptual_name, "lr": nets.lr,
                     "precision": rt.precision, "train_frames": frames, "steps": total_steps,
-                    "device": str(rt.device), "world_size": rt.world_size}, split="setup")
+                    "device": str(rt.device)}, split="setup")
     return log
 
 
@@ -200,22 +191,11 @@ def resume(nets: Nets, ckpt: CheckpointManager, start_from: str | os.PathLike | 
     return int(ts["step"]), float(ts["best"])
 
 
-def restart_codes(nets: Nets, code_counts: torch.Tensor, x_in: torch.Tensor, gen: torch.Generator,
-                  rt: Runtime) -> int:
-    """Move the codes unused since the last restart to batch latents (the same codebook on every rank)."""
-    restarted = restart_dead_codes(nets.model, code_counts, x_in, gen)
-    if rt.distributed:
-        torch.distributed.broadcast(nets.model.quantize.embedding.weight.data, 0)
-    code_counts.zero_()
-    return restarted
-
-
-def log_step(log: RunLogger, rt: Runtime, nets: Nets, out: dict[str, torch.Tensor], step: int, epoch: int,
+def log_step(log: RunLogger, nets: Nets, out: dict[str, torch.Tensor], step: int, epoch: int,
              images_per_s: float) -> dict[str, float]:
     values = {k: float(v.detach()) for k, v in out.items()}
     values.update(d_C=float(min_code_distance(nets.model.quantize.embedding.weight.detach())), epoch=epoch,
                   lr=nets.opt_ae.param_groups[0]["lr"], images_per_s=images_per_s)
-    values = rt.mean_across_ranks(values)
     log.log(step, values)
     return values
 
@@ -265,7 +245,7 @@ def save(ckpt: CheckpointManager, nets: Nets, rt: Runtime, mcfg: SOVQAEConfig, s
               best=is_best, keep_step=step if keep else None)
 
 
-def export(run_dir: Path, nets: Nets, rt: Runtime, mcfg: SOVQAEConfig, t: SOVQAETrainConfig, val: Validation,
+def export(run_dir: Path, nets: Nets, mcfg: SOVQAEConfig, t: SOVQAETrainConfig, val: Validation,
            step: int, preset: str, identities, store: CropStore) -> Path:
     """RUN_DIR/model with its final validation, and the summary (paths, figures, warnings) printed."""
     final = val.measure(nets)

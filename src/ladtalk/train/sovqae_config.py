@@ -5,7 +5,7 @@ beyond the paper (restore-cpu.yaml); their defaults are the paper's behaviour.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from ladtalk.errors import InputError
 from ladtalk.runtime import PRECISIONS
@@ -16,7 +16,7 @@ from ladtalk.train.config import check_positive
 class SOVQAETrainConfig:
     seed: int
     batch_size: int
-    base_lr: float                     # taming: lr = base_lr * batch_size * world_size
+    base_lr: float                     # taming's scaling on one device: lr = base_lr * batch_size
     adam_betas: tuple[float, float]
     epochs: int                        # passes over the train split
     max_steps: int | None = None       # stop earlier after this many optimiser steps (None: no limit)
@@ -64,27 +64,3 @@ class SOVQAETrainConfig:
             if not 0 <= getattr(self, name) <= 1:
                 raise InputError(f"train.{name} must be between 0 and 1, got {getattr(self, name)}")
 
-
-# Settings that measurements rejected and the code no longer has (docs/results.md), with the value that meant
-# "off"; None: any value was a no-op. Old presets and run configs that name them still load when they are off.
-REMOVED = {"rec_loss": "l2", "edge_weight": 0.0, "temporal_weight": 0.0, "num_workers": None}
-REMOVED_VALUES = {"reg_mode": "softmin"}
-
-
-def migrate_train_map(values: dict[str, Any]) -> dict[str, Any]:
-    """A SOVQAE `train` map written before the rejected options were removed, in today's form: a removed key set
-    to its off value is dropped; one that was on is refused by name, since today's code cannot train it."""
-    kept = {}
-    for key, value in values.items():
-        if key in REMOVED:
-            off = REMOVED[key]
-            if off is not None and value != off and not (isinstance(off, float) and value == 0):
-                raise InputError(f"train.{key}={value!r} is no longer supported: that option was measured, rejected "
-                                 f"and removed (docs/results.md); set it to {off!r} or delete the line, or train "
-                                 "with a ladtalk version from before its removal")
-            continue
-        if key in REMOVED_VALUES and REMOVED_VALUES[key] == value:
-            raise InputError(f"train.{key}={value!r} is no longer supported: that variant was measured, rejected "
-                             f"and removed (docs/results.md); use 'min' (the paper) or 'mean'")
-        kept[key] = value
-    return kept

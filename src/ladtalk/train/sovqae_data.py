@@ -146,7 +146,7 @@ class Batches:
     def _rows(self, step: int):
         epoch, pos = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:  # upload the epoch's order once: no host-to-device copy per step
-            order = epoch_order(len(self.store), epoch, self.t.seed, self.rt.rank, self.rt.world_size)
+            order = epoch_order(len(self.store), epoch, self.t.seed)
             self._epoch = epoch
             self._order = torch.as_tensor(order, device=self.rt.device) if self.store.resident else order
         bs = self.t.batch_size

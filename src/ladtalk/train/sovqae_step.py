@@ -22,12 +22,11 @@ from ladtalk.train.sovqae_config import SOVQAETrainConfig
 
 @dataclasses.dataclass
 class Nets:
-    """Everything one training step touches (run_* are the DDP/compiled wrappers of model/disc)."""
+    """Everything one training step touches (run_model: the model, or its torch.compile wrapper)."""
 
     model: SOVQAE
     disc: PatchDiscriminator
     run_model: torch.nn.Module
-    run_disc: torch.nn.Module
     perceptual: torch.nn.Module | None
     perceptual_name: str
     opt_ae: torch.optim.Optimizer
@@ -36,35 +35,22 @@ class Nets:
 
 
 def build_nets(mcfg: SOVQAEConfig, t: SOVQAETrainConfig, rt: Runtime) -> Nets:
-    """Model, discriminator, frozen perceptual net and the two Adam optimisers (lr = base_lr * batch * world)."""
+    """Model, discriminator, frozen perceptual net and the two Adam optimisers (lr = base_lr * batch)."""
     model = rt.prepare(SOVQAE(mcfg))
     disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, t.disc_ndf, t.disc_layers)))
     perceptual, perceptual_name = build_perceptual(t.perceptual if t.perceptual_weight > 0 else "none", rt.device)
     if perceptual is not None and rt.channels_last:
         perceptual = perceptual.to(memory_format=torch.channels_last)
-    lr = t.base_lr * t.batch_size * rt.world_size
-    return Nets(model, disc, model, disc, perceptual, perceptual_name,
+    lr = t.base_lr * t.batch_size
+    return Nets(model, disc, model, perceptual, perceptual_name,
                 torch.optim.Adam(model.parameters(), lr=lr, betas=t.adam_betas),
                 torch.optim.Adam(disc.parameters(), lr=lr, betas=t.adam_betas), lr)
 
 
 def wrap_nets(nets: Nets, rt: Runtime, compile: bool) -> None:
-    """DDP wrappers under torchrun, then optional torch.compile of the autoencoder (after any resume load)."""
-    run_model = rt.wrap_ddp(nets.model)
-    nets.run_model = torch.compile(run_model) if compile else run_model
-    nets.run_disc = rt.wrap_ddp(RealFake(nets.disc))
-
-
-class RealFake(torch.nn.Module):
-    """Calls the discriminator on each image set separately (taming: BatchNorm statistics per set) inside one
-    forward, so that DDP still sees a single forward per backward."""
-
-    def __init__(self, disc: PatchDiscriminator):
-        super().__init__()
-        self.disc = disc
-
-    def forward(self, *image_sets: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        return tuple(self.disc(x) for x in image_sets)
+    """Optional torch.compile of the autoencoder (after any resume load); `rt` kept for bench/gpu_train.py."""
+    if compile:
+        nets.run_model = torch.compile(nets.model)
 
 
 def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, step: int,
@@ -87,7 +73,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
     g_loss = lam = zero
     if gan_on:
         with rt.autocast():
-            g_loss = generator_loss(nets.run_disc(recon)[0])
+            g_loss = generator_loss(nets.disc(recon))
         # gradients of the scaled losses: under fp16 the unscaled L2 gradient underflows (the ratio is scale-free)
         lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.last_layer, t.disc_weight)
         total = total + lam * gan_on * g_loss
@@ -99,7 +85,8 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
     if gan_on:
         nets.opt_d.zero_grad(set_to_none=True)  # drop what the generator's term left on D
         with rt.autocast():
-            logits_real, logits_fake = nets.run_disc(x.detach(), recon.detach())
+            # real and fake in separate batches (taming: BatchNorm statistics per set)
+            logits_real, logits_fake = nets.disc(x.detach()), nets.disc(recon.detach())
             dl = gan_on * d_loss(logits_real, logits_fake, t.disc_loss)
         rt.backward(dl)
         rt.step(nets.opt_d)

@@ -79,8 +79,7 @@ def evaluate_expert(model: torch.nn.Module, data: SyncPairs, batches: int, batch
     cos, ys = torch.cat(cos), torch.cat(ys).bool()
     pos, neg = cos[ys], cos[~ys]
     auc = float((pos[:, None] > neg[None, :]).float().mean()) if len(pos) and len(neg) else math.nan
-    return rt.mean_across_ranks({"loss": total / len(ys), "accuracy": float(((cos > 0.5) == ys).float().mean()),
-                                 "auc": auc})
+    return {"loss": total / len(ys), "accuracy": float(((cos > 0.5) == ys).float().mean()), "auc": auc}
 
 
 def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.PathLike, preset: str = "syncnet",
@@ -100,12 +99,11 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     val_data = SyncPairs(val_clips, length=2**62, seed=t.seed + 7919, near_negatives=t.near_negatives)
     run_dir = check_writable_dir(run_dir)  # only once the data is known to be usable
     rt = setup_runtime(device, precision=t.precision)
-    seed_everything(t.seed, rank=rt.rank)
+    seed_everything(t.seed)
 
     model = rt.prepare(init.train() if init is not None else SyncNetColor(mcfg))
-    ddp = rt.wrap_ddp(model)
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-    ckpt = CheckpointManager(run_dir / "checkpoints", KIND_EXPERT, is_main=rt.is_main)
+    ckpt = CheckpointManager(run_dir / "checkpoints", KIND_EXPERT)
     step, best, best_scores = 0, math.inf, {}
     resumed = ckpt.load_last()
     if resumed is not None:
@@ -115,8 +113,8 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         best_scores = resumed.trainer_state.get("best_scores", {})
         set_rng_state(resumed.trainer_state["rng"])
 
-    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
-    bar = progress(max_steps, initial=step, desc="train syncnet", disable=not rt.is_main)
+    log = RunLogger(run_dir / "logs")
+    bar = progress(max_steps, initial=step, desc="train syncnet")
     deadline = Deadline(t.max_minutes)
 
     augment = torch.Generator().manual_seed(t.seed + 104729 * step)  # a resumed run goes on with new draws
@@ -131,9 +129,8 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         state = {"step": step, "best": best, "best_scores": best_scores, "optimizer": opt.state_dict(),
                  "rng": rng_state()}
         ckpt.save(mcfg, unwrap(model).state_dict(), state, extra={"val": scores}, best=is_best)
-        rt.barrier()
 
-    batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
+    batches = StepBatches(step, max_steps, bs)
     train_loader = loader(train_data, batches, t.num_workers, rt.device.type == "cuda")
     for mel, face, y in flush_denormals(train_loader, rt.device):
         model.train()
@@ -141,7 +138,7 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             mel, face = augment_mels(mel, augment), augment_faces(face, augment)
         mel, face, y = mel.to(rt.device), rt.images(face), y.to(rt.device)
         with rt.autocast():
-            a, v = ddp(mel, face)
+            a, v = model(mel, face)
         loss = cosine_bce(a, v, y)
         opt.zero_grad(set_to_none=True)
         rt.backward(loss)
@@ -161,23 +158,21 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     if not (ckpt.last_dir / "config.json").is_file():
         save()
     out = run_dir / "model"
-    if rt.is_main:
-        source = ckpt.best_dir if (ckpt.best_dir / "model.safetensors").is_file() else ckpt.last_dir
-        save_component(out, KIND_EXPERT, mcfg, load_state_dict(source),
-                       extra={"best_val_loss": best, "steps": step, "val": best_scores})
-        acc, n_val = best_scores.get("accuracy", math.nan), t.eval_batches * bs
-        warnings = []
-        if not acc >= CHANCE_WARNING_ACCURACY:
-            warnings.append(f"held-out accuracy {acc:.2f} is near chance (0.5): this expert has not learned lip "
-                            "sync, and a generator trained with it will not either. Give more video of the person "
-                            "(minutes, not seconds), train longer, or use the official lipsync_expert.pth")
-        if n_val < MIN_TRUSTED_SAMPLES:
-            warnings.append(f"only {n_val} held-out samples per evaluation: too few to tell a learned expert from "
-                            "chance; raise train.eval_batches")
-        print_summary("lip-sync expert", {
-            "model": out, "steps": step, "held-out accuracy (chance 0.5)": acc, "held-out AUC (chance 0.5)":
-            best_scores.get("auc", math.nan), "held-out loss (chance 0.693)": best, "best at step":
-            best_scores.get("step")}, warnings)
+    source = ckpt.best_dir if (ckpt.best_dir / "model.safetensors").is_file() else ckpt.last_dir
+    save_component(out, KIND_EXPERT, mcfg, load_state_dict(source),
+                   extra={"best_val_loss": best, "steps": step, "val": best_scores})
+    acc, n_val = best_scores.get("accuracy", math.nan), t.eval_batches * bs
+    warnings = []
+    if not acc >= CHANCE_WARNING_ACCURACY:
+        warnings.append(f"held-out accuracy {acc:.2f} is near chance (0.5): this expert has not learned lip "
+                        "sync, and a generator trained with it will not either. Give more video of the person "
+                        "(minutes, not seconds), train longer, or use the official lipsync_expert.pth")
+    if n_val < MIN_TRUSTED_SAMPLES:
+        warnings.append(f"only {n_val} held-out samples per evaluation: too few to tell a learned expert from "
+                        "chance; raise train.eval_batches")
+    print_summary("lip-sync expert", {
+        "model": out, "steps": step, "held-out accuracy (chance 0.5)": acc, "held-out AUC (chance 0.5)":
+        best_scores.get("auc", math.nan), "held-out loss (chance 0.693)": best, "best at step":
+        best_scores.get("step")}, warnings)
     log.close()
-    rt.close()
     return out

@@ -88,7 +88,7 @@ def evaluate_generator(gen, expert, data: GeneratorSamples, batches: int, batch_
                 g = gen(indiv, x)
                 sync += float(expert_sync_loss(expert, mel, g))
             l1 += float(F.l1_loss(g.float(), gt))
-    return rt.mean_across_ranks({"l1": l1 / batches, "sync": sync / batches})
+    return {"l1": l1 / batches, "sync": sync / batches}
 
 
 def save_samples(path: Path, x: torch.Tensor, g: torch.Tensor, gt: torch.Tensor, max_items: int = 4) -> None:
@@ -124,22 +124,20 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
 
     run_dir = check_writable_dir(run_dir)
     rt = setup_runtime(device, precision=t.precision)
-    seed_everything(t.seed, rank=rt.rank)
+    seed_everything(t.seed)
     expert = expert.to(rt.device).requires_grad_(False)
     expert.train(t.expert_bn == "train")  # the original never switches the expert to eval()
 
     gen = rt.prepare(gen)
-    ddp_gen = rt.wrap_ddp(gen)
     betas = t.adam_betas_gan if use_gan else t.adam_betas
     opt = torch.optim.Adam(gen.parameters(), lr=t.lr, betas=betas)
-    disc = ddp_disc = opt_d = None
+    disc = opt_d = None
     if use_gan:
         disc = rt.prepare(Wav2LipQualityDiscriminator(gcfg))
-        ddp_disc = rt.wrap_ddp(disc)
         opt_d = torch.optim.Adam(disc.parameters(), lr=t.disc_lr, betas=betas)
 
-    ckpt = CheckpointManager(run_dir / "checkpoints", KIND_WAV2LIP, is_main=rt.is_main)
-    dckpt = CheckpointManager(run_dir / "checkpoints" / "disc", KIND_DISC, is_main=rt.is_main)
+    ckpt = CheckpointManager(run_dir / "checkpoints", KIND_WAV2LIP)
+    dckpt = CheckpointManager(run_dir / "checkpoints" / "disc", KIND_DISC)
     step, best, sync_on, sync_on_step, last_scores = 0, math.inf, False, None, {}
     resumed = ckpt.load_last()
     if resumed is not None:
@@ -158,8 +156,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
 
     disc_wt = t.disc_wt if use_gan else 0.0
     sync_wt_on = t.syncnet_wt_gan if use_gan else t.syncnet_wt
-    log = RunLogger(run_dir / "logs", enabled=rt.is_main)
-    bar = progress(max_steps, initial=step, desc="train wav2lip", disable=not rt.is_main)
+    log = RunLogger(run_dir / "logs")
+    bar = progress(max_steps, initial=step, desc="train wav2lip")
     deadline = Deadline(t.max_minutes)
 
     def save(sample) -> None:
@@ -178,21 +176,19 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             state["optimizer_d"] = opt_d.state_dict()
             dckpt.save(gcfg, unwrap(disc).state_dict(), {"step": step})
         ckpt.save(gcfg, unwrap(gen).state_dict(), state, extra={"val": scores}, best=is_best)
-        if rt.is_main and sample is not None:
+        if sample is not None:
             save_samples(run_dir / "samples" / f"step_{step:09d}.png", *sample)
-        rt.barrier()
 
-    batches = StepBatches(step, max_steps, bs, rt.rank, rt.world_size)
+    batches = StepBatches(step, max_steps, bs)
     train_loader = loader(train_data, batches, t.num_workers, rt.device.type == "cuda")
     for x, indiv, mel, gt in flush_denormals(train_loader, rt.device):
         gen.train()
         x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
         w = sync_wt_on if sync_on else 0.0
         with rt.autocast():
-            g = ddp_gen(indiv, x)
+            g = gen(indiv, x)
             sync = expert_sync_loss(expert, mel, g) if w > 0 else torch.zeros((), device=rt.device)
-            # D's weights get no update from this term (its grads are cleared before D's own step), so the
-            # plain module is enough here and DDP sees one forward per backward
+            # D's weights get no update from this term (its grads are cleared before D's own step)
             adv = bce_prob(disc(g), real=True) if use_gan else torch.zeros((), device=rt.device)
         l1 = F.l1_loss(g.float(), gt)
         loss = w * sync + disc_wt * adv + (1.0 - w - disc_wt) * l1
@@ -202,7 +198,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         values = {"loss": loss.item(), "l1": l1.item(), "sync": sync.item(), "syncnet_wt": w}
         if use_gan:
             with rt.autocast():
-                pred = ddp_disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
+                pred = disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
             real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1)[:, 0], pred.reshape(gt.shape[2], 2, -1)[:, 1]
             d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
             opt_d.zero_grad(set_to_none=True)
@@ -224,25 +220,23 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     if not (ckpt.last_dir / "config.json").is_file():
         save(None)
     out = run_dir / "model"
-    if rt.is_main:
-        # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
-        save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
-                       extra={"steps": step, "sync_loss_on": sync_on, "sync_loss_on_step": sync_on_step,
-                              "val": last_scores, "gan": use_gan, "mel_offset_frames": t.mel_offset_frames,
-                              # what generate must feed it: the identity's square crops, or detector-box faces
-                              "input_geometry": "square_crop" if all((Path(d) / "identity.json").is_file()
-                                                                     for d in data_dirs) else "official"})
-        warnings = []
-        if not sync_on:
-            held_out = last_scores.get("sync", math.nan)
-            warnings.append(f"the sync loss never switched on (held-out expert loss {held_out:.3f} stayed above "
-                            f"{t.sync_threshold}): this generator learned from L1 alone and its mouths "
-                            "will follow the audio only loosely; check the expert's held-out accuracy first")
-        elif sync_on_step > max_steps // 2:
-            warnings.append(f"the sync loss switched on late (step {sync_on_step} of {max_steps}): train longer")
-        print_summary("lip-sync generator", {
-            "model": out, "steps": step, "held-out L1": last_scores.get("l1", math.nan), "held-out sync loss (expert)":
-            last_scores.get("sync", math.nan), "sync loss switched on at step": sync_on_step or "never"}, warnings)
+    # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
+    save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
+                   extra={"steps": step, "sync_loss_on": sync_on, "sync_loss_on_step": sync_on_step,
+                          "val": last_scores, "gan": use_gan, "mel_offset_frames": t.mel_offset_frames,
+                          # what generate must feed it: the identity's square crops, or detector-box faces
+                          "input_geometry": "square_crop" if all((Path(d) / "identity.json").is_file()
+                                                                 for d in data_dirs) else "official"})
+    warnings = []
+    if not sync_on:
+        held_out = last_scores.get("sync", math.nan)
+        warnings.append(f"the sync loss never switched on (held-out expert loss {held_out:.3f} stayed above "
+                        f"{t.sync_threshold}): this generator learned from L1 alone and its mouths "
+                        "will follow the audio only loosely; check the expert's held-out accuracy first")
+    elif sync_on_step > max_steps // 2:
+        warnings.append(f"the sync loss switched on late (step {sync_on_step} of {max_steps}): train longer")
+    print_summary("lip-sync generator", {
+        "model": out, "steps": step, "held-out L1": last_scores.get("l1", math.nan), "held-out sync loss (expert)":
+        last_scores.get("sync", math.nan), "sync loss switched on at step": sync_on_step or "never"}, warnings)
     log.close()
-    rt.close()
     return out
