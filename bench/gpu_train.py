@@ -62,7 +62,7 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     from ladtalk.train.common import setup_runtime
     from ladtalk.train.config import read_config
     from ladtalk.train.sovqae_config import SOVQAETrainConfig
-    from ladtalk.train.sovqae_step import build_nets, train_step, wrap_nets
+    from ladtalk.train.sovqae_step import build_nets, train_step
 
     cfg = load_preset(preset)
     perceptual_kind = "none" if float(cfg["train"]["perceptual_weight"]) == 0 else cfg["train"]["perceptual"]
@@ -81,7 +81,6 @@ def train_case(a: argparse.Namespace, preset: str, batch: int, compiled: bool, f
     if perceptual_kind != "none":
         nets.perceptual, perceptual_name = perceptual_for(perceptual_kind, rt.device)
         nets.perceptual = nets.perceptual.to(memory_format=torch.channels_last)
-    wrap_nets(nets, rt, compile=False)  # the trainer's discriminator wrapper (real and fake set by set)
     if compiled:
         nets.run_model = torch.compile(nets.model, backend=a.compile_backend)
     x = rt.images(torch.rand(batch, 3, mcfg.resolution, mcfg.resolution, device=rt.device) * 2 - 1)

@@ -46,7 +46,7 @@ from ladtalk.train.sovqae_codebook import init_codebook_from_data, restart_dead_
 from ladtalk.train.sovqae_config import SOVQAETrainConfig
 from ladtalk.train.sovqae_data import Batches, CropStore, open_identities
 from ladtalk.train.sovqae_eval import crops_to_images, validate
-from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step, wrap_nets
+from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step
 
 KIND = "sovqae"
 
@@ -81,7 +81,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     step, best = resume(nets, ckpt, start_from, rt)
     if step == 0 and best == -math.inf and t.init_codebook == "data":
         init_codebook_from_data(nets.model, store, mcfg.resolution, t.seed)
-    wrap_nets(nets, rt, t.compile)
+    if t.compile:  # after any resume load
+        nets.run_model = torch.compile(nets.model)
     log = open_log(run_dir, rt, nets, len(store), total_steps, step)
     val = Validation(store, t, rt, mcfg.resolution, lip_share, best)
     batches = Batches(store, t, rt, mcfg.resolution, lip_share, steps_per_epoch)

@@ -47,12 +47,6 @@ def build_nets(mcfg: SOVQAEConfig, t: SOVQAETrainConfig, rt: Runtime) -> Nets:
                 torch.optim.Adam(disc.parameters(), lr=lr, betas=t.adam_betas), lr)
 
 
-def wrap_nets(nets: Nets, rt: Runtime, compile: bool) -> None:
-    """Optional torch.compile of the autoencoder (after any resume load); `rt` kept for bench/gpu_train.py."""
-    if compile:
-        nets.run_model = torch.compile(nets.model)
-
-
 def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, step: int,
                t: SOVQAETrainConfig) -> dict[str, torch.Tensor]:
     """One optimisation step: the autoencoder maps x_in (x itself, or a degraded copy) to the clean x, both
