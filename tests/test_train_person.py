@@ -67,3 +67,10 @@ def test_bad_input_is_refused_before_anything_is_written(may, tmp_path, capsys):
     assert cli.main(["train", "person", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "run"),
                      "--recipe", "tiny"]) == 2
     assert "not a file" in capsys.readouterr().err
+
+
+def test_behind_the_shipped_base_the_restorer_learns_its_faces_only(may, tmp_path):
+    summary = train_person(may, tmp_path / "run", wav2lip_path="builtin", recipe="tiny", device="cpu", threads=1)
+    assert "syncnet" not in summary["stages"] and "wav2lip" not in summary["stages"]  # no lip-sync training
+    train = json.loads((Path(summary["sovqae"]) / "config.json").read_text())["extra"]["train"]
+    assert train["lipsync_share"] == 1.0 and train["lipsync_patch_lower"] is False

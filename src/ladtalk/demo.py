@@ -32,7 +32,7 @@ from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, json_ready
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
-from ladtalk.pretrained import builtin_base
+from ladtalk.pretrained import RESTORER_OVERRIDES, builtin_base
 from ladtalk.reenact import (
     CONFIDENCE,
     MOUTH_IN_CROP,
@@ -57,12 +57,10 @@ BASES = ("builtin", "train")
 
 def default_overrides() -> dict[str, list[str]]:
     """The demo's settings on top of the presets, by model: fixed step counts sized to keep the demo within ~10
-    minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps); the
-    restorer learns only the base's own faces, on patches of the whole face (its 48-px faces are far blurrier than
-    restore-cpu's synthetic degradations): hard paste +2.26 dB over Wav2Lip alone against +1.36, ST-LPIPS 0.64x
-    against 0.75x, on two seeds (bench/results/demo_seeds_variants.md)."""
+    minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps); behind
+    the shipped base the restorer learns only the base's own faces, on whole-face patches (RESTORER_OVERRIDES)."""
     return {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}", f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}",
-                       "train.lipsync_share=1.0", "train.lipsync_patch_lower=false"]}
+                       *RESTORER_OVERRIDES]}
 
 
 def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: int = 0, train_seconds: float = 32.0,

@@ -31,11 +31,22 @@ def builtin_base(name: str = "synthetic-48") -> dict[str, Path]:
 
 BUILTIN = "builtin"  # `--wav2lip builtin` or `builtin:NAME` wherever a lip-sync model path is asked for
 
+# What a restorer behind a shipped base learns from: only the base's own faces of the train frames, on patches of the
+# whole face. Its 48-px faces are blurrier than any synthetic degradation and wrong everywhere, not only at the mouth.
+# Hard paste over Wav2Lip alone: demo +2.26 dB against +1.36 (two seeds), Macron +5.57 / +5.81 dB against +4.22 /
+# +4.02 (two restorers each; bench/results/demo_seeds_variants.md, reenact_macron_builtin_share1w*.md).
+RESTORER_OVERRIDES = ("train.lipsync_share=1.0", "train.lipsync_patch_lower=false")
+
+
+def is_builtin(path: str | os.PathLike | None) -> bool:
+    """Whether `path` names a shipped base ('builtin', 'builtin:NAME')."""
+    text = os.fspath(path) if path is not None else ""
+    return text == BUILTIN or text.startswith(BUILTIN + ":")
+
 
 def resolve(path: str | os.PathLike, part: str) -> str | os.PathLike:
     """`path` itself, or for 'builtin' / 'builtin:NAME' the shipped base's `part` folder ('syncnet', 'wav2lip')."""
-    text = os.fspath(path)
-    if text != BUILTIN and not text.startswith(BUILTIN + ":"):
+    if not is_builtin(path):
         return path
-    return builtin_base(text.partition(":")[2] or "synthetic-48")[part]
+    return builtin_base(os.fspath(path).partition(":")[2] or "synthetic-48")[part]
 
