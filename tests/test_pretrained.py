@@ -63,3 +63,9 @@ def test_generators_are_fed_the_mel_windows_they_were_trained_on(tmp_path):
     assert wav2lip_mel_offset(tmp_path / "w") == 0
     torch.save({"state_dict": Wav2Lip(cfg).state_dict()}, tmp_path / "official.pth")
     assert wav2lip_mel_offset(tmp_path / "official.pth") == 0  # official files: the official inference
+
+
+def test_behind_a_shipped_base_the_restorer_learns_its_faces_only():
+    from ladtalk.pretrained import RESTORER_OVERRIDES, builtin_base, restorer_overrides
+    assert restorer_overrides("builtin") == restorer_overrides(builtin_base()["wav2lip"]) == RESTORER_OVERRIDES
+    assert restorer_overrides("wav2lip_gan.pth") == restorer_overrides(None) == ()

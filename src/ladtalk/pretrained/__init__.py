@@ -44,6 +44,13 @@ def is_builtin(path: str | os.PathLike | None) -> bool:
     return text == BUILTIN or text.startswith(BUILTIN + ":")
 
 
+def restorer_overrides(wav2lip_path: str | os.PathLike | None) -> tuple[str, ...]:
+    """RESTORER_OVERRIDES when the lip-sync model is a shipped base (by name or by its folder), else nothing."""
+    shipped = is_builtin(wav2lip_path) or (wav2lip_path is not None
+                                           and Path(wav2lip_path).resolve().is_relative_to(HERE))
+    return RESTORER_OVERRIDES if shipped else ()
+
+
 def resolve(path: str | os.PathLike, part: str) -> str | os.PathLike:
     """`path` itself, or for 'builtin' / 'builtin:NAME' the shipped base's `part` folder ('syncnet', 'wav2lip')."""
     if not is_builtin(path):

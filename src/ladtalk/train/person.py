@@ -26,7 +26,6 @@ from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import probe_video
 from ladtalk.presets import GPU_PRESETS, load_preset
-from ladtalk.pretrained import RESTORER_OVERRIDES, is_builtin
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import resolve_device
 from ladtalk.train.common import print_summary, set_threads
@@ -90,9 +89,6 @@ def train_person(video_path: str | os.PathLike, run_dir: str | os.PathLike,
                          "--recipe cpu, or add --allow-gpu-preset-on-cpu to run it anyway")
     if not video_path.is_file():
         raise InputError(f"{video_path} is not a file; give the person's video (any format FFmpeg reads)")
-    if is_builtin(wav2lip_path):  # the restorer learns the shipped base's faces only (pretrained.RESTORER_OVERRIDES)
-        chosen = Recipe(chosen.presets, {**chosen.overrides,
-                                         "sovqae": (*RESTORER_OVERRIDES, *chosen.overrides.get("sovqae", ()))})
     if wav2lip_path is not None:
         wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     if wav2lip_path is not None and not Path(wav2lip_path).exists():
