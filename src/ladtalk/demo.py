@@ -57,8 +57,9 @@ BASES = ("builtin", "train")
 
 def default_overrides() -> dict[str, list[str]]:
     """The demo's settings on top of the presets, by model: fixed step counts sized to keep the demo within ~10
-    minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps); behind
-    the shipped base the restorer learns only the base's own faces, on whole-face patches (RESTORER_OVERRIDES)."""
+    minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps); the
+    restorer learns only the lip-sync base's own faces, on whole-face patches (RESTORER_OVERRIDES, which train_sovqae
+    also applies by itself behind the shipped base; here they hold for a base trained on the person too)."""
     return {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}", f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}",
                        *RESTORER_OVERRIDES]}
 

@@ -182,13 +182,9 @@ def load_resumable(folder: str | os.PathLike, kind: str, fix: str) -> Resumed:
 class RunLogger:
     """JSON Lines (`metrics.jsonl`, one record per call) plus TensorBoard scalars when tensorboard is installed."""
 
-    def __init__(self, folder: str | os.PathLike, enabled: bool = True, tensorboard: bool = True):
-        self.enabled = enabled
+    def __init__(self, folder: str | os.PathLike, tensorboard: bool = True):
         self.folder = Path(folder)
         self._tb = None
-        self._file = None
-        if not enabled:
-            return
         self.folder.mkdir(parents=True, exist_ok=True)
         self._file = open(self.folder / "metrics.jsonl", "a", buffering=1)
         if tensorboard:
@@ -199,8 +195,6 @@ class RunLogger:
                 self._tb = None
 
     def log(self, step: int, values: Mapping[str, Any], split: str = "train") -> None:
-        if not self.enabled:
-            return
         record = {"split": split, "step": int(step), "time": round(time.time(), 3)}
         record.update({k: (float(v) if isinstance(v, (int, float, np.floating, torch.Tensor)) else v)
                        for k, v in values.items()})
@@ -219,9 +213,9 @@ class RunLogger:
             self._tb = None
 
 
-def progress(total: int | None, initial: int = 0, desc: str = "", disable: bool = False, unit: str = "step"):
+def progress(total: int | None, initial: int = 0, desc: str = "", unit: str = "step"):
     """A tqdm bar with rate and ETA."""
-    return tqdm(total=total, initial=initial, desc=desc, disable=disable, unit=unit, dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
 
 
 @contextlib.contextmanager
