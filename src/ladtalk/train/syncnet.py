@@ -88,9 +88,9 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     """Train (or fine-tune from `init_path`) the expert; returns RUN_DIR/model (kind 'syncnet_expert')."""
     cfg = load_preset(preset, overrides)
     t = read_config(SyncNetTrainConfig, cfg["train"])
-    # fine-tuned weights bring their own geometry, over the preset's
-    model = load_syncnet_expert(init_path, "cpu").train() if init_path else SyncNetColor(SyncNetConfig(**cfg["model"]))
-    mcfg = model.config
+    # fine-tuned weights bring their own geometry; a new expert is built after seeding, so its start is the seed's
+    init = load_syncnet_expert(init_path, "cpu") if init_path else None
+    mcfg = init.config if init is not None else SyncNetConfig(**cfg["model"])
     train_clips = find_clips(data_dirs, mcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, mcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
@@ -102,7 +102,7 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     rt = setup_runtime(device, precision=t.precision)
     seed_everything(t.seed)
 
-    model = rt.prepare(model)
+    model = rt.prepare(init.train() if init is not None else SyncNetColor(mcfg))
     opt = torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     ckpt = CheckpointManager(run_dir / "checkpoints", KIND_EXPERT)
     step, best, best_scores = 0, math.inf, {}
