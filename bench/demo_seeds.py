@@ -52,8 +52,11 @@ def markdown(agg: dict, summaries: list[dict], seeds: list[int]) -> str:
                   "|---|" + "---|" * len(keys)]
         lines += [f"| {f} | " + " | ".join(cell(agg["rows"][k][f]) if f in agg["rows"][k] else "-" for k in keys)
                   + " |" for f in FIGURES]
-        gain = agg["gains"].get(f"cascade_{paste}", {})
-        lines += ["", "cascade against Wav2Lip alone: " + "; ".join(f"{g} {cell(v)}" for g, v in gain.items()), ""]
+        lines.append("")
+        for key in (k for k in agg["gains"] if k.endswith(f"_{paste}")):
+            lines.append(f"{summaries[0]['rows'][key]} against Wav2Lip alone: "
+                         + "; ".join(f"{g} {cell(v)}" for g, v in agg["gains"][key].items()))
+        lines.append("")
     p = summaries[0]["provenance"]
     lines.append(f"Provenance (seed {seeds[0]}): commit {p['commit'][:12]}, {p['precision']}, {p['threads']} threads, "
                  f"{p['cpu']} ({', '.join(p['cpu_flags'])}), torch {p['torch']}.")

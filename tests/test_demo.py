@@ -13,7 +13,7 @@ def test_demo_runs_end_to_end_and_scores_every_paste(tmp_path):
                    base="train")
     assert summary["frames"] == 38  # 1.5 s at 25 fps, rounded
     scores = summary["scores"]
-    assert set(scores) == {f"{stage}_{p}" for stage in ("wav2lip", "cascade", "crop_ceiling")
+    assert set(scores) == {f"{stage}_{p}" for stage in ("wav2lip", "cascade", "cascade_temporal", "crop_ceiling")
                            for p in ("hard", "feather", "mouth")}
     for key, s in scores.items():
         assert -1.0 <= s["lipsync_r"] <= 1.0 and 0 < s["face_psnr_db"] < 60 and 0 < s["face_ssim"] <= 1, key
@@ -22,7 +22,8 @@ def test_demo_runs_end_to_end_and_scores_every_paste(tmp_path):
         assert low <= s["face_psnr_db"] <= high and high > low  # 38 frames: more than two blocks of 15
     # the mouth paste leaves the upper face the identity's own: the paste's effect, on Wav2Lip alone
     assert summary["paste_effect"]["wav2lip_mouth"]["face_psnr_gain_db"] >= 0
-    assert set(summary["gains"]) == {"cascade_hard", "cascade_feather", "cascade_mouth"}
+    assert set(summary["gains"]) == {f"{stage}_{p}" for stage in ("cascade", "cascade_temporal")
+                                     for p in ("hard", "feather", "mouth")}
     # the truth's own crops pasted back: the ceiling of any restorer at this crop size, far above both stages
     for p in ("hard", "feather", "mouth"):
         ceiling = scores[f"crop_ceiling_{p}"]

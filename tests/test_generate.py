@@ -78,11 +78,14 @@ def test_silent_audio_still_makes_a_video(synthetic_identity, tiny_models, tmp_p
     assert "silent" in capsys.readouterr().out
 
 
-def test_enhance_keeps_length_audio_and_background(synthetic_clip, tiny_models, tmp_path):
+@pytest.mark.parametrize("temporal", [False, True])
+def test_enhance_keeps_length_audio_and_background(synthetic_clip, tiny_models, tmp_path, temporal):
     out = tmp_path / "enhanced.mp4"
-    report = enhance(synthetic_clip.video_path, out, sovqae_path=tiny_models / "sovqae", device="cpu")
+    report = enhance(synthetic_clip.video_path, out, sovqae_path=tiny_models / "sovqae", device="cpu", batch_size=7,
+                     temporal_filter=temporal)
     src, dst = probe_video(synthetic_clip.video_path), probe_video(out)
     assert dst.frame_count == src.frame_count == report.frames and dst.has_audio
+    assert ("temporal" in report.stage_seconds) == temporal
     a, b = next(iter_frames(synthetic_clip.video_path)), next(iter_frames(out))
     assert np.abs(a.astype(int) - b.astype(int))[:20].mean() < 3  # the top rows are outside the face
 

@@ -144,10 +144,8 @@ FLAGS = {
                   choices="ladtalk.face.crop:PASTE_MODES"),
     "reenact:paste": Flag("score only this paste (default: hard, feather and mouth, each with its own rows)",
                           choices="ladtalk.face.crop:PASTE_MODES"),
-    "temporal_strength": Flag("the filter's weight, in (0, 1], of the previous face where nothing changed."),
-    "temporal_sigma": Flag("the change (mean RGB difference of faces in [0,1]) at which that weight falls to 1/e. "
-                           "Lower values keep more of each frame's detail and steady less (measured trade-off in the "
-                           "README)."),
+    "temporal_limit": Flag("the most the temporal filter moves a pixel, in levels of 8 bits: lower keeps more of a "
+                           "mouth that opens for one frame, higher steadies more", metavar="LEVELS"),
     "overlap_io": Flag("decode and encode in the main thread (the sequential baseline of bench/generate.py)"),
     "pred_path": Flag("generated video"),
     "gt_path": Flag("ground-truth video"),

@@ -3,7 +3,7 @@
 synth (a talking face with known mouth openness) -> prepare -> train a small SyncNet expert, Wav2Lip generator and
 SOVQAE -> generate from speech it never heard -> compare with the ground-truth render of that speech: lip-sync
 agreement with the known mouth openness and the reenact scores (metrics.scoring, with block-bootstrap intervals) of
-Wav2Lip alone, the cascade and the truth's own crops under every paste (hard, feather, mouth), the cascade's gain
+Wav2Lip alone, the cascade (also with generate's temporal filter) and the truth's own crops under every paste (hard, feather, mouth), the cascade's gain
 under each paste and what the paste alone changes, as `reenact` reports them.
 Every training stops at a fixed step count, so two runs of the same commit give the same numbers on any machine.
 """
@@ -106,11 +106,14 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     videos = {}
     # the paper's hard paste, the feathered whole face and the lower face only: what the paste alone changes, and
     # what the SOVQAE changes under each paste
+    # and the cascade with generate's temporal filter, which trades a little mouth detail for less flicker
+    rows = (("wav2lip", "wav2lip_only", None, False), ("cascade", "ladtalk", sovqae, False),
+            ("cascade_temporal", "ladtalk_temporal", sovqae, True))
     for paste in PASTE_ORDER:
-        for stage, name, model in (("wav2lip", "wav2lip_only", None), ("cascade", "ladtalk", sovqae)):
+        for stage, name, model, steady in rows:
             videos[row_key(stage, paste)] = out / f"{name}_{paste}.mp4"
             generate(ident_dir, speech, videos[row_key(stage, paste)], wav2lip_path=wav2lip, sovqae_path=model,
-                     no_sovqae=model is None, paste=paste, device=device)
+                     no_sovqae=model is None, paste=paste, device=device, temporal_filter=steady)
 
     step(7, "score against the ground-truth render of the new speech")
     generated = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}

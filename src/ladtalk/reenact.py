@@ -39,7 +39,7 @@ from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
-from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
+from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
 from ladtalk.runtime import resolve_device
 
 # the mouth as a share of the square face crop (x1, y1, x2, y2): below the nose, between the cheeks
@@ -117,20 +117,20 @@ def gains_and_paste_effect(series: dict) -> tuple[dict, dict]:
 def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_dir: str | os.PathLike,
             sovqae_path: str | os.PathLike | None = None, paste: str | None = None,
             syncnet_path: str | os.PathLike | None = None, device: str = "auto", max_frames: int | None = None,
-            precision: str = "auto", lpips: bool = True, temporal_filter: bool = False, temporal_strength: float = 1.0,
-            temporal_sigma: float = 0.06, backend: str = "auto") -> dict:
+            precision: str = "auto", lpips: bool = True, temporal_filter: bool = False,
+            temporal_limit: int = DEFAULT_LIMIT, backend: str = "auto") -> dict:
     """Self-reenactment on the identity's test split into `out_dir`; returns the report (also report.json).
 
     Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
     temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
     temporal filter, as one more row per paste.
-    `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
+    `temporal_limit`: the filter's setting (pipeline/temporal.py).
     backend: what runs the networks on a CPU, as generate's ('auto', 'torch', 'onnxruntime', 'openvino').
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
                                         ("SOVQAE model", sovqae_path), ("SyncNet weights", syncnet_path)],
                               folder=True)
-    make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)  # bad settings fail before any work
+    temporal_median(temporal_filter, "hard", temporal_limit)  # a bad setting fails before any work
     if paste is not None and paste not in PASTE_MODES:
         raise InputError(f"paste mode {paste!r} is unknown; choose one of {', '.join(PASTE_MODES)}")
     pastes = PASTE_ORDER if paste is None else (paste,)
@@ -178,8 +178,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
             key = row_key("cascade_temporal" if sovqae_path is not None else "wav2lip_temporal", p)
             videos[key] = out / f"{key}.mp4"
             generate(ident_dir, driving, videos[key], sovqae_path=sovqae_path, no_sovqae=sovqae_path is None,
-                     paste=p, temporal_filter=True, temporal_strength=temporal_strength,
-                     temporal_sigma=temporal_sigma, **run)
+                     paste=p, temporal_filter=True, temporal_limit=temporal_limit, **run)
         videos[row_key("crop_ceiling", p)] = out / f"true_crops_pasted_{p}.mp4"
         with VideoWriter(videos[row_key("crop_ceiling", p)], fps, audio=audio[a0:a1],
                          sample_rate=SAMPLE_RATE) as writer:

@@ -98,12 +98,30 @@ def paste_faces(
     """Paste faces uint8 (B,S,S,3) into a copy of frames uint8 (B,H,W,3) at crop boxes (B,4): 'hard' overwrites
     the box exactly (the paper), 'feather' blends with feather_mask, 'mouth' blends only the lower face
     (lower_face_mask); frames with a NaN box are returned untouched."""
+    def face_in_box(i, box, clipped):
+        (x1, y1, x2, y2), (cx1, cy1, cx2, cy2) = box, clipped
+        return _resize(np.ascontiguousarray(faces[i]), x2 - x1, y2 - y1)[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+    return _blend(frames, len(faces), crop_boxes, mode, feather, face_in_box)
+
+
+def blend_regions(frames: np.ndarray, sources: np.ndarray, crop_boxes: np.ndarray, mode: str = "feather",
+                  feather: float = 0.1) -> np.ndarray:
+    """A copy of frames uint8 (B,H,W,3) taking `sources` (B,H,W,3), pixel for pixel with no resampling, where
+    paste_faces would paste a face at these boxes in this mode (and as much of it as that paste's mask)."""
+    def source_in_box(i, box, clipped):
+        cx1, cy1, cx2, cy2 = clipped
+        return sources[i, cy1:cy2, cx1:cx2]
+    return _blend(frames, len(sources), crop_boxes, mode, feather, source_in_box)
+
+
+def _blend(frames: np.ndarray, count: int, crop_boxes: np.ndarray, mode: str, feather: float, pixels) -> np.ndarray:
+    """paste_faces and blend_regions: `pixels(i, box, clipped box)` gives what goes into frame i's clipped box."""
     if mode not in PASTE_MODES:
         raise InputError(f"paste mode {mode!r} is unknown; choose one of {', '.join(PASTE_MODES)}")
     frames = np.array(frames, copy=True)
     crop_boxes = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
-    if len(frames) != len(faces) or len(frames) != len(crop_boxes):
-        raise InputError(f"paste_faces needs as many frames, faces and boxes, got {len(frames)}, {len(faces)} "
+    if len(frames) != count or len(frames) != len(crop_boxes):
+        raise InputError(f"pasting needs as many frames, faces and boxes, got {len(frames)}, {count} "
                          f"and {len(crop_boxes)}")
     h, w = frames.shape[1:3]
     masks: dict[int, np.ndarray] = {}
@@ -115,7 +133,7 @@ def paste_faces(
         cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if cx2 <= cx1 or cy2 <= cy1:
             continue
-        face = _resize(np.ascontiguousarray(faces[i]), x2 - x1, y2 - y1)[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]
+        face = pixels(i, box, (cx1, cy1, cx2, cy2))
         if mode == "hard":
             frames[i, cy1:cy2, cx1:cx2] = face
             continue

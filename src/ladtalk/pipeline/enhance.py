@@ -26,23 +26,21 @@ from ladtalk.pipeline.generate import check_out_path
 from ladtalk.pipeline.loaders import load_restorer
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import pick_crop_setting
-from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
+from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
 from ladtalk.pipeline.threads import background, background_calls
-from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
 
 
 def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_path: str | os.PathLike,
             detector: str | None = None, paste: str = "feather", batch_size: int | None = None,
             precision: str = "auto", device: str = "auto", pads: tuple[int, int, int, int] | None = None,
-            temporal_filter: bool = False, temporal_strength: float = 1.0, temporal_sigma: float = 0.06,
+            temporal_filter: bool = False, temporal_limit: int = DEFAULT_LIMIT,
             backend: str = "auto", *, started_at: float | None = None) -> RunReport:
     """Write `out_path`: `video_path` with every tracked face passed through the SOVQAE; returns timings.
 
     `detector` and `pads` default to those the SOVQAE's training crops were cut with (stored in the model).
-    `temporal_filter`: steady the restored faces from frame to frame before the paste (a causal motion-gated
-    filter, pipeline/temporal.py; beyond the paper).
-    `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
+    `temporal_filter`: steady the pasted region from frame to frame (a centred three-frame median that moves a pixel
+    by at most `temporal_limit` levels of 8 bits, pipeline/temporal.py; beyond the paper).
     `backend`: what runs the SOVQAE on a CPU ('auto', 'torch', 'onnxruntime', 'openvino'; pipeline/backends.py).
     `started_at`: the `time.perf_counter()` value at which the command started (default: now), for the report.
     """
@@ -57,7 +55,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     dev = rt.device
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
-    temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
+    temporal = temporal_median(temporal_filter, paste, temporal_limit)
     if batch_size is not None and batch_size < 1:
         raise InputError(f"batch size must be at least 1, got {batch_size}")
     restorer = load_restorer(sovqae_path, rt, backend)
@@ -86,15 +84,20 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
                 boxes = crop_boxes[start + rows]
                 with report.stage("sovqae"):
                     faces = restorer(crop_faces(frames[rows], boxes, size))
-                if temporal is not None:
-                    with report.stage("temporal"):
-                        faces = to_frames(temporal(to_images(faces, dev), start + rows))
                 with report.stage("paste"):
                     frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
-            encode(frames)
-            start += len(frames)
-            bar.update(len(frames))
-            report.count(len(frames))
+            count = len(frames)
+            if temporal is not None:
+                with report.stage("temporal"):
+                    has_face = face_track.has_face[start:start + count, None]
+                    frames = temporal.push(frames, np.where(has_face, crop_boxes[start:start + count], np.nan))
+            if len(frames):
+                encode(frames)
+            start += count
+            bar.update(count)
+            report.count(count)
+        if temporal is not None:
+            encode(temporal.flush())
     report.finish(t_start)
     print(report.line(f"wrote {out_path}"))
     return report

@@ -2,7 +2,8 @@
 
 The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `generate` makes
 the mel (1) and schedules the identity frames (2); `Cascade.__call__` runs the networks on one batch of frames:
-Wav2Lip (3), upscale and SOVQAE, then the optional temporal filter (4), the paste (5). `generate` wraps it: loading
+Wav2Lip (3), upscale and SOVQAE (4), the paste (5), then the optional temporal filter on the finished frames.
+`generate` wraps it: loading
 and checks, streaming in batches (memory stays flat however long the audio or the video: the identity crops are
 memory-mapped, the muxed audio is read block by block), decoding and encoding in background threads (PyAV releases
 the GIL) and each stage timed by `RunReport.stage`. The output keeps the driving audio's channels and (nearly) its
@@ -34,8 +35,7 @@ from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_re
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
-from ladtalk.pipeline.temporal import TemporalFilter
-from ladtalk.pipeline.temporal import temporal_filter as make_temporal_filter
+from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
@@ -54,7 +54,6 @@ class Cascade:
     paste: str
     dtype: torch.dtype | None
     device: torch.device
-    temporal: TemporalFilter | None = None  # holds the last face between batches: one per video
 
     def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
                  ) -> np.ndarray:
@@ -70,16 +69,11 @@ class Cascade:
         if synced is not None and self.restorer is None and self.paste == "hard":
             return synced  # the official inference's own result and paste
         step = "sovqae" if self.restorer is not None else "upscale"
-        with report.stage(step, self.device if self.temporal is not None else None):
+        with report.stage(step):
             faces = upscale(faces, size)  # 4. upscale
             if self.restorer is not None:  # and restore (with the mouth paste, only the rows it keeps)
                 faces = self.restorer(faces)
-            if self.temporal is None:
-                faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
-        if self.temporal is not None:
-            with report.stage("temporal", self.device):
-                images = faces if isinstance(faces, torch.Tensor) else to_images(faces, self.device)
-                faces = to_frames(self.temporal(images, src_idx))
+            faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
         with report.stage("paste"):  # 5. paste back
             return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
 
@@ -117,16 +111,16 @@ def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity
 def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_path: str | os.PathLike,
              wav2lip_path: str | os.PathLike, sovqae_path: str | os.PathLike | None = None, no_sovqae: bool = False,
              paste: str = "mouth", batch_size: int | None = None, precision: str = "auto",
-             device: str = "auto", temporal_filter: bool = False, temporal_strength: float = 1.0,
-             temporal_sigma: float = 0.06, backend: str = "auto", sovqae_rows: str = "auto", *,
+             device: str = "auto", temporal_filter: bool = False, temporal_limit: int = DEFAULT_LIMIT,
+             backend: str = "auto", sovqae_rows: str = "auto", *,
              overlap_io: bool = True,
              frame_indices: np.ndarray | None = None, started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
     paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
-    face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the faces from
-    frame to frame before the paste (a causal motion-gated filter, pipeline/temporal.py; beyond the paper).
-    `temporal_strength`, `temporal_sigma`: the filter's settings (pipeline/temporal.py `temporal_filter`).
+    face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the pasted region
+    from frame to frame (a centred three-frame median that moves a pixel by at most `temporal_limit` levels of 8
+    bits, pipeline/temporal.py; beyond the paper).
     `backend`: what runs the networks on a CPU ('auto', 'torch', 'onnxruntime', 'openvino'; pipeline/backends.py).
     `sovqae_rows`: 'pasted' (mouth paste only): the SOVQAE computes only the rows that paste keeps (faster; close
     to, not the same as, the whole crop's pixels: pipeline/loaders.py `load_restorer`); 'all': the whole crop;
@@ -146,7 +140,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     if paste not in PASTE_MODES:
         raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
     sovqae_rows = restorer_rows(sovqae_rows, paste)
-    temporal = make_temporal_filter(temporal_filter, temporal_strength, temporal_sigma)
+    temporal = temporal_median(temporal_filter, paste, temporal_limit)
     rt = inference_settings(device, precision)
     dev = rt.device
     ident = open_identity(identity, device=str(dev))
@@ -163,8 +157,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
     report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
     cascade = Cascade(ident, wav2lip, restorer, square_crop=wav2lip.input_geometry == "square_crop",
-                      paste=paste, dtype=rt.amp_dtype, device=dev,
-                      temporal=temporal)
+                      paste=paste, dtype=rt.amp_dtype, device=dev)
     if restorer is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
     batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
@@ -197,9 +190,15 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                 windows = mel_windows(mel, ident.fps, len(idx), first_frame=start,
                                       offset_frames=wav2lip.mel_offset_frames)
                 frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
-            encode(frames)
+            if temporal is not None:
+                with report.stage("temporal"):
+                    frames = temporal.push(frames, np.where(has_face[idx, None], ident.crop_boxes[idx], np.nan))
+            if len(frames):
+                encode(frames)
             bar.update(len(idx))
             report.count(len(idx))
+        if temporal is not None:
+            encode(temporal.flush())
     report.finish(t_start)
     print(report.line(f"wrote {out_path}"))
     return report
