@@ -3,8 +3,9 @@
 synth (a talking face with known mouth openness) -> prepare -> train a small SyncNet expert, Wav2Lip generator and
 SOVQAE -> generate from speech it never heard -> compare with the ground-truth render of that speech: lip-sync
 agreement with the known mouth openness and the reenact scores (metrics.scoring, with block-bootstrap intervals) of
-Wav2Lip alone, the cascade (also with generate's temporal filter) and the truth's own crops under every paste (hard, feather, mouth), the cascade's gain
-under each paste and what the paste alone changes, as `reenact` reports them.
+Wav2Lip alone, the cascade (also with generate's temporal filter) and the truth's own crops under every paste
+(hard, feather, mouth), the cascade's gain under each paste and what the paste alone changes, as `reenact` reports
+them.
 Every training stops at a fixed step count, so two runs of the same commit give the same numbers on any machine.
 """
 
