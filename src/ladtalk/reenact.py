@@ -124,7 +124,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
     temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
     temporal filter, as one more row per paste.
-    `temporal_limit`: the filter's setting (pipeline/temporal.py).
+    `temporal_limit`: the most the filter moves a pixel, in levels of 8 bits (pipeline/temporal.py).
     backend: what runs the networks on a CPU, as generate's ('auto', 'torch', 'onnxruntime', 'openvino').
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
