@@ -1,4 +1,4 @@
-"""The README's main job, `ladtalk demo`, end to end at a token training length (the real run takes ~7 minutes)."""
+"""The README's main job, `ladtalk demo`, end to end at a token training length (the real run takes ~8 minutes)."""
 
 import json
 

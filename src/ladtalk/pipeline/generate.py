@@ -2,12 +2,11 @@
 
 The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `generate` makes
 the mel (1) and schedules the identity frames (2); `Cascade.__call__` runs the networks on one batch of frames:
-Wav2Lip (3), upscale and SOVQAE (4), the paste (5), then the optional temporal filter on the finished frames.
-`generate` wraps it: loading
-and checks, streaming in batches (memory stays flat however long the audio or the video: the identity crops are
-memory-mapped, the muxed audio is read block by block), decoding and encoding in background threads (PyAV releases
-the GIL) and each stage timed by `RunReport.stage`. The output keeps the driving audio's channels and (nearly) its
-sample rate.
+Wav2Lip (3), upscale and SOVQAE (4), the paste (5). `generate` wraps it: loading and checks, the optional temporal
+filter on the finished frames, streaming in batches (memory stays flat however long the audio or the video: the
+identity crops are memory-mapped, the muxed audio is read block by block), decoding and encoding in background
+threads (PyAV releases the GIL) and each stage timed by `RunReport.stage`. The output keeps the driving audio's
+channels and (nearly) its sample rate.
 """
 
 from __future__ import annotations
