@@ -7,9 +7,10 @@ Inside the region the paste wrote (its box and mask, face/crop.py), each frame b
 A pixel that is not an extreme among its neighbours in time keeps its value; one that pops for a single frame (a
 code or a tooth edge that flickers, a shimmer Wav2Lip redraws) is pulled towards them, by at most `limit` levels
 of 8 bits, so a mouth that really opens for a frame is not cut off. It works in frame coordinates, as the video
-is seen. Measured (hard paste, docs/results.md "Steadier frames"): on the demo, warping error -30% with mouth
-sharpness -3%; on Macron -29% with sharpness -12% and lip-sync r -0.04, where the motion-gated recursive filter it
-replaced (on the face crops, with optical flow) cut flicker -43% but a third of the mouth's detail.
+is seen. Measured (hard paste, two runs each, docs/results.md "Steadier frames"): on the demo, warping error -29%
+for mouth sharpness -2%; on Macron -28% for sharpness -11% and lip-sync r -0.04 to -0.06, where the motion-gated
+recursive filter it replaced (on the face crops, with optical flow) cut flicker -43% but a third of the mouth's
+detail.
 It needs the next frame, so frames leave it one frame late; `flush` gives the last one.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 from ladtalk.errors import InputError
 from ladtalk.face.crop import blend_regions
 
-DEFAULT_LIMIT = 8  # levels of 8 bits: Macron lip-sync r 0.88 -> 0.84 (an unlimited median: 0.81), demo within 0.01
+DEFAULT_LIMIT = 8  # levels of 8 bits: Macron lip-sync r 0.88 -> 0.84 (an unlimited median: 0.81), demo within 0.02
 
 
 def median3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
