@@ -21,8 +21,13 @@ def test_a_result_is_enhanced_and_evaluated_in_place(served):
     s = served["server"]
     status, up = s.upload(served["speech"], "audio", "speech.wav")
     # the random-weight lip-sync model's faces are no faces to a detector: pasted on the mouth only
-    gen = s.wait(s.submit(kind="generate", identity="synth", audio=up["id"], wav2lip="w2l", paste="mouth")["id"])
+    gen = s.wait(s.submit(kind="generate", identity="synth", audio=up["id"], wav2lip="w2l", paste="mouth",
+                          temporal_filter=True)["id"])
     assert gen["state"] == "done", gen
+    assert "temporal" in gen["result"]["timings"]["wav2lip_only"]["stage_seconds"]
+    status, err = s.call("POST", "/api/jobs", body={"kind": "generate", "identity": "synth", "audio": up["id"],
+                                                    "wav2lip": "w2l", "temporal_filter": "yes"})
+    assert status == 400 and "temporal_filter" in err["error"], err
     ref = f"{gen['id']}/wav2lip_only.mp4"
     enh = s.wait(s.submit(kind="enhance", video=ref, sovqae="vq")["id"])
     assert enh["state"] == "done", enh

@@ -234,8 +234,11 @@ class Server:
         paste = body.get("paste", "mouth")  # the CLI's default
         if paste not in ("feather", "hard", "mouth"):
             raise InputError(f"paste must be 'mouth', 'feather' or 'hard', got {paste!r}")
+        temporal = body.get("temporal_filter", False)
+        if not isinstance(temporal, bool):
+            raise InputError(f"temporal_filter must be true or false, got {temporal!r}")
         call = {"identity_dir": str(ident), "audio_path": str(audio), "out_dir": OUT, "wav2lip_path": str(wav2lip),
-                "sovqae_path": str(sovqae) if sovqae else None, "paste": paste}
+                "sovqae_path": str(sovqae) if sovqae else None, "paste": paste, "temporal_filter": temporal}
         return self.jobs.submit("generate", f"generate '{ident.name}' speaking {self.media_name(audio)}", call,
                                 request=request)
 

@@ -60,8 +60,9 @@ def _report(report) -> dict:
 
 
 def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path: str, sovqae_path: str | None,
-                  device: str, paste: str = "mouth") -> dict:
-    """The cascade and, for comparison, the plain Wav2Lip result from the same audio."""
+                  device: str, paste: str = "mouth", temporal_filter: bool = False) -> dict:
+    """The cascade and, for comparison, the plain Wav2Lip result from the same audio (both with the temporal filter
+    when asked, so that they differ only by the restorer)."""
     import ladtalk
 
     out = Path(out_dir)
@@ -70,7 +71,7 @@ def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path
     for name, plain in runs:
         rep = ladtalk.generate(identity_dir, audio_path, out / f"{name}.mp4", wav2lip_path=wav2lip_path,
                                sovqae_path=None if plain else sovqae_path, no_sovqae=plain, paste=paste,
-                               device=device)
+                               device=device, temporal_filter=temporal_filter)
         result["videos"][name] = f"{name}.mp4"
         result["timings"][name] = _report(rep)
     return result

@@ -469,7 +469,7 @@ action($("#gen-run"), async () => {
   const audio = await mediaOf("#gen-audio", "#gen-audio-ref", "audio");
   await api("POST", "/api/jobs", { kind: "generate", identity: $("#gen-identity").value, audio,
                                    wav2lip: $("#gen-wav2lip").value, sovqae: $("#gen-sovqae").value || null,
-                                   paste: $("#gen-paste").value });
+                                   paste: $("#gen-paste").value, temporal_filter: $("#gen-temporal").checked });
 });
 action($("#enh-run"), async () => {
   const video = await mediaOf("#enh-video", "#enh-video-ref", "video");
