@@ -82,6 +82,10 @@ def test_frames_without_a_face_are_left_as_they_are():
     assert np.array_equal(out, frames)
 
 
+def test_nothing_pushed_flushes_nothing():
+    assert len(TemporalMedian("hard").flush()) == 0
+
+
 def test_a_bad_limit_is_refused_and_off_is_none():
     assert temporal_median(False, "hard") is None
     for limit in (0, 256):

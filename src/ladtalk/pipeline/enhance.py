@@ -96,8 +96,8 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
             start += count
             bar.update(count)
             report.count(count)
-        if temporal is not None:
-            encode(temporal.flush())
+        if temporal is not None and len(last := temporal.flush()):
+            encode(last)
     report.finish(t_start)
     print(report.line(f"wrote {out_path}"))
     return report

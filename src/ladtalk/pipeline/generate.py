@@ -196,8 +196,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                 encode(frames)
             bar.update(len(idx))
             report.count(len(idx))
-        if temporal is not None:
-            encode(temporal.flush())
+        if temporal is not None and len(last := temporal.flush()):
+            encode(last)
     report.finish(t_start)
     print(report.line(f"wrote {out_path}"))
     return report
