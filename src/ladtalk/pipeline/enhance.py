@@ -89,8 +89,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
             count = len(frames)
             if temporal is not None:
                 with report.stage("temporal"):
-                    has_face = face_track.has_face[start:start + count, None]
-                    frames = temporal.push(frames, np.where(has_face, crop_boxes[start:start + count], np.nan))
+                    frames = temporal.push(frames, crop_boxes[start:start + count])  # NaN rows where no face
             if len(frames):
                 encode(frames)
             start += count

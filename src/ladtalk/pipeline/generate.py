@@ -191,7 +191,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                 frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
             if temporal is not None:
                 with report.stage("temporal"):
-                    frames = temporal.push(frames, np.where(has_face[idx, None], ident.crop_boxes[idx], np.nan))
+                    frames = temporal.push(frames, ident.crop_boxes[idx])  # NaN rows where no face
             if len(frames):
                 encode(frames)
             bar.update(len(idx))
