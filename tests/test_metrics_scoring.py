@@ -88,13 +88,16 @@ def test_perceptual_figures_are_named_by_the_network_and_tlp_sees_flicker():
 
     from ladtalk.metrics.lpips import PerceptualMetric
 
-    class MeanAbs(torch.nn.Module):  # a stand-in distance with the perceptual networks' call: (a, b) -> (B,)
+    class MeanAbs(torch.nn.Module):  # a stand-in distance with the perceptual networks' features and compare
         def __init__(self):
             super().__init__()
             self.scale = torch.nn.Parameter(torch.ones(()))
 
-        def forward(self, a, b):
-            return self.scale * (a - b).abs().flatten(1).mean(1)
+        def features(self, x):
+            return [x]
+
+        def compare(self, fa, fb):
+            return self.scale * (fa[0] - fb[0]).abs().flatten(1).mean(1)
 
     stand_in = PerceptualMetric(MeanAbs(), "ST-LPIPS-VGG", "a stand-in")
     gt = _moving(1, 0, frames=12)

@@ -57,3 +57,10 @@ def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, 
         b = to_images(gt[s:s + batch_size], device) * 2 - 1
         out.append(net(a, b).double().cpu().numpy().reshape(-1))
     return np.concatenate(out)
+
+
+@torch.no_grad()
+def perceptual_features(net: torch.nn.Module, frames: np.ndarray) -> list[torch.Tensor]:
+    """A frozen network's `features` of uint8 (B,H,W,3) RGB frames, on the device the network is on."""
+    device = next(net.parameters()).device
+    return net.features(to_images(frames, device) * 2 - 1)  # LPIPS takes images in [-1,1]

@@ -87,19 +87,9 @@ class TruthScores:
         self.mouth_laplacian = laplacian_energy(self.mouth)
         self.mouth_octaves = octave_energies(self.mouth)
         self.picks = sample_frames(len(gt), perceptual_frames)
-        self.pair_picks = self.picks[self.picks < len(gt) - 1]
         self.motion = truth_motion(self.face)
         self.warp_error = np.array([warp_error(self.face[t], self.face[t + 1], f, m)
                                     for t, (f, m) in enumerate(self.motion)])
-        self.pair_distance = None
-        if perceptual is not None and len(self.pair_picks):
-            self.pair_distance = self.distance(self.face[self.pair_picks], self.face[self.pair_picks + 1])
-
-    def distance(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        from ladtalk.metrics.lpips import perceptual_distance
-
-        device = next(self.perceptual.net.parameters()).device  # where reenact or demo loaded it
-        return perceptual_distance(self.perceptual.net, a, b, device=device, show_progress=False)
 
 
 def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
@@ -114,14 +104,6 @@ def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
     r.mean("face_ssim", ssim(face, truth.face))
     if min(mouth.shape[1:3]) >= 11:
         r.mean("mouth_ssim", ssim(mouth, truth.mouth))
-    if truth.perceptual is not None:
-        key, picks = perceptual_key(truth.perceptual), truth.picks
-        stride = max(1, round(len(pred) / len(picks)))
-        r.mean(f"face_{key}", truth.distance(face[picks], truth.face[picks]), stride)
-        r.mean(f"mouth_{key}", truth.distance(mouth[picks], truth.mouth[picks]), stride)
-        if truth.pair_distance is not None:
-            p = truth.pair_picks
-            r.mean("face_tlp", np.abs(truth.pair_distance - truth.distance(face[p], face[p + 1])), stride)
     r.ratio("mouth_sharpness_ratio", laplacian_energy(mouth), truth.mouth_laplacian)
     octaves = octave_energies(mouth)
     for k in range(1, OCTAVES + 1):
@@ -175,11 +157,54 @@ def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
     return out
 
 
+def add_perceptual(rows: dict[str, RowSeries], preds: dict[str, np.ndarray], truth: TruthScores,
+                   batch: int = 4) -> None:
+    """Add every row's perceptual figures at the truth's picked frames: the face's and mouth's distance to the truth
+    and tLP. One pass over the picks for all rows, so the truth's features are computed once and each row's face
+    features serve both its distance and its tLP (the perceptual network is the slowest score on a CPU)."""
+    import torch
+
+    from ladtalk.metrics.lpips import perceptual_features
+
+    net, n = truth.perceptual.net, len(truth.gt)
+    feats = lambda frames, box=None: perceptual_features(net, frames if box is None else crop(frames, box))  # noqa: E731
+    first = lambda features, m: [f[:m] for f in features]  # noqa: E731
+    face_box, mouth_box = truth.regions.face, truth.regions.mouth
+    figures = {k: {"face": [], "mouth": [], "tlp": []} for k in preds}
+    with torch.no_grad():
+        for s in range(0, len(truth.picks), batch):
+            t = truth.picks[s:s + batch]
+            p = t[t < n - 1]  # the picks with a next frame: a prefix of t (only the last frame has none)
+            true_face, true_mouth = feats(truth.face[t]), feats(truth.mouth[t])
+            true_change = net.compare(first(true_face, len(p)), feats(truth.face[p + 1])) if len(p) else None
+            for k, pred in preds.items():
+                face = feats(pred[t], face_box)
+                figures[k]["face"].append(net.compare(face, true_face))
+                figures[k]["mouth"].append(net.compare(feats(pred[t], mouth_box), true_mouth))
+                if true_change is not None:
+                    change = net.compare(first(face, len(p)), feats(pred[p + 1], face_box))
+                    figures[k]["tlp"].append((true_change - change).abs())
+    key, stride = perceptual_key(truth.perceptual), max(1, round(n / len(truth.picks)))
+    for k, fig in figures.items():
+        rows[k].mean(f"face_{key}", _numpy(fig["face"]), stride)
+        rows[k].mean(f"mouth_{key}", _numpy(fig["mouth"]), stride)
+        if fig["tlp"]:
+            rows[k].mean("face_tlp", _numpy(fig["tlp"]), stride)
+
+
+def _numpy(tensors: list) -> np.ndarray:
+    return np.concatenate([t.double().cpu().numpy().reshape(-1) for t in tensors])
+
+
 def score_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, perceptual=None,
                perceptual_frames: int = 24) -> dict[str, RowSeries]:
     """The series of every row (uint8 (T,H,W,3) frames, at least as long as the truth, cut to it) against one truth."""
     truth = TruthScores(gt, regions, perceptual, perceptual_frames)
-    return {k: row_series(np.ascontiguousarray(p[:len(gt)]), truth) for k, p in preds.items()}
+    preds = {k: np.ascontiguousarray(p[:len(gt)]) for k, p in preds.items()}
+    rows = {k: row_series(p, truth) for k, p in preds.items()}
+    if perceptual is not None:
+        add_perceptual(rows, preds, truth)
+    return rows
 
 
 def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, block: int = BLOCK_FRAMES) -> dict:

@@ -88,16 +88,25 @@ class PerceptualDistance(nn.Module):
         for k, c in enumerate(CHANNELS):
             setattr(self, f"lin{k}", _Head(c))
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B,3,H,W) in [-1,1] -> the five stages' features, each unit-normalised over channels (float32)."""
+        out = []
+        for f in self.net(self.scaling_layer(x)):
+            f = f.float()
+            out.append(f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10))
+        return out
+
+    def compare(self, fa: list[torch.Tensor], fb: list[torch.Tensor]) -> torch.Tensor:
+        """(B,) distance of two batches' `features` (so that a frame's features can serve several comparisons)."""
+        total = fa[0].new_zeros(fa[0].shape[0])
+        for k, (a, b) in enumerate(zip(fa, fb)):
+            total = total + getattr(self, f"lin{k}")((a - b).pow(2)).mean((1, 2, 3))
+        return total
+
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         n = a.shape[0]
-        feats = self.net(self.scaling_layer(torch.cat([a, b], 0)))
-        total = a.new_zeros(n, dtype=torch.float32)
-        for k, f in enumerate(feats):
-            f = f.float()
-            f = f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            diff = (f[:n] - f[n:]).pow(2)
-            total = total + getattr(self, f"lin{k}")(diff.to(f.dtype)).mean((1, 2, 3))
-        return total
+        feats = self.features(torch.cat([a, b], 0))
+        return self.compare([f[:n] for f in feats], [f[n:] for f in feats])
 
 
 def lpips_vgg() -> PerceptualDistance:
