@@ -52,8 +52,8 @@ from ladtalk.train.syncnet import train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
 
 FPS = 25.0
-# 300 -> 600 -> 800: ST-LPIPS 0.64x -> 0.58x -> 0.56x, +2.26 -> +2.74 -> +2.95 dB, mouth sharpness 0.36 -> 0.47 ->
-# 0.52 of the ceiling; the 800 fit in 600's time with channels_last and the faster scorer (docs/results.md)
+# at restore-cpu's own rate and guide, 300 -> 600 -> 800 steps: +2.26 -> +2.74 -> +2.95 dB, ST-LPIPS 0.64x -> 0.58x ->
+# 0.56x; the 800 fit in 600's time with channels_last and the faster scorer (docs/results.md)
 DEMO_SOVQAE_STEPS = 800
 BASES = ("builtin", "train")
 
@@ -67,7 +67,8 @@ def default_overrides() -> dict[str, list[str]]:
                        "train.channels_last=true",  # 11% faster steps on the AMX Xeon (fp32, 2 threads)
                        # a short run wants a higher rate, a thumbnail at the code grid passes less of the base's
                        # shimmer, and the patch-GAN at half weight draws fewer crackles that are not the person's
-                       # (seed 0: warping error 1.32x -> 0.99x Wav2Lip alone's, +0.67 dB; docs/results.md)
+                       # (two seeds: warping error 1.26x -> 0.95x Wav2Lip alone's, +2.95 -> +3.58 dB, mouth
+                       # sharpness 0.52 -> 0.47 of the ceiling; docs/results.md)
                        "train.base_lr=1e-4", "model.guide_scale=1", "train.disc_weight=0.4",
                        *RESTORER_OVERRIDES]}
 
