@@ -166,6 +166,15 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path, capsy
     assert gen.config == Wav2LipConfig(width=0.125, img_size=48)
     with torch.no_grad():
         assert gen(torch.zeros(1, 1, 80, 16), torch.rand(1, 6, 48, 48)).shape == (1, 3, 48, 48)
+    # train.seed alone decides the generator's initial weights, whatever the process drew before the run
+    def first_weights(name, seed):
+        torch.rand(7)
+        out = train_wav2lip([identity], tmp_path / name, syncnet_path=run / "model", preset="wav2lip-tiny",
+                            overrides=[*FAST, "model.width=0.125", "train.max_steps=1", f"train.seed={seed}"],
+                            device="cpu")
+        return torch.cat([p.flatten() for p in load_wav2lip(out).parameters()])
+    seed1 = first_weights("seed1", 1)
+    assert torch.equal(seed1, first_weights("seed1_again", 1)) and not torch.allclose(seed1, first_weights("seed2", 2))
     # fine-tuning from the exported model, with an expert of another face size, is refused clearly
     big = tmp_path / "expert96"
     from ladtalk.checkpoint import save_component

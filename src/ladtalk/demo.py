@@ -66,10 +66,11 @@ def default_overrides() -> dict[str, list[str]]:
     return {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}", f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}",
                        "train.channels_last=true",  # 11% faster steps on the AMX Xeon (fp32, 2 threads)
                        # a short run wants a higher rate, a thumbnail at the code grid passes less of the base's
-                       # shimmer, and the patch-GAN at half weight draws fewer crackles that are not the person's
-                       # (two seeds: warping error 1.26x -> 0.95x Wav2Lip alone's, +2.95 -> +3.58 dB, mouth
-                       # sharpness 0.52 -> 0.47 of the ceiling; docs/results.md)
-                       "train.base_lr=1e-4", "model.guide_scale=1", "train.disc_weight=0.4",
+                       # shimmer, and the patch-GAN below the preset's 0.8 draws fewer crackles that are not the
+                       # person's (two seeds, against restore-cpu's own rate, guide and 0.8: warping error 1.26x ->
+                       # 1.01x Wav2Lip alone's, +2.95 -> +3.50 dB, mouth sharpness 0.52 of the ceiling either way;
+                       # at 0.4: 0.95x and 0.47; docs/results.md)
+                       "train.base_lr=1e-4", "model.guide_scale=1", "train.disc_weight=0.7",
                        *RESTORER_OVERRIDES]}
 
 

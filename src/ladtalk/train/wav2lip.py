@@ -107,6 +107,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip')."""
     cfg = load_preset(preset, overrides)
     t = read_config(Wav2LipTrainConfig, cfg["train"])
+    seed_everything(t.seed)  # before the generator is built, so train.seed decides its initial weights
     # every input is checked before RUN_DIR is created, so a bad argument leaves nothing behind
     gen = load_wav2lip(init_path, "cpu").train() if init_path else Wav2Lip(Wav2LipConfig(**cfg["model"]))
     gcfg: Wav2LipConfig = gen.config
@@ -124,7 +125,6 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
 
     run_dir = check_writable_dir(run_dir)
     rt = setup_runtime(device, precision=t.precision)
-    seed_everything(t.seed)
     expert = expert.to(rt.device).requires_grad_(False)
     expert.train(t.expert_bn == "train")  # the original never switches the expert to eval()
 
