@@ -66,6 +66,9 @@ def test_generators_are_fed_the_mel_windows_they_were_trained_on(tmp_path):
 
 
 def test_behind_a_shipped_base_the_restorer_learns_its_faces_only():
-    from ladtalk.pretrained import RESTORER_OVERRIDES, builtin_base, restorer_overrides
+    from ladtalk.pretrained import RESTORER_CPU_OVERRIDES, RESTORER_OVERRIDES, builtin_base, restorer_overrides
     assert restorer_overrides("builtin") == restorer_overrides(builtin_base()["wav2lip"]) == RESTORER_OVERRIDES
+    assert restorer_overrides("builtin", "paper-256") == RESTORER_OVERRIDES  # a GPU preset keeps its own rate
+    assert restorer_overrides("builtin", "restore-cpu") == (*RESTORER_OVERRIDES, *RESTORER_CPU_OVERRIDES)
+    assert restorer_overrides("wav2lip_gan.pth", "restore-cpu") == ()
     assert restorer_overrides("wav2lip_gan.pth") == restorer_overrides(None) == ()

@@ -33,7 +33,7 @@ from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, json_ready
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
-from ladtalk.pretrained import RESTORER_OVERRIDES, builtin_base
+from ladtalk.pretrained import RESTORER_CPU_OVERRIDES, RESTORER_OVERRIDES, builtin_base
 from ladtalk.reenact import (
     CONFIDENCE,
     MOUTH_IN_CROP,
@@ -61,17 +61,17 @@ BASES = ("builtin", "train")
 def default_overrides() -> dict[str, list[str]]:
     """The demo's settings on top of the presets, by model: fixed step counts sized to keep the demo within ~10
     minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps); the
-    restorer learns only the lip-sync base's own faces, on whole-face patches (RESTORER_OVERRIDES, which train_sovqae
-    also applies by itself behind the shipped base; here they hold for a base trained on the person too)."""
+    restorer learns only the lip-sync base's own faces, on whole-face patches, at a higher rate with the guide at the
+    code grid (RESTORER_OVERRIDES and RESTORER_CPU_OVERRIDES, which train_sovqae also applies by itself behind the
+    shipped base; here they hold for a base trained on the person too)."""
     return {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}", f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}",
                        "train.channels_last=true",  # 11% faster steps on the AMX Xeon (fp32, 2 threads)
-                       # a short run wants a higher rate, a thumbnail at the code grid passes less of the base's
-                       # shimmer, and the patch-GAN below the preset's 0.8 draws fewer crackles that are not the
-                       # person's (two seeds, against restore-cpu's own rate, guide and 0.8: warping error 1.26x ->
-                       # 1.01x Wav2Lip alone's, +2.95 -> +3.50 dB, mouth sharpness 0.52 of the ceiling either way;
-                       # at 0.4: 0.95x and 0.47; docs/results.md)
-                       "train.base_lr=1e-4", "model.guide_scale=1", "train.disc_weight=0.7",
-                       *RESTORER_OVERRIDES]}
+                       # the higher rate and the guide at the code grid pass less of the base's shimmer, and the
+                       # patch-GAN below the preset's 0.8 draws fewer crackles that are not the person's (two seeds,
+                       # against restore-cpu's own rate, guide and 0.8: warping error 1.26x -> 1.01x Wav2Lip alone's,
+                       # +2.95 -> +3.50 dB, mouth sharpness 0.52 of the ceiling either way; at 0.4: 0.95x and 0.47;
+                       # docs/results.md)
+                       "train.disc_weight=0.7", *RESTORER_OVERRIDES, *RESTORER_CPU_OVERRIDES]}
 
 
 def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: int = 0, train_seconds: float = 32.0,

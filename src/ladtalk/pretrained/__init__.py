@@ -36,6 +36,11 @@ BUILTIN = "builtin"  # `--wav2lip builtin` or `builtin:NAME` wherever a lip-sync
 # Hard paste over Wav2Lip alone: demo +2.26 dB against +1.36 (two seeds), Macron +5.57 / +5.81 dB against +4.22 /
 # +4.02 (two restorers each; bench/results/demo_seeds_variants.md, reenact_macron_builtin_share1w*.md).
 RESTORER_OVERRIDES = ("train.lipsync_share=1.0", "train.lipsync_patch_lower=false")
+# ...and with the CPU recipe (restore-cpu) 4x its rate and the input's thumbnail at the code grid (32 px, not 64), so
+# less of the base's shimmer passes straight through. Macron, two restorers, mouth paste: face 34.6 / 34.7 -> 35.7 /
+# 35.4 dB, mouth 30.7 / 30.7 -> 31.8 / 31.6 dB, lip-sync r 0.89 / 0.82 -> 0.93 / 0.90
+# (bench/results/reenact_macron_builtin_cpu_overrides*.md); the demo: bench/results/demo_seeds.md.
+RESTORER_CPU_OVERRIDES = ("train.base_lr=1e-4", "model.guide_scale=1")
 
 
 def is_builtin(path: str | os.PathLike | None) -> bool:
@@ -44,11 +49,14 @@ def is_builtin(path: str | os.PathLike | None) -> bool:
     return text == BUILTIN or text.startswith(BUILTIN + ":")
 
 
-def restorer_overrides(wav2lip_path: str | os.PathLike | None) -> tuple[str, ...]:
-    """RESTORER_OVERRIDES when the lip-sync model is a shipped base (by name or by its folder), else nothing."""
+def restorer_overrides(wav2lip_path: str | os.PathLike | None, preset: str | None = None) -> tuple[str, ...]:
+    """RESTORER_OVERRIDES when the lip-sync model is a shipped base (by name or by its folder), with
+    RESTORER_CPU_OVERRIDES under the restore-cpu preset; else nothing."""
     shipped = is_builtin(wav2lip_path) or (wav2lip_path is not None
                                            and Path(wav2lip_path).resolve().is_relative_to(HERE))
-    return RESTORER_OVERRIDES if shipped else ()
+    if not shipped:
+        return ()
+    return (*RESTORER_OVERRIDES, *(RESTORER_CPU_OVERRIDES if preset == "restore-cpu" else ()))
 
 
 def resolve(path: str | os.PathLike, part: str) -> str | os.PathLike:

@@ -62,14 +62,15 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     CPU) and paper-256 on a GPU (the paper's recipe). `wav2lip_path`: a lip-sync model whose own faces on the train
     frames (driven by their own audio) become a `train.lipsync_share` of the inputs, with the true frames as
     targets (beyond the paper): the restorer then learns the errors it will really see (behind a shipped base only
-    those, on whole-face patches: pretrained.RESTORER_OVERRIDES). Validation adds their PSNR
+    those, on whole-face patches: pretrained.restorer_overrides). Validation adds their PSNR
     before/after on the held-out frames. `start_from`: a checkpoint with its trainer state (another run's
     checkpoints/last or a kept step_N folder) that a new run continues from under its own settings, e.g. variants
     that share their first steps; ignored once RUN_DIR has checkpoints of its own. `allow_gpu_preset_on_cpu`: run
     paper-256 / paper-512 on a CPU anyway (days of work)."""
     preset = choose_preset(KIND, preset, device, allow_gpu_preset_on_cpu)
-    # behind a shipped base: learn its faces only, on whole-face patches (the caller's own --set still wins)
-    mcfg, t = read_sovqae_preset(preset, [*restorer_overrides(wav2lip_path), *overrides])
+    # behind a shipped base: learn its faces only, on whole-face patches, and on a CPU at restore-cpu's higher rate
+    # with the guide at the code grid (the caller's own --set still wins)
+    mcfg, t = read_sovqae_preset(preset, [*restorer_overrides(wav2lip_path, preset), *overrides])
     identities = open_identities(data_dirs)
     refuse_output_over_inputs(run_dir, [("training data", i.dir) for i in identities]
                               + [("--wav2lip weights", wav2lip_path), ("--start-from checkpoint", start_from)],
