@@ -68,8 +68,8 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     that share their first steps; ignored once RUN_DIR has checkpoints of its own. `allow_gpu_preset_on_cpu`: run
     paper-256 / paper-512 on a CPU anyway (days of work)."""
     preset = choose_preset(KIND, preset, device, allow_gpu_preset_on_cpu)
-    # behind a shipped base: learn its faces only, on whole-face patches, and on a CPU at restore-cpu's higher rate
-    # with the guide at the code grid (the caller's own --set still wins)
+    # behind a shipped base: learn its faces only, on whole-face patches, and under restore-cpu at a higher rate with
+    # the guide at the code grid (the caller's own --set still wins)
     mcfg, t = read_sovqae_preset(preset, [*restorer_overrides(wav2lip_path, preset), *overrides])
     identities = open_identities(data_dirs)
     refuse_output_over_inputs(run_dir, [("training data", i.dir) for i in identities]
@@ -279,10 +279,10 @@ def summary_of(model_dir: Path, final: dict[str, float], best: float, best_step:
             warnings.append(f"the restorer makes the lip-sync model's held-out faces worse ({before:.2f} -> "
                             f"{after:.2f} dB): train longer, or check that --wav2lip is the model you generate with")
     score = Validation.score(final)
-    gan_trade = best_step is not None and gan_start is not None and best_step <= gan_start < step
-    if best_step is not None and score < best - 0.1 and gan_trade and score >= best - 1.0:
-        figures[f"before the patch-GAN phase (PSNR dB, step {best_step}; checkpoints/best)"] = best
-    elif best_step is not None and score < best - 0.1:
-        warnings.append(f"validation got worse: {score:.2f} dB at the end against {best:.2f} dB at step {best_step};"
-                        f" {run_dir / 'checkpoints' / 'best'} holds the better weights")
+    if best_step is not None and score < best - 0.1:
+        if gan_start is not None and best_step <= gan_start < step and score >= best - 1.0:
+            figures[f"before the patch-GAN phase (PSNR dB, step {best_step}; checkpoints/best)"] = best
+        else:
+            warnings.append(f"validation got worse: {score:.2f} dB at the end against {best:.2f} dB at step "
+                            f"{best_step}; {run_dir / 'checkpoints' / 'best'} holds the better weights")
     return figures, warnings
