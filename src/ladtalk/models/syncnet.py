@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ladtalk.models.wav2lip import ConvBN, audio_encoder, scaled
+from ladtalk.models.wav2lip import ConvBN, audio_encoder, res_unit, scaled
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,6 @@ class SyncNetConfig:
 MOUTH_ROWS, MOUTH_COLS = slice(10, 34), slice(24, 72)
 
 
-def _res(c: int) -> ConvBN:
-    return ConvBN(c, c, 3, 1, 1, residual=True)
-
-
 class SyncNetColor(nn.Module):
     """forward(audio (N,1,80,16), face (N,15,S/2,S)) -> (a, v): L2-normalised embeddings (N, 512*width).
 
@@ -55,10 +51,10 @@ class SyncNetColor(nn.Module):
         s_deep = 2 if net_size == 96 else 1  # 48x48 faces reach 3x3 one stage earlier
         self.face_encoder = nn.Sequential(
             ConvBN(15, c32, 7, 1, 3),
-            ConvBN(c32, c64, 5, (1, 2), 1), _res(c64), _res(c64),
-            ConvBN(c64, c128, 3, 2, 1), _res(c128), _res(c128), _res(c128),
-            ConvBN(c128, c256, 3, 2, 1), _res(c256), _res(c256),
-            ConvBN(c256, c512, 3, 2, 1), _res(c512), _res(c512),
+            ConvBN(c32, c64, 5, (1, 2), 1), res_unit(c64), res_unit(c64),
+            ConvBN(c64, c128, 3, 2, 1), res_unit(c128), res_unit(c128), res_unit(c128),
+            ConvBN(c128, c256, 3, 2, 1), res_unit(c256), res_unit(c256),
+            ConvBN(c256, c512, 3, 2, 1), res_unit(c512), res_unit(c512),
             ConvBN(c512, c512, 3, s_deep, 1),
             ConvBN(c512, c512, 3, 1, 0),
             ConvBN(c512, c512, 1, 1, 0),

@@ -15,13 +15,14 @@ import torch
 from torch import nn
 
 
-class ConvBN(nn.Module):
-    """conv -> BN (-> + input) -> ReLU; the residual is added before the activation, as in the original."""
+class ConvUnit(nn.Module):
+    """`conv_block` (conv, optionally BN) (-> + input) -> activation; the residual is added before the activation,
+    as in the original."""
 
-    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0, residual: bool = False):
+    def __init__(self, layers: list[nn.Module], act: nn.Module, residual: bool = False):
         super().__init__()
-        self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding), nn.BatchNorm2d(cout))
-        self.act = nn.ReLU()
+        self.conv_block = nn.Sequential(*layers)
+        self.act = act
         self.residual = residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -29,33 +30,30 @@ class ConvBN(nn.Module):
         return self.act(y + x if self.residual else y)
 
 
-class ConvTBN(nn.Module):
+def ConvBN(cin: int, cout: int, kernel, stride=1, padding=0, residual: bool = False) -> ConvUnit:
+    """conv -> BN (-> + input) -> ReLU."""
+    return ConvUnit([nn.Conv2d(cin, cout, kernel, stride, padding), nn.BatchNorm2d(cout)], nn.ReLU(), residual)
+
+
+def ConvTBN(cin: int, cout: int, kernel, stride=1, padding=0, output_padding=0) -> ConvUnit:
     """Transposed conv -> BN -> ReLU."""
-
-    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0, output_padding=0):
-        super().__init__()
-        self.conv_block = nn.Sequential(nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding),
-                                        nn.BatchNorm2d(cout))
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv_block(x))
+    return ConvUnit([nn.ConvTranspose2d(cin, cout, kernel, stride, padding, output_padding), nn.BatchNorm2d(cout)],
+                    nn.ReLU())
 
 
-class ConvLeaky(nn.Module):
+def ConvLeaky(cin: int, cout: int, kernel, stride=1, padding=0) -> ConvUnit:
     """conv -> LeakyReLU(0.01) without normalisation (the discriminator's unit)."""
-
-    def __init__(self, cin: int, cout: int, kernel, stride=1, padding=0):
-        super().__init__()
-        self.conv_block = nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, padding))
-        self.act = nn.LeakyReLU(0.01)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv_block(x))
+    return ConvUnit([nn.Conv2d(cin, cout, kernel, stride, padding)], nn.LeakyReLU(0.01))
 
 
-def _res(c: int) -> ConvBN:
+def res_unit(c: int) -> ConvUnit:
+    """The residual 3x3 unit that follows most convolutions of Wav2Lip and its expert."""
     return ConvBN(c, c, 3, 1, 1, residual=True)
+
+
+def fold_time(x: torch.Tensor) -> torch.Tensor:
+    """(B,C,T,H,W) -> (T*B,C,H,W), time-major (all items of t=0, then t=1, ...) as the original folds it."""
+    return x.permute(2, 0, 1, 3, 4).reshape(x.shape[2] * x.shape[0], x.shape[1], *x.shape[3:])
 
 
 def scaled(channels: int, width: float) -> int:
@@ -66,12 +64,12 @@ def scaled(channels: int, width: float) -> int:
 def audio_encoder(width: float = 1.0, extra_res256: bool = False) -> nn.Sequential:
     """Mel window (N, 1, 80, 16) -> (N, 512*width, 1, 1); the expert's version has a second 256-channel res unit."""
     c = [scaled(x, width) for x in (32, 64, 128, 256, 512)]
-    layers = [ConvBN(1, c[0], 3, 1, 1), _res(c[0]), _res(c[0]),
-              ConvBN(c[0], c[1], 3, (3, 1), 1), _res(c[1]), _res(c[1]),
-              ConvBN(c[1], c[2], 3, 3, 1), _res(c[2]), _res(c[2]),
-              ConvBN(c[2], c[3], 3, (3, 2), 1), _res(c[3])]
+    layers = [ConvBN(1, c[0], 3, 1, 1), res_unit(c[0]), res_unit(c[0]),
+              ConvBN(c[0], c[1], 3, (3, 1), 1), res_unit(c[1]), res_unit(c[1]),
+              ConvBN(c[1], c[2], 3, 3, 1), res_unit(c[2]), res_unit(c[2]),
+              ConvBN(c[2], c[3], 3, (3, 2), 1), res_unit(c[3])]
     if extra_res256:
-        layers.append(_res(c[3]))
+        layers.append(res_unit(c[3]))
     layers += [ConvBN(c[3], c[4], 3, 1, 0), ConvBN(c[4], c[4], 1, 1, 0)]
     return nn.Sequential(*layers)
 
@@ -105,33 +103,32 @@ class Wav2Lip(nn.Module):
         sd = 2 if config.img_size == 96 else 1  # the 6x6 <-> 3x3 step; absent for 48x48 faces
         self.face_encoder_blocks = nn.ModuleList([
             nn.Sequential(ConvBN(6, c16, 7, 1, 3)),
-            nn.Sequential(ConvBN(c16, c32, 3, 2, 1), _res(c32), _res(c32)),
-            nn.Sequential(ConvBN(c32, c64, 3, 2, 1), _res(c64), _res(c64), _res(c64)),
-            nn.Sequential(ConvBN(c64, c128, 3, 2, 1), _res(c128), _res(c128)),
-            nn.Sequential(ConvBN(c128, c256, 3, 2, 1), _res(c256), _res(c256)),
-            nn.Sequential(ConvBN(c256, c512, 3, sd, 1), _res(c512)),
+            nn.Sequential(ConvBN(c16, c32, 3, 2, 1), res_unit(c32), res_unit(c32)),
+            nn.Sequential(ConvBN(c32, c64, 3, 2, 1), res_unit(c64), res_unit(c64), res_unit(c64)),
+            nn.Sequential(ConvBN(c64, c128, 3, 2, 1), res_unit(c128), res_unit(c128)),
+            nn.Sequential(ConvBN(c128, c256, 3, 2, 1), res_unit(c256), res_unit(c256)),
+            nn.Sequential(ConvBN(c256, c512, 3, sd, 1), res_unit(c512)),
             nn.Sequential(ConvBN(c512, c512, 3, 1, 0), ConvBN(c512, c512, 1, 1, 0)),
         ])
         self.audio_encoder = audio_encoder(w)
         up_deep = (3, 2, 1, 1) if sd == 2 else (3, 1, 1, 0)
         self.face_decoder_blocks = nn.ModuleList([
             nn.Sequential(ConvBN(c512, c512, 1, 1, 0)),
-            nn.Sequential(ConvTBN(2 * c512, c512, 3, 1, 0), _res(c512)),
-            nn.Sequential(ConvTBN(2 * c512, c512, *up_deep), _res(c512), _res(c512)),
-            nn.Sequential(ConvTBN(c512 + c256, c384, 3, 2, 1, 1), _res(c384), _res(c384)),
-            nn.Sequential(ConvTBN(c384 + c128, c256, 3, 2, 1, 1), _res(c256), _res(c256)),
-            nn.Sequential(ConvTBN(c256 + c64, c128, 3, 2, 1, 1), _res(c128), _res(c128)),
-            nn.Sequential(ConvTBN(c128 + c32, c64, 3, 2, 1, 1), _res(c64), _res(c64)),
+            nn.Sequential(ConvTBN(2 * c512, c512, 3, 1, 0), res_unit(c512)),
+            nn.Sequential(ConvTBN(2 * c512, c512, *up_deep), res_unit(c512), res_unit(c512)),
+            nn.Sequential(ConvTBN(c512 + c256, c384, 3, 2, 1, 1), res_unit(c384), res_unit(c384)),
+            nn.Sequential(ConvTBN(c384 + c128, c256, 3, 2, 1, 1), res_unit(c256), res_unit(c256)),
+            nn.Sequential(ConvTBN(c256 + c64, c128, 3, 2, 1, 1), res_unit(c128), res_unit(c128)),
+            nn.Sequential(ConvTBN(c128 + c32, c64, 3, 2, 1, 1), res_unit(c64), res_unit(c64)),
         ])
         self.output_block = nn.Sequential(ConvBN(c64 + c16, c32, 3, 1, 1), nn.Conv2d(c32, 3, 1, 1, 0), nn.Sigmoid())
 
     def forward(self, audio: torch.Tensor, face: torch.Tensor) -> torch.Tensor:
         five_d = face.dim() == 5
         if five_d:
-            # fold time into the batch time-major (all items of t=0, then t=1, ...), as the original does
             b, t = face.shape[0], face.shape[2]
             audio = audio.transpose(0, 1).reshape(t * b, *audio.shape[2:])
-            face = face.permute(2, 0, 1, 3, 4).reshape(t * b, face.shape[1], *face.shape[3:])
+            face = fold_time(face)
         x = self.audio_encoder(audio)
         skips = []
         f = face
@@ -168,8 +165,7 @@ class Wav2LipQualityDiscriminator(nn.Module):
 
     def forward(self, faces: torch.Tensor) -> torch.Tensor:
         if faces.dim() == 5:
-            b, t = faces.shape[0], faces.shape[2]
-            faces = faces.permute(2, 0, 1, 3, 4).reshape(t * b, faces.shape[1], *faces.shape[3:])
+            faces = fold_time(faces)
         x = faces[:, :, faces.shape[2] // 2:]
         for block in self.face_encoder_blocks:
             x = block(x)
