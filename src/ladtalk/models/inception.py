@@ -36,85 +36,60 @@ def _avg3(x: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
 
 
-class MixedA(nn.Module):
+class Mixed(nn.Module):
+    """An Inception block: chains of BasicConv2d, each given as (name, cin, cout, kernel, stride, padding) with the
+    weight file's names, concatenated on channels with the pool branch: TF's 3x3 average through `branch_pool`
+    (a (name, cin, cout) 1x1 unit), or without one a 3x3 stride-2 max-pool (the reductions Mixed_6a and 7a)."""
+
+    def __init__(self, chains: list[list[tuple]], branch_pool: tuple[str, int, int] | None = None) -> None:
+        super().__init__()
+        self.chains = [[name for name, *_ in chain] for chain in chains]
+        for name, *args in [unit for chain in chains for unit in chain]:
+            setattr(self, name, BasicConv2d(*args))
+        self.pooled = branch_pool is not None
+        if self.pooled:
+            self.branch_pool = BasicConv2d(*branch_pool[1:], 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for chain in self.chains:
+            y = x
+            for name in chain:
+                y = getattr(self, name)(y)
+            outs.append(y)
+        outs.append(self.branch_pool(_avg3(x)) if self.pooled else F.max_pool2d(x, 3, stride=2))
+        return torch.cat(outs, 1)
+
+
+def mixed_a(cin: int, pool_features: int) -> Mixed:
     """Mixed_5b/5c/5d (35x35): 1x1 | 1x1-5x5 | 1x1-3x3-3x3 | avgpool-1x1 -> 224 + pool_features channels."""
-
-    def __init__(self, cin: int, pool_features: int) -> None:
-        super().__init__()
-        self.branch1x1 = BasicConv2d(cin, 64, 1)
-        self.branch5x5_1 = BasicConv2d(cin, 48, 1)
-        self.branch5x5_2 = BasicConv2d(48, 64, 5, padding=2)
-        self.branch3x3dbl_1 = BasicConv2d(cin, 64, 1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, padding=1)
-        self.branch_pool = BasicConv2d(cin, pool_features, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b5 = self.branch5x5_2(self.branch5x5_1(x))
-        b3 = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return torch.cat([b1, b5, b3, self.branch_pool(_avg3(x))], 1)
+    return Mixed([[("branch1x1", cin, 64, 1)],
+                  [("branch5x5_1", cin, 48, 1), ("branch5x5_2", 48, 64, 5, 1, 2)],
+                  [("branch3x3dbl_1", cin, 64, 1), ("branch3x3dbl_2", 64, 96, 3, 1, 1),
+                   ("branch3x3dbl_3", 96, 96, 3, 1, 1)]], ("branch_pool", cin, pool_features))
 
 
-class MixedB(nn.Module):
+def mixed_b(cin: int) -> Mixed:
     """Mixed_6a: 35x35 -> 17x17 reduction, 768 channels."""
-
-    def __init__(self, cin: int) -> None:
-        super().__init__()
-        self.branch3x3 = BasicConv2d(cin, 384, 3, stride=2)
-        self.branch3x3dbl_1 = BasicConv2d(cin, 64, 1)
-        self.branch3x3dbl_2 = BasicConv2d(64, 96, 3, padding=1)
-        self.branch3x3dbl_3 = BasicConv2d(96, 96, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3(x)
-        bd = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        return torch.cat([b3, bd, F.max_pool2d(x, 3, stride=2)], 1)
+    return Mixed([[("branch3x3", cin, 384, 3, 2)],
+                  [("branch3x3dbl_1", cin, 64, 1), ("branch3x3dbl_2", 64, 96, 3, 1, 1),
+                   ("branch3x3dbl_3", 96, 96, 3, 2)]])
 
 
-class MixedC(nn.Module):
+def mixed_c(cin: int, c7: int) -> Mixed:
     """Mixed_6b..6e (17x17): factorised 7x7 branches, 768 channels."""
-
-    def __init__(self, cin: int, c7: int) -> None:
-        super().__init__()
-        self.branch1x1 = BasicConv2d(cin, 192, 1)
-        self.branch7x7_1 = BasicConv2d(cin, c7, 1)
-        self.branch7x7_2 = BasicConv2d(c7, c7, (1, 7), padding=(0, 3))
-        self.branch7x7_3 = BasicConv2d(c7, 192, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_1 = BasicConv2d(cin, c7, 1)
-        self.branch7x7dbl_2 = BasicConv2d(c7, c7, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_3 = BasicConv2d(c7, c7, (1, 7), padding=(0, 3))
-        self.branch7x7dbl_4 = BasicConv2d(c7, c7, (7, 1), padding=(3, 0))
-        self.branch7x7dbl_5 = BasicConv2d(c7, 192, (1, 7), padding=(0, 3))
-        self.branch_pool = BasicConv2d(cin, 192, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b1 = self.branch1x1(x)
-        b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
-        bd = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
-            bd = layer(bd)
-        return torch.cat([b1, b7, bd, self.branch_pool(_avg3(x))], 1)
+    row, col = ((1, 7), 1, (0, 3)), ((7, 1), 1, (3, 0))
+    return Mixed([[("branch1x1", cin, 192, 1)],
+                  [("branch7x7_1", cin, c7, 1), ("branch7x7_2", c7, c7, *row), ("branch7x7_3", c7, 192, *col)],
+                  [("branch7x7dbl_1", cin, c7, 1), ("branch7x7dbl_2", c7, c7, *col), ("branch7x7dbl_3", c7, c7, *row),
+                   ("branch7x7dbl_4", c7, c7, *col), ("branch7x7dbl_5", c7, 192, *row)]], ("branch_pool", cin, 192))
 
 
-class MixedD(nn.Module):
+def mixed_d(cin: int) -> Mixed:
     """Mixed_7a: 17x17 -> 8x8 reduction, 1280 channels."""
-
-    def __init__(self, cin: int) -> None:
-        super().__init__()
-        self.branch3x3_1 = BasicConv2d(cin, 192, 1)
-        self.branch3x3_2 = BasicConv2d(192, 320, 3, stride=2)
-        self.branch7x7x3_1 = BasicConv2d(cin, 192, 1)
-        self.branch7x7x3_2 = BasicConv2d(192, 192, (1, 7), padding=(0, 3))
-        self.branch7x7x3_3 = BasicConv2d(192, 192, (7, 1), padding=(3, 0))
-        self.branch7x7x3_4 = BasicConv2d(192, 192, 3, stride=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b3 = self.branch3x3_2(self.branch3x3_1(x))
-        b7 = self.branch7x7x3_1(x)
-        for layer in (self.branch7x7x3_2, self.branch7x7x3_3, self.branch7x7x3_4):
-            b7 = layer(b7)
-        return torch.cat([b3, b7, F.max_pool2d(x, 3, stride=2)], 1)
+    return Mixed([[("branch3x3_1", cin, 192, 1), ("branch3x3_2", 192, 320, 3, 2)],
+                  [("branch7x7x3_1", cin, 192, 1), ("branch7x7x3_2", 192, 192, (1, 7), 1, (0, 3)),
+                   ("branch7x7x3_3", 192, 192, (7, 1), 1, (3, 0)), ("branch7x7x3_4", 192, 192, 3, 2)]])
 
 
 class MixedE(nn.Module):
@@ -154,15 +129,15 @@ class FIDInceptionV3(nn.Module):
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, 3, padding=1)
         self.Conv2d_3b_1x1 = BasicConv2d(64, 80, 1)
         self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
-        self.Mixed_5b = MixedA(192, 32)
-        self.Mixed_5c = MixedA(256, 64)
-        self.Mixed_5d = MixedA(288, 64)
-        self.Mixed_6a = MixedB(288)
-        self.Mixed_6b = MixedC(768, 128)
-        self.Mixed_6c = MixedC(768, 160)
-        self.Mixed_6d = MixedC(768, 160)
-        self.Mixed_6e = MixedC(768, 192)
-        self.Mixed_7a = MixedD(768)
+        self.Mixed_5b = mixed_a(192, 32)
+        self.Mixed_5c = mixed_a(256, 64)
+        self.Mixed_5d = mixed_a(288, 64)
+        self.Mixed_6a = mixed_b(288)
+        self.Mixed_6b = mixed_c(768, 128)
+        self.Mixed_6c = mixed_c(768, 160)
+        self.Mixed_6d = mixed_c(768, 160)
+        self.Mixed_6e = mixed_c(768, 192)
+        self.Mixed_7a = mixed_d(768)
         self.Mixed_7b = MixedE(1280, max_pool=False)
         self.Mixed_7c = MixedE(2048, max_pool=True)
         self.fc = nn.Linear(FID_FEATURE_DIM, FID_NUM_CLASSES)  # unused by FID; the file has it (strict load)
