@@ -37,19 +37,14 @@ class Runtime(Inference):
     channels_last: bool = False
     scaler: torch.amp.GradScaler | None = field(default=None, repr=False)
 
-    def prepare(self, model: nn.Module, compile: bool = False) -> nn.Module:
-        """Move to the device (channels_last if chosen) and optionally torch.compile it."""
-        model = model.to(self.device)
-        if self.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if compile:
-            model = torch.compile(model)
-        return model
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """On the device in the chosen memory format, as for inference, but left in its training mode."""
+        training = model.training
+        return super().prepare(model).train(training)
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """An image batch on the device in the chosen memory format."""
-        x = x.to(self.device, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
+        return super().images(x.to(self.device, non_blocking=True))
 
     def scaled(self, loss: torch.Tensor) -> torch.Tensor:
         """The loss as the backward pass sees it (multiplied by the fp16 loss scale, if any)."""
@@ -142,14 +137,7 @@ class CheckpointManager:
 
     def __init__(self, folder: str | os.PathLike, kind: str):
         self.folder, self.kind = Path(folder), kind
-
-    @property
-    def last_dir(self) -> Path:
-        return self.folder / "last"
-
-    @property
-    def best_dir(self) -> Path:
-        return self.folder / "best"
+        self.last_dir, self.best_dir = self.folder / "last", self.folder / "best"
 
     def save(self, config: Any, state_dict: dict[str, torch.Tensor], trainer_state: dict[str, Any],
              extra: dict[str, Any] | None = None, best: bool = False, keep_step: int | None = None) -> None:
@@ -184,15 +172,15 @@ class RunLogger:
 
     def __init__(self, folder: str | os.PathLike, tensorboard: bool = True):
         self.folder = Path(folder)
-        self._tb = None
         self.folder.mkdir(parents=True, exist_ok=True)
         self._file = open(self.folder / "metrics.jsonl", "a", buffering=1)
+        self._tb = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self._tb = SummaryWriter(str(self.folder / "tensorboard"))
             except ImportError:
-                self._tb = None
+                pass
 
     def log(self, step: int, values: Mapping[str, Any], split: str = "train") -> None:
         record = {"split": split, "step": int(step), "time": round(time.time(), 3)}
