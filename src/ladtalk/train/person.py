@@ -29,6 +29,7 @@ from ladtalk.presets import GPU_PRESETS, load_preset
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import resolve_device
 from ladtalk.train.common import print_summary, set_threads
+from ladtalk.train.sovqae import FIGURES as SOVQAE_FIGURES
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.syncnet import CHANCE_WARNING_ACCURACY, train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
@@ -173,11 +174,6 @@ def _print_plan(run_dir: Path, stages: list[str], recipe: Recipe, video: Path, o
     estimate = (f"about {math.ceil(seconds / 60)} min on 2 idle CPU cores (a busy machine takes longer)" if known
                 else "no estimate for these presets on this device (not measured)")
     print("\n".join([f"ladtalk train person -> {run_dir}: {estimate}", *lines]), file=sys.stderr, flush=True)
-
-
-SOVQAE_FIGURES = {"recon_psnr": "clean faces back (PSNR dB)", "restore_psnr_mean": "degraded faces restored (PSNR dB)",
-                  "lipsync_psnr_input": "lip-sync faces as given (PSNR dB)",
-                  "lipsync_psnr_restored": "lip-sync faces restored (PSNR dB)"}
 
 
 def summarize(run_dir: Path, wav2lip_model: Path, seconds: float) -> dict[str, Any]:

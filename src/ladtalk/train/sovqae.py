@@ -1,9 +1,5 @@
-"""`ladtalk train sovqae`: train the identity-specific SOVQAE on prepared identity folders.
-
-The driver, one plain loop (its pieces: docs/DESIGN.md, "How training is organised"). RUN_DIR/checkpoints/{last,
-best}, RUN_DIR/logs/metrics.jsonl (+ TensorBoard), and at the end RUN_DIR/model/ (config.json + model.safetensors,
-kind "sovqae") and a printed summary. Re-running the same command resumes from checkpoints/last.
-"""
+"""`ladtalk train sovqae`: the identity-specific SOVQAE, one plain loop (its pieces: docs/DESIGN.md, "How training
+is organised"). Writes RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs and RUN_DIR/model; re-running resumes."""
 
 from __future__ import annotations
 
@@ -50,6 +46,10 @@ from ladtalk.train.sovqae_eval import crops_to_images, validate
 from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step
 
 KIND = "sovqae"
+# the validation figures the summaries show (train person's too), by their names in the measurements
+FIGURES = {"recon_psnr": "clean faces back (PSNR dB)", "restore_psnr_mean": "degraded faces restored (PSNR dB)",
+           "lipsync_psnr_input": "lip-sync faces as given (PSNR dB)",
+           "lipsync_psnr_restored": "lip-sync faces restored (PSNR dB)"}
 
 
 def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run_dir: str | os.PathLike,
@@ -68,8 +68,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     that share their first steps; ignored once RUN_DIR has checkpoints of its own. `allow_gpu_preset_on_cpu`: run
     paper-256 / paper-512 on a CPU anyway (days of work)."""
     preset = choose_preset(KIND, preset, device, allow_gpu_preset_on_cpu)
-    # behind a shipped base: learn its faces only, on whole-face patches, and under restore-cpu at a higher rate with
-    # the guide at the code grid (the caller's own --set still wins)
+    # the shipped base's overrides first, so that the caller's own --set wins
     mcfg, t = read_sovqae_preset(preset, [*restorer_overrides(wav2lip_path, preset), *overrides])
     identities = open_identities(data_dirs)
     refuse_output_over_inputs(run_dir, [("training data", i.dir) for i in identities]
@@ -87,7 +86,11 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
         init_codebook_from_data(nets.model, store, mcfg.resolution, t.seed)
     if t.compile:  # after any resume load
         nets.run_model = torch.compile(nets.model)
-    log = open_log(run_dir, rt, nets, len(store), total_steps, step)
+    log = RunLogger(run_dir / "logs")
+    if step == 0:
+        log.log(0, {"params": count_parameters(nets.model), "perceptual": nets.perceptual_name, "lr": nets.lr,
+                    "precision": rt.precision, "train_frames": len(store), "steps": total_steps,
+                    "device": str(rt.device)}, split="setup")
     val = Validation(store, t, rt, mcfg.resolution, lip_share, best)
     batches = Batches(store, t, rt, mcfg.resolution, lip_share, steps_per_epoch)
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
@@ -164,15 +167,6 @@ def plan_steps(frames: int, t: SOVQAETrainConfig) -> tuple[int, int]:
     if steps_per_epoch == 0:
         raise InputError(f"only {frames} training frames for batch size {t.batch_size}; lower train.batch_size")
     return steps_per_epoch, int(min(t.epochs * steps_per_epoch, t.max_steps or math.inf))
-
-
-def open_log(run_dir: Path, rt: Runtime, nets: Nets, frames: int, total_steps: int, step: int) -> RunLogger:
-    log = RunLogger(run_dir / "logs")
-    if step == 0:
-        log.log(0, {"params": count_parameters(nets.model), "perceptual": nets.perceptual_name, "lr": nets.lr,
-                    "precision": rt.precision, "train_frames": frames, "steps": total_steps,
-                    "device": str(rt.device)}, split="setup")
-    return log
 
 
 def resume(nets: Nets, ckpt: CheckpointManager, start_from: str | os.PathLike | None,
@@ -269,15 +263,12 @@ def summary_of(model_dir: Path, final: dict[str, float], best: float, best_step:
     """The summary's figures and its plain warnings: a final validation worse than the best one (up to 1 dB less
     after a best from before the patch-GAN phase, which trades some PSNR for sharper detail by design, is a figure,
     not a warning), a restorer that makes the lip-sync faces worse than it was given them."""
-    figures = {"model": str(model_dir), "steps": step, "clean faces back (PSNR dB)": final["recon_psnr"],
-               "degraded faces restored (PSNR dB)": final["restore_psnr_mean"]}
+    figures = {"model": str(model_dir), "steps": step, **{name: final[k] for k, name in FIGURES.items() if k in final}}
     warnings = []
-    if "lipsync_psnr_restored" in final:
-        before, after = final["lipsync_psnr_input"], final["lipsync_psnr_restored"]
-        figures.update({"lip-sync faces as given (PSNR dB)": before, "lip-sync faces restored (PSNR dB)": after})
-        if after < before:
-            warnings.append(f"the restorer makes the lip-sync model's held-out faces worse ({before:.2f} -> "
-                            f"{after:.2f} dB): train longer, or check that --wav2lip is the model you generate with")
+    before, after = final.get("lipsync_psnr_input"), final.get("lipsync_psnr_restored")
+    if after is not None and after < before:
+        warnings.append(f"the restorer makes the lip-sync model's held-out faces worse ({before:.2f} -> "
+                        f"{after:.2f} dB): train longer, or check that --wav2lip is the model you generate with")
     score = Validation.score(final)
     if best_step is not None and score < best - 0.1:
         if gan_start is not None and best_step <= gan_start < step and score >= best - 1.0:
