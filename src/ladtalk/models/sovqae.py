@@ -10,6 +10,7 @@ straight-through vector quantizer. Images are float (B,3,H,W) RGB in [-1,1], H a
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,15 +174,10 @@ class SkipFusion(nn.Module):
         return h + h * scale + shift
 
 
-class _Mid(nn.Module):
-    def __init__(self, c: int, dropout: float, groups: int):
-        super().__init__()
-        self.block_1 = ResnetBlock(c, c, dropout, groups)
-        self.attn_1 = AttnBlock(c, groups)
-        self.block_2 = ResnetBlock(c, c, dropout, groups)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block_2(self.attn_1(self.block_1(x)))
+def _mid(c: int, dropout: float, groups: int) -> nn.Sequential:
+    """taming's middle: a residual block, attention, a residual block."""
+    return nn.Sequential(OrderedDict(block_1=ResnetBlock(c, c, dropout, groups), attn_1=AttnBlock(c, groups),
+                                     block_2=ResnetBlock(c, c, dropout, groups)))
 
 
 class Encoder(nn.Module):
@@ -202,7 +198,7 @@ class Encoder(nn.Module):
             last = i == len(cfg.ch_mult) - 1
             self.down.append(_Level(blocks, attns, None if last else Downsample(c_out)))
             res = res if last else res // 2
-        self.mid = _Mid(c_in, cfg.dropout, g)
+        self.mid = _mid(c_in, cfg.dropout, g)
         self.norm_out = _norm(c_in, g)
         self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
 
@@ -235,7 +231,7 @@ class Decoder(nn.Module):
         c = cfg.ch * cfg.ch_mult[-1]
         res = cfg.resolution // cfg.downsample_factor
         self.conv_in = nn.Conv2d(cfg.z_channels + (cfg.in_channels if cfg.lowres_guide else 0), c, 3, padding=1)
-        self.mid = _Mid(c, cfg.dropout, g)
+        self.mid = _mid(c, cfg.dropout, g)
         levels: list[_Level] = []
         for i in reversed(range(len(cfg.ch_mult))):
             c_out = cfg.ch * cfg.ch_mult[i]
