@@ -3,6 +3,7 @@ field's type, so a typo or a wrong value fails by name before any work instead o
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import types
 import typing
@@ -31,34 +32,21 @@ def _checked(value: Any, hint: Any, name: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         for option in args:
-            try:
+            with contextlib.suppress(InputError):
                 return _checked(value, option, name)
-            except InputError:
-                pass
     elif origin is Literal:
         if value in args:
             return value
     elif origin is tuple:
         if isinstance(value, (list, tuple)) and len(value) == len(args):
             return tuple(_checked(v, a, name) for v, a in zip(value, args))
-    elif hint is type(None):
-        if value is None:
-            return None
-    elif hint is bool:
-        if isinstance(value, bool):
-            return value
-    elif hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
     elif hint is float:
         # YAML reads 1e-4 (no dot) as a string; the trainers always took float() of it
         if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            try:
+            with contextlib.suppress(ValueError):
                 return float(value)
-            except ValueError:
-                pass
-    elif hint is str:
-        if isinstance(value, str):
+    elif hint in (type(None), bool, int, str):
+        if type(value) is hint:  # exactly: true is not an integer here
             return value
     raise InputError(f"{name} must be {_describe(hint)}, got {value!r}")
 
