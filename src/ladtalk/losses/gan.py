@@ -17,11 +17,9 @@ def vanilla_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torc
 
 
 def d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
-    if kind == "hinge":
-        return hinge_d_loss(logits_real, logits_fake)
-    if kind == "vanilla":
-        return vanilla_d_loss(logits_real, logits_fake)
-    raise ValueError(f"unknown discriminator loss {kind!r}; choose hinge or vanilla")
+    if kind not in ("hinge", "vanilla"):
+        raise ValueError(f"unknown discriminator loss {kind!r}; choose hinge or vanilla")
+    return (hinge_d_loss if kind == "hinge" else vanilla_d_loss)(logits_real, logits_fake)
 
 
 def generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 
 import torch
@@ -18,27 +19,17 @@ from ladtalk.weights import find_weight, load_torch_weights, where_looked
 VGG16_FILE = "vgg16-397923af.pth"
 LPIPS_HEADS = ("lpips", "weights/v0.1/vgg.pth")
 STLPIPS_FILE = ("stlpips_pytorch", "weights/vST0.0/vgg_shift_tolerant.pth")
-_LPIPS_SLICES = ((0, 4), (4, 9), (9, 16), (16, 23), (23, 30))
+_LPIPS_SLICE_ENDS = (4, 9, 16, 23, 30)  # torchvision's `features.{i}` in LPIPS's slice1..slice5
 
 
 def _torchvision_vgg_to_lpips(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in sd.items():
-        m = re.fullmatch(r"features\.(\d+)\.(weight|bias)", k)
-        if not m:
-            continue  # classifier.* is not part of the trunk
-        i = int(m.group(1))
-        s = next(n + 1 for n, (a, b) in enumerate(_LPIPS_SLICES) if a <= i < b) if i < 30 else None
-        if s is not None:
-            out[f"net.slice{s}.{i}.{m.group(2)}"] = v
+        m = re.fullmatch(r"features\.(\d+)\.(weight|bias)", k)  # classifier.* is not part of the trunk
+        if m and int(m.group(1)) < _LPIPS_SLICE_ENDS[-1]:
+            s = bisect.bisect_right(_LPIPS_SLICE_ENDS, int(m.group(1))) + 1
+            out[f"net.slice{s}.{m.group(1)}.{m.group(2)}"] = v
     return out
-
-
-def _freeze(net: PerceptualDistance, device: torch.device | str) -> PerceptualDistance:
-    net = net.to(device).eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
 
 
 def load_lpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | None:
@@ -52,7 +43,7 @@ def load_lpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | N
     sd.update(load_torch_weights(heads))
     sd.update({k: v for k, v in net.state_dict().items() if k.startswith("scaling_layer.")})
     net.load_state_dict(sd, strict=True)
-    return _freeze(net, device)
+    return net.to(device).eval().requires_grad_(False)
 
 
 def load_stlpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | None:
@@ -62,7 +53,7 @@ def load_stlpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance |
         return None
     net = stlpips_vgg()
     net.load_state_dict(load_torch_weights(path), strict=True)
-    return _freeze(net, device)
+    return net.to(device).eval().requires_grad_(False)
 
 
 def build_perceptual(kind: str = "auto",

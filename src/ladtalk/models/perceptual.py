@@ -10,6 +10,8 @@ Weights are loaded by ladtalk.losses.perceptual; this module holds no paths.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -54,10 +56,8 @@ class VGGTrunk(nn.Module):
                 c_in = v
         bounds = (0, 4, 10, 18, 26, 34) if shift_tolerant else (0, 4, 9, 16, 23, 30)
         for s in range(5):
-            seq = nn.Sequential()
-            for i in range(bounds[s], bounds[s + 1]):
-                seq.add_module(str(i), layers[i])
-            setattr(self, f"slice{s + 1}", seq)
+            indices = range(bounds[s], bounds[s + 1])
+            setattr(self, f"slice{s + 1}", nn.Sequential(OrderedDict((str(i), layers[i]) for i in indices)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
@@ -67,26 +67,17 @@ class VGGTrunk(nn.Module):
         return feats
 
 
-class _Head(nn.Module):
-    def __init__(self, c: int):
-        super().__init__()
-        # index 0 is the published heads' Dropout; it is never active for a frozen loss, so Identity
-        self.model = nn.Sequential(nn.Identity(), nn.Conv2d(c, 1, 1, bias=False))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)
-
-
 class PerceptualDistance(nn.Module):
     """(B,3,H,W) x2 in [-1,1] -> (B,) LPIPS-style distance; 0 for identical inputs."""
 
     def __init__(self, shift_tolerant: bool):
         super().__init__()
-        self.shift_tolerant = shift_tolerant
         self.scaling_layer = ScalingLayer()
         self.net = VGGTrunk(shift_tolerant)
         for k, c in enumerate(CHANNELS):
-            setattr(self, f"lin{k}", _Head(c))
+            # the published heads' `model.0` is a Dropout, never active for a frozen loss: Identity
+            head = nn.Sequential(nn.Identity(), nn.Conv2d(c, 1, 1, bias=False))
+            setattr(self, f"lin{k}", nn.Sequential(OrderedDict(model=head)))
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """(B,3,H,W) in [-1,1] -> the five stages' features, each unit-normalised over channels (float32)."""
