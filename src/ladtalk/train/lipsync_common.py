@@ -1,19 +1,21 @@
 """Pieces shared by the two lip-sync trainers (expert and generator): their train config, resumable batches,
-workers, time limits."""
+workers and their loop."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ladtalk.errors import InputError
 from ladtalk.runtime import PRECISIONS
+from ladtalk.train.common import CheckpointManager, RunLogger, Runtime, progress
 from ladtalk.train.config import check_positive
 
 T = TypeVar("T")
@@ -71,15 +73,33 @@ def loader(dataset: Dataset, sampler: StepBatches, workers: int | str, pin: bool
                       persistent_workers=False, prefetch_factor=4 if n else None)
 
 
-class Deadline:
-    """Stops a run after `minutes` (None: never); checked between steps."""
-
-    def __init__(self, minutes: float | None):
-        self.end = time.monotonic() + 60.0 * minutes if minutes else None
-
-    def passed(self) -> bool:
-        return self.end is not None and time.monotonic() >= self.end
-
+def run_steps(data: Dataset, t: LipSyncTrainConfig, rt: Runtime, step: int, desc: str, log: RunLogger,
+              ckpt: CheckpointManager, train_step: Callable[[list[torch.Tensor]], tuple[dict[str, Any], Any]],
+              evaluate: Callable[[int, Any], None], shown: Callable[[dict[str, float]], dict[str, Any]]) -> int:
+    """The lip-sync trainers' loop from `step` to train.max_steps, or until train.max_minutes have passed; returns
+    the step reached. `train_step(batch)` gives the values to log (`shown(values)`: the progress bar's figures)
+    and what `evaluate(step, that)` receives: it validates and checkpoints every eval_every steps, at the end, and
+    once for a run resumed at its end that has no checkpoint (then with None)."""
+    bar = progress(t.max_steps, initial=step, desc=desc)
+    end = time.monotonic() + 60.0 * t.max_minutes if t.max_minutes else math.inf
+    batches = loader(data, StepBatches(step, t.max_steps, t.batch_size), t.num_workers, rt.device.type == "cuda")
+    for batch in flush_denormals(batches, rt.device):
+        values, sample = train_step(batch)
+        step += 1
+        bar.update(1)
+        if step % t.log_every == 0 or step == 1:
+            values = {k: float(v) for k, v in values.items()}
+            log.log(step, values)
+            bar.set_postfix(shown(values))
+        stop = step >= t.max_steps or time.monotonic() >= end
+        if stop or step % t.eval_every == 0:
+            evaluate(step, sample)
+        if stop:
+            break
+    bar.close()
+    if not (ckpt.last_dir / "config.json").is_file():
+        evaluate(step, None)
+    return step
 
 
 def flush_denormals(batches: Iterable[T], device: torch.device) -> Iterator[T]:
@@ -93,4 +113,3 @@ def flush_denormals(batches: Iterable[T], device: torch.device) -> Iterator[T]:
         yield from batches
     finally:
         torch.set_flush_denormal(False)
-

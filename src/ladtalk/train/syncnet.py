@@ -30,7 +30,6 @@ from ladtalk.train.common import (
     RunLogger,
     eval_mode,
     print_summary,
-    progress,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -38,13 +37,7 @@ from ladtalk.train.common import (
     unwrap,
 )
 from ladtalk.train.config import read_config
-from ladtalk.train.lipsync_common import (
-    Deadline,
-    LipSyncTrainConfig,
-    StepBatches,
-    flush_denormals,
-    loader,
-)
+from ladtalk.train.lipsync_common import LipSyncTrainConfig, StepBatches, loader, run_steps
 
 CHANCE_WARNING_ACCURACY = 0.6  # held-out accuracy below this: the expert has not learned sync (chance is 0.5)
 MIN_TRUSTED_SAMPLES = 96       # fewer held-out samples leave +-0.1 of binomial noise on the accuracy
@@ -94,7 +87,7 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     train_clips = find_clips(data_dirs, mcfg.img_size, "train")
     val_clips = [c for c in find_clips(data_dirs, mcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
-    bs, max_steps = t.batch_size, t.max_steps
+    bs = t.batch_size
     train_data = SyncPairs(train_clips, length=2**62, seed=t.seed, near_negatives=t.near_negatives)
     # held out with the same negatives as training, so its accuracy is comparable with the training loss
     val_data = SyncPairs(val_clips, length=2**62, seed=t.seed + 7919, near_negatives=t.near_negatives)
@@ -115,25 +108,10 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         set_rng_state(resumed.trainer_state["rng"])
 
     log = RunLogger(run_dir / "logs")
-    bar = progress(max_steps, initial=step, desc="train syncnet")
-    deadline = Deadline(t.max_minutes)
-
     augment = torch.Generator().manual_seed(t.seed + 104729 * step)  # a resumed run goes on with new draws
 
-    def save() -> None:
-        nonlocal best, best_scores
-        scores = evaluate_expert(model, val_data, t.eval_batches, bs, rt)
-        log.log(step, scores, split="val")
-        is_best = scores["loss"] < best
-        best = min(best, scores["loss"])
-        best_scores = {**scores, "step": step} if is_best else best_scores
-        state = {"step": step, "best": best, "best_scores": best_scores, "optimizer": opt.state_dict(),
-                 "rng": rng_state()}
-        ckpt.save(mcfg, unwrap(model).state_dict(), state, extra={"val": scores}, best=is_best)
-
-    batches = StepBatches(step, max_steps, bs)
-    train_loader = loader(train_data, batches, t.num_workers, rt.device.type == "cuda")
-    for mel, face, y in flush_denormals(train_loader, rt.device):
+    def train_step(batch: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor], None]:
+        mel, face, y = batch
         model.train()
         if t.augment:
             mel, face = augment_mels(mel, augment), augment_faces(face, augment)
@@ -145,19 +123,21 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.backward(loss)
         rt.step(opt)
         rt.update()
-        step += 1
-        bar.update(1)
-        if step % t.log_every == 0 or step == 1:
-            log.log(step, {"loss": loss.item()})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        stop = step >= max_steps or deadline.passed()
-        if stop or step % t.eval_every == 0:
-            save()
-        if stop:
-            break
-    bar.close()
-    if not (ckpt.last_dir / "config.json").is_file():
-        save()
+        return {"loss": loss}, None
+
+    def save(step: int, _sample: None) -> None:
+        nonlocal best, best_scores
+        scores = evaluate_expert(model, val_data, t.eval_batches, bs, rt)
+        log.log(step, scores, split="val")
+        is_best = scores["loss"] < best
+        best = min(best, scores["loss"])
+        best_scores = {**scores, "step": step} if is_best else best_scores
+        state = {"step": step, "best": best, "best_scores": best_scores, "optimizer": opt.state_dict(),
+                 "rng": rng_state()}
+        ckpt.save(mcfg, unwrap(model).state_dict(), state, extra={"val": scores}, best=is_best)
+
+    step = run_steps(train_data, t, rt, step, "train syncnet", log, ckpt, train_step, save,
+                     lambda values: {"loss": f"{values['loss']:.3f}"})
     out = run_dir / "model"
     source = ckpt.best_dir if (ckpt.best_dir / "model.safetensors").is_file() else ckpt.last_dir
     save_component(out, KIND_EXPERT, mcfg, load_state_dict(source),

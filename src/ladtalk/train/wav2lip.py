@@ -37,7 +37,6 @@ from ladtalk.train.common import (
     RunLogger,
     eval_mode,
     print_summary,
-    progress,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -45,13 +44,7 @@ from ladtalk.train.common import (
     unwrap,
 )
 from ladtalk.train.config import check_positive, read_config
-from ladtalk.train.lipsync_common import (
-    Deadline,
-    LipSyncTrainConfig,
-    StepBatches,
-    flush_denormals,
-    loader,
-)
+from ladtalk.train.lipsync_common import LipSyncTrainConfig, StepBatches, loader, run_steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,10 +150,35 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     disc_wt = t.disc_wt if use_gan else 0.0
     sync_wt_on = t.syncnet_wt_gan if use_gan else t.syncnet_wt
     log = RunLogger(run_dir / "logs")
-    bar = progress(max_steps, initial=step, desc="train wav2lip")
-    deadline = Deadline(t.max_minutes)
 
-    def save(sample) -> None:
+    def train_step(batch: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor | float], tuple[torch.Tensor, ...]]:
+        x, indiv, mel, gt = _to(rt, *batch)
+        gen.train()
+        w = sync_wt_on if sync_on else 0.0
+        with rt.autocast():
+            g = gen(indiv, x)
+            sync = expert_sync_loss(expert, mel, g) if w > 0 else torch.zeros((), device=rt.device)
+            # D's weights get no update from this term (its grads are cleared before D's own step)
+            adv = bce_prob(disc(g), real=True) if use_gan else torch.zeros((), device=rt.device)
+        l1 = F.l1_loss(g.float(), gt)
+        loss = w * sync + disc_wt * adv + (1.0 - w - disc_wt) * l1
+        opt.zero_grad(set_to_none=True)
+        rt.backward(loss)
+        rt.step(opt)
+        values = {"loss": loss, "l1": l1, "sync": sync, "syncnet_wt": w}
+        if use_gan:
+            with rt.autocast():
+                pred = disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
+            real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1)[:, 0], pred.reshape(gt.shape[2], 2, -1)[:, 1]
+            d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
+            opt_d.zero_grad(set_to_none=True)
+            rt.backward(d_loss)
+            rt.step(opt_d)
+            values.update(adv=adv, disc=d_loss)
+        rt.update()
+        return values, (x, g, gt)
+
+    def save(step: int, sample: tuple[torch.Tensor, ...] | None) -> None:
         nonlocal best, sync_on, sync_on_step, last_scores
         scores = last_scores = evaluate_generator(gen, expert, val_data, t.eval_batches, bs, rt)
         if scores["sync"] < t.sync_threshold and not sync_on:
@@ -179,46 +197,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         if sample is not None:
             save_samples(run_dir / "samples" / f"step_{step:09d}.png", *sample)
 
-    batches = StepBatches(step, max_steps, bs)
-    train_loader = loader(train_data, batches, t.num_workers, rt.device.type == "cuda")
-    for x, indiv, mel, gt in flush_denormals(train_loader, rt.device):
-        gen.train()
-        x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
-        w = sync_wt_on if sync_on else 0.0
-        with rt.autocast():
-            g = gen(indiv, x)
-            sync = expert_sync_loss(expert, mel, g) if w > 0 else torch.zeros((), device=rt.device)
-            # D's weights get no update from this term (its grads are cleared before D's own step)
-            adv = bce_prob(disc(g), real=True) if use_gan else torch.zeros((), device=rt.device)
-        l1 = F.l1_loss(g.float(), gt)
-        loss = w * sync + disc_wt * adv + (1.0 - w - disc_wt) * l1
-        opt.zero_grad(set_to_none=True)
-        rt.backward(loss)
-        rt.step(opt)
-        values = {"loss": loss.item(), "l1": l1.item(), "sync": sync.item(), "syncnet_wt": w}
-        if use_gan:
-            with rt.autocast():
-                pred = disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
-            real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1)[:, 0], pred.reshape(gt.shape[2], 2, -1)[:, 1]
-            d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
-            opt_d.zero_grad(set_to_none=True)
-            rt.backward(d_loss)
-            rt.step(opt_d)
-            values.update(adv=adv.item(), disc=d_loss.item())
-        rt.update()
-        step += 1
-        bar.update(1)
-        if step % t.log_every == 0 or step == 1:
-            log.log(step, values)
-            bar.set_postfix(l1=f"{values['l1']:.4f}", sync=f"{values['sync']:.3f}", w=w)
-        stop = step >= max_steps or deadline.passed()
-        if stop or step % t.eval_every == 0:
-            save((x, g, gt))
-        if stop:
-            break
-    bar.close()
-    if not (ckpt.last_dir / "config.json").is_file():
-        save(None)
+    step = run_steps(train_data, t, rt, step, "train wav2lip", log, ckpt, train_step, save, lambda values: {
+        "l1": f"{values['l1']:.4f}", "sync": f"{values['sync']:.3f}", "w": values["syncnet_wt"]})
     out = run_dir / "model"
     # the last weights: the sync loss only enters late, so an early "best" may lack lip sync
     save_component(out, KIND_WAV2LIP, gcfg, load_state_dict(ckpt.last_dir),
