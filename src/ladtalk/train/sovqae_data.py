@@ -42,9 +42,7 @@ class CropStore:
         nbytes = len(self.index) * self.crop_size ** 2 * 3
         fits = device.type == "cuda" and nbytes < 0.3 * torch.cuda.mem_get_info(device)[0]
         self.resident = on_device is True or (on_device == "auto" and fits)
-        self._rows = None
-        if self.resident:
-            self._rows = torch.from_numpy(self._gather(np.arange(len(self.index)))).to(device)
+        self._rows = torch.from_numpy(self._gather(np.arange(len(self.index)))).to(device) if self.resident else None
 
     def __len__(self) -> int:
         return len(self.index)
@@ -63,10 +61,8 @@ class CropStore:
 
     def lipsync_batch(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 (B,S,S,3) lip-sync faces of the given training rows, on the device (see `attach_lipsync`)."""
-        if isinstance(self._lip, torch.Tensor):
-            return self._lip[torch.as_tensor(rows, device=self.device)]
-        rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
-        return torch.from_numpy(self._lip[rows]).to(self.device, non_blocking=True)
+        resident = self._lip if isinstance(self._lip, torch.Tensor) else None
+        return self._take(rows, resident, self._lip.__getitem__)
 
     def _gather(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((len(rows), self.crop_size, self.crop_size, 3), np.uint8)
@@ -79,11 +75,15 @@ class CropStore:
         return out
 
     def batch(self, rows: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 (B,S,S,3) crops of the given training rows (a device tensor when resident), on the device."""
-        if self._rows is not None:
-            return self._rows[torch.as_tensor(rows, device=self.device)]
+        """uint8 (B,S,S,3) crops of the given training rows, on the device."""
+        return self._take(rows, self._rows, self._gather)
+
+    def _take(self, rows: np.ndarray | torch.Tensor, resident: torch.Tensor | None, gather) -> torch.Tensor:
+        """Rows of a device-resident tensor, or else of `gather(host rows)` uploaded."""
+        if resident is not None:
+            return resident[torch.as_tensor(rows, device=self.device)]
         rows = rows.cpu().numpy() if isinstance(rows, torch.Tensor) else rows
-        return torch.from_numpy(self._gather(rows)).to(self.device, non_blocking=True)
+        return torch.from_numpy(gather(rows)).to(self.device, non_blocking=True)
 
     def sample(self, split: str, count: int) -> np.ndarray:
         """`count` evenly spaced uint8 crops of the "train" or "holdout" frames of all identities (host)."""

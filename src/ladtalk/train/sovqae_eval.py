@@ -69,17 +69,6 @@ def scores_of_restoration(clean01: torch.Tensor, degraded01: torch.Tensor, resto
 
 
 @torch.no_grad()
-def used_code_stats(model: SOVQAE, indices: torch.Tensor, train_indices: torch.Tensor) -> dict[str, float]:
-    """d_C over the codes that the given code indices (of test and of training images) use, and how many codes
-    neither uses (dead codes decide d_C over all codes without ever being chosen, so the regulariser acts on
-    nothing that matters)."""
-    used = torch.unique(torch.cat([indices.flatten(), train_indices.flatten()]))
-    e = model.quantize.embedding.weight
-    d_used = float(min_code_distance(e[used])) if len(used) > 1 else float("nan")
-    return {"d_C_used": d_used, "dead_codes": float(e.shape[0] - len(used))}
-
-
-@torch.no_grad()
 def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dtype: torch.dtype | None,
              seed: int = 0, lipsync: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """Validation metrics: reconstruction PSNR/SSIM, restoration PSNR, d_C, gamma, codebook usage/perplexity;
@@ -88,11 +77,16 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     recon, indices = restore_images(model, test01, amp_dtype)
     usage, ppl = codebook_usage(indices, model.config.n_embed)
     train_dists, train_indices = nearest_codes(model, train01, amp_dtype)  # one encoder pass for gamma and d_C_used
+    # d_C over the codes test and training images use, and how many neither uses: dead codes decide d_C over all
+    # codes without ever being chosen, so the regulariser acts on nothing that matters
+    codes = model.quantize.embedding.weight
+    used = torch.unique(torch.cat([indices.flatten(), train_indices.flatten()]))
     m: dict[str, float] = {
         "recon_psnr": float(psnr01(recon, test01).mean()),
         "recon_ssim": float(ssim_images(recon.double() * 255, test01.double() * 255).mean()),
-        "d_C": float(min_code_distance(model.quantize.embedding.weight)),
-        **used_code_stats(model, indices, train_indices),
+        "d_C": float(min_code_distance(codes)),
+        "d_C_used": float(min_code_distance(codes[used])) if len(used) > 1 else float("nan"),
+        "dead_codes": float(len(codes) - len(used)),
         "gamma": gamma_stats(train_dists)["gamma"],
         "usage": usage, "perplexity": ppl,
     }
@@ -107,9 +101,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         restored, degraded_indices = restore_images(model, degraded, amp_dtype)
         r = scores_of_restoration(test01, degraded, restored, degraded_indices, indices,
                                   None if name == "down96" else mask)
-        m[f"{name}_psnr_degraded"] = r["psnr_degraded"]
-        m[f"{name}_psnr_restored"] = r["psnr_restored"]
-        m[f"{name}_codes_unchanged"] = r["codes_unchanged"]
+        m.update({f"{name}_{key}": r[key] for key in ("psnr_degraded", "psnr_restored", "codes_unchanged")})
         scores.append(r["psnr_restored"])
     m["restore_psnr_mean"] = float(np.mean(scores))
     if lipsync is not None:
