@@ -136,12 +136,18 @@ class Upsample(nn.Module):
 
 
 class _Level(nn.Module):
-    def __init__(self, block: nn.ModuleList, attn: nn.ModuleList, resample: nn.Module | None):
+    """`n` residual blocks c_in -> c_out, each followed by attention when `attn`, then `resample(c_out)` if given."""
+
+    def __init__(self, c_in: int, c_out: int, n: int, attn: bool, cfg: SOVQAEConfig, resample: type | None = None):
         super().__init__()
-        self.block = block
-        self.attn = attn
+        self.block, self.attn = nn.ModuleList(), nn.ModuleList()
+        for _ in range(n):
+            self.block.append(ResnetBlock(c_in, c_out, cfg.dropout, cfg.norm_groups))
+            c_in = c_out
+            if attn:
+                self.attn.append(AttnBlock(c_out, cfg.norm_groups))
         if resample is not None:
-            self.resample = resample
+            self.resample = resample(c_out)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The level's blocks, before its resampling."""
@@ -183,21 +189,14 @@ def _mid(c: int, dropout: float, groups: int) -> nn.Sequential:
 class Encoder(nn.Module):
     def __init__(self, cfg: SOVQAEConfig):
         super().__init__()
-        g, mult = cfg.norm_groups, (1,) + cfg.ch_mult
+        g, c_in, res = cfg.norm_groups, cfg.ch, cfg.resolution
         self.conv_in = nn.Conv2d(cfg.in_channels, cfg.ch, 3, padding=1)
         self.down = nn.ModuleList()
-        res = cfg.resolution
-        for i in range(len(cfg.ch_mult)):
-            c_in, c_out = cfg.ch * mult[i], cfg.ch * cfg.ch_mult[i]
-            blocks, attns = nn.ModuleList(), nn.ModuleList()
-            for _ in range(cfg.num_res_blocks):
-                blocks.append(ResnetBlock(c_in, c_out, cfg.dropout, g))
-                c_in = c_out
-                if res in cfg.attn_resolutions:
-                    attns.append(AttnBlock(c_out, g))
+        for i, m in enumerate(cfg.ch_mult):
             last = i == len(cfg.ch_mult) - 1
-            self.down.append(_Level(blocks, attns, None if last else Downsample(c_out)))
-            res = res if last else res // 2
+            self.down.append(_Level(c_in, cfg.ch * m, cfg.num_res_blocks, res in cfg.attn_resolutions, cfg,
+                                    None if last else Downsample))
+            c_in, res = cfg.ch * m, res if last else res // 2
         self.mid = _mid(c_in, cfg.dropout, g)
         self.norm_out = _norm(c_in, g)
         self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
@@ -234,15 +233,9 @@ class Decoder(nn.Module):
         self.mid = _mid(c, cfg.dropout, g)
         levels: list[_Level] = []
         for i in reversed(range(len(cfg.ch_mult))):
-            c_out = cfg.ch * cfg.ch_mult[i]
-            blocks, attns = nn.ModuleList(), nn.ModuleList()
-            for _ in range(cfg.num_res_blocks + 1):
-                blocks.append(ResnetBlock(c, c_out, cfg.dropout, g))
-                c = c_out
-                if res in cfg.attn_resolutions:
-                    attns.append(AttnBlock(c, g))
-            levels.append(_Level(blocks, attns, Upsample(c) if i != 0 else None))
-            res = res * 2 if i != 0 else res
+            levels.append(_Level(c, cfg.ch * cfg.ch_mult[i], cfg.num_res_blocks + 1, res in cfg.attn_resolutions, cfg,
+                                 Upsample if i != 0 else None))
+            c, res = cfg.ch * cfg.ch_mult[i], res * 2 if i != 0 else res
         # taming indexes `up` by resolution level (0 = full size); keep that order for readable names
         self.up = nn.ModuleList(reversed(levels))
         self.fuse = nn.ModuleList(SkipFusion(cfg.ch * cfg.ch_mult[i]) for i in range(cfg.skip_levels))
