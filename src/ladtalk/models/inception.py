@@ -1,12 +1,9 @@
 """The Inception-v3 graph of the FID weights `pt_inception-2015-12-05-6726825d.pth` (TF 2015-12-05 model).
 
-Parameter names follow torchvision's Inception3 without `AuxLogits` (`Conv2d_1a_3x3.conv.weight`,
-`Mixed_7c.branch_pool.bn.running_var`, `fc.weight` 1008x2048, ...) so the released file loads strictly.
-Where the TF graph behind FID differs from torchvision's ImageNet Inception (and the FID numbers depend on it):
-1008 output classes; BatchNorm eps 1e-3; the average pools of Mixed_5b..Mixed_7b exclude the zero padding
-from the mean (count_include_pad=False); Mixed_7c's pool branch uses a 3x3 max-pool instead of an average pool.
-The module maps images already scaled to [-1, 1] at 299x299 to the 2048-d pool3 feature; resizing and scaling
-are the metric's job (ladtalk.metrics.fid).
+Parameter names follow torchvision's Inception3 without `AuxLogits`, so the released file loads strictly. Where
+the TF graph behind FID differs from torchvision's (and the FID numbers depend on it): 1008 output classes;
+BatchNorm eps 1e-3; the average pools of Mixed_5b..Mixed_7b exclude the zero padding from the mean; Mixed_7c's
+pool branch is a 3x3 max-pool. Resizing and scaling to [-1, 1] at 299x299 are the metric's job (metrics.fid).
 """
 
 from __future__ import annotations

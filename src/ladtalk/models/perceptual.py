@@ -2,10 +2,8 @@
 
 Both: inputs (B,3,H,W) RGB in [-1,1] -> shift/scale layer -> five VGG16 stages (relu1_2 .. relu5_3) -> unit
 normalisation over channels -> squared difference -> non-negative 1x1 heads -> spatial mean -> sum. Parameter
-names follow the published state dicts (`net.slice{s}.{i}.*`, `lin{k}.model.1.weight`,
-`scaling_layer.shift/scale`), so the weight files load strictly. ST-LPIPS replaces each max-pool by
-MaxPool(2, stride 1) + BlurPool (3x3 binomial, reflect pad 2, stride 2), which shifts the layer indices.
-Weights are loaded by ladtalk.losses.perceptual; this module holds no paths.
+names follow the published state dicts, so the weight files (loaded by losses.perceptual) load strictly. ST-LPIPS
+replaces each max-pool by MaxPool(2, stride 1) + BlurPool (3x3 binomial, stride 2), which shifts the layer indices.
 """
 
 from __future__ import annotations

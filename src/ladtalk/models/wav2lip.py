@@ -1,10 +1,8 @@
 """The Wav2Lip generator and its visual-quality discriminator, laid out so the official weight files load as is.
 
-Child names (`conv_block.0/1`, `face_encoder_blocks.{b}.{i}`, ...) are the state-dict keys of the official
-checkpoints, so they must not change. Images are BGR in [0, 1] (the official convention), 96x96 by default.
-`width` scales every channel count (1.0 = official) and `img_size=48` turns the deepest down- and up-sampling
-(3x3 <-> 6x6) into stride 1, so every other stage runs at half the official resolution: both are only for
-small CPU models; the defaults are the official network.
+Child names are the state-dict keys of the official checkpoints, so they must not change. Images are BGR in [0, 1]
+(the official convention), 96x96 by default. For small CPU models, `width` scales every channel count and
+`img_size=48` turns the deepest down- and up-sampling (3x3 <-> 6x6) into stride 1.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Shared training machinery (one device): precision, seeding, checkpoints with resume, logging, progress, and the
-summary every training ends with (`print_summary`). train/sovqae.py is the example of a trainer built on it.
-
-Trainer states are loaded with torch.load(weights_only=True), so keep them to tensors, numbers, strings,
-lists and dicts (`rng_state()` converts numpy's state for that reason).
-"""
+summary every training ends with. Trainer states are loaded with torch.load(weights_only=True), so keep them to
+tensors, numbers, strings, lists and dicts (`rng_state()` converts numpy's state for that reason)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""The lip-sync model's own faces as restorer training inputs (beyond the paper; issue 14).
-
-The restorer's real inputs are Wav2Lip's faces, whose errors (a vague mouth, a slightly wrong lip shape, lost
-teeth) synthetic blur and noise only roughly imitate. Driving the identity's train frames by their own audio gives
-the exact pairs: the face the cascade would hand the restorer for a frame, and that frame's true crop. The faces
-are made once per run (RUN_DIR/lipsync_inputs.npy, reused on resume) by the same code path as `generate`.
-"""
+"""The lip-sync model's own faces as restorer training inputs (beyond the paper): its errors (a vague mouth, a
+slightly wrong lip shape, lost teeth) are what synthetic blur and noise only roughly imitate. The identity's train
+frames driven by their own audio, through `generate`'s code path, pair each such face with the frame's true crop."""
 
 from __future__ import annotations
 

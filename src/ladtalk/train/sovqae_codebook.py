@@ -29,8 +29,7 @@ def restart_dead_codes(model: SOVQAE, counts: torch.Tensor, x: torch.Tensor, gen
 @torch.no_grad()
 def init_codebook_from_data(model: SOVQAE, store: CropStore, size: int, seed: int, max_images: int = 64) -> None:
     """Codes := distinct latents of training images under the initial encoder (plus 1% noise), not taming's
-    uniform(+-1/N): every code starts in use, which avoids the early collapse of small runs.
-    """
+    uniform(+-1/N): every code starts in use, which avoids the early collapse of small runs."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(store), min(len(store), max_images), replace=False))
     n = model.config.n_embed

@@ -1,11 +1,7 @@
 """Measurements on a SOVQAE shared by training validation and `ladtalk analyze`, under the same names: PSNR of the
 reconstruction and of degraded / restored faces, `codes_unchanged` (the share of code indices a degradation left
-as they were: the paper's robustness claim, measured), d_C (`min_code_distance`) and gamma (metrics.nroub).
-
-The SOVQAE runs as in inference (`pipeline.restore.restore_images`: encoder and code choice in fp32). Images here
-are float (B,3,H,W) RGB in [0,1] unless stated; PSNR follows metrics/image.py (per image on uint8-rounded values,
-data range 255) and may be restricted to a region mask.
-"""
+as they were: the paper's robustness claim, measured), d_C and gamma. The SOVQAE runs as in inference
+(`pipeline.restore.restore_images`); images are float (B,3,H,W) RGB in [0,1] unless stated."""
 
 from __future__ import annotations
 
