@@ -42,8 +42,7 @@ def load_preset(name_or_path: str, overrides: Iterable[str] = ()) -> dict[str, A
         if not res.is_file():
             raise InputError(f"unknown preset {name_or_path!r}; choose one of {preset_names()} or give a YAML path")
         text = res.read_text()
-    cfg = yaml.safe_load(text) or {}
-    return apply_overrides(cfg, overrides)
+    return apply_overrides(yaml.safe_load(text) or {}, overrides)
 
 
 def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:

@@ -41,13 +41,9 @@ def mean_code_distance(codes: torch.Tensor) -> torch.Tensor:
 
 def codebook_regularizer(codes: torch.Tensor, theta: float = 1.0, mode: str = "min") -> torch.Tensor:
     """L_reg = |d - theta| for (N,D) codes; d is the min ("min", the paper) or mean ("mean", its ablation)."""
-    if mode == "min":
-        d = min_code_distance(codes)
-    elif mode == "mean":
-        d = mean_code_distance(codes)
-    else:
+    if mode not in ("min", "mean"):
         raise ValueError(f"unknown codebook regulariser mode {mode!r}; choose min or mean")
-    return (d - theta).abs()
+    return ((min_code_distance if mode == "min" else mean_code_distance)(codes) - theta).abs()
 
 
 @torch.no_grad()

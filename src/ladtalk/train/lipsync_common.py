@@ -76,10 +76,9 @@ def loader(dataset: Dataset, sampler: StepBatches, workers: int | str, pin: bool
 def run_steps(data: Dataset, t: LipSyncTrainConfig, rt: Runtime, step: int, desc: str, log: RunLogger,
               ckpt: CheckpointManager, train_step: Callable[[list[torch.Tensor]], tuple[dict[str, Any], Any]],
               evaluate: Callable[[int, Any], None], shown: Callable[[dict[str, float]], dict[str, Any]]) -> int:
-    """The lip-sync trainers' loop from `step` to train.max_steps, or until train.max_minutes have passed; returns
-    the step reached. `train_step(batch)` gives the values to log (`shown(values)`: the progress bar's figures)
-    and what `evaluate(step, that)` receives: it validates and checkpoints every eval_every steps, at the end, and
-    once for a run resumed at its end that has no checkpoint (then with None)."""
+    """Steps from `step` to train.max_steps (or train.max_minutes); returns the step reached. `train_step(batch)`
+    gives the values to log (`shown(values)`: the bar's figures) and what `evaluate(step, that)` gets: it validates
+    and checkpoints every eval_every steps, at the end, and once more (with None) if no checkpoint exists."""
     bar = progress(t.max_steps, initial=step, desc=desc)
     end = time.monotonic() + 60.0 * t.max_minutes if t.max_minutes else math.inf
     batches = loader(data, StepBatches(step, t.max_steps, t.batch_size), t.num_workers, rt.device.type == "cuda")

@@ -71,9 +71,8 @@ def cached_lipsync_faces(run_dir: Path, identities: list[Identity], rows: list[n
     else:
         stored = np.concatenate([lipsync_faces_of_frames(ident, wav2lip_path, r, size, device, dtype)
                                  for ident, r in zip(identities, rows)])
-        with atomic_path(data) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, stored)
+        with atomic_path(data) as tmp, open(tmp, "wb") as f:
+            np.save(f, stored)
         with atomic_path(meta) as tmp:
             tmp.write_text(json.dumps(key))
     bounds = np.cumsum([0] + [len(r) for r in rows])

@@ -169,7 +169,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         if use_gan:
             with rt.autocast():
                 pred = disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
-            real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1)[:, 0], pred.reshape(gt.shape[2], 2, -1)[:, 1]
+            real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1).unbind(1)
             d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
             opt_d.zero_grad(set_to_none=True)
             rt.backward(d_loss)
