@@ -123,7 +123,7 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         rt.backward(loss)
         rt.step(opt)
         rt.update()
-        return {"loss": loss}, None
+        return {"loss": loss.detach()}, None
 
     def save(step: int, _sample: None) -> None:
         nonlocal best, best_scores

@@ -165,7 +165,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         opt.zero_grad(set_to_none=True)
         rt.backward(loss)
         rt.step(opt)
-        values = {"loss": loss, "l1": l1, "sync": sync, "syncnet_wt": w}
+        values = {"loss": loss.detach(), "l1": l1.detach(), "sync": sync.detach(), "syncnet_wt": w}
         if use_gan:
             with rt.autocast():
                 pred = disc(torch.cat([gt, g.detach()]))  # (T*2B, 1): real items first, time-major per half
@@ -174,7 +174,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             opt_d.zero_grad(set_to_none=True)
             rt.backward(d_loss)
             rt.step(opt_d)
-            values.update(adv=adv, disc=d_loss)
+            values.update(adv=adv.detach(), disc=d_loss.detach())
         rt.update()
         return values, (x, g, gt)
 
