@@ -8,6 +8,7 @@ cannot be expressed; the resolved path must still lie inside its folder, so a sy
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -46,6 +47,21 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def read_json(path: Path, default=None):
+    """The JSON in `path`, or `default` where it is missing or unreadable (being replaced, damaged)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON under a temporary name and rename it: a reader (or a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(obj, default=str))
+    os.replace(tmp, path)
+
+
 class DataDir:
     """The server's own folder; all paths a request can reach are built here."""
 
@@ -78,10 +94,8 @@ class DataDir:
 
     def upload_record(self, path: Path) -> dict:
         """What was recorded when the upload was received: id, kind, bytes, the client's name, seconds, ..."""
-        try:
-            return json.loads(path.with_name(f".{path.stem}.json").read_text())
-        except (OSError, ValueError):
-            return {"id": path.stem, "kind": None, "bytes": path.stat().st_size, "name": path.name}
+        return read_json(path.with_name(f".{path.stem}.json")) or {
+            "id": path.stem, "kind": None, "bytes": path.stat().st_size, "name": path.name}
 
     def uploads(self) -> list[dict]:
         """Every stored upload's record, newest first."""

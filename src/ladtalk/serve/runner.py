@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from ladtalk.serve.jobs import write_json  # imports no module that binds tqdm
+from ladtalk.serve.paths import write_json  # imports no module that binds tqdm
 
 
 def _mirror_progress(job_dir: Path) -> None:
