@@ -63,8 +63,7 @@ async def upload(request: Request) -> Response:
     chunks = request.stream()
     try:
         if declared and declared.isdigit() and int(declared) > s.max_upload_bytes:
-            raise TooLarge(f"the upload is larger than this server's limit of {s.max_upload_bytes / 2**20:.0f} MiB; "
-                           "send a shorter clip or start the server with a larger --max-upload-mb")
+            raise TooLarge(s.max_upload_bytes)
         record = await receive(s.data, request.query_params.get("kind", ""), chunks, s.max_upload_bytes,
                                request.query_params.get("name", ""))
     except TooLarge:
@@ -209,7 +208,7 @@ async def again(request: Request) -> Response:
 async def cancel(request: Request) -> Response:
     job = _job(request)
     # stopping may wait for a checkpoint to be saved: not on the event loop
-    await run_in_threadpool(_server(request).jobs.cancel, job.id)
+    await run_in_threadpool(_server(request).jobs.cancel, job)
     return JSONResponse(job.public())
 
 

@@ -86,7 +86,7 @@ class JobManager:
         self.data = data
         self.grace_seconds = grace_seconds
         self.jobs: dict[str, Job] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.closing = False
         self._recover()
@@ -193,37 +193,31 @@ class JobManager:
             job = self.jobs.pop(job_id)
         remove_path(job.dir)
 
-    def cancel(self, job_id: str, interrupted: bool = False) -> Job | None:
+    def cancel(self, job: Job, interrupted: bool = False) -> None:
         """Stop a job; `interrupted`: the server is shutting down (the job can be run again after a restart)."""
-        job = self.get(job_id)
-        if job is None:
-            return None
         with self.lock:
             if job.state not in LIVE:
-                return job
+                return
             job.cancel_requested = not interrupted
             if job.state == "queued":  # the worker skips it; clean up now
                 if interrupted:
                     self._interrupt(job)
                 else:
-                    job.state, job.finished = "cancelled", time.time()
-                    self._clean(job, cancelled=True)
-                    job.save()
-                return job
+                    self._finish(job, 0)  # as cancelled: cleaned up, only its record left
+                return
             proc = job.proc
             job.stopping = True
         if proc is not None:  # the worker reaps it and sets returncode
             self._stop_group(proc.pid, job.interrupt_first, lambda: proc.returncode is None)
         while job.state == "running":  # the worker is cleaning up after the process
             time.sleep(0.05)
-        return job
 
     def shutdown(self) -> None:
         """Stop every job as 'interrupted': its record stays, and it can be run again by the next server."""
         with self.lock:
             self.closing = True  # a worker freed by a stopped job starts no other
         for job in self.list():
-            self.cancel(job.id, interrupted=True)
+            self.cancel(job, interrupted=True)
         for _ in self.workers:
             self.queue.put(None)
         for w in self.workers:
