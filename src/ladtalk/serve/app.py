@@ -25,7 +25,7 @@ import ladtalk.serve.catalog as catalog
 from ladtalk import __version__
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.serve.jobs import LIVE, Job, remove_path, tree_bytes
-from ladtalk.serve.paths import FOLDERS, NotFound, check_name, public_message
+from ladtalk.serve.paths import FOLDERS, NotFound, public_message
 from ladtalk.serve.submit import Server, presets
 from ladtalk.serve.uploads import TooLarge, receive
 
@@ -182,10 +182,7 @@ async def jobs(request: Request) -> Response:
 
 
 def _job(request: Request) -> Job:
-    job = _server(request).jobs.get(check_name(request.path_params["id"], "job id"))
-    if job is None:
-        raise NotFound(f"no job {request.path_params['id']!r}")
-    return job
+    return _server(request).job(request.path_params["id"])
 
 
 async def job(request: Request) -> Response:
@@ -295,9 +292,7 @@ def build_app(server: Server) -> Starlette:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False

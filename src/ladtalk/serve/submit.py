@@ -6,7 +6,7 @@ finished job's result as "JOB_ID/FILE" (so a video the server made is enhanced o
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -17,8 +17,9 @@ from ladtalk.presets import preset_names
 from ladtalk.pretrained import BUILTIN
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
-from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath, write_json
-from ladtalk.serve.paths import DataDir, NotFound, check_name
+from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath
+from ladtalk.serve.paths import DataDir, NotFound, check_name, read_json, write_json
+from ladtalk.serve.tasks import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
 COMPONENTS = {  # component -> (the kind its checkpoints record, what the page calls it)
@@ -64,20 +65,21 @@ class Server:
         if part and isinstance(name, str) and name.startswith(BUILTIN + ":"):
             return Path(resolve_builtin(name, part))
         check_name(name, what)
-        try:
+        with contextlib.suppress(NotFound):
             return self.data.inside("models", name, what=what)
-        except NotFound:
-            try:
-                return self.data.upload(name)
-            except NotFound:
-                raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded "
-                               "weight file") from None
+        with contextlib.suppress(NotFound):
+            return self.data.upload(name)
+        raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded weight file")
 
-    def job_file(self, job_id: object, rel: str) -> Path:
-        """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
+    def job(self, job_id: object) -> Job:
         job = self.jobs.get(check_name(job_id, "job id"))
         if job is None:
             raise NotFound(f"no job {job_id!r}")
+        return job
+
+    def job_file(self, job_id: object, rel: str) -> Path:
+        """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
+        job = self.job(job_id)
         out = job.dir / "out"
         path = out.joinpath(*(check_name(p, "file") for p in rel.split("/")))
         if job.state != "done" or path.is_symlink() or not path.resolve().is_relative_to(out.resolve()) \
@@ -116,12 +118,9 @@ class Server:
 
     def submit(self, body: dict) -> Job:
         kind = body.get("kind")
-        make = {"prepare": self._prepare, "train": self._train, "generate": self._generate,
-                "enhance": self._enhance, "analyze": self._analyze, "evaluate": self._evaluate}.get(kind)
-        if make is None:
-            raise InputError(f"job kind must be one of prepare, train, generate, enhance, analyze, evaluate; "
-                             f"got {kind!r}")
-        return make(body, _request(body))
+        if kind not in TASKS:
+            raise InputError(f"job kind must be one of {', '.join(TASKS)}; got {kind!r}")
+        return getattr(self, f"_{kind}")(body, _request(body))  # _prepare, _train, ...
 
     def again(self, job: Job) -> Job:
         """Submit a finished job's request again (an interrupted training resumes from its checkpoint)."""
@@ -135,11 +134,10 @@ class Server:
     def resume(self, name: object) -> Job:
         """Continue a training run with the settings it was started with (its serve-train.json)."""
         run = self.data.inside("models", check_name(name, "model"), what="model")
-        try:
-            body = json.loads((run / SETTINGS).read_text())
-        except (OSError, ValueError):
+        body = read_json(run / SETTINGS)
+        if not isinstance(body, dict):
             raise InputError(f"model {run.name!r} was not trained from this page, so its settings are unknown; "
-                             "start it from the training form with the same preset and steps") from None
+                             "start it from the training form with the same preset and steps")
         return self.submit(body)
 
     def _pads(self, body: dict) -> list[int]:
@@ -179,11 +177,7 @@ class Server:
         if not run_dir.exists() or (not last.is_file() and (run_dir / SETTINGS).is_file()):
             return run_dir, False
         kind, label = COMPONENTS[component]
-        try:
-            found = json.loads(last.read_text()).get("kind") if last.is_file() else None
-        except (OSError, ValueError):
-            found = None
-        if found != kind:
+        if (read_json(last) or {}).get("kind") != kind:
             raise InputError(f"model {name!r} exists and is not a {label} training run; choose another name")
         return run_dir, True
 
