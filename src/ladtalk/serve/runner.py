@@ -1,9 +1,6 @@
-"""One job in its own process: `python -m ladtalk.serve.runner JOB_DIR`.
-
-Runs the job of JOB_DIR/job.json with the same public functions the CLI calls; writes JOB_DIR/result.json on
-success or JOB_DIR/error.json with the CLI's message on failure. Progress: every tqdm bar the library draws is
-mirrored into JOB_DIR/progress.json, so the server can show it without parsing terminal output. A separate
-process is what lets the server really stop a job: it can be interrupted or killed, and its memory goes with it.
+"""One job in its own process (so it can be interrupted or killed, its memory with it):
+`python -m ladtalk.serve.runner JOB_DIR` runs JOB_DIR/job.json and writes result.json, or error.json with the CLI's
+message. Every tqdm bar the library draws is mirrored into progress.json, for the page to show.
 """
 
 from __future__ import annotations
@@ -18,8 +15,7 @@ from ladtalk.serve.paths import write_json  # imports no module that binds tqdm
 
 
 def _mirror_progress(job_dir: Path) -> None:
-    """Make every tqdm bar created from now on also write progress.json (must run before ladtalk is imported,
-    because modules bind `tqdm` when they are imported)."""
+    """Make every tqdm bar also write progress.json (before ladtalk is imported: modules bind `tqdm` on import)."""
     import tqdm
     import tqdm.auto
     import tqdm.std
