@@ -32,10 +32,8 @@ def list_identities(root: Path) -> list[dict]:
     out = []
     for d in sorted(root.iterdir()):
         if d.is_dir() and not d.is_symlink() and not d.name.startswith(".") and (d / META_NAME).is_file():
-            try:
+            with contextlib.suppress(OSError, ValueError, KeyError):  # being replaced or damaged: not offered
                 out.append(identity_summary(d))
-            except (OSError, ValueError, KeyError):
-                continue  # a folder being replaced or damaged: not offered
     return out
 
 
@@ -111,8 +109,7 @@ def list_models(root: Path, training: set[str]) -> list[dict]:
 
 
 def list_builtin() -> list[dict]:
-    """The lip-sync bases shipped in the package, as the page offers them ('builtin:NAME', usable as a generator
-    or as an expert)."""
+    """The lip-sync bases shipped in the package, as the page offers them ('builtin:NAME')."""
     return [{"name": f"{BUILTIN}:{n}", "label": f"built-in {n} (synthetic speakers, never a real person)"}
             for n in pretrained_names()]
 

@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,12 +144,11 @@ class JobManager:
         self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
 
     def _interrupt(self, job: Job) -> None:
-        started = job.state == "running"
+        when = "while this job was running" if job.state == "running" else "before this job started"
+        again = "resume it to continue from its last checkpoint" if job.kind == "train" else "run it again"
         self._clean(job, cancelled=False)
-        what = ("the server stopped while this job was running" if started
-                else "the server stopped before this job started")
-        again = ("resume it to continue from its last checkpoint" if job.kind == "train" else "run it again")
-        job.state, job.error, job.finished, job.pid = "interrupted", f"{what}; {again}", time.time(), None
+        job.state, job.finished, job.pid = "interrupted", time.time(), None
+        job.error = f"the server stopped {when}; {again}"
         job.save()
 
     # ---- the queue
@@ -307,8 +307,6 @@ class JobManager:
 
 def remove_path(path: Path) -> None:
     """Remove a file, a symlink (not what it points to) or a folder tree; no error when it is gone."""
-    import shutil
-
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -7,6 +7,7 @@ cannot be expressed; the resolved path must still lie inside its folder, so a sy
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -102,8 +103,6 @@ class DataDir:
         records = []
         for p in self.folder("uploads").iterdir():
             if p.is_file() and not p.is_symlink() and not p.name.startswith("."):
-                try:
+                with contextlib.suppress(OSError):  # deleted while we listed
                     records.append({**self.upload_record(p), "id": p.stem, "created": p.stat().st_mtime})
-                except OSError:
-                    continue  # deleted while we listed
         return sorted(records, key=lambda r: r["created"], reverse=True)

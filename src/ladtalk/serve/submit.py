@@ -54,7 +54,7 @@ class Server:
     # ---- names from requests -> checked paths
 
     def identity(self, name: object) -> Path:
-        path = self.data.inside("identities", check_name(name, "identity"), what="identity")
+        path = self.data.inside("identities", name, what="identity")
         if not (path / "identity.json").is_file():
             raise NotFound(f"no identity {name!r}; prepare one first")
         return path
@@ -64,8 +64,7 @@ class Server:
         ('wav2lip', 'syncnet') also 'builtin:NAME', a base shipped in the package (GET /api/overview 'builtin')."""
         if part and isinstance(name, str) and name.startswith(BUILTIN + ":"):
             return Path(resolve_builtin(name, part))
-        check_name(name, what)
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(NotFound):  # an invalid name is refused here, as a `what`
             return self.data.inside("models", name, what=what)
         with contextlib.suppress(NotFound):
             return self.data.upload(name)
@@ -133,7 +132,7 @@ class Server:
 
     def resume(self, name: object) -> Job:
         """Continue a training run with the settings it was started with (its serve-train.json)."""
-        run = self.data.inside("models", check_name(name, "model"), what="model")
+        run = self.data.inside("models", name, what="model")
         body = read_json(run / SETTINGS)
         if not isinstance(body, dict):
             raise InputError(f"model {run.name!r} was not trained from this page, so its settings are unknown; "
