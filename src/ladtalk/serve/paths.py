@@ -75,14 +75,13 @@ class DataDir:
         assert sub in FOLDERS
         return self.root / sub
 
-    def inside(self, sub: str, *names: str, what: str = "name", must_exist: bool = True) -> Path:
-        """DATA_DIR/sub/name[/name...] for checked names; refuses what resolves outside (symlinks included)."""
-        base = self.folder(sub)
-        path = base.joinpath(*(check_name(n, what) for n in names))
-        if path.is_symlink() or not path.resolve().is_relative_to(base):
-            raise InputError(f"{what} {'/'.join(names)!r} is outside the server's data folder")
-        if must_exist and not path.exists():
-            raise NotFound(f"no {what} {'/'.join(names)!r}")
+    def inside(self, sub: str, name: object, what: str = "name") -> Path:
+        """DATA_DIR/sub/name, an existing entry for a checked name; refuses what resolves outside (symlinks too)."""
+        path = self.folder(sub) / check_name(name, what)
+        if path.is_symlink() or not path.resolve().is_relative_to(self.folder(sub)):
+            raise InputError(f"{what} {name!r} is outside the server's data folder")
+        if not path.exists():
+            raise NotFound(f"no {what} {name!r}")
         return path
 
     def upload(self, upload_id: object) -> Path:

@@ -107,12 +107,6 @@ class Server:
         return any(v == value or (isinstance(v, str) and v.startswith(value + "/"))
                    for req in self.jobs.live_requests() for v in req.values())
 
-    def new_name(self, sub: str, name: object, what: str) -> str:
-        check_name(name, what)
-        if (self.data.folder(sub) / name).exists() or name in self.jobs.busy_targets():
-            raise InputError(f"{what} {name!r} already exists or is being made; choose another name or delete it")
-        return name
-
     # ---- job submission: the same parameters as the CLI's
 
     def submit(self, body: dict) -> Job:
@@ -146,7 +140,9 @@ class Server:
         return pads
 
     def _prepare(self, body: dict, request: dict) -> Job:
-        name = self.new_name("identities", body.get("name"), "identity")
+        name = check_name(body.get("name"), "identity")
+        if (self.data.folder("identities") / name).exists() or name in self.jobs.busy_targets():
+            raise InputError(f"identity {name!r} already exists or is being made; choose another name or delete it")
         size = body.get("size", 256)
         if size not in (256, 512):
             raise InputError(f"size must be 256 or 512, got {size!r}")
