@@ -243,15 +243,14 @@ class JobManager:
                 job.state, job.started, job.device = "running", time.time(), device
                 job.call["device"] = device
                 write_json(job.dir / "job.json", {"kind": job.kind, "call": job.call})
-                log = open(job.dir / "log.txt", "wb")
                 env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "0.25"}
-                job.proc = subprocess.Popen([sys.executable, "-m", "ladtalk.serve.runner", str(job.dir)],
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, start_new_session=True)  # own group: cancel reaches children
+                with open(job.dir / "log.txt", "wb") as log:  # the child keeps its own copy
+                    job.proc = subprocess.Popen([sys.executable, "-m", "ladtalk.serve.runner", str(job.dir)],
+                                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                env=env, start_new_session=True)  # own group: cancel reaches children
                 job.pid = job.proc.pid
                 job.save()
             code = job.proc.wait()
-            log.close()
             if job.stopping and not job.cancel_requested and code != 0:
                 with self.lock:
                     job.proc = None

@@ -1,8 +1,7 @@
 """The server's data folder (its layout: docs/serve.md) and the only way a request turns a name into a path.
 
-Uploads are stored under generated names, never the client's. Every name that comes from a request must match
-NAME_RE (letters, digits, '-', '_', '.', not starting with '.'), so '..', '/', absolute paths and hidden files
-cannot be expressed; the resolved path must still lie inside its folder, so a symlink planted there cannot lead out.
+A name from a request must match NAME_RE, so '..', '/', absolute paths and hidden files cannot be expressed, and
+must resolve inside its folder, so a symlink planted there cannot lead out. Uploads get generated names.
 """
 
 from __future__ import annotations
