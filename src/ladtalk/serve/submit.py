@@ -1,8 +1,6 @@
-"""Turning a request into a job: names checked and turned into paths, the same parameters as the CLI's.
-
-Inputs are named, never given as paths: identities and models by their folder name, files by an upload id or by a
-finished job's result as "JOB_ID/FILE" (so a video the server made is enhanced or evaluated in place).
-"""
+"""Turning a request into a job with the CLI's parameters. Inputs are named, never given as paths: identities and
+models by their folder name, files by an upload id or by a finished job's result as "JOB_ID/FILE" (so a video the
+server made is enhanced or evaluated in place)."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
 from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath
 from ladtalk.serve.paths import DataDir, NotFound, check_name, read_json, write_json
-from ladtalk.serve.tasks import TASKS
+from ladtalk.serve.runner import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
 COMPONENTS = {  # component -> (the kind its checkpoints record, what the page calls it)
