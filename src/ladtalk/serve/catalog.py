@@ -21,9 +21,8 @@ SETTINGS = "serve-train.json"  # written by serve.submit into a run folder it st
 def identity_summary(folder: Path) -> dict:
     meta = json.loads((folder / META_NAME).read_text())
     n = int(meta["frame_count"])
-    faces = int(sum(meta["has_face"]))
     return {"name": folder.name, "frames": n, "fps": meta["fps"], "seconds": round(n / meta["fps"], 2),
-            "face_share": round(faces / max(n, 1), 4), "crop_size": meta["crop_size"],
+            "face_share": round(sum(meta["has_face"]) / max(n, 1), 4), "crop_size": meta["crop_size"],
             "size": [meta["width"], meta["height"]], "split": meta["split"], "pads": meta.get("pads"),
             "source": Path((meta.get("source") or {}).get("path") or "").name}  # generate reads its frames
 

@@ -77,10 +77,8 @@ class Server:
     def job_file(self, job_id: object, rel: str) -> Path:
         """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
         job = self.job(job_id)
-        out = job.dir / "out"
-        path = out.joinpath(*(check_name(p, "file") for p in rel.split("/")))
-        if job.state != "done" or path.is_symlink() or not path.resolve().is_relative_to(out.resolve()) \
-                or not path.is_file():
+        path = (job.dir / "out").joinpath(*(check_name(p, "file") for p in rel.split("/")))
+        if job.state != "done" or rel not in job.files():  # the files it lists: no symlink, nothing hidden
             raise NotFound(f"job {job.id} has no file {rel!r}")
         return path
 
@@ -193,9 +191,8 @@ class Server:
         if not isinstance(overrides, list) or not all(isinstance(o, str) and OVERRIDE_RE.fullmatch(o)
                                                       for o in overrides):
             raise InputError("overrides are a list of 'train.KEY=VALUE' strings, e.g. ['train.max_steps=200']")
-        runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]
-        run_dir = runs[0][0]
-        call = {"identity_dir": str(ident), "run_dir": str(run_dir), "component": component, "overrides": overrides}
+        runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]  # [(folder, resumed)]
+        call = {"identity_dir": str(ident), "run_dir": str(runs[0][0]), "component": component, "overrides": overrides}
         if component == "lipsync":
             call.update(preset=f"wav2lip-{preset}", expert_dir=str(runs[1][0]), expert_preset=f"syncnet-{preset}")
         else:
@@ -204,14 +201,13 @@ class Server:
             call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model", "wav2lip"))
         if component == "wav2lip":
             call["syncnet_path"] = str(self.model(body.get("syncnet"), "lip-sync expert", "syncnet"))
-        fresh = [d for d, resumed in runs if not resumed]
         for d, _ in runs:  # what 'resume' submits again, whatever the form holds by then
             d.mkdir(parents=True, exist_ok=True)
             write_json(d / SETTINGS, {**request, "preset": preset, "component": component})
         verb = "resume" if runs[0][1] else "train"
         title = f"{verb} {COMPONENTS[component][1]} '{name}' on '{ident.name}' ({preset})"
-        return self.jobs.submit("train", title, call, request=request, targets=names, fresh_runs=fresh,
-                                scrub=[d for d, _ in runs], interrupt_first=True)
+        return self.jobs.submit("train", title, call, request=request, targets=names, scrub=[d for d, _ in runs],
+                                fresh_runs=[d for d, resumed in runs if not resumed], interrupt_first=True)
 
     def _generate(self, body: dict, request: dict) -> Job:
         ident = self.identity(body.get("identity"))
