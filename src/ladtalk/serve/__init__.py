@@ -1,8 +1,7 @@
 """`ladtalk serve`: the whole workflow in a web page and an HTTP API (optional extra: pip install ladtalk[serve]).
 
-Built on Starlette + uvicorn rather than Gradio: the work runs as server-side jobs (one process each, so cancel
-really stops it) that outlive a page reload and are reached by plain submit / poll / fetch HTTP calls; the page is
-one static HTML file that only calls that API, so it needs no front-end bundle, no CDN and no telemetry.
+Starlette + uvicorn rather than Gradio: jobs run in their own processes (so cancel really stops them), outlive a
+page reload and are reached by plain HTTP calls; the page is one static file: no bundle, no CDN, no telemetry.
 """
 
 from __future__ import annotations
@@ -43,8 +42,8 @@ def serve(data_dir: str | os.PathLike = "ladtalk_data", host: str = "127.0.0.1",
     if max_upload_mb <= 0:
         raise InputError(f"--max-upload-mb must be positive, got {max_upload_mb}")
     data = DataDir(check_writable_dir(Path(data_dir)))
-    jobs = JobManager(data, _devices(device))
-    app = build_app(Server(data, jobs, int(max_upload_mb * 2**20), token, loopback_only=is_loopback(host)))
-    print(f"ladtalk serve: http://{host}:{port}/ (data in {data.root}; workers: {', '.join(_devices(device))})",
-          flush=True)
+    devices = _devices(device)
+    app = build_app(Server(data, JobManager(data, devices), int(max_upload_mb * 2**20), token,
+                           loopback_only=is_loopback(host)))
+    print(f"ladtalk serve: http://{host}:{port}/ (data in {data.root}; workers: {', '.join(devices)})", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

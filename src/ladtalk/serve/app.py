@@ -1,5 +1,6 @@
 """The HTTP API and the page (Starlette). Every page action is one of these calls; the page holds no logic. The
-routes are listed in `build_app` and described, with what each takes and returns, in docs/serve.md."""
+routes are listed in `build_app` and described, with what each takes and returns, in docs/serve.md. A handler that
+reads many files or waits is a plain function: Starlette runs those in a thread pool, off the event loop."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import ClientDisconnect, Request
@@ -25,7 +25,7 @@ import ladtalk.serve.catalog as catalog
 from ladtalk import __version__
 from ladtalk.errors import InputError, LadtalkError
 from ladtalk.serve.jobs import LIVE, Job, remove_path, tree_bytes
-from ladtalk.serve.paths import FOLDERS, NotFound, check_name, public_message
+from ladtalk.serve.paths import FOLDERS, NotFound, public_message
 from ladtalk.serve.submit import Server, presets
 from ladtalk.serve.uploads import TooLarge, receive
 
@@ -49,11 +49,10 @@ DRAIN_BYTES = 16 * 2**20
 async def _discard(chunks: AsyncIterator[bytes], limit: int) -> None:
     """Read and drop up to `limit` more bytes of a refused body: a client still sending when the server answers
     and closes gets a broken pipe instead of the 413 (seen under load); past the limit the connection is dropped."""
-    seen = 0
     with contextlib.suppress(ClientDisconnect):
         async for chunk in chunks:
-            seen += len(chunk)
-            if seen > limit:
+            limit -= len(chunk)
+            if limit < 0:
                 return
 
 
@@ -63,8 +62,7 @@ async def upload(request: Request) -> Response:
     chunks = request.stream()
     try:
         if declared and declared.isdigit() and int(declared) > s.max_upload_bytes:
-            raise TooLarge(f"the upload is larger than this server's limit of {s.max_upload_bytes / 2**20:.0f} MiB; "
-                           "send a shorter clip or start the server with a larger --max-upload-mb")
+            raise TooLarge(s.max_upload_bytes)
         record = await receive(s.data, request.query_params.get("kind", ""), chunks, s.max_upload_bytes,
                                request.query_params.get("name", ""))
     except TooLarge:
@@ -99,30 +97,22 @@ def _models(s: Server) -> list[dict]:
     return catalog.list_models(s.data.folder("models"), s.jobs.busy_targets())
 
 
-async def overview(request: Request) -> Response:
+def overview(request: Request) -> Response:
     """Everything the page lists, in one call (it polls this): jobs, identities, models, uploads."""
     s = _server(request)
-
-    def gather() -> dict:  # reads a few files per item: not on the event loop
-        return {"jobs": [j.public() for j in s.jobs.list()],
-                "identities": catalog.list_identities(s.data.folder("identities")),
-                "models": _models(s), "uploads": s.data.uploads(), "builtin": catalog.list_builtin()}
-
-    return JSONResponse(await run_in_threadpool(gather))
+    return JSONResponse({"jobs": [j.public() for j in s.jobs.list()],
+                         "identities": catalog.list_identities(s.data.folder("identities")),
+                         "models": _models(s), "uploads": s.data.uploads(), "builtin": catalog.list_builtin()})
 
 
-async def disk(request: Request) -> Response:
-    """Bytes used per folder and per item (walking the folders takes a moment: not on the event loop)."""
+def disk(request: Request) -> Response:
+    """Bytes used per folder and per item, and the free space."""
     s = _server(request)
-
-    def measure() -> dict:
-        items = {sub: {p.name: tree_bytes(p) for p in s.data.folder(sub).iterdir()
-                       if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}
-        items["uploads"] = {Path(k).stem: v for k, v in items["uploads"].items()}
-        free = shutil.disk_usage(s.data.root).free
-        return {"folders": {k: sum(v.values()) for k, v in items.items()}, "items": items, "free": free}
-
-    return JSONResponse(await run_in_threadpool(measure))
+    items = {sub: {p.name: tree_bytes(p) for p in s.data.folder(sub).iterdir()
+                   if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}
+    items["uploads"] = {Path(k).stem: v for k, v in items["uploads"].items()}
+    free = shutil.disk_usage(s.data.root).free
+    return JSONResponse({"folders": {k: sum(v.values()) for k, v in items.items()}, "items": items, "free": free})
 
 
 async def identities(request: Request) -> Response:
@@ -183,10 +173,7 @@ async def jobs(request: Request) -> Response:
 
 
 def _job(request: Request) -> Job:
-    job = _server(request).jobs.get(check_name(request.path_params["id"], "job id"))
-    if job is None:
-        raise NotFound(f"no job {request.path_params['id']!r}")
-    return job
+    return _server(request).job(request.path_params["id"])
 
 
 async def job(request: Request) -> Response:
@@ -206,10 +193,9 @@ async def again(request: Request) -> Response:
     return JSONResponse(_server(request).again(_job(request)).public(), status_code=202)
 
 
-async def cancel(request: Request) -> Response:
+def cancel(request: Request) -> Response:
     job = _job(request)
-    # stopping may wait for a checkpoint to be saved: not on the event loop
-    await run_in_threadpool(_server(request).jobs.cancel, job.id)
+    _server(request).jobs.cancel(job)  # may wait for a checkpoint to be saved
     return JSONResponse(job.public())
 
 
@@ -296,9 +282,7 @@ def build_app(server: Server) -> Starlette:
 
 
 def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False

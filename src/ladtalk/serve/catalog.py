@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 from ladtalk.data.identity import META_NAME, Identity
 from ladtalk.pretrained import BUILTIN
 from ladtalk.pretrained import names as pretrained_names
+from ladtalk.serve.paths import read_json
 
 SETTINGS = "serve-train.json"  # written by serve.submit into a run folder it starts
 
@@ -19,9 +21,8 @@ SETTINGS = "serve-train.json"  # written by serve.submit into a run folder it st
 def identity_summary(folder: Path) -> dict:
     meta = json.loads((folder / META_NAME).read_text())
     n = int(meta["frame_count"])
-    faces = int(sum(meta["has_face"]))
     return {"name": folder.name, "frames": n, "fps": meta["fps"], "seconds": round(n / meta["fps"], 2),
-            "face_share": round(faces / max(n, 1), 4), "crop_size": meta["crop_size"],
+            "face_share": round(sum(meta["has_face"]) / max(n, 1), 4), "crop_size": meta["crop_size"],
             "size": [meta["width"], meta["height"]], "split": meta["split"], "pads": meta.get("pads"),
             "source": Path((meta.get("source") or {}).get("path") or "").name}  # generate reads its frames
 
@@ -30,10 +31,8 @@ def list_identities(root: Path) -> list[dict]:
     out = []
     for d in sorted(root.iterdir()):
         if d.is_dir() and not d.is_symlink() and not d.name.startswith(".") and (d / META_NAME).is_file():
-            try:
+            with contextlib.suppress(OSError, ValueError, KeyError):  # being replaced or damaged: not offered
                 out.append(identity_summary(d))
-            except (OSError, ValueError, KeyError):
-                continue  # a folder being replaced or damaged: not offered
     return out
 
 
@@ -46,24 +45,10 @@ def crops_strip_png(folder: Path, count: int = 6, height: int = 128) -> bytes:
     if len(rows) == 0:
         rows = np.arange(ident.frame_count)
     pick = rows[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
-    tiles = [Image.fromarray(np.asarray(ident.crops[i])).resize((height, height)) for i in pick]
-    strip = Image.new("RGB", (height * len(tiles), height))
-    for k, tile in enumerate(tiles):
-        strip.paste(tile, (k * height, 0))
+    tiles = [np.asarray(Image.fromarray(np.asarray(ident.crops[i])).resize((height, height))) for i in pick]
     buf = io.BytesIO()
-    strip.save(buf, format="PNG")
+    Image.fromarray(np.concatenate(tiles, axis=1)).convert("RGB").save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _kind(folder: Path) -> str | None:
-    for cand in (folder / "config.json", folder / "model" / "config.json",
-                 folder / "checkpoints" / "last" / "config.json"):
-        if cand.is_file():
-            try:
-                return json.loads(cand.read_text()).get("kind")
-            except (OSError, ValueError):
-                return None
-    return None
 
 
 def _metrics_ends(folder: Path, tail_bytes: int = 65536) -> tuple[dict, dict | None]:
@@ -86,38 +71,25 @@ def _records(text: str) -> list[dict]:
     """The JSON objects of metrics.jsonl lines; a line cut by a read window, or being written now, is skipped."""
     out = []
     for line in text.splitlines():
-        try:
+        with contextlib.suppress(ValueError):
             out.append(json.loads(line))
-        except ValueError:
-            continue
     return [r for r in out if isinstance(r, dict)]
 
 
 def model_summary(folder: Path, training: bool = False) -> dict:
     """A model folder (e.g. Wav2Lip weights) or a training run folder (resumable checkpoints, model/ when done)."""
-    kind = _kind(folder)
-    if (folder / "config.json").is_file() or (folder / "model" / "config.json").is_file():
-        state = "trained"
-    elif (folder / "checkpoints" / "last" / "config.json").is_file():
-        state = "stopped"
-    else:
-        state = "empty"
+    checkpoint = folder / "checkpoints" / "last" / "config.json"
+    config = next((c for c in (folder / "config.json", folder / "model" / "config.json", checkpoint)
+                   if c.is_file()), None)
     if training:
         state = "training"
+    else:
+        state = "empty" if config is None else "stopped" if config == checkpoint else "trained"
     setup, last = _metrics_ends(folder)
-    settings = _settings(folder)
-    steps = setup.get("steps") or _max_steps(settings)
-    return {"name": folder.name, "kind": kind, "state": state, "step": last["step"] if last else None,
-            "steps": steps, "resumable": bool(settings) and state in ("stopped", "empty"),
-            "component": settings.get("component") if settings else None}
-
-
-def _settings(folder: Path) -> dict:
-    """The train request a run was started with from the page (serve-train.json), or {}."""
-    try:
-        return json.loads((folder / SETTINGS).read_text())
-    except (OSError, ValueError):
-        return {}
+    settings = read_json(folder / SETTINGS) or {}  # the train request a run was started with from the page
+    return {"name": folder.name, "kind": (read_json(config) or {}).get("kind") if config else None, "state": state,
+            "step": last["step"] if last else None, "steps": setup.get("steps") or _max_steps(settings),
+            "resumable": bool(settings) and state in ("stopped", "empty"), "component": settings.get("component")}
 
 
 def _max_steps(settings: dict) -> int | None:
@@ -136,8 +108,7 @@ def list_models(root: Path, training: set[str]) -> list[dict]:
 
 
 def list_builtin() -> list[dict]:
-    """The lip-sync bases shipped in the package, as the page offers them ('builtin:NAME', usable as a generator
-    or as an expert)."""
+    """The lip-sync bases shipped in the package, as the page offers them ('builtin:NAME')."""
     return [{"name": f"{BUILTIN}:{n}", "label": f"built-in {n} (synthetic speakers, never a real person)"}
             for n in pretrained_names()]
 

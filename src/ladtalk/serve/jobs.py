@@ -1,32 +1,30 @@
-"""The job queue: long work runs in background processes, one worker per device, one job at a time per worker.
+"""The job queue: each job runs in its own process, one worker per device, one job at a time per worker.
 
-A job is a folder DATA_DIR/jobs/<id>/: record.json (what the page shows: state, progress source, result, and what
-to clean up), job.json (the call the runner makes), log.txt, progress.json and out/ (its result files). The record
-is rewritten atomically at every change of state, so the jobs, their results and their logs survive a restart of
-the server; a job that was queued or running when the server stopped is shown as "interrupted" and can be run
-again (a training then resumes from its last checkpoint).
-
-Cancelling interrupts the process group (training saves its checkpoint on the interrupt), kills it if it does not
-stop within a grace period, and removes everything the job made but its record: the paths it owned (the identity it
-was writing, a run folder that had no checkpoint yet, temporary files). Nothing to undo is a Python callable: it is
-all data in the record, so a server started after a crash can finish the clean-up.
+A job is a folder DATA_DIR/jobs/<id>/ (layout: docs/serve.md). Its record.json is rewritten atomically at every
+change of state and holds what to clean up as data, not callables, so a server started after a crash lists the
+jobs, shows the ones it left queued or running as "interrupted" (run again, a training resumes) and finishes their
+clean-up. Cancelling interrupts the process group (a training saves its checkpoint), kills it after a grace period,
+and removes everything the job made but its record.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ladtalk.serve.paths import DataDir, new_id, public_message
+from ladtalk.serve.paths import DataDir, new_id, public_message, read_json, write_json
 
 LIVE = ("queued", "running")
 RECORD = "record.json"
@@ -54,14 +52,10 @@ class Job:
     finished: float | None = None
     device: str | None = None
     pid: int | None = None  # of the runner while it runs: a server started after a crash stops an orphan
-    dir: Path = field(default=Path("."), metadata={"runtime": True})
-    proc: subprocess.Popen | None = field(default=None, metadata={"runtime": True})
-    cancel_requested: bool = field(default=False, metadata={"runtime": True})
-    stopping: bool = field(default=False, metadata={"runtime": True})  # the server is shutting down
-
-    @property
-    def target(self) -> str | None:
-        return self.targets[0] if self.targets else None
+    dir: Path = Path(".")
+    proc: subprocess.Popen | None = None
+    cancel_requested: bool = False
+    stopping: bool = False  # the server is shutting down
 
     def save(self) -> None:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME}
@@ -73,17 +67,11 @@ class Job:
         known = {f for f in cls.__dataclass_fields__ if f not in RUNTIME}
         return cls(**{k: v for k, v in record.items() if k in known}, dir=job_dir)
 
-    def progress(self) -> dict | None:
-        try:
-            return json.loads((self.dir / "progress.json").read_text())
-        except (OSError, ValueError):
-            return None
-
     def public(self) -> dict:
         return {"id": self.id, "kind": self.kind, "title": self.title, "state": self.state, "error": self.error,
-                "result": self.result, "progress": self.progress() if self.state == "running" else None,
-                "created": self.created, "started": self.started, "finished": self.finished,
-                "device": self.device, "target": self.target, "request": self.request,
+                "result": self.result, "created": self.created, "started": self.started, "finished": self.finished,
+                "device": self.device, "target": self.targets[0] if self.targets else None, "request": self.request,
+                "progress": read_json(self.dir / "progress.json") if self.state == "running" else None,
                 "files": self.files() if self.state == "done" else [],
                 "has_log": (self.dir / "log.txt").is_file()}
 
@@ -99,7 +87,7 @@ class JobManager:
         self.data = data
         self.grace_seconds = grace_seconds
         self.jobs: dict[str, Job] = {}
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.queue: queue.Queue[Job | None] = queue.Queue()
         self.closing = False
         self._recover()
@@ -146,35 +134,21 @@ class JobManager:
         return job
 
     def _stop_orphan(self, job: Job) -> None:
-        """The runner of a server that was killed keeps running in its own process group: stop it like a cancel
-        (a training saves its checkpoint). Only a process whose command line names this job folder is touched."""
-        if not job.pid:
-            return
+        """The runner of a server that was killed keeps running in its own process group: stop it like a cancel.
+        Only a process whose command line names this job folder is touched."""
         try:
-            if str(job.dir).encode() not in Path(f"/proc/{job.pid}/cmdline").read_bytes():
+            if not job.pid or str(job.dir).encode() not in Path(f"/proc/{job.pid}/cmdline").read_bytes():
                 return
         except OSError:
             return
-        try:
-            os.killpg(job.pid, signal.SIGINT if job.interrupt_first else signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + self.grace_seconds
-        while Path(f"/proc/{job.pid}").exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if Path(f"/proc/{job.pid}").exists():
-            try:
-                os.killpg(job.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
 
     def _interrupt(self, job: Job) -> None:
-        started = job.state == "running"
+        when = "while this job was running" if job.state == "running" else "before this job started"
+        again = "resume it to continue from its last checkpoint" if job.kind == "train" else "run it again"
         self._clean(job, cancelled=False)
-        what = ("the server stopped while this job was running" if started
-                else "the server stopped before this job started")
-        again = ("resume it to continue from its last checkpoint" if job.kind == "train" else "run it again")
-        job.state, job.error, job.finished, job.pid = "interrupted", f"{what}; {again}", time.time(), None
+        job.state, job.finished, job.pid = "interrupted", time.time(), None
+        job.error = f"the server stopped {when}; {again}"
         job.save()
 
     # ---- the queue
@@ -219,61 +193,47 @@ class JobManager:
             job = self.jobs.pop(job_id)
         remove_path(job.dir)
 
-    def cancel(self, job_id: str, interrupted: bool = False) -> Job | None:
+    def cancel(self, job: Job, interrupted: bool = False) -> None:
         """Stop a job; `interrupted`: the server is shutting down (the job can be run again after a restart)."""
-        job = self.get(job_id)
-        if job is None:
-            return None
         with self.lock:
             if job.state not in LIVE:
-                return job
+                return
             job.cancel_requested = not interrupted
             if job.state == "queued":  # the worker skips it; clean up now
                 if interrupted:
                     self._interrupt(job)
                 else:
-                    job.state, job.finished = "cancelled", time.time()
-                    self._clean(job, cancelled=True)
-                    job.save()
-                return job
+                    self._finish(job, 0)  # as cancelled: cleaned up, only its record left
+                return
             proc = job.proc
             job.stopping = True
-        if proc is not None:
-            self._stop(proc, job.interrupt_first)
+        if proc is not None:  # the worker reaps it and sets returncode
+            self._stop_group(proc.pid, job.interrupt_first, lambda: proc.returncode is None)
         while job.state == "running":  # the worker is cleaning up after the process
             time.sleep(0.05)
-        return job
-
-    def wait(self, job_id: str, timeout: float) -> Job:
-        """Block until the job has finished (for tests and scripts)."""
-        end = time.monotonic() + timeout
-        while (job := self.get(job_id)).state in LIVE and time.monotonic() < end:
-            time.sleep(0.1)
-        return job
 
     def shutdown(self) -> None:
         """Stop every job as 'interrupted': its record stays, and it can be run again by the next server."""
         with self.lock:
             self.closing = True  # a worker freed by a stopped job starts no other
         for job in self.list():
-            self.cancel(job.id, interrupted=True)
+            self.cancel(job, interrupted=True)
         for _ in self.workers:
             self.queue.put(None)
         for w in self.workers:
             w.join(timeout=self.grace_seconds + 5)
 
-    def _stop(self, proc: subprocess.Popen, interrupt_first: bool) -> None:
-        def signal_group(sig: int) -> None:
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                pass
-        signal_group(signal.SIGINT if interrupt_first else signal.SIGTERM)
+    def _stop_group(self, pid: int, interrupt_first: bool, alive: Callable[[], bool]) -> None:
+        """SIGINT (a training saves its checkpoint first) or SIGTERM to the process group; SIGKILL after the grace."""
         try:
-            proc.wait(timeout=self.grace_seconds if interrupt_first else 3.0)
-        except subprocess.TimeoutExpired:
-            signal_group(signal.SIGKILL)
-            proc.wait()
+            os.killpg(pid, signal.SIGINT if interrupt_first else signal.SIGTERM)
+            deadline = time.monotonic() + (self.grace_seconds if interrupt_first else 3.0)
+            while alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if alive():
+                os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def _work(self, device: str) -> None:
         while (job := self.queue.get()) is not None:
@@ -283,15 +243,14 @@ class JobManager:
                 job.state, job.started, job.device = "running", time.time(), device
                 job.call["device"] = device
                 write_json(job.dir / "job.json", {"kind": job.kind, "call": job.call})
-                log = open(job.dir / "log.txt", "wb")
                 env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "0.25"}
-                job.proc = subprocess.Popen([sys.executable, "-m", "ladtalk.serve.runner", str(job.dir)],
-                                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, start_new_session=True)  # own group: cancel reaches children
+                with open(job.dir / "log.txt", "wb") as log:  # the child keeps its own copy
+                    job.proc = subprocess.Popen([sys.executable, "-m", "ladtalk.serve.runner", str(job.dir)],
+                                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                env=env, start_new_session=True)  # own group: cancel reaches children
                 job.pid = job.proc.pid
                 job.save()
             code = job.proc.wait()
-            log.close()
             if job.stopping and not job.cancel_requested and code != 0:
                 with self.lock:
                     job.proc = None
@@ -313,11 +272,9 @@ class JobManager:
                 state, error = "failed", f"ladtalk {job.kind}: error: could not store the result ({e})"
         else:
             state = "failed"
-            try:
-                error = json.loads((job.dir / "error.json").read_text())["message"]
-            except (OSError, ValueError, KeyError):
-                error = (f"ladtalk {job.kind}: the job's process ended with status {code} "
-                         f"({'killed' if code < 0 else 'no message'}); GET /api/jobs/{job.id}/log has the details")
+            error = (read_json(job.dir / "error.json") or {}).get("message") or (
+                f"ladtalk {job.kind}: the job's process ended with status {code} "
+                f"({'killed' if code < 0 else 'no message'}); GET /api/jobs/{job.id}/log has the details")
         if state != "done":  # cleaned before the state changes: whoever sees "cancelled" finds nothing left
             self._clean(job, cancelled=state == "cancelled")
         with self.lock:
@@ -347,17 +304,8 @@ class JobManager:
                     remove_path(p)
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON under a temporary name and rename it: a reader (or a crash) never sees half a file."""
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(obj, default=str))
-    os.replace(tmp, path)
-
-
 def remove_path(path: Path) -> None:
     """Remove a file, a symlink (not what it points to) or a folder tree; no error when it is gone."""
-    import shutil
-
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -371,10 +319,8 @@ def tree_bytes(path: Path) -> int:
     total = 0
     for root, _, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):  # removed while we counted
                 total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                continue  # removed while we counted
     return total
 
 

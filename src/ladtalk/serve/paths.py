@@ -1,13 +1,14 @@
 """The server's data folder (its layout: docs/serve.md) and the only way a request turns a name into a path.
 
-Uploads are stored under generated names, never the client's. Every name that comes from a request must match
-NAME_RE (letters, digits, '-', '_', '.', not starting with '.'), so '..', '/', absolute paths and hidden files
-cannot be expressed; the resolved path must still lie inside its folder, so a symlink planted there cannot lead out.
+A name from a request must match NAME_RE, so '..', '/', absolute paths and hidden files cannot be expressed, and
+must resolve inside its folder, so a symlink planted there cannot lead out. Uploads get generated names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import uuid
 from pathlib import Path
@@ -46,6 +47,21 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def read_json(path: Path, default=None):
+    """The JSON in `path`, or `default` where it is missing or unreadable (being replaced, damaged)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON under a temporary name and rename it: a reader (or a crash) never sees half a file."""
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_text(json.dumps(obj, default=str))
+    os.replace(tmp, path)
+
+
 class DataDir:
     """The server's own folder; all paths a request can reach are built here."""
 
@@ -58,14 +74,13 @@ class DataDir:
         assert sub in FOLDERS
         return self.root / sub
 
-    def inside(self, sub: str, *names: str, what: str = "name", must_exist: bool = True) -> Path:
-        """DATA_DIR/sub/name[/name...] for checked names; refuses what resolves outside (symlinks included)."""
-        base = self.folder(sub)
-        path = base.joinpath(*(check_name(n, what) for n in names))
-        if path.is_symlink() or not path.resolve().is_relative_to(base):
-            raise InputError(f"{what} {'/'.join(names)!r} is outside the server's data folder")
-        if must_exist and not path.exists():
-            raise NotFound(f"no {what} {'/'.join(names)!r}")
+    def inside(self, sub: str, name: object, what: str = "name") -> Path:
+        """DATA_DIR/sub/name, an existing entry for a checked name; refuses what resolves outside (symlinks too)."""
+        path = self.folder(sub) / check_name(name, what)
+        if path.is_symlink() or not path.resolve().is_relative_to(self.folder(sub)):
+            raise InputError(f"{what} {name!r} is outside the server's data folder")
+        if not path.exists():
+            raise NotFound(f"no {what} {name!r}")
         return path
 
     def upload(self, upload_id: object) -> Path:
@@ -78,18 +93,14 @@ class DataDir:
 
     def upload_record(self, path: Path) -> dict:
         """What was recorded when the upload was received: id, kind, bytes, the client's name, seconds, ..."""
-        try:
-            return json.loads(path.with_name(f".{path.stem}.json").read_text())
-        except (OSError, ValueError):
-            return {"id": path.stem, "kind": None, "bytes": path.stat().st_size, "name": path.name}
+        return read_json(path.with_name(f".{path.stem}.json")) or {
+            "id": path.stem, "kind": None, "bytes": path.stat().st_size, "name": path.name}
 
     def uploads(self) -> list[dict]:
         """Every stored upload's record, newest first."""
         records = []
         for p in self.folder("uploads").iterdir():
             if p.is_file() and not p.is_symlink() and not p.name.startswith("."):
-                try:
+                with contextlib.suppress(OSError):  # deleted while we listed
                     records.append({**self.upload_record(p), "id": p.stem, "created": p.stat().st_mtime})
-                except OSError:
-                    continue  # deleted while we listed
         return sorted(records, key=lambda r: r["created"], reverse=True)

@@ -1,12 +1,10 @@
-"""Turning a request into a job: names checked and turned into paths, the same parameters as the CLI's.
-
-Inputs are named, never given as paths: identities and models by their folder name, files by an upload id or by a
-finished job's result as "JOB_ID/FILE" (so a video the server made is enhanced or evaluated in place).
-"""
+"""Turning a request into a job with the CLI's parameters. Inputs are named, never given as paths: identities and
+models by their folder name, files by an upload id or by a finished job's result as "JOB_ID/FILE" (so a video the
+server made is enhanced or evaluated in place)."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -17,8 +15,9 @@ from ladtalk.presets import preset_names
 from ladtalk.pretrained import BUILTIN
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
-from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath, write_json
-from ladtalk.serve.paths import DataDir, NotFound, check_name
+from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath
+from ladtalk.serve.paths import DataDir, NotFound, check_name, read_json, write_json
+from ladtalk.serve.runner import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
 COMPONENTS = {  # component -> (the kind its checkpoints record, what the page calls it)
@@ -53,7 +52,7 @@ class Server:
     # ---- names from requests -> checked paths
 
     def identity(self, name: object) -> Path:
-        path = self.data.inside("identities", check_name(name, "identity"), what="identity")
+        path = self.data.inside("identities", name, what="identity")
         if not (path / "identity.json").is_file():
             raise NotFound(f"no identity {name!r}; prepare one first")
         return path
@@ -63,25 +62,23 @@ class Server:
         ('wav2lip', 'syncnet') also 'builtin:NAME', a base shipped in the package (GET /api/overview 'builtin')."""
         if part and isinstance(name, str) and name.startswith(BUILTIN + ":"):
             return Path(resolve_builtin(name, part))
-        check_name(name, what)
-        try:
+        with contextlib.suppress(NotFound):  # an invalid name is refused here, as a `what`
             return self.data.inside("models", name, what=what)
-        except NotFound:
-            try:
-                return self.data.upload(name)
-            except NotFound:
-                raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded "
-                               "weight file") from None
+        with contextlib.suppress(NotFound):
+            return self.data.upload(name)
+        raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded weight file")
 
-    def job_file(self, job_id: object, rel: str) -> Path:
-        """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
+    def job(self, job_id: object) -> Job:
         job = self.jobs.get(check_name(job_id, "job id"))
         if job is None:
             raise NotFound(f"no job {job_id!r}")
-        out = job.dir / "out"
-        path = out.joinpath(*(check_name(p, "file") for p in rel.split("/")))
-        if job.state != "done" or path.is_symlink() or not path.resolve().is_relative_to(out.resolve()) \
-                or not path.is_file():
+        return job
+
+    def job_file(self, job_id: object, rel: str) -> Path:
+        """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
+        job = self.job(job_id)
+        path = (job.dir / "out").joinpath(*(check_name(p, "file") for p in rel.split("/")))
+        if job.state != "done" or rel not in job.files():  # the files it lists: no symlink, nothing hidden
             raise NotFound(f"job {job.id} has no file {rel!r}")
         return path
 
@@ -106,22 +103,13 @@ class Server:
         return any(v == value or (isinstance(v, str) and v.startswith(value + "/"))
                    for req in self.jobs.live_requests() for v in req.values())
 
-    def new_name(self, sub: str, name: object, what: str) -> str:
-        check_name(name, what)
-        if (self.data.folder(sub) / name).exists() or name in self.jobs.busy_targets():
-            raise InputError(f"{what} {name!r} already exists or is being made; choose another name or delete it")
-        return name
-
     # ---- job submission: the same parameters as the CLI's
 
     def submit(self, body: dict) -> Job:
         kind = body.get("kind")
-        make = {"prepare": self._prepare, "train": self._train, "generate": self._generate,
-                "enhance": self._enhance, "analyze": self._analyze, "evaluate": self._evaluate}.get(kind)
-        if make is None:
-            raise InputError(f"job kind must be one of prepare, train, generate, enhance, analyze, evaluate; "
-                             f"got {kind!r}")
-        return make(body, _request(body))
+        if kind not in TASKS:
+            raise InputError(f"job kind must be one of {', '.join(TASKS)}; got {kind!r}")
+        return getattr(self, f"_{kind}")(body, _request(body))  # _prepare, _train, ...
 
     def again(self, job: Job) -> Job:
         """Submit a finished job's request again (an interrupted training resumes from its checkpoint)."""
@@ -134,12 +122,11 @@ class Server:
 
     def resume(self, name: object) -> Job:
         """Continue a training run with the settings it was started with (its serve-train.json)."""
-        run = self.data.inside("models", check_name(name, "model"), what="model")
-        try:
-            body = json.loads((run / SETTINGS).read_text())
-        except (OSError, ValueError):
+        run = self.data.inside("models", name, what="model")
+        body = read_json(run / SETTINGS)
+        if not isinstance(body, dict):
             raise InputError(f"model {run.name!r} was not trained from this page, so its settings are unknown; "
-                             "start it from the training form with the same preset and steps") from None
+                             "start it from the training form with the same preset and steps")
         return self.submit(body)
 
     def _pads(self, body: dict) -> list[int]:
@@ -149,7 +136,9 @@ class Server:
         return pads
 
     def _prepare(self, body: dict, request: dict) -> Job:
-        name = self.new_name("identities", body.get("name"), "identity")
+        name = check_name(body.get("name"), "identity")
+        if (self.data.folder("identities") / name).exists() or name in self.jobs.busy_targets():
+            raise InputError(f"identity {name!r} already exists or is being made; choose another name or delete it")
         size = body.get("size", 256)
         if size not in (256, 512):
             raise InputError(f"size must be 256 or 512, got {size!r}")
@@ -179,11 +168,7 @@ class Server:
         if not run_dir.exists() or (not last.is_file() and (run_dir / SETTINGS).is_file()):
             return run_dir, False
         kind, label = COMPONENTS[component]
-        try:
-            found = json.loads(last.read_text()).get("kind") if last.is_file() else None
-        except (OSError, ValueError):
-            found = None
-        if found != kind:
+        if (read_json(last) or {}).get("kind") != kind:
             raise InputError(f"model {name!r} exists and is not a {label} training run; choose another name")
         return run_dir, True
 
@@ -206,9 +191,8 @@ class Server:
         if not isinstance(overrides, list) or not all(isinstance(o, str) and OVERRIDE_RE.fullmatch(o)
                                                       for o in overrides):
             raise InputError("overrides are a list of 'train.KEY=VALUE' strings, e.g. ['train.max_steps=200']")
-        runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]
-        run_dir = runs[0][0]
-        call = {"identity_dir": str(ident), "run_dir": str(run_dir), "component": component, "overrides": overrides}
+        runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]  # [(folder, resumed)]
+        call = {"identity_dir": str(ident), "run_dir": str(runs[0][0]), "component": component, "overrides": overrides}
         if component == "lipsync":
             call.update(preset=f"wav2lip-{preset}", expert_dir=str(runs[1][0]), expert_preset=f"syncnet-{preset}")
         else:
@@ -217,14 +201,13 @@ class Server:
             call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model", "wav2lip"))
         if component == "wav2lip":
             call["syncnet_path"] = str(self.model(body.get("syncnet"), "lip-sync expert", "syncnet"))
-        fresh = [d for d, resumed in runs if not resumed]
         for d, _ in runs:  # what 'resume' submits again, whatever the form holds by then
             d.mkdir(parents=True, exist_ok=True)
             write_json(d / SETTINGS, {**request, "preset": preset, "component": component})
         verb = "resume" if runs[0][1] else "train"
         title = f"{verb} {COMPONENTS[component][1]} '{name}' on '{ident.name}' ({preset})"
-        return self.jobs.submit("train", title, call, request=request, targets=names, fresh_runs=fresh,
-                                scrub=[d for d, _ in runs], interrupt_first=True)
+        return self.jobs.submit("train", title, call, request=request, targets=names, scrub=[d for d, _ in runs],
+                                fresh_runs=[d for d, resumed in runs if not resumed], interrupt_first=True)
 
     def _generate(self, body: dict, request: dict) -> Job:
         ident = self.identity(body.get("identity"))

@@ -1,14 +1,13 @@
 """Receiving a file: streamed to disk under a generated name, size-limited, and accepted only for what its bytes are.
 
-The type is decided by the content, never by the client's file name: the first bytes must be those of a media
-container we expect (so FFmpeg is never handed a playlist or a text file that points at other files), and then
-FFmpeg must find the stream the upload is for (a video stream in a video, an audio stream in audio), read its
-packets to the end (a file cut short is refused, not taken at the length its header claims) and decode its start.
-Weights must be a torch zip archive or a safetensors file; they are only ever loaded without running code.
+The type is decided by the first bytes, never by the client's file name (so FFmpeg is never handed a playlist or a
+text file that points at other files); media must then hold the stream the upload is for, read to the end (a file
+cut short is refused) and decode. Weights must be a torch zip or safetensors file, only ever loaded without code.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import struct
@@ -21,11 +20,18 @@ from starlette.concurrency import run_in_threadpool
 from ladtalk.errors import InputError
 from ladtalk.serve.paths import DataDir, new_id
 
-KINDS = ("video", "audio", "weights")
+EXTS = {"video": (".mp4", ".mov", ".webm", ".avi"), "audio": (".wav", ".mp3", ".m4a", ".mp4", ".ogg", ".flac",
+        ".webm", ".mov"), "weights": (".pth", ".safetensors")}
+MAGIC = {b"\x1a\x45\xdf\xa3": ".webm", b"OggS": ".ogg", b"fLaC": ".flac", b"ID3": ".mp3",  # .webm: also Matroska
+         b"PK\x03\x04": ".pth"}  # .pth: torch.save's zip archive
 
 
 class TooLarge(InputError):
     """The upload is over the server's size limit (HTTP 413)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(f"the upload is larger than this server's limit of {max_bytes / 2**20:.0f} MiB; "
+                         "send a shorter clip or start the server with a larger --max-upload-mb")
 
 
 def sniff(head: bytes) -> str | None:
@@ -33,27 +39,16 @@ def sniff(head: bytes) -> str | None:
     if len(head) >= 12 and head[4:8] == b"ftyp":
         brand = head[8:12]
         return ".mov" if brand == b"qt  " else ".m4a" if brand in (b"M4A ", b"M4B ") else ".mp4"
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return ".webm"  # Matroska / WebM (what a browser records)
-    if head.startswith(b"RIFF") and head[8:12] == b"WAVE":
-        return ".wav"
-    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
-        return ".avi"
-    if head.startswith(b"OggS"):
-        return ".ogg"
-    if head.startswith(b"fLaC"):
-        return ".flac"
-    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
-        return ".mp3"
-    if head.startswith(b"PK\x03\x04"):
-        return ".pth"  # torch.save's zip archive
+    if head.startswith(b"RIFF") and head[8:12] in (b"WAVE", b"AVI "):
+        return ".wav" if head[8:12] == b"WAVE" else ".avi"
+    if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return ".mp3"  # an MPEG audio frame without an ID3 tag
+    for magic, ext in MAGIC.items():
+        if head.startswith(magic):
+            return ext
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < 100_000_000:
         return ".safetensors"
     return None
-
-
-EXTS = {"video": (".mp4", ".mov", ".webm", ".avi"), "audio": (".wav", ".mp3", ".m4a", ".mp4", ".ogg", ".flac",
-        ".webm", ".mov"), "weights": (".pth", ".safetensors")}
 
 
 def _stream_seconds(container, stream) -> float:
@@ -67,16 +62,6 @@ def _stream_seconds(container, stream) -> float:
     return max(0.0, end - start)
 
 
-def _decodes(path: Path, stream_type: str) -> bool:
-    """Whether the first frames of the file's first `stream_type` stream decode."""
-    with av.open(str(path)) as container:
-        stream = next(s for s in container.streams if s.type == stream_type)
-        for k, _ in enumerate(container.decode(stream)):
-            if k >= 2:
-                break
-        return True
-
-
 def media_facts(path: Path, kind: str) -> dict:
     """The streams and the real length of an uploaded file, found by reading it through; InputError (without the
     server's paths or FFmpeg's error numbers) when it is not the media `kind` asks for or is cut short."""
@@ -86,21 +71,21 @@ def media_facts(path: Path, kind: str) -> dict:
             video = [s for s in container.streams if s.type == "video"]
             audio = [s for s in container.streams if s.type == "audio"]
             nominal = float(container.duration / 1e6) if container.duration else None
-        if kind == "video" and not video:
-            raise InputError("the file has no video stream; send a video of the person")
-        if kind == "audio" and not audio:
-            raise InputError("the file has no audio stream; send speech audio")
-        main = "video" if kind == "video" else "audio"
-        with av.open(str(path)) as container:
-            seconds = _stream_seconds(container, next(s for s in container.streams if s.type == main))
-        _decodes(path, main)
+            if kind == "video" and not video:
+                raise InputError("the file has no video stream; send a video of the person")
+            if kind == "audio" and not audio:
+                raise InputError("the file has no audio stream; send speech audio")
+            seconds = _stream_seconds(container, (video if kind == "video" else audio)[0])
+        with av.open(str(path)) as container:  # and its first frames decode
+            for _ in itertools.islice(container.decode(**{kind: 0}), 3):
+                pass
     except InputError:
         raise
-    except (av.FFmpegError, OSError, ValueError, StopIteration) as e:
+    except (av.FFmpegError, OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or type(e).__name__
         raise InputError(f"the file is not readable {kind} ({reason}); {what}") from e
     if seconds <= 0:
-        raise InputError(f"the file's {main} stream holds no {'frames' if main == 'video' else 'samples'}; {what}")
+        raise InputError(f"the file's {kind} stream holds no {'frames' if kind == 'video' else 'samples'}; {what}")
     if nominal and seconds < nominal - max(0.5, 0.02 * nominal):
         raise InputError(f"the file is cut short: its header announces {nominal:.1f} s but its data end after "
                          f"{seconds:.1f} s (an interrupted download or copy?); send the whole file")
@@ -109,12 +94,10 @@ def media_facts(path: Path, kind: str) -> dict:
 
 async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_bytes: int,
                   client_name: str = "") -> dict:
-    """Stream `chunks` into DATA_DIR/uploads under a generated name; returns the upload's record.
-
-    Nothing is left on disk when the upload is refused (too large, not the right kind of file).
-    """
-    if kind not in KINDS:
-        raise InputError(f"upload kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    """Stream `chunks` into DATA_DIR/uploads under a generated name; returns the upload's record. Nothing is left
+    on disk when the upload is refused (too large, not the right kind of file)."""
+    if kind not in EXTS:
+        raise InputError(f"upload kind must be one of {', '.join(EXTS)}, not {kind!r}")
     upload_id = new_id()
     tmp = data.folder("uploads") / f".{upload_id}.partial"
     size, head = 0, b""
@@ -123,8 +106,7 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
             async for chunk in chunks:
                 size += len(chunk)
                 if size > max_bytes:
-                    raise TooLarge(f"the upload is larger than this server's limit of {max_bytes / 2**20:.0f} MiB; "
-                                   "send a shorter clip or start the server with a larger --max-upload-mb")
+                    raise TooLarge(max_bytes)
                 if len(head) < 16:
                     head += chunk[:16 - len(head)]
                 f.write(chunk)
