@@ -130,15 +130,6 @@ def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
             raise InputError(f"{path} has an audio stream with no samples. Give a file with sound.")
 
 
-def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
-    """float32 (N,) mono at the file's own rate; sample 0 at the first video frame when there is one."""
-    rate = probe_audio(path).sample_rate
-    # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
-    # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
-    chunks = [b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)]
-    return np.concatenate(chunks), rate
-
-
 # the sample rates an AAC track can carry (ISO 14496-3 sampling frequency index)
 AAC_SAMPLE_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
 
@@ -203,15 +194,11 @@ def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
     base = fmt.rstrip("p")
     if base == "u8":
         return (planes.astype(np.float32) - 128.0) / 128.0
-    if base == "s16":
-        return planes.astype(np.float32) / 32768.0
-    if base == "s32":  # 24-bit PCM decodes left-aligned into s32
-        return (planes.astype(np.float64) / 2147483648.0).astype(np.float32)
-    if base == "s64":
-        return (planes.astype(np.float64) / 9.223372036854775808e18).astype(np.float32)
-    if base in ("flt", "dbl"):
-        return planes.astype(np.float32)
-    raise InputError(f"unsupported audio sample format {fmt!r}")
+    # 24-bit PCM decodes left-aligned into s32; dividing by a power of two in float64 is exact
+    scale = {"s16": 2.0 ** 15, "s32": 2.0 ** 31, "s64": 2.0 ** 63, "flt": 1.0, "dbl": 1.0}.get(base)
+    if scale is None:
+        raise InputError(f"unsupported audio sample format {fmt!r}")
+    return (planes.astype(np.float64) / scale).astype(np.float32)
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -219,7 +206,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     path = Path(path)
     if int(sample_rate) <= 0:
         raise InputError(f"sample_rate must be positive, got {sample_rate}")
-    samples, rate = _decode_mono(path)
+    rate = probe_audio(path).sample_rate
+    # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
+    # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
+    samples = np.concatenate([b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)])
     bad = ~np.isfinite(samples)
     if bad.any():  # float WAVs can hold NaN/inf; resampling and the mel would turn them into a traceback
         first = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) / rate

@@ -411,10 +411,7 @@ class VideoWriter:
             stack.__exit__(type(e), e, e.__traceback__)
             raise
         self._container = None
-        if exc_type is not None:
-            stack.__exit__(exc_type, exc, tb)
-        else:
-            stack.__exit__(None, None, None)
+        stack.__exit__(exc_type, exc, tb)
 
 
 __all__ = ["VideoInfo", "VideoWriter", "iter_frame_batches", "iter_frames", "probe_video", "read_frames"]
