@@ -37,12 +37,9 @@ MAX_FPS = 240.0  # resampling to more frames than any camera records only repeat
 MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int = 256, fps: float | None = None,

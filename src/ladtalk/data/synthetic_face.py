@@ -256,15 +256,11 @@ class FaceRenderer:
             head[sy, sx] = cv2.remap(self.head_pm, xs, ys - drop * w, cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_CONSTANT)
         level = int(round(np.clip(blink, 0, 1) * (self.BLINK_LEVELS - 1)))
-        for side in (0, 1):
-            (py, px), patch = self.eyes[side][level]
+        mouth = mouth_patch(self.R, self.geom, self.style, float(openness), self.lip_noise)
+        for (py, px), patch in (self.eyes[0][level], self.eyes[1][level], mouth):
             region = head[py:py + patch.shape[0], px:px + patch.shape[1]]
             region *= 1 - patch[..., 3:4]
             region += patch
-        (py, px), patch = mouth_patch(self.R, self.geom, self.style, float(openness), self.lip_noise)
-        region = head[py:py + patch.shape[0], px:px + patch.shape[1]]
-        region *= 1 - patch[..., 3:4]
-        region += patch
         return head
 
     def render(self, openness: float, blink: float, affine: np.ndarray) -> np.ndarray:

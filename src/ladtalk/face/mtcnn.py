@@ -233,8 +233,8 @@ class MTCNNDetector:
         frames = np.ascontiguousarray(check_frames(frames))
         octaves = _Octaves(frames)
         boxes, scores, idx = self._stage1(frames)
-        boxes, scores, idx = self._stage2(octaves, boxes, idx)
-        boxes, scores, idx, marks = self._stage3(octaves, boxes, idx)
+        boxes, scores, idx, _ = self._refine(octaves, boxes, idx, 1)
+        boxes, scores, idx, marks = self._refine(octaves, boxes, idx, 2)
         return detections_from_arrays(boxes, scores, idx, frames.shape[0], marks)
 
     def _nms(self, boxes: np.ndarray, scores: np.ndarray, idx: np.ndarray, thr: float, mode: str = "union"):
@@ -275,23 +275,19 @@ class MTCNNDetector:
         outs = [net(_normalise(crops[i:i + chunk], self.device)) for i in range(0, len(crops), chunk)]
         return [torch.cat([o[j] for o in outs]).float().cpu().numpy() for j in range(len(outs[0]))]
 
-    def _stage2(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
-        if len(boxes) == 0:
-            return boxes, np.zeros(0, np.float32), idx
-        crops, boxes = _crop_resize(octaves, boxes, idx, 24)
-        prob, off = self._run_net(self.rnet, crops)
-        ok = prob[:, 1] >= self.thresholds[1]
-        boxes, scores, idx, off = boxes[ok], prob[ok, 1], idx[ok], off[ok]
-        keep = self._nms(boxes, scores, idx, 0.7)
-        return _square(_regress(boxes[keep], off[keep])), scores[keep], idx[keep]
-
-    def _stage3(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _refine(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray, stage: int) -> tuple[np.ndarray, ...]:
+        """R-Net (stage 1) or O-Net (stage 2, which adds landmarks) on the candidates -> boxes, scores, idx, marks."""
         if len(boxes) == 0:
             return boxes, np.zeros(0, np.float32), idx, np.zeros((0, 5, 2), np.float32)
-        crops, boxes = _crop_resize(octaves, boxes, idx, 48)
-        prob, off, pts = self._run_net(self.onet, crops)
-        ok = prob[:, 1] >= self.thresholds[2]
-        boxes, scores, idx, off, pts = boxes[ok], prob[ok, 1], idx[ok], off[ok], pts[ok]
+        net, size = (self.rnet, 24) if stage == 1 else (self.onet, 48)
+        crops, boxes = _crop_resize(octaves, boxes, idx, size)
+        prob, off, *pts = self._run_net(net, crops)
+        ok = prob[:, 1] >= self.thresholds[stage]
+        boxes, scores, idx, off = boxes[ok], prob[ok, 1], idx[ok], off[ok]
+        if stage == 1:
+            keep = self._nms(boxes, scores, idx, 0.7)
+            return _square(_regress(boxes[keep], off[keep])), scores[keep], idx[keep], None
+        pts = pts[0][ok]
         wh = boxes[:, 2:4] - boxes[:, 0:2]
         marks = np.stack([pts[:, :5] * wh[:, :1] + boxes[:, :1], pts[:, 5:] * wh[:, 1:] + boxes[:, 1:2]], axis=2)
         boxes = _regress(boxes, off)
