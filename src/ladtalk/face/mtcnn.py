@@ -84,8 +84,8 @@ class ONet(nn.Module):
         return torch.softmax(self.dense6_1(x), dim=1), self.dense6_2(x), self.dense6_3(x)
 
 
-def mtcnn_weights_dir() -> Path:
-    """The folder holding pnet.pt, rnet.pt, onet.pt inside the installed facenet-pytorch wheel (never imported)."""
+def load_mtcnn_nets(device: torch.device) -> tuple[PNet, RNet, ONet]:
+    """The three nets on `device`, loaded strictly (weights_only) from the facenet-pytorch wheel (never imported)."""
     spec = importlib.util.find_spec("facenet_pytorch")
     hint = "install the weight files with: pip install --no-deps facenet-pytorch==2.6.0"
     if spec is None or not spec.submodule_search_locations:
@@ -94,16 +94,11 @@ def mtcnn_weights_dir() -> Path:
     missing = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if not (folder / n).is_file()]
     if missing:
         raise InputError(f"MTCNN weight files {missing} are missing from {folder}; {hint}")
-    return folder
-
-
-def load_mtcnn_nets(folder: Path | None = None) -> tuple[PNet, RNet, ONet]:
-    """Build the three nets and load their weights strictly (torch.load with weights_only=True)."""
-    folder = mtcnn_weights_dir() if folder is None else Path(folder)
     nets = (PNet(), RNet(), ONet())
     for net, name in zip(nets, ("pnet", "rnet", "onet")):
         net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), strict=True)
-        net.eval().requires_grad_(False)
+        # Channels-last: the frames arrive as (B,H,W,3) already, and oneDNN runs these thin convs 2-3x faster so.
+        net.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
     return nets
 
 
@@ -175,31 +170,18 @@ class MTCNNDetector:
 
     min_face_size (pixels) bounds the smallest face searched for; None picks min_face_fraction of the frame's
     shorter side (at least 20 px). A larger minimum is faster: the image pyramid starts at scale 12/min_face_size.
-    On the CPU, torch runs with `cpu_threads` threads during detect (restored afterwards); None keeps torch's own.
     """
 
     name = "mtcnn"
+    thresholds = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probabilities
+    factor = 0.709  # pyramid scale step
 
-    def __init__(
-        self,
-        device: str | torch.device = "cpu",
-        min_face_size: float | None = None,
-        min_face_fraction: float = 0.15,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-        factor: float = 0.709,
-        weights_dir: str | Path | None = None,
-        cpu_threads: int | None = 1,
-    ) -> None:
+    def __init__(self, device: str | torch.device = "cpu", min_face_size: float | None = None,
+                 min_face_fraction: float = 0.15) -> None:
         self.device = torch.device(device)
-        self.cpu_threads = cpu_threads
         self.min_face_size = min_face_size
         self.min_face_fraction = min_face_fraction
-        self.thresholds = thresholds
-        self.factor = factor
-        # Channels-last: the frames arrive as (B,H,W,3) already, and oneDNN runs these thin convs 2-3x faster so.
-        self.pnet, self.rnet, self.onet = (
-            n.to(self.device, memory_format=torch.channels_last) for n in load_mtcnn_nets(weights_dir)
-        )
+        self.pnet, self.rnet, self.onet = load_mtcnn_nets(self.device)
 
     def min_face_for(self, height: int, width: int) -> float:
         """The smallest face size (pixels) searched for in frames of this size."""
@@ -217,12 +199,12 @@ class MTCNNDetector:
 
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         """Frames uint8 (B,H,W,3) RGB -> per frame, the faces found (box, score, 5 landmarks), best first."""
-        if self.device.type != "cpu" or not self.cpu_threads:
+        if self.device.type != "cpu":
             return self._detect(frames)
         # These nets are too small to gain from a second thread, and an OpenMP team on a busy machine (or beside
         # the video decoder) waits at every barrier: measured 7-10x slower with 2 threads on a loaded 2-core CPU.
         previous = torch.get_num_threads()
-        torch.set_num_threads(self.cpu_threads)
+        torch.set_num_threads(1)
         try:
             return self._detect(frames)
         finally:

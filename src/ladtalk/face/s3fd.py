@@ -144,20 +144,12 @@ class S3FDDetector:
     first (candidates > 0.05, NMS IoU 0.3 with inclusive-pixel areas). No landmarks."""
 
     name = "s3fd"
+    score_threshold, nms_threshold, keep_threshold = 0.05, 0.3, 0.5
 
-    def __init__(
-        self,
-        net: S3FD,
-        device: str | torch.device = "cpu",
-        score_threshold: float = 0.05,
-        nms_threshold: float = 0.3,
-        keep_threshold: float = 0.5,
-        max_pixels_per_pass: float = 4e6,
-    ) -> None:
+    def __init__(self, net: S3FD, device: str | torch.device = "cpu", max_pixels_per_pass: float = 4e6) -> None:
         self.device = torch.device(device)
         self.max_pixels_per_pass = max_pixels_per_pass
         self.net = net.to(self.device).eval().requires_grad_(False)
-        self.score_threshold, self.nms_threshold, self.keep_threshold = score_threshold, nms_threshold, keep_threshold
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu", **kw) -> S3FDDetector:

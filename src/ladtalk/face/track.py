@@ -168,8 +168,6 @@ def track_faces(
     track: int | None = None,
     max_gap: int = 5,
     smooth_window: int = 5,
-    iou_threshold: float = 0.3,
-    min_track_frames: int = 3,
 ) -> FaceTrack:
     """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
 
@@ -181,7 +179,7 @@ def track_faces(
     n = len(detections)
     if len(pads) != 4:
         raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
-    tracks = link_tracks(detections, iou_threshold, min_track_frames)
+    tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
     marks = np.full((n, 5, 2), np.nan)
     scores = np.full(n, np.nan)

@@ -35,20 +35,6 @@ def check_pads(pads, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
     return tuple(int(p) for p in pads)  # type: ignore[return-value]
 
 
-def padded_boxes(rects: np.ndarray, frame_size: tuple[int, int], pads: tuple[int, int, int, int]) -> np.ndarray:
-    """Detector rectangles (N,4) x1,y1,x2,y2 (float or int; NaN rows = no face) -> int64 (N,4) x1,y1,x2,y2 padded
-    and clamped to the frame of size (width, height) as the official face_detect does; NaN rows become -1."""
-    w, h = frame_size
-    top, bottom, left, right = (int(p) for p in pads)
-    rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
-    ok = np.isfinite(rects).all(axis=1)
-    out = np.full(rects.shape, -1, dtype=np.int64)
-    r = np.clip(rects[ok], 0, None).astype(np.int64)  # the official detector: np.clip(d, 0, None), map(int, ...)
-    out[ok] = np.stack([np.maximum(0, r[:, 0] - left), np.maximum(0, r[:, 1] - top),
-                        np.minimum(w, r[:, 2] + right), np.minimum(h, r[:, 3] + bottom)], axis=1)
-    return out
-
-
 def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> np.ndarray:
     """The official get_smoothened_boxes on int boxes (N,4), applied within each run of rows that are not -1.
 
@@ -65,10 +51,19 @@ def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> n
 
 
 def official_boxes(rects: np.ndarray, frame_size: tuple[int, int],
-                   pads: tuple[int, int, int, int] = DEFAULT_PADS, smooth: bool = True) -> np.ndarray:
-    """Detector rectangles (N,4) x1,y1,x2,y2 -> the official int64 boxes (N,4) x1,y1,x2,y2 (-1 rows: no face)."""
-    boxes = padded_boxes(rects, frame_size, pads)
-    return smooth_forward(boxes) if smooth else boxes
+                   pads: tuple[int, int, int, int] = DEFAULT_PADS) -> np.ndarray:
+    """Detector rectangles (N,4) x1,y1,x2,y2 (float or int; NaN rows = no face) -> the official int64 boxes (N,4)
+    x1,y1,x2,y2: padded and clamped to the frame of size (width, height) as the official face_detect does, then
+    smoothed (smooth_forward); NaN rows become -1."""
+    w, h = frame_size
+    top, bottom, left, right = (int(p) for p in pads)
+    rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+    ok = np.isfinite(rects).all(axis=1)
+    out = np.full(rects.shape, -1, dtype=np.int64)
+    r = np.clip(rects[ok], 0, None).astype(np.int64)  # the official detector: np.clip(d, 0, None), map(int, ...)
+    out[ok] = np.stack([np.maximum(0, r[:, 0] - left), np.maximum(0, r[:, 1] - top),
+                        np.minimum(w, r[:, 2] + right), np.minimum(h, r[:, 3] + bottom)], axis=1)
+    return smooth_forward(out)
 
 
 def _box(box: np.ndarray) -> tuple[int, int, int, int]:
