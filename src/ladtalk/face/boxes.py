@@ -1,4 +1,4 @@
-"""Face boxes shared by the detectors: a detection, the frame check, overlap, NMS and per-frame grouping."""
+"""Face boxes shared by the detectors: a detection, overlap, NMS and per-frame grouping."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from ladtalk.errors import InputError
 
 
 @dataclass
@@ -27,16 +25,6 @@ class Detection:
     @property
     def height(self) -> float:
         return self.box[3] - self.box[1]
-
-
-def check_frames(frames: np.ndarray) -> np.ndarray:
-    """Validate a batch of frames: uint8 (B,H,W,3); a single (H,W,3) frame becomes a batch of one."""
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise InputError(f"frames must be uint8 (B,H,W,3) RGB, got {frames.dtype} {frames.shape}")
-    return frames
 
 
 def box_overlap(a: torch.Tensor, b: torch.Tensor, mode: str = "union", offset: float = 0.0) -> torch.Tensor:

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ladtalk.errors import InputError
-from ladtalk.face.boxes import Detection, batched_nms, check_frames, detections_from_arrays
+from ladtalk.face.boxes import Detection, batched_nms, detections_from_arrays
+from ladtalk.io.video import check_frames
 
 
 def _flatten_caffe(x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ladtalk.errors import InputError
-from ladtalk.face.boxes import Detection, batched_nms, check_frames, detections_from_arrays
+from ladtalk.face.boxes import Detection, batched_nms, detections_from_arrays
+from ladtalk.io.video import check_frames
 
 # Per-channel means subtracted by Wav2Lip's copy of the face-alignment S3FD code. Its frames are flipped from
 # OpenCV's BGR to RGB first, so these numbers meet the R, G, B channels in that order.

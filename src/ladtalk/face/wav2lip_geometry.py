@@ -1,14 +1,8 @@
 """The official Wav2Lip inference geometry: which part of each frame the generator sees and where its face goes.
 
-Step by step as the official `inference.py` does it, so that users' `wav2lip.pth` / `wav2lip_gan.pth` get exactly
-the inputs they were made for:
-1. the detector's rectangle is clipped at 0 and truncated to int (the official S3FD wrapper returns ints);
-2. the pads (top, bottom, left, right) are added and the box is clamped to the frame;
-3. each box becomes the mean of a forward window of 5 boxes (the last 5 for the final frames), assigned in place
-   into the int array, so the mean is truncated and the last windows already contain smoothed boxes;
-4. frame[y1:y2, x1:x2] is stretched (not squared) to 96x96 with bilinear resizing;
-5. the generated face, truncated to uint8, is resized back to the box (bilinear) and overwrites it.
-The SOVQAE keeps its own square crops (face/crop.py), cut from the same face track.
+Step by step as the official `inference.py` does it (truncations and in-place smoothing included), so that users'
+`wav2lip.pth` / `wav2lip_gan.pth` get exactly the inputs they were made for. The SOVQAE keeps its own square crops
+(face/crop.py), cut from the same face track.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Audio from any container FFmpeg reads, as float32 mono at a chosen rate; 16-bit WAV writing, atomic.
 
-For a video, sample 0 of `load_audio` is the instant of the first video frame, the origin `ladtalk.io.video`
-measures frame times from: audio that starts earlier is cut, audio that starts later is preceded by silence,
-so frame k and audio time k/fps belong together (the Macron clip's video starts 80 ms after its audio).
+For a video, sample 0 is the instant of the first video frame (audio before it is cut, a late start is preceded by
+silence), so frame k and audio time k/fps belong together (the Macron clip's video starts 80 ms after its audio).
 """
 
 from __future__ import annotations
@@ -81,10 +80,7 @@ def probe_audio(path: str | Path) -> AudioInfo:
 
 
 def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
-    """float32 (C,N) blocks at the file's own rate, sample 0 at the first video frame when there is one.
-
-    Streams: memory holds one decoded frame whatever the file's length.
-    """
+    """float32 (C,N) blocks at the file's own rate, sample 0 at the first video frame when there is one."""
     with _open_audio(path) as container:
         origin = _first_video_time(path)
         stream = container.streams.audio[0]
@@ -217,10 +213,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
                          f"first at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
                          "(e.g. as 16-bit PCM WAV).")
     if rate != sample_rate:
-        # soxr "HQ" (what librosa's res_type="soxr_hq" calls; soxr comes with librosa, and importing it
-        # directly skips librosa's ~5 s scipy.signal import): linear phase, flat passband, a 9 kHz tone
-        # taken from 48 to 16 kHz aliases below -140 dB. FFmpeg's default swr filter leaks it at -62 dB
-        # and already dips 0.4 dB at 7 kHz.
+        # soxr "HQ" (librosa's "soxr_hq", without librosa's slow import): a 9 kHz tone taken from 48 to 16 kHz
+        # aliases below -140 dB, where FFmpeg's default swr filter leaks it at -62 dB and dips 0.4 dB at 7 kHz.
         import soxr
 
         samples = soxr.resample(samples, rate, int(sample_rate), quality="HQ")
