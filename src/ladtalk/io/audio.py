@@ -86,33 +86,28 @@ def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
         emitted = 0
-        drop = 0
-        limit = None
-        started = False
+        pos = limit = None  # pos: where the next decoded sample falls, counted from the origin
         try:
             for frame in container.decode(stream):
                 arr = frame.to_ndarray()
                 if not frame.format.is_planar:  # packed: (1, N*C) interleaved
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 planes = _to_float(arr, frame.format.name)
-                if not started:
-                    started = True
+                if pos is None:
                     first_time = frame.pts * frame.time_base if frame.pts is not None else None
                     if origin is None:
                         origin = first_time if first_time is not None else Fraction(0)
-                    shift = int(round((first_time - origin) * rate)) if first_time is not None else 0
+                    pos = int(round((first_time - origin) * rate)) if first_time is not None else 0
                     if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame
                         end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
                         limit = max(0, int(round(end * rate))) or None
-                    if shift > 0:  # audio starts after the first video frame: keep it in place with silence
-                        yield np.zeros((len(planes), shift), np.float32)
-                        emitted += shift
-                    drop = max(0, -shift)
-                if drop:
-                    cut = min(drop, planes.shape[1])
-                    planes, drop = planes[:, cut:], drop - cut
-                if limit is not None and emitted + planes.shape[1] > limit:
-                    planes = planes[:, :max(0, limit - emitted)]
+                    if pos > 0:  # audio starts after the first video frame: keep it in place with silence
+                        yield np.zeros((len(planes), pos), np.float32)
+                        emitted += pos
+                n = planes.shape[1]
+                # samples before the origin are cut, and those past the stream's end
+                planes = planes[:, max(0, -pos):n if limit is None else max(0, limit - pos)]
+                pos += n
                 if planes.shape[1]:
                     yield planes
                     emitted += planes.shape[1]
