@@ -247,6 +247,18 @@ _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium
                  "placebo")
 
 
+def _chunked(blocks: Iterator[np.ndarray], size: int, channels: int) -> Iterator[np.ndarray]:
+    """The blocks, clipped to [-1,1], as float32 (size, channels) chunks (whole encoder frames) but the last."""
+    buf = np.zeros((0, channels), np.float32)
+    for block in blocks:
+        buf = np.concatenate([buf, np.clip(np.asarray(block, np.float32).reshape(-1, channels), -1.0, 1.0)])
+        while len(buf) >= size:
+            yield buf[:size]
+            buf = buf[size:]
+    if len(buf):
+        yield buf
+
+
 class VideoWriter:
     """Write uint8 RGB frames to an H.264 (yuv420p) MP4 with optional AAC audio, atomically.
 
@@ -268,7 +280,7 @@ class VideoWriter:
             raise InputError(f"crf must be in 0..51 (lower is better quality; 18 is visually lossless), got {crf}")
         self.crf, self.preset = int(crf), str(preset)
         self._audio: Iterator[np.ndarray] | None = None  # (N,C) float32 blocks, consumed as frames are written
-        self._audio_buf = np.zeros((0, 1), np.float32)
+        self._chunks: Iterator[np.ndarray] | None = None  # the same audio in encoder frames, once encoding starts
         self._channels = 0
         self._sample_rate = 0
         self._stack: contextlib.ExitStack | None = None
@@ -301,7 +313,6 @@ class VideoWriter:
         if channels not in (1, 2):
             raise InputError(f"audio must be mono or stereo, got {channels} channels")
         self._audio = iter(blocks)
-        self._audio_buf = np.zeros((0, channels), np.float32)
         self._channels, self._sample_rate = int(channels), int(sample_rate)
 
     def __enter__(self) -> VideoWriter:
@@ -333,6 +344,7 @@ class VideoWriter:
             a = self._container.add_stream("aac", rate=self._sample_rate, layout=layout)
             a.codec_context.time_base = Fraction(1, self._sample_rate)
             self._astream = a
+            self._chunks = _chunked(self._audio, a.codec_context.frame_size or 1024, self._channels)
 
     def write(self, frames: np.ndarray) -> None:
         """Append one uint8 (H,W,3) RGB frame or a batch (B,H,W,3)."""
@@ -355,39 +367,20 @@ class VideoWriter:
             # interleave: audio up to the end of this frame, so the muxer never buffers the whole track
             self._write_audio(int(self.frames_written / self.fps * self._sample_rate))
 
-    def _buffer_audio(self, count: int) -> None:
-        """Read blocks until `count` samples are buffered or the audio has ended."""
-        blocks = [self._audio_buf]
-        have = len(self._audio_buf)
-        while have < count and self._audio is not None:
-            block = next(self._audio, None)
-            if block is None:
-                self._audio = None
-                break
-            block = np.asarray(block, np.float32).reshape(-1, self._channels)
-            blocks.append(np.clip(block, -1.0, 1.0))
-            have += len(block)
-        if len(blocks) > 1:
-            self._audio_buf = np.concatenate(blocks)
-
     def _write_audio(self, until: float) -> None:
-        """Encode the audio up to sample `until` (math.inf: all of it), in whole encoder frames but the last."""
-        if self._astream is None:
-            return
-        chunk = self._astream.codec_context.frame_size or 1024
-        while self._audio_pos < until:
-            self._buffer_audio(chunk)
-            n = min(chunk, len(self._audio_buf))
-            if n == 0 or (n < chunk and self._audio is not None):
-                break
-            block, self._audio_buf = self._audio_buf[:n], self._audio_buf[n:]
+        """Encode the audio up to sample `until` (math.inf: all of it)."""
+        while self._chunks is not None and self._audio_pos < until:
+            block = next(self._chunks, None)
+            if block is None:
+                self._chunks = None
+                return
             af = av.AudioFrame.from_ndarray(np.ascontiguousarray(block.T), format="fltp",
                                             layout=self._astream.layout.name)
             af.sample_rate = self._sample_rate
             af.pts = self._audio_pos
             af.time_base = Fraction(1, self._sample_rate)
             self._container.mux(self._astream.encode(af))
-            self._audio_pos += n
+            self._audio_pos += len(block)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         stack, self._stack = self._stack, None
