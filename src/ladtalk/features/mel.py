@@ -1,9 +1,7 @@
 """The official Wav2Lip audio front end (80-bin log-mel, 80 steps/s at 16 kHz) and frame-aligned mel windows.
 
-Numbers follow Wav2Lip's hparams/audio.py: pre-emphasis 0.97, STFT n_fft 800 / hop 200 / win 800 (hann, centre
-padding in 'reflect' mode, the librosa<=0.8 default the weights were trained with), Slaney mel 55-7600 Hz,
-20*log10(max(1e-5, M)) - 20 dB, then symmetric normalisation clipped to [-4, 4]. The mel is computed once per
-clip; windows of 16 steps (0.2 s) are cut from it per video frame.
+The numbers below are Wav2Lip's hparams/audio.py; the STFT pads in 'reflect' mode, the librosa<=0.8 default the
+weights were trained with. The mel is computed once per clip; a 16-step window is cut from it per video frame.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ silence), so frame k and audio time k/fps belong together (the Macron clip's vid
 
 from __future__ import annotations
 
+import itertools
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -150,35 +151,28 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
 
         resampler = soxr.ResampleStream(info.sample_rate, rate, channels, dtype="float32", quality="HQ")
     pending: list[np.ndarray] = []
-    size = 0
+    seen = flushed = 0
     block = max(1, int(block_seconds * info.sample_rate))
-
-    def convert(planes: np.ndarray, last: bool) -> np.ndarray:
-        if channels != len(planes):
-            planes = np.repeat(planes, channels, axis=0) if len(planes) == 1 else planes.mean(axis=0, keepdims=True)
-        x = np.ascontiguousarray(planes.T, dtype=np.float32)
+    for planes in itertools.chain(_decode_aligned(path), [None]):  # None: the end, where the resampler flushes
+        if planes is not None:
+            if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
+                first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
+                raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first "
+                                 f"at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export "
+                                 "it (e.g. as 16-bit PCM WAV).")
+            seen += planes.shape[1]
+            pending.append(planes)
+            if seen - flushed < block:
+                continue
+        x = np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32)
+        if channels != len(x):
+            x = np.repeat(x, channels, axis=0) if len(x) == 1 else x.mean(axis=0, keepdims=True)
+        x = np.ascontiguousarray(x.T, dtype=np.float32)
         if resampler is not None:
-            x = resampler.resample_chunk(x, last=last).reshape(-1, channels)
-        return np.clip(x, -1.0, 1.0)
-
-    seen = 0
-    for planes in _decode_aligned(path):
-        if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
-            first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
-            raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first at "
-                             f"{first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
-                             "(e.g. as 16-bit PCM WAV).")
-        seen += planes.shape[1]
-        pending.append(planes)
-        size += planes.shape[1]
-        if size >= block:
-            out = convert(np.concatenate(pending, axis=1), last=False)
-            pending, size = [], 0
-            if len(out):
-                yield out
-    out = convert(np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32), True)
-    if len(out):
-        yield out
+            x = resampler.resample_chunk(x, last=planes is None).reshape(-1, channels)
+        pending, flushed = [], seen
+        if len(x):
+            yield np.clip(x, -1.0, 1.0)
 
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
