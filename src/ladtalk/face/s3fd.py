@@ -114,8 +114,9 @@ def decode_s3fd(
     return torch.cat(boxes), torch.cat(scores), torch.cat(images)
 
 
-def load_s3fd_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a user's s3fd.pth / sfd_face.pth safely and check it is an S3FD state dict; InputError if not."""
+def load_s3fd(path: Path) -> S3FD:
+    """The S3FD net of a user's s3fd.pth / sfd_face.pth, read safely and loaded strictly; InputError if it is not
+    an S3FD state dict."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"S3FD weight file {path} does not exist; pass --detector s3fd:/path/to/s3fd.pth "
@@ -130,19 +131,21 @@ def load_s3fd_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise InputError(f"{path} holds a {type(state).__name__}, not an S3FD state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    expected = {k: tuple(v.shape) for k, v in S3FD().state_dict().items()}
+    net = S3FD()
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     wrong = sorted(k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != expected[k])
     if missing or extra or wrong:
         raise InputError(f"{path} is not an S3FD state dict: missing keys {missing[:5]}, unexpected keys "
                          f"{extra[:5]}, wrong shapes {wrong[:5]}; pass the face-alignment/Wav2Lip s3fd.pth")
-    return state
+    net.load_state_dict(state, strict=True)
+    return net
 
 
 class S3FDDetector:
-    """S3FD as Wav2Lip runs it: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with score > 0.5, best
-    first (candidates > 0.05, NMS IoU 0.3 with inclusive-pixel areas). No landmarks."""
+    """S3FD as Wav2Lip runs it: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces best first, no landmarks
+    (the thresholds below; NMS with inclusive-pixel areas)."""
 
     name = "s3fd"
     score_threshold, nms_threshold, keep_threshold = 0.05, 0.3, 0.5
@@ -155,9 +158,7 @@ class S3FDDetector:
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu", **kw) -> S3FDDetector:
         """Load the official s3fd.pth strictly."""
-        net = S3FD()
-        net.load_state_dict(load_s3fd_state_dict(Path(path)), strict=True)
-        return cls(net, device=device, **kw)
+        return cls(load_s3fd(Path(path)), device=device, **kw)
 
     @torch.inference_mode()
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
