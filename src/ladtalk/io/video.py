@@ -220,16 +220,13 @@ def read_frames(path: str | Path, indices: Iterable[int]) -> np.ndarray:
         return np.zeros((0, info.height, info.width, 3), np.uint8)
     if min(wanted) < 0:
         raise InputError(f"frame indices must be >= 0, got {min(wanted)}")
-    need = set(wanted)
+    need, last = set(wanted), max(wanted)
     got: dict[int, np.ndarray] = {}
-    last = max(need)
-    count = 0
-    for frame in iter_frames(path, max_frames=last + 1):
-        if count in need:
-            got[count] = frame
-        count += 1
-    if count <= last:
-        raise InputError(f"{path} has {count} frames; frame {last} was asked for.")
+    for k, frame in enumerate(iter_frames(path, max_frames=last + 1)):  # at least one frame, or an InputError
+        if k in need:
+            got[k] = frame
+    if last not in got:
+        raise InputError(f"{path} has {k + 1} frames; frame {last} was asked for.")
     return np.stack([got[i] for i in wanted])
 
 
