@@ -199,16 +199,13 @@ def eye_patch(size: int, g: Geometry, st: Style, side: int, closure: float, rng:
         ang = ang if side > 0 else np.pi - ang
         ln = (0.008 + 0.006 * outward) * rng.uniform(0.8, 1.15)
         strokes.append((lx, ly, ang, ln, side * (0.5 - closure)))
-    lower_strokes = []
-    for k in range(10):
-        tt = -0.6 + 1.5 * k / 9
-        l_lid = max(0.0, 1 - tt ** 2)
-        lx, ly = ex + side * tt * ew, ey + 0.011 * l_lid ** 0.9 * (1 + 0.15 * tt)
-        lower_strokes.append((lx, ly, np.pi / 2 + side * 0.4 * tt, 0.004, 0.0))
+    tt = -0.6 + 1.5 * np.arange(10) / 9  # the lower lashes, shorter and straight
+    ly = ey + 0.011 * np.maximum(0.0, 1 - tt ** 2) ** 0.9 * (1 + 0.15 * tt)
+    lower_strokes = curves(ex + side * tt * ew, ly, np.pi / 2 + side * 0.4 * tt, np.full(10, 0.004), np.zeros(10), 3)
     window = (origin[0], origin[1], X.shape[0], X.shape[1])
-    # each lash: (x, y, angle, length, bend), drawn as a three-segment curve
+    # each upper lash: (x, y, angle, length, bend), drawn as a three-segment curve
     cover = draw_strokes(size, curves(*np.array(strokes).T, 3), thickness=0.4, scale=4, window=window)
-    faint = draw_strokes(size, curves(*np.array(lower_strokes).T, 3), thickness=0.3, scale=4, window=window)
+    faint = draw_strokes(size, lower_strokes, thickness=0.3, scale=4, window=window)
     lash_rgb = np.array([0.05, 0.04, 0.035], np.float32)
     over(patch, lash_rgb, np.clip(cover * 1.2, 0, 0.9))
     over(patch, lash_rgb, np.clip(faint * 0.5, 0, 0.4))
