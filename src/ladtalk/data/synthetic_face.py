@@ -1,9 +1,8 @@
 """Procedural, seeded face renderer: precomputed texture layers, warped per frame, with a live mouth and eyes.
 
-Everything is drawn once in a canonical head frame (a height field lit by one light, with pores, freckles,
-a mole, hair strands, eyebrows); each frame only drops the jaw (one cv2.remap of the lower face), pastes the
-eyes at the blink level, draws the mouth at its openness and moves the head (one cv2.warpAffine). The texture
-therefore moves with the head and never changes from frame to frame.
+Everything is drawn once in a canonical head frame (a lit height field with pores, freckles, a mole, hair and
+brows); each frame only drops the jaw (cv2.remap), pastes the eyes and mouth and moves the head (cv2.warpAffine),
+so the texture moves with the head and never changes from frame to frame.
 """
 
 from __future__ import annotations

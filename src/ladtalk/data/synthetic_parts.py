@@ -29,10 +29,8 @@ def draw_strokes(size: int, strokes: list[np.ndarray] | np.ndarray, thickness: f
                  values: list[float] | None = None, base: float = 0.0,
                  window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Anti-aliased polylines (normalised coords) drawn at `scale`x and area-averaged: float32 (size,size).
-
     With `values`, each stroke writes its own value over `base` (a texture); without, coverage in [0,1].
-    `window` (row, col, height, width) in pixels draws only that part of the canvas (and returns it).
-    """
+    `window` (row, col, height, width) in pixels draws only that part of the canvas (and returns it)."""
     r0, c0, h, w = window or (0, 0, size, size)
     big = np.full((h * scale, w * scale), base, np.float32)
     width = max(1, int(round(thickness * scale)))

@@ -29,9 +29,7 @@ class Detection:
 
 def box_overlap(a: torch.Tensor, b: torch.Tensor, mode: str = "union", offset: float = 0.0) -> torch.Tensor:
     """Pairwise overlap of boxes (...,N,4) and (...,M,4) -> (...,N,M): IoU ('union') or inter/min area ('min').
-
-    `offset` = 1 gives the inclusive-pixel areas (x2 - x1 + 1) of the classic Matlab/Caffe detectors.
-    """
+    `offset` = 1 gives the inclusive-pixel areas (x2 - x1 + 1) of the classic Matlab/Caffe detectors."""
     area_a = (a[..., 2] - a[..., 0] + offset) * (a[..., 3] - a[..., 1] + offset)
     area_b = (b[..., 2] - b[..., 0] + offset) * (b[..., 3] - b[..., 1] + offset)
     lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
@@ -53,12 +51,9 @@ def batched_nms(
     mode: str = "union",
     offset: float = 0.0,
 ) -> torch.Tensor:
-    """Greedy NMS within each group (e.g. image index): boxes (N,4), scores (N,), groups (N,) int -> kept indices.
-
-    Exact greedy result without a Python loop over boxes: box i (in score order) is kept iff no kept box before
-    it overlaps it by more than `threshold`; that recursion is solved by iterating it to its unique fixed point.
-    Kept indices come out grouped by group, best score first.
-    """
+    """Greedy NMS within each group (e.g. image index): boxes (N,4), scores (N,), groups (N,) int -> kept indices,
+    grouped by group, best score first. Exact without a Python loop over boxes: box i (in score order) is kept iff
+    no kept box before it overlaps it by more than `threshold`, a recursion iterated to its unique fixed point."""
     n = boxes.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)

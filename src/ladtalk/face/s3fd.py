@@ -88,10 +88,8 @@ def decode_s3fd(
     outputs: list[torch.Tensor], score_threshold: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The official decode: 12 maps -> candidate boxes (K,4) x1,y1,x2,y2 in input pixels, scores (K,), image (K,).
-
-    A cell (i, j) of level l (stride s = 2**(l+2)) has a prior centred at (s/2 + j*s, s/2 + i*s) of side 4*s;
-    offsets decode SSD-style with variances 0.1 (centre) and 0.2 (log size).
-    """
+    Cell (i, j) of level l (stride s = 2**(l+2)) has a prior of side 4*s centred at (s/2 + j*s, s/2 + i*s);
+    offsets decode SSD-style with variances 0.1 (centre) and 0.2 (log size)."""
     boxes, scores, images = [], [], []
     for level in range(len(outputs) // 2):
         prob = torch.softmax(outputs[2 * level].float(), dim=1)[:, 1]

@@ -57,11 +57,9 @@ class TrackSummary:
 def link_tracks(
     detections: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, min_track_frames: int = 3
 ) -> list[dict[int, Detection]]:
-    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says.
-
-    A detection joins the track whose last box overlaps it most (IoU >= iou_threshold), however long ago that
-    track was last seen, so a face that comes back to the same place keeps its track; matching is greedy by IoU.
-    """
+    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says. Matching
+    is greedy by IoU (>= iou_threshold) with each track's last box, however long ago it was seen, so a face that
+    comes back to the same place keeps its track."""
     tracks: list[dict[int, Detection]] = []
     last_box: list[np.ndarray] = []
     for t, dets in enumerate(detections):
@@ -171,9 +169,8 @@ def track_faces(
 ) -> FaceTrack:
     """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
 
-    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing. Gaps of <= max_gap frames are
-    filled from the neighbours; longer ones are marked has_face False. No face at all gives an empty track (all
-    False) rather than an error; an out-of-range `track` is an InputError naming the tracks found.
+    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing; gaps longer than max_gap frames
+    have no face. No face at all gives an empty track; an out-of-range `track` is an InputError naming the tracks.
     """
     w, h = (int(v) for v in frame_size)
     n = len(detections)
