@@ -313,19 +313,16 @@ class VideoWriter:
         self._channels, self._sample_rate = int(channels), int(sample_rate)
 
     def __enter__(self) -> VideoWriter:
-        stack = contextlib.ExitStack()
-        try:
-            tmp = stack.enter_context(atomic_path(self.path))
-            # faststart puts the index first: the file plays while downloading, and a file cut short
-            # later is still recognised as truncated rather than unreadable.
-            self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
-        except BaseException as e:
-            stack.__exit__(type(e), e, e.__traceback__)
-            if isinstance(e, OSError):
+        with contextlib.ExitStack() as stack:  # on an error, the temporary file is removed
+            try:
+                tmp = stack.enter_context(atomic_path(self.path))
+                # faststart puts the index first: the file plays while downloading, and a file cut short
+                # later is still recognised as truncated rather than unreadable.
+                self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+            except OSError as e:
                 raise InputError(f"cannot write {self.path}: {e.strerror or e}. Choose a folder you can "
                                  "write to.") from e
-            raise
-        self._stack = stack
+            self._stack = stack.pop_all()
         return self
 
     def _start(self, height: int, width: int) -> None:
