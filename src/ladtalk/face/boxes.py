@@ -59,8 +59,7 @@ def batched_nms(
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.argsort(scores, descending=True, stable=True)
     order = order[torch.argsort(groups[order], stable=True)]
-    g_sorted = groups[order]
-    _, counts = torch.unique_consecutive(g_sorted, return_counts=True)
+    _, counts = torch.unique_consecutive(groups[order], return_counts=True)
     starts = torch.cumsum(counts, 0) - counts
     kept: list[torch.Tensor] = []
     counts_l = counts.tolist()
@@ -75,13 +74,11 @@ def batched_nms(
         pos = torch.arange(m, device=boxes.device)
         cnt = counts[i:j]
         valid = pos[None, :] < cnt[:, None]
-        idx = (starts[i:j, None] + pos[None, :]).clamp(max=n - 1)
-        idx = torch.where(valid, idx, starts[i:j, None])
+        idx = torch.where(valid, starts[i:j, None] + pos[None, :], starts[i:j, None])  # padding repeats a box
         b = boxes[order[idx]]
         suppress = box_overlap(b, b, mode, offset) > threshold
         suppress &= torch.ones(m, m, dtype=torch.bool, device=boxes.device).triu(1)[None]
-        suppress &= valid[:, :, None]
-        keep = valid.clone()
+        keep = valid.clone()  # padding is never kept, so it suppresses nothing
         for _ in range(m + 1):
             new = valid & ~(suppress & keep[:, :, None]).any(1)
             if torch.equal(new, keep):
