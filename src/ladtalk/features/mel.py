@@ -64,8 +64,9 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,) to float32 rounding, computed block by block:
     memory holds one block and the mel (19 MB for 10 minutes), not the whole waveform and its spectrogram."""
     pad = N_FFT // 2
-    head: list[np.ndarray] = []  # the first pad+1 samples are needed for the reflected start
-    buf = np.zeros(0, np.float32)  # centre-padded, pre-emphasised samples not yet consumed by a whole frame
+    # pre-emphasised samples not yet consumed by a whole frame, centre-padded once the first pad+1 samples (which
+    # the reflected start needs) have arrived
+    buf = np.zeros(0, np.float32)
     tail = np.zeros(0, np.float32)  # the last pad+1 samples, for the reflected end
     zi = np.zeros(1)  # lfilter's state: -PREEMPHASIS times the previous input sample
     started = False
@@ -91,14 +92,13 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
         y = y.astype(np.float32)
         total += len(y)
         tail = np.concatenate([tail, y])[-(pad + 1):]
+        buf = np.concatenate([buf, y])
         if not started:
-            head.append(y)
             if total <= pad:
                 continue
-            y = np.concatenate(head)
-            buf = y[pad:0:-1].copy()  # np.pad's "reflect": the edge sample is not repeated
+            buf = np.concatenate([buf[pad:0:-1], buf])  # np.pad's "reflect": the edge sample is not repeated
             started = True
-        buf = frames_of(np.concatenate([buf, y]), last=False)
+        buf = frames_of(buf, last=False)
     if total <= pad:
         raise InputError(f"the audio has {total} samples; at least {pad + 1} (26 ms at 16 kHz) are needed")
     buf = np.concatenate([buf, tail[-2::-1][:pad]])
