@@ -177,13 +177,14 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
     base = fmt.rstrip("p")
+    if base in ("flt", "dbl"):
+        return planes.astype(np.float32)
     if base == "u8":
         return (planes.astype(np.float32) - 128.0) / 128.0
-    # 24-bit PCM decodes left-aligned into s32; dividing by a power of two in float64 is exact
-    scale = {"s16": 2.0 ** 15, "s32": 2.0 ** 31, "s64": 2.0 ** 63, "flt": 1.0, "dbl": 1.0}.get(base)
-    if scale is None:
+    bits = {"s16": 15, "s32": 31, "s64": 63}.get(base)  # 24-bit PCM decodes left-aligned into s32
+    if bits is None:
         raise InputError(f"unsupported audio sample format {fmt!r}")
-    return (planes.astype(np.float64) / scale).astype(np.float32)
+    return (planes.astype(np.float64) / 2.0 ** bits).astype(np.float32)  # a power of two: exact
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
