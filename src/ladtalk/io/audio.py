@@ -48,16 +48,11 @@ def _first_video_time(path: Path) -> Fraction | None:
     """Presentation time of the first video frame (decoded, so B-frame reordering is right), or None."""
     with av.open(str(path), mode="r") as container:
         videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-        if not videos:
-            return None
         try:
-            for frame in container.decode(videos[0]):
-                if frame.pts is not None:
-                    return frame.pts * frame.time_base
-                return None
+            frame = next(container.decode(videos[0]), None) if videos else None
         except av.error.FFmpegError:
             return None  # a damaged video track is the video reader's to report; keep the audio as it is
-    return None
+    return None if frame is None or frame.pts is None else frame.pts * frame.time_base
 
 
 @dataclass(frozen=True)
