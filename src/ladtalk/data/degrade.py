@@ -1,7 +1,6 @@
 """Image degradations for validating and analysing restoration (pure torch, run on the images' device).
 
-All functions take images as float (B,3,H,W) RGB in [0,1] and return the same kind (clamped to [0,1]).
-Randomness comes only from an explicit torch.Generator, so results are reproducible.
+Images are float (B,3,H,W) RGB in [0,1] in and out (clamped); randomness only from an explicit torch.Generator.
 """
 
 from __future__ import annotations

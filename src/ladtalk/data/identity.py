@@ -39,6 +39,15 @@ class Identity:
     meta: dict[str, Any]
     crops: np.ndarray = field(repr=False)
 
+    def __post_init__(self) -> None:
+        m = self.meta
+        self.fps: float = float(m["fps"])
+        self.frame_count: int = int(m["frame_count"])
+        self.crop_size: int = int(m["crop_size"])
+        self.source_path = Path(m["source"]["path"])
+        self.frame_size: tuple[int, int] = (int(m["width"]), int(m["height"]))  # of the source frames
+        self.audio_path = self.dir / AUDIO_NAME
+
     @classmethod
     def open(cls, identity_dir: str | os.PathLike) -> Identity:
         """Open a prepared identity folder; the crops stay on disk (memory-mapped)."""
@@ -65,27 +74,6 @@ class Identity:
             raise InputError(f"{d / CROPS_NAME} has shape {crops.shape} {crops.dtype}, expected ({n},{s},{s},3) "
                              "uint8; run `ladtalk prepare` again")
         return cls(d, meta, crops)
-
-    @property
-    def fps(self) -> float:
-        return float(self.meta["fps"])
-
-    @property
-    def frame_count(self) -> int:
-        return int(self.meta["frame_count"])
-
-    @property
-    def crop_size(self) -> int:
-        return int(self.meta["crop_size"])
-
-    @property
-    def source_path(self) -> Path:
-        return Path(self.meta["source"]["path"])
-
-    @property
-    def frame_size(self) -> tuple[int, int]:
-        """(width, height) of the source frames."""
-        return int(self.meta["width"]), int(self.meta["height"])
 
     @property
     def has_face(self) -> np.ndarray:
@@ -124,10 +112,6 @@ class Identity:
     @property
     def test_indices(self) -> np.ndarray:
         return self._split("test")
-
-    @property
-    def audio_path(self) -> Path:
-        return self.dir / AUDIO_NAME
 
     def audio(self) -> np.ndarray:
         """float32 mono samples at SAMPLE_RATE (16 kHz)."""

@@ -97,11 +97,8 @@ def lrs2_clip(folder: str | os.PathLike, img_size: int, fps: float = LRS2_FPS) -
 
 def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train",
                val_fraction: float = 0.05) -> list[Clip]:
-    """Identity folders and LRS2-style roots -> clips of `split` ('train' or 'val').
-
-    Identity folders use their own time split; an LRS2 root uses its train.txt / val.txt (one <spk>/<vid> per
-    line, as the official filelists) when present, else a fixed hash of the clip name picks ~5% for 'val'.
-    """
+    """Identity folders (their own time split) and LRS2-style roots -> clips of `split` ('train' or 'val'). An LRS2
+    root's train.txt / val.txt (the official filelists) choose its clips, else a hash of the clip name does."""
     clips: list[Clip] = []
     for d in data_dirs:
         d = Path(d)
@@ -170,9 +167,7 @@ NEAR_OFFSETS = (3, 25)  # frames: an off-sync window this close shares the head 
 
 class SyncPairs(_WindowSampler):
     """Expert samples: (mel (1,80,16), face (15,S/2,S) lower halves of 5 frames, y (1,)); half in sync, half not.
-
-    A share `near_negatives` of the off-sync windows lies 3-25 frames from the true one (same pose and light, so
-    only the mouth's motion tells them apart: the hard negatives of one speaker); the rest anywhere in the clip."""
+    A share `near_negatives` of the off-sync windows lies NEAR_OFFSETS frames from the true one, the rest anywhere."""
 
     def __init__(self, clips: Sequence[Clip], length: int, seed: int = 0, near_negatives: float = 0.0):
         super().__init__(clips, length, seed)

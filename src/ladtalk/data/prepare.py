@@ -37,12 +37,9 @@ MAX_FPS = 240.0  # resampling to more frames than any camera records only repeat
 MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
+def file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int = 256, fps: float | None = None,
@@ -136,10 +133,8 @@ def _up_to_date(out_dir: Path, source: dict, settings: dict) -> bool:
 def track_video(video_path: str | os.PathLike, fps: float | None = None, detector: str = "mtcnn",
                 pads: tuple[int, int, int, int] = DEFAULT_PADS, track: int | None = None, device: str = "auto",
                 cache_path: Path | None = None):
-    """Detect and track the main face of a video -> (detections per frame, FaceTrack, square crop boxes (N,4)).
-
-    Raises NoFaceError when no frame has a face. With `cache_path`, detections resume from / append to it.
-    """
+    """Detect and track the main face of a video -> (detections per frame, FaceTrack, square crop boxes (N,4));
+    NoFaceError when no frame has a face. With `cache_path`, detections resume from / append to it."""
     video_path = Path(video_path)
     info = probe_video(video_path)
     detections = _detect_all(video_path, fps, info, cache_path, detector, resolve_device(device))

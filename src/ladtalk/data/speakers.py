@@ -1,8 +1,7 @@
-"""Many synthetic speakers: distinct people, each with its own speech, as identity folders (deterministic by seed).
+"""Many synthetic speakers (one per seed: its own face, motion and speech) as identity folders.
 
 The many-speaker data a lip-sync base needs before it can serve a person it never saw (the paper's setting: a
-generalist Wav2Lip, then the person's own restorer). Each seed draws its own face shape, skin tone, freckles and
-moles, hair, eye colour, teeth, lighting and head motion (data.synthetic) and its own synthetic speech.
+generalist Wav2Lip, then the person's own restorer).
 """
 
 from __future__ import annotations

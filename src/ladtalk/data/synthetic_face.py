@@ -1,9 +1,8 @@
 """Procedural, seeded face renderer: precomputed texture layers, warped per frame, with a live mouth and eyes.
 
-Everything is drawn once in a canonical head frame (a height field lit by one light, with pores, freckles,
-a mole, hair strands, eyebrows); each frame only drops the jaw (one cv2.remap of the lower face), pastes the
-eyes at the blink level, draws the mouth at its openness and moves the head (one cv2.warpAffine). The texture
-therefore moves with the head and never changes from frame to frame.
+Everything is drawn once in a canonical head frame (a lit height field with pores, freckles, a mole, hair and
+brows); each frame only drops the jaw (cv2.remap), pastes the eyes and mouth and moves the head (cv2.warpAffine),
+so the texture moves with the head and never changes from frame to frame.
 """
 
 from __future__ import annotations
@@ -256,15 +255,11 @@ class FaceRenderer:
             head[sy, sx] = cv2.remap(self.head_pm, xs, ys - drop * w, cv2.INTER_LINEAR,
                                      borderMode=cv2.BORDER_CONSTANT)
         level = int(round(np.clip(blink, 0, 1) * (self.BLINK_LEVELS - 1)))
-        for side in (0, 1):
-            (py, px), patch = self.eyes[side][level]
+        mouth = mouth_patch(self.R, self.geom, self.style, float(openness), self.lip_noise)
+        for (py, px), patch in (self.eyes[0][level], self.eyes[1][level], mouth):
             region = head[py:py + patch.shape[0], px:px + patch.shape[1]]
             region *= 1 - patch[..., 3:4]
             region += patch
-        (py, px), patch = mouth_patch(self.R, self.geom, self.style, float(openness), self.lip_noise)
-        region = head[py:py + patch.shape[0], px:px + patch.shape[1]]
-        region *= 1 - patch[..., 3:4]
-        region += patch
         return head
 
     def render(self, openness: float, blink: float, affine: np.ndarray) -> np.ndarray:

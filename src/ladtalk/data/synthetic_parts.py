@@ -29,10 +29,8 @@ def draw_strokes(size: int, strokes: list[np.ndarray] | np.ndarray, thickness: f
                  values: list[float] | None = None, base: float = 0.0,
                  window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Anti-aliased polylines (normalised coords) drawn at `scale`x and area-averaged: float32 (size,size).
-
     With `values`, each stroke writes its own value over `base` (a texture); without, coverage in [0,1].
-    `window` (row, col, height, width) in pixels draws only that part of the canvas (and returns it).
-    """
+    `window` (row, col, height, width) in pixels draws only that part of the canvas (and returns it)."""
     r0, c0, h, w = window or (0, 0, size, size)
     big = np.full((h * scale, w * scale), base, np.float32)
     width = max(1, int(round(thickness * scale)))
@@ -198,29 +196,18 @@ def eye_patch(size: int, g: Geometry, st: Style, side: int, closure: float, rng:
         ang = (1 - closure) * (-np.pi / 2 + 0.35 + 0.6 * outward) + closure * (np.pi / 2 - 0.3 * outward)
         ang = ang if side > 0 else np.pi - ang
         ln = (0.008 + 0.006 * outward) * rng.uniform(0.8, 1.15)
-        strokes.append(_lash(lx, ly, ang, ln, side * (0.5 - closure)))
-    lower_strokes = []
-    for k in range(10):
-        tt = -0.6 + 1.5 * k / 9
-        l_lid = max(0.0, 1 - tt ** 2)
-        lx, ly = ex + side * tt * ew, ey + 0.011 * l_lid ** 0.9 * (1 + 0.15 * tt)
-        lower_strokes.append(_lash(lx, ly, np.pi / 2 + side * 0.4 * tt, 0.004, 0.0))
+        strokes.append((lx, ly, ang, ln, side * (0.5 - closure)))
+    tt = -0.6 + 1.5 * np.arange(10) / 9  # the lower lashes, shorter and straight
+    ly = ey + 0.011 * np.maximum(0.0, 1 - tt ** 2) ** 0.9 * (1 + 0.15 * tt)
+    lower_strokes = curves(ex + side * tt * ew, ly, np.pi / 2 + side * 0.4 * tt, np.full(10, 0.004), np.zeros(10), 3)
     window = (origin[0], origin[1], X.shape[0], X.shape[1])
-    cover = draw_strokes(size, strokes, thickness=0.4, scale=4, window=window)
+    # each upper lash: (x, y, angle, length, bend), drawn as a three-segment curve
+    cover = draw_strokes(size, curves(*np.array(strokes).T, 3), thickness=0.4, scale=4, window=window)
     faint = draw_strokes(size, lower_strokes, thickness=0.3, scale=4, window=window)
     lash_rgb = np.array([0.05, 0.04, 0.035], np.float32)
     over(patch, lash_rgb, np.clip(cover * 1.2, 0, 0.9))
     over(patch, lash_rgb, np.clip(faint * 0.5, 0, 0.4))
     return origin, patch
-
-
-def _lash(x: float, y: float, angle: float, length: float, bend: float) -> np.ndarray:
-    pts = [(x, y)]
-    for _ in range(3):
-        angle += bend / 3
-        x, y = x + np.cos(angle) * length / 3, y + np.sin(angle) * length / 3
-        pts.append((x, y))
-    return np.array(pts, np.float32)
 
 
 # Widths of the upper teeth from the centre outwards (units of the frame size), as seen along the arch.

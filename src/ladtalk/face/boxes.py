@@ -1,4 +1,4 @@
-"""Face boxes shared by the detectors: a detection, the frame check, overlap, NMS and per-frame grouping."""
+"""Face boxes shared by the detectors: a detection, overlap, NMS and per-frame grouping."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-from ladtalk.errors import InputError
 
 
 @dataclass
@@ -29,21 +27,9 @@ class Detection:
         return self.box[3] - self.box[1]
 
 
-def check_frames(frames: np.ndarray) -> np.ndarray:
-    """Validate a batch of frames: uint8 (B,H,W,3); a single (H,W,3) frame becomes a batch of one."""
-    frames = np.asarray(frames)
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise InputError(f"frames must be uint8 (B,H,W,3) RGB, got {frames.dtype} {frames.shape}")
-    return frames
-
-
 def box_overlap(a: torch.Tensor, b: torch.Tensor, mode: str = "union", offset: float = 0.0) -> torch.Tensor:
     """Pairwise overlap of boxes (...,N,4) and (...,M,4) -> (...,N,M): IoU ('union') or inter/min area ('min').
-
-    `offset` = 1 gives the inclusive-pixel areas (x2 - x1 + 1) of the classic Matlab/Caffe detectors.
-    """
+    `offset` = 1 gives the inclusive-pixel areas (x2 - x1 + 1) of the classic Matlab/Caffe detectors."""
     area_a = (a[..., 2] - a[..., 0] + offset) * (a[..., 3] - a[..., 1] + offset)
     area_b = (b[..., 2] - b[..., 0] + offset) * (b[..., 3] - b[..., 1] + offset)
     lt = torch.maximum(a[..., :, None, :2], b[..., None, :, :2])
@@ -65,19 +51,15 @@ def batched_nms(
     mode: str = "union",
     offset: float = 0.0,
 ) -> torch.Tensor:
-    """Greedy NMS within each group (e.g. image index): boxes (N,4), scores (N,), groups (N,) int -> kept indices.
-
-    Exact greedy result without a Python loop over boxes: box i (in score order) is kept iff no kept box before
-    it overlaps it by more than `threshold`; that recursion is solved by iterating it to its unique fixed point.
-    Kept indices come out grouped by group, best score first.
-    """
+    """Greedy NMS within each group (e.g. image index): boxes (N,4), scores (N,), groups (N,) int -> kept indices,
+    grouped by group, best score first. Exact without a Python loop over boxes: box i (in score order) is kept iff
+    no kept box before it overlaps it by more than `threshold`, a recursion iterated to its unique fixed point."""
     n = boxes.shape[0]
     if n == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.argsort(scores, descending=True, stable=True)
     order = order[torch.argsort(groups[order], stable=True)]
-    g_sorted = groups[order]
-    _, counts = torch.unique_consecutive(g_sorted, return_counts=True)
+    _, counts = torch.unique_consecutive(groups[order], return_counts=True)
     starts = torch.cumsum(counts, 0) - counts
     kept: list[torch.Tensor] = []
     counts_l = counts.tolist()
@@ -92,13 +74,11 @@ def batched_nms(
         pos = torch.arange(m, device=boxes.device)
         cnt = counts[i:j]
         valid = pos[None, :] < cnt[:, None]
-        idx = (starts[i:j, None] + pos[None, :]).clamp(max=n - 1)
-        idx = torch.where(valid, idx, starts[i:j, None])
+        idx = torch.where(valid, starts[i:j, None] + pos[None, :], starts[i:j, None])  # padding repeats a box
         b = boxes[order[idx]]
         suppress = box_overlap(b, b, mode, offset) > threshold
         suppress &= torch.ones(m, m, dtype=torch.bool, device=boxes.device).triu(1)[None]
-        suppress &= valid[:, :, None]
-        keep = valid.clone()
+        keep = valid.clone()  # padding is never kept, so it suppresses nothing
         for _ in range(m + 1):
             new = valid & ~(suppress & keep[:, :, None]).any(1)
             if torch.equal(new, keep):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ladtalk.errors import InputError
-from ladtalk.face.boxes import Detection, batched_nms, box_overlap, check_frames  # noqa: F401 (re-exported)
+from ladtalk.face.boxes import Detection, batched_nms, box_overlap  # noqa: F401 (re-exported)
 
 
 @runtime_checkable

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ladtalk.errors import InputError
-from ladtalk.face.boxes import Detection, batched_nms, check_frames, detections_from_arrays
+from ladtalk.face.boxes import Detection, batched_nms, detections_from_arrays
+from ladtalk.io.video import check_frames
 
 
 def _flatten_caffe(x: torch.Tensor) -> torch.Tensor:
@@ -84,8 +85,8 @@ class ONet(nn.Module):
         return torch.softmax(self.dense6_1(x), dim=1), self.dense6_2(x), self.dense6_3(x)
 
 
-def mtcnn_weights_dir() -> Path:
-    """The folder holding pnet.pt, rnet.pt, onet.pt inside the installed facenet-pytorch wheel (never imported)."""
+def load_mtcnn_nets(device: torch.device) -> tuple[PNet, RNet, ONet]:
+    """The three nets on `device`, loaded strictly (weights_only) from the facenet-pytorch wheel (never imported)."""
     spec = importlib.util.find_spec("facenet_pytorch")
     hint = "install the weight files with: pip install --no-deps facenet-pytorch==2.6.0"
     if spec is None or not spec.submodule_search_locations:
@@ -94,16 +95,11 @@ def mtcnn_weights_dir() -> Path:
     missing = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if not (folder / n).is_file()]
     if missing:
         raise InputError(f"MTCNN weight files {missing} are missing from {folder}; {hint}")
-    return folder
-
-
-def load_mtcnn_nets(folder: Path | None = None) -> tuple[PNet, RNet, ONet]:
-    """Build the three nets and load their weights strictly (torch.load with weights_only=True)."""
-    folder = mtcnn_weights_dir() if folder is None else Path(folder)
     nets = (PNet(), RNet(), ONet())
     for net, name in zip(nets, ("pnet", "rnet", "onet")):
         net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), strict=True)
-        net.eval().requires_grad_(False)
+        # Channels-last: the frames arrive as (B,H,W,3) already, and oneDNN runs these thin convs 2-3x faster so.
+        net.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
     return nets
 
 
@@ -175,31 +171,18 @@ class MTCNNDetector:
 
     min_face_size (pixels) bounds the smallest face searched for; None picks min_face_fraction of the frame's
     shorter side (at least 20 px). A larger minimum is faster: the image pyramid starts at scale 12/min_face_size.
-    On the CPU, torch runs with `cpu_threads` threads during detect (restored afterwards); None keeps torch's own.
     """
 
     name = "mtcnn"
+    thresholds = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probabilities
+    factor = 0.709  # pyramid scale step
 
-    def __init__(
-        self,
-        device: str | torch.device = "cpu",
-        min_face_size: float | None = None,
-        min_face_fraction: float = 0.15,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-        factor: float = 0.709,
-        weights_dir: str | Path | None = None,
-        cpu_threads: int | None = 1,
-    ) -> None:
+    def __init__(self, device: str | torch.device = "cpu", min_face_size: float | None = None,
+                 min_face_fraction: float = 0.15) -> None:
         self.device = torch.device(device)
-        self.cpu_threads = cpu_threads
         self.min_face_size = min_face_size
         self.min_face_fraction = min_face_fraction
-        self.thresholds = thresholds
-        self.factor = factor
-        # Channels-last: the frames arrive as (B,H,W,3) already, and oneDNN runs these thin convs 2-3x faster so.
-        self.pnet, self.rnet, self.onet = (
-            n.to(self.device, memory_format=torch.channels_last) for n in load_mtcnn_nets(weights_dir)
-        )
+        self.pnet, self.rnet, self.onet = load_mtcnn_nets(self.device)
 
     def min_face_for(self, height: int, width: int) -> float:
         """The smallest face size (pixels) searched for in frames of this size."""
@@ -217,12 +200,12 @@ class MTCNNDetector:
 
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         """Frames uint8 (B,H,W,3) RGB -> per frame, the faces found (box, score, 5 landmarks), best first."""
-        if self.device.type != "cpu" or not self.cpu_threads:
+        if self.device.type != "cpu":
             return self._detect(frames)
         # These nets are too small to gain from a second thread, and an OpenMP team on a busy machine (or beside
         # the video decoder) waits at every barrier: measured 7-10x slower with 2 threads on a loaded 2-core CPU.
         previous = torch.get_num_threads()
-        torch.set_num_threads(self.cpu_threads)
+        torch.set_num_threads(1)
         try:
             return self._detect(frames)
         finally:
@@ -233,8 +216,8 @@ class MTCNNDetector:
         frames = np.ascontiguousarray(check_frames(frames))
         octaves = _Octaves(frames)
         boxes, scores, idx = self._stage1(frames)
-        boxes, scores, idx = self._stage2(octaves, boxes, idx)
-        boxes, scores, idx, marks = self._stage3(octaves, boxes, idx)
+        boxes, scores, idx, _ = self._refine(octaves, boxes, idx, 1)
+        boxes, scores, idx, marks = self._refine(octaves, boxes, idx, 2)
         return detections_from_arrays(boxes, scores, idx, frames.shape[0], marks)
 
     def _nms(self, boxes: np.ndarray, scores: np.ndarray, idx: np.ndarray, thr: float, mode: str = "union"):
@@ -275,23 +258,19 @@ class MTCNNDetector:
         outs = [net(_normalise(crops[i:i + chunk], self.device)) for i in range(0, len(crops), chunk)]
         return [torch.cat([o[j] for o in outs]).float().cpu().numpy() for j in range(len(outs[0]))]
 
-    def _stage2(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
-        if len(boxes) == 0:
-            return boxes, np.zeros(0, np.float32), idx
-        crops, boxes = _crop_resize(octaves, boxes, idx, 24)
-        prob, off = self._run_net(self.rnet, crops)
-        ok = prob[:, 1] >= self.thresholds[1]
-        boxes, scores, idx, off = boxes[ok], prob[ok, 1], idx[ok], off[ok]
-        keep = self._nms(boxes, scores, idx, 0.7)
-        return _square(_regress(boxes[keep], off[keep])), scores[keep], idx[keep]
-
-    def _stage3(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _refine(self, octaves: _Octaves, boxes: np.ndarray, idx: np.ndarray, stage: int) -> tuple[np.ndarray, ...]:
+        """R-Net (stage 1) or O-Net (stage 2, which adds landmarks) on the candidates -> boxes, scores, idx, marks."""
         if len(boxes) == 0:
             return boxes, np.zeros(0, np.float32), idx, np.zeros((0, 5, 2), np.float32)
-        crops, boxes = _crop_resize(octaves, boxes, idx, 48)
-        prob, off, pts = self._run_net(self.onet, crops)
-        ok = prob[:, 1] >= self.thresholds[2]
-        boxes, scores, idx, off, pts = boxes[ok], prob[ok, 1], idx[ok], off[ok], pts[ok]
+        net, size = (self.rnet, 24) if stage == 1 else (self.onet, 48)
+        crops, boxes = _crop_resize(octaves, boxes, idx, size)
+        prob, off, *pts = self._run_net(net, crops)
+        ok = prob[:, 1] >= self.thresholds[stage]
+        boxes, scores, idx, off = boxes[ok], prob[ok, 1], idx[ok], off[ok]
+        if stage == 1:
+            keep = self._nms(boxes, scores, idx, 0.7)
+            return _square(_regress(boxes[keep], off[keep])), scores[keep], idx[keep], None
+        pts = pts[0][ok]
         wh = boxes[:, 2:4] - boxes[:, 0:2]
         marks = np.stack([pts[:, :5] * wh[:, :1] + boxes[:, :1], pts[:, 5:] * wh[:, 1:] + boxes[:, 1:2]], axis=2)
         boxes = _regress(boxes, off)

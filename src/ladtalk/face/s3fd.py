@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ladtalk.errors import InputError
-from ladtalk.face.boxes import Detection, batched_nms, check_frames, detections_from_arrays
+from ladtalk.face.boxes import Detection, batched_nms, detections_from_arrays
+from ladtalk.io.video import check_frames
 
 # Per-channel means subtracted by Wav2Lip's copy of the face-alignment S3FD code. Its frames are flipped from
 # OpenCV's BGR to RGB first, so these numbers meet the R, G, B channels in that order.
@@ -87,10 +88,8 @@ def decode_s3fd(
     outputs: list[torch.Tensor], score_threshold: float = 0.05
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The official decode: 12 maps -> candidate boxes (K,4) x1,y1,x2,y2 in input pixels, scores (K,), image (K,).
-
-    A cell (i, j) of level l (stride s = 2**(l+2)) has a prior centred at (s/2 + j*s, s/2 + i*s) of side 4*s;
-    offsets decode SSD-style with variances 0.1 (centre) and 0.2 (log size).
-    """
+    Cell (i, j) of level l (stride s = 2**(l+2)) has a prior of side 4*s centred at (s/2 + j*s, s/2 + i*s);
+    offsets decode SSD-style with variances 0.1 (centre) and 0.2 (log size)."""
     boxes, scores, images = [], [], []
     for level in range(len(outputs) // 2):
         prob = torch.softmax(outputs[2 * level].float(), dim=1)[:, 1]
@@ -113,8 +112,9 @@ def decode_s3fd(
     return torch.cat(boxes), torch.cat(scores), torch.cat(images)
 
 
-def load_s3fd_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a user's s3fd.pth / sfd_face.pth safely and check it is an S3FD state dict; InputError if not."""
+def load_s3fd(path: Path) -> S3FD:
+    """The S3FD net of a user's s3fd.pth / sfd_face.pth, read safely and loaded strictly; InputError if it is not
+    an S3FD state dict."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"S3FD weight file {path} does not exist; pass --detector s3fd:/path/to/s3fd.pth "
@@ -129,42 +129,34 @@ def load_s3fd_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise InputError(f"{path} holds a {type(state).__name__}, not an S3FD state dict")
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    expected = {k: tuple(v.shape) for k, v in S3FD().state_dict().items()}
+    net = S3FD()
+    expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     wrong = sorted(k for k in expected if k in state and tuple(getattr(state[k], "shape", ())) != expected[k])
     if missing or extra or wrong:
         raise InputError(f"{path} is not an S3FD state dict: missing keys {missing[:5]}, unexpected keys "
                          f"{extra[:5]}, wrong shapes {wrong[:5]}; pass the face-alignment/Wav2Lip s3fd.pth")
-    return state
+    net.load_state_dict(state, strict=True)
+    return net
 
 
 class S3FDDetector:
-    """S3FD as Wav2Lip runs it: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with score > 0.5, best
-    first (candidates > 0.05, NMS IoU 0.3 with inclusive-pixel areas). No landmarks."""
+    """S3FD as Wav2Lip runs it: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces best first, no landmarks
+    (the thresholds below; NMS with inclusive-pixel areas)."""
 
     name = "s3fd"
+    score_threshold, nms_threshold, keep_threshold = 0.05, 0.3, 0.5
 
-    def __init__(
-        self,
-        net: S3FD,
-        device: str | torch.device = "cpu",
-        score_threshold: float = 0.05,
-        nms_threshold: float = 0.3,
-        keep_threshold: float = 0.5,
-        max_pixels_per_pass: float = 4e6,
-    ) -> None:
+    def __init__(self, net: S3FD, device: str | torch.device = "cpu", max_pixels_per_pass: float = 4e6) -> None:
         self.device = torch.device(device)
         self.max_pixels_per_pass = max_pixels_per_pass
         self.net = net.to(self.device).eval().requires_grad_(False)
-        self.score_threshold, self.nms_threshold, self.keep_threshold = score_threshold, nms_threshold, keep_threshold
 
     @classmethod
     def from_file(cls, path: str | Path, device: str | torch.device = "cpu", **kw) -> S3FDDetector:
         """Load the official s3fd.pth strictly."""
-        net = S3FD()
-        net.load_state_dict(load_s3fd_state_dict(Path(path)), strict=True)
-        return cls(net, device=device, **kw)
+        return cls(load_s3fd(Path(path)), device=device, **kw)
 
     @torch.inference_mode()
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:

@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ladtalk.errors import InputError
 from ladtalk.face import DEFAULT_PADS
-from ladtalk.face.boxes import Detection
+from ladtalk.face.boxes import Detection, box_overlap
 
 
 @dataclass
@@ -53,37 +54,24 @@ class TrackSummary:
     main_score: float
 
 
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lt = np.maximum(box[:2], boxes[:, :2])
-    rb = np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = np.prod(box[2:] - box[:2])
-    areas = np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return inter / np.maximum(area + areas - inter, 1e-9)
-
-
 def link_tracks(
     detections: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, min_track_frames: int = 3
 ) -> list[dict[int, Detection]]:
-    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says.
-
-    A detection joins the track whose last box overlaps it most (IoU >= iou_threshold), however long ago that
-    track was last seen, so a face that comes back to the same place keeps its track; matching is greedy by IoU.
-    """
+    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says. Matching
+    is greedy by IoU (>= iou_threshold) with each track's last box, however long ago it was seen, so a face that
+    comes back to the same place keeps its track."""
     tracks: list[dict[int, Detection]] = []
     last_box: list[np.ndarray] = []
     for t, dets in enumerate(detections):
         if not dets:
             continue
         boxes = np.array([d.box for d in dets], dtype=np.float64).reshape(-1, 4)
-        pairs = []
-        for k, lb in enumerate(last_box):
-            for j, v in enumerate(_iou(lb, boxes)):
-                if v >= iou_threshold:
-                    pairs.append((v, k, j))
+        iou = box_overlap(torch.from_numpy(np.array(last_box).reshape(-1, 4)), torch.from_numpy(boxes)).numpy()
+        ks, js = np.nonzero(iou >= iou_threshold)
         used_t: set[int] = set()
         used_d: set[int] = set()
-        for _, k, j in sorted(pairs, key=lambda p: -p[0]):
+        for i in np.argsort(-iou[ks, js], kind="stable"):
+            k, j = int(ks[i]), int(js[i])
             if k in used_t or j in used_d:
                 continue
             tracks[k][t], last_box[k] = dets[j], boxes[j]
@@ -133,27 +121,18 @@ def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
     boxes = boxes.copy()
     present = np.isfinite(boxes).all(axis=1)
     filled = np.zeros(len(boxes), dtype=bool)
-    if not present.any() or max_gap <= 0:
+    if not present.any():
         return boxes, filled
-    n = len(boxes)
-    t = 0
-    while t < n:
-        if present[t]:
-            t += 1
+    for t, end in valid_runs(~present):
+        if end - t > max_gap:
             continue
-        end = t
-        while end < n and not present[end]:
-            end += 1
-        if end - t <= max_gap:
-            before, after = t - 1, end
-            for u in range(t, end):
-                if before >= 0 and after < n:
-                    a = (u - before) / (after - before)
-                    boxes[u] = (1 - a) * boxes[before] + a * boxes[after]
-                else:
-                    boxes[u] = boxes[after] if before < 0 else boxes[before]
-            filled[t:end] = True
-        t = end
+        before, after = t - 1, end
+        if before < 0 or after == len(boxes):
+            boxes[t:end] = boxes[after] if before < 0 else boxes[before]
+        else:
+            a = ((np.arange(t, end) - before) / (after - before))[:, None]
+            boxes[t:end] = (1 - a) * boxes[before] + a * boxes[after]
+        filled[t:end] = True
     return boxes, filled
 
 
@@ -187,20 +166,17 @@ def track_faces(
     track: int | None = None,
     max_gap: int = 5,
     smooth_window: int = 5,
-    iou_threshold: float = 0.3,
-    min_track_frames: int = 3,
 ) -> FaceTrack:
     """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
 
-    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing. Gaps of <= max_gap frames are
-    filled from the neighbours; longer ones are marked has_face False. No face at all gives an empty track (all
-    False) rather than an error; an out-of-range `track` is an InputError naming the tracks found.
+    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing; gaps longer than max_gap frames
+    have no face. No face at all gives an empty track; an out-of-range `track` is an InputError naming the tracks.
     """
     w, h = (int(v) for v in frame_size)
     n = len(detections)
     if len(pads) != 4:
         raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
-    tracks = link_tracks(detections, iou_threshold, min_track_frames)
+    tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
     marks = np.full((n, 5, 2), np.nan)
     scores = np.full(n, np.nan)

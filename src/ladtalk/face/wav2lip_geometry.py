@@ -1,14 +1,8 @@
 """The official Wav2Lip inference geometry: which part of each frame the generator sees and where its face goes.
 
-Step by step as the official `inference.py` does it, so that users' `wav2lip.pth` / `wav2lip_gan.pth` get exactly
-the inputs they were made for:
-1. the detector's rectangle is clipped at 0 and truncated to int (the official S3FD wrapper returns ints);
-2. the pads (top, bottom, left, right) are added and the box is clamped to the frame;
-3. each box becomes the mean of a forward window of 5 boxes (the last 5 for the final frames), assigned in place
-   into the int array, so the mean is truncated and the last windows already contain smoothed boxes;
-4. frame[y1:y2, x1:x2] is stretched (not squared) to 96x96 with bilinear resizing;
-5. the generated face, truncated to uint8, is resized back to the box (bilinear) and overwrites it.
-The SOVQAE keeps its own square crops (face/crop.py), cut from the same face track.
+Step by step as the official `inference.py` does it (truncations and in-place smoothing included), so that users'
+`wav2lip.pth` / `wav2lip_gan.pth` get exactly the inputs they were made for. The SOVQAE keeps its own square crops
+(face/crop.py), cut from the same face track.
 """
 
 from __future__ import annotations
@@ -35,20 +29,6 @@ def check_pads(pads, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
     return tuple(int(p) for p in pads)  # type: ignore[return-value]
 
 
-def padded_boxes(rects: np.ndarray, frame_size: tuple[int, int], pads: tuple[int, int, int, int]) -> np.ndarray:
-    """Detector rectangles (N,4) x1,y1,x2,y2 (float or int; NaN rows = no face) -> int64 (N,4) x1,y1,x2,y2 padded
-    and clamped to the frame of size (width, height) as the official face_detect does; NaN rows become -1."""
-    w, h = frame_size
-    top, bottom, left, right = (int(p) for p in pads)
-    rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
-    ok = np.isfinite(rects).all(axis=1)
-    out = np.full(rects.shape, -1, dtype=np.int64)
-    r = np.clip(rects[ok], 0, None).astype(np.int64)  # the official detector: np.clip(d, 0, None), map(int, ...)
-    out[ok] = np.stack([np.maximum(0, r[:, 0] - left), np.maximum(0, r[:, 1] - top),
-                        np.minimum(w, r[:, 2] + right), np.minimum(h, r[:, 3] + bottom)], axis=1)
-    return out
-
-
 def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> np.ndarray:
     """The official get_smoothened_boxes on int boxes (N,4), applied within each run of rows that are not -1.
 
@@ -65,10 +45,19 @@ def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> n
 
 
 def official_boxes(rects: np.ndarray, frame_size: tuple[int, int],
-                   pads: tuple[int, int, int, int] = DEFAULT_PADS, smooth: bool = True) -> np.ndarray:
-    """Detector rectangles (N,4) x1,y1,x2,y2 -> the official int64 boxes (N,4) x1,y1,x2,y2 (-1 rows: no face)."""
-    boxes = padded_boxes(rects, frame_size, pads)
-    return smooth_forward(boxes) if smooth else boxes
+                   pads: tuple[int, int, int, int] = DEFAULT_PADS) -> np.ndarray:
+    """Detector rectangles (N,4) x1,y1,x2,y2 (float or int; NaN rows = no face) -> the official int64 boxes (N,4)
+    x1,y1,x2,y2: padded and clamped to the frame of size (width, height) as the official face_detect does, then
+    smoothed (smooth_forward); NaN rows become -1."""
+    w, h = frame_size
+    top, bottom, left, right = (int(p) for p in pads)
+    rects = np.asarray(rects, dtype=np.float64).reshape(-1, 4)
+    ok = np.isfinite(rects).all(axis=1)
+    out = np.full(rects.shape, -1, dtype=np.int64)
+    r = np.clip(rects[ok], 0, None).astype(np.int64)  # the official detector: np.clip(d, 0, None), map(int, ...)
+    out[ok] = np.stack([np.maximum(0, r[:, 0] - left), np.maximum(0, r[:, 1] - top),
+                        np.minimum(w, r[:, 2] + right), np.minimum(h, r[:, 3] + bottom)], axis=1)
+    return smooth_forward(out)
 
 
 def _box(box: np.ndarray) -> tuple[int, int, int, int]:

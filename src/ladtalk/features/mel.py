@@ -1,9 +1,7 @@
 """The official Wav2Lip audio front end (80-bin log-mel, 80 steps/s at 16 kHz) and frame-aligned mel windows.
 
-Numbers follow Wav2Lip's hparams/audio.py: pre-emphasis 0.97, STFT n_fft 800 / hop 200 / win 800 (hann, centre
-padding in 'reflect' mode, the librosa<=0.8 default the weights were trained with), Slaney mel 55-7600 Hz,
-20*log10(max(1e-5, M)) - 20 dB, then symmetric normalisation clipped to [-4, 4]. The mel is computed once per
-clip; windows of 16 steps (0.2 s) are cut from it per video frame.
+The numbers below are Wav2Lip's hparams/audio.py; the STFT pads in 'reflect' mode, the librosa<=0.8 default the
+weights were trained with. The mel is computed once per clip; a 16-step window is cut from it per video frame.
 """
 
 from __future__ import annotations
@@ -63,14 +61,14 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
 
 
 def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) -> np.ndarray:
-    """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,), computed block by block: memory holds one
-    block of samples and the mel (80 floats per 12.5 ms: 19 MB for 10 minutes), not the whole waveform and its
-    complex spectrogram. Equal to `melspectrogram` on the whole waveform to float32 rounding."""
+    """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,) to float32 rounding, computed block by block:
+    memory holds one block and the mel (19 MB for 10 minutes), not the whole waveform and its spectrogram."""
     pad = N_FFT // 2
-    head: list[np.ndarray] = []  # the first pad+1 samples are needed for the reflected start
-    buf = np.zeros(0, np.float32)  # centre-padded, pre-emphasised samples not yet consumed by a whole frame
+    # pre-emphasised samples not yet consumed by a whole frame, centre-padded once the first pad+1 samples (which
+    # the reflected start needs) have arrived
+    buf = np.zeros(0, np.float32)
     tail = np.zeros(0, np.float32)  # the last pad+1 samples, for the reflected end
-    prev = 0.0  # lfilter's state: the previous input sample
+    zi = np.zeros(1)  # lfilter's state: -PREEMPHASIS times the previous input sample
     started = False
     total = 0
     mels: list[np.ndarray] = []
@@ -90,21 +88,17 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
         x = np.asarray(block, np.float64).reshape(-1)
         if not len(x):
             continue
-        y = np.empty(len(x), np.float64)
-        y[0] = x[0] - PREEMPHASIS * prev
-        y[1:] = x[1:] - PREEMPHASIS * x[:-1]
-        prev = float(x[-1])
+        y, zi = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], x, zi=zi)
         y = y.astype(np.float32)
         total += len(y)
         tail = np.concatenate([tail, y])[-(pad + 1):]
+        buf = np.concatenate([buf, y])
         if not started:
-            head.append(y)
             if total <= pad:
                 continue
-            y = np.concatenate(head)
-            buf = y[pad:0:-1].copy()  # np.pad's "reflect": the edge sample is not repeated
+            buf = np.concatenate([buf[pad:0:-1], buf])  # np.pad's "reflect": the edge sample is not repeated
             started = True
-        buf = frames_of(np.concatenate([buf, y]), last=False)
+        buf = frames_of(buf, last=False)
     if total <= pad:
         raise InputError(f"the audio has {total} samples; at least {pad + 1} (26 ms at 16 kHz) are needed")
     buf = np.concatenate([buf, tail[-2::-1][:pad]])
@@ -140,12 +134,11 @@ def _padded(mel: np.ndarray) -> np.ndarray:
 
 def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
                 offset_frames: int = 0) -> np.ndarray:
-    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32: window of frame i starts at int((i+offset)*80/fps).
+    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame.. (a chunk, for streaming).
 
-    Frames first_frame .. first_frame+num_frames-1 (a chunk, for streaming). Windows past the end are clamped to
-    the last 16 steps, as the official inference does, and before the start to the first. `num_frames=None` gives
-    the official count (`official_num_frames`) minus first_frame. `offset_frames`: the generator's training offset
-    (-1 for one trained as the original is: frame i learned from frame i-1's mel; 0 is the official inference).
+    Frame i's window starts at int((i+offset_frames)*80/fps), clamped into the mel as the official inference does.
+    `num_frames=None` gives the official count minus first_frame. `offset_frames`: the generator's training offset
+    (-1 for one trained as the original: frame i learned from frame i-1's mel; 0 is the official inference).
     """
     mel = _padded(np.asarray(mel, dtype=np.float32))
     total = mel.shape[1]
@@ -159,19 +152,11 @@ def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, firs
 
 def training_windows(mel: np.ndarray, fps: float, first_frame: int, count: int = 5,
                      offset_frames: int = -1) -> np.ndarray | None:
-    """Per-frame training mels (count, 1, 80, 16) for frames first_frame.. (+offset_frames, official: -1).
-
-    The official training crops frame id's mel from frame id-1 (a known 40 ms offset to inference); returns None
-    where any window would start before 0 or run past the end, so the sampler draws again, as the original does.
-    """
-    mel = np.asarray(mel, dtype=np.float32)
-    out = []
-    for f in range(first_frame + offset_frames, first_frame + offset_frames + count):
-        w = sync_window(mel, fps, f)
-        if w is None:
-            return None
-        out.append(w)
-    return np.stack(out)
+    """Per-frame training mels (count, 1, 80, 16) for frames first_frame.. (+offset_frames, official: -1), or None
+    where a window leaves the clip, so the sampler draws again as the original does."""
+    first = first_frame + offset_frames
+    out = [sync_window(np.asarray(mel, dtype=np.float32), fps, f) for f in range(first, first + count)]
+    return None if any(w is None for w in out) else np.stack(out)
 
 
 def sync_window(mel: np.ndarray, fps: float, frame: int) -> np.ndarray | None:

@@ -11,15 +11,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it is renamed onto `target`, on error removed.
-
-    The temporary name keeps the target's extension (FFmpeg picks the container from it).
-    """
+    It keeps the target's extension (FFmpeg picks the container from it)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    ext = suffix if suffix is not None else "".join(target.suffixes[-1:])
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{ext}", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{target.suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp)
     os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the final file gets the usual permissions
@@ -40,14 +37,12 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,12 +1,12 @@
 """Audio from any container FFmpeg reads, as float32 mono at a chosen rate; 16-bit WAV writing, atomic.
 
-For a video, sample 0 of `load_audio` is the instant of the first video frame, the origin `ladtalk.io.video`
-measures frame times from: audio that starts earlier is cut, audio that starts later is preceded by silence,
-so frame k and audio time k/fps belong together (the Macron clip's video starts 80 ms after its audio).
+For a video, sample 0 is the instant of the first video frame (audio before it is cut, a late start is preceded by
+silence), so frame k and audio time k/fps belong together (the Macron clip's video starts 80 ms after its audio).
 """
 
 from __future__ import annotations
 
+import itertools
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,16 +48,11 @@ def _first_video_time(path: Path) -> Fraction | None:
     """Presentation time of the first video frame (decoded, so B-frame reordering is right), or None."""
     with av.open(str(path), mode="r") as container:
         videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-        if not videos:
-            return None
         try:
-            for frame in container.decode(videos[0]):
-                if frame.pts is not None:
-                    return frame.pts * frame.time_base
-                return None
+            frame = next(container.decode(videos[0]), None) if videos else None
         except av.error.FFmpegError:
             return None  # a damaged video track is the video reader's to report; keep the audio as it is
-    return None
+    return None if frame is None or frame.pts is None else frame.pts * frame.time_base
 
 
 @dataclass(frozen=True)
@@ -81,42 +76,34 @@ def probe_audio(path: str | Path) -> AudioInfo:
 
 
 def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
-    """float32 (C,N) blocks at the file's own rate, sample 0 at the first video frame when there is one.
-
-    Streams: memory holds one decoded frame whatever the file's length.
-    """
+    """float32 (C,N) blocks at the file's own rate, sample 0 at the first video frame when there is one."""
     with _open_audio(path) as container:
         origin = _first_video_time(path)
         stream = container.streams.audio[0]
         rate = stream.codec_context.sample_rate or stream.rate
         emitted = 0
-        drop = 0
-        limit = None
-        started = False
+        pos = limit = None  # pos: where the next decoded sample falls, counted from the origin
         try:
             for frame in container.decode(stream):
                 arr = frame.to_ndarray()
                 if not frame.format.is_planar:  # packed: (1, N*C) interleaved
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 planes = _to_float(arr, frame.format.name)
-                if not started:
-                    started = True
+                if pos is None:
                     first_time = frame.pts * frame.time_base if frame.pts is not None else None
                     if origin is None:
                         origin = first_time if first_time is not None else Fraction(0)
-                    shift = int(round((first_time - origin) * rate)) if first_time is not None else 0
+                    pos = int(round((first_time - origin) * rate)) if first_time is not None else 0
                     if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame
                         end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
                         limit = max(0, int(round(end * rate))) or None
-                    if shift > 0:  # audio starts after the first video frame: keep it in place with silence
-                        yield np.zeros((len(planes), shift), np.float32)
-                        emitted += shift
-                    drop = max(0, -shift)
-                if drop:
-                    cut = min(drop, planes.shape[1])
-                    planes, drop = planes[:, cut:], drop - cut
-                if limit is not None and emitted + planes.shape[1] > limit:
-                    planes = planes[:, :max(0, limit - emitted)]
+                    if pos > 0:  # audio starts after the first video frame: keep it in place with silence
+                        yield np.zeros((len(planes), pos), np.float32)
+                        emitted += pos
+                n = planes.shape[1]
+                # samples before the origin are cut, and those past the stream's end
+                planes = planes[:, max(0, -pos):n if limit is None else max(0, limit - pos)]
+                pos += n
                 if planes.shape[1]:
                     yield planes
                     emitted += planes.shape[1]
@@ -128,15 +115,6 @@ def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
                              "it.") from e
         if not emitted:
             raise InputError(f"{path} has an audio stream with no samples. Give a file with sound.")
-
-
-def _decode_mono(path: Path) -> tuple[np.ndarray, int]:
-    """float32 (N,) mono at the file's own rate; sample 0 at the first video frame when there is one."""
-    rate = probe_audio(path).sample_rate
-    # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
-    # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
-    chunks = [b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)]
-    return np.concatenate(chunks), rate
 
 
 # the sample rates an AAC track can carry (ISO 14496-3 sampling frequency index)
@@ -168,50 +146,40 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
 
         resampler = soxr.ResampleStream(info.sample_rate, rate, channels, dtype="float32", quality="HQ")
     pending: list[np.ndarray] = []
-    size = 0
+    seen = flushed = 0
     block = max(1, int(block_seconds * info.sample_rate))
-
-    def convert(planes: np.ndarray, last: bool) -> np.ndarray:
-        if channels != len(planes):
-            planes = np.repeat(planes, channels, axis=0) if len(planes) == 1 else planes.mean(axis=0, keepdims=True)
-        x = np.ascontiguousarray(planes.T, dtype=np.float32)
+    for planes in itertools.chain(_decode_aligned(path), [None]):  # None: the end, where the resampler flushes
+        if planes is not None:
+            if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
+                first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
+                raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first "
+                                 f"at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export "
+                                 "it (e.g. as 16-bit PCM WAV).")
+            seen += planes.shape[1]
+            pending.append(planes)
+            if seen - flushed < block:
+                continue
+        x = np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32)
+        if channels != len(x):
+            x = np.repeat(x, channels, axis=0) if len(x) == 1 else x.mean(axis=0, keepdims=True)
+        x = np.ascontiguousarray(x.T, dtype=np.float32)
         if resampler is not None:
-            x = resampler.resample_chunk(x, last=last).reshape(-1, channels)
-        return np.clip(x, -1.0, 1.0)
-
-    seen = 0
-    for planes in _decode_aligned(path):
-        if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
-            first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
-            raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first at "
-                             f"{first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
-                             "(e.g. as 16-bit PCM WAV).")
-        seen += planes.shape[1]
-        pending.append(planes)
-        size += planes.shape[1]
-        if size >= block:
-            out = convert(np.concatenate(pending, axis=1), last=False)
-            pending, size = [], 0
-            if len(out):
-                yield out
-    out = convert(np.concatenate(pending, axis=1) if pending else np.zeros((info.channels, 0), np.float32), True)
-    if len(out):
-        yield out
+            x = resampler.resample_chunk(x, last=planes is None).reshape(-1, channels)
+        pending, flushed = [], seen
+        if len(x):
+            yield np.clip(x, -1.0, 1.0)
 
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
     base = fmt.rstrip("p")
-    if base == "u8":
-        return (planes.astype(np.float32) - 128.0) / 128.0
-    if base == "s16":
-        return planes.astype(np.float32) / 32768.0
-    if base == "s32":  # 24-bit PCM decodes left-aligned into s32
-        return (planes.astype(np.float64) / 2147483648.0).astype(np.float32)
-    if base == "s64":
-        return (planes.astype(np.float64) / 9.223372036854775808e18).astype(np.float32)
     if base in ("flt", "dbl"):
         return planes.astype(np.float32)
-    raise InputError(f"unsupported audio sample format {fmt!r}")
+    if base == "u8":
+        return (planes.astype(np.float32) - 128.0) / 128.0
+    bits = {"s16": 15, "s32": 31, "s64": 63}.get(base)  # 24-bit PCM decodes left-aligned into s32
+    if bits is None:
+        raise InputError(f"unsupported audio sample format {fmt!r}")
+    return (planes.astype(np.float64) / 2.0 ** bits).astype(np.float32)  # a power of two: exact
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -219,7 +187,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     path = Path(path)
     if int(sample_rate) <= 0:
         raise InputError(f"sample_rate must be positive, got {sample_rate}")
-    samples, rate = _decode_mono(path)
+    rate = probe_audio(path).sample_rate
+    # Sample formats are scaled exactly in numpy (no swresample), and channels are averaged: the
+    # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
+    samples = np.concatenate([b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)])
     bad = ~np.isfinite(samples)
     if bad.any():  # float WAVs can hold NaN/inf; resampling and the mel would turn them into a traceback
         first = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) / rate
@@ -227,10 +198,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
                          f"first at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
                          "(e.g. as 16-bit PCM WAV).")
     if rate != sample_rate:
-        # soxr "HQ" (what librosa's res_type="soxr_hq" calls; soxr comes with librosa, and importing it
-        # directly skips librosa's ~5 s scipy.signal import): linear phase, flat passband, a 9 kHz tone
-        # taken from 48 to 16 kHz aliases below -140 dB. FFmpeg's default swr filter leaks it at -62 dB
-        # and already dips 0.4 dB at 7 kHz.
+        # soxr "HQ" (librosa's "soxr_hq", without librosa's slow import): a 9 kHz tone taken from 48 to 16 kHz
+        # aliases below -140 dB, where FFmpeg's default swr filter leaks it at -62 dB and dips 0.4 dB at 7 kHz.
         import soxr
 
         samples = soxr.resample(samples, rate, int(sample_rate), quality="HQ")

@@ -25,12 +25,7 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
-def _inside(child: Path, folder: Path) -> bool:
-    return child != folder and child.is_relative_to(folder)
-
-
-def refuse_output_over_inputs(out: str | os.PathLike, inputs: Inputs, *, folder: bool = False,
-                              flag: str = "-o") -> None:
+def refuse_output_over_inputs(out: str | os.PathLike, inputs: Inputs, *, folder: bool = False) -> None:
     """Raise InputError when output `out` is one of the (label, path) `inputs` (None paths are skipped).
 
     With `folder=True` (the output is a folder that is written into or replaced as a whole) an input inside it,
@@ -43,13 +38,13 @@ def refuse_output_over_inputs(out: str | os.PathLike, inputs: Inputs, *, folder:
         in_p = Path(path).expanduser().resolve()
         if _same(out_p, in_p):
             why = "is the same file as" if in_p.is_file() else "is"
-        elif folder and _inside(in_p, out_p):
+        elif folder and in_p.is_relative_to(out_p):
             why = "is a folder that contains"
-        elif folder and _inside(out_p, in_p):
+        elif folder and out_p.is_relative_to(in_p):
             why = "lies inside"
         else:
             continue
-        raise InputError(f"the output {flag} {out} {why} the {label} {path}; writing it would destroy that input. "
+        raise InputError(f"the output -o {out} {why} the {label} {path}; writing it would destroy that input. "
                          f"Choose another output path.")
 
 
