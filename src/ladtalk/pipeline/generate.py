@@ -1,12 +1,8 @@
 """`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
 
-The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `generate` makes
-the mel (1) and schedules the identity frames (2); `Cascade.__call__` runs the networks on one batch of frames:
-Wav2Lip (3), upscale and SOVQAE (4), the paste (5). `generate` wraps it: loading and checks, the optional temporal
-filter on the finished frames, streaming in batches (memory stays flat however long the audio or the video: the
-identity crops are memory-mapped, the muxed audio is read block by block), decoding and encoding in background
-threads (PyAV releases the GIL) and each stage timed by `RunReport.stage`. The output keeps the driving audio's
-channels and (nearly) its sample rate.
+The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `Cascade` runs
+the networks on one batch of frames (3-5); `generate` loads and checks, schedules and streams the batches (memory
+stays flat however long the audio), and `write_video` encodes them in a background thread with the audio muxed.
 """
 
 from __future__ import annotations
@@ -34,7 +30,7 @@ from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_re
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import warn_if_crops_differ
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
-from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
+from ladtalk.pipeline.temporal import DEFAULT_LIMIT, TemporalMedian, temporal_median
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import inference_settings
@@ -83,6 +79,16 @@ def check_out_path(out_path: str | os.PathLike) -> Path:
         raise InputError(f"output {out_path} must end in one of {', '.join(VIDEO_SUFFIXES)}")
     check_writable_dir(out_path.parent)
     return out_path
+
+
+def checked_batch(paste: str, batch_size: int | None, device: torch.device) -> int:
+    """The faces per batch (default: 64 on a GPU, 16 on the CPU), once `paste` and `batch_size` are checked."""
+    if paste not in PASTE_MODES:
+        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    batch = batch_size if batch_size is not None else (64 if device.type == "cuda" else 16)
+    if batch < 1:
+        raise InputError(f"batch size must be at least 1, got {batch}")
+    return batch
 
 
 def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity:
@@ -136,12 +142,11 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                                          ("SOVQAE model", sovqae_path)])
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
-    if paste not in PASTE_MODES:
-        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
-    sovqae_rows = restorer_rows(sovqae_rows, paste)
-    temporal = temporal_median(temporal_filter, paste, temporal_limit)
     rt = inference_settings(device, precision)
     dev = rt.device
+    batch = checked_batch(paste, batch_size, dev)
+    sovqae_rows = restorer_rows(sovqae_rows, paste)
+    temporal = temporal_median(temporal_filter, paste, temporal_limit)
     ident = open_identity(identity, device=str(dev))
     report = RunReport(precision=rt.precision)
     with report.stage("mel"):
@@ -159,43 +164,55 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                       paste=paste, dtype=rt.amp_dtype, device=dev)
     if restorer is not None:
         warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
-    batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
-    if batch < 1:
-        raise InputError(f"batch size must be at least 1, got {batch}")
     report.add_load(t_start)
 
     # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped
     n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
         np.asarray(frame_indices, dtype=np.int64)[pingpong_indices(n_out, len(frame_indices))]
-    has_face = ident.has_face
     source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
     frames_iter = source.iter_schedule(schedule)
     if overlap_io:
         frames_iter = background(frames_iter, depth=2 * batch)
 
-    # the mel uses 16 kHz mono; the muxed track is the driving audio as given, streamed into the writer
-    mux = mux_format(probe_audio(audio_path))
-    with VideoWriter(out_path, fps=ident.fps) as writer, \
-            _encoder(writer, report, overlap_io) as encode, \
-            tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
-        writer.set_audio_stream(iter_audio(audio_path, mux.sample_rate, mux.channels), mux.sample_rate, mux.channels)
+    def batches():
         for start in range(0, n_out, batch):
             idx = schedule[start:start + batch]
             with report.stage("decode"):
                 frames = np.stack([next(frames_iter) for _ in idx])
-            rows = np.flatnonzero(has_face[idx])
+            rows = np.flatnonzero(ident.has_face[idx])
             if len(rows):
                 windows = mel_windows(mel, ident.fps, len(idx), first_frame=start,
                                       offset_frames=wav2lip.mel_offset_frames)
                 frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
+            yield frames, ident.crop_boxes[idx]
+
+    return write_video(out_path, ident.fps, audio_path, batches(), n_out, temporal, report, t_start, "generate",
+                       overlap_io)
+
+
+def write_video(out_path: Path, fps: float, audio_path: str | os.PathLike | None, batches, total: int,
+                temporal: TemporalMedian | None, report: RunReport, t_start: float, desc: str, overlap_io: bool = True
+                ) -> RunReport:
+    """Encode `batches` of (finished frames, the crop boxes pasted in them) into `out_path` with the audio of
+    `audio_path` streamed in (None: no audio), through the temporal filter if any; `overlap_io`: x264 and the muxer
+    in a worker thread, beside the networks."""
+    encoder = background_calls if overlap_io else contextlib.nullcontext
+    with VideoWriter(out_path, fps=fps) as writer, encoder(report.timed("encode", writer.write)) as encode, \
+            tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True) as bar:
+        if audio_path is not None:
+            mux = mux_format(probe_audio(audio_path))  # the audio's own rate (where AAC allows) and channels
+            writer.set_audio_stream(iter_audio(audio_path, mux.sample_rate, mux.channels), mux.sample_rate,
+                                    mux.channels)
+        for frames, boxes in batches:
+            count = len(frames)
             if temporal is not None:
                 with report.stage("temporal"):
-                    frames = temporal.push(frames, ident.crop_boxes[idx])  # NaN rows where no face
+                    frames = temporal.push(frames, boxes)  # NaN rows where no face
             if len(frames):
                 encode(frames)
-            bar.update(len(idx))
-            report.count(len(idx))
+            bar.update(count)
+            report.count(count)
         if temporal is not None and len(last := temporal.flush()):
             encode(last)
     report.finish(t_start)
@@ -229,12 +246,6 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
             raise
         mel = None  # too short for a mel: the caller's check names the problem
     return mel, n, peak
-
-
-def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
-    """`encode(frames)`: in a worker thread (x264 and the muxer then run beside the networks) or inline."""
-    write = report.timed("encode", writer.write)
-    return background_calls(write, depth=2) if overlap else contextlib.nullcontext(write)
 
 
 def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: np.ndarray, mels: torch.Tensor,
