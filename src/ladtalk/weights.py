@@ -1,10 +1,8 @@
 """Finding and safely loading weight files that ladtalk never downloads itself.
 
-Search order of `find_weight`: (1) an explicit path, (2) an environment variable, (3) the torch hub cache
-`$TORCH_HOME/hub/checkpoints` (TORCH_HOME defaults to `$XDG_CACHE_HOME/torch`, i.e. `~/.cache/torch`),
-(4) a data file inside an installed wheel, located with `importlib.util.find_spec` (which does not run the
-package's `__init__`, so packages that import torchvision are never imported). `load_torch_weights` reads
-a file with `torch.load(weights_only=True)` so that a checkpoint from the internet cannot run code.
+`find_weight` looks in an explicit path, an environment variable, the torch hub cache and a data file inside an
+installed wheel; `load_torch_weights` reads with `torch.load(weights_only=True)`, so a checkpoint from the internet
+cannot run code.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -22,16 +19,13 @@ from ladtalk.errors import CheckpointError, InputError
 
 
 def torch_hub_checkpoints_dir() -> Path:
-    """`$TORCH_HOME/hub/checkpoints`, the folder torch.hub / torchvision read pretrained files from."""
-    torch_home = os.environ.get("TORCH_HOME")
-    if not torch_home:
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        torch_home = os.path.join(cache, "torch")
-    return Path(torch_home) / "hub" / "checkpoints"
+    """`$TORCH_HOME/hub/checkpoints` (default ~/.cache/torch/...), the folder torch.hub / torchvision read from."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def package_dir(package: str) -> Path | None:
-    """Folder of an installed (top-level) package without importing it; None if it is not installed."""
+    """Folder of an installed (top-level) package, found without running its `__init__` (which may import
+    torchvision); None if it is not installed."""
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
@@ -87,20 +81,11 @@ def where_looked(name: str, env_var: str | None = None, hub_filename: str | None
     return f"{name} was not found; looked in: " + ", ".join(places or ["(no places given)"])
 
 
-def _unwrap(obj: Any) -> Any:
-    # Training scripts often save {"state_dict": ...} (Wav2Lip, Lightning) or nest it once more.
-    while isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    return obj
-
-
-def load_torch_weights(path: str | os.PathLike,
-                       strip_prefixes: tuple[str, ...] = ("module.",)) -> dict[str, torch.Tensor]:
+def load_torch_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded without running code (CPU).
 
-    Unwraps nested "state_dict" entries and strips DataParallel's "module." (or the given) prefixes;
-    non-tensor entries are dropped. Raises CheckpointError for truncated files, pickles that would run code,
-    or non-dicts.
+    Unwraps nested "state_dict" entries and strips DataParallel's "module." prefix; non-tensor entries are dropped.
+    Raises CheckpointError for truncated files, pickles that would run code, or non-dicts.
     """
     path = Path(path)
     if not path.is_file():
@@ -121,18 +106,12 @@ def load_torch_weights(path: str | os.PathLike,
         ) from e
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is truncated or not a torch weight file ({e}); get it again") from e
-    obj = _unwrap(obj)
+    # training scripts often save {"state_dict": ...} (Wav2Lip, Lightning), or nest it once more
+    while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of named tensors")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        k = str(key)
-        for prefix in strip_prefixes:
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = value
+    out = {str(k).removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not out:
         raise CheckpointError(f"{path} holds a dict without any tensors; is it a weight file?")
     return out
