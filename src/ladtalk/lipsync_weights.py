@@ -41,10 +41,7 @@ _BUILTIN_PART = {KIND_WAV2LIP: "wav2lip", KIND_EXPERT: "syncnet"}  # what a ship
 
 def detect_kind(state_dict: dict[str, torch.Tensor]) -> str | None:
     """Which lip-sync network a state dict (prefixes stripped) belongs to, or None."""
-    for kind, (key, _) in _SIGNATURES.items():
-        if key in state_dict:
-            return kind
-    return None
+    return next((kind for kind, (key, _) in _SIGNATURES.items() if key in state_dict), None)
 
 
 def _model_folder(path: Path) -> Path:

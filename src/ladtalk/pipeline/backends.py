@@ -1,14 +1,13 @@
 """Running an inference network on a CPU backend: eager torch, ONNX Runtime or OpenVINO.
 
-The two exported backends take the same nn.Module the eager path runs (exported in-process, never downloaded),
-and keep the exported model next to the weights (`<weights>.ladtalk-cache/`) so a second run skips the export.
-Batch is the one dynamic dimension; a new picture size is a new export. Each backend is one small class with the
-same call: float tensors in, float/int64 tensors out, on the CPU. What each costs on which CPU:
-bench/results/backends_cpu.md.
+The exported backends take the nn.Module the eager path runs (exported in-process, never downloaded; batch the one
+dynamic dimension) and keep the export beside the weights, so a second run skips it. Each backend is one small class
+with the same call: float tensors in, float/int64 tensors out, on the CPU. Costs: bench/results/backends_cpu.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -28,9 +27,7 @@ BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 
 def available(backend: str) -> bool:
     """Installed and usable: the exported backends also need `onnx`, which torch's exporter writes with."""
-    if backend == "torch":
-        return True
-    return all(importlib.util.find_spec(m) is not None for m in (backend, "onnx"))
+    return backend == "torch" or all(importlib.util.find_spec(m) is not None for m in (backend, "onnx"))
 
 
 def pick_backend(backend: str, inference: Inference) -> str:
@@ -67,10 +64,7 @@ class TorchRunner:
     @torch.inference_mode()
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         inputs = tuple(self.inference.images(x.to(self.inference.device)) for x in inputs)
-        if self.autocast:
-            with self.inference.autocast():
-                out = self.module(*inputs)
-        else:
+        with self.inference.autocast() if self.autocast else contextlib.nullcontext():
             out = self.module(*inputs)
         return out if isinstance(out, tuple) else (out,)
 
