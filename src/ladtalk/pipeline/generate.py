@@ -28,7 +28,7 @@ from ladtalk.io.video import VideoWriter
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
 from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_restorer, restorer_rows
 from ladtalk.pipeline.report import RunReport
-from ladtalk.pipeline.restore import warn_if_crops_differ
+from ladtalk.pipeline.restore import pick_crop_setting
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, TemporalMedian, temporal_median
 from ladtalk.pipeline.threads import background, background_calls
@@ -162,8 +162,10 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
     cascade = Cascade(ident, wav2lip, restorer, square_crop=wav2lip.input_geometry == "square_crop",
                       paste=paste, dtype=rt.amp_dtype, device=dev)
-    if restorer is not None:
-        warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
+    if restorer is not None:  # its crops are cut as the identity was prepared: warn where it learned others
+        for name in ("detector", "pads"):
+            pick_crop_setting(name, ident.crop_geometry()[name], restorer.crop_geometry, None, sovqae_path,
+                              given_by=f"identity {ident.dir}'s")
     report.add_load(t_start)
 
     # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped

@@ -26,10 +26,9 @@ KIND = "sovqae"
 CPU_BATCH = 2
 
 
-# rows above the mouth paste's mask that the SOVQAE still computes: the convolutions near the region's top edge see
-# zero padding where the whole crop has face, and the margin keeps that edge away from what is pasted. 48 keeps
-# three trained restorers within 41-47 dB PSNR of the whole crop where the paste blends, 32 one of them at 39 dB
-# (bench/results/restore_rows_trained.md); in pixels of a 256-px crop, scaled with the crop
+# rows above the mouth paste's mask that the SOVQAE still computes, in pixels of a 256-px crop: convolutions near
+# the region's top edge see zero padding, and the margin keeps that edge away from what is pasted (48: within 41-47
+# dB of the whole crop where the paste blends, 32: 39 dB; bench/results/restore_rows_trained.md)
 PASTE_MARGIN_256 = 48
 
 
@@ -99,15 +98,6 @@ def pick_crop_setting(name: str, given, geometry: dict | None, fallback, model_p
         print(f"warning: {given_by} {name} {norm(given)!r} differ(s) from the {norm(trained)!r} that SOVQAE "
               f"{model_path} was trained with; its faces will be cropped differently from what it learned")
     return norm(given)
-
-
-def warn_if_crops_differ(model_path, identity_geometry: dict, identity_dir) -> None:
-    """`generate` cuts the SOVQAE's crops as the identity was prepared: say so when the model learned others."""
-    geometry = crop_geometry(model_path)
-    if geometry is not None:
-        for name in ("detector", "pads"):
-            pick_crop_setting(name, identity_geometry[name], geometry, None, model_path,
-                              given_by=f"identity {identity_dir}'s")
 
 
 class RestoreNet(torch.nn.Module):
