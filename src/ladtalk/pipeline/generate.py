@@ -200,7 +200,7 @@ def write_video(out_path: Path, fps: float, audio_path: str | os.PathLike | None
     `audio_path` streamed in (None: no audio), through the temporal filter if any; `overlap_io`: x264 and the muxer
     in a worker thread, beside the networks."""
     encoder = background_calls if overlap_io else contextlib.nullcontext
-    with VideoWriter(out_path, fps=fps) as writer, encoder(report.timed("encode", writer.write)) as encode, \
+    with VideoWriter(out_path, fps=fps) as writer, encoder(report.stage("encode")(writer.write)) as encode, \
             tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True) as bar:
         if audio_path is not None:
             mux = mux_format(probe_audio(audio_path))  # the audio's own rate (where AAC allows) and channels
