@@ -33,7 +33,7 @@ from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, TemporalMedian, temporal_median
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
-from ladtalk.runtime import inference_settings
+from ladtalk.runtime import Inference, inference_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
@@ -45,10 +45,8 @@ class Cascade:
     ident: Identity
     wav2lip: LipSyncNet
     restorer: Restorer | None  # None: the plain lip-sync result, upscaled
-    square_crop: bool  # a generator trained by `ladtalk train wav2lip` on the identity's square crops; else official
     paste: str
-    dtype: torch.dtype | None
-    device: torch.device
+    rt: Inference
 
     def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
                  ) -> np.ndarray:
@@ -57,10 +55,11 @@ class Cascade:
         hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
         official output as it is."""
         size = self.restorer.resolution if self.restorer is not None else self.ident.crop_size
-        with report.stage("wav2lip", self.device):  # 3. lip-sync
-            mels = torch.from_numpy(windows).to(self.device)
-            faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.dtype,
-                                          self.square_crop, size)
+        square_crop = self.wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
+        with report.stage("wav2lip", self.rt.device):  # 3. lip-sync
+            mels = torch.from_numpy(windows).to(self.rt.device)
+            faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.rt.amp_dtype,
+                                          square_crop, size)
         if synced is not None and self.restorer is None and self.paste == "hard":
             return synced  # the official inference's own result and paste
         step = "sovqae" if self.restorer is not None else "upscale"
@@ -143,11 +142,10 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
     rt = inference_settings(device, precision)
-    dev = rt.device
-    batch = checked_batch(paste, batch_size, dev)
+    batch = checked_batch(paste, batch_size, rt.device)
     sovqae_rows = restorer_rows(sovqae_rows, paste)
     temporal = temporal_median(temporal_filter, paste, temporal_limit)
-    ident = open_identity(identity, device=str(dev))
+    ident = open_identity(identity, device=str(rt.device))
     report = RunReport(precision=rt.precision)
     with report.stage("mel"):
         mel, n_samples, peak = _speech_mel(audio_path)
@@ -160,8 +158,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     wav2lip = load_lipsync(wav2lip_path, rt, backend)
     restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
     report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
-    cascade = Cascade(ident, wav2lip, restorer, square_crop=wav2lip.input_geometry == "square_crop",
-                      paste=paste, dtype=rt.amp_dtype, device=dev)
+    cascade = Cascade(ident, wav2lip, restorer, paste, rt)
     if restorer is not None:  # its crops are cut as the identity was prepared: warn where it learned others
         for name in ("detector", "pads"):
             pick_crop_setting(name, ident.crop_geometry()[name], restorer.crop_geometry, None, sovqae_path,
@@ -226,9 +223,7 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
     """The driving audio's Wav2Lip mel, its length in 16 kHz samples and its peak level, read block by block
     (memory holds the mel, not the waveform)."""
     probe_audio(audio_path)  # a missing or unreadable file is named now, not taken for an empty one below
-    n, peak = 0, 0.0
-
-    read_failed = False
+    n, peak, read_failed = 0, 0.0, False
 
     def blocks():
         nonlocal n, peak, read_failed

@@ -80,10 +80,9 @@ def background_calls(fn: Callable[[T], object], depth: int = 2) -> Iterator[Call
         yield submit
     except BaseException:
         abandon.set()
+        raise
+    finally:
         q.put(_END)
         worker.join()
-        raise
-    q.put(_END)
-    worker.join()
     if errors:
         raise errors[0]
