@@ -151,12 +151,11 @@ def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: 
 
 @torch.no_grad()
 def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size: int,
-                  device: torch.device | None = None, rows: slice = slice(None), out_size: int | None = None
-                  ) -> np.ndarray | torch.Tensor:
+                  device: torch.device | None = None, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
     """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] ->
-    float (B,3,S,S) in [0,1], through `net` (float images in [0,1] -> restored ones), at most `batch_size` at a
-    time (batch_for) on `device` (None: where the faces are). Other sizes are resized (bicubic) to `size` first; S
-    is `out_size` or `size`. With `rows` only those rows of each face are computed; the rest is the input's."""
+    float (B,3,S,S) in [0,1], S = `size`, through `net` (float images in [0,1] -> restored ones), at most
+    `batch_size` at a time (batch_for) on `device` (None: where the faces are); other sizes are resized (bicubic)
+    first. With `rows` only those rows of each face are computed; the rest is the input's."""
     as_numpy = isinstance(images, np.ndarray)
     as_frames = as_numpy or images.dtype == torch.uint8
     t = torch.as_tensor(images)
@@ -174,8 +173,6 @@ def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size:
             x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
         y = x.clone()
         y[:, :, rows] = net(x[:, :, rows])
-        if out_size is not None and out_size != size:
-            y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)
         outs.append(y)
     if not outs:
         return images
@@ -185,11 +182,11 @@ def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size:
     return y.to(t.device)
 
 
-def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto",
-            out_size: int | None = None) -> np.ndarray | torch.Tensor:
+def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto"
+            ) -> np.ndarray | torch.Tensor:
     """Restore faces (restore_faces: uint8 frames or float images, numpy or tensor, as given) on the model's device,
     resized to its resolution first; the decoder in bf16/fp16 where `precision` allows."""
     device = next(model.parameters()).device
     amp = autocast_dtype(device, precision)
     return restore_faces(lambda x: restore_batch_with_latents(model, x, amp)[0], images, model.config.resolution,
-                         batch_size, device, out_size=out_size)
+                         batch_size, device)
