@@ -1,8 +1,7 @@
 """`ladtalk enhance`: plug-and-play repair of any talking-head video of the identity with its SOVQAE.
 
-Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames: crop -> SOVQAE -> paste -> encode
-(in a worker thread), with the source audio kept as it is (channels, rate) and streamed. Frames without a face
-pass through untouched.
+Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames through crop -> SOVQAE -> paste into
+`write_video`, with the source audio as it is. Frames without a face pass through untouched.
 """
 
 from __future__ import annotations

@@ -51,9 +51,8 @@ class Cascade:
     def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
                  ) -> np.ndarray:
         """Source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel windows (B,1,80,16) -> the
-        finished frames. Official weights: Wav2Lip exactly as the official inference (its boxes, stretched inputs,
-        hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
-        official output as it is."""
+        finished frames. Official weights: the identity's square crop of the official inference's result goes on
+        (`--no-sovqae --paste hard`: that result as it is)."""
         size = self.restorer.resolution if self.restorer is not None else self.ident.crop_size
         square_crop = self.wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
         with report.stage("wav2lip", self.rt.device):  # 3. lip-sync

@@ -83,9 +83,8 @@ def restorer_rows(rows: str, paste: str) -> str:
 def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = "auto", rows: str = "all"
                   ) -> Restorer:
     """The SOVQAE at `path` (a model or run folder) on `backend`. rows='pasted' computes only the rows the mouth
-    paste keeps and a margin above them (pasted_rows): faster, but not the same pixels as the whole crop, since
-    the SOVQAE's GroupNorm statistics and mid-block attention span the whole picture it is given
-    (bench/results/restore_rows_cpu.md)."""
+    paste keeps and a margin above them (pasted_rows): faster, but not the whole crop's pixels, since its GroupNorm
+    statistics and attention span the whole picture it is given (bench/results/restore_rows_cpu.md)."""
     if rows not in ROWS[1:]:
         raise InputError(f"SOVQAE rows must be 'all' or 'pasted', got {rows!r} (restorer_rows decides 'auto')")
     model = load_sovqae(path, "cpu")
@@ -93,9 +92,8 @@ def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = 
     size = cfg.resolution
     computed = pasted_rows(size, cfg.downsample_factor) if rows == "pasted" else slice(0, size)
     examples = (torch.zeros(1, 3, computed.stop - computed.start, size),)
-    # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing, and whole-net bf16 stays
-    # within 53-56 dB of fp32 where the paste blends at 2.6-2.9x the speed of its f32 (three trained restorers,
-    # bench/results/restorer_precision_cpu.md)
+    # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing: within 53-56 dB of fp32
+    # where the paste blends at 2.6-2.9x the speed (bench/results/restorer_precision_cpu.md)
     runner = make_runner(RestoreNet(model), examples, inference, backend, weights_path=sovqae_folder(path),
                          tag=f"sovqae-{computed.start}", autocast=False, exported_autocast=True)
     if isinstance(runner, TorchRunner):  # the restorer's own rule (RestoreNet): only its decoder in bf16/fp16

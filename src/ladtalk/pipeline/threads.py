@@ -1,8 +1,5 @@
-"""Background threads with bounded queues: decoding ahead of the networks, encoding behind them.
-
-PyAV (FFmpeg) and the networks' kernels release the GIL, so on two cores the decoder and the x264 encoder run
-while the networks compute; the bounded queues keep memory flat.
-"""
+"""Background threads with bounded queues (memory stays flat): decoding ahead of the networks, encoding behind them.
+PyAV (FFmpeg) and the networks' kernels release the GIL, so the decoder and x264 run while the networks compute."""
 
 from __future__ import annotations
 
