@@ -18,7 +18,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.data.prepare import prepare
 from ladtalk.data.synthetic import iter_render_frames, load_truth, synthesize
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
-from ladtalk.errors import InputError
+from ladtalk.errors import InputError, LadtalkError
 from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
@@ -43,6 +43,7 @@ from ladtalk.reenact import (
     union_box,
     write_strip,
 )
+from ladtalk.runtime import resolve_device
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.syncnet import train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
@@ -172,9 +173,7 @@ def render_truth(truth_path: Path, ident: Identity, envelope: np.ndarray, n: int
 
 def _perceptual(device: str):
     """ST-LPIPS/LPIPS-VGG for the face scores, or None (with a note) when no perceptual network is installed."""
-    from ladtalk.errors import LadtalkError
     from ladtalk.metrics.lpips import load_perceptual_metric
-    from ladtalk.runtime import resolve_device
 
     try:
         return load_perceptual_metric(resolve_device(device))

@@ -50,13 +50,11 @@ def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_v
         if not p.is_file():
             raise InputError(f"{name}: weight file {p} does not exist (or is not a file); check the path")
         return p
-    if env_var:
-        value = os.environ.get(env_var)
-        if value:
-            p = Path(value).expanduser()
-            if not p.is_file():
-                raise InputError(f"{name}: ${env_var} points to {p}, which does not exist; fix or unset it")
-            return p
+    if env_var and os.environ.get(env_var):
+        p = Path(os.environ[env_var]).expanduser()
+        if not p.is_file():
+            raise InputError(f"{name}: ${env_var} points to {p}, which does not exist; fix or unset it")
+        return p
     if hub_filename:
         p = torch_hub_checkpoints_dir() / hub_filename
         if p.is_file():

@@ -145,8 +145,7 @@ def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: 
     batch_size = batch_for(next(model.parameters()).device, batch_size)
     outs = [restore_batch_with_latents(model, images[s:s + batch_size], amp_dtype)
             for s in range(0, len(images), batch_size)]
-    restored, indices, latents = (torch.cat(parts) for parts in zip(*outs))
-    return restored, indices, latents
+    return tuple(torch.cat(parts) for parts in zip(*outs))
 
 
 @torch.no_grad()
