@@ -45,11 +45,9 @@ def detect_kind(state_dict: dict[str, torch.Tensor]) -> str | None:
 
 
 def _model_folder(path: Path) -> Path:
-    # a training run folder holds its exported model in RUN_DIR/model
-    if (path / CONFIG_NAME).is_file():
-        return path
-    if (path / "model" / CONFIG_NAME).is_file():
-        return path / "model"
+    for folder in (path, path / "model"):  # a training run folder holds its exported model in RUN_DIR/model
+        if (folder / CONFIG_NAME).is_file():
+            return folder
     raise CheckpointError(f"{path} is a folder but not a ladtalk model or run folder ({CONFIG_NAME} is missing "
                           "there and in model/); give the model folder or an official .pth file")
 

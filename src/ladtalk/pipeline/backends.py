@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import tempfile
 import warnings
@@ -83,12 +84,10 @@ def cache_path(weights_path: str | os.PathLike | None, tag: str, examples: tuple
                             ).encode()).hexdigest()[:12]
     for folder in (p.with_name(p.name + ".ladtalk-cache"),
                    Path(os.environ.get("LADTALK_CACHE", Path.home() / ".cache" / "ladtalk")) / "exports"):
-        try:
+        with contextlib.suppress(OSError):
             folder.mkdir(parents=True, exist_ok=True)
             if os.access(folder, os.W_OK):
                 return folder / f"{tag}-{key}{suffix}"
-        except OSError:
-            pass
     return None
 
 
@@ -152,8 +151,6 @@ class OpenVinoRunner:
 
 
 def _onnx_export(module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) -> bytes:
-    import io
-
     buf = io.BytesIO()
     names = [f"input{i}" for i in range(len(examples))]
     # the tracer's notes (deprecations, Python booleans it freezes) concern the exporter, not the user's run

@@ -48,19 +48,16 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     if pads is not None:
         pads = check_pads(pads, (info.width, info.height))
     rt = inference_settings(device, precision)  # an unknown precision fails now, not after the detection pass
-    dev = rt.device
-    batch = checked_batch(paste, batch_size, dev)
+    batch = checked_batch(paste, batch_size, rt.device)
     temporal = temporal_median(temporal_filter, paste, temporal_limit)
     restorer = load_restorer(sovqae_path, rt, backend)
-    geometry = restorer.crop_geometry
-    detector = pick_crop_setting("detector", detector, geometry, "mtcnn", sovqae_path)
-    pads = pick_crop_setting("pads", pads, geometry, DEFAULT_PADS, sovqae_path)
-    size = restorer.resolution
+    detector = pick_crop_setting("detector", detector, restorer.crop_geometry, "mtcnn", sovqae_path)
+    pads = pick_crop_setting("pads", pads, restorer.crop_geometry, DEFAULT_PADS, sovqae_path)
 
     report = RunReport(precision=rt.precision, backends={"sovqae": restorer.backend})
     report.add_load(t_start)
     with report.stage("detect"):
-        _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
+        _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(rt.device))
     n = len(face_track.has_face)
 
     def batches():
@@ -70,7 +67,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
             if len(rows):
                 boxes = crop_boxes[start + rows]
                 with report.stage("sovqae"):
-                    faces = restorer(crop_faces(frames[rows], boxes, size))
+                    faces = restorer(crop_faces(frames[rows], boxes, restorer.resolution))
                 with report.stage("paste"):
                     frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
             yield frames, crop_boxes[start:start + len(frames)]

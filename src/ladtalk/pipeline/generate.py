@@ -61,11 +61,9 @@ class Cascade:
                                           square_crop, size)
         if synced is not None and self.restorer is None and self.paste == "hard":
             return synced  # the official inference's own result and paste
-        step = "sovqae" if self.restorer is not None else "upscale"
-        with report.stage(step):
-            faces = upscale(faces, size)  # 4. upscale
-            if self.restorer is not None:  # and restore (with the mouth paste, only the rows it keeps)
-                faces = self.restorer(faces)
+        # 4. upscale, and restore (the restorer upscales first; with the mouth paste, only the rows it keeps)
+        with report.stage("sovqae" if self.restorer is not None else "upscale"):
+            faces = upscale(faces, size) if self.restorer is None else self.restorer(faces)
             faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
         with report.stage("paste"):  # 5. paste back
             return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
@@ -168,8 +166,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
         np.asarray(frame_indices, dtype=np.int64)[pingpong_indices(n_out, len(frame_indices))]
-    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
-    frames_iter = source.iter_schedule(schedule)
+    frames_iter = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps")).iter_schedule(schedule)
     if overlap_io:
         frames_iter = background(frames_iter, depth=2 * batch)
 
