@@ -40,11 +40,8 @@ def package_dir(package: str) -> Path | None:
 def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_var: str | None = None,
                 hub_filename: str | None = None, package: str | None = None,
                 package_relpath: str | None = None) -> Path | None:
-    """The first existing file of: explicit path, $env_var, hub cache/hub_filename, <package>/package_relpath.
-
-    `name` only labels error messages. An explicit path that does not exist is an InputError (the user asked
-    for that file); the other places are optional and simply skipped. Returns None when nothing is found.
-    """
+    """The first existing file of: explicit path, $env_var, hub cache/hub_filename, <package>/package_relpath, or
+    None. A given path or $env_var that does not exist is an InputError (`name` labels it); the rest are optional."""
     if explicit_path is not None:
         p = Path(explicit_path).expanduser()
         if not p.is_file():
@@ -80,11 +77,9 @@ def where_looked(name: str, env_var: str | None = None, hub_filename: str | None
 
 
 def load_torch_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded without running code (CPU).
-
-    Unwraps nested "state_dict" entries and strips DataParallel's "module." prefix; non-tensor entries are dropped.
-    Raises CheckpointError for truncated files, pickles that would run code, or non-dicts.
-    """
+    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded on the CPU without running code:
+    nested "state_dict" entries unwrapped, DataParallel's "module." stripped, non-tensors dropped. A truncated file,
+    a pickle that would run code or a non-dict is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"weight file {path} does not exist")

@@ -1,6 +1,6 @@
 """`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
 
-The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `Cascade` runs
+The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `cascade` runs
 the networks on one batch of frames (3-5); `generate` loads and checks, schedules and streams the batches (memory
 stays flat however long the audio), and `write_video` encodes them in a background thread with the audio muxed.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,35 +37,25 @@ from ladtalk.runtime import Inference, inference_settings
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 
-@dataclass(frozen=True)
-class Cascade:
-    """The networks and settings of one run; called on a batch, it is the paper's method (steps 3-5)."""
-
-    ident: Identity
-    wav2lip: LipSyncNet
-    restorer: Restorer | None  # None: the plain lip-sync result, upscaled
-    paste: str
-    rt: Inference
-
-    def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
-                 ) -> np.ndarray:
-        """Source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel windows (B,1,80,16) -> the
-        finished frames. Official weights: the identity's square crop of the official inference's result goes on
-        (`--no-sovqae --paste hard`: that result as it is)."""
-        size = self.restorer.resolution if self.restorer is not None else self.ident.crop_size
-        square_crop = self.wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
-        with report.stage("wav2lip", self.rt.device):  # 3. lip-sync
-            mels = torch.from_numpy(windows).to(self.rt.device)
-            faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.rt.amp_dtype,
-                                          square_crop, size)
-        if synced is not None and self.restorer is None and self.paste == "hard":
-            return synced  # the official inference's own result and paste
-        # 4. upscale, and restore (the restorer upscales first; with the mouth paste, only the rows it keeps)
-        with report.stage("sovqae" if self.restorer is not None else "upscale"):
-            faces = upscale(faces, size) if self.restorer is None else self.restorer(faces)
-            faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
-        with report.stage("paste"):  # 5. paste back
-            return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
+def cascade(frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, ident: Identity, wav2lip: LipSyncNet,
+            restorer: Restorer | None, paste: str, rt: Inference, report: RunReport) -> np.ndarray:
+    """The paper's method (steps 3-5) on source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel
+    windows (B,1,80,16) -> the finished frames (`restorer` None: the lip-sync result, upscaled). Official weights:
+    the identity's square crop of the official inference's result goes on (`--no-sovqae --paste hard`: that result
+    as it is)."""
+    size = restorer.resolution if restorer is not None else ident.crop_size
+    square_crop = wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
+    with report.stage("wav2lip", rt.device):  # 3. lip-sync
+        mels = torch.from_numpy(windows).to(rt.device)
+        faces, synced = lipsync_faces(ident, wav2lip, frames, src_idx, mels, rt.amp_dtype, square_crop, size)
+    if synced is not None and restorer is None and paste == "hard":
+        return synced  # the official inference's own result and paste
+    # 4. upscale, and restore (the restorer upscales first; with the mouth paste, only the rows it keeps)
+    with report.stage("sovqae" if restorer is not None else "upscale"):
+        faces = upscale(faces, size) if restorer is None else restorer(faces)
+        faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
+    with report.stage("paste"):  # 5. paste back
+        return paste_faces(frames, faces, ident.crop_boxes[src_idx], mode=paste)
 
 
 def check_out_path(out_path: str | os.PathLike) -> Path:
@@ -155,7 +144,6 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     wav2lip = load_lipsync(wav2lip_path, rt, backend)
     restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
     report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
-    cascade = Cascade(ident, wav2lip, restorer, paste, rt)
     if restorer is not None:  # its crops are cut as the identity was prepared: warn where it learned others
         for name in ("detector", "pads"):
             pick_crop_setting(name, ident.crop_geometry()[name], restorer.crop_geometry, None, sovqae_path,
@@ -179,7 +167,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
             if len(rows):
                 windows = mel_windows(mel, ident.fps, len(idx), first_frame=start,
                                       offset_frames=wav2lip.mel_offset_frames)
-                frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
+                frames[rows] = cascade(frames[rows], idx[rows], windows[rows], ident, wav2lip, restorer, paste, rt,
+                                       report)
             yield frames, ident.crop_boxes[idx]
 
     return write_video(out_path, ident.fps, audio_path, batches(), n_out, temporal, report, t_start, "generate",
