@@ -3,10 +3,12 @@ PyAV (FFmpeg) and the networks' kernels release the GIL, so the decoder and x264
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import queue
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -14,37 +16,16 @@ _END = object()
 
 
 def background(it: Iterator[T], depth: int = 32) -> Iterator[T]:
-    """Yield the items of `it`, produced ahead by a daemon thread; exceptions are re-raised in the consumer."""
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in it:
-                if stop.is_set():
-                    return
-                q.put(item)
-            q.put(_END)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put(e)
-
-    def consume() -> Iterator[T]:
-        # started on the first next(): a consumer dropped before that leaves no thread behind
-        threading.Thread(target=produce, daemon=True).start()
-        try:
-            while True:
-                item = q.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while not q.empty():  # unblock a producer waiting on a full queue
-                q.get_nowait()
-
-    return consume()
+    """Yield the items of `it`, produced ahead (at most `depth`) by a worker thread; its exceptions are re-raised in
+    the consumer."""
+    pool = ThreadPoolExecutor(1)  # started on the first next(): a consumer dropped before that leaves no thread
+    try:
+        ahead = collections.deque(pool.submit(next, it, _END) for _ in range(max(1, depth)))
+        while (item := ahead.popleft().result()) is not _END:
+            ahead.append(pool.submit(next, it, _END))
+            yield item
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 @contextlib.contextmanager
