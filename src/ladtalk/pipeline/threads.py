@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import queue
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,35 +31,27 @@ def background(it: Iterator[T], depth: int = 32) -> Iterator[T]:
 def background_calls(fn: Callable[[T], object], depth: int = 2) -> Iterator[Callable[[T], None]]:
     """Yield `submit(item)`, which queues `fn(item)` for a worker thread (at most `depth` waiting: the caller
     blocks beyond that). Leaving the block waits for the queued calls; the worker's first error is raised in the
-    caller (at the next submit or on leaving). After an error in the block the queued calls are dropped."""
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    errors: list[BaseException] = []
-    abandon = threading.Event()
+    caller (at the next submit or on leaving) and the calls queued after it are dropped, as they are after an error
+    in the block."""
+    pool, pending = ThreadPoolExecutor(1), collections.deque()
+    failed = threading.Event()
 
-    def work() -> None:
-        while (item := q.get()) is not _END:
-            if errors or abandon.is_set():
-                continue  # keep draining so the caller never blocks on a full queue
+    def call(item: T) -> None:
+        if not failed.is_set():
             try:
                 fn(item)
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
-                errors.append(e)
-
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
+            except BaseException:
+                failed.set()
+                raise
 
     def submit(item: T) -> None:
-        if errors:
-            raise errors[0]
-        q.put(item)
+        while pending and (pending[0].done() or len(pending) > depth):
+            pending.popleft().result()  # the worker's error, if any, raised here
+        pending.append(pool.submit(call, item))
 
     try:
         yield submit
-    except BaseException:
-        abandon.set()
-        raise
+        while pending:
+            pending.popleft().result()
     finally:
-        q.put(_END)
-        worker.join()
-    if errors:
-        raise errors[0]
+        pool.shutdown(cancel_futures=True)
