@@ -88,9 +88,8 @@ def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = 
     if rows not in ROWS[1:]:
         raise InputError(f"SOVQAE rows must be 'all' or 'pasted', got {rows!r} (restorer_rows decides 'auto')")
     model = load_sovqae(path, "cpu")
-    cfg = model.config
-    size = cfg.resolution
-    computed = pasted_rows(size, cfg.downsample_factor) if rows == "pasted" else slice(0, size)
+    size = model.config.resolution
+    computed = pasted_rows(size, model.config.downsample_factor) if rows == "pasted" else slice(0, size)
     examples = (torch.zeros(1, 3, computed.stop - computed.start, size),)
     # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing: within 53-56 dB of fp32
     # where the paste blends at 2.6-2.9x the speed (bench/results/restorer_precision_cpu.md)

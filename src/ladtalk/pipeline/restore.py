@@ -150,10 +150,10 @@ def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: 
 
 @torch.no_grad()
 def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size: int,
-                  device: torch.device | None = None, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
+                  device: torch.device, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
     """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] ->
     float (B,3,S,S) in [0,1], S = `size`, through `net` (float images in [0,1] -> restored ones), at most
-    `batch_size` at a time (batch_for) on `device` (None: where the faces are); other sizes are resized (bicubic)
+    `batch_size` at a time (batch_for) on `device`; other sizes are resized (bicubic)
     first. With `rows` only those rows of each face are computed; the rest is the input's."""
     as_numpy = isinstance(images, np.ndarray)
     as_frames = as_numpy or images.dtype == torch.uint8
@@ -163,7 +163,6 @@ def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size:
     if not as_frames and (t.ndim != 4 or t.shape[1] != 3):
         raise InputError(f"restore expects float images (B,3,H,W) in [0,1], got {tuple(t.shape)}")
     outs = []
-    device = device or t.device
     batch_size = batch_for(device, batch_size)
     for s in range(0, len(t), batch_size):
         part = t[s:s + batch_size].to(device)
