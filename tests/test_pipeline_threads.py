@@ -1,11 +1,23 @@
-"""pipeline/threads.py: the encoder's worker thread keeps order, waits on exit and hands errors back."""
+"""pipeline/threads.py: the decoder's and the encoder's worker threads keep order, wait on exit and hand errors back."""
 
 import threading
 import time
 
 import pytest
 
-from ladtalk.pipeline.threads import background_calls
+from ladtalk.pipeline.threads import background, background_calls
+
+
+def test_background_yields_in_order_and_hands_errors_back():
+    def items(fail_at=None):
+        for i in range(20):
+            if i == fail_at:
+                raise OSError("bad frame")
+            yield i
+
+    assert list(background(items(), depth=3)) == list(range(20))
+    with pytest.raises(OSError, match="bad frame"):
+        list(background(items(fail_at=7), depth=3))
 
 
 def test_calls_run_in_order_in_another_thread_and_finish_before_exit():

@@ -94,16 +94,15 @@ def test_export_loads_and_restores(identity, trained_run):
     model = load_sovqae(trained_run, device="cpu")  # a run folder resolves to run/model
     assert not model.training and model.config.resolution == 32
     frames = (np.random.default_rng(0).random((3, 32, 32, 3)) * 255).astype(np.uint8)
-    out = restore(model, frames, batch_size=2, out_size=32)
+    out = restore(model, frames, batch_size=2)
     assert out.dtype == np.uint8 and out.shape == (3, 32, 32, 3)
     imgs = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
-    out_f = restore(model, imgs, out_size=32)
+    out_f = restore(model, imgs)
     assert out_f.dtype == torch.float32 and out_f.shape == (3, 3, 32, 32) and 0 <= out_f.min() <= out_f.max() <= 1
     assert np.abs(out.astype(int) - (out_f.permute(0, 2, 3, 1).numpy() * 255).round()).max() <= 1
     # on a CPU the faces go through a few at a time whatever batch is asked (the same result, faster)
     assert batch_for(torch.device("cpu"), 16) == CPU_BATCH and batch_for(torch.device("cuda"), 64) == 64
-    assert np.array_equal(restore(model, frames, batch_size=16, out_size=32), restore(model, frames, batch_size=1,
-                                                                                      out_size=32))
+    assert np.array_equal(restore(model, frames, batch_size=16), restore(model, frames, batch_size=1))
     with pytest.raises(CheckpointError):
         load_sovqae(identity)
     # the model remembers how its faces were cut, for enhance/generate to default to

@@ -1,9 +1,6 @@
 """ladtalk: identity-specific talking-head generation (LaDTalk with a Space-Optimized VQ autoencoder).
 
-The public API is imported lazily so that `import ladtalk` stays cheap:
-`ladtalk.prepare`, `ladtalk.synthesize`, `ladtalk.train_person` (a person's video -> their models),
-`ladtalk.train_sovqae`, `ladtalk.train_syncnet`, `ladtalk.train_wav2lip`, `ladtalk.generate`, `ladtalk.enhance`,
-`ladtalk.evaluate`, `ladtalk.analyze`, `ladtalk.reenact`, `ladtalk.demo`.
+The public API (`__all__`: prepare, train_person, generate, ...) is imported lazily, so `import ladtalk` stays cheap.
 
 Vocabulary (the same word means the same thing everywhere):
 - frames: uint8 (B,H,W,3) RGB, what videos, crops and metrics hold; images: float (B,3,H,W) in [0,1] (or [-1,1]

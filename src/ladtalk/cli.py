@@ -299,16 +299,6 @@ def _cli_only(command: str) -> dict[str, Flag]:
             if name not in params and any(command == c or command.startswith(c + " ") for c in commands)}
 
 
-def _add_cli_only(parser: argparse.ArgumentParser, command: str) -> None:
-    for name, flag in _cli_only(command).items():
-        spelled = "--" + name.replace("_", "-")
-        if name == "threads":
-            parser.add_argument(spelled, dest=name, type=int, default=argparse.SUPPRESS, metavar=flag.metavar,
-                                help=flag.help)
-        else:
-            parser.add_argument(spelled, dest=name, action="store_true", default=argparse.SUPPRESS, help=flag.help)
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole parser, or with `only` (a command's first word) one whose other commands have no flags yet: what
     the command named needs, without importing every module (torch and all) for a start-up or `--help`."""
@@ -325,7 +315,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         p.set_defaults(command_spec=command)
         if only is None or command.split()[0] == only:
             _add_arguments(p, command)
-            _add_cli_only(p, command)
+            for name, flag in _cli_only(command).items():  # a value where it has a metavar (threads), else a switch
+                value = {"type": int, "metavar": flag.metavar} if flag.metavar else {"action": "store_true"}
+                p.add_argument("--" + name.replace("_", "-"), dest=name, default=argparse.SUPPRESS, help=flag.help,
+                               **value)
     return parser
 
 

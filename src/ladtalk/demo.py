@@ -1,12 +1,8 @@
 """`ladtalk demo`: the whole method end to end on the built-in synthetic identity, on a CPU in minutes.
 
-synth (a talking face with known mouth openness) -> prepare -> train a small SyncNet expert, Wav2Lip generator and
-SOVQAE -> generate from speech it never heard -> compare with the ground-truth render of that speech: lip-sync
-agreement with the known mouth openness and the reenact scores (metrics.scoring, with block-bootstrap intervals) of
-Wav2Lip alone, the cascade (also with generate's temporal filter) and the truth's own crops under every paste
-(hard, feather, mouth), the cascade's gain under each paste and what the paste alone changes, as `reenact` reports
-them.
-Every training stops at a fixed step count, so two runs of the same commit give the same numbers on any machine.
+synth (a talking face with known mouth openness) -> prepare -> train -> generate from speech it never heard ->
+score against the ground-truth render of that speech, every row and paste as `reenact` reports them. Every training
+stops at a fixed step count, so two runs of the same commit give the same numbers on any machine.
 """
 
 from __future__ import annotations
@@ -22,7 +18,7 @@ from ladtalk.data.identity import Identity
 from ladtalk.data.prepare import prepare
 from ladtalk.data.synthetic import iter_render_frames, load_truth, synthesize
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
-from ladtalk.errors import InputError
+from ladtalk.errors import InputError, LadtalkError
 from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
@@ -47,30 +43,24 @@ from ladtalk.reenact import (
     union_box,
     write_strip,
 )
+from ladtalk.runtime import resolve_device
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.syncnet import train_syncnet
 from ladtalk.train.wav2lip import train_wav2lip
 
 FPS = 25.0
-# at restore-cpu's own rate and guide, 300 -> 600 -> 800 steps: +2.26 -> +2.74 -> +2.95 dB, ST-LPIPS 0.64x -> 0.58x ->
-# 0.56x; the 800 fit in 600's time with channels_last and the faster scorer (docs/results.md)
-DEMO_SOVQAE_STEPS = 800
+DEMO_SOVQAE_STEPS = 800  # 300 -> 600 -> 800 steps: +2.26 -> +2.74 -> +2.95 dB (docs/results.md)
 BASES = ("builtin", "train")
 
 
 def default_overrides() -> dict[str, list[str]]:
     """The demo's settings on top of the presets, by model: fixed step counts sized to keep the demo within ~10
-    minutes on 2 CPU cores (restore-cpu's patch-GAN phase scaled down with them: the last fifth of its steps); the
-    restorer learns only the lip-sync base's own faces, on whole-face patches, at a higher rate with the guide at the
-    code grid (RESTORER_OVERRIDES and RESTORER_CPU_OVERRIDES, which train_sovqae also applies by itself behind the
-    shipped base; here they hold for a base trained on the person too)."""
+    minutes on 2 CPU cores (the patch-GAN in the last fifth of the steps), and the restorer's settings behind a
+    shipped base (RESTORER_OVERRIDES, RESTORER_CPU_OVERRIDES), here for a base trained on the person too."""
     return {"sovqae": [f"train.max_steps={DEMO_SOVQAE_STEPS}", f"train.disc_start={DEMO_SOVQAE_STEPS * 4 // 5}",
                        "train.channels_last=true",  # 11% faster steps on the AMX Xeon (fp32, 2 threads)
-                       # the higher rate and the guide at the code grid pass less of the base's shimmer, and the
-                       # patch-GAN below the preset's 0.8 draws fewer crackles that are not the person's (two seeds,
-                       # against restore-cpu's own rate, guide and 0.8: warping error 1.26x -> 1.01x Wav2Lip alone's,
-                       # +2.95 -> +3.50 dB, mouth sharpness 0.52 of the ceiling either way; at 0.4: 0.95x and 0.47;
-                       # docs/results.md)
+                       # below the preset's 0.8 the patch-GAN draws fewer crackles that are not the person's
+                       # (warping error 1.26x -> 1.01x Wav2Lip alone's, docs/results.md)
                        "train.disc_weight=0.7", *RESTORER_OVERRIDES, *RESTORER_CPU_OVERRIDES]}
 
 
@@ -114,9 +104,7 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     speech = out / "new_speech.wav"
     write_wav(speech, audio, SAMPLE_RATE)
     videos = {}
-    # the paper's hard paste, the feathered whole face and the lower face only: what the paste alone changes, and
-    # what the SOVQAE changes under each paste
-    # and the cascade with generate's temporal filter, which trades a little mouth detail for less flicker
+    # under every paste: Wav2Lip alone, the cascade, and the cascade with generate's temporal filter
     rows = (("wav2lip", "wav2lip_only", None, False), ("cascade", "ladtalk", sovqae, False),
             ("cascade_temporal", "ladtalk_temporal", sovqae, True))
     for paste in PASTE_ORDER:
@@ -176,11 +164,8 @@ def render_truth(truth_path: Path, ident: Identity, envelope: np.ndarray, n: int
     pose = truth["head_pose"]
     motion = np.stack([pose["shift_x"], pose["shift_y"], pose["scale"], pose["roll_deg"]], 1)[schedule]
     openness = mouth_openness(envelope, SAMPLE_RATE, FPS, n)
-    frames = np.empty((n, truth["size"], truth["size"], 3), np.uint8)
-    boxes = np.empty((n, 4), np.float32)
     rendered = iter_render_frames(openness, truth["size"], seed, FPS, blink=truth["blink"][schedule], motion=motion)
-    for k, (frame, box) in enumerate(rendered):
-        frames[k], boxes[k] = frame, box
+    frames, boxes = (np.stack(parts) for parts in zip(*rendered))
     with VideoWriter(video_path, FPS, audio=audio, sample_rate=SAMPLE_RATE) as writer:
         writer.write(frames)
     return frames, boxes, openness
@@ -188,9 +173,7 @@ def render_truth(truth_path: Path, ident: Identity, envelope: np.ndarray, n: int
 
 def _perceptual(device: str):
     """ST-LPIPS/LPIPS-VGG for the face scores, or None (with a note) when no perceptual network is installed."""
-    from ladtalk.errors import LadtalkError
     from ladtalk.metrics.lpips import load_perceptual_metric
-    from ladtalk.runtime import resolve_device
 
     try:
         return load_perceptual_metric(resolve_device(device))

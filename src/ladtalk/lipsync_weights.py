@@ -41,18 +41,13 @@ _BUILTIN_PART = {KIND_WAV2LIP: "wav2lip", KIND_EXPERT: "syncnet"}  # what a ship
 
 def detect_kind(state_dict: dict[str, torch.Tensor]) -> str | None:
     """Which lip-sync network a state dict (prefixes stripped) belongs to, or None."""
-    for kind, (key, _) in _SIGNATURES.items():
-        if key in state_dict:
-            return kind
-    return None
+    return next((kind for kind, (key, _) in _SIGNATURES.items() if key in state_dict), None)
 
 
 def _model_folder(path: Path) -> Path:
-    # a training run folder holds its exported model in RUN_DIR/model
-    if (path / CONFIG_NAME).is_file():
-        return path
-    if (path / "model" / CONFIG_NAME).is_file():
-        return path / "model"
+    for folder in (path, path / "model"):  # a training run folder holds its exported model in RUN_DIR/model
+        if (folder / CONFIG_NAME).is_file():
+            return folder
     raise CheckpointError(f"{path} is a folder but not a ladtalk model or run folder ({CONFIG_NAME} is missing "
                           "there and in model/); give the model folder or an official .pth file")
 

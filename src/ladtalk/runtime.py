@@ -39,29 +39,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def _cpuinfo(keys: tuple[str, ...], cpuinfo: str | os.PathLike) -> str:
+    """The value of the first /proc/cpuinfo line keyed by one of `keys` ('' where none, or no such file)."""
+    try:
+        lines = Path(cpuinfo).read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return next((value for key, _, value in (ln.partition(":") for ln in lines) if key.strip() in keys), "")
+
+
 def cpu_flags(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> frozenset[str]:
     """The CPU feature flags the kernel reports (Linux); empty where unknown (other systems, unreadable file)."""
-    try:
-        text = Path(cpuinfo).read_text(errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):  # x86 / arm64 spelling; all cores report the same set
-            return frozenset(value.split())
-    return frozenset()
+    return frozenset(_cpuinfo(("flags", "Features"), cpuinfo).split())  # x86 / arm64 spelling
 
 
 def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     """The CPU's model name (for benchmark records); platform.processor() where /proc/cpuinfo has none."""
-    try:
-        for line in Path(cpuinfo).read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo(("model name",), cpuinfo).strip() or platform.processor() or platform.machine()
 
 
 def cpu_has_fast_bf16(flags: frozenset[str] | None = None) -> bool:
@@ -85,10 +79,6 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
-def precision_name(amp_dtype: torch.dtype | None) -> str:
-    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
-
-
 def autocast_to(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     """Autocast to bf16/fp16 where chosen; a no-op for fp32."""
     if amp_dtype is None:
@@ -106,7 +96,7 @@ class Inference:
 
     @property
     def precision(self) -> str:
-        return precision_name(self.amp_dtype)
+        return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast_to(self.device, self.amp_dtype)

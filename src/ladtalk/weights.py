@@ -1,10 +1,8 @@
 """Finding and safely loading weight files that ladtalk never downloads itself.
 
-Search order of `find_weight`: (1) an explicit path, (2) an environment variable, (3) the torch hub cache
-`$TORCH_HOME/hub/checkpoints` (TORCH_HOME defaults to `$XDG_CACHE_HOME/torch`, i.e. `~/.cache/torch`),
-(4) a data file inside an installed wheel, located with `importlib.util.find_spec` (which does not run the
-package's `__init__`, so packages that import torchvision are never imported). `load_torch_weights` reads
-a file with `torch.load(weights_only=True)` so that a checkpoint from the internet cannot run code.
+`find_weight` looks in an explicit path, an environment variable, the torch hub cache and a data file inside an
+installed wheel; `load_torch_weights` reads with `torch.load(weights_only=True)`, so a checkpoint from the internet
+cannot run code.
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ import os
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -22,16 +19,13 @@ from ladtalk.errors import CheckpointError, InputError
 
 
 def torch_hub_checkpoints_dir() -> Path:
-    """`$TORCH_HOME/hub/checkpoints`, the folder torch.hub / torchvision read pretrained files from."""
-    torch_home = os.environ.get("TORCH_HOME")
-    if not torch_home:
-        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        torch_home = os.path.join(cache, "torch")
-    return Path(torch_home) / "hub" / "checkpoints"
+    """`$TORCH_HOME/hub/checkpoints` (default ~/.cache/torch/...), the folder torch.hub / torchvision read from."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
 
 
 def package_dir(package: str) -> Path | None:
-    """Folder of an installed (top-level) package without importing it; None if it is not installed."""
+    """Folder of an installed (top-level) package, found without running its `__init__` (which may import
+    torchvision); None if it is not installed."""
     try:
         spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
@@ -46,23 +40,18 @@ def package_dir(package: str) -> Path | None:
 def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_var: str | None = None,
                 hub_filename: str | None = None, package: str | None = None,
                 package_relpath: str | None = None) -> Path | None:
-    """The first existing file of: explicit path, $env_var, hub cache/hub_filename, <package>/package_relpath.
-
-    `name` only labels error messages. An explicit path that does not exist is an InputError (the user asked
-    for that file); the other places are optional and simply skipped. Returns None when nothing is found.
-    """
+    """The first existing file of: explicit path, $env_var, hub cache/hub_filename, <package>/package_relpath, or
+    None. A given path or $env_var that does not exist is an InputError (`name` labels it); the rest are optional."""
     if explicit_path is not None:
         p = Path(explicit_path).expanduser()
         if not p.is_file():
             raise InputError(f"{name}: weight file {p} does not exist (or is not a file); check the path")
         return p
-    if env_var:
-        value = os.environ.get(env_var)
-        if value:
-            p = Path(value).expanduser()
-            if not p.is_file():
-                raise InputError(f"{name}: ${env_var} points to {p}, which does not exist; fix or unset it")
-            return p
+    if env_var and os.environ.get(env_var):
+        p = Path(os.environ[env_var]).expanduser()
+        if not p.is_file():
+            raise InputError(f"{name}: ${env_var} points to {p}, which does not exist; fix or unset it")
+        return p
     if hub_filename:
         p = torch_hub_checkpoints_dir() / hub_filename
         if p.is_file():
@@ -87,21 +76,10 @@ def where_looked(name: str, env_var: str | None = None, hub_filename: str | None
     return f"{name} was not found; looked in: " + ", ".join(places or ["(no places given)"])
 
 
-def _unwrap(obj: Any) -> Any:
-    # Training scripts often save {"state_dict": ...} (Wav2Lip, Lightning) or nest it once more.
-    while isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
-    return obj
-
-
-def load_torch_weights(path: str | os.PathLike,
-                       strip_prefixes: tuple[str, ...] = ("module.",)) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded without running code (CPU).
-
-    Unwraps nested "state_dict" entries and strips DataParallel's "module." (or the given) prefixes;
-    non-tensor entries are dropped. Raises CheckpointError for truncated files, pickles that would run code,
-    or non-dicts.
-    """
+def load_torch_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded on the CPU without running code:
+    nested "state_dict" entries unwrapped, DataParallel's "module." stripped, non-tensors dropped. A truncated file,
+    a pickle that would run code or a non-dict is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"weight file {path} does not exist")
@@ -121,18 +99,12 @@ def load_torch_weights(path: str | os.PathLike,
         ) from e
     except (EOFError, RuntimeError, zipfile.BadZipFile, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is truncated or not a torch weight file ({e}); get it again") from e
-    obj = _unwrap(obj)
+    # training scripts often save {"state_dict": ...} (Wav2Lip, Lightning), or nest it once more
+    while isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path} holds a {type(obj).__name__}, not a state dict of named tensors")
-    out: dict[str, torch.Tensor] = {}
-    for key, value in obj.items():
-        if not isinstance(value, torch.Tensor):
-            continue
-        k = str(key)
-        for prefix in strip_prefixes:
-            if k.startswith(prefix):
-                k = k[len(prefix):]
-        out[k] = value
+    out = {str(k).removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not out:
         raise CheckpointError(f"{path} holds a dict without any tensors; is it a weight file?")
     return out

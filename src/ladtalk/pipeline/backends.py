@@ -1,17 +1,17 @@
 """Running an inference network on a CPU backend: eager torch, ONNX Runtime or OpenVINO.
 
-The two exported backends take the same nn.Module the eager path runs (exported in-process, never downloaded),
-and keep the exported model next to the weights (`<weights>.ladtalk-cache/`) so a second run skips the export.
-Batch is the one dynamic dimension; a new picture size is a new export. Each backend is one small class with the
-same call: float tensors in, float/int64 tensors out, on the CPU. What each costs on which CPU:
-bench/results/backends_cpu.md.
+The exported backends take the nn.Module the eager path runs (exported in-process, never downloaded; batch the one
+dynamic dimension) and keep the export beside the weights, so a second run skips it. Each backend is one small class
+with the same call: float tensors in, float/int64 tensors out, on the CPU. Costs: bench/results/backends_cpu.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import os
 import tempfile
 import warnings
@@ -28,9 +28,7 @@ BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 
 def available(backend: str) -> bool:
     """Installed and usable: the exported backends also need `onnx`, which torch's exporter writes with."""
-    if backend == "torch":
-        return True
-    return all(importlib.util.find_spec(m) is not None for m in (backend, "onnx"))
+    return backend == "torch" or all(importlib.util.find_spec(m) is not None for m in (backend, "onnx"))
 
 
 def pick_backend(backend: str, inference: Inference) -> str:
@@ -67,10 +65,7 @@ class TorchRunner:
     @torch.inference_mode()
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         inputs = tuple(self.inference.images(x.to(self.inference.device)) for x in inputs)
-        if self.autocast:
-            with self.inference.autocast():
-                out = self.module(*inputs)
-        else:
+        with self.inference.autocast() if self.autocast else contextlib.nullcontext():
             out = self.module(*inputs)
         return out if isinstance(out, tuple) else (out,)
 
@@ -89,12 +84,10 @@ def cache_path(weights_path: str | os.PathLike | None, tag: str, examples: tuple
                             ).encode()).hexdigest()[:12]
     for folder in (p.with_name(p.name + ".ladtalk-cache"),
                    Path(os.environ.get("LADTALK_CACHE", Path.home() / ".cache" / "ladtalk")) / "exports"):
-        try:
+        with contextlib.suppress(OSError):
             folder.mkdir(parents=True, exist_ok=True)
             if os.access(folder, os.W_OK):
                 return folder / f"{tag}-{key}{suffix}"
-        except OSError:
-            pass
     return None
 
 
@@ -158,8 +151,6 @@ class OpenVinoRunner:
 
 
 def _onnx_export(module: torch.nn.Module, examples: tuple[torch.Tensor, ...]) -> bytes:
-    import io
-
     buf = io.BytesIO()
     names = [f"input{i}" for i in range(len(examples))]
     # the tracer's notes (deprecations, Python booleans it freezes) concern the exporter, not the user's run

@@ -1,8 +1,7 @@
 """`ladtalk enhance`: plug-and-play repair of any talking-head video of the identity with its SOVQAE.
 
-Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames: crop -> SOVQAE -> paste -> encode
-(in a worker thread), with the source audio kept as it is (channels, rate) and streamed. Frames without a face
-pass through untouched.
+Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames through crop -> SOVQAE -> paste into
+`write_video`, with the source audio as it is. Frames without a face pass through untouched.
 """
 
 from __future__ import annotations
@@ -12,22 +11,19 @@ import time
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ladtalk.data.prepare import track_video
-from ladtalk.errors import InputError
 from ladtalk.face import DEFAULT_PADS
-from ladtalk.face.crop import PASTE_MODES, crop_faces, paste_faces
+from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.face.wav2lip_geometry import check_pads
-from ladtalk.io.audio import iter_audio, mux_format, probe_audio
 from ladtalk.io.guard import refuse_output_over_inputs
-from ladtalk.io.video import VideoWriter, iter_frame_batches, probe_video
-from ladtalk.pipeline.generate import check_out_path
+from ladtalk.io.video import iter_frame_batches, probe_video
+from ladtalk.pipeline.generate import check_out_path, checked_batch, write_video
 from ladtalk.pipeline.loaders import load_restorer
 from ladtalk.pipeline.report import RunReport
 from ladtalk.pipeline.restore import pick_crop_setting
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
-from ladtalk.pipeline.threads import background, background_calls
+from ladtalk.pipeline.threads import background
 from ladtalk.runtime import inference_settings
 
 
@@ -52,51 +48,30 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     if pads is not None:
         pads = check_pads(pads, (info.width, info.height))
     rt = inference_settings(device, precision)  # an unknown precision fails now, not after the detection pass
-    dev = rt.device
-    if paste not in PASTE_MODES:
-        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    batch = checked_batch(paste, batch_size, rt.device)
     temporal = temporal_median(temporal_filter, paste, temporal_limit)
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"batch size must be at least 1, got {batch_size}")
     restorer = load_restorer(sovqae_path, rt, backend)
-    geometry = restorer.crop_geometry
-    detector = pick_crop_setting("detector", detector, geometry, "mtcnn", sovqae_path)
-    pads = pick_crop_setting("pads", pads, geometry, DEFAULT_PADS, sovqae_path)
-    size = restorer.resolution
-    batch = batch_size or (64 if dev.type == "cuda" else 16)
+    detector = pick_crop_setting("detector", detector, restorer.crop_geometry, "mtcnn", sovqae_path)
+    pads = pick_crop_setting("pads", pads, restorer.crop_geometry, DEFAULT_PADS, sovqae_path)
 
     report = RunReport(precision=rt.precision, backends={"sovqae": restorer.backend})
     report.add_load(t_start)
     with report.stage("detect"):
-        _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(dev))
+        _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(rt.device))
     n = len(face_track.has_face)
-    with VideoWriter(out_path, fps=info.fps) as writer, \
-            background_calls(report.timed("encode", writer.write), depth=2) as encode, \
-            tqdm(total=n, desc="enhance", unit="frame", dynamic_ncols=True) as bar:
-        if info.has_audio:
-            mux = mux_format(probe_audio(video_path))
-            writer.set_audio_stream(iter_audio(video_path, mux.sample_rate, mux.channels), mux.sample_rate,
-                                    mux.channels)
+
+    def batches():
         start = 0
         for frames in background(iter_frame_batches(video_path, batch, max_frames=n), depth=2):
             rows = np.flatnonzero(face_track.has_face[start:start + len(frames)])
             if len(rows):
                 boxes = crop_boxes[start + rows]
                 with report.stage("sovqae"):
-                    faces = restorer(crop_faces(frames[rows], boxes, size))
+                    faces = restorer(crop_faces(frames[rows], boxes, restorer.resolution))
                 with report.stage("paste"):
                     frames[rows] = paste_faces(frames[rows], faces, boxes, mode=paste)
-            count = len(frames)
-            if temporal is not None:
-                with report.stage("temporal"):
-                    frames = temporal.push(frames, crop_boxes[start:start + count])  # NaN rows where no face
-            if len(frames):
-                encode(frames)
-            start += count
-            bar.update(count)
-            report.count(count)
-        if temporal is not None and len(last := temporal.flush()):
-            encode(last)
-    report.finish(t_start)
-    print(report.line(f"wrote {out_path}"))
-    return report
+            yield frames, crop_boxes[start:start + len(frames)]
+            start += len(frames)
+
+    return write_video(out_path, info.fps, video_path if info.has_audio else None, batches(), n, temporal, report,
+                       t_start, "enhance")

@@ -64,11 +64,7 @@ class SourceFrames:
                 yield from self._forward(first, length)
                 continue
             # backward run first..first-length+1: decode blocks from the top down and reverse each
-            top = first + 1
-            remaining = length
-            while remaining > 0:
-                n = min(self.block, remaining)
-                block = list(self._forward(top - n, n))
-                yield from reversed(block)
-                top -= n
-                remaining -= n
+            bottom = first + 1 - length
+            for top in range(first + 1, bottom, -self.block):
+                n = min(self.block, top - bottom)
+                yield from reversed(list(self._forward(top - n, n)))

@@ -1,12 +1,8 @@
 """`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
 
-The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `generate` makes
-the mel (1) and schedules the identity frames (2); `Cascade.__call__` runs the networks on one batch of frames:
-Wav2Lip (3), upscale and SOVQAE (4), the paste (5). `generate` wraps it: loading and checks, the optional temporal
-filter on the finished frames, streaming in batches (memory stays flat however long the audio or the video: the
-identity crops are memory-mapped, the muxed audio is read block by block), decoding and encoding in background
-threads (PyAV releases the GIL) and each stage timed by `RunReport.stage`. The output keeps the driving audio's
-channels and (nearly) its sample rate.
+The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `cascade` runs
+the networks on one batch of frames (3-5); `generate` loads and checks, schedules and streams the batches (memory
+stays flat however long the audio), and `write_video` encodes them in a background thread with the audio muxed.
 """
 
 from __future__ import annotations
@@ -14,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,49 +27,35 @@ from ladtalk.io.video import VideoWriter
 from ladtalk.pipeline.frames import SourceFrames, pingpong_indices
 from ladtalk.pipeline.loaders import LipSyncNet, Restorer, load_lipsync, load_restorer, restorer_rows
 from ladtalk.pipeline.report import RunReport
-from ladtalk.pipeline.restore import warn_if_crops_differ
+from ladtalk.pipeline.restore import pick_crop_setting
 from ladtalk.pipeline.stages import lipsync, lipsync_frames, upscale
-from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
+from ladtalk.pipeline.temporal import DEFAULT_LIMIT, TemporalMedian, temporal_median
 from ladtalk.pipeline.threads import background, background_calls
 from ladtalk.pixels import to_frames, to_images
-from ladtalk.runtime import inference_settings
+from ladtalk.runtime import Inference, inference_settings
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 
 
-@dataclass(frozen=True)
-class Cascade:
-    """The networks and settings of one run; called on a batch, it is the paper's method (steps 3-5)."""
-
-    ident: Identity
-    wav2lip: LipSyncNet
-    restorer: Restorer | None  # None: the plain lip-sync result, upscaled
-    square_crop: bool  # a generator trained by `ladtalk train wav2lip` on the identity's square crops; else official
-    paste: str
-    dtype: torch.dtype | None
-    device: torch.device
-
-    def __call__(self, frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, report: RunReport
-                 ) -> np.ndarray:
-        """Source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel windows (B,1,80,16) -> the
-        finished frames. Official weights: Wav2Lip exactly as the official inference (its boxes, stretched inputs,
-        hard paste), then the identity's square crop of that result goes on; `--no-sovqae --paste hard` is the
-        official output as it is."""
-        size = self.restorer.resolution if self.restorer is not None else self.ident.crop_size
-        with report.stage("wav2lip", self.device):  # 3. lip-sync
-            mels = torch.from_numpy(windows).to(self.device)
-            faces, synced = lipsync_faces(self.ident, self.wav2lip, frames, src_idx, mels, self.dtype,
-                                          self.square_crop, size)
-        if synced is not None and self.restorer is None and self.paste == "hard":
-            return synced  # the official inference's own result and paste
-        step = "sovqae" if self.restorer is not None else "upscale"
-        with report.stage(step):
-            faces = upscale(faces, size)  # 4. upscale
-            if self.restorer is not None:  # and restore (with the mouth paste, only the rows it keeps)
-                faces = self.restorer(faces)
-            faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
-        with report.stage("paste"):  # 5. paste back
-            return paste_faces(frames, faces, self.ident.crop_boxes[src_idx], mode=self.paste)
+def cascade(frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, ident: Identity, wav2lip: LipSyncNet,
+            restorer: Restorer | None, paste: str, rt: Inference, report: RunReport) -> np.ndarray:
+    """The paper's method (steps 3-5) on source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel
+    windows (B,1,80,16) -> the finished frames (`restorer` None: the lip-sync result, upscaled). Official weights:
+    the identity's square crop of the official inference's result goes on (`--no-sovqae --paste hard`: that result
+    as it is)."""
+    size = restorer.resolution if restorer is not None else ident.crop_size
+    square_crop = wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
+    with report.stage("wav2lip", rt.device):  # 3. lip-sync
+        mels = torch.from_numpy(windows).to(rt.device)
+        faces, synced = lipsync_faces(ident, wav2lip, frames, src_idx, mels, rt.amp_dtype, square_crop, size)
+    if synced is not None and restorer is None and paste == "hard":
+        return synced  # the official inference's own result and paste
+    # 4. upscale, and restore (the restorer upscales first; with the mouth paste, only the rows it keeps)
+    with report.stage("sovqae" if restorer is not None else "upscale"):
+        faces = upscale(faces, size) if restorer is None else restorer(faces)
+        faces = to_frames(faces) if isinstance(faces, torch.Tensor) else faces  # the copy waits for the GPU
+    with report.stage("paste"):  # 5. paste back
+        return paste_faces(frames, faces, ident.crop_boxes[src_idx], mode=paste)
 
 
 def check_out_path(out_path: str | os.PathLike) -> Path:
@@ -83,6 +64,16 @@ def check_out_path(out_path: str | os.PathLike) -> Path:
         raise InputError(f"output {out_path} must end in one of {', '.join(VIDEO_SUFFIXES)}")
     check_writable_dir(out_path.parent)
     return out_path
+
+
+def checked_batch(paste: str, batch_size: int | None, device: torch.device) -> int:
+    """The faces per batch (default: 64 on a GPU, 16 on the CPU), once `paste` and `batch_size` are checked."""
+    if paste not in PASTE_MODES:
+        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    batch = batch_size if batch_size is not None else (64 if device.type == "cuda" else 16)
+    if batch < 1:
+        raise InputError(f"batch size must be at least 1, got {batch}")
+    return batch
 
 
 def open_identity(identity: str | os.PathLike, device: str = "auto") -> Identity:
@@ -136,13 +127,11 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
                                          ("SOVQAE model", sovqae_path)])
     if sovqae_path is None and not no_sovqae:
         raise InputError("give --sovqae MODEL (a trained SOVQAE) or --no-sovqae for the plain Wav2Lip result")
-    if paste not in PASTE_MODES:
-        raise InputError(f"paste must be one of {', '.join(PASTE_MODES)}, got {paste!r}")
+    rt = inference_settings(device, precision)
+    batch = checked_batch(paste, batch_size, rt.device)
     sovqae_rows = restorer_rows(sovqae_rows, paste)
     temporal = temporal_median(temporal_filter, paste, temporal_limit)
-    rt = inference_settings(device, precision)
-    dev = rt.device
-    ident = open_identity(identity, device=str(dev))
+    ident = open_identity(identity, device=str(rt.device))
     report = RunReport(precision=rt.precision)
     with report.stage("mel"):
         mel, n_samples, peak = _speech_mel(audio_path)
@@ -155,47 +144,59 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
     wav2lip = load_lipsync(wav2lip_path, rt, backend)
     restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
     report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
-    cascade = Cascade(ident, wav2lip, restorer, square_crop=wav2lip.input_geometry == "square_crop",
-                      paste=paste, dtype=rt.amp_dtype, device=dev)
-    if restorer is not None:
-        warn_if_crops_differ(sovqae_path, ident.crop_geometry(), ident.dir)
-    batch = batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16)
-    if batch < 1:
-        raise InputError(f"batch size must be at least 1, got {batch}")
+    if restorer is not None:  # its crops are cut as the identity was prepared: warn where it learned others
+        for name in ("detector", "pads"):
+            pick_crop_setting(name, ident.crop_geometry()[name], restorer.crop_geometry, None, sovqae_path,
+                              given_by=f"identity {ident.dir}'s")
     report.add_load(t_start)
 
     # one frame per 1/fps of audio (the official count drops the last 0.2 s); windows past the end are clamped
     n_out = max(1, int(round(n_samples / SAMPLE_RATE * ident.fps)))
     schedule = pingpong_indices(n_out, ident.frame_count) if frame_indices is None else \
         np.asarray(frame_indices, dtype=np.int64)[pingpong_indices(n_out, len(frame_indices))]
-    has_face = ident.has_face
-    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
-    frames_iter = source.iter_schedule(schedule)
+    frames_iter = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps")).iter_schedule(schedule)
     if overlap_io:
         frames_iter = background(frames_iter, depth=2 * batch)
 
-    # the mel uses 16 kHz mono; the muxed track is the driving audio as given, streamed into the writer
-    mux = mux_format(probe_audio(audio_path))
-    with VideoWriter(out_path, fps=ident.fps) as writer, \
-            _encoder(writer, report, overlap_io) as encode, \
-            tqdm(total=n_out, desc="generate", unit="frame", dynamic_ncols=True) as bar:
-        writer.set_audio_stream(iter_audio(audio_path, mux.sample_rate, mux.channels), mux.sample_rate, mux.channels)
+    def batches():
         for start in range(0, n_out, batch):
             idx = schedule[start:start + batch]
             with report.stage("decode"):
                 frames = np.stack([next(frames_iter) for _ in idx])
-            rows = np.flatnonzero(has_face[idx])
+            rows = np.flatnonzero(ident.has_face[idx])
             if len(rows):
                 windows = mel_windows(mel, ident.fps, len(idx), first_frame=start,
                                       offset_frames=wav2lip.mel_offset_frames)
-                frames[rows] = cascade(frames[rows], idx[rows], windows[rows], report)
+                frames[rows] = cascade(frames[rows], idx[rows], windows[rows], ident, wav2lip, restorer, paste, rt,
+                                       report)
+            yield frames, ident.crop_boxes[idx]
+
+    return write_video(out_path, ident.fps, audio_path, batches(), n_out, temporal, report, t_start, "generate",
+                       overlap_io)
+
+
+def write_video(out_path: Path, fps: float, audio_path: str | os.PathLike | None, batches, total: int,
+                temporal: TemporalMedian | None, report: RunReport, t_start: float, desc: str, overlap_io: bool = True
+                ) -> RunReport:
+    """Encode `batches` of (finished frames, the crop boxes pasted in them) into `out_path` with the audio of
+    `audio_path` streamed in (None: no audio), through the temporal filter if any; `overlap_io`: x264 and the muxer
+    in a worker thread, beside the networks."""
+    encoder = background_calls if overlap_io else contextlib.nullcontext
+    with VideoWriter(out_path, fps=fps) as writer, encoder(report.stage("encode")(writer.write)) as encode, \
+            tqdm(total=total, desc=desc, unit="frame", dynamic_ncols=True) as bar:
+        if audio_path is not None:
+            mux = mux_format(probe_audio(audio_path))  # the audio's own rate (where AAC allows) and channels
+            writer.set_audio_stream(iter_audio(audio_path, mux.sample_rate, mux.channels), mux.sample_rate,
+                                    mux.channels)
+        for frames, boxes in batches:
+            count = len(frames)
             if temporal is not None:
                 with report.stage("temporal"):
-                    frames = temporal.push(frames, ident.crop_boxes[idx])  # NaN rows where no face
+                    frames = temporal.push(frames, boxes)  # NaN rows where no face
             if len(frames):
                 encode(frames)
-            bar.update(len(idx))
-            report.count(len(idx))
+            bar.update(count)
+            report.count(count)
         if temporal is not None and len(last := temporal.flush()):
             encode(last)
     report.finish(t_start)
@@ -207,9 +208,7 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
     """The driving audio's Wav2Lip mel, its length in 16 kHz samples and its peak level, read block by block
     (memory holds the mel, not the waveform)."""
     probe_audio(audio_path)  # a missing or unreadable file is named now, not taken for an empty one below
-    n, peak = 0, 0.0
-
-    read_failed = False
+    n, peak, read_failed = 0, 0.0, False
 
     def blocks():
         nonlocal n, peak, read_failed
@@ -229,12 +228,6 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
             raise
         mel = None  # too short for a mel: the caller's check names the problem
     return mel, n, peak
-
-
-def _encoder(writer: VideoWriter, report: RunReport, overlap: bool):
-    """`encode(frames)`: in a worker thread (x264 and the muxer then run beside the networks) or inline."""
-    write = report.timed("encode", writer.write)
-    return background_calls(write, depth=2) if overlap else contextlib.nullcontext(write)
 
 
 def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: np.ndarray, mels: torch.Tensor,

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ladtalk.errors import InputError
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry, wav2lip_mel_offset
 from ladtalk.pipeline.backends import TorchRunner, make_runner
-from ladtalk.pipeline.restore import RestoreNet, batch_for, crop_geometry, load_sovqae, pasted_rows, sovqae_folder
+from ladtalk.pipeline.restore import RestoreNet, crop_geometry, load_sovqae, pasted_rows, restore_faces, sovqae_folder
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import Inference
 
@@ -57,39 +56,15 @@ class Restorer:
     resolution: int
     rows: slice
     crop_geometry: dict | None
-    batch: int
+    device: torch.device  # where the faces are restored
 
     @property
     def backend(self) -> str:
         return self.runner.name
 
-    @torch.no_grad()
-    def __call__(self, images: torch.Tensor | np.ndarray, out_size: int | None = None) -> torch.Tensor | np.ndarray:
-        """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3), or float (B,3,H,W) in [0,1] -> float (B,3,S,S) in [0,1]
-        (numpy or tensor as given); other sizes are resized (bicubic) to the model's S first; `out_size` resizes
-        the result."""
-        as_numpy = isinstance(images, np.ndarray)
-        as_frames = as_numpy or images.dtype == torch.uint8
-        if as_frames:
-            t = torch.as_tensor(np.asarray(images))
-            if t.ndim != 4 or t.shape[-1] != 3:
-                raise InputError(f"restore expects uint8 frames (T,H,W,3) RGB, got {tuple(t.shape)}")
-            x = t.permute(0, 3, 1, 2).float() / 255.0
-        else:
-            x = images.float()
-        device = x.device
-        size = self.resolution
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
-        y = x.clone()
-        for s in range(0, len(x), self.batch):
-            y[s:s + self.batch, :, self.rows] = self.runner(x[s:s + self.batch, :, self.rows])[0].to(device)
-        if out_size is not None and out_size != size:
-            y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)
-        if as_frames:
-            frames = (y * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
-            return frames.numpy() if as_numpy else frames
-        return y
+    def __call__(self, images: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Faces through the SOVQAE (restore_faces: uint8 frames or float images, numpy or tensor, as given)."""
+        return restore_faces(lambda x: self.runner(x)[0], images, self.resolution, 16, self.device, self.rows)
 
 
 ROWS = ("auto", "all", "pasted")
@@ -105,26 +80,23 @@ def restorer_rows(rows: str, paste: str) -> str:
     return ("pasted" if paste == "mouth" else "all") if rows == "auto" else rows
 
 
-def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = "auto", rows: str = "all",
-                  batch_size: int = 16) -> Restorer:
+def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = "auto", rows: str = "all"
+                  ) -> Restorer:
     """The SOVQAE at `path` (a model or run folder) on `backend`. rows='pasted' computes only the rows the mouth
-    paste keeps and a margin above them (pasted_rows): faster, but not the same pixels as the whole crop, since
-    the SOVQAE's GroupNorm statistics and mid-block attention span the whole picture it is given
-    (bench/results/restore_rows_cpu.md)."""
+    paste keeps and a margin above them (pasted_rows): faster, but not the whole crop's pixels, since its GroupNorm
+    statistics and attention span the whole picture it is given (bench/results/restore_rows_cpu.md)."""
     if rows not in ROWS[1:]:
         raise InputError(f"SOVQAE rows must be 'all' or 'pasted', got {rows!r} (restorer_rows decides 'auto')")
     model = load_sovqae(path, "cpu")
-    cfg = model.config
-    size = cfg.resolution
-    computed = pasted_rows(size, cfg.downsample_factor) if rows == "pasted" else slice(0, size)
+    size = model.config.resolution
+    computed = pasted_rows(size, model.config.downsample_factor) if rows == "pasted" else slice(0, size)
     examples = (torch.zeros(1, 3, computed.stop - computed.start, size),)
-    # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing, and whole-net bf16 stays
-    # within 53-56 dB of fp32 where the paste blends at 2.6-2.9x the speed of its f32 (three trained restorers,
-    # bench/results/restorer_precision_cpu.md)
+    # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing: within 53-56 dB of fp32
+    # where the paste blends at 2.6-2.9x the speed (bench/results/restorer_precision_cpu.md)
     runner = make_runner(RestoreNet(model), examples, inference, backend, weights_path=sovqae_folder(path),
                          tag=f"sovqae-{computed.start}", autocast=False, exported_autocast=True)
     if isinstance(runner, TorchRunner):  # the restorer's own rule (RestoreNet): only its decoder in bf16/fp16
         runner.module.decoder_dtype = inference.amp_dtype
         if inference.amp_dtype is not None:
             runner.name = runner.name.replace("fp32", f"fp32 encoder, {inference.precision} decoder")
-    return Restorer(runner, size, computed, crop_geometry(path), batch_for(inference.device, batch_size))
+    return Restorer(runner, size, computed, crop_geometry(path), inference.device)

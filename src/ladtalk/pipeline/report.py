@@ -39,19 +39,13 @@ class RunReport:
 
     @contextlib.contextmanager
     def stage(self, name: str, device: torch.device | None = None):
-        """Add the block's run time to stage `name`; with a CUDA `device`, once its queued kernels have run."""
+        """Add the block's run time to stage `name`; with a CUDA `device`, once its queued kernels have run. As a
+        decorator, each call's (for work handed to a thread)."""
         t0 = time.perf_counter()
         yield
         if device is not None and device.type == "cuda":
             torch.cuda.synchronize()
         self.add(name, time.perf_counter() - t0)
-
-    def timed(self, stage: str, fn):
-        """`fn` wrapped to add its run time to `stage` (for work handed to a thread)."""
-        def run(*args):
-            with self.stage(stage):
-                fn(*args)
-        return run
 
     def add_load(self, started_at: float) -> None:
         """Record 'load', listed first: the seconds since `started_at` that no stage has claimed (imports, checks,

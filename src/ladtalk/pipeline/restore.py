@@ -17,6 +17,7 @@ from ladtalk.checkpoint import load_state_dict, read_meta, strict_load
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.face.crop import lower_face_mask
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
 KIND = "sovqae"
@@ -25,19 +26,18 @@ KIND = "sovqae"
 CPU_BATCH = 2
 
 
-# rows above the mouth paste's mask that the SOVQAE still computes: the convolutions near the region's top edge see
-# zero padding where the whole crop has face, and the margin keeps that edge away from what is pasted. 48 keeps
-# three trained restorers within 41-47 dB PSNR of the whole crop where the paste blends, 32 one of them at 39 dB
-# (bench/results/restore_rows_trained.md); in pixels of a 256-px crop, scaled with the crop
+# rows above the mouth paste's mask that the SOVQAE still computes, in pixels of a 256-px crop: convolutions near
+# the region's top edge see zero padding, and the margin keeps that edge away from what is pasted (48: within 41-47
+# dB of the whole crop where the paste blends, 32: 39 dB; bench/results/restore_rows_trained.md)
 PASTE_MARGIN_256 = 48
 
 
-def pasted_rows(size: int, factor: int, margin: int | None = None) -> slice:
-    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from `margin` pixels (default
-    PASTE_MARGIN_256 scaled to `size`) above the first row the mouth mask blends (less 2 for the paste's resize),
-    down to the bottom; the start a multiple of the SOVQAE's downsampling `factor` so that its code grid and guide
-    stay aligned with the whole crop's."""
-    margin = PASTE_MARGIN_256 * size // 256 if margin is None else margin
+def pasted_rows(size: int, factor: int) -> slice:
+    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from PASTE_MARGIN_256 (scaled
+    to `size`) above the first row the mouth mask blends (less 2 for the paste's resize), down to the bottom; the
+    start a multiple of the SOVQAE's downsampling `factor` so that its code grid and guide stay aligned with the
+    whole crop's."""
+    margin = PASTE_MARGIN_256 * size // 256
     first = int(np.flatnonzero(lower_face_mask(size).max(1) > 0)[0])
     return slice(max(0, (first - 2 - margin) // factor * factor), size)
 
@@ -100,15 +100,6 @@ def pick_crop_setting(name: str, given, geometry: dict | None, fallback, model_p
     return norm(given)
 
 
-def warn_if_crops_differ(model_path, identity_geometry: dict, identity_dir) -> None:
-    """`generate` cuts the SOVQAE's crops as the identity was prepared: say so when the model learned others."""
-    geometry = crop_geometry(model_path)
-    if geometry is not None:
-        for name in ("detector", "pads"):
-            pick_crop_setting(name, identity_geometry[name], geometry, None, model_path,
-                              given_by=f"identity {identity_dir}'s")
-
-
 class RestoreNet(torch.nn.Module):
     """The SOVQAE's restoration as one network (what the backends export): float images (B,3,H,W) in [0,1] ->
     (restored images (B,3,H,W) in [0,1] fp32, code indices (B,h,w) int64). The encoder and the choice of codes stay
@@ -119,24 +110,15 @@ class RestoreNet(torch.nn.Module):
         self.model, self.decoder_dtype = model, decoder_dtype
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        restored, indices, _ = restore_batch_with_latents(self.model, images, self.decoder_dtype)
-        return restored, indices
-
-
-@torch.no_grad()
-def restore_batch(model: SOVQAE, images: torch.Tensor,
-                  amp_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One batch through the SOVQAE: float images (B,3,S,S) in [0,1] at the model's resolution -> (restored images
-    (B,3,S,S) in [0,1] fp32, code indices (B,h,w)); the decoder under `amp_dtype` autocast (None: fp32)."""
-    restored, indices, _ = restore_batch_with_latents(model, images, amp_dtype)
-    return restored, indices
+        return restore_batch_with_latents(self.model, images, self.decoder_dtype)[:2]
 
 
 @torch.no_grad()
 def restore_batch_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None
                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`restore_batch` that also returns the encoder's pre-quantization latents (B,D,h,w) (what `ladtalk analyze`
-    compares between clean and degraded faces), all from one encoder pass."""
+    """One batch through the SOVQAE: float images (B,3,S,S) in [0,1] at the model's resolution -> (restored images
+    (B,3,S,S) in [0,1] fp32, code indices (B,h,w), the encoder's pre-quantization latents (B,D,h,w), which `ladtalk
+    analyze` compares between clean and degraded faces); the decoder under `amp_dtype` autocast (None: fp32)."""
     x = images * 2 - 1
     # the encoder and the choice of codes stay fp32: under bf16 a face lands on a neighbouring code at 4-13%
     # of positions (bench/results/bf16_vs_fp32_cpu.md; fp32 encoder: 99.98% the same codes); the decoder,
@@ -151,10 +133,9 @@ def restore_batch_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: t
 @torch.no_grad()
 def restore_images(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
                    batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """`restore_batch` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's device:
-    (restored images in [0,1] fp32, code indices (B,h,w)); what validation and `ladtalk analyze` measure."""
-    restored, indices, _ = restore_images_with_latents(model, images, amp_dtype, batch_size)
-    return restored, indices
+    """`restore_batch_with_latents` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's
+    device: (restored images in [0,1] fp32, code indices (B,h,w)); what validation and `ladtalk analyze` measure."""
+    return restore_images_with_latents(model, images, amp_dtype, batch_size)[:2]
 
 
 @torch.no_grad()
@@ -164,47 +145,46 @@ def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: 
     batch_size = batch_for(next(model.parameters()).device, batch_size)
     outs = [restore_batch_with_latents(model, images[s:s + batch_size], amp_dtype)
             for s in range(0, len(images), batch_size)]
-    restored, indices, latents = (torch.cat(parts) for parts in zip(*outs))
-    return restored, indices, latents
+    return tuple(torch.cat(parts) for parts in zip(*outs))
 
 
 @torch.no_grad()
-def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto",
-            out_size: int | None = None) -> np.ndarray | torch.Tensor:
-    """Restore faces: uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W)
-    in [0,1] -> float (B,3,S,S) in [0,1].
-
-    Inputs of another size are resized (bicubic) to the model's resolution first; S is `out_size` or that
-    resolution. Runs on the model's device; the decoder in bf16/fp16 where `precision` allows.
-    """
-    device = next(model.parameters()).device
-    amp = autocast_dtype(device, precision)
-    size = model.config.resolution
+def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size: int,
+                  device: torch.device, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
+    """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] ->
+    float (B,3,S,S) in [0,1], S = `size`, through `net` (float images in [0,1] -> restored ones), at most
+    `batch_size` at a time (batch_for) on `device`; other sizes are resized (bicubic)
+    first. With `rows` only those rows of each face are computed; the rest is the input's."""
     as_numpy = isinstance(images, np.ndarray)
     as_frames = as_numpy or images.dtype == torch.uint8
-    if as_frames:
-        t = torch.as_tensor(np.asarray(images))
-        if t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8:
-            raise InputError(f"restore expects uint8 frames (T,H,W,3) RGB, got {tuple(t.shape)} {t.dtype}")
-    elif images.ndim != 4 or images.shape[1] != 3:
-        raise InputError(f"restore expects float images (B,3,H,W) in [0,1], got {tuple(images.shape)}")
+    t = torch.as_tensor(images)
+    if as_frames and (t.ndim != 4 or t.shape[-1] != 3 or t.dtype != torch.uint8):
+        raise InputError(f"restore expects uint8 frames (T,H,W,3) RGB, got {tuple(t.shape)} {t.dtype}")
+    if not as_frames and (t.ndim != 4 or t.shape[1] != 3):
+        raise InputError(f"restore expects float images (B,3,H,W) in [0,1], got {tuple(t.shape)}")
     outs = []
     batch_size = batch_for(device, batch_size)
-    for s in range(0, len(images), batch_size):
-        if as_frames:
-            x = t[s:s + batch_size].to(device).permute(0, 3, 1, 2).float() / 255.0
-        else:
-            x = images[s:s + batch_size].to(device).float()
+    for s in range(0, len(t), batch_size):
+        part = t[s:s + batch_size].to(device)
+        x = to_images(part, part.device) if as_frames else part.float()
         if x.shape[-2:] != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
-        y, _ = restore_batch(model, x, amp)
-        if out_size is not None and out_size != size:
-            y = F.interpolate(y, size=(out_size, out_size), mode="bicubic", align_corners=False).clamp(0, 1)
+        y = x.clone()
+        y[:, :, rows] = net(x[:, :, rows])
         outs.append(y)
     if not outs:
         return images
     y = torch.cat(outs)
     if as_frames:
-        frames = (y * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()
-        return frames.numpy() if as_numpy else frames.to(images.device)
-    return y.to(images.device)
+        return to_frames(y) if as_numpy else torch.from_numpy(to_frames(y)).to(t.device)
+    return y.to(t.device)
+
+
+def restore(model: SOVQAE, images: np.ndarray | torch.Tensor, batch_size: int = 16, precision: str = "auto"
+            ) -> np.ndarray | torch.Tensor:
+    """Restore faces (restore_faces: uint8 frames or float images, numpy or tensor, as given) on the model's device,
+    resized to its resolution first; the decoder in bf16/fp16 where `precision` allows."""
+    device = next(model.parameters()).device
+    amp = autocast_dtype(device, precision)
+    return restore_faces(lambda x: restore_batch_with_latents(model, x, amp)[0], images, model.config.resolution,
+                         batch_size, device)

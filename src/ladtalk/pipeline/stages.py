@@ -1,7 +1,5 @@
-"""The cascade's per-batch stages around the networks, shared by `generate`, `enhance` and the benchmarks.
-
-Tensors stay on the model's device between stages; only uint8 frames cross to the CPU.
-"""
+"""The cascade's per-batch stages around Wav2Lip, shared by `generate` and the benchmarks (tensors stay on the
+model's device between stages; only uint8 frames cross to the CPU)."""
 
 from __future__ import annotations
 

@@ -4,14 +4,9 @@ Inside the region the paste wrote (its box and mask, face/crop.py), each frame b
 
     F_t + clip(median(F_{t-1}, F_t, F_{t+1}) - F_t, -limit, +limit)
 
-A pixel that is not an extreme among its neighbours in time keeps its value; one that pops for a single frame (a
-code or a tooth edge that flickers, a shimmer Wav2Lip redraws) is pulled towards them, by at most `limit` levels
-of 8 bits, so a mouth that really opens for a frame is not cut off. It works in frame coordinates, as the video
-is seen. Measured (hard paste, two runs each, docs/results.md "Steadier frames"): on the demo, warping error -29%
-for mouth sharpness -2%; on Macron -28% for sharpness -11% and lip-sync r -0.04 to -0.06, where the motion-gated
-recursive filter it replaced (on the face crops, with optical flow) cut flicker -43% but a third of the mouth's
-detail.
-It needs the next frame, so frames leave it one frame late; `flush` gives the last one.
+so a pixel that pops for a single frame (a flickering code or tooth edge) is pulled towards its neighbours in time,
+by at most `limit` levels of 8 bits, and a mouth that really opens for a frame is not cut off (measured: docs/
+results.md "Steadier frames"). It needs the next frame, so frames leave it one frame late; `flush` gives the last.
 """
 
 from __future__ import annotations

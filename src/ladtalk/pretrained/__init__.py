@@ -31,17 +31,12 @@ def builtin_base(name: str = "synthetic-48") -> dict[str, Path]:
 
 BUILTIN = "builtin"  # `--wav2lip builtin` or `builtin:NAME` wherever a lip-sync model path is asked for
 
-# What a restorer behind a shipped base learns from: only the base's own faces of the train frames, on patches of the
-# whole face. Its 48-px faces are blurrier than any synthetic degradation and wrong everywhere, not only at the mouth.
-# Hard paste over Wav2Lip alone: demo +2.26 dB against +1.36 (two seeds), Macron +5.57 / +5.81 dB against +4.22 /
-# +4.02 (two restorers each; bench/results/demo_seeds_variants.md, reenact_macron_builtin_share1w*.md).
+# What a restorer behind a shipped base learns from: only the base's own faces, on patches of the whole face (its
+# 48-px faces are blurrier than any synthetic degradation, and wrong everywhere, not only at the mouth)...
 RESTORER_OVERRIDES = ("train.lipsync_share=1.0", "train.lipsync_patch_lower=false")
-# ...and with the CPU recipe (restore-cpu) 4x its rate and the input's thumbnail at the code grid (32 px, not 64), so
-# less of the base's shimmer passes straight through. Macron, two restorers, mouth paste: face 34.6 / 34.7 -> 35.7 /
-# 35.4 dB, mouth 30.7 / 30.7 -> 31.8 / 31.6 dB, lip-sync r 0.89 / 0.82 -> 0.93 / 0.90
-# (bench/results/reenact_macron_builtin_cpu_overrides*.md); the demo: bench/results/demo_seeds.md.
+# ...and with restore-cpu 4x its rate and the guide at the code grid, so less of the base's shimmer passes through
+# (both measured in bench/results/demo_seeds*.md and reenact_macron_builtin*.md)
 RESTORER_CPU_OVERRIDES = ("train.base_lr=1e-4", "model.guide_scale=1")
-
 
 def is_builtin(path: str | os.PathLike | None) -> bool:
     """Whether `path` names a shipped base ('builtin', 'builtin:NAME')."""
