@@ -9,9 +9,7 @@ Protocol (syncnet_python `SyncNetInstance.evaluate`, as used by Wav2Lip's `calcu
 - for each i the Euclidean distance (eps 1e-6) between video feature i and audio feature i+d for
   d in -15..15 (audio features zero-padded by 15 at both ends); mdist[d] = mean over i;
   LSE-D = min(mdist), LSE-C = median(mdist) - min(mdist), AV offset = 15 - argmin (in frames).
-Each score also gets its block-bootstrap 95% interval (metrics.confidence, as every other figure): the windows (one
-per frame) are resampled in circular runs of 15 and mdist, its minimum and median - minimum recomputed
-(`lse_intervals`).
+Each score also gets its block-bootstrap 95% interval (`lse_intervals`).
 One documented difference: the official pipeline round-trips frames through JPEG files; we do not.
 """
 
@@ -44,27 +42,17 @@ SYNCNET_ENV = "LADTALK_SYNCNET"
 
 # ---------------------------------------------------------------- MFCC (python_speech_features defaults)
 
-def _hz_to_mel(hz):
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel):
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAMPLE_RATE, low_hz: float = 0.0,
-                   high_hz: float | None = None) -> np.ndarray:
-    """Triangular mel filters (nfilt, nfft//2+1) on FFT bins floor((nfft+1) f / sr), as python_speech_features."""
-    high_hz = sample_rate / 2 if high_hz is None else high_hz
-    mels = np.linspace(_hz_to_mel(low_hz), _hz_to_mel(high_hz), nfilt + 2)
-    bins = np.floor((nfft + 1) * _mel_to_hz(mels) / sample_rate).astype(int)
+def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
+    """Triangular mel filters (nfilt, nfft//2+1) from 0 Hz to Nyquist on FFT bins floor((nfft+1) f / sr), as
+    python_speech_features."""
+    top_mel = 2595.0 * np.log10(1.0 + sample_rate / 2 / 700.0)
+    hz = 700.0 * (10.0 ** (np.linspace(0.0, top_mel, nfilt + 2) / 2595.0) - 1.0)
+    bins = np.floor((nfft + 1) * hz / sample_rate).astype(int)
     bank = np.zeros((nfilt, nfft // 2 + 1))
     for j in range(nfilt):
-        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
-        for k in range(lo, mid):
-            bank[j, k] = (k - lo) / (mid - lo)
-        for k in range(mid, hi):
-            bank[j, k] = (hi - k) / (hi - mid)
+        lo, mid, hi = bins[j:j + 3]
+        bank[j, lo:mid] = (np.arange(lo, mid) - lo) / (mid - lo)
+        bank[j, mid:hi] = (hi - np.arange(mid, hi)) / (hi - mid)
     return bank
 
 
@@ -142,8 +130,8 @@ def shifted_distances(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshi
 
 def lse_intervals(window_dists: np.ndarray, block: int = BLOCK_FRAMES) -> dict[str, list[float]]:
     """Block-bootstrap 95% intervals {"lse_d": [low, high], "lse_c": [low, high]} from the distances (N, shifts) of
-    N consecutive windows: the windows resampled in runs of `block` (metrics.confidence.interval, the same resamples
-    for both), the mean distance per shift, its minimum (LSE-D) and median - minimum (LSE-C) on each resample.
+    N consecutive windows, resampled in runs of `block`.
+
     Circular blocks: the first and last windows meet zero-padded audio at most shifts, and moving blocks would draw
     them less often than the rest, biasing the resampled curve (LSE-C's interval then missed its own estimate)."""
     d = np.asarray(window_dists, np.float64)
