@@ -1,17 +1,12 @@
-"""Synthetic lip-sync score: does the generated mouth open when the built-in synthetic identity's truth says so?
+"""Lip sync without learned weights: does the generated mouth open when the truth's does?
 
-The synthetic identity (ladtalk.data.synthetic) knows, per frame, its face box and its true mouth openness in
-[0,1]. From generated frames we measure openness as the fraction of the mouth box that is dark mouth interior:
-pixels whose luma (BT.601) is below `dark_ratio` times the median luma of the face box (skin), which adapts to
-lighting. The score is the Pearson correlation between measured and true openness, at lag 0 and at the best lag
-within +-`max_lag` frames (a positive lag means the generated mouth moves later than the truth). It needs no
-learned weights, so the demo can report a lip-sync number without SyncNet.
-
-For a real face (self-reenactment, where the truth is the recorded frames), `opening_agreement` measures the
-opening the same way on the generated and on the true frames, in the same per-frame mouth box (the identity's
-face boxes and the mouth's share of them) against one threshold for the clip, and correlates the two: 1 when the
-mouth opens and closes with the truth, about 0 for a mouth that does not move with it. It is relative (how the
-opening follows the truth), so unlike LSE it needs no SyncNet weights.
+Openness is the fraction of the mouth box that is dark mouth interior: luma (BT.601) below `dark_ratio` times the
+face box's median luma (the skin, which adapts to lighting). The score is the Pearson correlation of the measured
+openness with the true one, at lag 0 and at the best lag within +-`max_lag` frames (> 0: the generated mouth moves
+later). For the synthetic identity (ladtalk.data.synthetic) the truth is its recorded openness
+(`lipsync_truth_score`); for a real face, the opening measured the same way on the true frames, in the same boxes
+and against one threshold for the clip (`opening_agreement`): 1 when the mouth opens and closes with the truth,
+about 0 for one that does not.
 """
 
 from __future__ import annotations
@@ -38,10 +33,13 @@ def mouth_boxes_from_faces(face_boxes: np.ndarray, fractions=MOUTH_BOX_FRACTIONS
     return np.stack([f[:, 0] + fx1 * w, f[:, 1] + fy1 * h, f[:, 0] + fx2 * w, f[:, 1] + fy2 * h], 1)
 
 
+def _luma(region: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_RGB2GRAY)
+
+
 def skin_luma(frames: np.ndarray, face_boxes: np.ndarray) -> np.ndarray:
     """Per-frame median luma (BT.601) of the face box of uint8 (T,H,W,3) RGB frames -> float64 (T,): the skin."""
-    return np.array([float(np.median(cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2GRAY)))
-                     for face in box_crop(frames, face_boxes)])
+    return np.array([float(np.median(_luma(face))) for face in box_crop(frames, face_boxes)])
 
 
 def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35,
@@ -54,11 +52,7 @@ def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
     skins = skin_luma(frames, face_boxes) if skin is None else np.full(len(frames), float(skin))
     mouths = box_crop(frames, mouth_boxes_from_faces(face_boxes, fractions))
-    out = np.empty(len(frames))
-    for i, mouth in enumerate(mouths):
-        luma = cv2.cvtColor(np.ascontiguousarray(mouth), cv2.COLOR_RGB2GRAY)
-        out[i] = float(np.mean(luma < dark_ratio * skins[i]))
-    return out
+    return np.array([float(np.mean(_luma(mouth) < dark_ratio * level)) for mouth, level in zip(mouths, skins)])
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -113,10 +107,10 @@ def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np
 
 def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
                       max_lag: int = 3, dark_ratio: float = 0.35) -> dict[str, float]:
-    """How the mouth opening of generated uint8 (T,H,W,3) frames follows the true frames' (same boxes (T,4), same
-    measure, one threshold: the truth's median skin luma over the clip, so that a change elsewhere in the face never
-    reads as the mouth moving): {'pearson' at lag 0, 'best_lag' within +-max_lag (> 0: the generated mouth trails),
-    'pearson_best', 'frames'}; also the two openness series (T,) as 'measured' and 'truth'."""
+    """How the mouth opening of generated uint8 (T,H,W,3) frames follows the true frames' in the same boxes (T,4):
+    lag_correlation's figures, 'frames', and the two openness series (T,) as 'measured' and 'truth'. One threshold,
+    the truth's median skin luma over the clip, so that a change elsewhere in the face never reads as the mouth
+    moving."""
     n = min(len(frames), len(truth_frames), len(face_boxes))
     boxes = np.asarray(face_boxes)[:n]
     skin = float(np.median(skin_luma(truth_frames[:n], boxes)))
