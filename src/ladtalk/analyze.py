@@ -1,15 +1,12 @@
 """`ladtalk analyze`: measure the paper's theory (its Theorems 3.2/3.3) on a trained SOVQAE, and its robustness
 experiment.
 
-Theory (`_theory`): d_C, gamma over the training latents (and, beside it, over the test latents), a local upper
-bound and lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) with each; every
-quantity is labelled bound or estimate (metrics/nroub.py and metrics/lipschitz.py state the assumptions).
-Experiment (the paper's, `_robustness`): on each test frame a random 192x192 region (scaled for other crop sizes)
-is blurred, or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop
-(3/8 of the side for crops under 192 px: degrade.lipsync_size, as in training validation). Reported: PSNR
-degraded vs ground truth and restored vs ground truth (whole crop and region), the share of latent positions
-whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
-Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
+Theory (`_theory`): d_C, gamma over the training (and the test) latents, a local upper bound and lower estimates
+of the encoder's Lipschitz constant, and NRoUB with each, every quantity labelled bound or estimate
+(metrics/nroub.py and metrics/lipschitz.py state the assumptions). Experiment (the paper's, `_robustness`): a random
+192x192 region of each test frame (scaled with the crop size) blurred, or noised, at several strengths, and a
+Wav2Lip-like down-up of the whole crop (degrade.lipsync_size, as in training validation). Reported: PSNR degraded
+and restored vs ground truth, the share of codes that did not change, and the perturbation's norm next to NRoUB.
 """
 
 from __future__ import annotations
@@ -244,14 +241,12 @@ def _robustness(model, clean: torch.Tensor, region: int, gen: torch.Generator, m
     mask = degrade.region_mask(boxes, size, size, clean.device)
     rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margins)]
     done("clean faces")
-    for s in BLUR_SIGMAS:
-        deg = degrade.in_region(clean, degrade.gaussian_blur(clean, s * size / 256), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margins))
-        done(f"blur {s}")
-    for s in NOISE_STDS:
-        deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margins))
-        done(f"noise {s}")
+    for kind, strengths, degraded in (("blur", BLUR_SIGMAS, lambda s: degrade.gaussian_blur(clean, s * size / 256)),
+                                      ("noise", NOISE_STDS, lambda s: degrade.gaussian_noise(clean, s, gen))):
+        for s in strengths:
+            deg = degrade.in_region(clean, degraded(s), boxes)
+            rows.append(_experiment(model, clean, clean_codes, kind, s, deg, mask, margins))
+            done(f"{kind} {s}")
     low = degrade.lipsync_size(size)  # the same down-up as training validation's down96
     rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
                             margins))

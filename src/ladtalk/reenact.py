@@ -1,18 +1,12 @@
 """`ladtalk reenact`: the paper's self-reenactment protocol (Tab. 1 set-up) on an identity's test split.
 
-The test frames are the reference frames, in order, driven by their own audio. For every paste (`hard`, the
-paper's rectangle; `feather`, the whole face box feathered; `mouth`, the lower face only) three rows are scored
-against the ground-truth frames: Wav2Lip alone, the cascade (Wav2Lip + SOVQAE) and the identity's own crops of the
-test frames pasted the same way (the ceiling of any restorer at the crop size). A cascade's gain is read against
-Wav2Lip alone under the same paste (`gains`, paired intervals); what the paste itself changes is read between the
-Wav2Lip-alone rows (`paste_effect`, against the paper's hard paste), never credited to the restorer.
-Scores (metrics.scoring, one vocabulary REGION_METRIC_UNIT): PSNR (frame, face, mouth), SSIM, the perceptual
-distance under its own name (`st_lpips` or `lpips`), mouth sharpness and octave energies against the truth's,
-warping error with the truth's flow and with the output's own, tOF and tLP; `lipsync_r`, the correlation of the
-mouth opening with the true frames' (no weights needed); LSE-C/D on syncnet_python's face crops of the identity's
-face track when SyncNet weights are given. Every figure has a block-bootstrap 95% interval (blocks of 15 frames,
-fixed seed) under "ci95"; the report records how it was measured ("provenance").
-Writes report.json, report.md, strip.png and the videos into REPORT_DIR.
+The test frames, in order, are driven by their own audio. For every paste (`hard`, the paper's rectangle;
+`feather`, the whole face box feathered; `mouth`, the lower face only) three rows are scored against the true
+frames (metrics.scoring): Wav2Lip alone, the cascade (Wav2Lip + SOVQAE) and the identity's own crops pasted the same
+way (the ceiling of any restorer at the crop size). A cascade's gain is read against Wav2Lip alone under the same
+paste (`gains`, paired intervals); what the paste itself changes is read between the Wav2Lip-alone rows
+(`paste_effect`, against the hard paste), never credited to the restorer. LSE-C/D are added when SyncNet weights
+are given. Writes report.json, report.md, strip.png and the videos into REPORT_DIR.
 """
 
 from __future__ import annotations

@@ -53,24 +53,16 @@ def check_input(path: str | os.PathLike, what: str) -> Path:
     return p
 
 
-def _resize(frames: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    out = np.empty((len(frames), height, width, 3), np.uint8)
-    for i, f in enumerate(frames):
-        if f.shape[:2] == (height, width):
-            out[i] = f
-        else:
-            shrink = f.shape[0] > height or f.shape[1] > width
-            out[i] = cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return out
-
-
 def _read(path: Path, fps: float | None, size: tuple[int, int] | None, max_frames: int | None) -> np.ndarray:
+    """The frames of `path` (resampled to `fps`, resized to `size` (width, height) where given) as (T,H,W,3)."""
     frames = list(iter_frames(path, fps=fps, max_frames=max_frames))
     if not frames:
         raise InputError(f"{path} yielded no frames")
-    if size is None:
-        return np.stack(frames)
-    return _resize(frames, *size)
+    for i, f in enumerate(frames):
+        if size is not None and f.shape[1::-1] != size:
+            shrink = f.shape[1] > size[0] or f.shape[0] > size[1]
+            frames[i] = cv2.resize(f, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.stack(frames)
 
 
 def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedVideos:

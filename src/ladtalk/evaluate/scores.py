@@ -1,16 +1,9 @@
 """The metric families of `ladtalk evaluate`, one function each, on aligned uint8 (T,H,W,3) frames, named in
-metrics.scoring's vocabulary (REGION_METRIC_UNIT; evaluate has no face box, so its region is the frame).
-
-- Image: `frame_psnr_db`, `frame_ssim` (Wang et al., 2004) and the perceptual distance under the name of the
-  network used (`frame_lpips`: LPIPS-VGG, Zhang et al., 2018; `frame_st_lpips`: ST-LPIPS-VGG when the VGG16 ImageNet
-  trunk is absent), per frame and mean.
-- `fid` (Heusel et al., 2017) between the two frame sets (needs pt_inception-2015-12-05-6726825d.pth).
-- Temporal stability: flow-warping error with the truth's flow (Lai et al., 2018) and with the prediction's own
-  (`frame_warp_error`, `frame_own_flow_warp_error`) and tOF (Chu et al., 2020; `frame_tof`).
-- LSE-D / LSE-C (Prajwal et al., 2020, with SyncNet of Chung & Zisserman, 2016) of a video with its own audio
-  (needs syncnet_v2.model; `lse_d`, `lse_c`); the ground truth's LSE is reported beside the prediction's.
-- With a synthetic clip's truth.json: the synthetic lip-sync score (`lipsync_r`) and `mouth_psnr_db`.
-Each returns (metrics, per-frame series) or says what else it returns; `LOWER_IS_BETTER` names the directions.
+metrics.scoring's vocabulary (evaluate has no face box, so its region is the frame): PSNR, SSIM and the perceptual
+distance (`frame_lpips`, or `frame_st_lpips` when the VGG16 ImageNet trunk is absent); `fid`; temporal stability
+(`frame_warp_error`, `frame_own_flow_warp_error`, `frame_tof`); LSE-D / LSE-C (`lse_d`, `lse_c`, the ground truth's
+beside them); with a synthetic clip's truth.json, `lipsync_r` and `mouth_psnr_db`. Each returns (metrics, per-frame
+series) or says what else it returns; `LOWER_IS_BETTER` names the directions.
 """
 
 from __future__ import annotations
