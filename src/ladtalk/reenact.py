@@ -28,7 +28,7 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
-from ladtalk.metrics.lipsync_truth import opening_agreement
+from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import SourceFrames
@@ -57,10 +57,8 @@ def union_box(boxes: np.ndarray, frame_size: tuple[int, int]) -> tuple[int, int,
 
 
 def sub_box(box: tuple[int, int, int, int], fractions: tuple[float, float, float, float]) -> tuple[int, ...]:
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    f = fractions
-    return (round(x1 + f[0] * w), round(y1 + f[1] * h), round(x1 + f[2] * w), round(y1 + f[3] * h))
+    """The box at `fractions` (x1,y1,x2,y2 shares of its width and height) of `box`, in whole pixels."""
+    return tuple(round(v) for v in mouth_boxes_from_faces([box], fractions)[0])
 
 
 def row_key(stage: str, paste: str) -> str:

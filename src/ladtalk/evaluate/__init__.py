@@ -45,7 +45,7 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
         raise InputError(f"align must be one of {ALIGN_MODES}, got {align_mode!r}")
     pair = align_frames(read_pair(pred_path, gt_path, max_frames), align_mode, device)
     p, g = pair.pred_aligned, pair.gt_aligned
-    notes = list(nets.notes) + pair.notes
+    notes = list(pair.notes)
     metrics, series = image_scores(p, g, nets.perceptual, device)
     if nets.inception is not None:
         metrics["fid"], note = fid_score(nets.inception, p, g, device)

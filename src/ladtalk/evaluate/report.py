@@ -78,9 +78,7 @@ def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarra
 
 
 def _fmt(v) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, int):
+    if isinstance(v, (str, int)):
         return str(v)
     return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
 

@@ -74,10 +74,8 @@ def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype 
 def gamma_stats(distances: torch.Tensor | np.ndarray) -> dict[str, float]:
     """gamma = max of the latent-to-nearest-code distances (of training images), with percentiles (p50..p99.9)."""
     d = np.asarray(distances.detach().cpu() if isinstance(distances, torch.Tensor) else distances, np.float64)
-    out = {"gamma": float(d.max()), "count": int(d.size), "mean": float(d.mean())}
-    for q in (50, 90, 99, 99.9):
-        out[f"p{q}"] = float(np.percentile(d, q))
-    return out
+    return {"gamma": float(d.max()), "count": int(d.size), "mean": float(d.mean()),
+            **{f"p{q}": float(np.percentile(d, q)) for q in (50, 90, 99, 99.9)}}
 
 
 # ---------------------------------------------------------------- L_E
