@@ -28,6 +28,7 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.metrics import nroub
+from ladtalk.metrics.scoring import sample_frames
 from ladtalk.pipeline.restore import load_sovqae, restore_images_with_latents, sovqae_folder
 from ladtalk.runtime import resolve_device
 from ladtalk.train.sovqae_eval import crops_to_images, scores_of_restoration
@@ -51,9 +52,7 @@ def _exact_fp32():
 
 
 def _evenly(indices: np.ndarray, count: int | None) -> np.ndarray:
-    if count is None or len(indices) <= count:
-        return indices
-    return indices[np.unique(np.linspace(0, len(indices) - 1, count).round().astype(int))]
+    return indices if count is None else indices[sample_frames(len(indices), count)]
 
 
 def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size: int) -> torch.Tensor:
@@ -98,14 +97,11 @@ def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
         a1.plot(x, [r["psnr_degraded_region"] for r in sel], "o-", label="degraded vs GT")
         a1.plot(x, [r["psnr_restored_region"] for r in sel], "s-", label="restored vs GT")
-        a1.set_xlabel(xlabel)
-        a1.set_ylabel("PSNR in the degraded region (dB)")
+        a1.set(xlabel=xlabel, ylabel="PSNR in the degraded region (dB)")
         a1.legend()
         a1.grid(alpha=0.3)
         a2.plot(x, [100 * r["codes_unchanged"] for r in sel], "o-", color="C2")
-        a2.set_xlabel(xlabel)
-        a2.set_ylabel("codes unchanged (%)")
-        a2.set_ylim(0, 101)
+        a2.set(xlabel=xlabel, ylabel="codes unchanged (%)", ylim=(0, 101))
         a2.grid(alpha=0.3)
         fig.suptitle(f"SOVQAE robustness to {kind}")
         fig.tight_layout()
@@ -166,7 +162,7 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
         raise InputError(f"--max-frames must be at least 1, got {max_frames}")
     refuse_output_over_inputs(report_dir, [("SOVQAE model", model_path), ("identity", identity_dir)], folder=True)
     refuse_foreign_folder(report_dir, "report.json", "analysis report")
-    check_writable_dir(Path(report_dir).parent if Path(report_dir).parent != Path("") else Path("."))
+    check_writable_dir(Path(report_dir).parent)
     dev = resolve_device(device)
     model = load_sovqae(model_path, dev)
     ident = Identity.open(identity_dir)

@@ -222,9 +222,10 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
                 {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}, face)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
+    md = markdown(report)
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(markdown(report))
-    print(markdown(report))
+        tmp.write_text(md)
+    print(md)
     return report
 
 
@@ -292,14 +293,12 @@ def markdown(report: dict) -> str:
              "value [block-bootstrap 95% interval].", ""]
     for paste in report["pastes"]:
         rows = {k: v for k, v in scores.items() if k.endswith(f"_{paste}")}
-        lines += [f"## {paste} paste", ""] + figure_table(rows, {k: STAGES[k.rpartition("_")[0]] for k in rows})
-        lines.append("")
+        lines += [f"## {paste} paste", "", *figure_table(rows, {k: STAGES[k.rpartition("_")[0]] for k in rows}), ""]
     for part, title in (("gains", "Gains over Wav2Lip alone, same paste (paired intervals)"),
                         ("paste_effect", "What the paste alone changes: Wav2Lip alone against its hard paste")):
         if report[part]:
             keys = [k for k in next(iter(report[part].values())) if k != "ci95"]
-            lines += [f"## {title}", ""] + figure_table(report[part], {k: row_label(k) for k in report[part]}, keys)
-            lines.append("")
+            lines += [f"## {title}", "", *figure_table(report[part], {k: row_label(k) for k in report[part]}, keys), ""]
     if report["truth"]:
         truth = report["truth"]
         lines += ["Ground truth: " + ", ".join(f"{k} {with_interval(truth, k)}" for k in truth if k != "ci95"), ""]

@@ -18,7 +18,7 @@ from ladtalk.evaluate.networks import Networks
 from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoInfo, iter_frames
 from ladtalk.metrics import image as im
-from ladtalk.metrics.fid import fid
+from ladtalk.metrics.fid import extract_features, fid_from_features
 from ladtalk.metrics.lipsync_truth import lipsync_truth_score, mouth_boxes_from_faces, read_truth
 from ladtalk.metrics.lpips import perceptual_distance
 from ladtalk.metrics.scoring import perceptual_key
@@ -46,9 +46,11 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
     """(FID between the two frame sets, the note that says how far to trust it)."""
     if len(p) < 2:
         raise InputError("FID needs at least two aligned frames")
+    fp = extract_features(inception, p, device=device)
+    fg = extract_features(inception, g, device=device)
     note = (f"FID from {len(p)} frames per set (2048-d features): small sets bias FID upwards; "
             "compare methods on the same frames only")
-    return fid(p, g, inception, device=device), note
+    return fid_from_features(fp, fg), note
 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
