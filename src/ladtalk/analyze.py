@@ -62,7 +62,7 @@ def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size
 
 def _gamma(model, ident: Identity, device: torch.device, size: int) -> dict[str, float]:
     idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
-    dists = [nroub.latent_code_distances(model, _batched_images(ident, idx[s:s + 64], device, size))
+    dists = [nroub.nearest_codes(model, _batched_images(ident, idx[s:s + 64], device, size))[0]
              for s in range(0, len(idx), 64)]
     return {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx))}
 
@@ -212,7 +212,7 @@ def _theory(model, ident: Identity, clean: torch.Tensor, dev: torch.device, size
     stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
     lip = nroub.encoder_lipschitz_bound(model, stats_imgs, iters=20, seed=seed)
     done("Lipschitz bound")
-    test_dists = nroub.latent_code_distances(model, clean)
+    test_dists = nroub.nearest_codes(model, clean)[0]
     jac = nroub.jacobian_spectral_norms(model.encode_latent, clean[:JACOBIAN_FRAMES] * 2 - 1, iters=8, seed=seed)
     done("Jacobian norms")
     l_e_jacobian = float(jac.max())

@@ -28,9 +28,7 @@ MOUTH_BOX_FRACTIONS = (0.25, 0.60, 0.75, 0.90)
 def mouth_boxes_from_faces(face_boxes: np.ndarray, fractions=MOUTH_BOX_FRACTIONS) -> np.ndarray:
     """(T,4) float mouth boxes [x1,y1,x2,y2] pixels from (T,4) face boxes of the synthetic face."""
     f = np.asarray(face_boxes, dtype=np.float64).reshape(-1, 4)
-    w, h = f[:, 2] - f[:, 0], f[:, 3] - f[:, 1]
-    fx1, fy1, fx2, fy2 = fractions
-    return np.stack([f[:, 0] + fx1 * w, f[:, 1] + fy1 * h, f[:, 0] + fx2 * w, f[:, 1] + fy2 * h], 1)
+    return np.tile(f[:, :2], 2) + np.asarray(fractions) * np.tile(f[:, 2:] - f[:, :2], 2)
 
 
 def _luma(region: np.ndarray) -> np.ndarray:
@@ -100,9 +98,7 @@ def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np
     """Agreement of generated uint8 (T,H,W,3) frames' mouth with the true openness (T,): Pearson r and best lag."""
     n = min(len(frames), len(face_boxes), len(openness))
     measured = mouth_openness(frames[:n], np.asarray(face_boxes)[:n])
-    out = lag_correlation(measured, np.asarray(openness)[:n], max_lag)
-    out["frames"] = int(n)
-    return out
+    return {**lag_correlation(measured, np.asarray(openness)[:n], max_lag), "frames": int(n)}
 
 
 def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
@@ -116,6 +112,4 @@ def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: 
     skin = float(np.median(skin_luma(truth_frames[:n], boxes)))
     measured = mouth_openness(frames[:n], boxes, dark_ratio, fractions, skin)
     truth = mouth_openness(truth_frames[:n], boxes, dark_ratio, fractions, skin)
-    out: dict = lag_correlation(measured, truth, max_lag)
-    out.update(frames=int(n), measured=measured, truth=truth)
-    return out
+    return {**lag_correlation(measured, truth, max_lag), "frames": int(n), "measured": measured, "truth": truth}

@@ -4,7 +4,7 @@ A perturbation of the input with Frobenius norm below NRoUB = (d_C - 2 gamma) / 
 training latent sits within gamma of its code and moves by less than L_E * NRoUB = d_C / 2 - gamma. Norms are on
 images in [-1,1] and on latents after quant_conv (the vectors that are quantized).
 - d_C, the closest pair of codes: `code_distance_stats`; exact.
-- gamma, the farthest training latent from its nearest code: `latent_code_distances` then `gamma_stats`; exact over
+- gamma, the farthest training latent from its nearest code: `nearest_codes` then `gamma_stats`; exact over
   the frames given, a lower estimate when they are subsampled. Test frames can sit farther (`ladtalk analyze`
   reports their gamma beside it).
 - L_E: `encoder_lipschitz_bound` (metrics.lipschitz) is a local upper bound beside a power-iteration estimate;
@@ -32,8 +32,6 @@ from ladtalk.metrics.lipschitz import (
 from ladtalk.models.sovqae import SOVQAE
 from ladtalk.runtime import autocast_to
 
-# ---------------------------------------------------------------- d_C
-
 
 def code_distance_stats(codes: torch.Tensor) -> dict[str, float]:
     """d_C = min_{i != j} ||e_i - e_j|| of (N,D) codes, with the spread of each code's nearest-neighbour distance and
@@ -44,20 +42,11 @@ def code_distance_stats(codes: torch.Tensor) -> dict[str, float]:
             "code_norm_mean": float(codes.detach().float().norm(dim=1).mean())}
 
 
-# ---------------------------------------------------------------- gamma
-
-
 @torch.no_grad()
-def latent_code_distances(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
-                          batch_size: int = 16) -> torch.Tensor:
-    """min_k ||E(x) - e_k|| (flat, fp32) for every latent of float images (B,3,H,W) in [0,1] (encoder under
-    `amp_dtype` autocast, None: fp32)."""
-    return nearest_codes(model, images01, amp_dtype, batch_size)[0]
-
-
 def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
                   batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """(min_k ||E(x) - e_k||, argmin_k), both flat, for every latent of float images (B,3,H,W) in [0,1]."""
+    """(min_k ||E(x) - e_k|| in fp32, argmin_k), both flat, for every latent of float images (B,3,H,W) in [0,1]
+    (the encoder under `amp_dtype` autocast, None: fp32); gamma's distances are the first."""
     e = model.quantize.embedding.weight.float()
     dists, indices = [], []
     for s in range(0, len(images01), batch_size):
@@ -76,9 +65,6 @@ def gamma_stats(distances: torch.Tensor | np.ndarray) -> dict[str, float]:
     d = np.asarray(distances.detach().cpu() if isinstance(distances, torch.Tensor) else distances, np.float64)
     return {"gamma": float(d.max()), "count": int(d.size), "mean": float(d.mean()),
             **{f"p{q}": float(np.percentile(d, q)) for q in (50, 90, 99, 99.9)}}
-
-
-# ---------------------------------------------------------------- L_E
 
 
 def encoder_lipschitz_bound(model: SOVQAE, images: torch.Tensor, iters: int = 30, seed: int = 0,
@@ -142,9 +128,6 @@ def difference_ratios(out_clean: torch.Tensor, out_perturbed: torch.Tensor, clea
     num = (out_perturbed.float() - out_clean.float()).flatten(1).norm(dim=1)
     den = (perturbed.float() - clean.float()).flatten(1).norm(dim=1)
     return torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(den))
-
-
-# ---------------------------------------------------------------- NRoUB
 
 
 def nroub(d_c: float, gamma: float, lipschitz: float) -> float:
