@@ -40,8 +40,6 @@ SYNCNET_FILENAME = "syncnet_v2.model"
 SYNCNET_ENV = "LADTALK_SYNCNET"
 
 
-# ---------------------------------------------------------------- MFCC (python_speech_features defaults)
-
 def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
     """Triangular mel filters (nfilt, nfft//2+1) from 0 Hz to Nyquist on FFT bins floor((nfft+1) f / sr), as
     python_speech_features."""
@@ -70,8 +68,8 @@ def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.n
     x = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
     n_frames = 1 if x.size <= win else 1 + int(np.ceil((x.size - win) / step))
     x = np.concatenate([x, np.zeros((n_frames - 1) * step + win - x.size)])
-    idx = np.arange(win)[None, :] + step * np.arange(n_frames)[:, None]
-    power = np.abs(np.fft.rfft(x[idx], nfft)) ** 2 / nfft
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::step]
+    power = np.abs(np.fft.rfft(frames, nfft)) ** 2 / nfft
     energy = power.sum(1)
     energy[energy == 0] = eps
     fb = power @ mel_filterbank(26, nfft, sample_rate).T
@@ -86,8 +84,6 @@ def int16_scale(samples: np.ndarray) -> np.ndarray:
     """float mono in [-1,1] -> float64 int16 values (what the official pipeline reads from its 16-bit WAV)."""
     return np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767)
 
-
-# ---------------------------------------------------------------- network and scores
 
 def load_syncnet_s(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> SyncNetS:
     """SyncNetS (eval) with syncnet_v2.model weights from `path` or $LADTALK_SYNCNET; InputError if not given."""
