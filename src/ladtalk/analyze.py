@@ -60,13 +60,6 @@ def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size
                       for s in range(0, len(idx), 64)]) if len(idx) else torch.empty(0, 3, size, size)
 
 
-def _gamma(model, ident: Identity, device: torch.device, size: int) -> dict[str, float]:
-    idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
-    dists = [nroub.nearest_codes(model, _batched_images(ident, idx[s:s + 64], device, size))[0]
-             for s in range(0, len(idx), 64)]
-    return {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx))}
-
-
 def _experiment(model, clean: torch.Tensor, clean_codes: tuple[torch.Tensor, torch.Tensor], name: str,
                 strength: float, degraded: torch.Tensor, mask: torch.Tensor | None,
                 margins: tuple[float, float]) -> dict[str, Any]:
@@ -205,9 +198,12 @@ def _theory(model, ident: Identity, clean: torch.Tensor, dev: torch.device, size
             done) -> dict[str, Any]:
     """d_C, gamma over the training and the test latents, L_E (local bound and estimates) and NRoUB with each."""
     code_stats = nroub.code_distance_stats(model.quantize.embedding.weight)
-    gamma = _gamma(model, ident, dev, size)
-    gamma["kind"] = ("measured over every training frame" if gamma["frames"] == len(ident.train_indices)
-                     else "lower estimate (frames subsampled)")
+    idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
+    dists = [nroub.nearest_codes(model, _batched_images(ident, idx[s:s + 64], dev, size))[0]
+             for s in range(0, len(idx), 64)]
+    gamma = {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx)),
+             "kind": "measured over every training frame" if len(idx) == len(ident.train_indices)
+             else "lower estimate (frames subsampled)"}
     done("gamma")
     stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
     lip = nroub.encoder_lipschitz_bound(model, stats_imgs, iters=20, seed=seed)

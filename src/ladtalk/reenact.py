@@ -153,7 +153,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     driving = out / "test_audio.wav"
     write_wav(driving, audio[a0:a1], SAMPLE_RATE)
 
-    gt = _source_frames(ident, frames_idx)
+    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
+    gt = np.stack(list(source.iter_schedule(frames_idx)))  # the identity video's frames, as generate reads them
     with VideoWriter(out / "ground_truth.mp4", fps, audio=audio[a0:a1], sample_rate=SAMPLE_RATE) as writer:
         writer.write(gt)
     boxes = ident.crop_boxes[frames_idx]
@@ -227,12 +228,6 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         tmp.write_text(md)
     print(md)
     return report
-
-
-def _source_frames(ident: Identity, indices: np.ndarray) -> np.ndarray:
-    """The identity video's frames at `indices` (as generate reads them), uint8 (T,H,W,3) RGB."""
-    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
-    return np.stack(list(source.iter_schedule(indices)))
 
 
 def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
