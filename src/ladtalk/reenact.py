@@ -73,9 +73,8 @@ def row_label(key: str) -> str:
 
 def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, opening,
                       perceptual=None) -> tuple[dict, dict]:
-    """(scores, series) of every row (keys row_key(stage, paste)) against the truth: the metrics.scoring figures with
-    their intervals, the mouth opening's agreement with the truth's (`opening(frames)` -> the measured and the true
-    opening series, (T,) each) and each row's mouth sharpness against its paste's true-crops ceiling."""
+    """(scores, series) of every row against the truth: metrics.scoring's figures, the opening figures of
+    `opening(frames)` -> (measured, true) series, and the mouth sharpness against the paste's true-crops ceiling."""
     series = score_rows(preds, gt, regions, perceptual)
     scores = {}
     for key, s in series.items():
@@ -92,9 +91,8 @@ def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Reg
 
 
 def gains_and_paste_effect(series: dict) -> tuple[dict, dict]:
-    """({'cascade_mouth': compare(cascade_mouth, wav2lip_mouth), ...}, {'wav2lip_mouth': compare(wav2lip_mouth,
-    wav2lip_hard), ...}): each restoring row against Wav2Lip alone under the same paste, and what each paste does to
-    Wav2Lip alone against the paper's hard paste."""
+    """(gains, paste effect): each restoring row compared with Wav2Lip alone under the same paste, and each paste of
+    Wav2Lip alone compared with the paper's hard paste."""
     gains, effect = {}, {}
     for key in series:
         stage, _, paste = key.rpartition("_")

@@ -54,8 +54,7 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
-    """(warping errors and tOF of the prediction, their series, the ground truth's own warping error) for 2+
-    frames."""
+    """(warping errors and tOF, their series, the ground truth's own warping error) for 2+ frames."""
     ts = temporal_scores(p, g)
     series = {"frame_warp_error": ts.warp_error, "frame_own_flow_warp_error": ts.own_flow_warp_error,
               "frame_tof": ts.tof}
@@ -66,9 +65,8 @@ def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
 
 def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,
                  max_frames: int | None, device: torch.device) -> tuple[dict, dict, dict, list[str]]:
-    """(lse_d / lse_c of one video, their block-bootstrap 95% intervals, info: AV offset and face frames, notes);
-    audio from the ground truth when the video has none. Keys get a `_whole_frame` suffix under nets.lse_crop ==
-    "frame"."""
+    """(lse_d / lse_c of one video, their 95% intervals, info, notes), with the ground truth's audio when the video
+    has none; under nets.lse_crop "frame" the keys end in `_whole_frame`."""
     notes = []
     # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
     fps25 = SYNC_FPS if abs(vinfo.fps - SYNC_FPS) > 1e-3 else None

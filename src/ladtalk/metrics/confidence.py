@@ -22,12 +22,10 @@ SEED = 0
 
 def block_indices(n: int, block: int = BLOCK_FRAMES, resamples: int = RESAMPLES, seed: int = SEED,
                   circular: bool = False) -> np.ndarray:
-    """(resamples, n) int64 frame indices of moving-block resamples of a series of length n.
-
-    The block is cut to n/2 on a series shorter than two blocks: one block would resample the series itself, a
-    zero-width interval. Moving blocks draw the first and last block - 1 frames less often; `circular` blocks wrap
-    around (Politis & Romano, 1992), drawing every frame equally often, for a figure whose end frames differ by
-    construction (LSE, whose audio is zero-padded there)."""
+    """(resamples, n) int64 frame indices of moving-block resamples of a series of length n; the block is cut to
+    n/2 on a series shorter than two blocks (one block would give a zero-width interval). `circular` blocks wrap
+    around (Politis & Romano, 1992) so that the end frames are drawn as often as the rest: for LSE, whose audio is
+    zero-padded there."""
     if n < 1:
         raise InputError("a bootstrap needs at least one value")
     block = max(1, min(int(block), n // 2))

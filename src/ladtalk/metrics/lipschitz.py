@@ -60,9 +60,8 @@ def conv_operator_norm(conv: nn.Conv2d, in_shape: tuple[int, int, int], iters: i
 @torch.no_grad()
 def conv_fft_upper_bound(conv: nn.Conv2d, in_shape: tuple[int, int, int],
                          pad: tuple[int, int, int, int] | None = None, max_grid: int = 32, chunk: int = 64) -> float:
-    """A true upper bound of the operator norm of `conv` (zero padding, any stride, bias ignored) on inputs (C,H,W)
-    after F.pad(`pad`): max ||K_hat(w)||_2 over at most `max_grid` frequencies per axis (the padded input's torus
-    when smaller: then exact), divided by the Bernstein factor when the grid is coarser (module docstring)."""
+    """A true upper bound of the operator norm of `conv` (bias ignored) on inputs (C,H,W) after F.pad(`pad`): max
+    ||K_hat(w)||_2 over at most `max_grid` frequencies per axis, over the Bernstein factor (module docstring)."""
     if conv.groups != 1 or tuple(conv.dilation) != (1, 1):
         raise ValueError("conv_fft_upper_bound handles ungrouped, undilated convolutions only")
     w = conv.weight.detach().float()

@@ -42,9 +42,8 @@ def skin_luma(frames: np.ndarray, face_boxes: np.ndarray) -> np.ndarray:
 
 def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35,
                    fractions=MOUTH_BOX_FRACTIONS, skin: float | None = None) -> np.ndarray:
-    """Measured openness float64 (T,) in [0,1]: dark-interior fraction of the mouth box (`fractions` of each face
-    box) of uint8 (T,H,W,3) RGB frames, dark meaning below dark_ratio times the skin luma: each frame's own, or
-    `skin` for every frame."""
+    """Openness (T,) in [0,1] of uint8 (T,H,W,3) RGB frames: the dark share of the mouth box (`fractions` of each
+    face box), dark meaning below dark_ratio times the skin luma (each frame's own, or `skin` for every frame)."""
     frames = np.asarray(frames)
     if len(frames) != len(face_boxes):
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
@@ -103,10 +102,9 @@ def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np
 
 def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
                       max_lag: int = 3, dark_ratio: float = 0.35) -> dict[str, float]:
-    """How the mouth opening of generated uint8 (T,H,W,3) frames follows the true frames' in the same boxes (T,4):
-    lag_correlation's figures, 'frames', and the two openness series (T,) as 'measured' and 'truth'. One threshold,
-    the truth's median skin luma over the clip, so that a change elsewhere in the face never reads as the mouth
-    moving."""
+    """lag_correlation of generated uint8 (T,H,W,3) frames' mouth opening with the true frames' in the same boxes
+    (T,4), with 'frames' and both series ('measured', 'truth'). One threshold, the truth's median skin luma over the
+    clip, so that a change elsewhere in the face never reads as the mouth moving."""
     n = min(len(frames), len(truth_frames), len(face_boxes))
     boxes = np.asarray(face_boxes)[:n]
     skin = float(np.median(skin_luma(truth_frames[:n], boxes)))

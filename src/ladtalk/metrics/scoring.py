@@ -131,9 +131,8 @@ def summarize(r: RowSeries, block: int = BLOCK_FRAMES) -> dict:
 
 
 def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
-    """A row's gain over `base` (the same frames): `*_gain_db` / `*_gain` (differences of the dB and SSIM figures) and
-    `*_ratio_to_base` (row / base of the perceptual and flicker figures), with paired 95% intervals (both rows
-    resampled at the same frames) under "ci95"."""
+    """A row's gain over `base` (the same frames): `*_gain_db` / `*_gain` (dB and SSIM differences), else
+    `*_ratio_to_base`, with paired 95% intervals (both rows resampled at the same frames) under "ci95"."""
     out, ci = {}, {}
     for key, (a, stride) in row.means.items():
         if key not in base.means or key.endswith("_truth"):
@@ -153,9 +152,8 @@ def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
 
 def add_perceptual(rows: dict[str, RowSeries], preds: dict[str, np.ndarray], truth: TruthScores,
                    batch: int = 4) -> None:
-    """Add every row's perceptual figures at the truth's picked frames: the face's and mouth's distance to the truth
-    and tLP. One pass over the picks for all rows, so the truth's features are computed once and each row's face
-    features serve both its distance and its tLP (the perceptual network is the slowest score on a CPU)."""
+    """Add every row's face and mouth perceptual distance and tLP at the truth's picked frames, in one pass so that
+    each feature is computed once (the perceptual network is the slowest score on a CPU)."""
     import torch
 
     from ladtalk.metrics.lpips import perceptual_features
@@ -202,9 +200,8 @@ def score_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, p
 
 
 def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, block: int = BLOCK_FRAMES) -> dict:
-    """Lip-sync agreement of a measured mouth-opening series (T,) with the true one (T,): `lipsync_r` (Pearson at lag
-    0, with its block-bootstrap interval), `lipsync_r_best` and `lipsync_best_lag_frames` (the best lag within
-    +-max_lag; > 0: the generated mouth trails)."""
+    """`lipsync_r` (with its block-bootstrap interval), `lipsync_r_best` and `lipsync_best_lag_frames` of a measured
+    mouth-opening series (T,) against the true one (metrics.lipsync_truth.lag_correlation)."""
     m, t = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
     c = lag_correlation(m, t, max_lag)
     pearson = lambda i: float(np.corrcoef(m[i], t[i])[0, 1]) if m[i].std() > 0 and t[i].std() > 0 else np.nan  # noqa: E731

@@ -55,12 +55,9 @@ def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAM
 
 
 def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
-    """MFCC (13, F) float64 of int16-scaled mono samples (N,), as python_speech_features.mfcc with defaults.
-
-    25 ms rectangular frames every 10 ms (the last frame zero-padded), pre-emphasis 0.97, |rfft 512|^2 / 512,
-    26 mel filters from 0 Hz to Nyquist, log (zeros -> machine eps), orthonormal DCT-II, first 13 kept,
-    sinusoidal lifter 22, and c0 replaced by the log frame energy.
-    """
+    """MFCC (13, F) float64 of int16-scaled mono samples (N,), as python_speech_features.mfcc with defaults: 25 ms
+    frames every 10 ms, pre-emphasis 0.97, 26 mel filters, log (zeros -> eps), orthonormal DCT-II, lifter 22, c0
+    replaced by the log frame energy."""
     x = np.asarray(samples, dtype=np.float64).reshape(-1)
     if x.size == 0:
         raise InputError("cannot compute MFCC of empty audio")

@@ -69,10 +69,9 @@ def longest_face_run(has_face: np.ndarray, hint: str = "") -> tuple[int, int]:
 
 def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 25,
                    sample_rate: int = SYNC_SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """What syncnet_python scores for a real video: frames uint8 (T,H,W,3) RGB at 25 fps and mono audio ->
-    (face crops uint8 (n,224,224,3), the audio from the run's first frame, (start, stop) frames of the run): the
-    main face track (no pads, gaps of up to 5 frames bridged) on its longest run with a face, as syncnet_python
-    scores one track at a time."""
+    """What syncnet_python scores of a real video, uint8 (T,H,W,3) RGB at 25 fps with mono audio: (face crops
+    (n,224,224,3), the audio from the run's first frame, (start, stop)) of the main face track's longest run with a
+    face (gaps of up to 5 frames bridged), as syncnet_python scores one track at a time."""
     from ladtalk.face.track import fill_gaps, track_faces
 
     dets = []
@@ -89,10 +88,9 @@ def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 2
 
 def lse_on_face_track(net, frames: np.ndarray, fps: float, audio: np.ndarray, face_boxes: np.ndarray,
                       device="cpu") -> dict[str, float | int]:
-    """LSE-D / LSE-C on syncnet_python's face crops of uint8 (T,H,W,3) RGB frames at `fps` with known face boxes
-    (T,4) (NaN rows: no face) and 16 kHz mono audio in [-1,1]: the nearest frames at 25 fps (as its -r 25
-    re-encode), the longest run with a face scored.
-    -> {"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames", "ci95": {"lse_d": [low, high], "lse_c": [...]}}."""
+    """{"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames", "ci95"} on syncnet_python's face crops of uint8
+    (T,H,W,3) RGB frames at `fps` with known face boxes (T,4) (NaN: no face) and 16 kHz mono audio in [-1,1]: the
+    nearest frames at 25 fps (as its -r 25 re-encode), the longest run with a face."""
     n25 = int(len(frames) * SYNC_FPS / fps)
     idx = np.minimum(np.round(np.arange(n25) * fps / SYNC_FPS).astype(int), len(frames) - 1)
     boxes = np.asarray(face_boxes, np.float64)[idx]
