@@ -1,9 +1,8 @@
 """Reading a prediction and its ground truth, and pairing their frames (the paper's evaluation protocol).
 
-The prediction is resized to the ground truth's size and, if its frame rate differs, resampled to the ground
-truth's rate. Alignment: "sliding" (the paper's: a window the length of the shorter video slides over the longer;
-the offset with the best mean PSNR is chosen and every paired metric is computed at that offset) or "frames"
-(frame k with frame k, cut to the shorter length).
+The prediction is resized to the ground truth's size and resampled to its frame rate. Alignment: "sliding" (the
+paper's: a window the length of the shorter video slides over the longer and every paired metric is computed at the
+offset with the best mean PSNR) or "frames" (frame k with frame k, cut to the shorter length).
 """
 
 from __future__ import annotations

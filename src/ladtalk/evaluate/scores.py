@@ -1,9 +1,6 @@
 """The metric families of `ladtalk evaluate`, one function each, on aligned uint8 (T,H,W,3) frames, named in
-metrics.scoring's vocabulary (evaluate has no face box, so its region is the frame): PSNR, SSIM and the perceptual
-distance (`frame_lpips`, or `frame_st_lpips` when the VGG16 ImageNet trunk is absent); `fid`; temporal stability
-(`frame_warp_error`, `frame_own_flow_warp_error`, `frame_tof`); LSE-D / LSE-C (`lse_d`, `lse_c`, the ground truth's
-beside them); with a synthetic clip's truth.json, `lipsync_r` and `mouth_psnr_db`. Each returns (metrics, per-frame
-series) or says what else it returns; `LOWER_IS_BETTER` names the directions.
+metrics.scoring's vocabulary with the whole frame as the region (evaluate has no face box); LSE is reported for the
+ground truth too, and a synthetic clip's truth.json adds `lipsync_r` and `mouth_psnr_db`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,8 @@
 """Block-bootstrap 95% intervals for figures computed over the frames of one clip.
 
-Neighbouring frames of a video are strongly correlated, so resampling single frames would give intervals that are
-far too narrow. The moving-block bootstrap (Kuensch, 1989) resamples runs of `block` consecutive frames (about
-15, i.e. 0.6 s at 25 fps: longer than a syllable) with replacement until the clip's length is reached; the
-percentile interval of the figure over the resamples is reported. The seed is fixed, so a report is repeatable.
-Figures that compare two rows (a gain) are resampled with the same frame indices for both rows (paired).
+Neighbouring frames are strongly correlated, so resampling single frames would give far too narrow intervals. The
+moving-block bootstrap (Kuensch, 1989) resamples runs of `block` consecutive frames (15, 0.6 s at 25 fps: longer
+than a syllable); the seed is fixed, so a report is repeatable. A gain is resampled at the same frames for both rows.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
-"""Perceptual distance of video frames, reported under the name of the network actually used.
-
-The network comes from `ladtalk.losses.perceptual.build_perceptual("auto")`: real LPIPS-VGG (v0.1) when the
-ImageNet trunk `vgg16-397923af.pth` is in the torch hub cache, otherwise ST-LPIPS-VGG (shift-tolerant, trained
-on BAPPS) from the stlpips-pytorch wheel. The two give different numbers; never report one as the other.
+"""Perceptual distance of video frames, reported under the name of the network actually used: LPIPS-VGG (v0.1) when
+its ImageNet trunk is in the torch hub cache, otherwise ST-LPIPS-VGG (losses.perceptual.build_perceptual("auto")).
+The two give different numbers; never report one as the other.
 """
 
 from __future__ import annotations

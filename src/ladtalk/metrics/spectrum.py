@@ -1,9 +1,7 @@
-"""How much fine detail frames hold: the Laplacian energy (one number of sharpness) and the power spectrum of the
-luma in octave bands below the Nyquist frequency (where the detail is: a blurred mouth loses the top octaves, a
-restorer that adds texture puts energy back there, noise puts in too much).
-
-Octave k holds the radial frequencies in (2^-k, 2^-(k-1)] of the Nyquist frequency (0.5 cycles per pixel):
-octave 1 is the finest detail. A Hann window keeps the region's edges out of the spectrum.
+"""How much fine detail frames hold: the Laplacian energy (one number of sharpness) and the luma's power in octave
+bands below Nyquist (a blurred mouth loses the top octaves, a restorer that adds texture puts energy back there,
+noise puts in too much). Octave k holds the radial frequencies in (2^-k, 2^-(k-1)] of Nyquist; a Hann window keeps
+the region's edges out of the spectrum.
 """
 
 from __future__ import annotations
