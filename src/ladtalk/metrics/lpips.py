@@ -43,13 +43,12 @@ def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetr
 
 @torch.no_grad()
 def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, batch_size: int = 4,
-                        device: torch.device | str = "cpu", show_progress: bool = True) -> np.ndarray:
+                        device: torch.device | str = "cpu") -> np.ndarray:
     """Per-frame distance (T,) float64 of uint8 (T,H,W,3) RGB frames through a frozen (a, b) -> (B,) network."""
     if pred.shape != gt.shape:
         raise InputError(f"frames to compare differ in shape: {pred.shape} vs {gt.shape}")
     out = []
-    for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False,
-                  disable=not show_progress):
+    for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False):
         # LPIPS takes images in [-1,1]
         a = to_images(pred[s:s + batch_size], device) * 2 - 1
         b = to_images(gt[s:s + batch_size], device) * 2 - 1

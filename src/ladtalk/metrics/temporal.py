@@ -24,17 +24,12 @@ from ladtalk.errors import InputError
 
 @dataclass(frozen=True)
 class TemporalScores:
-    """Per-frame-pair series (T-1,) and their means; lower is better."""
+    """Per-frame-pair series (T-1,); lower is better."""
 
     warp_error: np.ndarray      # E_warp of the prediction with ground-truth flow
     warp_error_gt: np.ndarray   # E_warp of the ground truth itself (the floor)
     tof: np.ndarray             # mean |flow(pred) - flow(gt)| per pair, pixels
     own_flow_warp_error: np.ndarray  # E_warp of the prediction with its own flow and visibility
-
-    def summary(self) -> dict[str, float]:
-        """Means over the video: {'warp_error', 'warp_error_gt', 'tOF', 'own_flow_warp_error'}."""
-        return {"warp_error": float(np.mean(self.warp_error)), "warp_error_gt": float(np.mean(self.warp_error_gt)),
-                "tOF": float(np.mean(self.tof)), "own_flow_warp_error": float(np.mean(self.own_flow_warp_error))}
 
 
 def _luma(frame: np.ndarray) -> np.ndarray:
