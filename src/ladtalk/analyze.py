@@ -60,22 +60,6 @@ def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size
                       for s in range(0, len(idx), 64)]) if len(idx) else torch.empty(0, 3, size, size)
 
 
-def _experiment(model, clean: torch.Tensor, clean_codes: tuple[torch.Tensor, torch.Tensor], name: str,
-                strength: float, degraded: torch.Tensor, mask: torch.Tensor | None,
-                margins: tuple[float, float]) -> dict[str, Any]:
-    clean_indices, clean_latents = clean_codes
-    restored, indices, latents = restore_images_with_latents(model, degraded)
-    r = scores_of_restoration(clean, degraded, restored, indices, clean_indices, mask)
-    delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
-    # the encoder's gain on these very perturbations: a lower estimate of L_E where it matters
-    gain = nroub.difference_ratios(clean_latents, latents, clean * 2 - 1, degraded * 2 - 1)
-    r.update(kind=name, strength=strength, delta_frobenius_mean=float(delta.mean()),
-             encoder_gain_estimate_max=float(gain.max()),
-             share_within_nroub_local_bound=float((delta < margins[0]).float().mean()),
-             share_within_nroub_jacobian_estimate=float((delta < margins[1]).float().mean()))
-    return r
-
-
 def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
     import matplotlib
     matplotlib.use("Agg")
@@ -164,34 +148,28 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
     if len(test_idx) == 0:
         raise InputError(f"{ident.dir} has no test frames with a face; prepare a longer video")
     torch.manual_seed(seed)
-
-    with _exact_fp32():
-        rep = _measure(model, ident, test_idx, dev, size, seed)
-    rep.update(model=str(sovqae_folder(model_path)), identity=str(ident.dir), device=str(dev), seed=seed)
-    with atomic_dir(report_dir) as tmp:
-        plots = _plots(tmp, rep["experiments"])
-        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float))
-        (tmp / "report.md").write_text(_markdown(rep, plots))
-    return rep
-
-
-def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, size: int,
-             seed: int) -> dict[str, Any]:
     bar = tqdm(total=5 + len(BLUR_SIGMAS) + len(NOISE_STDS), desc="analyze", unit="part", dynamic_ncols=True)
 
     def done(what: str) -> None:
         bar.set_postfix_str(what, refresh=False)
         bar.update(1)
 
-    clean = _batched_images(ident, test_idx, dev, size)
-    theory = _theory(model, ident, clean, dev, size, seed, done)
-    margins = (theory["nroub_local_bound"], theory["nroub_jacobian_estimate"])
-    region = degrade.scaled_region(size)
-    rows = _robustness(model, clean, region, torch.Generator().manual_seed(seed), margins, done)
+    with _exact_fp32():
+        clean = _batched_images(ident, test_idx, dev, size)
+        theory = _theory(model, ident, clean, dev, size, seed, done)
+        margins = (theory["nroub_local_bound"], theory["nroub_jacobian_estimate"])
+        region = degrade.scaled_region(size)
+        rows = _robustness(model, clean, region, torch.Generator().manual_seed(seed), margins, done)
     bar.close()
     theory["L_E_degradation_gain_estimate"] = max(r["encoder_gain_estimate_max"] for r in rows)
-    return {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
-            "theory": theory, "experiments": rows}
+    rep = {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
+           "theory": theory, "experiments": rows, "model": str(sovqae_folder(model_path)), "identity": str(ident.dir),
+           "device": str(dev), "seed": seed}
+    with atomic_dir(report_dir) as tmp:
+        plots = _plots(tmp, rep["experiments"])
+        (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float))
+        (tmp / "report.md").write_text(_markdown(rep, plots))
+    return rep
 
 
 def _theory(model, ident: Identity, clean: torch.Tensor, dev: torch.device, size: int, seed: int,
@@ -228,19 +206,29 @@ def _robustness(model, clean: torch.Tensor, region: int, gen: torch.Generator, m
     """The paper's experiment: clean faces, then blur and noise in a random region, then a whole-crop down-up."""
     size = clean.shape[-1]
     _, clean_indices, clean_latents = restore_images_with_latents(model, clean)  # encoded once, compared with every row
-    clean_codes = (clean_indices, clean_latents)
     boxes = degrade.random_regions(len(clean), size, size, region, gen)
-    mask = degrade.region_mask(boxes, size, size, clean.device)
-    rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margins)]
+    box_mask = degrade.region_mask(boxes, size, size, clean.device)
+
+    def experiment(kind: str, strength: float, degraded: torch.Tensor, mask: torch.Tensor | None) -> dict[str, Any]:
+        restored, indices, latents = restore_images_with_latents(model, degraded)
+        r = scores_of_restoration(clean, degraded, restored, indices, clean_indices, mask)
+        delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
+        # the encoder's gain on these very perturbations: a lower estimate of L_E where it matters
+        gain = nroub.difference_ratios(clean_latents, latents, clean * 2 - 1, degraded * 2 - 1)
+        r.update(kind=kind, strength=strength, delta_frobenius_mean=float(delta.mean()),
+                 encoder_gain_estimate_max=float(gain.max()),
+                 share_within_nroub_local_bound=float((delta < margins[0]).float().mean()),
+                 share_within_nroub_jacobian_estimate=float((delta < margins[1]).float().mean()))
+        return r
+
+    rows = [experiment("none", 0.0, clean, None)]
     done("clean faces")
     for kind, strengths, degraded in (("blur", BLUR_SIGMAS, lambda s: degrade.gaussian_blur(clean, s * size / 256)),
                                       ("noise", NOISE_STDS, lambda s: degrade.gaussian_noise(clean, s, gen))):
         for s in strengths:
-            deg = degrade.in_region(clean, degraded(s), boxes)
-            rows.append(_experiment(model, clean, clean_codes, kind, s, deg, mask, margins))
+            rows.append(experiment(kind, s, degrade.in_region(clean, degraded(s), boxes), box_mask))
             done(f"{kind} {s}")
     low = degrade.lipsync_size(size)  # the same down-up as training validation's down96
-    rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
-                            margins))
+    rows.append(experiment("down_up", float(low), degrade.down_up(clean, low), None))
     done("down-up")
     return rows
