@@ -61,9 +61,7 @@ def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size
 
 
 def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global figure state
 
     names = []
     for kind, xlabel in (("blur", "Gaussian sigma (px at 256)"), ("noise", "noise std ([0,1] units)")):
@@ -71,7 +69,8 @@ def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
         if not sel:
             continue
         x = [r["strength"] for r in sel]
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig = Figure(figsize=(10, 3.8))
+        a1, a2 = fig.subplots(1, 2)
         a1.plot(x, [r["psnr_degraded_region"] for r in sel], "o-", label="degraded vs GT")
         a1.plot(x, [r["psnr_restored_region"] for r in sel], "s-", label="restored vs GT")
         a1.set(xlabel=xlabel, ylabel="PSNR in the degraded region (dB)")
@@ -83,7 +82,6 @@ def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
         fig.suptitle(f"SOVQAE robustness to {kind}")
         fig.tight_layout()
         fig.savefig(folder / f"{kind}.png", dpi=110)
-        plt.close(fig)
         names.append(f"{kind}.png")
     return names
 

@@ -21,11 +21,9 @@ def write_json(path: Path, obj) -> None:
 
 
 def _plot_series(path: Path, title: str, ylabel: str, lines: dict[str, np.ndarray]) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 3), dpi=100)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for label, y in lines.items():
         y = np.asarray(y, np.float64)

@@ -170,12 +170,9 @@ def ssim(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device:
     pred, gt = _batched(pred), _batched(gt)
     if torch.device(device).type == "cpu":
         return np.array([ssim_frame(np.asarray(p), np.asarray(g)) for p, g in zip(pred, gt)])
-    out = []
-    for s in range(0, len(pred), batch_size):
-        a = _as_float_images(pred[s:s + batch_size], device)
-        b = _as_float_images(gt[s:s + batch_size], device)
-        out.append(ssim_images(a, b).cpu().numpy())
-    return np.concatenate(out)
+    return np.concatenate([ssim_images(_as_float_images(pred[s:s + batch_size], device),
+                                       _as_float_images(gt[s:s + batch_size], device)).cpu().numpy()
+                           for s in range(0, len(pred), batch_size)])
 
 
 def sliding_scores(pair_metric: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray,
