@@ -79,10 +79,8 @@ def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedV
 
 
 def align_frames(pair: PairedVideos, mode: str, device: torch.device) -> PairedVideos:
-    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame."""
+    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame (offset 0)."""
     if mode == "sliding":
         pair.offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pair.pred, pair.gt))
-        pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
-    else:
-        pair.pred_aligned, pair.gt_aligned = im.frame_aligned(pair.pred, pair.gt)
+    pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
     return pair

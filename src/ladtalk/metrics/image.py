@@ -199,15 +199,8 @@ def best_window(scores: np.ndarray, higher_is_better: bool = True) -> tuple[int,
 
 
 def align_sequences(pred: np.ndarray, gt: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """The aligned (pred, gt) pair of equal length for a sliding offset (on the longer one)."""
+    """The aligned (pred, gt) pair of equal length for a sliding offset on the longer one (0: frame by frame)."""
     if len(pred) <= len(gt):
         return pred, gt[offset:offset + len(pred)]
     return pred[offset:offset + len(gt)], gt
 
-
-def frame_aligned(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both sequences cut to the shorter length from frame 0."""
-    n = min(len(pred), len(gt))
-    if n == 0:
-        raise InputError("cannot compare an empty sequence")
-    return pred[:n], gt[:n]
