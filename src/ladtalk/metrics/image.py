@@ -59,14 +59,12 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
     if torch.device(device).type == "cpu" and isinstance(pred, np.ndarray) and isinstance(gt, np.ndarray):
         # exact integer arithmetic, frame by frame (no large float64 temporaries)
         out = np.empty(len(pred))
-        if isinstance(mask, torch.Tensor):
-            mask = mask.cpu().numpy()
         for i, (p, g) in enumerate(zip(pred, gt)):
             d = p.astype(np.int32) - g
             if mask is None:
                 out[i] = np.einsum("ijk,ijk->", d, d, dtype=np.int64) / d.size
             else:
-                w = np.asarray(mask[i], dtype=np.float64)
+                w = np.asarray(mask[i], dtype=np.float64)  # a CPU tensor converts too
                 out[i] = np.einsum("ijk,ijk,ij->", d, d, w) / max(3 * w.sum(), 1.0)
         return out
     out_t = []

@@ -39,8 +39,7 @@ def conv_operator_norm(conv: nn.Conv2d, in_shape: tuple[int, int, int], iters: i
     """A lower estimate of the largest singular value of `conv` (bias ignored) on inputs (C,H,W), after
     F.pad(`pad`) (taming's asymmetric downsampling pad): ||A v|| for the unit v of `iters` power iterations."""
     w = conv.weight.detach().float()
-    dev = w.device
-    v = torch.randn((1, *in_shape), generator=generator).to(dev)
+    v = torch.randn((1, *in_shape), generator=generator).to(w.device)
     v = v / v.norm()
 
     def fwd(x: torch.Tensor) -> torch.Tensor:
