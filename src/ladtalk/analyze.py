@@ -154,7 +154,7 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
 
     with _exact_fp32():
         clean = _batched_images(ident, test_idx, dev, size)
-        theory = _theory(model, ident, clean, dev, size, seed, done)
+        theory = _theory(model, ident, clean, seed, done)
         margins = (theory["nroub_local_bound"], theory["nroub_jacobian_estimate"])
         region = degrade.scaled_region(size)
         rows = _robustness(model, clean, region, torch.Generator().manual_seed(seed), margins, done)
@@ -170,9 +170,9 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
     return rep
 
 
-def _theory(model, ident: Identity, clean: torch.Tensor, dev: torch.device, size: int, seed: int,
-            done) -> dict[str, Any]:
+def _theory(model, ident: Identity, clean: torch.Tensor, seed: int, done) -> dict[str, Any]:
     """d_C, gamma over the training and the test latents, L_E (local bound and estimates) and NRoUB with each."""
+    dev, size = clean.device, clean.shape[-1]
     code_stats = nroub.code_distance_stats(model.quantize.embedding.weight)
     idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
     dists = [nroub.nearest_codes(model, _batched_images(ident, idx[s:s + 64], dev, size))[0]

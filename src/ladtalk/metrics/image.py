@@ -26,6 +26,11 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
 
+def luma(frame: np.ndarray) -> np.ndarray:
+    """BT.601 luma uint8 (H,W) of a uint8 (H,W,3) RGB frame or crop."""
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
 def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (T,H,W,3) or (H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
     t = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames

@@ -15,11 +15,10 @@ import json
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ladtalk.errors import InputError
-from ladtalk.metrics.image import box_crop
+from ladtalk.metrics.image import box_crop, luma
 
 # Mouth box as fractions of the face box (brows to chin, cheek to cheek) of the synthetic face.
 MOUTH_BOX_FRACTIONS = (0.25, 0.60, 0.75, 0.90)
@@ -31,13 +30,9 @@ def mouth_boxes_from_faces(face_boxes: np.ndarray, fractions=MOUTH_BOX_FRACTIONS
     return np.tile(f[:, :2], 2) + np.asarray(fractions) * np.tile(f[:, 2:] - f[:, :2], 2)
 
 
-def _luma(region: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(region), cv2.COLOR_RGB2GRAY)
-
-
 def skin_luma(frames: np.ndarray, face_boxes: np.ndarray) -> np.ndarray:
     """Per-frame median luma (BT.601) of the face box of uint8 (T,H,W,3) RGB frames -> float64 (T,): the skin."""
-    return np.array([float(np.median(_luma(face))) for face in box_crop(frames, face_boxes)])
+    return np.array([float(np.median(luma(face))) for face in box_crop(frames, face_boxes)])
 
 
 def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float = 0.35,
@@ -49,7 +44,7 @@ def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
     skins = skin_luma(frames, face_boxes) if skin is None else np.full(len(frames), float(skin))
     mouths = box_crop(frames, mouth_boxes_from_faces(face_boxes, fractions))
-    return np.array([float(np.mean(_luma(mouth) < dark_ratio * level)) for mouth, level in zip(mouths, skins)])
+    return np.array([float(np.mean(luma(mouth) < dark_ratio * level)) for mouth, level in zip(mouths, skins)])
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:

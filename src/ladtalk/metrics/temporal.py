@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ladtalk.errors import InputError
+from ladtalk.metrics.image import luma
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,6 @@ class TemporalScores:
     own_flow_warp_error: np.ndarray  # E_warp of the prediction with its own flow and visibility
 
 
-def _luma(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-
 def _flow_engine():
     return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
@@ -43,7 +40,7 @@ def _flow_engine():
 def optical_flow(frame_a: np.ndarray, frame_b: np.ndarray, engine=None) -> np.ndarray:
     """DIS flow from uint8 (H,W,3) RGB frame a to b -> float32 (H,W,2) with a(x) ~ b(x + flow(x))."""
     engine = engine or _flow_engine()
-    return engine.calc(_luma(frame_a), _luma(frame_b), None)
+    return engine.calc(luma(frame_a), luma(frame_b), None)
 
 
 def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
