@@ -30,7 +30,7 @@ from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
 from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
 from ladtalk.metrics.provenance import provenance, provenance_line
-from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
+from ladtalk.metrics.scoring import Regions, compare, crop, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
@@ -232,12 +232,10 @@ def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: 
                  n: int = 6, height: int = 192) -> None:
     """Rows: the ground truth, then each of `preds` in order (each row's name written on its left edge); n evenly
     spaced frames of the face region."""
-    x1, y1, x2, y2 = face
     pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
     rows = []
     for name, frames in [("truth", gt), *preds.items()]:
-        tiles = [cv2.resize(np.ascontiguousarray(frames[i, y1:y2, x1:x2]), (height, height),
-                            interpolation=cv2.INTER_AREA) for i in pick]
+        tiles = [cv2.resize(f, (height, height), interpolation=cv2.INTER_AREA) for f in crop(frames[pick], face)]
         rows.append(_labelled(np.concatenate(tiles, 1), name))
     img = np.concatenate(rows, 0)
     with atomic_path(path) as tmp:

@@ -22,6 +22,7 @@ import numpy as np
 from ladtalk.checkpoint import CONFIG_NAME, read_meta
 from ladtalk.metrics.confidence import interval, mean_interval
 from ladtalk.metrics.image import psnr, psnr_from_mse
+from ladtalk.metrics.scoring import crop
 from ladtalk.pretrained import resolve as resolve_builtin
 
 WAV2LIP_FACE_SIZE = 96  # the official generator's
@@ -52,19 +53,17 @@ def band_series(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: 
                 pixel: float) -> dict[str, np.ndarray]:
     """One row's band split per frame of uint8 (T,H,W,3) frames (boxes x1,y1,x2,y2, base pixel in frame pixels) ->
     (T,) series: face / mouth PSNR, the oracle's, the fine band's PSNR and the share of face MSE the oracle removes."""
-    x1, y1, x2, y2 = face
-    mx1, my1, mx2, my2 = mouth[0] - x1, mouth[1] - y1, mouth[2] - x1, mouth[3] - y1  # inside the face box
-    faces_p, faces_g = np.ascontiguousarray(pred[:, y1:y2, x1:x2]), np.ascontiguousarray(gt[:, y1:y2, x1:x2])
+    inner = (mouth[0] - face[0], mouth[1] - face[1], mouth[2] - face[0], mouth[3] - face[1])  # in the face box
+    faces_p, faces_g = crop(pred, face), crop(gt, face)
     oracle, fine, removed = np.empty_like(faces_p), [], []
     for t, (p, g) in enumerate(zip(faces_p.astype(np.float32), faces_g.astype(np.float32), strict=True)):
         pc, gc = coarse(p, pixel), coarse(g, pixel)
         oracle[t] = np.clip(pc + (g - gc), 0, 255).round().astype(np.uint8)
         fine.append(_mse(p - pc, g - gc))
         removed.append(1 - _mse(oracle[t], g) / max(_mse(p, g), 1e-12))
-    mouth_of = lambda x: np.ascontiguousarray(x[:, my1:my2, mx1:mx2])  # noqa: E731
-    return {"face_psnr_db": psnr(faces_p, faces_g), "mouth_psnr_db": psnr(mouth_of(faces_p), mouth_of(faces_g)),
+    return {"face_psnr_db": psnr(faces_p, faces_g), "mouth_psnr_db": psnr(crop(faces_p, inner), crop(faces_g, inner)),
             "face_detail_oracle_psnr_db": psnr(oracle, faces_g),
-            "mouth_detail_oracle_psnr_db": psnr(mouth_of(oracle), mouth_of(faces_g)),
+            "mouth_detail_oracle_psnr_db": psnr(crop(oracle, inner), crop(faces_g, inner)),
             "face_fine_band_psnr_db": psnr_from_mse(np.array(fine)), "oracle_share_of_face_mse": np.array(removed)}
 
 
