@@ -60,15 +60,11 @@ def lag_correlation(measured: np.ndarray, truth: np.ndarray, max_lag: int = 5) -
     if n < 3:
         raise InputError(f"lip-sync correlation needs at least 3 frames, got {n}")
     m, t = m[:n], t[:n]
-    best_lag, best_r = 0, -np.inf
-    for lag in range(-max_lag, max_lag + 1):
-        a, b = (m[lag:], t[:n - lag]) if lag >= 0 else (m[:n + lag], t[-lag:])
-        if len(a) < 3:
-            continue
-        r = _pearson(a, b)
-        if r > best_r:
-            best_lag, best_r = lag, r
-    return {"pearson": _pearson(m, t), "best_lag": int(best_lag), "pearson_best": float(best_r)}
+    lags = [lag for lag in range(-max_lag, max_lag + 1) if n - abs(lag) >= 3]
+    # measured[i + lag] against truth[i]
+    rs = [_pearson(m[max(lag, 0):n + min(lag, 0)], t[max(-lag, 0):n - max(lag, 0)]) for lag in lags]
+    best = int(np.argmax(rs))  # the first of equals, as the lags run from -max_lag
+    return {"pearson": _pearson(m, t), "best_lag": lags[best], "pearson_best": float(rs[best])}
 
 
 def read_truth(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
