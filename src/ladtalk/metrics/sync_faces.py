@@ -67,23 +67,20 @@ def longest_face_run(has_face: np.ndarray, hint: str = "") -> tuple[int, int]:
     return start, stop
 
 
-def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 25,
-                   sample_rate: int = SYNC_SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """What syncnet_python scores of a real video, uint8 (T,H,W,3) RGB at 25 fps with mono audio: (face crops
     (n,224,224,3), the audio from the run's first frame, (start, stop)) of the main face track's longest run with a
     face (gaps of up to 5 frames bridged), as syncnet_python scores one track at a time."""
     from ladtalk.face.track import fill_gaps, track_faces
 
-    dets = []
-    for s in range(0, len(frames), 16):
-        dets += detector.detect(frames[s:s + 16])
+    dets = [d for s in range(0, len(frames), 16) for d in detector.detect(frames[s:s + 16])]
     h, w = frames.shape[1:3]
     face_track = track_faces(dets, frame_size=(w, h), pads=(0, 0, 0, 0))
     start, stop = longest_face_run(face_track.has_face, " (use --lse-crop frame for face-centred videos without a "
                                    "detectable face)")
     raw, _ = fill_gaps(face_track.raw_boxes, 5)
     crops = syncnet_face_crops(frames[start:stop], syncnet_track(raw[start:stop]))
-    return crops, audio[int(round(start * sample_rate / fps)):], (start, stop)
+    return crops, audio[int(round(start * SYNC_SAMPLE_RATE / SYNC_FPS)):], (start, stop)
 
 
 def lse_on_face_track(net, frames: np.ndarray, fps: float, audio: np.ndarray, face_boxes: np.ndarray,
