@@ -1,7 +1,8 @@
 """Paired image metrics (PSNR, SSIM, mouth-region PSNR) and the paper's sliding-window alignment.
 
 Conventions match skimage / Wang et al. 2004, as the usual talking-head evaluation scripts:
-- PSNR per frame on uint8 RGB, data range 255, MSE over all pixels and channels (identical frames: +inf);
+- PSNR per frame on uint8 RGB, data range 255, MSE over all pixels and channels (identical frames: +inf); a
+  video's PSNR is the mean of its frames';
 - SSIM per frame and channel, then averaged: `skimage.metrics.structural_similarity(gaussian_weights=True,
   sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)`, i.e. an 11x11 Gaussian window,
   K1 = 0.01, K2 = 0.03, population statistics, mean over the 'valid' region.
@@ -64,12 +65,14 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
     if torch.device(device).type == "cpu" and isinstance(pred, np.ndarray) and isinstance(gt, np.ndarray):
         # exact integer arithmetic, frame by frame (no large float64 temporaries)
         out = np.empty(len(pred))
+        if isinstance(mask, torch.Tensor):
+            mask = mask.cpu().numpy()
         for i, (p, g) in enumerate(zip(pred, gt)):
             d = p.astype(np.int32) - g
             if mask is None:
                 out[i] = np.einsum("ijk,ijk->", d, d, dtype=np.int64) / d.size
             else:
-                w = np.asarray(mask[i], dtype=np.float64)  # a CPU tensor converts too
+                w = np.asarray(mask[i], dtype=np.float64)
                 out[i] = np.einsum("ijk,ijk,ij->", d, d, w) / max(3 * w.sum(), 1.0)
         return out
     out_t = []
