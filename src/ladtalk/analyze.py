@@ -1,12 +1,10 @@
 """`ladtalk analyze`: measure the paper's theory (its Theorems 3.2/3.3) on a trained SOVQAE, and its robustness
 experiment.
 
-Theory (`_theory`): d_C, gamma over the training (and the test) latents, a local upper bound and lower estimates
-of the encoder's Lipschitz constant, and NRoUB with each, every quantity labelled bound or estimate
-(metrics/nroub.py and metrics/lipschitz.py state the assumptions). Experiment (the paper's, `_robustness`): a random
-192x192 region of each test frame (scaled with the crop size) blurred, or noised, at several strengths, and a
-Wav2Lip-like down-up of the whole crop (degrade.lipsync_size, as in training validation). Reported: PSNR degraded
-and restored vs ground truth, the share of codes that did not change, and the perturbation's norm next to NRoUB.
+Theory (`_theory`): d_C, gamma, L_E and NRoUB, every quantity labelled bound or estimate (metrics/nroub.py and
+metrics/lipschitz.py state the assumptions). Experiment (the paper's, `_robustness`): a random 192x192 region of
+each test frame (scaled with the crop size) blurred, or noised, at several strengths, and a Wav2Lip-like down-up of
+the whole crop (as in training validation); PSNR, the share of unchanged codes and the perturbation's norm.
 """
 
 from __future__ import annotations

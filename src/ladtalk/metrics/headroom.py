@@ -6,9 +6,8 @@ A region's coarse band is the region through that resolution and back (area down
 rest. A row's detail oracle is its coarse band plus the truth's fine band: what a perfect detail restorer would give
 on this base. So detail headroom = oracle - Wav2Lip alone (dB), ceiling headroom = true crops pasted - Wav2Lip
 alone, and a restorer's gain is reported as a share of each. Cutting finer than the base (96 px for a 48 px base)
-would file most of its blur as coarse error and understate the headroom. Calibration (`calibration_rows`): the truth
-blurred by one base pixel must be nearly all fine-band error; the truth itself must score perfect. Every figure
-carries a block-bootstrap 95% interval; the shares' resample the same frames for every row (`share_intervals`).
+would file most of its blur as coarse error and understate the headroom. `calibration_rows` checks the split on
+two known rows; every figure carries a block-bootstrap 95% interval.
 """
 
 from __future__ import annotations
