@@ -132,54 +132,49 @@ def collect_local_stats(model: SOVQAE, images: torch.Tensor) -> LocalStats:
     return stats
 
 
-def resnet_block_factor(block: ResnetBlock, conv_norm: ConvNorm, stats: LocalStats) -> float:
-    """||shortcut|| (1 for the identity) + L_GN1 L_SiLU ||conv1|| L_GN2 L_SiLU ||conv2||."""
-    def norm(conv: nn.Conv2d) -> float:
-        return conv_norm(conv, stats.shapes[conv], None)
+class CachedConvNorm:
+    """A ConvNorm of each convolution at its recorded input shape, computed once (each appears once in E; the cache
+    also counts them); `stats` also holds the recorded GroupNorm and attention factors."""
 
-    branch = (stats.groupnorm[block.norm1] * SILU_LIPSCHITZ * norm(block.conv1)
-              * stats.groupnorm[block.norm2] * SILU_LIPSCHITZ * norm(block.conv2))
+    def __init__(self, norm: ConvNorm, stats: LocalStats):
+        self.norm, self.stats = norm, stats
+        self.values: dict[nn.Conv2d, float] = {}
+
+    def __call__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int] | None = None,
+                 input_of: nn.Module | None = None) -> float:
+        """The norm of `conv` after F.pad(`pad`) on the input recorded at `input_of` (default: `conv` itself)."""
+        if conv not in self.values:
+            self.values[conv] = self.norm(conv, self.stats.shapes[conv if input_of is None else input_of], pad)
+        return self.values[conv]
+
+
+def resnet_block_factor(block: ResnetBlock, norm: CachedConvNorm) -> float:
+    """||shortcut|| (1 for the identity) + L_GN1 L_SiLU ||conv1|| L_GN2 L_SiLU ||conv2||."""
+    gn = norm.stats.groupnorm
+    branch = (gn[block.norm1] * SILU_LIPSCHITZ * norm(block.conv1)
+              * gn[block.norm2] * SILU_LIPSCHITZ * norm(block.conv2))
     return (1.0 if block.nin_shortcut is None else norm(block.nin_shortcut)) + branch
 
 
-def attention_block_factor(block: AttnBlock, conv_norm: ConvNorm, stats: LocalStats) -> float:
+def attention_block_factor(block: AttnBlock, norm: CachedConvNorm) -> float:
     """1 + ||proj_out|| ||v|| ||A||_2 L_GN, with A and L_GN frozen at the recorded inputs."""
-    proj = conv_norm(block.proj_out, stats.shapes[block.proj_out], None)
-    v = conv_norm(block.v, stats.shapes[block.v], None)
-    return 1.0 + proj * v * stats.attention[block] * stats.groupnorm[block.norm]
+    stats = norm.stats
+    return 1.0 + norm(block.proj_out) * norm(block.v) * stats.attention[block] * stats.groupnorm[block.norm]
 
 
-def encoder_log_lipschitz(model: SOVQAE, conv_norm: ConvNorm, stats: LocalStats) -> float:
+def encoder_log_lipschitz(model: SOVQAE, norm: CachedConvNorm) -> float:
     """log L_E = the sum of the log factors of E's layers, conv_in to quant_conv."""
     enc = model.encoder
-
-    def conv(c: nn.Conv2d) -> float:
-        return math.log(conv_norm(c, stats.shapes[c], None))
-
-    log_l = conv(enc.conv_in)
+    log_l = math.log(norm(enc.conv_in))
     for level in enc.down:
         for i, blk in enumerate(level.block):
-            log_l += math.log(resnet_block_factor(blk, conv_norm, stats))
+            log_l += math.log(resnet_block_factor(blk, norm))
             if len(level.attn):
-                log_l += math.log(attention_block_factor(level.attn[i], conv_norm, stats))
-        if hasattr(level, "resample"):
-            ds: Downsample = level.resample
-            log_l += math.log(conv_norm(ds.conv, stats.shapes[ds], DOWNSAMPLE_PAD))
-    log_l += (math.log(resnet_block_factor(enc.mid.block_1, conv_norm, stats))
-              + math.log(attention_block_factor(enc.mid.attn_1, conv_norm, stats))
-              + math.log(resnet_block_factor(enc.mid.block_2, conv_norm, stats)))
-    log_l += math.log(stats.groupnorm[enc.norm_out] * SILU_LIPSCHITZ) + conv(enc.conv_out)
-    return log_l + conv(model.quant_conv)
-
-
-class CachedConvNorm:
-    """A ConvNorm computed once per convolution (each appears once in E; the cache also counts them)."""
-
-    def __init__(self, norm: ConvNorm):
-        self.norm = norm
-        self.values: dict[nn.Conv2d, float] = {}
-
-    def __call__(self, conv: nn.Conv2d, shape: tuple[int, int, int], pad=None) -> float:
-        if conv not in self.values:
-            self.values[conv] = self.norm(conv, shape, pad)
-        return self.values[conv]
+                log_l += math.log(attention_block_factor(level.attn[i], norm))
+        if hasattr(level, "resample"):  # the pad comes before the convolution: the shape is the Downsample's input
+            log_l += math.log(norm(level.resample.conv, DOWNSAMPLE_PAD, level.resample))
+    log_l += (math.log(resnet_block_factor(enc.mid.block_1, norm))
+              + math.log(attention_block_factor(enc.mid.attn_1, norm))
+              + math.log(resnet_block_factor(enc.mid.block_2, norm)))
+    log_l += math.log(norm.stats.groupnorm[enc.norm_out] * SILU_LIPSCHITZ) + math.log(norm(enc.conv_out))
+    return log_l + math.log(norm(model.quant_conv))

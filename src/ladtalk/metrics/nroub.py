@@ -73,10 +73,10 @@ def encoder_lipschitz_bound(model: SOVQAE, images: torch.Tensor, iters: int = 30
     (a bound, local to `images`' GroupNorm and attention statistics) and with their power-iteration estimates."""
     stats = collect_local_stats(model, images)
     gen = torch.Generator().manual_seed(seed)
-    bounds = CachedConvNorm(lambda conv, shape, pad: conv_fft_upper_bound(conv, shape, pad, max_grid))
-    estimates = CachedConvNorm(lambda conv, shape, pad: conv_operator_norm(conv, shape, iters, gen, pad))
-    log_bound = encoder_log_lipschitz(model, bounds, stats)
-    log_estimate = encoder_log_lipschitz(model, estimates, stats)
+    bounds = CachedConvNorm(lambda conv, shape, pad: conv_fft_upper_bound(conv, shape, pad, max_grid), stats)
+    estimates = CachedConvNorm(lambda conv, shape, pad: conv_operator_norm(conv, shape, iters, gen, pad), stats)
+    log_bound = encoder_log_lipschitz(model, bounds)
+    log_estimate = encoder_log_lipschitz(model, estimates)
     ratios = [bounds.values[c] / max(estimates.values[c], 1e-30) for c in bounds.values]
     return {"L_E_local_bound": math.exp(log_bound) if log_bound < 700 else float("inf"),
             "log10_L_E_local_bound": log_bound / math.log(10),
