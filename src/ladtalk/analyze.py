@@ -26,7 +26,7 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.metrics import nroub
-from ladtalk.metrics.scoring import sample_frames
+from ladtalk.metrics.image import sample_frames
 from ladtalk.pipeline.restore import load_sovqae, restore_images_with_latents, sovqae_folder
 from ladtalk.runtime import resolve_device
 from ladtalk.train.sovqae_eval import crops_to_images, scores_of_restoration

@@ -28,9 +28,10 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
+from ladtalk.metrics.image import crop
 from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
 from ladtalk.metrics.provenance import provenance, provenance_line
-from ladtalk.metrics.scoring import Regions, compare, crop, json_ready, opening_figures, score_rows, summarize
+from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median

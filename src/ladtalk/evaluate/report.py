@@ -12,8 +12,9 @@ import numpy as np
 
 from ladtalk.errors import LadtalkError
 from ladtalk.evaluate.scores import LOWER_IS_BETTER
+from ladtalk.metrics.image import sample_frames
 from ladtalk.metrics.provenance import provenance_line
-from ladtalk.metrics.scoring import json_ready, sample_frames
+from ladtalk.metrics.scoring import json_ready
 
 
 def write_json(path: Path, obj) -> None:

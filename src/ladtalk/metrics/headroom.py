@@ -20,8 +20,7 @@ import numpy as np
 
 from ladtalk.checkpoint import CONFIG_NAME, read_meta
 from ladtalk.metrics.confidence import interval, mean_interval
-from ladtalk.metrics.image import psnr, psnr_from_mse
-from ladtalk.metrics.scoring import crop
+from ladtalk.metrics.image import crop, psnr, psnr_from_mse
 from ladtalk.pretrained import resolve as resolve_builtin
 
 WAV2LIP_FACE_SIZE = 96  # the official generator's

@@ -32,6 +32,19 @@ def luma(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
 
 
+def crop(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The whole-pixel box x1,y1,x2,y2 of every frame (T,H,W,C), contiguous."""
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        raise InputError(f"box {box} is empty")
+    return np.ascontiguousarray(frames[:, y1:y2, x1:x2])
+
+
+def sample_frames(n: int, count: int) -> np.ndarray:
+    """Up to `count` evenly spaced frame indices of n."""
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+
+
 def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (T,H,W,3) or (H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
     t = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames

@@ -23,21 +23,20 @@ import numpy as np
 
 from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
-from ladtalk.metrics.image import psnr, ssim
+from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
 from ladtalk.metrics.lipsync_truth import lag_correlation
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
 from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
 
 PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
 class Regions:
     """The face and mouth boxes x1,y1,x2,y2 (whole frame pixels) every row is scored in."""
 
-    face: Box
-    mouth: Box
+    face: tuple[int, int, int, int]
+    mouth: tuple[int, int, int, int]
 
 
 @dataclass
@@ -58,18 +57,6 @@ class RowSeries:
 def perceptual_key(perceptual) -> str:
     """The vocabulary's name of a metrics.lpips.PerceptualMetric: 'lpips' or 'st_lpips'."""
     return PERCEPTUAL_KEYS[perceptual.name]
-
-
-def crop(frames: np.ndarray, box: Box) -> np.ndarray:
-    x1, y1, x2, y2 = box
-    if x2 <= x1 or y2 <= y1:
-        raise InputError(f"box {box} is empty")
-    return np.ascontiguousarray(frames[:, y1:y2, x1:x2])
-
-
-def sample_frames(n: int, count: int) -> np.ndarray:
-    """Up to `count` evenly spaced frame indices of n (the perceptual figures' frames)."""
-    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
 
 
 class TruthScores:
