@@ -30,8 +30,11 @@ from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
 from ladtalk.metrics.image import crop
 from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
+from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
+from ladtalk.metrics.sync import load_syncnet_s
+from ladtalk.metrics.sync_faces import lse_on_face_track
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
@@ -178,11 +181,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
 
     face = union_box(boxes, ident.frame_size)
     mouth = sub_box(face, MOUTH_IN_CROP)
-    perceptual = None
-    if lpips:
-        from ladtalk.metrics.lpips import load_perceptual_metric
-
-        perceptual = load_perceptual_metric(resolve_device(device))
+    perceptual = load_perceptual_metric(resolve_device(device)) if lpips else None
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
     def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,9 +193,6 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     gains, paste_effect = gains_and_paste_effect(series)
     truth = {}
     if syncnet_path is not None:
-        from ladtalk.metrics.sync import load_syncnet_s
-        from ladtalk.metrics.sync_faces import lse_on_face_track
-
         dev = resolve_device(device)
         net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():

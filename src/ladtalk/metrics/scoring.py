@@ -20,11 +20,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
 from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
 from ladtalk.metrics.lipsync_truth import lag_correlation
+from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
 from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
 
@@ -141,10 +143,6 @@ def add_perceptual(rows: dict[str, RowSeries], preds: dict[str, np.ndarray], tru
                    batch: int = 4) -> None:
     """Add every row's face and mouth perceptual distance and tLP at the truth's picked frames, in one pass so that
     each feature is computed once (the perceptual network is the slowest score on a CPU)."""
-    import torch
-
-    from ladtalk.metrics.lpips import perceptual_features
-
     net, n = truth.perceptual.net, len(truth.gt)
     feats = lambda frames, box=None: perceptual_features(net, frames if box is None else crop(frames, box))  # noqa: E731
     first = lambda features, m: [f[:m] for f in features]  # noqa: E731

@@ -14,6 +14,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 from ladtalk.errors import InputError
+from ladtalk.face.track import fill_gaps, track_faces
 from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
 
 CROP_SCALE = 0.4
@@ -71,8 +72,6 @@ def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector) -> tuple[np.
     """What syncnet_python scores of a real video, uint8 (T,H,W,3) RGB at 25 fps with mono audio: (face crops
     (n,224,224,3), the audio from the run's first frame, (start, stop)) of the main face track's longest run with a
     face (gaps of up to 5 frames bridged), as syncnet_python scores one track at a time."""
-    from ladtalk.face.track import fill_gaps, track_faces
-
     dets = [d for s in range(0, len(frames), 16) for d in detector.detect(frames[s:s + 16])]
     h, w = frames.shape[1:3]
     face_track = track_faces(dets, frame_size=(w, h), pads=(0, 0, 0, 0))
