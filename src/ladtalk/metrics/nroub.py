@@ -99,12 +99,8 @@ def jacobian_spectral_norms(fn: Callable[[torch.Tensor], torch.Tensor], images: 
     x0 = images.detach().float()
     v = torch.randn(x0.shape, generator=gen).to(x0.device)
     sigma = torch.zeros(len(x0), device=x0.device)
-
-    def unit(t: torch.Tensor) -> torch.Tensor:
-        return t / t.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (t.ndim - 1)))
-
     for _ in range(iters):
-        v = unit(v)
+        v = v / v.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (v.ndim - 1)))  # unit per sample
         with torch.no_grad():
             jv = (fn(x0 + eps * v).float() - fn(x0 - eps * v).float()) / (2 * eps)
         sigma = jv.flatten(1).norm(dim=1)
