@@ -232,21 +232,15 @@ def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: 
     pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
     rows = []
     for name, frames in [("truth", gt), *preds.items()]:
-        tiles = [cv2.resize(f, (height, height), interpolation=cv2.INTER_AREA) for f in crop(frames[pick], face)]
-        rows.append(_labelled(np.concatenate(tiles, 1), name))
-    img = np.concatenate(rows, 0)
+        row = np.concatenate([cv2.resize(f, (height, height), interpolation=cv2.INTER_AREA)
+                              for f in crop(frames[pick], face)], 1)
+        scale = row.shape[0] / 384
+        (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        row[: h + base + 6, : w + 8] //= 3  # a dark band under the name: readable on any face
+        cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(row)
     with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), img[..., ::-1])
-
-
-def _labelled(row: np.ndarray, name: str) -> np.ndarray:
-    """The row with its name in a dark band along the top left, readable on any face."""
-    row = row.copy()
-    scale = row.shape[0] / 384
-    (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    row[: h + base + 6, : w + 8] //= 3
-    cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return row
+        cv2.imwrite(str(tmp), np.concatenate(rows, 0)[..., ::-1])
 
 
 HEADLINE = ("frame_psnr_db", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "face_lpips",
