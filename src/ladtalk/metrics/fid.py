@@ -70,7 +70,7 @@ def fid_input(frames: np.ndarray | torch.Tensor, device: torch.device | str = "c
 def extract_features(net: Callable[[torch.Tensor], torch.Tensor], frames: np.ndarray | Iterable[np.ndarray],
                      batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
     """Features (N,D) float64 of uint8 (N,H,W,3) RGB frames (array or iterable of frames) through `net`."""
-    frames = np.asarray(frames) if not isinstance(frames, np.ndarray) else frames
+    frames = np.asarray(frames)
     if frames.ndim != 4 or len(frames) == 0:
         raise InputError(f"FID needs a non-empty (N,H,W,3) stack of frames, got shape {frames.shape}")
     feats = []

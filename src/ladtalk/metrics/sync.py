@@ -1,10 +1,8 @@
 """LSE-D / LSE-C (Prajwal et al. 2020) with syncnet_python's network S and its evaluation protocol.
 
 Protocol (syncnet_python `SyncNetInstance.evaluate`, as used by Wav2Lip's `calculate_scores_LRS.py`):
-- video at 25 fps (other rates are resampled by the caller, as the official pipeline re-encodes with -r 25),
-  every frame resized to 224x224 (the face-centred LRS path: we feed face crops or face-centred frames),
-  BGR channel order, raw 0..255 values; audio 16 kHz mono as int16 values (not scaled to [-1,1]);
-- MFCC 13 x F at 100 Hz with python_speech_features' defaults (see `mfcc_100hz`);
+- video at 25 fps (the caller resamples, as the official pipeline re-encodes with -r 25), frames resized to 224x224,
+  BGR, raw 0..255; audio 16 kHz mono as int16 values; MFCC 13 x F at 100 Hz (`mfcc_100hz`);
 - L = min(#frames, floor(#samples / 640)); for i in 0 .. L-6: frames i..i+4 and MFCC columns 4i..4i+19;
 - for each i the Euclidean distance (eps 1e-6) between video feature i and audio feature i+d for
   d in -15..15 (audio features zero-padded by 15 at both ends); mdist[d] = mean over i;
