@@ -127,8 +127,7 @@ def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
     text = cases_path.read_text()
     delim = "\t" if cases_path.suffix.lower() == ".tsv" or ("\t" in text.splitlines()[0] if text else False) else ","
     rows = list(csv.DictReader(text.splitlines(), delimiter=delim))
-    need = {"name", "pred", "gt"}
-    if not rows or not need <= set(k.strip() for k in rows[0]):
+    if not rows or not {"name", "pred", "gt"} <= set(k.strip() for k in rows[0]):
         raise InputError(f"{cases_path} must be a CSV/TSV with a header row 'name,pred,gt' and one row per case")
     cases, seen = [], set()
     for i, row in enumerate(rows, start=2):
