@@ -128,5 +128,5 @@ def test_nearest_codes_are_the_quantizer_codes():
         dists, indices = nroub.nearest_codes(model, images, batch_size=2)
         _, _, expected = model.encode(images * 2 - 1)
     assert torch.equal(indices, expected.flatten())
-    assert torch.allclose(dists, nroub.latent_code_distances(model, images))
+    assert torch.allclose(dists, nroub.nearest_codes(model, images)[0])
     assert dists.shape == indices.shape and (dists >= 0).all()

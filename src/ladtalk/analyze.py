@@ -1,15 +1,10 @@
 """`ladtalk analyze`: measure the paper's theory (its Theorems 3.2/3.3) on a trained SOVQAE, and its robustness
 experiment.
 
-Theory (`_theory`): d_C, gamma over the training latents (and, beside it, over the test latents), a local upper
-bound and lower estimates of the encoder's Lipschitz constant, NRoUB = (d_C - 2 gamma) / (2 L_E) with each; every
-quantity is labelled bound or estimate (metrics/nroub.py and metrics/lipschitz.py state the assumptions).
-Experiment (the paper's, `_robustness`): on each test frame a random 192x192 region (scaled for other crop sizes)
-is blurred, or separately noised, at several strengths; also a Wav2Lip-like 96x96 down-up of the whole crop
-(3/8 of the side for crops under 192 px: degrade.lipsync_size, as in training validation). Reported: PSNR
-degraded vs ground truth and restored vs ground truth (whole crop and region), the share of latent positions
-whose code did not change, and the input perturbation's Frobenius norm next to NRoUB.
-Writes REPORT_DIR/report.json, report.md and PNG plots, atomically.
+Theory (`_theory`): d_C, gamma, L_E and NRoUB, every quantity labelled bound or estimate (metrics/nroub.py and
+metrics/lipschitz.py state the assumptions). Experiment (the paper's, `_robustness`): a random 192x192 region of
+each test frame (scaled with the crop size) blurred, or noised, at several strengths, and a Wav2Lip-like down-up of
+the whole crop (as in training validation); PSNR, the share of unchanged codes and the perturbation's norm.
 """
 
 from __future__ import annotations
@@ -31,6 +26,7 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.metrics import nroub
+from ladtalk.metrics.image import sample_frames
 from ladtalk.pipeline.restore import load_sovqae, restore_images_with_latents, sovqae_folder
 from ladtalk.runtime import resolve_device
 from ladtalk.train.sovqae_eval import crops_to_images, scores_of_restoration
@@ -54,9 +50,7 @@ def _exact_fp32():
 
 
 def _evenly(indices: np.ndarray, count: int | None) -> np.ndarray:
-    if count is None or len(indices) <= count:
-        return indices
-    return indices[np.unique(np.linspace(0, len(indices) - 1, count).round().astype(int))]
+    return indices if count is None else indices[sample_frames(len(indices), count)]
 
 
 def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size: int) -> torch.Tensor:
@@ -64,33 +58,8 @@ def _batched_images(ident: Identity, idx: np.ndarray, device: torch.device, size
                       for s in range(0, len(idx), 64)]) if len(idx) else torch.empty(0, 3, size, size)
 
 
-def _gamma(model, ident: Identity, device: torch.device, size: int) -> dict[str, float]:
-    idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
-    dists = [nroub.latent_code_distances(model, _batched_images(ident, idx[s:s + 64], device, size))
-             for s in range(0, len(idx), 64)]
-    return {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx))}
-
-
-def _experiment(model, clean: torch.Tensor, clean_codes: tuple[torch.Tensor, torch.Tensor], name: str,
-                strength: float, degraded: torch.Tensor, mask: torch.Tensor | None,
-                margins: tuple[float, float]) -> dict[str, Any]:
-    clean_indices, clean_latents = clean_codes
-    restored, indices, latents = restore_images_with_latents(model, degraded)
-    r = scores_of_restoration(clean, degraded, restored, indices, clean_indices, mask)
-    delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
-    # the encoder's gain on these very perturbations: a lower estimate of L_E where it matters
-    gain = nroub.difference_ratios(clean_latents, latents, clean * 2 - 1, degraded * 2 - 1)
-    r.update(kind=name, strength=strength, delta_frobenius_mean=float(delta.mean()),
-             encoder_gain_estimate_max=float(gain.max()),
-             share_within_nroub_local_bound=float((delta < margins[0]).float().mean()),
-             share_within_nroub_jacobian_estimate=float((delta < margins[1]).float().mean()))
-    return r
-
-
 def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # not pyplot: no global figure state
 
     names = []
     for kind, xlabel in (("blur", "Gaussian sigma (px at 256)"), ("noise", "noise std ([0,1] units)")):
@@ -98,22 +67,19 @@ def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
         if not sel:
             continue
         x = [r["strength"] for r in sel]
-        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+        fig = Figure(figsize=(10, 3.8))
+        a1, a2 = fig.subplots(1, 2)
         a1.plot(x, [r["psnr_degraded_region"] for r in sel], "o-", label="degraded vs GT")
         a1.plot(x, [r["psnr_restored_region"] for r in sel], "s-", label="restored vs GT")
-        a1.set_xlabel(xlabel)
-        a1.set_ylabel("PSNR in the degraded region (dB)")
+        a1.set(xlabel=xlabel, ylabel="PSNR in the degraded region (dB)")
         a1.legend()
         a1.grid(alpha=0.3)
         a2.plot(x, [100 * r["codes_unchanged"] for r in sel], "o-", color="C2")
-        a2.set_xlabel(xlabel)
-        a2.set_ylabel("codes unchanged (%)")
-        a2.set_ylim(0, 101)
+        a2.set(xlabel=xlabel, ylabel="codes unchanged (%)", ylim=(0, 101))
         a2.grid(alpha=0.3)
         fig.suptitle(f"SOVQAE robustness to {kind}")
         fig.tight_layout()
         fig.savefig(folder / f"{kind}.png", dpi=110)
-        plt.close(fig)
         names.append(f"{kind}.png")
     return names
 
@@ -169,7 +135,7 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
         raise InputError(f"--max-frames must be at least 1, got {max_frames}")
     refuse_output_over_inputs(report_dir, [("SOVQAE model", model_path), ("identity", identity_dir)], folder=True)
     refuse_foreign_folder(report_dir, "report.json", "analysis report")
-    check_writable_dir(Path(report_dir).parent if Path(report_dir).parent != Path("") else Path("."))
+    check_writable_dir(Path(report_dir).parent)
     dev = resolve_device(device)
     model = load_sovqae(model_path, dev)
     ident = Identity.open(identity_dir)
@@ -178,10 +144,23 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
     if len(test_idx) == 0:
         raise InputError(f"{ident.dir} has no test frames with a face; prepare a longer video")
     torch.manual_seed(seed)
+    bar = tqdm(total=5 + len(BLUR_SIGMAS) + len(NOISE_STDS), desc="analyze", unit="part", dynamic_ncols=True)
+
+    def done(what: str) -> None:
+        bar.set_postfix_str(what, refresh=False)
+        bar.update(1)
 
     with _exact_fp32():
-        rep = _measure(model, ident, test_idx, dev, size, seed)
-    rep.update(model=str(sovqae_folder(model_path)), identity=str(ident.dir), device=str(dev), seed=seed)
+        clean = _batched_images(ident, test_idx, dev, size)
+        theory = _theory(model, ident, clean, seed, done)
+        margins = (theory["nroub_local_bound"], theory["nroub_jacobian_estimate"])
+        region = degrade.scaled_region(size)
+        rows = _robustness(model, clean, region, torch.Generator().manual_seed(seed), margins, done)
+    bar.close()
+    theory["L_E_degradation_gain_estimate"] = max(r["encoder_gain_estimate_max"] for r in rows)
+    rep = {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
+           "theory": theory, "experiments": rows, "model": str(sovqae_folder(model_path)), "identity": str(ident.dir),
+           "device": str(dev), "seed": seed}
     with atomic_dir(report_dir) as tmp:
         plots = _plots(tmp, rep["experiments"])
         (tmp / "report.json").write_text(json.dumps(rep, indent=2, default=float))
@@ -189,37 +168,21 @@ def analyze(model_path: str | os.PathLike, identity_dir: str | os.PathLike, repo
     return rep
 
 
-def _measure(model, ident: Identity, test_idx: np.ndarray, dev: torch.device, size: int,
-             seed: int) -> dict[str, Any]:
-    bar = tqdm(total=5 + len(BLUR_SIGMAS) + len(NOISE_STDS), desc="analyze", unit="part", dynamic_ncols=True)
-
-    def done(what: str) -> None:
-        bar.set_postfix_str(what, refresh=False)
-        bar.update(1)
-
-    clean = _batched_images(ident, test_idx, dev, size)
-    theory = _theory(model, ident, clean, dev, size, seed, done)
-    margins = (theory["nroub_local_bound"], theory["nroub_jacobian_estimate"])
-    region = degrade.scaled_region(size)
-    rows = _robustness(model, clean, region, torch.Generator().manual_seed(seed), margins, done)
-    bar.close()
-    theory["L_E_degradation_gain_estimate"] = max(r["encoder_gain_estimate_max"] for r in rows)
-    return {"image_size": size, "crop_size": ident.crop_size, "test_frames": int(len(test_idx)), "region": region,
-            "theory": theory, "experiments": rows}
-
-
-def _theory(model, ident: Identity, clean: torch.Tensor, dev: torch.device, size: int, seed: int,
-            done) -> dict[str, Any]:
+def _theory(model, ident: Identity, clean: torch.Tensor, seed: int, done) -> dict[str, Any]:
     """d_C, gamma over the training and the test latents, L_E (local bound and estimates) and NRoUB with each."""
+    dev, size = clean.device, clean.shape[-1]
     code_stats = nroub.code_distance_stats(model.quantize.embedding.weight)
-    gamma = _gamma(model, ident, dev, size)
-    gamma["kind"] = ("measured over every training frame" if gamma["frames"] == len(ident.train_indices)
-                     else "lower estimate (frames subsampled)")
+    idx = _evenly(ident.train_indices, MAX_GAMMA_FRAMES)
+    dists = [nroub.nearest_codes(model, _batched_images(ident, idx[s:s + 64], dev, size))[0]
+             for s in range(0, len(idx), 64)]
+    gamma = {**nroub.gamma_stats(torch.cat(dists)), "frames": int(len(idx)),
+             "kind": "measured over every training frame" if len(idx) == len(ident.train_indices)
+             else "lower estimate (frames subsampled)"}
     done("gamma")
     stats_imgs = _batched_images(ident, _evenly(ident.train_indices, STATS_FRAMES), dev, size) * 2 - 1
     lip = nroub.encoder_lipschitz_bound(model, stats_imgs, iters=20, seed=seed)
     done("Lipschitz bound")
-    test_dists = nroub.latent_code_distances(model, clean)
+    test_dists = nroub.nearest_codes(model, clean)[0]
     jac = nroub.jacobian_spectral_norms(model.encode_latent, clean[:JACOBIAN_FRAMES] * 2 - 1, iters=8, seed=seed)
     done("Jacobian norms")
     l_e_jacobian = float(jac.max())
@@ -239,21 +202,29 @@ def _robustness(model, clean: torch.Tensor, region: int, gen: torch.Generator, m
     """The paper's experiment: clean faces, then blur and noise in a random region, then a whole-crop down-up."""
     size = clean.shape[-1]
     _, clean_indices, clean_latents = restore_images_with_latents(model, clean)  # encoded once, compared with every row
-    clean_codes = (clean_indices, clean_latents)
     boxes = degrade.random_regions(len(clean), size, size, region, gen)
-    mask = degrade.region_mask(boxes, size, size, clean.device)
-    rows = [_experiment(model, clean, clean_codes, "none", 0.0, clean, None, margins)]
+    box_mask = degrade.region_mask(boxes, size, size, clean.device)
+
+    def experiment(kind: str, strength: float, degraded: torch.Tensor, mask: torch.Tensor | None) -> dict[str, Any]:
+        restored, indices, latents = restore_images_with_latents(model, degraded)
+        r = scores_of_restoration(clean, degraded, restored, indices, clean_indices, mask)
+        delta = ((degraded - clean) * 2).flatten(1).norm(dim=1)  # Frobenius norm in the model's [-1,1] units
+        # the encoder's gain on these very perturbations: a lower estimate of L_E where it matters
+        gain = nroub.difference_ratios(clean_latents, latents, clean * 2 - 1, degraded * 2 - 1)
+        r.update(kind=kind, strength=strength, delta_frobenius_mean=float(delta.mean()),
+                 encoder_gain_estimate_max=float(gain.max()),
+                 share_within_nroub_local_bound=float((delta < margins[0]).float().mean()),
+                 share_within_nroub_jacobian_estimate=float((delta < margins[1]).float().mean()))
+        return r
+
+    rows = [experiment("none", 0.0, clean, None)]
     done("clean faces")
-    for s in BLUR_SIGMAS:
-        deg = degrade.in_region(clean, degrade.gaussian_blur(clean, s * size / 256), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "blur", s, deg, mask, margins))
-        done(f"blur {s}")
-    for s in NOISE_STDS:
-        deg = degrade.in_region(clean, degrade.gaussian_noise(clean, s, gen), boxes)
-        rows.append(_experiment(model, clean, clean_codes, "noise", s, deg, mask, margins))
-        done(f"noise {s}")
+    for kind, strengths, degraded in (("blur", BLUR_SIGMAS, lambda s: degrade.gaussian_blur(clean, s * size / 256)),
+                                      ("noise", NOISE_STDS, lambda s: degrade.gaussian_noise(clean, s, gen))):
+        for s in strengths:
+            rows.append(experiment(kind, s, degrade.in_region(clean, degraded(s), boxes), box_mask))
+            done(f"{kind} {s}")
     low = degrade.lipsync_size(size)  # the same down-up as training validation's down96
-    rows.append(_experiment(model, clean, clean_codes, "down_up", float(low), degrade.down_up(clean, low), None,
-                            margins))
+    rows.append(experiment("down_up", float(low), degrade.down_up(clean, low), None))
     done("down-up")
     return rows

@@ -1,18 +1,12 @@
 """`ladtalk reenact`: the paper's self-reenactment protocol (Tab. 1 set-up) on an identity's test split.
 
-The test frames are the reference frames, in order, driven by their own audio. For every paste (`hard`, the
-paper's rectangle; `feather`, the whole face box feathered; `mouth`, the lower face only) three rows are scored
-against the ground-truth frames: Wav2Lip alone, the cascade (Wav2Lip + SOVQAE) and the identity's own crops of the
-test frames pasted the same way (the ceiling of any restorer at the crop size). A cascade's gain is read against
-Wav2Lip alone under the same paste (`gains`, paired intervals); what the paste itself changes is read between the
-Wav2Lip-alone rows (`paste_effect`, against the paper's hard paste), never credited to the restorer.
-Scores (metrics.scoring, one vocabulary REGION_METRIC_UNIT): PSNR (frame, face, mouth), SSIM, the perceptual
-distance under its own name (`st_lpips` or `lpips`), mouth sharpness and octave energies against the truth's,
-warping error with the truth's flow and with the output's own, tOF and tLP; `lipsync_r`, the correlation of the
-mouth opening with the true frames' (no weights needed); LSE-C/D on syncnet_python's face crops of the identity's
-face track when SyncNet weights are given. Every figure has a block-bootstrap 95% interval (blocks of 15 frames,
-fixed seed) under "ci95"; the report records how it was measured ("provenance").
-Writes report.json, report.md, strip.png and the videos into REPORT_DIR.
+The test frames, in order, are driven by their own audio. For every paste (`hard`, the paper's rectangle;
+`feather`, the whole face box feathered; `mouth`, the lower face only) three rows are scored against the true
+frames (metrics.scoring): Wav2Lip alone, the cascade (Wav2Lip + SOVQAE) and the identity's own crops pasted the same
+way (the ceiling of any restorer at the crop size). A cascade's gain is read against Wav2Lip alone under the same
+paste (`gains`, paired intervals); what the paste itself changes is read between the Wav2Lip-alone rows
+(`paste_effect`, against the hard paste), never credited to the restorer. LSE-C/D are added when SyncNet weights
+are given. Writes report.json, report.md, strip.png and the videos into REPORT_DIR.
 """
 
 from __future__ import annotations
@@ -34,9 +28,13 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
-from ladtalk.metrics.lipsync_truth import opening_agreement
+from ladtalk.metrics.image import crop
+from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
+from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
+from ladtalk.metrics.sync import load_syncnet_s
+from ladtalk.metrics.sync_faces import lse_on_face_track
 from ladtalk.pipeline.frames import SourceFrames
 from ladtalk.pipeline.generate import generate, open_identity
 from ladtalk.pipeline.temporal import DEFAULT_LIMIT, temporal_median
@@ -63,10 +61,8 @@ def union_box(boxes: np.ndarray, frame_size: tuple[int, int]) -> tuple[int, int,
 
 
 def sub_box(box: tuple[int, int, int, int], fractions: tuple[float, float, float, float]) -> tuple[int, ...]:
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    f = fractions
-    return (round(x1 + f[0] * w), round(y1 + f[1] * h), round(x1 + f[2] * w), round(y1 + f[3] * h))
+    """The box at `fractions` (x1,y1,x2,y2 shares of its width and height) of `box`, in whole pixels."""
+    return tuple(round(v) for v in mouth_boxes_from_faces([box], fractions)[0])
 
 
 def row_key(stage: str, paste: str) -> str:
@@ -81,9 +77,8 @@ def row_label(key: str) -> str:
 
 def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, opening,
                       perceptual=None) -> tuple[dict, dict]:
-    """(scores, series) of every row (keys row_key(stage, paste)) against the truth: the metrics.scoring figures with
-    their intervals, the mouth opening's agreement with the truth's (`opening(frames)` -> the measured and the true
-    opening series, (T,) each) and each row's mouth sharpness against its paste's true-crops ceiling."""
+    """(scores, series) of every row against the truth: metrics.scoring's figures, the opening figures of
+    `opening(frames)` -> (measured, true) series, and the mouth sharpness against the paste's true-crops ceiling."""
     series = score_rows(preds, gt, regions, perceptual)
     scores = {}
     for key, s in series.items():
@@ -100,9 +95,8 @@ def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Reg
 
 
 def gains_and_paste_effect(series: dict) -> tuple[dict, dict]:
-    """({'cascade_mouth': compare(cascade_mouth, wav2lip_mouth), ...}, {'wav2lip_mouth': compare(wav2lip_mouth,
-    wav2lip_hard), ...}): each restoring row against Wav2Lip alone under the same paste, and what each paste does to
-    Wav2Lip alone against the paper's hard paste."""
+    """(gains, paste effect): each restoring row compared with Wav2Lip alone under the same paste, and each paste of
+    Wav2Lip alone compared with the paper's hard paste."""
     gains, effect = {}, {}
     for key in series:
         stage, _, paste = key.rpartition("_")
@@ -161,7 +155,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     driving = out / "test_audio.wav"
     write_wav(driving, audio[a0:a1], SAMPLE_RATE)
 
-    gt = _source_frames(ident, frames_idx)
+    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
+    gt = np.stack(list(source.iter_schedule(frames_idx)))  # the identity video's frames, as generate reads them
     with VideoWriter(out / "ground_truth.mp4", fps, audio=audio[a0:a1], sample_rate=SAMPLE_RATE) as writer:
         writer.write(gt)
     boxes = ident.crop_boxes[frames_idx]
@@ -186,11 +181,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
 
     face = union_box(boxes, ident.frame_size)
     mouth = sub_box(face, MOUTH_IN_CROP)
-    perceptual = None
-    if lpips:
-        from ladtalk.metrics.lpips import load_perceptual_metric
-
-        perceptual = load_perceptual_metric(resolve_device(device))
+    perceptual = load_perceptual_metric(resolve_device(device)) if lpips else None
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
     def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,9 +193,6 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     gains, paste_effect = gains_and_paste_effect(series)
     truth = {}
     if syncnet_path is not None:
-        from ladtalk.metrics.sync import load_syncnet_s
-        from ladtalk.metrics.sync_faces import lse_on_face_track
-
         dev = resolve_device(device)
         net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():
@@ -230,42 +218,29 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
                 {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}, face)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
+    md = markdown(report)
     with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(markdown(report))
-    print(markdown(report))
+        tmp.write_text(md)
+    print(md)
     return report
-
-
-def _source_frames(ident: Identity, indices: np.ndarray) -> np.ndarray:
-    """The identity video's frames at `indices` (as generate reads them), uint8 (T,H,W,3) RGB."""
-    source = SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
-    return np.stack(list(source.iter_schedule(indices)))
 
 
 def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
                  n: int = 6, height: int = 192) -> None:
     """Rows: the ground truth, then each of `preds` in order (each row's name written on its left edge); n evenly
     spaced frames of the face region."""
-    x1, y1, x2, y2 = face
     pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
     rows = []
     for name, frames in [("truth", gt), *preds.items()]:
-        tiles = [cv2.resize(np.ascontiguousarray(frames[i, y1:y2, x1:x2]), (height, height),
-                            interpolation=cv2.INTER_AREA) for i in pick]
-        rows.append(_labelled(np.concatenate(tiles, 1), name))
-    img = np.concatenate(rows, 0)
+        row = np.concatenate([cv2.resize(f, (height, height), interpolation=cv2.INTER_AREA)
+                              for f in crop(frames[pick], face)], 1)
+        scale = row.shape[0] / 384
+        (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        row[: h + base + 6, : w + 8] //= 3  # a dark band under the name: readable on any face
+        cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        rows.append(row)
     with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), img[..., ::-1])
-
-
-def _labelled(row: np.ndarray, name: str) -> np.ndarray:
-    """The row with its name in a dark band along the top left, readable on any face."""
-    row = row.copy()
-    scale = row.shape[0] / 384
-    (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    row[: h + base + 6, : w + 8] //= 3
-    cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-    return row
+        cv2.imwrite(str(tmp), np.concatenate(rows, 0)[..., ::-1])
 
 
 HEADLINE = ("frame_psnr_db", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "face_lpips",
@@ -300,14 +275,12 @@ def markdown(report: dict) -> str:
              "value [block-bootstrap 95% interval].", ""]
     for paste in report["pastes"]:
         rows = {k: v for k, v in scores.items() if k.endswith(f"_{paste}")}
-        lines += [f"## {paste} paste", ""] + figure_table(rows, {k: STAGES[k.rpartition("_")[0]] for k in rows})
-        lines.append("")
+        lines += [f"## {paste} paste", "", *figure_table(rows, {k: STAGES[k.rpartition("_")[0]] for k in rows}), ""]
     for part, title in (("gains", "Gains over Wav2Lip alone, same paste (paired intervals)"),
                         ("paste_effect", "What the paste alone changes: Wav2Lip alone against its hard paste")):
         if report[part]:
             keys = [k for k in next(iter(report[part].values())) if k != "ci95"]
-            lines += [f"## {title}", ""] + figure_table(report[part], {k: row_label(k) for k in report[part]}, keys)
-            lines.append("")
+            lines += [f"## {title}", "", *figure_table(report[part], {k: row_label(k) for k in report[part]}, keys), ""]
     if report["truth"]:
         truth = report["truth"]
         lines += ["Ground truth: " + ", ".join(f"{k} {with_interval(truth, k)}" for k in truth if k != "ci95"), ""]

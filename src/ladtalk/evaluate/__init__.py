@@ -1,10 +1,8 @@
 """`ladtalk evaluate`: the paper's metrics on a generated video against its ground truth, as JSON and a report.
 
-The steps, one module each: `networks` (the frozen networks, or why each is absent), `align` (reading both clips
-and the paper's sliding-window alignment), `scores` (the metric families: PSNR/SSIM/LPIPS, FID, temporal stability,
-LSE, synthetic truth) and `report` (metrics.json, plots, frame strip, report.md). A metric whose weights are
-missing is listed under "absent" with the reason, never reported as a number. Both clips are held in memory as
-uint8 frames (use `max_frames` for long clips).
+One module per step: `networks`, `align` (reading both clips, the paper's sliding-window alignment), `scores` (the
+metric families) and `report`. A metric whose weights are missing is listed under "absent" with the reason, never
+reported as a number. Both clips are held in memory (use `max_frames` for long clips).
 """
 
 from __future__ import annotations
@@ -47,7 +45,7 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
         raise InputError(f"align must be one of {ALIGN_MODES}, got {align_mode!r}")
     pair = align_frames(read_pair(pred_path, gt_path, max_frames), align_mode, device)
     p, g = pair.pred_aligned, pair.gt_aligned
-    notes = list(nets.notes) + pair.notes
+    notes = list(pair.notes)
     metrics, series = image_scores(p, g, nets.perceptual, device)
     if nets.inception is not None:
         metrics["fid"], note = fid_score(nets.inception, p, g, device)
@@ -101,10 +99,8 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     pred_p, gt_p = check_input(pred_path, "prediction"), check_input(gt_path, "ground-truth")
     if truth_path is None and (gt_p.parent / "truth.json").is_file():
         truth_path = gt_p.parent / "truth.json"
-    _refuse_report_over_inputs(report_dir, [("prediction", pred_p), ("ground truth", gt_p), ("truth", truth_path),
-                                            ("SyncNet weights", syncnet_path), ("Inception weights", inception_path)])
-    dev = resolve_device(device)
-    nets = load_networks(syncnet_path, inception_path, dev, lse_crop, detector)
+    dev, nets = _prepare(report_dir, [("prediction", pred_p), ("ground truth", gt_p), ("truth", truth_path)],
+                         syncnet_path, inception_path, device, lse_crop, detector)
     result, series, p, g = evaluate_pair(pred_p, gt_p, nets, align, dev,
                                          Path(truth_path) if truth_path else None, max_frames)
     with atomic_dir(report_dir) as tmp:
@@ -115,9 +111,14 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     return result
 
 
-def _refuse_report_over_inputs(report_dir, inputs) -> None:
-    refuse_output_over_inputs(report_dir, inputs, folder=True)
+def _prepare(report_dir, inputs, syncnet_path, inception_path, device: str, lse_crop: str,
+             detector: str) -> tuple[torch.device, Networks]:
+    """Refuse a report folder over an input or another tool's folder, then load the networks once."""
+    refuse_output_over_inputs(report_dir, [*inputs, ("SyncNet weights", syncnet_path),
+                                           ("Inception weights", inception_path)], folder=True)
     refuse_foreign_folder(report_dir, "metrics.json", "evaluation report")
+    dev = resolve_device(device)
+    return dev, load_networks(syncnet_path, inception_path, dev, lse_crop, detector)
 
 
 def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
@@ -126,8 +127,7 @@ def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
     text = cases_path.read_text()
     delim = "\t" if cases_path.suffix.lower() == ".tsv" or ("\t" in text.splitlines()[0] if text else False) else ","
     rows = list(csv.DictReader(text.splitlines(), delimiter=delim))
-    need = {"name", "pred", "gt"}
-    if not rows or not need <= set(k.strip() for k in rows[0]):
+    if not rows or not {"name", "pred", "gt"} <= set(k.strip() for k in rows[0]):
         raise InputError(f"{cases_path} must be a CSV/TSV with a header row 'name,pred,gt' and one row per case")
     cases, seen = [], set()
     for i, row in enumerate(rows, start=2):
@@ -149,12 +149,9 @@ def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
     for _, pred, gt in cases:
         check_input(pred, "prediction")
         check_input(gt, "ground-truth")
-    _refuse_report_over_inputs(report_dir, [("cases table", cases_path), ("SyncNet weights", syncnet_path),
-                                            ("Inception weights", inception_path)]
-                               + [(f"case {n} {kind}", p) for n, pred, gt in cases
-                                  for kind, p in (("prediction", pred), ("ground truth", gt))])
-    dev = resolve_device(device)
-    nets = load_networks(syncnet_path, inception_path, dev, lse_crop, detector)
+    inputs = [("cases table", cases_path)] + [(f"case {n} {kind}", p) for n, pred, gt in cases
+                                              for kind, p in (("prediction", pred), ("ground truth", gt))]
+    dev, nets = _prepare(report_dir, inputs, syncnet_path, inception_path, device, lse_crop, detector)
     results, details = [], []
     with atomic_dir(report_dir) as tmp:
         for name, pred, gt in cases:

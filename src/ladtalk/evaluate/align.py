@@ -1,9 +1,8 @@
 """Reading a prediction and its ground truth, and pairing their frames (the paper's evaluation protocol).
 
-The prediction is resized to the ground truth's size and, if its frame rate differs, resampled to the ground
-truth's rate. Alignment: "sliding" (the paper's: a window the length of the shorter video slides over the longer;
-the offset with the best mean PSNR is chosen and every paired metric is computed at that offset) or "frames"
-(frame k with frame k, cut to the shorter length).
+The prediction is resized to the ground truth's size and resampled to its frame rate. Alignment: "sliding" (the
+paper's: a window the length of the shorter video slides over the longer and every paired metric is computed at the
+offset with the best mean PSNR) or "frames" (frame k with frame k, cut to the shorter length).
 """
 
 from __future__ import annotations
@@ -53,24 +52,16 @@ def check_input(path: str | os.PathLike, what: str) -> Path:
     return p
 
 
-def _resize(frames: list[np.ndarray], width: int, height: int) -> np.ndarray:
-    out = np.empty((len(frames), height, width, 3), np.uint8)
-    for i, f in enumerate(frames):
-        if f.shape[:2] == (height, width):
-            out[i] = f
-        else:
-            shrink = f.shape[0] > height or f.shape[1] > width
-            out[i] = cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    return out
-
-
 def _read(path: Path, fps: float | None, size: tuple[int, int] | None, max_frames: int | None) -> np.ndarray:
+    """The frames of `path` (resampled to `fps`, resized to `size` (width, height) where given) as (T,H,W,3)."""
     frames = list(iter_frames(path, fps=fps, max_frames=max_frames))
     if not frames:
         raise InputError(f"{path} yielded no frames")
-    if size is None:
-        return np.stack(frames)
-    return _resize(frames, *size)
+    for i, f in enumerate(frames):
+        if size is not None and f.shape[1::-1] != size:
+            shrink = f.shape[1] > size[0] or f.shape[0] > size[1]
+            frames[i] = cv2.resize(f, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return np.stack(frames)
 
 
 def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedVideos:
@@ -88,10 +79,8 @@ def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedV
 
 
 def align_frames(pair: PairedVideos, mode: str, device: torch.device) -> PairedVideos:
-    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame."""
+    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame (offset 0)."""
     if mode == "sliding":
         pair.offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pair.pred, pair.gt))
-        pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
-    else:
-        pair.pred_aligned, pair.gt_aligned = im.frame_aligned(pair.pred, pair.gt)
+    pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
     return pair

@@ -27,7 +27,6 @@ class Networks:
     lse_crop: str = "face"  # "face": syncnet_python's real-video face crops; "frame": whole frames (other keys)
     detector: object | None = None  # finds the faces LSE crops
     absent: dict[str, str] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
 
 
 def load_networks(syncnet_path, inception_path, device: torch.device, lse_crop: str = "face",

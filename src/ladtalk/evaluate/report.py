@@ -12,6 +12,7 @@ import numpy as np
 
 from ladtalk.errors import LadtalkError
 from ladtalk.evaluate.scores import LOWER_IS_BETTER
+from ladtalk.metrics.image import sample_frames
 from ladtalk.metrics.provenance import provenance_line
 from ladtalk.metrics.scoring import json_ready
 
@@ -21,20 +22,16 @@ def write_json(path: Path, obj) -> None:
 
 
 def _plot_series(path: Path, title: str, ylabel: str, lines: dict[str, np.ndarray]) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 3), dpi=100)
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for label, y in lines.items():
         y = np.asarray(y, np.float64)
         finite = y[np.isfinite(y)]
         cap = finite.max() + 1 if finite.size else 100.0
         ax.plot(np.arange(len(y)), np.where(np.isfinite(y), y, cap), label=label, lw=1)
-    ax.set_title(title)
-    ax.set_xlabel("frame")
-    ax.set_ylabel(ylabel)
+    ax.set(title=title, xlabel="frame", ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
@@ -43,7 +40,7 @@ def _plot_series(path: Path, title: str, ylabel: str, lines: dict[str, np.ndarra
 
 def _strip(path: Path, pred: np.ndarray, gt: np.ndarray, n: int = 6, height: int = 160) -> None:
     """Side-by-side frames: ground truth (top), prediction (middle), 4x absolute difference (bottom)."""
-    idx = np.unique(np.linspace(0, len(pred) - 1, min(n, len(pred))).round().astype(int))
+    idx = sample_frames(len(pred), n)
     width = max(1, round(gt.shape[2] * height / gt.shape[1]))
     rows = []
     for frames in (gt[idx], pred[idx], np.clip(4 * np.abs(pred[idx].astype(int) - gt[idx]), 0, 255).astype(np.uint8)):
@@ -57,12 +54,9 @@ def _strip(path: Path, pred: np.ndarray, gt: np.ndarray, n: int = 6, height: int
 def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarray) -> dict:
     """The plots, the strip and per_frame.json of one case -> {what: file name}."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    psnr_lines = {"frame PSNR": series["frame_psnr_db"]}
-    if "mouth_psnr_db" in series:
-        psnr_lines["mouth PSNR"] = series["mouth_psnr_db"]
+    psnr_lines = {f"{r} PSNR": series[f"{r}_psnr_db"] for r in ("frame", "mouth") if f"{r}_psnr_db" in series}
     _plot_series(folder / "psnr.png", "PSNR per frame (higher is better)", "dB", psnr_lines)
-    files["psnr_plot"] = "psnr.png"
+    files = {"psnr_plot": "psnr.png"}
     if "frame_warp_error" in series:
         _plot_series(folder / "flicker.png", "Flicker: flow-warping error per frame pair (lower is better)",
                      "E_warp", {"prediction, the truth's flow": series["frame_warp_error"],
@@ -70,17 +64,12 @@ def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarra
                                 "ground truth": series["frame_warp_error_truth"]})
         files["flicker_plot"] = "flicker.png"
     _strip(folder / "strip.png", pred, gt)
-    files["strip"] = "strip.png"
-    per_frame = json_ready({k: [float(x) for x in v] for k, v in series.items()})
-    write_json(folder / "per_frame.json", per_frame)
-    files["per_frame"] = "per_frame.json"
-    return files
+    write_json(folder / "per_frame.json", json_ready({k: [float(x) for x in v] for k, v in series.items()}))
+    return {**files, "strip": "strip.png", "per_frame": "per_frame.json"}
 
 
 def _fmt(v) -> str:
-    if isinstance(v, str):
-        return v
-    if isinstance(v, int):
+    if isinstance(v, (str, int)):
         return str(v)
     return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
 
@@ -98,10 +87,8 @@ def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
         ci = result.get("ci95", {}).get(k)
         interval = f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""
         lines.append(f"| {k} | {_fmt(v)}{interval} | {_arrow(k)} |")
-    for k, v in result["gt_reference"].items():
-        lines.append(f"| {k} (ground truth) | {_fmt(v)} | reference |")
-    for k, v in result["info"].items():
-        lines.append(f"| {k} | {_fmt(v)} | |")
+    lines += [f"| {k} (ground truth) | {_fmt(v)} | reference |" for k, v in result["gt_reference"].items()]
+    lines += [f"| {k} | {_fmt(v)} | |" for k, v in result["info"].items()]
     if result["absent"]:
         lines += ["", "Not computed:"] + [f"- **{k}**: {v}" for k, v in result["absent"].items()]
     if result["notes"]:
@@ -128,13 +115,11 @@ def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str
     with open(folder / "summary.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name"] + names)
-        for r in results:
-            w.writerow([r["name"]] + [r["metrics"].get(k, "") for k in names])
+        w.writerows([r["name"]] + [r["metrics"].get(k, "") for k in names] for r in results)
         w.writerow(["average"] + [average[k] for k in names])
     md = ["# ladtalk evaluation: cases", "", "| case | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for r in results:
-        md.append(f"| {r['name']} | " + " | ".join(_fmt(r["metrics"][k]) if k in r["metrics"] else "-"
-                                                   for k in names) + " |")
+    md += [f"| {r['name']} | " + " | ".join(_fmt(r["metrics"][k]) if k in r["metrics"] else "-" for k in names) + " |"
+           for r in results]
     md.append("| **average** | " + " | ".join(_fmt(average[k]) for k in names) + " |")
     md += ["", "Direction: " + "; ".join(f"{k}: {_arrow(k)}" for k in names), ""]
     if absent:

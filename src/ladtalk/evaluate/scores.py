@@ -1,16 +1,6 @@
 """The metric families of `ladtalk evaluate`, one function each, on aligned uint8 (T,H,W,3) frames, named in
-metrics.scoring's vocabulary (REGION_METRIC_UNIT; evaluate has no face box, so its region is the frame).
-
-- Image: `frame_psnr_db`, `frame_ssim` (Wang et al., 2004) and the perceptual distance under the name of the
-  network used (`frame_lpips`: LPIPS-VGG, Zhang et al., 2018; `frame_st_lpips`: ST-LPIPS-VGG when the VGG16 ImageNet
-  trunk is absent), per frame and mean.
-- `fid` (Heusel et al., 2017) between the two frame sets (needs pt_inception-2015-12-05-6726825d.pth).
-- Temporal stability: flow-warping error with the truth's flow (Lai et al., 2018) and with the prediction's own
-  (`frame_warp_error`, `frame_own_flow_warp_error`) and tOF (Chu et al., 2020; `frame_tof`).
-- LSE-D / LSE-C (Prajwal et al., 2020, with SyncNet of Chung & Zisserman, 2016) of a video with its own audio
-  (needs syncnet_v2.model; `lse_d`, `lse_c`); the ground truth's LSE is reported beside the prediction's.
-- With a synthetic clip's truth.json: the synthetic lip-sync score (`lipsync_r`) and `mouth_psnr_db`.
-Each returns (metrics, per-frame series) or says what else it returns; `LOWER_IS_BETTER` names the directions.
+metrics.scoring's vocabulary with the whole frame as the region (evaluate has no face box); LSE is reported for the
+ground truth too, and a synthetic clip's truth.json adds `lipsync_r` and `mouth_psnr_db`.
 """
 
 from __future__ import annotations
@@ -61,8 +51,7 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
-    """(warping errors and tOF of the prediction, their series, the ground truth's own warping error) for 2+
-    frames."""
+    """(warping errors and tOF, their series, the ground truth's own warping error) for 2+ frames."""
     ts = temporal_scores(p, g)
     series = {"frame_warp_error": ts.warp_error, "frame_own_flow_warp_error": ts.own_flow_warp_error,
               "frame_tof": ts.tof}
@@ -73,9 +62,8 @@ def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
 
 def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,
                  max_frames: int | None, device: torch.device) -> tuple[dict, dict, dict, list[str]]:
-    """(lse_d / lse_c of one video, their block-bootstrap 95% intervals, info: AV offset and face frames, notes);
-    audio from the ground truth when the video has none. Keys get a `_whole_frame` suffix under nets.lse_crop ==
-    "frame"."""
+    """(lse_d / lse_c of one video, their 95% intervals, info, notes), with the ground truth's audio when the video
+    has none; under nets.lse_crop "frame" the keys end in `_whole_frame`."""
     notes = []
     # syncnet_python is hard-wired to 25 fps: other rates are resampled, as its pipeline does with -r 25
     fps25 = SYNC_FPS if abs(vinfo.fps - SYNC_FPS) > 1e-3 else None

@@ -1,10 +1,8 @@
 """Block-bootstrap 95% intervals for figures computed over the frames of one clip.
 
-Neighbouring frames of a video are strongly correlated, so resampling single frames would give intervals that are
-far too narrow. The moving-block bootstrap (Kuensch, 1989) resamples runs of `block` consecutive frames (about
-15, i.e. 0.6 s at 25 fps: longer than a syllable) with replacement until the clip's length is reached; the
-percentile interval of the figure over the resamples is reported. The seed is fixed, so a report is repeatable.
-Figures that compare two rows (a gain) are resampled with the same frame indices for both rows (paired).
+Neighbouring frames are strongly correlated, so resampling single frames would give far too narrow intervals. The
+moving-block bootstrap (Kuensch, 1989) resamples runs of `block` consecutive frames (15, 0.6 s at 25 fps: longer
+than a syllable); the seed is fixed, so a report is repeatable. A gain is resampled at the same frames for both rows.
 """
 
 from __future__ import annotations
@@ -22,12 +20,10 @@ SEED = 0
 
 def block_indices(n: int, block: int = BLOCK_FRAMES, resamples: int = RESAMPLES, seed: int = SEED,
                   circular: bool = False) -> np.ndarray:
-    """(resamples, n) int64 frame indices of moving-block resamples of a series of length n; the block is cut to n/2
-    on a series shorter than two blocks (one block would resample the series itself: a zero-width interval that
-    claims a precision a few frames cannot have; such intervals are still too narrow, hence reenact's warning).
-    Moving blocks draw the first and last block - 1 frames less often (frame 0 in 1 block of `block`); `circular`
-    blocks wrap from the end to the start (Politis & Romano, 1992), so every frame is drawn equally often: for a
-    figure whose end frames differ by construction (LSE, whose audio is zero-padded there)."""
+    """(resamples, n) int64 frame indices of moving-block resamples of a series of length n; the block is cut to
+    n/2 on a series shorter than two blocks (one block would give a zero-width interval). `circular` blocks wrap
+    around (Politis & Romano, 1992) so that the end frames are drawn as often as the rest: for LSE, whose audio is
+    zero-padded there."""
     if n < 1:
         raise InputError("a bootstrap needs at least one value")
     block = max(1, min(int(block), n // 2))

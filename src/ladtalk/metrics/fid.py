@@ -1,13 +1,9 @@
 """Frechet Inception Distance (Heusel et al. 2017) with the standard pytorch-fid conventions.
 
-Features: the 2048-d pool3 output of the FID Inception-v3 (`ladtalk.models.inception`), on RGB images resized
-to 299x299 with bilinear interpolation (align_corners=False, no antialias: pytorch-fid's resize) and scaled to
-[-1, 1]. Statistics: mean and unbiased covariance (np.cov). Distance:
-    FID = ||mu1 - mu2||^2 + Tr(S1 + S2 - 2 sqrtm(S1 S2)),
-computing sqrtm with scipy in float64; if the product is singular (non-finite root), eps*I (1e-6) is added to
-both covariances; a tiny imaginary part from rounding is dropped (a large one is an error). The 2048x2048
-sqrtm is the slow step on a CPU (about a minute on 2 busy cores).
-The weights file is never downloaded: give a path, or copy it into the torch hub cache.
+Features: the 2048-d pool3 output of the FID Inception-v3 on RGB images resized to 299x299 as pytorch-fid does
+(bilinear, align_corners=False, no antialias) and scaled to [-1, 1]; mean and unbiased covariance; sqrtm by scipy
+in float64, with eps*I added to both covariances when the product is singular, as pytorch-fid. The 2048x2048 sqrtm
+is the slow step on a CPU (about a minute on 2 busy cores). The weights file is never downloaded.
 """
 
 from __future__ import annotations
@@ -50,18 +46,15 @@ def load_fid_inception(path: str | os.PathLike | None = None) -> FIDInceptionV3:
     file = find_inception_weights(path)
     state = load_torch_weights(file)
     model = FIDInceptionV3()
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # tensors of another shape
+        raise CheckpointError(f"{file} is not the FID Inception state dict: {e}") from e
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
         raise CheckpointError(
             f"{file} is not the FID Inception state dict: missing {missing[:5]} ({len(missing)}), "
             f"unexpected {unexpected[:5]} ({len(unexpected)}); expected {INCEPTION_FILENAME}")
-    bad = [k for k in state if tuple(state[k].shape) != tuple(own[k].shape)]
-    if bad:
-        raise CheckpointError(f"{file}: tensors of unexpected shape, e.g. {bad[0]} {tuple(state[bad[0]].shape)} "
-                              f"vs {tuple(own[bad[0]].shape)}")
-    model.load_state_dict(state, strict=False)
     return model.eval().requires_grad_(False)
 
 
@@ -75,15 +68,14 @@ def fid_input(frames: np.ndarray | torch.Tensor, device: torch.device | str = "c
 
 @torch.no_grad()
 def extract_features(net: Callable[[torch.Tensor], torch.Tensor], frames: np.ndarray | Iterable[np.ndarray],
-                     batch_size: int = 32, device: torch.device | str = "cpu",
-                     preprocess: Callable[..., torch.Tensor] = fid_input, desc: str = "FID features") -> np.ndarray:
+                     batch_size: int = 32, device: torch.device | str = "cpu") -> np.ndarray:
     """Features (N,D) float64 of uint8 (N,H,W,3) RGB frames (array or iterable of frames) through `net`."""
-    frames = np.asarray(frames) if not isinstance(frames, np.ndarray) else frames
+    frames = np.asarray(frames)
     if frames.ndim != 4 or len(frames) == 0:
         raise InputError(f"FID needs a non-empty (N,H,W,3) stack of frames, got shape {frames.shape}")
     feats = []
-    for s in tqdm(range(0, len(frames), batch_size), desc=desc, unit="batch", leave=False):
-        x = preprocess(frames[s:s + batch_size], device)
+    for s in tqdm(range(0, len(frames), batch_size), desc="FID features", unit="batch", leave=False):
+        x = fid_input(frames[s:s + batch_size], device)
         feats.append(net(x).double().cpu().numpy().reshape(len(x), -1))
     return np.concatenate(feats)
 
@@ -124,9 +116,8 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
 
 
 def fid(frames_a: np.ndarray, frames_b: np.ndarray, net: Callable[[torch.Tensor], torch.Tensor],
-        batch_size: int = 32, device: torch.device | str = "cpu",
-        preprocess: Callable[..., torch.Tensor] = fid_input) -> float:
+        batch_size: int = 32, device: torch.device | str = "cpu") -> float:
     """FID between two sets of uint8 (N,H,W,3) RGB frames with the feature network `net` (see load_fid_inception)."""
-    fa = extract_features(net, frames_a, batch_size, device, preprocess)
-    fb = extract_features(net, frames_b, batch_size, device, preprocess)
+    fa = extract_features(net, frames_a, batch_size, device)
+    fb = extract_features(net, frames_b, batch_size, device)
     return fid_from_features(fa, fb)

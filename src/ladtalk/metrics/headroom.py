@@ -1,20 +1,13 @@
 """What a detail restorer can still gain on a lip-sync base: each row's face error split at the base's own
 resolution.
 
-The lip-sync model draws the face at its own size (Wav2Lip's 96 px, or 48 px for a small model); one of its pixels
-covers `pixel` frame pixels (the crop side over that size). The coarse band of a region is the region through that
-resolution and back (area down, bicubic up); the fine band is the rest. The detail oracle of a row is its coarse band
-plus the truth's fine band: the frames a perfect detail restorer would give on this base (its error is the coarse
-band's: mouth shape, jaw, colour, what the base decides). So
-- detail headroom = oracle - Wav2Lip alone (dB): what restoring detail can gain on this base at most;
-- ceiling headroom = true crops pasted - Wav2Lip alone: what any restorer at the crop size can gain;
-and a restorer's gain is reported as a share of each. Cutting at a finer resolution than the base's (96 px for a
-48 px base) files most of the base's blur as coarse error and understates the headroom.
-Calibration (`calibration_rows`): the truth blurred by one base pixel (through the base and back) must be nearly all
-fine-band error, the truth itself must score as perfect.
-Every figure is a mean over frames and carries a block-bootstrap 95% interval (metrics.confidence): a row's from its
-per-frame series (`band_series`), the shares' from the same resampled frames for Wav2Lip alone, the row and the
-ceiling (`share_intervals`: paired, so a ratio whose terms move together gets a narrow interval).
+One pixel of the lip-sync model's face (Wav2Lip's 96 px, or 48 px for a small model) covers `pixel` frame pixels.
+A region's coarse band is the region through that resolution and back (area down, bicubic up); the fine band is the
+rest. A row's detail oracle is its coarse band plus the truth's fine band: what a perfect detail restorer would give
+on this base. So detail headroom = oracle - Wav2Lip alone (dB), ceiling headroom = true crops pasted - Wav2Lip
+alone, and a restorer's gain is reported as a share of each. Cutting finer than the base (96 px for a 48 px base)
+would file most of its blur as coarse error and understate the headroom. `calibration_rows` checks the split on
+two known rows; every figure carries a block-bootstrap 95% interval.
 """
 
 from __future__ import annotations
@@ -27,15 +20,15 @@ import numpy as np
 
 from ladtalk.checkpoint import CONFIG_NAME, read_meta
 from ladtalk.metrics.confidence import interval, mean_interval
-from ladtalk.metrics.image import psnr, psnr_from_mse
+from ladtalk.metrics.image import crop, psnr, psnr_from_mse
 from ladtalk.pretrained import resolve as resolve_builtin
 
 WAV2LIP_FACE_SIZE = 96  # the official generator's
 
 
 def lipsync_face_size(wav2lip_path: str | os.PathLike) -> int:
-    """The face size in pixels the lip-sync model at `wav2lip_path` draws: its config's img_size (a model or run
-    folder, or 'builtin[:NAME]': a shipped base), else the official 96."""
+    """The face size in pixels the lip-sync model at `wav2lip_path` (a model or run folder, 'builtin[:NAME]' or a
+    weight file) draws: its config's img_size, else the official 96."""
     path = Path(resolve_builtin(wav2lip_path, "wav2lip"))
     if path.is_dir():
         folder = path if (path / CONFIG_NAME).is_file() else path / "model"
@@ -56,22 +49,19 @@ def _mse(a: np.ndarray, b: np.ndarray) -> float:
 
 def band_series(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
                 pixel: float) -> dict[str, np.ndarray]:
-    """One row's band split per frame: uint8 (T,H,W,3) frames, face and mouth boxes x1,y1,x2,y2, base pixel in frame
-    pixels -> (T,) face / mouth PSNR, the detail oracle's face / mouth PSNR, the fine band's PSNR (dB) and the share
-    of the face MSE the oracle removes."""
-    x1, y1, x2, y2 = face
-    mx1, my1, mx2, my2 = mouth[0] - x1, mouth[1] - y1, mouth[2] - x1, mouth[3] - y1  # inside the face box
-    faces_p, faces_g = np.ascontiguousarray(pred[:, y1:y2, x1:x2]), np.ascontiguousarray(gt[:, y1:y2, x1:x2])
+    """One row's band split per frame of uint8 (T,H,W,3) frames (boxes x1,y1,x2,y2, base pixel in frame pixels) ->
+    (T,) series: face / mouth PSNR, the oracle's, the fine band's PSNR and the share of face MSE the oracle removes."""
+    inner = (mouth[0] - face[0], mouth[1] - face[1], mouth[2] - face[0], mouth[3] - face[1])  # in the face box
+    faces_p, faces_g = crop(pred, face), crop(gt, face)
     oracle, fine, removed = np.empty_like(faces_p), [], []
     for t, (p, g) in enumerate(zip(faces_p.astype(np.float32), faces_g.astype(np.float32), strict=True)):
         pc, gc = coarse(p, pixel), coarse(g, pixel)
         oracle[t] = np.clip(pc + (g - gc), 0, 255).round().astype(np.uint8)
         fine.append(_mse(p - pc, g - gc))
         removed.append(1 - _mse(oracle[t], g) / max(_mse(p, g), 1e-12))
-    mouth_of = lambda x: np.ascontiguousarray(x[:, my1:my2, mx1:mx2])  # noqa: E731
-    return {"face_psnr_db": psnr(faces_p, faces_g), "mouth_psnr_db": psnr(mouth_of(faces_p), mouth_of(faces_g)),
+    return {"face_psnr_db": psnr(faces_p, faces_g), "mouth_psnr_db": psnr(crop(faces_p, inner), crop(faces_g, inner)),
             "face_detail_oracle_psnr_db": psnr(oracle, faces_g),
-            "mouth_detail_oracle_psnr_db": psnr(mouth_of(oracle), mouth_of(faces_g)),
+            "mouth_detail_oracle_psnr_db": psnr(crop(oracle, inner), crop(faces_g, inner)),
             "face_fine_band_psnr_db": psnr_from_mse(np.array(fine)), "oracle_share_of_face_mse": np.array(removed)}
 
 
@@ -83,8 +73,8 @@ def _means(series: dict[str, np.ndarray], idx: np.ndarray | slice = slice(None))
 
 
 def band_summary(series: dict[str, np.ndarray], **kw) -> dict:
-    """band_series -> its figures (means of the per-frame values) and "ci95": their block-bootstrap 95% intervals
-    (series with an infinite frame, a perfect row's, have none); `kw` to metrics.confidence.interval."""
+    """band_series -> its figures (means) and "ci95": their block-bootstrap 95% intervals (none for a series with
+    an infinite frame, a perfect row's); `kw` to metrics.confidence.interval."""
     ci = {k: mean_interval(v, **kw) for k, v in series.items() if np.isfinite(v).all()}
     if "oracle_share_of_face_mse" in ci:
         removed = series["oracle_share_of_face_mse"]
@@ -99,9 +89,8 @@ def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: 
 
 
 def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...], pixel: float) -> dict[str, dict]:
-    """The band split of two known rows: the truth blurred by one base pixel (its face averaged over base pixels and
-    enlarged back: a perfect lip-sync base at its own resolution, all of whose error is detail; the oracle must
-    recover nearly all of it) and the truth itself (no error at all)."""
+    """The band split of two known rows: the truth blurred by one base pixel (a perfect lip-sync base at its own
+    resolution, all of whose error is detail) and the truth itself."""
     x1, y1, x2, y2 = face
     blurred = gt.copy()
     for f in blurred:
@@ -127,15 +116,11 @@ def shares(base: dict, row: dict, ceiling: dict | None, region: str = "face") ->
 
 def share_intervals(base: dict[str, np.ndarray], row: dict[str, np.ndarray], ceiling: dict[str, np.ndarray] | None,
                     region: str = "face", **kw) -> dict[str, list[float]]:
-    """95% block-bootstrap intervals of every figure of `shares` from the rows' band_series: each resample draws the
-    same frames for Wav2Lip alone, the row and the ceiling (paired), and the gain, the headrooms and their ratios are
-    recomputed on them. `kw` to metrics.confidence.interval."""
+    """95% block-bootstrap intervals of every figure of `shares` from the rows' band_series, each resample drawing
+    the same frames for every row (paired). `kw` to metrics.confidence.interval."""
     n = len(base[f"{region}_psnr_db"])
 
-    def figure(name: str):
-        return lambda i: shares(_means(base, i), _means(row, i), None if ceiling is None else _means(ceiling, i),
-                                region)[name]
+    def figures(i: np.ndarray | slice = slice(None)) -> dict[str, float]:
+        return shares(_means(base, i), _means(row, i), None if ceiling is None else _means(ceiling, i), region)
 
-    return {name: interval(figure(name), n, **kw) for name in shares(_means(base), _means(row),
-                                                                     None if ceiling is None else _means(ceiling),
-                                                                     region)}
+    return {name: interval(lambda i, name=name: figures(i)[name], n, **kw) for name in figures()}

@@ -1,13 +1,11 @@
 """Paired image metrics (PSNR, SSIM, mouth-region PSNR) and the paper's sliding-window alignment.
 
-Conventions, chosen to match the usual talking-head evaluation scripts (skimage / Wang et al. 2004):
-- PSNR per frame on uint8 RGB, data range 255, MSE over all pixels and the three channels; a video's PSNR is
-  the mean of its per-frame PSNRs (identical frames give +inf).
-- SSIM per frame on RGB, each channel separately then averaged (skimage `channel_axis=-1`), data range 255,
-  11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, population (not sample) statistics, mean of the
-  SSIM map over the 'valid' region (skimage crops the 5-pixel border after filtering; a 'valid' convolution is
-  the same thing). This is `skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-  use_sample_covariance=False, data_range=255, channel_axis=-1)`.
+Conventions match skimage / Wang et al. 2004, as the usual talking-head evaluation scripts:
+- PSNR per frame on uint8 RGB, data range 255, MSE over all pixels and channels (identical frames: +inf); a
+  video's PSNR is the mean of its frames';
+- SSIM per frame and channel, then averaged: `skimage.metrics.structural_similarity(gaussian_weights=True,
+  sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=-1)`, i.e. an 11x11 Gaussian window,
+  K1 = 0.01, K2 = 0.03, population statistics, mean over the 'valid' region.
 """
 
 from __future__ import annotations
@@ -29,9 +27,27 @@ SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
 
+def luma(frame: np.ndarray) -> np.ndarray:
+    """BT.601 luma uint8 (H,W) of a uint8 (H,W,3) RGB frame or crop."""
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def crop(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The whole-pixel box x1,y1,x2,y2 of every frame (T,H,W,C), contiguous."""
+    x1, y1, x2, y2 = box
+    if x2 <= x1 or y2 <= y1:
+        raise InputError(f"box {box} is empty")
+    return np.ascontiguousarray(frames[:, y1:y2, x1:x2])
+
+
+def sample_frames(n: int, count: int) -> np.ndarray:
+    """Up to `count` evenly spaced frame indices of n."""
+    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
+
+
 def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (T,H,W,3) or (H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
-    t = torch.as_tensor(np.asarray(frames)) if not isinstance(frames, torch.Tensor) else frames
+    t = torch.as_tensor(frames)
     if t.ndim == 3:
         t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3:
@@ -51,8 +67,8 @@ def _batched(frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
 
 def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
         batch_size: int = 16, mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
-    """Per-frame mean squared error of uint8 (T,H,W,3) frames (or one (H,W,3) frame), in [0,255]^2 -> (T,);
-    `mask` (T,H,W) of 0/1 limits it to those pixels (a frame with none: 0)."""
+    """Per-frame MSE (T,) in [0,255]^2 of uint8 (T,H,W,3) frames or one (H,W,3); `mask` (T,H,W) of 0/1 limits it
+    to those pixels (a frame with none: 0)."""
     _check_pair(pred, gt)
     pred, gt = _batched(pred), _batched(gt)
     if mask is not None:
@@ -86,8 +102,7 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
 
 def psnr(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
          mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
-    """Per-frame PSNR in dB of uint8 (T,H,W,3) RGB frames (or one (H,W,3) frame) -> float64 (T,); +inf if equal;
-    `mask` (T,H,W) of 0/1 limits it to those pixels."""
+    """Per-frame PSNR (T,) in dB of uint8 (T,H,W,3) RGB frames or one (H,W,3); `mask` (T,H,W) as `mse`'s."""
     return psnr_from_mse(mse(pred, gt, device, mask=mask))
 
 
@@ -120,9 +135,7 @@ def mouth_psnr(pred: np.ndarray, gt: np.ndarray, boxes: np.ndarray | tuple[float
 
 
 def _gaussian_taps() -> np.ndarray:
-    x = np.arange(SSIM_WINDOW, dtype=np.float64) - SSIM_WINDOW // 2
-    g = np.exp(-0.5 * (x / SSIM_SIGMA) ** 2)
-    return g / g.sum()
+    return cv2.getGaussianKernel(SSIM_WINDOW, SSIM_SIGMA, cv2.CV_64F).ravel()
 
 
 def _ssim_from_moments(mu_a, mu_b, e_aa, e_bb, e_ab, data_range: float):
@@ -139,11 +152,7 @@ def _check_ssim_shapes(a_shape, b_shape, hw) -> None:
 
 
 def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
-    """SSIM of float (B,C,H,W) images in [0, data_range] (H, W >= 11), mean over channels and pixels -> (B,).
-
-    Batched torch version (the separable window as two grouped 1-D convolutions, 2x11 taps instead of 121);
-    the fast path on a GPU.
-    """
+    """SSIM (B,) of float (B,C,H,W) images in [0, data_range] (H, W >= 11): the batched torch path, for a GPU."""
     _check_ssim_shapes(a.shape, b.shape, a.shape[-2:])
     c = a.shape[1]
     g = torch.from_numpy(_gaussian_taps()).to(a.device, a.dtype)
@@ -174,41 +183,26 @@ def ssim_frame(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float
 
 def ssim(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: torch.device | str = "cpu",
          batch_size: int = 16) -> np.ndarray:
-    """Per-frame SSIM (RGB channel mean, Gaussian 11x11 sigma 1.5) of uint8 (T,H,W,3) frames -> float64 (T,).
-
-    On a CPU each frame is filtered with OpenCV (a one-channel torch conv2d is ~20x slower there); on a GPU
-    the frames are processed in batches by `ssim_images`. Both compute the same numbers (to ~1e-12).
-    """
+    """Per-frame SSIM (T,) of uint8 (T,H,W,3) frames: with OpenCV on a CPU (torch's conv2d is ~20x slower there),
+    by `ssim_images` on a GPU; both give the same numbers (to ~1e-12)."""
     _check_pair(pred, gt)
     pred, gt = _batched(pred), _batched(gt)
     if torch.device(device).type == "cpu":
         return np.array([ssim_frame(np.asarray(p), np.asarray(g)) for p, g in zip(pred, gt)])
-    out = []
-    for s in range(0, len(pred), batch_size):
-        a = _as_float_images(pred[s:s + batch_size], device)
-        b = _as_float_images(gt[s:s + batch_size], device)
-        out.append(ssim_images(a, b).cpu().numpy())
-    return np.concatenate(out)
-
-
-def sliding_offsets(len_pred: int, len_gt: int) -> tuple[bool, int]:
-    """(pred_is_shorter, number of window positions) for sliding a window of the shorter length over the longer."""
-    if len_pred <= 0 or len_gt <= 0:
-        raise InputError(f"cannot align empty sequences (pred {len_pred} frames, gt {len_gt} frames)")
-    return len_pred <= len_gt, abs(len_gt - len_pred) + 1
+    return np.concatenate([ssim_images(_as_float_images(pred[s:s + batch_size], device),
+                                       _as_float_images(gt[s:s + batch_size], device)).cpu().numpy()
+                           for s in range(0, len(pred), batch_size)])
 
 
 def sliding_scores(pair_metric: Callable[[np.ndarray, np.ndarray], np.ndarray], pred: np.ndarray,
-                   gt: np.ndarray, max_shift: int | None = None) -> np.ndarray:
-    """Window means of a per-frame metric for every offset of the shorter sequence over the longer -> (n_offsets,).
-
-    `pair_metric(a, b)` gets uint8 (T,H,W,3) pairs of equal length and returns (T,) scores. Offset k aligns
-    shorter[i] with longer[i + k]. `max_shift` limits k to 0..max_shift.
-    """
-    pred_short, n = sliding_offsets(len(pred), len(gt))
+                   gt: np.ndarray) -> np.ndarray:
+    """Window means (n_offsets,) of a per-frame metric `pair_metric(pred, gt)` -> (T,) for every offset k of the
+    shorter sequence over the longer (shorter[i] against longer[i + k])."""
+    if len(pred) == 0 or len(gt) == 0:
+        raise InputError(f"cannot align empty sequences (pred {len(pred)} frames, gt {len(gt)} frames)")
+    pred_short = len(pred) <= len(gt)
     short, long = (pred, gt) if pred_short else (gt, pred)
-    if max_shift is not None:
-        n = min(n, max_shift + 1)
+    n = len(long) - len(short) + 1
     scores = np.empty(n)
     for k in tqdm(range(n), desc="sliding", unit="offset", leave=False, disable=n < 8):
         seg = long[k:k + len(short)]
@@ -224,15 +218,8 @@ def best_window(scores: np.ndarray, higher_is_better: bool = True) -> tuple[int,
 
 
 def align_sequences(pred: np.ndarray, gt: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """The aligned (pred, gt) pair of equal length for a sliding offset (offset applies to the longer one)."""
+    """The aligned (pred, gt) pair of equal length for a sliding offset on the longer one (0: frame by frame)."""
     if len(pred) <= len(gt):
         return pred, gt[offset:offset + len(pred)]
     return pred[offset:offset + len(gt)], gt
 
-
-def frame_aligned(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plain frame-aligned evaluation: both sequences cut to the shorter length from frame 0."""
-    n = min(len(pred), len(gt))
-    if n == 0:
-        raise InputError("cannot compare an empty sequence")
-    return pred[:n], gt[:n]

@@ -1,19 +1,17 @@
 """Lipschitz factors of the SOVQAE encoder's layers, composed into its constant L_E (the paper's Appendix D).
 
-Norms are taken on images in [-1,1] (the model's input range) and on latents after quant_conv. A *bound* holds on
-the side it is used on; an *estimate* does not, and says on which side it errs.
-
-- Convolution: `conv_fft_upper_bound` is a true upper bound of a zero-padded (and strided) convolution's operator
-  norm, the symbol bound of Appendix D: the padded input embeds isometrically in a torus, where the convolution is
-  circulant with norm max over frequencies w of ||K_hat(w)||_2, and striding or cropping only restricts. On a grid
-  coarser than the torus, Bernstein's inequality bounds the symbol between samples (factor
-  1 / (1 - pi (k_h - 1) / (2 M_h) - pi (k_w - 1) / (2 M_w))). `conv_operator_norm` (power iteration) is a lower
-  estimate of the same norm.
-- SiLU: 1.0998 (exact). Nearest/stride maps are inside the convolutions.
-- GroupNorm divides by the group's standard deviation, unbounded as it goes to 0, and dot-product self-attention
-  is not Lipschitz (Kim et al., 2021): no global bound exists. Their factors are frozen at the statistics of a few
-  training images (`LocalStats`), so the composed constant is a *local* bound, valid near those statistics only.
-- Composition: the product along the chain, and ||shortcut|| + the branch's product for a residual block.
+Norms are on images in [-1,1] and on latents after quant_conv. A *bound* holds; an *estimate* says on which side
+it errs.
+- Convolution: `conv_fft_upper_bound` bounds a zero-padded (and strided) convolution by the symbol bound: the padded
+  input embeds isometrically in a torus, where the convolution is circulant with norm max_w ||K_hat(w)||_2, and
+  striding or cropping only restricts. On a grid coarser than the torus, Bernstein's inequality bounds the symbol
+  between samples (factor 1 / (1 - pi (k_h - 1) / (2 M_h) - pi (k_w - 1) / (2 M_w))). `conv_operator_norm` (power
+  iteration) is a lower estimate.
+- SiLU: 1.0998 (exact).
+- GroupNorm (unbounded as a group's deviation goes to 0) and self-attention (not Lipschitz, Kim et al. 2021) have no
+  global bound: their factors are frozen at a few training images' statistics (`LocalStats`), so the composed
+  constant is a *local* bound.
+- Composition: the product along the chain; ||shortcut|| + the branch's product for a residual block.
 """
 
 from __future__ import annotations
@@ -38,14 +36,10 @@ ConvNorm = Callable[[nn.Conv2d, tuple[int, int, int], tuple[int, int, int, int] 
 @torch.no_grad()
 def conv_operator_norm(conv: nn.Conv2d, in_shape: tuple[int, int, int], iters: int = 30,
                        generator: torch.Generator | None = None, pad: tuple[int, int, int, int] | None = None) -> float:
-    """A lower estimate of the largest singular value of the linear part of `conv` on inputs (C,H,W): ||A v|| for
-    the unit v that `iters` power iterations reach (exact only in the limit).
-
-    `pad` applies F.pad before the convolution (taming's asymmetric downsampling pad); bias is ignored.
-    """
+    """A lower estimate of the largest singular value of `conv` (bias ignored) on inputs (C,H,W), after
+    F.pad(`pad`) (taming's asymmetric downsampling pad): ||A v|| for the unit v of `iters` power iterations."""
     w = conv.weight.detach().float()
-    dev = w.device
-    v = torch.randn((1, *in_shape), generator=generator).to(dev)
+    v = torch.randn((1, *in_shape), generator=generator).to(w.device)
     v = v / v.norm()
 
     def fwd(x: torch.Tensor) -> torch.Tensor:
@@ -53,24 +47,20 @@ def conv_operator_norm(conv: nn.Conv2d, in_shape: tuple[int, int, int], iters: i
             x = F.pad(x, pad)
         return F.conv2d(x, w, None, conv.stride, conv.padding, conv.dilation, conv.groups)
 
-    sigma = 0.0
     for _ in range(iters):
         x = v.requires_grad_(True)
         with torch.enable_grad():
             y = fwd(x)
             (g,) = torch.autograd.grad(y, x, y)  # A^T A v
-        sigma = float(y.norm())
         v = (g / g.norm().clamp_min(1e-30)).detach()
-    return float(fwd(v).norm()) if iters else sigma
+    return float(fwd(v).norm())
 
 
 @torch.no_grad()
 def conv_fft_upper_bound(conv: nn.Conv2d, in_shape: tuple[int, int, int],
                          pad: tuple[int, int, int, int] | None = None, max_grid: int = 32, chunk: int = 64) -> float:
-    """A true upper bound of the operator norm of `conv` (zero padding, any stride, bias ignored) on inputs
-    (C,H,W), optionally after F.pad(`pad`): the maximum of ||K_hat(w)||_2 over a frequency grid of at most
-    `max_grid` points per axis (the torus of the padded input when it is smaller: then exact for the circulant),
-    divided by the Bernstein factor when the grid is coarser (module docstring)."""
+    """A true upper bound of the operator norm of `conv` (bias ignored) on inputs (C,H,W) after F.pad(`pad`): max
+    ||K_hat(w)||_2 over at most `max_grid` frequencies per axis, over the Bernstein factor (module docstring)."""
     if conv.groups != 1 or tuple(conv.dilation) != (1, 1):
         raise ValueError("conv_fft_upper_bound handles ungrouped, undilated convolutions only")
     w = conv.weight.detach().float()
@@ -142,55 +132,49 @@ def collect_local_stats(model: SOVQAE, images: torch.Tensor) -> LocalStats:
     return stats
 
 
-def resnet_block_factor(block: ResnetBlock, conv_norm: ConvNorm, stats: LocalStats) -> float:
-    """||shortcut|| (1 for the identity) + L_GN1 L_SiLU ||conv1|| L_GN2 L_SiLU ||conv2||."""
-    def norm(conv: nn.Conv2d) -> float:
-        return conv_norm(conv, stats.shapes[conv], None)
+class CachedConvNorm:
+    """A ConvNorm of each convolution at its recorded input shape, computed once (each appears once in E; the cache
+    also counts them); `stats` also holds the recorded GroupNorm and attention factors."""
 
-    branch = (stats.groupnorm[block.norm1] * SILU_LIPSCHITZ * norm(block.conv1)
-              * stats.groupnorm[block.norm2] * SILU_LIPSCHITZ * norm(block.conv2))
+    def __init__(self, norm: ConvNorm, stats: LocalStats):
+        self.norm, self.stats = norm, stats
+        self.values: dict[nn.Conv2d, float] = {}
+
+    def __call__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int] | None = None,
+                 input_of: nn.Module | None = None) -> float:
+        """The norm of `conv` after F.pad(`pad`) on the input recorded at `input_of` (default: `conv` itself)."""
+        if conv not in self.values:
+            self.values[conv] = self.norm(conv, self.stats.shapes[conv if input_of is None else input_of], pad)
+        return self.values[conv]
+
+
+def resnet_block_factor(block: ResnetBlock, norm: CachedConvNorm) -> float:
+    """||shortcut|| (1 for the identity) + L_GN1 L_SiLU ||conv1|| L_GN2 L_SiLU ||conv2||."""
+    gn = norm.stats.groupnorm
+    branch = (gn[block.norm1] * SILU_LIPSCHITZ * norm(block.conv1)
+              * gn[block.norm2] * SILU_LIPSCHITZ * norm(block.conv2))
     return (1.0 if block.nin_shortcut is None else norm(block.nin_shortcut)) + branch
 
 
-def attention_block_factor(block: AttnBlock, conv_norm: ConvNorm, stats: LocalStats) -> float:
+def attention_block_factor(block: AttnBlock, norm: CachedConvNorm) -> float:
     """1 + ||proj_out|| ||v|| ||A||_2 L_GN, with A and L_GN frozen at the recorded inputs."""
-    proj = conv_norm(block.proj_out, stats.shapes[block.proj_out], None)
-    v = conv_norm(block.v, stats.shapes[block.v], None)
-    return 1.0 + proj * v * stats.attention[block] * stats.groupnorm[block.norm]
+    stats = norm.stats
+    return 1.0 + norm(block.proj_out) * norm(block.v) * stats.attention[block] * stats.groupnorm[block.norm]
 
 
-def encoder_log_lipschitz(model: SOVQAE, conv_norm: ConvNorm, stats: LocalStats) -> float:
-    """log L_E = the sum of the log factors along E: conv_in, each level's residual (and attention) blocks and
-    downsampling, the middle (residual, attention, residual), norm_out with SiLU, conv_out and quant_conv."""
+def encoder_log_lipschitz(model: SOVQAE, norm: CachedConvNorm) -> float:
+    """log L_E = the sum of the log factors of E's layers, conv_in to quant_conv."""
     enc = model.encoder
-
-    def conv(c: nn.Conv2d) -> float:
-        return math.log(conv_norm(c, stats.shapes[c], None))
-
-    log_l = conv(enc.conv_in)
+    log_l = math.log(norm(enc.conv_in))
     for level in enc.down:
         for i, blk in enumerate(level.block):
-            log_l += math.log(resnet_block_factor(blk, conv_norm, stats))
+            log_l += math.log(resnet_block_factor(blk, norm))
             if len(level.attn):
-                log_l += math.log(attention_block_factor(level.attn[i], conv_norm, stats))
-        if hasattr(level, "resample"):
-            ds: Downsample = level.resample
-            log_l += math.log(conv_norm(ds.conv, stats.shapes[ds], DOWNSAMPLE_PAD))
-    log_l += (math.log(resnet_block_factor(enc.mid.block_1, conv_norm, stats))
-              + math.log(attention_block_factor(enc.mid.attn_1, conv_norm, stats))
-              + math.log(resnet_block_factor(enc.mid.block_2, conv_norm, stats)))
-    log_l += math.log(stats.groupnorm[enc.norm_out] * SILU_LIPSCHITZ) + conv(enc.conv_out)
-    return log_l + conv(model.quant_conv)
-
-
-class CachedConvNorm:
-    """A ConvNorm computed once per convolution (each appears once in E; the cache also counts them)."""
-
-    def __init__(self, norm: ConvNorm):
-        self.norm = norm
-        self.values: dict[nn.Conv2d, float] = {}
-
-    def __call__(self, conv: nn.Conv2d, shape: tuple[int, int, int], pad=None) -> float:
-        if conv not in self.values:
-            self.values[conv] = self.norm(conv, shape, pad)
-        return self.values[conv]
+                log_l += math.log(attention_block_factor(level.attn[i], norm))
+        if hasattr(level, "resample"):  # the pad comes before the convolution: the shape is the Downsample's input
+            log_l += math.log(norm(level.resample.conv, DOWNSAMPLE_PAD, level.resample))
+    log_l += (math.log(resnet_block_factor(enc.mid.block_1, norm))
+              + math.log(attention_block_factor(enc.mid.attn_1, norm))
+              + math.log(resnet_block_factor(enc.mid.block_2, norm)))
+    log_l += math.log(norm.stats.groupnorm[enc.norm_out] * SILU_LIPSCHITZ) + math.log(norm(enc.conv_out))
+    return log_l + math.log(norm(model.quant_conv))

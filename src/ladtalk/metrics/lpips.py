@@ -1,8 +1,6 @@
-"""Perceptual distance of video frames, reported under the name of the network actually used.
-
-The network comes from `ladtalk.losses.perceptual.build_perceptual("auto")`: real LPIPS-VGG (v0.1) when the
-ImageNet trunk `vgg16-397923af.pth` is in the torch hub cache, otherwise ST-LPIPS-VGG (shift-tolerant, trained
-on BAPPS) from the stlpips-pytorch wheel. The two give different numbers; never report one as the other.
+"""Perceptual distance of video frames, reported under the name of the network actually used: LPIPS-VGG (v0.1) when
+its ImageNet trunk is in the torch hub cache, otherwise ST-LPIPS-VGG (losses.perceptual.build_perceptual("auto")).
+The two give different numbers; never report one as the other.
 """
 
 from __future__ import annotations
@@ -45,13 +43,12 @@ def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetr
 
 @torch.no_grad()
 def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, batch_size: int = 4,
-                        device: torch.device | str = "cpu", show_progress: bool = True) -> np.ndarray:
+                        device: torch.device | str = "cpu") -> np.ndarray:
     """Per-frame distance (T,) float64 of uint8 (T,H,W,3) RGB frames through a frozen (a, b) -> (B,) network."""
     if pred.shape != gt.shape:
         raise InputError(f"frames to compare differ in shape: {pred.shape} vs {gt.shape}")
     out = []
-    for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False,
-                  disable=not show_progress):
+    for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False):
         # LPIPS takes images in [-1,1]
         a = to_images(pred[s:s + batch_size], device) * 2 - 1
         b = to_images(gt[s:s + batch_size], device) * 2 - 1

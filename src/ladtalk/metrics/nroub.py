@@ -1,23 +1,15 @@
 """The paper's Noise Robustness Upper Bound (its Theorems 3.2/3.3) and the three quantities in it, one function each.
 
-A perturbation of the input image with Frobenius norm below NRoUB = (d_C - 2 gamma) / (2 L_E) cannot change any
-code index: a training latent sits within gamma of its code, the perturbation moves it by less than
-L_E * NRoUB = d_C / 2 - gamma, so it stays closer to its code than to any other. Norms are taken on images in
-[-1,1] (the model's input range) and on latents after quant_conv (the vectors that are quantized).
-
-- d_C = min_{i != j} ||e_i - e_j|| over the codebook: `min_code_distance` (losses.codebook), with the spread of
-  the nearest-neighbour distances in `code_distance_stats`. Exact.
-- gamma = max over training images x and latent positions of min_k ||E(x) - e_k||: `latent_code_distances`, then
-  `gamma_stats`. Exact over the frames given; a lower estimate when they are subsampled.
-- L_E, with ||E(x) - E(x')|| <= L_E ||x - x'||_F: `encoder_lipschitz_bound`, the layers' factors composed
-  (metrics.lipschitz), a local upper bound beside a power-iteration estimate; `jacobian_spectral_norms` (the
-  largest Jacobian singular value at x) and `finite_difference_ratios` (||E(x') - E(x)|| / ||x' - x|| on real
-  pairs) are lower estimates.
-- NRoUB = (d_C - 2 gamma) / (2 L_E): `nroub`. A bound when L_E is a bound; with a lower estimate of L_E it is an
-  upper estimate, overstating the guaranteed margin.
-
-gamma over training frames is the paper's quantity; test frames can sit farther from their codes than that, so
-`ladtalk analyze` reports gamma over the test frames beside it.
+A perturbation of the input with Frobenius norm below NRoUB = (d_C - 2 gamma) / (2 L_E) cannot change any code: a
+training latent sits within gamma of its code and moves by less than L_E * NRoUB = d_C / 2 - gamma. Norms are on
+images in [-1,1] and on latents after quant_conv (the vectors that are quantized).
+- d_C, the closest pair of codes: `code_distance_stats`; exact.
+- gamma, the farthest training latent from its nearest code: `nearest_codes` then `gamma_stats`; exact over
+  the frames given, a lower estimate when they are subsampled. Test frames can sit farther (`ladtalk analyze`
+  reports their gamma beside it).
+- L_E: `encoder_lipschitz_bound` (metrics.lipschitz) is a local upper bound beside a power-iteration estimate;
+  `jacobian_spectral_norms` and `finite_difference_ratios` are lower estimates. With a lower estimate of L_E,
+  `nroub` is an upper estimate, overstating the guaranteed margin.
 """
 
 from __future__ import annotations
@@ -40,8 +32,6 @@ from ladtalk.metrics.lipschitz import (
 from ladtalk.models.sovqae import SOVQAE
 from ladtalk.runtime import autocast_to
 
-# ---------------------------------------------------------------- d_C
-
 
 def code_distance_stats(codes: torch.Tensor) -> dict[str, float]:
     """d_C = min_{i != j} ||e_i - e_j|| of (N,D) codes, with the spread of each code's nearest-neighbour distance and
@@ -52,21 +42,11 @@ def code_distance_stats(codes: torch.Tensor) -> dict[str, float]:
             "code_norm_mean": float(codes.detach().float().norm(dim=1).mean())}
 
 
-# ---------------------------------------------------------------- gamma
-
-
 @torch.no_grad()
-def latent_code_distances(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
-                          batch_size: int = 16) -> torch.Tensor:
-    """min_k ||E(x) - e_k|| for every latent of float images (B,3,H,W) in [0,1], flat fp32 (the encoder under
-    `amp_dtype` autocast, None: fp32)."""
-    return nearest_codes(model, images01, amp_dtype, batch_size)[0]
-
-
 def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype | None = None,
                   batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """(min_k ||E(x) - e_k||, argmin_k) for every latent of float images (B,3,H,W) in [0,1], both flat: distances
-    fp32 and code indices, from one pass of the encoder alone."""
+    """(min_k ||E(x) - e_k|| in fp32, argmin_k), both flat, for every latent of float images (B,3,H,W) in [0,1]
+    (the encoder under `amp_dtype` autocast, None: fp32); gamma's distances are the first."""
     e = model.quantize.embedding.weight.float()
     dists, indices = [], []
     for s in range(0, len(images01), batch_size):
@@ -83,26 +63,20 @@ def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype 
 def gamma_stats(distances: torch.Tensor | np.ndarray) -> dict[str, float]:
     """gamma = max of the latent-to-nearest-code distances (of training images), with percentiles (p50..p99.9)."""
     d = np.asarray(distances.detach().cpu() if isinstance(distances, torch.Tensor) else distances, np.float64)
-    out = {"gamma": float(d.max()), "count": int(d.size), "mean": float(d.mean())}
-    for q in (50, 90, 99, 99.9):
-        out[f"p{q}"] = float(np.percentile(d, q))
-    return out
-
-
-# ---------------------------------------------------------------- L_E
+    return {"gamma": float(d.max()), "count": int(d.size), "mean": float(d.mean()),
+            **{f"p{q}": float(np.percentile(d, q)) for q in (50, 90, 99, 99.9)}}
 
 
 def encoder_lipschitz_bound(model: SOVQAE, images: torch.Tensor, iters: int = 30, seed: int = 0,
                             max_grid: int = 32) -> dict[str, Any]:
-    """L_E for images in [-1,1], composed layer by layer (metrics.lipschitz) twice: with the convolutions' FFT upper
-    bounds (a bound, local because GroupNorm and attention are frozen at `images`' statistics) and with their
-    power-iteration lower estimates."""
+    """L_E for images in [-1,1], composed layer by layer (metrics.lipschitz) with the convolutions' FFT upper bounds
+    (a bound, local to `images`' GroupNorm and attention statistics) and with their power-iteration estimates."""
     stats = collect_local_stats(model, images)
     gen = torch.Generator().manual_seed(seed)
-    bounds = CachedConvNorm(lambda conv, shape, pad: conv_fft_upper_bound(conv, shape, pad, max_grid))
-    estimates = CachedConvNorm(lambda conv, shape, pad: conv_operator_norm(conv, shape, iters, gen, pad))
-    log_bound = encoder_log_lipschitz(model, bounds, stats)
-    log_estimate = encoder_log_lipschitz(model, estimates, stats)
+    bounds = CachedConvNorm(lambda conv, shape, pad: conv_fft_upper_bound(conv, shape, pad, max_grid), stats)
+    estimates = CachedConvNorm(lambda conv, shape, pad: conv_operator_norm(conv, shape, iters, gen, pad), stats)
+    log_bound = encoder_log_lipschitz(model, bounds)
+    log_estimate = encoder_log_lipschitz(model, estimates)
     ratios = [bounds.values[c] / max(estimates.values[c], 1e-30) for c in bounds.values]
     return {"L_E_local_bound": math.exp(log_bound) if log_bound < 700 else float("inf"),
             "log10_L_E_local_bound": log_bound / math.log(10),
@@ -119,21 +93,14 @@ def encoder_lipschitz_bound(model: SOVQAE, images: torch.Tensor, iters: int = 30
 
 def jacobian_spectral_norms(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, iters: int = 10,
                             seed: int = 0, eps: float = 1e-3) -> torch.Tensor:
-    """(B,) largest singular value of the Jacobian of a per-sample map `fn` at each image, by power iteration: a
-    lower estimate of L_E at those images.
-
-    J v by central differences (no double backward, so fused attention kernels work), J^T u by autograd.
-    """
+    """(B,) largest singular value of the Jacobian of a per-sample map `fn` at each image, by power iteration (a
+    lower estimate of L_E). J v by central differences (no double backward: fused attention kernels work)."""
     gen = torch.Generator().manual_seed(seed)
     x0 = images.detach().float()
     v = torch.randn(x0.shape, generator=gen).to(x0.device)
     sigma = torch.zeros(len(x0), device=x0.device)
-
-    def unit(t: torch.Tensor) -> torch.Tensor:
-        return t / t.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (t.ndim - 1)))
-
     for _ in range(iters):
-        v = unit(v)
+        v = v / v.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *([1] * (v.ndim - 1)))  # unit per sample
         with torch.no_grad():
             jv = (fn(x0 + eps * v).float() - fn(x0 - eps * v).float()) / (2 * eps)
         sigma = jv.flatten(1).norm(dim=1)
@@ -157,9 +124,6 @@ def difference_ratios(out_clean: torch.Tensor, out_perturbed: torch.Tensor, clea
     num = (out_perturbed.float() - out_clean.float()).flatten(1).norm(dim=1)
     den = (perturbed.float() - clean.float()).flatten(1).norm(dim=1)
     return torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(den))
-
-
-# ---------------------------------------------------------------- NRoUB
 
 
 def nroub(d_c: float, gamma: float, lipschitz: float) -> float:

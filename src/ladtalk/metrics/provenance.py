@@ -20,15 +20,12 @@ KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 def git_commit(folder: str | Path | None = None) -> str:
     """The checkout's HEAD commit (with "+dirty" when files changed), or "unknown" outside a git checkout."""
     where = Path(folder) if folder is not None else Path(__file__).resolve().parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+    try:  # the full hash, never a tag name; dirty: tracked files changed
+        head = subprocess.run(["git", "describe", "--always", "--abbrev=40", "--exclude=*", "--dirty=+dirty"],
+                              cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty else "")
+    return head.stdout.strip() if head.returncode == 0 else "unknown"
 
 
 def provenance(device: str | torch.device = "cpu", precision: str = "auto") -> dict:

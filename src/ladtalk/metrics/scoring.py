@@ -1,25 +1,18 @@
-"""The one scorer of generated frames against their ground truth, used by `reenact`, `demo`, `evaluate` and the
-benchmarks, with one vocabulary: a figure is named REGION_METRIC[_UNIT], REGION in frame / face / mouth.
+"""The one scorer of generated frames against their ground truth (`reenact`, `demo`, `evaluate`, the benchmarks),
+with one vocabulary: a figure is named REGION_METRIC[_UNIT], REGION in frame / face / mouth (boxes x1,y1,x2,y2).
 
-Per region (face and mouth boxes x1,y1,x2,y2 in frame pixels; "frame" is the whole frame):
-- `psnr_db`, `ssim` (metrics.image: skimage's conventions), and the perceptual distance under the name of the
-  network used: `lpips` (LPIPS-VGG) or `st_lpips` (ST-LPIPS-VGG, shift-tolerant; never reported as LPIPS);
-- texture, mouth: `mouth_sharpness_ratio` (Laplacian energy against the truth's) and `mouth_energy_ratio_octave_K`
-  (the luma power in octave K below Nyquist against the truth's; metrics.spectrum): 1 = as much detail as the truth,
-  below 1 = blur, above 1 = added noise or texture the truth lacks;
-- flicker, face: `face_warp_error` (Lai et al. 2018, warped with the *truth's* flow: it also charges a mouth that
-  moves differently from the truth), `face_own_flow_warp_error` (warped with the output's *own* flow and visibility:
-  flicker of the output by itself, whatever its motion), each with its ratio to the truth's own (`_ratio`; 1 = as
-  steady as the real video), `face_tof` (mean |flow(output) - flow(truth)| in pixels per frame) and `face_tlp`
-  (TecoGAN's tLP unscaled: |P(truth_t, truth_t+1) - P(out_t, out_t+1)| with the perceptual network P; it sees both
-  flicker and a frozen or over-smooth face).
-Lip sync without weights: `opening_figures` gives `lipsync_r` (the mouth opening's correlation with the truth's, at
-lag 0), `lipsync_r_best` and `lipsync_best_lag_frames` (within +-3 frames); LSE is metrics.sync_faces'
-`lse_on_face_track` (`lse_d`, `lse_c` on syncnet_python's face crops, with their block-bootstrap intervals over
-the sliding windows: metrics.sync.lse_intervals).
-Every figure is a mean over frames (or frame pairs), or a ratio of two such means; `summarize` adds its moving-block
-bootstrap 95% interval (metrics.confidence) under "ci95", and `compare` the paired interval of a row's gain.
-The perceptual figures use up to `perceptual_frames` evenly spaced frames (the slowest score on a CPU).
+- `psnr_db`, `ssim` (metrics.image), and the perceptual distance under the name of the network used: `lpips`
+  (LPIPS-VGG) or `st_lpips` (ST-LPIPS-VGG; never reported as LPIPS);
+- texture: `mouth_sharpness_ratio` (Laplacian energy) and `mouth_energy_ratio_octave_K` (metrics.spectrum), against
+  the truth's: 1 = as much detail as the truth, below = blur, above = noise or texture the truth lacks;
+- flicker (metrics.temporal): `face_warp_error` (with the truth's flow), `face_own_flow_warp_error`, each with its
+  `_ratio` to the truth's own (1 = as steady as the real video), `face_tof`, and `face_tlp` (TecoGAN's tLP
+  unscaled: |P(truth_t, truth_t+1) - P(out_t, out_t+1)| with the perceptual network P: it sees flicker and a frozen
+  or over-smooth face alike);
+- lip sync: `opening_figures` (`lipsync_r`, metrics.lipsync_truth) and LSE (`lse_d`, `lse_c`: metrics.sync_faces).
+Every figure is a mean over frames (or frame pairs) or a ratio of two means; `summarize` adds its block-bootstrap 95%
+interval (metrics.confidence) under "ci95", `compare` the paired interval of a row's gain. The perceptual figures
+use up to `perceptual_frames` evenly spaced frames (the slowest score on a CPU).
 """
 
 from __future__ import annotations
@@ -27,23 +20,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ladtalk.errors import InputError
-from ladtalk.metrics.confidence import BLOCK_FRAMES, mean_interval, ratio_interval
-from ladtalk.metrics.image import psnr, ssim
+from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
+from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
+from ladtalk.metrics.lipsync_truth import lag_correlation
+from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
 from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
 
 PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
-Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
 class Regions:
     """The face and mouth boxes x1,y1,x2,y2 (whole frame pixels) every row is scored in."""
 
-    face: Box
-    mouth: Box
+    face: tuple[int, int, int, int]
+    mouth: tuple[int, int, int, int]
 
 
 @dataclass
@@ -64,18 +59,6 @@ class RowSeries:
 def perceptual_key(perceptual) -> str:
     """The vocabulary's name of a metrics.lpips.PerceptualMetric: 'lpips' or 'st_lpips'."""
     return PERCEPTUAL_KEYS[perceptual.name]
-
-
-def crop(frames: np.ndarray, box: Box) -> np.ndarray:
-    x1, y1, x2, y2 = box
-    if x2 <= x1 or y2 <= y1:
-        raise InputError(f"box {box} is empty")
-    return np.ascontiguousarray(frames[:, y1:y2, x1:x2])
-
-
-def sample_frames(n: int, count: int) -> np.ndarray:
-    """Up to `count` evenly spaced frame indices of n (the perceptual figures' frames)."""
-    return np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int))
 
 
 class TruthScores:
@@ -137,9 +120,8 @@ def summarize(r: RowSeries, block: int = BLOCK_FRAMES) -> dict:
 
 
 def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
-    """A row's gain over `base` (the same frames): `*_gain_db` / `*_gain` (differences of the dB and SSIM figures) and
-    `*_ratio_to_base` (row / base of the perceptual and flicker figures), with paired 95% intervals (both rows
-    resampled at the same frames) under "ci95"."""
+    """A row's gain over `base` (the same frames): `*_gain_db` / `*_gain` (dB and SSIM differences), else
+    `*_ratio_to_base`, with paired 95% intervals (both rows resampled at the same frames) under "ci95"."""
     out, ci = {}, {}
     for key, (a, stride) in row.means.items():
         if key not in base.means or key.endswith("_truth"):
@@ -159,13 +141,8 @@ def compare(row: RowSeries, base: RowSeries, block: int = BLOCK_FRAMES) -> dict:
 
 def add_perceptual(rows: dict[str, RowSeries], preds: dict[str, np.ndarray], truth: TruthScores,
                    batch: int = 4) -> None:
-    """Add every row's perceptual figures at the truth's picked frames: the face's and mouth's distance to the truth
-    and tLP. One pass over the picks for all rows, so the truth's features are computed once and each row's face
-    features serve both its distance and its tLP (the perceptual network is the slowest score on a CPU)."""
-    import torch
-
-    from ladtalk.metrics.lpips import perceptual_features
-
+    """Add every row's face and mouth perceptual distance and tLP at the truth's picked frames, in one pass so that
+    each feature is computed once (the perceptual network is the slowest score on a CPU)."""
     net, n = truth.perceptual.net, len(truth.gt)
     feats = lambda frames, box=None: perceptual_features(net, frames if box is None else crop(frames, box))  # noqa: E731
     first = lambda features, m: [f[:m] for f in features]  # noqa: E731
@@ -208,12 +185,8 @@ def score_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, p
 
 
 def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, block: int = BLOCK_FRAMES) -> dict:
-    """Lip-sync agreement of a measured mouth-opening series (T,) with the true one (T,): `lipsync_r` (Pearson at lag
-    0, with its block-bootstrap interval), `lipsync_r_best` and `lipsync_best_lag_frames` (the best lag within
-    +-max_lag; > 0: the generated mouth trails)."""
-    from ladtalk.metrics.confidence import interval
-    from ladtalk.metrics.lipsync_truth import lag_correlation
-
+    """`lipsync_r` (with its block-bootstrap interval), `lipsync_r_best` and `lipsync_best_lag_frames` of a measured
+    mouth-opening series (T,) against the true one (metrics.lipsync_truth.lag_correlation)."""
     m, t = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
     c = lag_correlation(m, t, max_lag)
     pearson = lambda i: float(np.corrcoef(m[i], t[i])[0, 1]) if m[i].std() > 0 and t[i].std() > 0 else np.nan  # noqa: E731

@@ -1,9 +1,7 @@
-"""How much fine detail frames hold: the Laplacian energy (one number of sharpness) and the power spectrum of the
-luma in octave bands below the Nyquist frequency (where the detail is: a blurred mouth loses the top octaves, a
-restorer that adds texture puts energy back there, noise puts in too much).
-
-Octave k holds the radial frequencies in (2^-k, 2^-(k-1)] of the Nyquist frequency (0.5 cycles per pixel):
-octave 1 is the finest detail. A Hann window keeps the region's edges out of the spectrum.
+"""How much fine detail frames hold: the Laplacian energy (one number of sharpness) and the luma's power in octave
+bands below Nyquist (a blurred mouth loses the top octaves, a restorer that adds texture puts energy back there,
+noise puts in too much). Octave k holds the radial frequencies in (2^-k, 2^-(k-1)] of Nyquist; a Hann window keeps
+the region's edges out of the spectrum.
 """
 
 from __future__ import annotations
@@ -11,16 +9,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ladtalk.metrics.image import luma
+
 OCTAVES = 4
-
-
-def _luma(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
 def laplacian_energy(frames: np.ndarray) -> np.ndarray:
     """Per-frame mean squared Laplacian of the luma of uint8 (T,H,W,3) RGB frames -> float64 (T,)."""
-    return np.array([float(np.mean(cv2.Laplacian(_luma(f), cv2.CV_32F) ** 2)) for f in frames])
+    return np.array([float(np.mean(cv2.Laplacian(luma(f).astype(np.float32), cv2.CV_32F) ** 2)) for f in frames])
 
 
 def octave_energies(frames: np.ndarray, octaves: int = OCTAVES) -> np.ndarray:
@@ -32,7 +28,7 @@ def octave_energies(frames: np.ndarray, octaves: int = OCTAVES) -> np.ndarray:
     bands = [(radius > 2.0 ** -k) & (radius <= 2.0 ** -(k - 1)) for k in range(1, octaves + 1)]
     out = np.empty((len(frames), octaves))
     for i, f in enumerate(frames):
-        luma = _luma(f)
-        power = np.abs(np.fft.rfft2((luma - luma.mean()) * window)) ** 2
+        y = luma(f).astype(np.float32)
+        power = np.abs(np.fft.rfft2((y - y.mean()) * window)) ** 2
         out[i] = [power[b].sum() for b in bands]
     return out

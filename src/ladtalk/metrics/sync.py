@@ -1,17 +1,13 @@
 """LSE-D / LSE-C (Prajwal et al. 2020) with syncnet_python's network S and its evaluation protocol.
 
 Protocol (syncnet_python `SyncNetInstance.evaluate`, as used by Wav2Lip's `calculate_scores_LRS.py`):
-- video at 25 fps (other rates are resampled by the caller, as the official pipeline re-encodes with -r 25),
-  every frame resized to 224x224 (the face-centred LRS path: we feed face crops or face-centred frames),
-  BGR channel order, raw 0..255 values; audio 16 kHz mono as int16 values (not scaled to [-1,1]);
-- MFCC 13 x F at 100 Hz with python_speech_features' defaults (see `mfcc_100hz`);
+- video at 25 fps (the caller resamples, as the official pipeline re-encodes with -r 25), frames resized to 224x224,
+  BGR, raw 0..255; audio 16 kHz mono as int16 values; MFCC 13 x F at 100 Hz (`mfcc_100hz`);
 - L = min(#frames, floor(#samples / 640)); for i in 0 .. L-6: frames i..i+4 and MFCC columns 4i..4i+19;
 - for each i the Euclidean distance (eps 1e-6) between video feature i and audio feature i+d for
   d in -15..15 (audio features zero-padded by 15 at both ends); mdist[d] = mean over i;
   LSE-D = min(mdist), LSE-C = median(mdist) - min(mdist), AV offset = 15 - argmin (in frames).
-Each score also gets its block-bootstrap 95% interval (metrics.confidence, as every other figure): the windows (one
-per frame) are resampled in circular runs of 15 and mdist, its minimum and median - minimum recomputed
-(`lse_intervals`).
+Each score also gets its block-bootstrap 95% interval (`lse_intervals`).
 One documented difference: the official pipeline round-trips frames through JPEG files; we do not.
 """
 
@@ -42,39 +38,24 @@ SYNCNET_FILENAME = "syncnet_v2.model"
 SYNCNET_ENV = "LADTALK_SYNCNET"
 
 
-# ---------------------------------------------------------------- MFCC (python_speech_features defaults)
-
-def _hz_to_mel(hz):
-    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(mel):
-    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAMPLE_RATE, low_hz: float = 0.0,
-                   high_hz: float | None = None) -> np.ndarray:
-    """Triangular mel filters (nfilt, nfft//2+1) on FFT bins floor((nfft+1) f / sr), as python_speech_features."""
-    high_hz = sample_rate / 2 if high_hz is None else high_hz
-    mels = np.linspace(_hz_to_mel(low_hz), _hz_to_mel(high_hz), nfilt + 2)
-    bins = np.floor((nfft + 1) * _mel_to_hz(mels) / sample_rate).astype(int)
+def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
+    """Triangular mel filters (nfilt, nfft//2+1) from 0 Hz to Nyquist on FFT bins floor((nfft+1) f / sr), as
+    python_speech_features."""
+    top_mel = 2595.0 * np.log10(1.0 + sample_rate / 2 / 700.0)
+    hz = 700.0 * (10.0 ** (np.linspace(0.0, top_mel, nfilt + 2) / 2595.0) - 1.0)
+    bins = np.floor((nfft + 1) * hz / sample_rate).astype(int)
     bank = np.zeros((nfilt, nfft // 2 + 1))
     for j in range(nfilt):
-        lo, mid, hi = bins[j], bins[j + 1], bins[j + 2]
-        for k in range(lo, mid):
-            bank[j, k] = (k - lo) / (mid - lo)
-        for k in range(mid, hi):
-            bank[j, k] = (hi - k) / (hi - mid)
+        lo, mid, hi = bins[j:j + 3]
+        bank[j, lo:mid] = (np.arange(lo, mid) - lo) / (mid - lo)
+        bank[j, mid:hi] = (hi - np.arange(mid, hi)) / (hi - mid)
     return bank
 
 
 def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
-    """MFCC (13, F) float64 of int16-scaled mono samples (N,), as python_speech_features.mfcc with defaults.
-
-    25 ms rectangular frames every 10 ms (the last frame zero-padded), pre-emphasis 0.97, |rfft 512|^2 / 512,
-    26 mel filters from 0 Hz to Nyquist, log (zeros -> machine eps), orthonormal DCT-II, first 13 kept,
-    sinusoidal lifter 22, and c0 replaced by the log frame energy.
-    """
+    """MFCC (13, F) float64 of int16-scaled mono samples (N,), as python_speech_features.mfcc with defaults: 25 ms
+    frames every 10 ms, pre-emphasis 0.97, 26 mel filters, log (zeros -> eps), orthonormal DCT-II, lifter 22, c0
+    replaced by the log frame energy."""
     x = np.asarray(samples, dtype=np.float64).reshape(-1)
     if x.size == 0:
         raise InputError("cannot compute MFCC of empty audio")
@@ -82,8 +63,8 @@ def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.n
     x = np.concatenate([x[:1], x[1:] - 0.97 * x[:-1]])
     n_frames = 1 if x.size <= win else 1 + int(np.ceil((x.size - win) / step))
     x = np.concatenate([x, np.zeros((n_frames - 1) * step + win - x.size)])
-    idx = np.arange(win)[None, :] + step * np.arange(n_frames)[:, None]
-    power = np.abs(np.fft.rfft(x[idx], nfft)) ** 2 / nfft
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::step]
+    power = np.abs(np.fft.rfft(frames, nfft)) ** 2 / nfft
     energy = power.sum(1)
     energy[energy == 0] = eps
     fb = power @ mel_filterbank(26, nfft, sample_rate).T
@@ -98,8 +79,6 @@ def int16_scale(samples: np.ndarray) -> np.ndarray:
     """float mono in [-1,1] -> float64 int16 values (what the official pipeline reads from its 16-bit WAV)."""
     return np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767)
 
-
-# ---------------------------------------------------------------- network and scores
 
 def load_syncnet_s(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> SyncNetS:
     """SyncNetS (eval) with syncnet_v2.model weights from `path` or $LADTALK_SYNCNET; InputError if not given."""
@@ -142,8 +121,8 @@ def shifted_distances(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshi
 
 def lse_intervals(window_dists: np.ndarray, block: int = BLOCK_FRAMES) -> dict[str, list[float]]:
     """Block-bootstrap 95% intervals {"lse_d": [low, high], "lse_c": [low, high]} from the distances (N, shifts) of
-    N consecutive windows: the windows resampled in runs of `block` (metrics.confidence.interval, the same resamples
-    for both), the mean distance per shift, its minimum (LSE-D) and median - minimum (LSE-C) on each resample.
+    N consecutive windows, resampled in runs of `block`.
+
     Circular blocks: the first and last windows meet zero-padded audio at most shifts, and moving blocks would draw
     them less often than the rest, biasing the resampled curve (LSE-C's interval then missed its own estimate)."""
     d = np.asarray(window_dists, np.float64)

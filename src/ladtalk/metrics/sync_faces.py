@@ -1,12 +1,10 @@
 """The face crops syncnet_python scores for real videos (run_pipeline.py `crop_video`), which the published
 LSE-C / LSE-D numbers come from, instead of whole frames resized to 224.
 
-Per frame of a face track with boxes x1,y1,x2,y2: s = half the larger box side, centre (x, y); s, x and y are
-each median-filtered over 13 frames (scipy.signal.medfilt, which pads with zeros at the ends, as the original).
-The frame is padded by int(s * (1 + 2 * crop_scale)) pixels of value 110 on every side, and the crop is
-rows [y - s, y + s * (1 + 2 * crop_scale)), columns [x - s * (1 + crop_scale), x + s * (1 + crop_scale)), i.e. a
-square of side 2 s (1 + crop_scale) = 2.8 s at crop_scale 0.4, reaching further below the face centre than above
-(the mouth and chin); it is resized to 224x224 with bilinear interpolation.
+Per frame of a face track: half side s (of the larger box side) and centre x, y, each median-filtered over 13 frames
+(scipy.signal.medfilt, zero-padded at the ends as the original). The frame is padded with value 110 and cropped to
+rows [y - s, y + s (1 + 2 c)), columns [x - s (1 + c), x + s (1 + c)) with c = crop_scale = 0.4: a square of side
+2.8 s reaching further below the face centre than above (mouth and chin), resized to 224x224 (bilinear).
 """
 
 from __future__ import annotations
@@ -16,6 +14,7 @@ import numpy as np
 from scipy.signal import medfilt
 
 from ladtalk.errors import InputError
+from ladtalk.face.track import fill_gaps, track_faces
 from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
 
 CROP_SCALE = 0.4
@@ -58,55 +57,40 @@ def syncnet_face_crops(frames: np.ndarray, track: np.ndarray, crop_scale: float 
     return out
 
 
-def longest_face_run(has_face: np.ndarray) -> tuple[int, int]:
-    """(start, stop) of the longest run of consecutive True in (N,) bool; (0, 0) when there is none."""
-    best, start = (0, 0), None
-    for i, v in enumerate(list(has_face) + [False]):
-        if v and start is None:
-            start = i
-        elif not v and start is not None:
-            if i - start > best[1] - best[0]:
-                best = (start, i)
-            start = None
-    return best
+def longest_face_run(has_face: np.ndarray, hint: str = "") -> tuple[int, int]:
+    """(start, stop) of the longest run of consecutive True in (N,) bool; InputError unless it is over 5 frames long
+    (LSE's window), `hint` appended to the message."""
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(has_face, np.int8), [0]]))).reshape(-1, 2)
+    start, stop = (int(v) for v in runs[np.argmax(runs[:, 1] - runs[:, 0])]) if len(runs) else (0, 0)
+    if stop - start <= 5:
+        raise InputError(f"LSE needs a face on more than 5 consecutive frames; the longest run has {stop - start}"
+                         + hint)
+    return start, stop
 
 
-def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector, fps: int = 25,
-                   sample_rate: int = SYNC_SAMPLE_RATE) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """What syncnet_python scores for a real video: frames uint8 (T,H,W,3) RGB at 25 fps and mono audio ->
-    (face crops uint8 (n,224,224,3), the audio from the run's first frame, (start, stop) frames of the run).
-
-    The main face track (detector boxes, no pads, gaps of up to 5 frames bridged) is cut on its longest run of
-    frames with a face, as syncnet_python scores one track at a time.
-    """
-    from ladtalk.face.track import fill_gaps, track_faces
-
-    dets = []
-    for s in range(0, len(frames), 16):
-        dets += detector.detect(frames[s:s + 16])
+def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """What syncnet_python scores of a real video, uint8 (T,H,W,3) RGB at 25 fps with mono audio: (face crops
+    (n,224,224,3), the audio from the run's first frame, (start, stop)) of the main face track's longest run with a
+    face (gaps of up to 5 frames bridged), as syncnet_python scores one track at a time."""
+    dets = [d for s in range(0, len(frames), 16) for d in detector.detect(frames[s:s + 16])]
     h, w = frames.shape[1:3]
     face_track = track_faces(dets, frame_size=(w, h), pads=(0, 0, 0, 0))
-    start, stop = longest_face_run(face_track.has_face)
-    if stop - start <= 5:
-        raise InputError(f"LSE on face crops needs a face on more than 5 consecutive frames; the longest run has "
-                         f"{stop - start} (use --lse-crop frame for face-centred videos without a detectable face)")
+    start, stop = longest_face_run(face_track.has_face, " (use --lse-crop frame for face-centred videos without a "
+                                   "detectable face)")
     raw, _ = fill_gaps(face_track.raw_boxes, 5)
     crops = syncnet_face_crops(frames[start:stop], syncnet_track(raw[start:stop]))
-    return crops, audio[int(round(start * sample_rate / fps)):], (start, stop)
+    return crops, audio[int(round(start * SYNC_SAMPLE_RATE / SYNC_FPS)):], (start, stop)
 
 
 def lse_on_face_track(net, frames: np.ndarray, fps: float, audio: np.ndarray, face_boxes: np.ndarray,
                       device="cpu") -> dict[str, float | int]:
-    """LSE-D / LSE-C of uint8 (T,H,W,3) RGB frames at `fps` whose face boxes (T,4) are known (an identity's track or
-    a render's boxes; NaN rows: no face), with their 16 kHz mono audio in [-1,1], on syncnet_python's face crops:
-    the frames are taken at 25 fps (nearest frame, as its -r 25 re-encode), the longest run with a face is scored.
-    -> {"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames", "ci95": {"lse_d": [low, high], "lse_c": [...]}}."""
+    """{"lse_d", "lse_c", "lse_av_offset_frames", "lse_frames", "ci95"} on syncnet_python's face crops of uint8
+    (T,H,W,3) RGB frames at `fps` with known face boxes (T,4) (NaN: no face) and 16 kHz mono audio in [-1,1]: the
+    nearest frames at 25 fps (as its -r 25 re-encode), the longest run with a face."""
     n25 = int(len(frames) * SYNC_FPS / fps)
     idx = np.minimum(np.round(np.arange(n25) * fps / SYNC_FPS).astype(int), len(frames) - 1)
     boxes = np.asarray(face_boxes, np.float64)[idx]
     start, stop = longest_face_run(np.isfinite(boxes).all(1))
-    if stop - start <= 5:
-        raise InputError(f"LSE needs a face on more than 5 consecutive frames; the longest run has {stop - start}")
     crops = syncnet_face_crops(frames[idx[start:stop]], syncnet_track(boxes[start:stop]))
     s = lse_scores(net, crops, audio[int(round(start * SYNC_SAMPLE_RATE / SYNC_FPS)):], device=device)
     return {"lse_d": float(s.lse_d), "lse_c": float(s.lse_c), "lse_av_offset_frames": int(s.offset),

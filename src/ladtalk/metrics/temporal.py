@@ -1,24 +1,14 @@
-"""Temporal stability of a generated video, measured against the ground truth's own motion.
+"""Temporal stability of a generated video, measured against the ground truth's own motion (lower is better).
 
-Two standard measures, both computed with OpenCV's DIS optical flow (preset MEDIUM, on BT.601 luma):
-
-- **Flow-warping error** E_warp (Lai et al., "Learning Blind Video Temporal Consistency", ECCV 2018): frame t+1
-  is warped back onto frame t with the optical flow *of the ground truth*, and the squared RGB difference
-  (frames in [0,1], summed over channels) is averaged over the pixels that are visible in both frames
-  (forward-backward flow consistency, Sundaram et al. 2010: |f + b'|^2 < 0.01 (|f|^2 + |b'|^2) + 0.5).
-  Flicker, popping texture or codes that switch from frame to frame raise it; true motion does not, because the
-  warp follows the real motion. The ground truth's own E_warp (its floor: flow and occlusion errors) is
-  reported beside it. Caveat: a blurred or frozen video also has a low E_warp, so read it with PSNR/LPIPS.
-- **tOF** (Chu et al., TecoGAN, 2020): mean absolute difference between the optical flow of consecutive
-  generated frames and that of consecutive ground-truth frames (pixels per frame). It is relative to the
-  reference, so it penalises both jitter and motion that is missing (a frozen mouth).
-- **Own-flow warping error**: E_warp of the prediction warped with its *own* flow and visibility. The truth's flow
-  charges a mouth that moves differently from the truth's as if it flickered; the output's own flow measures the
-  output's flicker by itself, whatever its motion (its ratio to the truth's E_warp: 1 = as steady as the video).
-
-Why these: the paper claims temporal consistency (the same codes frame after frame) without measuring it;
-E_warp is the usual flicker measure of video-consistency work and tOF the usual reference-based one, and
-both run on a CPU with no learned weights. Lower is better for both.
+Both measures use OpenCV's DIS optical flow (preset MEDIUM, on BT.601 luma) and need no learned weights:
+- **Flow-warping error** E_warp (Lai et al., ECCV 2018): frame t+1 warped back onto frame t with the *ground
+  truth's* flow; the RGB-summed squared difference (frames in [0,1]) averaged over the pixels visible in both
+  frames (forward-backward consistency, Sundaram et al. 2010). Flicker raises it, true motion does not; the truth's
+  own E_warp is its floor. A blurred or frozen video also scores low, so read it with PSNR/LPIPS.
+  The **own-flow** variant warps with the prediction's own flow and visibility: its flicker whatever its motion.
+- **tOF** (Chu et al., TecoGAN, 2020): mean |flow(pred) - flow(gt)| of consecutive frames, pixels per frame; it
+  penalises both jitter and missing motion (a frozen mouth).
+Why: the paper claims temporal consistency without measuring it; these are the usual measures.
 """
 
 from __future__ import annotations
@@ -30,25 +20,17 @@ import numpy as np
 from tqdm import tqdm
 
 from ladtalk.errors import InputError
+from ladtalk.metrics.image import luma
 
 
 @dataclass(frozen=True)
 class TemporalScores:
-    """Per-frame-pair series (T-1,) and their means; lower is better."""
+    """Per-frame-pair series (T-1,); lower is better."""
 
     warp_error: np.ndarray      # E_warp of the prediction with ground-truth flow
     warp_error_gt: np.ndarray   # E_warp of the ground truth itself (the floor)
     tof: np.ndarray             # mean |flow(pred) - flow(gt)| per pair, pixels
     own_flow_warp_error: np.ndarray  # E_warp of the prediction with its own flow and visibility
-
-    def summary(self) -> dict[str, float]:
-        """Means over the video: {'warp_error', 'warp_error_gt', 'tOF', 'own_flow_warp_error'}."""
-        return {"warp_error": float(np.mean(self.warp_error)), "warp_error_gt": float(np.mean(self.warp_error_gt)),
-                "tOF": float(np.mean(self.tof)), "own_flow_warp_error": float(np.mean(self.own_flow_warp_error))}
-
-
-def _luma(frame: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def _flow_engine():
@@ -58,7 +40,7 @@ def _flow_engine():
 def optical_flow(frame_a: np.ndarray, frame_b: np.ndarray, engine=None) -> np.ndarray:
     """DIS flow from uint8 (H,W,3) RGB frame a to b -> float32 (H,W,2) with a(x) ~ b(x + flow(x))."""
     engine = engine or _flow_engine()
-    return engine.calc(_luma(frame_a), _luma(frame_b), None)
+    return engine.calc(luma(frame_a), luma(frame_b), None)
 
 
 def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
