@@ -87,16 +87,17 @@ def load_restorer(path: str | os.PathLike, inference: Inference, backend: str = 
     statistics and attention span the whole picture it is given (bench/results/restore_rows_cpu.md)."""
     if rows not in ROWS[1:]:
         raise InputError(f"SOVQAE rows must be 'all' or 'pasted', got {rows!r} (restorer_rows decides 'auto')")
-    model = load_sovqae(path, "cpu")
+    folder = sovqae_folder(path)  # once: an unfinished run's note is printed once
+    model = load_sovqae(folder, "cpu")
     size = model.config.resolution
     computed = pasted_rows(size, model.config.downsample_factor) if rows == "pasted" else slice(0, size)
     examples = (torch.zeros(1, 3, computed.stop - computed.start, size),)
     # eager: only the decoder in bf16 (below); OpenVINO lowers the whole net or nothing: within 53-56 dB of fp32
     # where the paste blends at 2.6-2.9x the speed (bench/results/restorer_precision_cpu.md)
-    runner = make_runner(RestoreNet(model), examples, inference, backend, weights_path=sovqae_folder(path),
+    runner = make_runner(RestoreNet(model), examples, inference, backend, weights_path=folder,
                          tag=f"sovqae-{computed.start}", autocast=False, exported_autocast=True)
     if isinstance(runner, TorchRunner):  # the restorer's own rule (RestoreNet): only its decoder in bf16/fp16
         runner.module.decoder_dtype = inference.amp_dtype
         if inference.amp_dtype is not None:
             runner.name = runner.name.replace("fp32", f"fp32 encoder, {inference.precision} decoder")
-    return Restorer(runner, size, computed, crop_geometry(path), inference.device)
+    return Restorer(runner, size, computed, crop_geometry(folder), inference.device)
