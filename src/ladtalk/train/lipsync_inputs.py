@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
@@ -18,6 +17,7 @@ from ladtalk.features.mel import mel_windows, melspectrogram
 from ladtalk.io.atomic import atomic_path
 from ladtalk.lipsync_weights import load_wav2lip, wav2lip_input_geometry, wav2lip_mel_offset
 from ladtalk.pipeline.frames import SourceFrames
+from ladtalk.pipeline.stages import upscale
 from ladtalk.pixels import to_frames
 from ladtalk.train.common import progress
 
@@ -48,11 +48,7 @@ def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, in
         frames = None if frames_iter is None else np.stack([next(frames_iter) for _ in idx])
         faces, _ = lipsync_faces(ident, wav2lip, frames, idx, torch.from_numpy(windows).to(device), dtype,
                                  square_crop, size)
-        if isinstance(faces, torch.Tensor):
-            if faces.shape[-1] != size:
-                faces = F.interpolate(faces, size=(size, size), mode="bicubic", align_corners=False)
-            faces = to_frames(faces)
-        out[s:s + len(idx)] = faces
+        out[s:s + len(idx)] = to_frames(upscale(faces, size)) if isinstance(faces, torch.Tensor) else faces
         bar.update(len(idx))
     bar.close()
     return out
