@@ -7,7 +7,7 @@ import torch
 
 from ladtalk.models.discriminator import PatchDiscriminator
 from ladtalk.models.perceptual import lpips_vgg, stlpips_vgg
-from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, VectorQuantizer, codebook_usage, count_parameters
+from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig, VectorQuantizer, count_parameters, usage_tensors
 from ladtalk.presets import load_preset
 
 
@@ -86,7 +86,7 @@ def test_channels_last_bf16_matches():
 
 
 def test_usage_and_perplexity():
-    usage, ppl = codebook_usage(torch.tensor([0, 1, 2, 3]), 8)
+    usage, ppl = usage_tensors(torch.tensor([0, 1, 2, 3]), 8)
     assert usage == 0.5 and abs(ppl - 4.0) < 1e-5
 
 

@@ -301,12 +301,6 @@ def usage_tensors(indices: torch.Tensor, n_embed: int) -> tuple[torch.Tensor, to
     return (counts > 0).float().mean(), perplexity
 
 
-def codebook_usage(indices: torch.Tensor, n_embed: int) -> tuple[float, float]:
-    """(share of the n_embed codes used, perplexity) of int64 indices of any shape, as floats."""
-    usage, perplexity = usage_tensors(indices, n_embed)
-    return float(usage), float(perplexity)
-
-
 class SOVQAE(nn.Module):
     def __init__(self, config: SOVQAEConfig):
         super().__init__()
@@ -389,4 +383,4 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "codebook_usage", "count_parameters", "usage_tensors"]
+__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "count_parameters", "usage_tensors"]

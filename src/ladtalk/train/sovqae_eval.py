@@ -15,7 +15,7 @@ from ladtalk.data import degrade
 from ladtalk.losses.codebook import min_code_distance
 from ladtalk.metrics.image import psnr, ssim_images
 from ladtalk.metrics.nroub import gamma_stats, nearest_codes
-from ladtalk.models.sovqae import SOVQAE, codebook_usage
+from ladtalk.models.sovqae import SOVQAE, usage_tensors
 from ladtalk.pipeline.restore import restore_images
 from ladtalk.pixels import to_frames, to_images
 
@@ -71,7 +71,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     with `lipsync` (a lip-sync model's faces, their true faces) the PSNR of those faces before and after."""
     size = test01.shape[-1]
     recon, indices = restore_images(model, test01, amp_dtype)
-    usage, ppl = codebook_usage(indices, model.config.n_embed)
+    usage, ppl = usage_tensors(indices, model.config.n_embed)
     train_dists, train_indices = nearest_codes(model, train01, amp_dtype)  # one encoder pass for gamma and d_C_used
     # d_C over the codes test and training images use, and how many neither uses: dead codes decide d_C over all
     # codes without ever being chosen, so the regulariser acts on nothing that matters
@@ -84,7 +84,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         "d_C_used": float(min_code_distance(codes[used])) if len(used) > 1 else float("nan"),
         "dead_codes": float(len(codes) - len(used)),
         "gamma": gamma_stats(train_dists)["gamma"],
-        "usage": usage, "perplexity": ppl,
+        "usage": float(usage), "perplexity": float(ppl),
     }
     g = torch.Generator().manual_seed(seed)
     boxes = degrade.random_regions(len(test01), size, size, degrade.scaled_region(size), g)
