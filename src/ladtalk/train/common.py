@@ -167,17 +167,14 @@ def load_resumable(folder: str | os.PathLike, kind: str, fix: str) -> Resumed:
 class RunLogger:
     """JSON Lines (`metrics.jsonl`, one record per call) plus TensorBoard scalars when tensorboard is installed."""
 
-    def __init__(self, folder: str | os.PathLike, tensorboard: bool = True):
+    def __init__(self, folder: str | os.PathLike):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._file = open(self.folder / "metrics.jsonl", "a", buffering=1)
         self._tb = None
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self._tb = SummaryWriter(str(self.folder / "tensorboard"))
-            except ImportError:
-                pass
+        with contextlib.suppress(ImportError):
+            from torch.utils.tensorboard import SummaryWriter
+            self._tb = SummaryWriter(str(self.folder / "tensorboard"))
 
     def log(self, step: int, values: Mapping[str, Any], split: str = "train") -> None:
         record = {"split": split, "step": int(step), "time": round(time.time(), 3)}
@@ -217,22 +214,17 @@ def eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.train(f)
 
 
-def format_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> str:
-    """The text `print_summary` prints: one `name: value` line per figure (floats to 4 significant digits), then
-    one `warning: ...` line per warning."""
+def print_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> None:
+    """What every training prints when it ends: one `name  value` line per figure (where its model is, its
+    validation figures; floats to 4 significant digits), then one `warning: ...` line per warning. Printed on
+    stderr beside the progress bar, so that stdout stays free for a caller's own output."""
     width = max((len(k) for k in figures), default=0)
     lines = [f"== {title} =="]
     for name, value in figures.items():
         shown = f"{value:.4g}" if isinstance(value, float) else str(value)
         lines.append(f"  {name.ljust(width)}  {shown}")
     lines += [f"  warning: {w}" for w in warnings]
-    return "\n".join(lines)
-
-
-def print_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> None:
-    """What every training prints when it ends: where its model is, its validation figures, plain warnings.
-    Printed on stderr beside the progress bar, so that stdout stays free for a caller's own output."""
-    print(format_summary(title, figures, warnings), file=sys.stderr, flush=True)
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def set_threads(threads: int | None) -> None:
