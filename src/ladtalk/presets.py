@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from collections.abc import Iterable
@@ -71,16 +72,14 @@ def _checked_value(key: str, default: Any, value: Any, raw: str) -> Any:
     """Refuse an override that is not a finite number where the preset has a number, that makes a non-negative
     setting negative, or a batch size below 1: each would otherwise end in a traceback or a silent no-op run."""
     as_float = None
-    if isinstance(value, str):
-        try:
-            as_float = float(value)  # YAML reads 'nan' / 'inf' as strings
-        except ValueError:
-            as_float = None
-        if as_float is not None and not math.isfinite(as_float):
-            raise InputError(f"--set {key}={raw}: the value must be a finite number")
+    if isinstance(value, str):  # YAML 1.1 reads 'nan', 'inf' and '1e5' (no dot) as strings
+        with contextlib.suppress(ValueError):
+            as_float = float(value)
+    if as_float is not None and not math.isfinite(as_float):
+        raise InputError(f"--set {key}={raw}: the value must be a finite number")
     if not _is_number(default):
         return value
-    if isinstance(value, str) and as_float is not None:  # YAML 1.1 reads '1e5' (no dot) as a string
+    if as_float is not None:
         value = int(as_float) if isinstance(default, int) and as_float.is_integer() else as_float
     if not _is_number(value):
         raise InputError(f"--set {key}={raw}: {key} is a number (preset value {default!r}); give a number")
