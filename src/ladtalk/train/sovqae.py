@@ -95,6 +95,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
     batches = Batches(store, t, rt, mcfg.resolution, lip_share, steps_per_epoch)
     code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
     start_time, start_step, last_saved = time.monotonic(), step, step
+    end = math.inf if t.max_minutes is None else start_time + 60.0 * t.max_minutes  # checked every step
     bar = progress(total_steps, initial=step, desc="train sovqae")
     try:
         while step < total_steps:
@@ -116,8 +117,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                                   (step - start_step) * t.batch_size / max(time.monotonic() - start_time, 1e-9))
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
             is_best = (step % t.val_every == 0 or step == total_steps) and val.run(nets, log, step)
-            out_of_time = (t.max_minutes is not None and step % t.log_every == 0
-                           and time.monotonic() - start_time > 60 * t.max_minutes)
+            out_of_time = time.monotonic() >= end
             keep = t.keep_every > 0 and step % t.keep_every == 0
             periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time or keep
             if periodic or is_best:
