@@ -131,17 +131,11 @@ def restore_batch_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: t
 
 
 @torch.no_grad()
-def restore_images(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
-                   batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """`restore_batch_with_latents` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's
-    device: (restored images in [0,1] fp32, code indices (B,h,w)); what validation and `ladtalk analyze` measure."""
-    return restore_images_with_latents(model, images, amp_dtype, batch_size)[:2]
-
-
-@torch.no_grad()
 def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
                                 batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`restore_images` plus the pre-quantization latents (B,D,h,w), from the same encoder pass."""
+    """`restore_batch_with_latents` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's
+    device, `batch_size` (batch_for) at a time: (restored images in [0,1] fp32, code indices (B,h,w), latents
+    (B,D,h,w)); what validation and `ladtalk analyze` measure."""
     batch_size = batch_for(next(model.parameters()).device, batch_size)
     outs = [restore_batch_with_latents(model, images[s:s + batch_size], amp_dtype)
             for s in range(0, len(images), batch_size)]

@@ -1,7 +1,7 @@
 """Measurements on a SOVQAE shared by training validation and `ladtalk analyze`, under the same names: PSNR of the
 reconstruction and of degraded / restored faces, `codes_unchanged` (the share of code indices a degradation left
 as they were: the paper's robustness claim, measured), d_C and gamma. The SOVQAE runs as in inference
-(`pipeline.restore.restore_images`); images are float (B,3,H,W) RGB in [0,1] unless stated."""
+(`pipeline.restore.restore_images_with_latents`); images are float (B,3,H,W) RGB in [0,1] unless stated."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from ladtalk.losses.codebook import min_code_distance
 from ladtalk.metrics.image import psnr, ssim_images
 from ladtalk.metrics.nroub import gamma_stats, nearest_codes
 from ladtalk.models.sovqae import SOVQAE, usage_tensors
-from ladtalk.pipeline.restore import restore_images
+from ladtalk.pipeline.restore import restore_images_with_latents
 from ladtalk.pixels import to_frames, to_images
 
 PSNR_CAP_DB = 100.0  # identical images: report a finite cap instead of inf
@@ -70,7 +70,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     """Validation metrics: reconstruction PSNR/SSIM, restoration PSNR, d_C, gamma, codebook usage/perplexity;
     with `lipsync` (a lip-sync model's faces, their true faces) the PSNR of those faces before and after."""
     size = test01.shape[-1]
-    recon, indices = restore_images(model, test01, amp_dtype)
+    recon, indices, _ = restore_images_with_latents(model, test01, amp_dtype)
     usage, ppl = usage_tensors(indices, model.config.n_embed)
     train_dists, train_indices = nearest_codes(model, train01, amp_dtype)  # one encoder pass for gamma and d_C_used
     # d_C over the codes test and training images use, and how many neither uses: dead codes decide d_C over all
@@ -94,7 +94,7 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
         degraded = fn(test01, g)
         if name != "down96":
             degraded = degrade.in_region(test01, degraded, boxes)
-        restored, degraded_indices = restore_images(model, degraded, amp_dtype)
+        restored, degraded_indices, _ = restore_images_with_latents(model, degraded, amp_dtype)
         r = scores_of_restoration(test01, degraded, restored, degraded_indices, indices,
                                   None if name == "down96" else mask)
         m.update({f"{name}_{key}": r[key] for key in ("psnr_degraded", "psnr_restored", "codes_unchanged")})
@@ -103,5 +103,6 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     if lipsync is not None:
         faces, truth = lipsync
         m["lipsync_psnr_input"] = float(psnr01(faces, truth).mean())
-        m["lipsync_psnr_restored"] = float(psnr01(restore_images(model, faces, amp_dtype)[0], truth).mean())
+        restored = restore_images_with_latents(model, faces, amp_dtype)[0]
+        m["lipsync_psnr_restored"] = float(psnr01(restored, truth).mean())
     return m
