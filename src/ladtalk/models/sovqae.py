@@ -201,26 +201,15 @@ class Encoder(nn.Module):
         self.norm_out = _norm(c_in, g)
         self.conv_out = nn.Conv2d(c_in, cfg.z_channels, 3, padding=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.latent_and_skips(x)[0]
-
-    def latent_and_skips(self, x: torch.Tensor, keep: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, x: torch.Tensor, keep: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(latent, the features of the `keep` finest levels before their downsampling, finest first)."""
-        h, skips = self._fine_levels(x, keep)
-        for level in self.down[keep:]:
-            h = level(h)
-        return self.conv_out(F.silu(self.norm_out(self.mid(h)))), skips
-
-    def skips(self, x: torch.Tensor, keep: int) -> list[torch.Tensor]:
-        """Only the features of the `keep` finest levels (what the decoder's skip fusion needs)."""
-        return self._fine_levels(x, keep)[1]
-
-    def _fine_levels(self, x: torch.Tensor, keep: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
         h, skips = self.conv_in(x), []
-        for level in self.down[:keep]:
-            skips.append(level.features(h))
-            h = level.resampled(skips[-1])
-        return h, skips
+        for i, level in enumerate(self.down):
+            h = level.features(h)
+            if i < keep:
+                skips.append(h)
+            h = level.resampled(h)
+        return self.conv_out(F.silu(self.norm_out(self.mid(h)))), skips
 
 
 class Decoder(nn.Module):
@@ -311,23 +300,19 @@ class SOVQAE(nn.Module):
         self.post_quant_conv = nn.Conv2d(config.embed_dim, config.z_channels, 1)
         self.quantize = VectorQuantizer(config.n_embed, config.embed_dim, config.beta, config.legacy_vq_loss)
 
-    def _check(self, images: torch.Tensor) -> None:
+    def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
+        """The encoder E of the paper: images (B,3,H,W) in [-1,1] -> pre-quantization latents (B,D,H/f,W/f)."""
+        return self.latent_and_skips(images)[0]
+
+    def latent_and_skips(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One encoder pass: (pre-quantization latents, the fine features `decode` fuses with `skip_levels`, else
+        an empty list)."""
         f = self.config.downsample_factor
         if images.ndim != 4 or images.shape[1] != self.config.in_channels or images.shape[-1] % f \
                 or images.shape[-2] % f:
             raise ValueError(f"SOVQAE expects images (B,{self.config.in_channels},H,W) with H, W multiples of "
                              f"{f}; got {tuple(images.shape)}")
-
-    def encode_latent(self, images: torch.Tensor) -> torch.Tensor:
-        """The encoder E of the paper: images (B,3,H,W) in [-1,1] -> pre-quantization latents (B,D,H/f,W/f)."""
-        self._check(images)
-        return self.quant_conv(self.encoder(images))
-
-    def latent_and_skips(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One encoder pass: (pre-quantization latents, the fine features `decode` fuses with `skip_levels`, else
-        an empty list)."""
-        self._check(images)
-        latent, skips = self.encoder.latent_and_skips(images, self.config.skip_levels)
+        latent, skips = self.encoder(images, self.config.skip_levels)
         return self.quant_conv(latent), skips
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -347,7 +332,7 @@ class SOVQAE(nn.Module):
             raise ValueError("this SOVQAE's decoder takes its low-resolution guide or skip features from the "
                              "input: pass the input images")
         if cfg.skip_levels and skips is None:
-            skips = self.encoder.skips(images, cfg.skip_levels)
+            skips = self.encoder(images, cfg.skip_levels)[1]
         if not cfg.lowres_guide:
             return self.decoder(h, skips)
         f, s = cfg.downsample_factor, cfg.guide_scale
