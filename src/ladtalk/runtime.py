@@ -119,16 +119,13 @@ def inference_settings(device: str | torch.device = "auto", precision: str = "au
     return Inference(dev, amp, channels_last=amp is not None and dev.type in ("cpu", "cuda"))
 
 
-def seconds_since_process_start() -> float | None:
-    """Wall seconds since this process started (imports included), from /proc (Linux); None elsewhere."""
+def command_started_at() -> float:
+    """The `time.perf_counter()` value at which this process started (imports included), from /proc (Linux); now
+    where that is unknown."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         start_ticks = int(fields[19])  # field 22 of stat(5), counted after the "(comm)" field
-        return time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
+        elapsed = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
-        return None
-
-
-def command_started_at() -> float:
-    """The `time.perf_counter()` value at which this process started (now, where that is unknown)."""
-    return time.perf_counter() - (seconds_since_process_start() or 0.0)
+        elapsed = 0.0
+    return time.perf_counter() - elapsed
