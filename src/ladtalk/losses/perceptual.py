@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import bisect
-import re
-
 import torch
 
 from ladtalk.errors import InputError
@@ -19,17 +16,6 @@ from ladtalk.weights import find_weight, load_torch_weights, where_looked
 VGG16_FILE = "vgg16-397923af.pth"
 LPIPS_HEADS = ("lpips", "weights/v0.1/vgg.pth")
 STLPIPS_FILE = ("stlpips_pytorch", "weights/vST0.0/vgg_shift_tolerant.pth")
-_LPIPS_SLICE_ENDS = (4, 9, 16, 23, 30)  # torchvision's `features.{i}` in LPIPS's slice1..slice5
-
-
-def _torchvision_vgg_to_lpips(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    out = {}
-    for k, v in sd.items():
-        m = re.fullmatch(r"features\.(\d+)\.(weight|bias)", k)  # classifier.* is not part of the trunk
-        if m and int(m.group(1)) < _LPIPS_SLICE_ENDS[-1]:
-            s = bisect.bisect_right(_LPIPS_SLICE_ENDS, int(m.group(1))) + 1
-            out[f"net.slice{s}.{m.group(1)}.{m.group(2)}"] = v
-    return out
 
 
 def load_lpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | None:
@@ -39,7 +25,11 @@ def load_lpips_vgg(device: torch.device | str = "cpu") -> PerceptualDistance | N
     if trunk is None or heads is None:
         return None
     net = lpips_vgg()
-    sd = _torchvision_vgg_to_lpips(load_torch_weights(trunk))
+    # torchvision's `features.{i}.*` is `net.slice{s}.{i}.*` here (the net's own keys say which slice s);
+    # classifier.* is not part of the trunk
+    own = {k.split(".", 2)[2]: k for k in net.state_dict() if k.startswith("net.")}
+    sd = {own[k.removeprefix("features.")]: v for k, v in load_torch_weights(trunk).items()
+          if k.startswith("features.") and k.removeprefix("features.") in own}
     sd.update(load_torch_weights(heads))
     sd.update({k: v for k, v in net.state_dict().items() if k.startswith("scaling_layer.")})
     net.load_state_dict(sd, strict=True)
