@@ -113,8 +113,12 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             step += 1
             bar.update(1)
             if step % t.log_every == 0 or step == total_steps:
-                values = log_step(log, nets, out, step, step // steps_per_epoch,
-                                  (step - start_step) * t.batch_size / max(time.monotonic() - start_time, 1e-9))
+                seconds = max(time.monotonic() - start_time, 1e-9)
+                values = {k: float(v.detach()) for k, v in out.items()}
+                values.update(d_C=float(min_code_distance(nets.model.quantize.embedding.weight.detach())),
+                              epoch=step // steps_per_epoch, lr=nets.opt_ae.param_groups[0]["lr"],
+                              images_per_s=(step - start_step) * t.batch_size / seconds)
+                log.log(step, values)
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
             is_best = (step % t.val_every == 0 or step == total_steps) and val.run(nets, log, step)
             out_of_time = time.monotonic() >= end
@@ -188,15 +192,6 @@ def resume(nets: Nets, ckpt: CheckpointManager, start_from: str | os.PathLike | 
         rt.scaler.load_state_dict(ts["scaler"])
     set_rng_state(ts["rng"])
     return int(ts["step"]), float(ts["best"])
-
-
-def log_step(log: RunLogger, nets: Nets, out: dict[str, torch.Tensor], step: int, epoch: int,
-             images_per_s: float) -> dict[str, float]:
-    values = {k: float(v.detach()) for k, v in out.items()}
-    values.update(d_C=float(min_code_distance(nets.model.quantize.embedding.weight.detach())), epoch=epoch,
-                  lr=nets.opt_ae.param_groups[0]["lr"], images_per_s=images_per_s)
-    log.log(step, values)
-    return values
 
 
 class Validation:
