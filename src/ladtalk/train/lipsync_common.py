@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset
 
 from ladtalk.errors import InputError
 from ladtalk.runtime import PRECISIONS
@@ -44,21 +44,6 @@ class LipSyncTrainConfig:
             raise InputError(f"train.num_workers must be 'auto' or at least 0, got {self.num_workers}")
 
 
-class StepBatches(torch.utils.data.Sampler):
-    """Index lists for steps start..stop-1: step s takes indices s*B ... s*B + B - 1, so a resumed run draws exactly
-    the batches an uninterrupted one would (the datasets draw at random per index)."""
-
-    def __init__(self, start: int, stop: int, batch_size: int):
-        self.start, self.stop, self.bs = start, stop, batch_size
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self) -> Iterator[list[int]]:
-        for s in range(self.start, self.stop):
-            yield list(range(s * self.bs, (s + 1) * self.bs))
-
-
 def num_workers(setting: int | str) -> int:
     """'auto' -> up to 8 loader processes, leaving one core to the main process; 0 loads in the main process."""
     if setting != "auto":
@@ -67,9 +52,12 @@ def num_workers(setting: int | str) -> int:
     return 0 if cores <= 2 else min(8, cores - 1)
 
 
-def loader(dataset: Dataset, sampler: StepBatches, workers: int | str, pin: bool) -> DataLoader:
+def loader(dataset: Dataset, start: int, stop: int, batch_size: int, workers: int | str, pin: bool) -> DataLoader:
+    """The batches of steps start..stop-1: step s takes indices s*B ... s*B + B - 1, so a resumed run draws exactly
+    the batches an uninterrupted one would (the datasets draw at random per index)."""
     n = num_workers(workers)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=n, pin_memory=pin,
+    steps = BatchSampler(range(start * batch_size, stop * batch_size), batch_size, drop_last=False)
+    return DataLoader(dataset, batch_sampler=steps, num_workers=n, pin_memory=pin,
                       persistent_workers=False, prefetch_factor=4 if n else None)
 
 
@@ -81,7 +69,7 @@ def run_steps(data: Dataset, t: LipSyncTrainConfig, rt: Runtime, step: int, desc
     and checkpoints every eval_every steps, at the end, and once more (with None) if no checkpoint exists."""
     bar = progress(t.max_steps, initial=step, desc=desc)
     end = time.monotonic() + 60.0 * t.max_minutes if t.max_minutes else math.inf
-    batches = loader(data, StepBatches(step, t.max_steps, t.batch_size), t.num_workers, rt.device.type == "cuda")
+    batches = loader(data, step, t.max_steps, t.batch_size, t.num_workers, rt.device.type == "cuda")
     for batch in flush_denormals(batches, rt.device):
         values, sample = train_step(batch)
         step += 1

@@ -37,7 +37,7 @@ from ladtalk.train.common import (
     unwrap,
 )
 from ladtalk.train.config import read_config
-from ladtalk.train.lipsync_common import LipSyncTrainConfig, StepBatches, loader, run_steps
+from ladtalk.train.lipsync_common import LipSyncTrainConfig, loader, run_steps
 
 CHANCE_WARNING_ACCURACY = 0.6  # held-out accuracy below this: the expert has not learned sync (chance is 0.5)
 MIN_TRUSTED_SAMPLES = 96       # fewer held-out samples leave +-0.1 of binomial noise on the accuracy
@@ -62,7 +62,7 @@ def evaluate_expert(model: torch.nn.Module, data: SyncPairs, batches: int, batch
     fixed held-out batches."""
     total, cos, ys = 0.0, [], []
     with eval_mode(model):
-        for mel, face, y in loader(data, StepBatches(0, batches, batch_size), 0, False):
+        for mel, face, y in loader(data, 0, batches, batch_size, 0, False):
             mel, face, y = mel.to(rt.device), face.to(rt.device), y.to(rt.device)
             with rt.autocast():
                 a, v = model(mel, face)

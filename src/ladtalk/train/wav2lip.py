@@ -44,7 +44,7 @@ from ladtalk.train.common import (
     unwrap,
 )
 from ladtalk.train.config import check_positive, read_config
-from ladtalk.train.lipsync_common import LipSyncTrainConfig, StepBatches, loader, run_steps
+from ladtalk.train.lipsync_common import LipSyncTrainConfig, loader, run_steps
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,7 +75,7 @@ def evaluate_generator(gen, expert, data: GeneratorSamples, batches: int, batch_
     """Mean L1 and expert sync loss over fixed held-out batches (generator in eval mode, expert as in training)."""
     l1 = sync = 0.0
     with eval_mode(gen):
-        for x, indiv, mel, gt in loader(data, StepBatches(0, batches, batch_size), 0, False):
+        for x, indiv, mel, gt in loader(data, 0, batches, batch_size, 0, False):
             x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
             with rt.autocast():
                 g = gen(indiv, x)
