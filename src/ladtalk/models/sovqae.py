@@ -262,16 +262,12 @@ class VectorQuantizer(nn.Module):
         dist = flat.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1)[None] - 2.0 * flat @ e.t()
         return dist.argmin(1).view(b, h, w)
 
-    def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """Codes (B,D,h,w) fp32 for indices (B,h,w)."""
-        return self.embedding(indices).permute(0, 3, 1, 2).contiguous()
-
     def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """z (B,D,h,w) -> (z_q straight-through fp32, vq loss scalar, indices (B,h,w))."""
         with torch.autocast(z.device.type, enabled=False):
             z = z.float()
             idx = self.nearest(z)
-            z_q = self.lookup(idx)
+            z_q = self.embedding(idx).permute(0, 3, 1, 2).contiguous()
             # Eq. 8 of the paper / VQ-VAE: codebook term ||sg[z] - e||^2 + beta * commitment ||z - sg[e]||^2
             codebook = F.mse_loss(z_q, z.detach())
             commit = F.mse_loss(z, z_q.detach())
@@ -348,11 +344,6 @@ class SOVQAE(nn.Module):
         recon = self.decode(z_q, images, skips)
         usage, perplexity = usage_tensors(indices.detach(), self.config.n_embed)
         return recon, vq_loss, {"indices": indices, "usage": usage, "perplexity": perplexity}
-
-    @property
-    def last_layer(self) -> torch.Tensor:
-        """decoder.conv_out.weight: where the adaptive GAN weight compares gradient norms."""
-        return self.decoder.conv_out.weight
 
 
 def _shrink(images: torch.Tensor, factor: float) -> torch.Tensor:

@@ -69,7 +69,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         with rt.autocast():
             g_loss = generator_loss(nets.disc(recon))
         # gradients of the scaled losses: under fp16 the unscaled L2 gradient underflows (the ratio is scale-free)
-        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.last_layer, t.disc_weight)
+        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.decoder.conv_out.weight, t.disc_weight)
         total = total + lam * gan_on * g_loss
     rt.backward(total)
     rt.step(nets.opt_ae)
