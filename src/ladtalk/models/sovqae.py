@@ -160,9 +160,6 @@ class _Level(nn.Module):
     def resampled(self, x: torch.Tensor) -> torch.Tensor:
         return self.resample(x) if hasattr(self, "resample") else x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.resampled(self.features(x))
-
 
 class SkipFusion(nn.Module):
     """Decoder features h corrected by the encoder's e at the same level: h + h * scale + shift, scale and shift
