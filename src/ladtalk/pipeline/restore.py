@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ladtalk.checkpoint import load_state_dict, read_meta, strict_load
 from ladtalk.errors import CheckpointError, InputError
 from ladtalk.face.crop import lower_face_mask
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
+from ladtalk.pipeline.stages import upscale
 from ladtalk.pixels import to_frames, to_images
 from ladtalk.runtime import autocast_dtype, autocast_to, resolve_device
 
@@ -160,9 +160,7 @@ def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size:
     batch_size = batch_for(device, batch_size)
     for s in range(0, len(t), batch_size):
         part = t[s:s + batch_size].to(device)
-        x = to_images(part, part.device) if as_frames else part.float()
-        if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+        x = upscale(to_images(part, part.device) if as_frames else part.float(), size)
         y = x.clone()
         y[:, :, rows] = net(x[:, :, rows])
         outs.append(y)
