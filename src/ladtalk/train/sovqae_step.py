@@ -9,11 +9,11 @@ import dataclasses
 import math
 
 import torch
+import torch.nn.functional as F
 
 from ladtalk.losses.codebook import codebook_regularizer
 from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
-from ladtalk.losses.vq import reconstruction_l2
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.train.common import Runtime
@@ -55,7 +55,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
         recon, vq, info = nets.run_model(x_in)
-        rec = reconstruction_l2(recon, x)
+        rec = F.mse_loss(recon.float(), x.float())  # LaDTalk's L2, where taming uses L1
         nll, p_loss = rec, zero
         if nets.perceptual is not None:
             p_loss = nets.perceptual(recon, x).mean()
