@@ -67,16 +67,12 @@ class Wav2LipTrainConfig(LipSyncTrainConfig):
         check_positive(self, "disc_lr")
 
 
-def _to(rt, *tensors: torch.Tensor) -> list[torch.Tensor]:
-    return [x.to(rt.device, non_blocking=True) for x in tensors]
-
-
 def evaluate_generator(gen, expert, data: GeneratorSamples, batches: int, batch_size: int, rt) -> dict[str, float]:
     """Mean L1 and expert sync loss over fixed held-out batches (generator in eval mode, expert as in training)."""
     l1 = sync = 0.0
     with eval_mode(gen):
-        for x, indiv, mel, gt in loader(data, 0, batches, batch_size, 0, False):
-            x, indiv, mel, gt = _to(rt, x, indiv, mel, gt)
+        for batch in loader(data, 0, batches, batch_size, 0, False):
+            x, indiv, mel, gt = (v.to(rt.device, non_blocking=True) for v in batch)
             with rt.autocast():
                 g = gen(indiv, x)
                 sync += float(expert_sync_loss(expert, mel, g))
@@ -112,9 +108,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     val_clips = [c for c in find_clips(data_dirs, gcfg.img_size, "val") if usable(c)]
     val_clips = val_clips or train_clips  # a short identity's test split may hold no 5-frame window
     bs, max_steps, use_gan = t.batch_size, t.max_steps, t.gan
-    offset = t.mel_offset_frames
-    train_data = GeneratorSamples(train_clips, 2**62, seed=t.seed, mel_offset_frames=offset)
-    val_data = GeneratorSamples(val_clips, 2**62, seed=t.seed + 7919, mel_offset_frames=offset)
+    train_data = GeneratorSamples(train_clips, 2**62, seed=t.seed, mel_offset_frames=t.mel_offset_frames)
+    val_data = GeneratorSamples(val_clips, 2**62, seed=t.seed + 7919, mel_offset_frames=t.mel_offset_frames)
 
     run_dir = check_writable_dir(run_dir)
     rt = setup_runtime(device, precision=t.precision)
@@ -152,7 +147,7 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
     log = RunLogger(run_dir / "logs")
 
     def train_step(batch: list[torch.Tensor]) -> tuple[dict[str, torch.Tensor | float], tuple[torch.Tensor, ...]]:
-        x, indiv, mel, gt = _to(rt, *batch)
+        x, indiv, mel, gt = (v.to(rt.device, non_blocking=True) for v in batch)
         gen.train()
         w = sync_wt_on if sync_on else 0.0
         with rt.autocast():
