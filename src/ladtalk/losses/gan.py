@@ -6,20 +6,13 @@ import torch
 import torch.nn.functional as F
 
 
-def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
-    """0.5 * (mean relu(1 - D(x)) + mean relu(1 + D(G(x)))), fp32 scalar."""
-    return 0.5 * (F.relu(1.0 - logits_real.float()).mean() + F.relu(1.0 + logits_fake.float()).mean())
-
-
-def vanilla_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
-    """0.5 * (mean softplus(-D(x)) + mean softplus(D(G(x)))), fp32 scalar."""
-    return 0.5 * (F.softplus(-logits_real.float()).mean() + F.softplus(logits_fake.float()).mean())
-
-
 def d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor, kind: str = "hinge") -> torch.Tensor:
+    """0.5 * (mean f(-D(x)) + mean f(D(G(x)))), fp32 scalar: f(v) = relu(1 + v) for "hinge", softplus(v) for
+    "vanilla"."""
     if kind not in ("hinge", "vanilla"):
         raise ValueError(f"unknown discriminator loss {kind!r}; choose hinge or vanilla")
-    return (hinge_d_loss if kind == "hinge" else vanilla_d_loss)(logits_real, logits_fake)
+    f = (lambda v: F.relu(1.0 + v)) if kind == "hinge" else F.softplus
+    return 0.5 * (f(-logits_real.float()).mean() + f(logits_fake.float()).mean())
 
 
 def generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:
