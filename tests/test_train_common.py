@@ -4,9 +4,11 @@ import json
 import random
 
 import numpy as np
+import pytest
 import torch
 
 from ladtalk.checkpoint import load_trainer_state
+from ladtalk.errors import CheckpointError
 from ladtalk.runtime import cpu_has_fast_bf16
 from ladtalk.train.common import (
     CheckpointManager,
@@ -30,13 +32,15 @@ def test_rng_state_survives_a_safe_checkpoint(tmp_path):
     ckpt.save({"n": 2}, net.state_dict(), {"step": 7, "opt": opt.state_dict(), "rng": rng_state()}, best=True)
     expected = (random.random(), float(np.random.rand()), float(torch.rand(1)))
     res = ckpt.load_last()
-    assert res.trainer_state["step"] == 7 and res.meta["kind"] == "toy"
+    assert res.trainer_state["step"] == 7
     assert load_trainer_state(tmp_path / "ckpt" / "best") is None  # best holds weights only
     set_rng_state(res.trainer_state["rng"])
     assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == expected
     opt2 = torch.optim.Adam(net.parameters())
     opt2.load_state_dict(res.trainer_state["opt"])
     assert CheckpointManager(tmp_path / "none", kind="toy").load_last() is None
+    with pytest.raises(CheckpointError, match="'toy' model"):  # the kind is checked on resume
+        CheckpointManager(tmp_path / "ckpt", kind="other").load_last()
 
 
 def test_epoch_order_is_a_seeded_partition():

@@ -123,7 +123,6 @@ def epoch_order(n_items: int, epoch: int, seed: int) -> np.ndarray:
 
 @dataclass
 class Resumed:
-    meta: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     trainer_state: dict[str, Any]
 
@@ -157,11 +156,11 @@ class CheckpointManager:
 def load_resumable(folder: str | os.PathLike, kind: str, fix: str) -> Resumed:
     """A checkpoint with its trainer state (`last` or a kept `step_N`); `fix` ends the message when it has none."""
     folder = Path(folder)
-    meta = read_meta(folder, kind=kind)
+    read_meta(folder, kind=kind)  # the kind and format version checked
     trainer_state = load_trainer_state(folder)
     if trainer_state is None:
         raise CheckpointError(f"{folder} has no trainer state; {fix}")
-    return Resumed(meta, load_state_dict(folder), trainer_state)
+    return Resumed(load_state_dict(folder), trainer_state)
 
 
 class RunLogger:
@@ -201,17 +200,15 @@ def progress(total: int | None, initial: int = 0, desc: str = "", unit: str = "s
 
 
 @contextlib.contextmanager
-def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Switch modules to eval() and no_grad for a validation block, then restore their training flags."""
-    flags = [m.training for m in modules]
-    for m in modules:
-        m.eval()
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """Switch a module to eval() and no_grad for a validation block, then restore its training flag."""
+    training = module.training
+    module.eval()
     try:
         with torch.no_grad():
             yield
     finally:
-        for m, f in zip(modules, flags):
-            m.train(f)
+        module.train(training)
 
 
 def print_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> None:
