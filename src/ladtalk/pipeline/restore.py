@@ -147,8 +147,8 @@ def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size:
                   device: torch.device, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
     """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] ->
     float (B,3,S,S) in [0,1], S = `size`, through `net` (float images in [0,1] -> restored ones), at most
-    `batch_size` at a time (batch_for) on `device`; other sizes are resized (bicubic)
-    first. With `rows` only those rows of each face are computed; the rest is the input's."""
+    `batch_size` at a time (batch_for) on `device`; other sizes are resized (bicubic) first. With `rows` only
+    those rows of each face are computed; the rest is the input's."""
     as_numpy = isinstance(images, np.ndarray)
     as_frames = as_numpy or images.dtype == torch.uint8
     t = torch.as_tensor(images)

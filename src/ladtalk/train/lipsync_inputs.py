@@ -38,8 +38,8 @@ def lipsync_faces_of_frames(ident: Identity, wav2lip_path: str | os.PathLike, in
         raise InputError(f"identity {ident.dir} has no audio; the lip-sync model's faces need the speech")
     mel = melspectrogram(audio)
     out = np.empty((len(indices), size, size, 3), np.uint8)
-    source = None if square_crop else SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps"))
-    frames_iter = None if source is None else source.iter_schedule(indices)
+    frames_iter = None if square_crop else \
+        SourceFrames(ident.source_path, fps=ident.meta.get("settings", {}).get("fps")).iter_schedule(indices)
     bar = progress(len(indices), desc="lip-sync faces for training", unit="frame")
     for s in range(0, len(indices), batch_size):
         idx = indices[s:s + batch_size]
