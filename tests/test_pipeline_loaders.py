@@ -78,6 +78,6 @@ def test_rows_auto_computes_only_the_pasted_rows_for_the_mouth_paste():
 @pytest.mark.skipif(not available("openvino"), reason="openvino (with onnx) is not installed")
 def test_restorer_on_openvino_follows_a_bf16_run_whole_and_eager_keeps_its_encoder_fp32(guided_model):
     bf16 = Inference(torch.device("cpu"), torch.bfloat16, False)
-    assert load_restorer(guided_model, bf16, backend="openvino").backend == "openvino bf16"
-    assert load_restorer(guided_model, CPU_FP32, backend="openvino").backend == "openvino f32"
-    assert load_restorer(guided_model, bf16, backend="torch").backend == "torch fp32 encoder, bf16 decoder"
+    assert load_restorer(guided_model, bf16, backend="openvino").runner.name == "openvino bf16"
+    assert load_restorer(guided_model, CPU_FP32, backend="openvino").runner.name == "openvino f32"
+    assert load_restorer(guided_model, bf16, backend="torch").runner.name == "torch fp32 encoder, bf16 decoder"

@@ -54,7 +54,7 @@ def enhance(video_path: str | os.PathLike, out_path: str | os.PathLike, sovqae_p
     detector = pick_crop_setting("detector", detector, restorer.crop_geometry, "mtcnn", sovqae_path)
     pads = pick_crop_setting("pads", pads, restorer.crop_geometry, DEFAULT_PADS, sovqae_path)
 
-    report = RunReport(precision=rt.precision, backends={"sovqae": restorer.backend})
+    report = RunReport(precision=rt.precision, backends={"sovqae": restorer.runner.name})
     report.add_load(t_start)
     with report.stage("detect"):
         _, face_track, crop_boxes = track_video(video_path, detector=detector, pads=pads, device=str(rt.device))

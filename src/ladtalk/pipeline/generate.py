@@ -143,7 +143,7 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
 
     wav2lip = load_lipsync(wav2lip_path, rt, backend)
     restorer = None if no_sovqae else load_restorer(sovqae_path, rt, backend, sovqae_rows)
-    report.backends = {"wav2lip": wav2lip.backend, **({"sovqae": restorer.backend} if restorer else {})}
+    report.backends = {"wav2lip": wav2lip.runner.name, **({"sovqae": restorer.runner.name} if restorer else {})}
     if restorer is not None:  # its crops are cut as the identity was prepared: warn where it learned others
         for name in ("detector", "pads"):
             pick_crop_setting(name, ident.crop_geometry()[name], restorer.crop_geometry, None, sovqae_path,

@@ -23,14 +23,10 @@ class LipSyncNet:
     -> faces (B,3,s,s) BGR [0,1]. `input_geometry`: 'square_crop' (trained by `ladtalk train wav2lip` on the
     identity's crops) or 'official' (the official boxes and paste)."""
 
-    runner: object
+    runner: object  # pipeline/backends.py; its `name` says what runs the net ("openvino f32", ...)
     config: object  # the generator's config (img_size)
     input_geometry: str
     mel_offset_frames: int = 0  # feed frame i the mel window of frame i + this (lipsync_weights.wav2lip_mel_offset)
-
-    @property
-    def backend(self) -> str:
-        return self.runner.name
 
     def __call__(self, mels: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
         return self.runner(mels, faces)[0].to(faces.device)
@@ -57,10 +53,6 @@ class Restorer:
     rows: slice
     crop_geometry: dict | None
     device: torch.device  # where the faces are restored
-
-    @property
-    def backend(self) -> str:
-        return self.runner.name
 
     def __call__(self, images: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """Faces through the SOVQAE (restore_faces: uint8 frames or float images, numpy or tensor, as given)."""
