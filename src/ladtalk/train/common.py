@@ -186,12 +186,9 @@ class RunLogger:
                     self._tb.add_scalar(f"{split}/{k}", v, int(step))
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self._file.close()
         if self._tb is not None:
             self._tb.close()
-            self._tb = None
 
 
 def progress(total: int | None, initial: int = 0, desc: str = "", unit: str = "step"):
