@@ -106,13 +106,13 @@ class JobManager:
         for job_dir in sorted(self.data.folder("jobs").iterdir()):
             if not job_dir.is_dir() or job_dir.is_symlink():
                 continue
+            if not (job_dir / RECORD).is_file():
+                remove_path(job_dir)  # a job that never got a record: nothing of it to show
+                continue
             try:
-                job = Job.load(job_dir) if (job_dir / RECORD).is_file() else self._adopt(job_dir)
+                job = Job.load(job_dir)
             except (OSError, ValueError, TypeError) as e:
                 print(f"ladtalk serve: skipping job folder {job_dir.name} (unreadable record: {e})", flush=True)
-                continue
-            if job is None:
-                remove_path(job_dir)  # a job that never got a record: nothing of it to show
                 continue
             if job.state in LIVE:
                 self._stop_orphan(job)
@@ -121,17 +121,6 @@ class JobManager:
                 else:
                     self._interrupt(job)
             self.jobs[job.id] = job
-
-    def _adopt(self, job_dir: Path) -> Job | None:
-        """A finished job of a server from before records (job.json + result.json): listed, not lost."""
-        if not (job_dir / "result.json").is_file() or not (job_dir / "job.json").is_file():
-            return None
-        spec = json.loads((job_dir / "job.json").read_text())
-        stamp = (job_dir / "result.json").stat().st_mtime
-        job = Job(job_dir.name, spec["kind"], f"{spec['kind']} (from an earlier server)", {}, state="done",
-                  result=json.loads((job_dir / "result.json").read_text()), created=stamp, finished=stamp, dir=job_dir)
-        job.save()
-        return job
 
     def _stop_orphan(self, job: Job) -> None:
         """The runner of a server that was killed keeps running in its own process group: stop it like a cancel.
@@ -153,18 +142,20 @@ class JobManager:
 
     # ---- the queue
 
-    def submit(self, kind: str, title: str, call: dict, *, request: dict, owned: list[Path] = (),
-               targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
-               moves: list[tuple[Path, Path]] = (), interrupt_first: bool = False) -> Job:
+    def submit(self, kind: str, title: str, call: dict, *, request: dict, out: str | None = None,
+               owned: list[Path] = (), targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
+               moves: list[tuple[str, Path]] = (), interrupt_first: bool = False) -> Job:
+        """Queue a job; `out`: the call gets out_dir=JOB_DIR/out/<out>, the job's own output folder; `moves`:
+        (a path inside that folder, where it goes when the job succeeds)."""
         job_id = new_id()
-        job_dir = self.data.folder("jobs") / job_id
-        (job_dir / "out").mkdir(parents=True)
-        def resolve(v):
-            return str(job_dir / "out" / v.sub) if isinstance(v, OutPath) else v
-        job = Job(job_id, kind, title, {k: resolve(v) for k, v in call.items()}, owned=[str(p) for p in owned],
-                  fresh_runs=[str(p) for p in fresh_runs], scrub=[str(p) for p in scrub], targets=list(targets),
-                  request=request, moves=[[str(resolve(a)), str(b)] for a, b in moves],
-                  interrupt_first=interrupt_first, dir=job_dir)
+        out_dir = self.data.folder("jobs") / job_id / "out"
+        out_dir.mkdir(parents=True)
+        if out is not None:
+            call = {**call, "out_dir": str(out_dir / out)}
+        job = Job(job_id, kind, title, call, owned=[str(p) for p in owned], fresh_runs=[str(p) for p in fresh_runs],
+                  scrub=[str(p) for p in scrub], targets=list(targets), request=request,
+                  moves=[[str(out_dir / a), str(b)] for a, b in moves], interrupt_first=interrupt_first,
+                  dir=out_dir.parent)
         with self.lock:
             job.save()
             self.jobs[job_id] = job
@@ -323,12 +314,3 @@ def tree_bytes(path: Path) -> int:
                 total += os.lstat(os.path.join(root, f)).st_size
     return total
 
-
-@dataclass(frozen=True)
-class OutPath:
-    """A placeholder in a job's call: replaced by JOB_DIR/out/<sub>, the job's own output folder."""
-
-    sub: str = ""
-
-
-OUT = OutPath()

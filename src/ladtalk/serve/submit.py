@@ -5,7 +5,6 @@ server made is enhanced or evaluated in place)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from ladtalk.presets import preset_names
 from ladtalk.pretrained import BUILTIN
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
-from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath
-from ladtalk.serve.paths import DataDir, NotFound, check_name, read_json, write_json
+from ladtalk.serve.jobs import LIVE, Job, JobManager
+from ladtalk.serve.paths import DataDir, NotFound, check_name, new_id, read_json, write_json
 from ladtalk.serve.runner import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
@@ -115,9 +114,6 @@ class Server:
         """Submit a finished job's request again (an interrupted training resumes from its checkpoint)."""
         if job.state in LIVE:
             raise InputError(f"job {job.id} is still {job.state}")
-        if not job.request.get("kind"):
-            raise InputError(f"job {job.id} was made by an earlier server and did not keep its request; "
-                             "submit it from the form")
         return self.submit(job.request)
 
     def resume(self, name: object) -> Job:
@@ -142,13 +138,13 @@ class Server:
         size = body.get("size", 256)
         if size not in (256, 512):
             raise InputError(f"size must be 256 or 512, got {size!r}")
-        call = {"out_dir": OutPath("identity"), "size": size, "pads": self._pads(body)}
+        call = {"size": size, "pads": self._pads(body)}
         owned = []
         if body.get("synthetic"):
             seconds = body.get("seconds", 8.0)
             if not isinstance(seconds, (int, float)) or not 2 <= seconds <= 60:
                 raise InputError(f"seconds of the synthetic identity must be within 2 to 60, got {seconds!r}")
-            synthetic_path = self.data.folder("uploads") / f"{os.urandom(8).hex()}.mp4"
+            synthetic_path = self.data.folder("uploads") / f"{new_id()}.mp4"
             call.update(video_path=None, synthetic_seconds=float(seconds), synthetic_path=str(synthetic_path),
                         synthetic_name=name)
             owned += [synthetic_path, synthetic_path.with_name(f".{synthetic_path.stem}.json")]
@@ -157,9 +153,8 @@ class Server:
             video = self.media(body.get("upload"), "video of the person")
             call["video_path"] = str(video)
             title = f"prepare '{name}' from {self.media_name(video)}"
-        target = self.data.folder("identities") / name
-        return self.jobs.submit("prepare", title, call, request=request, owned=owned, targets=[name],
-                                moves=[(OutPath("identity"), target)])
+        return self.jobs.submit("prepare", title, call, request=request, out="identity", owned=owned, targets=[name],
+                                moves=[("identity", self.data.folder("identities") / name)])
 
     def _train_run(self, name: str, component: str) -> tuple[Path, bool]:
         """The run folder of `name` and whether it already holds checkpoints of this component's kind."""
@@ -220,17 +215,17 @@ class Server:
         temporal = body.get("temporal_filter", False)
         if not isinstance(temporal, bool):
             raise InputError(f"temporal_filter must be true or false, got {temporal!r}")
-        call = {"identity_dir": str(ident), "audio_path": str(audio), "out_dir": OUT, "wav2lip_path": str(wav2lip),
+        call = {"identity_dir": str(ident), "audio_path": str(audio), "wav2lip_path": str(wav2lip),
                 "sovqae_path": str(sovqae) if sovqae else None, "paste": paste, "temporal_filter": temporal}
         return self.jobs.submit("generate", f"generate '{ident.name}' speaking {self.media_name(audio)}", call,
-                                request=request)
+                                request=request, out="")
 
     def _enhance(self, body: dict, request: dict) -> Job:
         video = self.media(body.get("video"), "video to enhance")
         sovqae = self.model(body.get("sovqae"), "SOVQAE")
-        call = {"video_path": str(video), "out_dir": OUT, "sovqae_path": str(sovqae), "pads": self._pads(body)}
+        call = {"video_path": str(video), "sovqae_path": str(sovqae), "pads": self._pads(body)}
         return self.jobs.submit("enhance", f"enhance {self.media_name(video)} with '{sovqae.name}'", call,
-                                request=request)
+                                request=request, out="")
 
     def _analyze(self, body: dict, request: dict) -> Job:
         sovqae = self.model(body.get("model"), "SOVQAE")
@@ -238,8 +233,8 @@ class Server:
         max_frames = body.get("max_frames", 64)
         if not isinstance(max_frames, int) or max_frames < 1:
             raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
-        call = {"model_path": str(sovqae), "identity_dir": str(ident), "out_dir": OUT, "max_frames": max_frames}
-        return self.jobs.submit("analyze", f"analyze '{sovqae.name}' on '{ident.name}'", call, request=request)
+        call = {"model_path": str(sovqae), "identity_dir": str(ident), "max_frames": max_frames}
+        return self.jobs.submit("analyze", f"analyze '{sovqae.name}' on '{ident.name}'", call, request=request, out="")
 
     def _evaluate(self, body: dict, request: dict) -> Job:
         pred, gt = self.media(body.get("pred"), "generated video"), self.media(body.get("gt"), "ground truth")
@@ -249,6 +244,6 @@ class Server:
         max_frames = body.get("max_frames")
         if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
             raise InputError(f"max_frames must be a positive integer or null (all frames), got {max_frames!r}")
-        call = {"pred_path": str(pred), "gt_path": str(gt), "out_dir": OUT, "align": align, "max_frames": max_frames}
+        call = {"pred_path": str(pred), "gt_path": str(gt), "align": align, "max_frames": max_frames}
         title = f"evaluate {self.media_name(pred)} against {self.media_name(gt)}"
-        return self.jobs.submit("evaluate", title, call, request=request)
+        return self.jobs.submit("evaluate", title, call, request=request, out="")
