@@ -67,7 +67,6 @@ def train_task(identity_dir: str, run_dir: str, device: str, component: str = "s
     from ladtalk.train.syncnet import train_syncnet
     from ladtalk.train.wav2lip import train_wav2lip
 
-    overrides = list(overrides)
     if component == "sovqae":
         model_dir = train_sovqae([identity_dir], run_dir, preset=preset, overrides=overrides, device=device,
                                  wav2lip_path=wav2lip_path)

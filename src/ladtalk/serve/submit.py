@@ -35,9 +35,9 @@ def presets() -> dict[str, list[str]]:
 
 def _request(body: dict) -> dict:
     """What of a request is kept with its job (and submitted again by 'run again' / 'resume')."""
-    def plain(v) -> bool:
-        return isinstance(v, (str, int, float, bool)) or v is None
-    return {k: v for k, v in body.items() if plain(v) or (isinstance(v, list) and all(plain(x) for x in v))}
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in body.items() if isinstance(v, plain) or (isinstance(v, list)
+                                                                     and all(isinstance(x, plain) for x in v))}
 
 
 class Server:
