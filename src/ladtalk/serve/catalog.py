@@ -41,9 +41,7 @@ def crops_strip_png(folder: Path, count: int = 6, height: int = 128) -> bytes:
     from PIL import Image
 
     ident = Identity.open(folder)
-    rows = np.flatnonzero(ident.has_face)
-    if len(rows) == 0:
-        rows = np.arange(ident.frame_count)
+    rows = np.flatnonzero(ident.has_face) if ident.has_face.any() else np.arange(ident.frame_count)
     pick = rows[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
     tiles = [np.asarray(Image.fromarray(np.asarray(ident.crops[i])).resize((height, height))) for i in pick]
     buf = io.BytesIO()

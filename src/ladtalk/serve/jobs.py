@@ -166,10 +166,6 @@ class JobManager:
         with self.lock:
             return {t for j in self.jobs.values() if j.state in LIVE for t in j.targets}
 
-    def live_requests(self) -> list[dict]:
-        with self.lock:
-            return [j.request for j in self.jobs.values() if j.state in LIVE]
-
     def get(self, job_id: str) -> Job | None:
         with self.lock:
             return self.jobs.get(job_id)

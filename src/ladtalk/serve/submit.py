@@ -100,7 +100,7 @@ class Server:
     def in_use(self, value: str) -> bool:
         """Whether a queued or running job reads `value` (a name, an upload id, or a job's results)."""
         return any(v == value or (isinstance(v, str) and v.startswith(value + "/"))
-                   for req in self.jobs.live_requests() for v in req.values())
+                   for job in self.jobs.list() if job.state in LIVE for v in job.request.values())
 
     # ---- job submission: the same parameters as the CLI's
 
@@ -174,8 +174,7 @@ class Server:
             raise InputError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
         name = check_name(body.get("name"), "model")
         names = [name, check_name(f"{name}-expert", "model")] if component == "lipsync" else [name]
-        busy = self.jobs.busy_targets() & set(names)
-        if busy:
+        if busy := self.jobs.busy_targets() & set(names):
             raise InputError(f"model {sorted(busy)[0]!r} is training already; stop it first")
         choices = presets()[component]
         preset = body.get("preset", choices[0] if component == "lipsync" else "tiny" if component == "sovqae"
@@ -187,11 +186,10 @@ class Server:
                                                       for o in overrides):
             raise InputError("overrides are a list of 'train.KEY=VALUE' strings, e.g. ['train.max_steps=200']")
         runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]  # [(folder, resumed)]
-        call = {"identity_dir": str(ident), "run_dir": str(runs[0][0]), "component": component, "overrides": overrides}
+        call = {"identity_dir": str(ident), "run_dir": str(runs[0][0]), "component": component, "preset": preset,
+                "overrides": overrides}
         if component == "lipsync":
             call.update(preset=f"wav2lip-{preset}", expert_dir=str(runs[1][0]), expert_preset=f"syncnet-{preset}")
-        else:
-            call["preset"] = preset
         if component == "sovqae" and body.get("wav2lip"):
             call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model", "wav2lip"))
         if component == "wav2lip":

@@ -79,8 +79,6 @@ def media_facts(path: Path, kind: str) -> dict:
         with av.open(str(path)) as container:  # and its first frames decode
             for _ in itertools.islice(container.decode(**{kind: 0}), 3):
                 pass
-    except InputError:
-        raise
     except (av.FFmpegError, OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or type(e).__name__
         raise InputError(f"the file is not readable {kind} ({reason}); {what}") from e
