@@ -1,10 +1,9 @@
 """The job queue: each job runs in its own process, one worker per device, one job at a time per worker.
 
-A job is a folder DATA_DIR/jobs/<id>/ (layout: docs/serve.md). Its record.json is rewritten atomically at every
-change of state and holds what to clean up as data, not callables, so a server started after a crash lists the
-jobs, shows the ones it left queued or running as "interrupted" (run again, a training resumes) and finishes their
-clean-up. Cancelling interrupts the process group (a training saves its checkpoint), kills it after a grace period,
-and removes everything the job made but its record.
+A job is a folder DATA_DIR/jobs/<id>/ (docs/serve.md) whose record.json, rewritten atomically at every change of
+state, holds what to clean up as data, so a server started after a crash shows the jobs it left queued or running
+as "interrupted" and finishes their clean-up. Cancelling interrupts the process group (a training saves its
+checkpoint), kills it after a grace period, and removes everything the job made but its record.
 """
 
 from __future__ import annotations
@@ -63,9 +62,7 @@ class Job:
 
     @classmethod
     def load(cls, job_dir: Path) -> Job:
-        record = json.loads((job_dir / RECORD).read_text())
-        known = {f for f in cls.__dataclass_fields__ if f not in RUNTIME}
-        return cls(**{k: v for k, v in record.items() if k in known}, dir=job_dir)
+        return cls(**json.loads((job_dir / RECORD).read_text()), dir=job_dir)
 
     def public(self) -> dict:
         return {"id": self.id, "kind": self.kind, "title": self.title, "state": self.state, "error": self.error,
@@ -125,12 +122,9 @@ class JobManager:
     def _stop_orphan(self, job: Job) -> None:
         """The runner of a server that was killed keeps running in its own process group: stop it like a cancel.
         Only a process whose command line names this job folder is touched."""
-        try:
-            if not job.pid or str(job.dir).encode() not in Path(f"/proc/{job.pid}/cmdline").read_bytes():
-                return
-        except OSError:
-            return
-        self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
+        with contextlib.suppress(OSError):  # no such process (any more)
+            if job.pid and str(job.dir).encode() in Path(f"/proc/{job.pid}/cmdline").read_bytes():
+                self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
 
     def _interrupt(self, job: Job) -> None:
         when = "while this job was running" if job.state == "running" else "before this job started"
@@ -212,15 +206,13 @@ class JobManager:
 
     def _stop_group(self, pid: int, interrupt_first: bool, alive: Callable[[], bool]) -> None:
         """SIGINT (a training saves its checkpoint first) or SIGTERM to the process group; SIGKILL after the grace."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGINT if interrupt_first else signal.SIGTERM)
             deadline = time.monotonic() + (self.grace_seconds if interrupt_first else 3.0)
             while alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
             if alive():
                 os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def _work(self, device: str) -> None:
         while (job := self.queue.get()) is not None:
@@ -272,12 +264,11 @@ class JobManager:
     def _clean(self, job: Job, cancelled: bool) -> None:
         """Remove what a job that did not succeed made; a failed or interrupted job keeps its log to read, a
         cancelled one only its record."""
-        for name in job.owned:
-            path = Path(name)
+        for path in map(Path, job.owned):
             remove_path(path)
             # temporaries written beside the path (atomic writes) by a process that was killed
-            for tmp in glob.glob(str(path.parent / f".{glob.escape(path.name)}.*.partial*")):
-                remove_path(Path(tmp))
+            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial*"):
+                remove_path(tmp)
         for name in job.scrub:
             for tmp in Path(name).rglob("*.partial*"):
                 remove_path(tmp)
