@@ -27,7 +27,7 @@ from ladtalk.serve.paths import DataDir, new_id, public_message, read_json, writ
 
 LIVE = ("queued", "running")
 RECORD = "record.json"
-RUNTIME = ("dir", "proc", "cancel_requested", "stopping")  # fields of the live server only, never stored
+RUNTIME = ("dir", "proc", "cancel_requested")  # fields of the live server only, never stored
 
 
 @dataclass
@@ -54,7 +54,6 @@ class Job:
     dir: Path = Path(".")
     proc: subprocess.Popen | None = None
     cancel_requested: bool = False
-    stopping: bool = False  # the server is shutting down
 
     def save(self) -> None:
         record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME}
@@ -187,7 +186,6 @@ class JobManager:
                     self._finish(job, 0)  # as cancelled: cleaned up, only its record left
                 return
             proc = job.proc
-            job.stopping = True
         if proc is not None:  # the worker reaps it and sets returncode
             self._stop_group(proc.pid, job.interrupt_first, lambda: proc.returncode is None)
         while job.state == "running":  # the worker is cleaning up after the process
@@ -230,7 +228,7 @@ class JobManager:
                 job.pid = job.proc.pid
                 job.save()
             code = job.proc.wait()
-            if job.stopping and not job.cancel_requested and code != 0:
+            if self.closing and not job.cancel_requested and code != 0:
                 with self.lock:
                     job.proc = None
                     self._interrupt(job)  # the server is shutting down

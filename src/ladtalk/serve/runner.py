@@ -92,16 +92,11 @@ def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path
     when asked, so that they differ only by the restorer)."""
     import ladtalk
 
-    out = Path(out_dir)
-    result = {"videos": {}, "timings": {}}
-    runs = [("wav2lip_only", True)] + ([("ladtalk", False)] if sovqae_path else [])
-    for name, plain in runs:
-        rep = ladtalk.generate(identity_dir, audio_path, out / f"{name}.mp4", wav2lip_path=wav2lip_path,
-                               sovqae_path=None if plain else sovqae_path, no_sovqae=plain, paste=paste,
-                               device=device, temporal_filter=temporal_filter)
-        result["videos"][name] = f"{name}.mp4"
-        result["timings"][name] = _report(rep)
-    return result
+    runs = {"wav2lip_only": None} | ({"ladtalk": sovqae_path} if sovqae_path else {})
+    reports = {name: ladtalk.generate(identity_dir, audio_path, Path(out_dir) / f"{name}.mp4", sovqae_path=sovqae,
+                                      no_sovqae=sovqae is None, wav2lip_path=wav2lip_path, paste=paste,
+                                      device=device, temporal_filter=temporal_filter) for name, sovqae in runs.items()}
+    return {"videos": {n: f"{n}.mp4" for n in reports}, "timings": {n: _report(r) for n, r in reports.items()}}
 
 
 def enhance_task(video_path: str, out_dir: str, sovqae_path: str, device: str, pads: tuple[int, int, int, int]) -> dict:
