@@ -43,10 +43,7 @@ async def info(request: Request) -> Response:
                          "max_upload_mb": s.max_upload_bytes / 2**20, "presets": presets()})
 
 
-DRAIN_BYTES = 16 * 2**20
-
-
-async def _discard(chunks: AsyncIterator[bytes], limit: int) -> None:
+async def _discard(chunks: AsyncIterator[bytes], limit: int = 16 * 2**20) -> None:
     """Read and drop up to `limit` more bytes of a refused body: a client still sending when the server answers
     and closes gets a broken pipe instead of the 413 (seen under load); past the limit the connection is dropped."""
     with contextlib.suppress(ClientDisconnect):
@@ -66,7 +63,7 @@ async def upload(request: Request) -> Response:
         record = await receive(s.data, request.query_params.get("kind", ""), chunks, s.max_upload_bytes,
                                request.query_params.get("name", ""))
     except TooLarge:
-        await _discard(chunks, DRAIN_BYTES)
+        await _discard(chunks)
         raise
     return JSONResponse(record, status_code=201)
 

@@ -179,11 +179,8 @@ class JobManager:
             if job.state not in LIVE:
                 return
             job.cancel_requested = not interrupted
-            if job.state == "queued":  # the worker skips it; clean up now
-                if interrupted:
-                    self._interrupt(job)
-                else:
-                    self._finish(job, 0)  # as cancelled: cleaned up, only its record left
+            if job.state == "queued":  # the worker skips it; it ends now
+                self._finish(job, None)
                 return
             proc = job.proc
         if proc is not None:  # the worker reaps it and sets returncode
@@ -227,15 +224,15 @@ class JobManager:
                                                 env=env, start_new_session=True)  # own group: cancel reaches children
                 job.pid = job.proc.pid
                 job.save()
-            code = job.proc.wait()
-            if self.closing and not job.cancel_requested and code != 0:
-                with self.lock:
-                    job.proc = None
-                    self._interrupt(job)  # the server is shutting down
-                continue
-            self._finish(job, code)
+            self._finish(job, job.proc.wait())
 
-    def _finish(self, job: Job, code: int) -> None:
+    def _finish(self, job: Job, code: int | None) -> None:
+        """Store how a job ended; `code`: its process's exit status, None when it never started."""
+        if self.closing and not job.cancel_requested and code != 0:  # stopped by the server's shutdown
+            with self.lock:
+                job.proc = None
+                self._interrupt(job)
+            return
         error = None
         if job.cancel_requested:
             state = "cancelled"

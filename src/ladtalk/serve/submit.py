@@ -76,10 +76,9 @@ class Server:
     def job_file(self, job_id: object, rel: str) -> Path:
         """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
         job = self.job(job_id)
-        path = (job.dir / "out").joinpath(*(check_name(p, "file") for p in rel.split("/")))
-        if job.state != "done" or rel not in job.files():  # the files it lists: no symlink, nothing hidden
+        if job.state != "done" or rel not in job.files():  # only the files it lists: no symlink, nothing hidden
             raise NotFound(f"job {job.id} has no file {rel!r}")
-        return path
+        return job.dir / "out" / rel
 
     def media(self, ref: object, what: str) -> Path:
         """An upload id, or "JOB_ID/FILE" for a result of a finished job."""
@@ -177,8 +176,7 @@ class Server:
         if busy := self.jobs.busy_targets() & set(names):
             raise InputError(f"model {sorted(busy)[0]!r} is training already; stop it first")
         choices = presets()[component]
-        preset = body.get("preset", choices[0] if component == "lipsync" else "tiny" if component == "sovqae"
-                          else f"{component}-tiny")
+        preset = body.get("preset", "tiny" if component in ("sovqae", "lipsync") else f"{component}-tiny")
         if preset not in choices:
             raise InputError(f"a {component} preset is one of {', '.join(choices)}; got {preset!r}")
         overrides = body.get("overrides", [])
