@@ -95,8 +95,7 @@ class JobManager:
     # ---- start-up: the jobs of earlier servers
 
     def _recover(self) -> None:
-        """Load every job record; a job an earlier server left queued or running becomes 'interrupted' (its runner
-        is stopped if it outlived that server), with what it had half-written removed."""
+        """Load every job record; what an earlier server left queued or running is stopped, cleaned, 'interrupted'."""
         for tmp in self.data.folder("uploads").glob(".*.partial"):
             remove_path(tmp)
         for job_dir in sorted(self.data.folder("jobs").iterdir()):
@@ -119,8 +118,7 @@ class JobManager:
             self.jobs[job.id] = job
 
     def _stop_orphan(self, job: Job) -> None:
-        """The runner of a server that was killed keeps running in its own process group: stop it like a cancel.
-        Only a process whose command line names this job folder is touched."""
+        """Stop, like a cancel, the runner a killed server left running (only a process naming this job folder)."""
         with contextlib.suppress(OSError):  # no such process (any more)
             if job.pid and str(job.dir).encode() in Path(f"/proc/{job.pid}/cmdline").read_bytes():
                 self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
@@ -257,8 +255,7 @@ class JobManager:
             job.save()
 
     def _clean(self, job: Job, cancelled: bool) -> None:
-        """Remove what a job that did not succeed made; a failed or interrupted job keeps its log to read, a
-        cancelled one only its record."""
+        """Remove what an unsuccessful job made; a cancelled one loses its log too (only its record stays)."""
         for path in map(Path, job.owned):
             remove_path(path)
             # temporaries written beside the path (atomic writes) by a process that was killed

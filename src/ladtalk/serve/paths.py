@@ -35,8 +35,7 @@ ERRNO_RE = re.compile(r"\[Errno -?\d+\]\s*|\s*\(?errno[ =:]-?\d+\)?", re.IGNOREC
 
 
 def public_message(text: str, root: Path) -> str:
-    """A message for the page: paths inside the data folder as DATA/..., no errno numbers (they mean nothing to
-    a user and only show how the server is laid out)."""
+    """A message for the page: the data folder as DATA, no errno numbers (they only show how the server is laid out)."""
     return ERRNO_RE.sub("", text).replace(f"{root}/", "DATA/").replace(str(root), "DATA")
 
 

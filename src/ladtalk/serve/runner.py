@@ -48,10 +48,9 @@ def prepare_task(video_path: str | None, out_dir: str, device: str, size: int, p
         clip = ladtalk.synthesize(Path(out_dir).parent / "synthetic", seconds=synthetic_seconds, seed=0)
         target = Path(synthetic_path)
         # kept as an upload (generate reads its frames later), listed like one
-        record = {"id": target.stem, "kind": "video", "bytes": Path(clip.video_path).stat().st_size,
-                  "name": f"{synthetic_name} (synthetic)", "seconds": synthetic_seconds, "has_video": True,
-                  "has_audio": True}
-        target.with_name(f".{target.stem}.json").write_text(json.dumps(record))
+        write_json(target.with_name(f".{target.stem}.json"), {
+            "id": target.stem, "kind": "video", "bytes": Path(clip.video_path).stat().st_size, "has_video": True,
+            "name": f"{synthetic_name} (synthetic)", "seconds": synthetic_seconds, "has_audio": True})
         os.replace(clip.video_path, target)
         video_path = synthetic_path
     ladtalk.prepare(video_path, out_dir, size=size, pads=tuple(pads), device=device)
