@@ -105,9 +105,8 @@ def overview(request: Request) -> Response:
 def disk(request: Request) -> Response:
     """Bytes used per folder and per item, and the free space."""
     s = _server(request)
-    items = {sub: {p.name: tree_bytes(p) for p in s.data.folder(sub).iterdir()
-                   if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}
-    items["uploads"] = {Path(k).stem: v for k, v in items["uploads"].items()}
+    items = {sub: {p.stem if sub == "uploads" else p.name: tree_bytes(p) for p in s.data.folder(sub).iterdir()
+                   if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}  # an upload by its id
     free = shutil.disk_usage(s.data.root).free
     return JSONResponse({"folders": {k: sum(v.values()) for k, v in items.items()}, "items": items, "free": free})
 

@@ -27,10 +27,9 @@ COMPONENTS = {  # component -> (the kind its checkpoints record, what the page c
 def presets() -> dict[str, list[str]]:
     """The presets each trainer takes, as the CLI offers them; `lipsync` names the syncnet-X + wav2lip-X pairs."""
     names = preset_names()
-    lip = [n for n in names if n.startswith(("syncnet", "wav2lip"))]
-    pairs = [n.removeprefix("syncnet-") for n in names if n.startswith("syncnet-") and f"wav2lip-{n[8:]}" in names]
-    return {"sovqae": [n for n in names if n not in lip], "syncnet": [n for n in names if n.startswith("syncnet")],
-            "wav2lip": [n for n in names if n.startswith("wav2lip")], "lipsync": sorted(pairs, reverse=True)}
+    syncnet, wav2lip = ([n for n in names if n.startswith(prefix)] for prefix in ("syncnet", "wav2lip"))
+    return {"sovqae": [n for n in names if n not in syncnet + wav2lip], "syncnet": syncnet, "wav2lip": wav2lip,
+            "lipsync": sorted((n[8:] for n in syncnet if f"wav2lip-{n[8:]}" in names), reverse=True)}
 
 
 def _request(body: dict) -> dict:
@@ -76,9 +75,10 @@ class Server:
     def job_file(self, job_id: object, rel: str) -> Path:
         """A result file of a finished job, e.g. ("0123abcd...", "ladtalk.mp4")."""
         job = self.job(job_id)
-        if job.state != "done" or rel not in job.files():  # only the files it lists: no symlink, nothing hidden
+        path = (job.dir / "out").joinpath(*(check_name(p, "file") for p in rel.split("/")))
+        if job.state != "done" or rel not in job.files():  # the files it lists: no symlink, nothing hidden
             raise NotFound(f"job {job.id} has no file {rel!r}")
-        return job.dir / "out" / rel
+        return path
 
     def media(self, ref: object, what: str) -> Path:
         """An upload id, or "JOB_ID/FILE" for a result of a finished job."""

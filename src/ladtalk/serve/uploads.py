@@ -102,8 +102,7 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(max_bytes)
-                if len(head) < 16:
-                    head += chunk[:16 - len(head)]
+                head = (head + chunk[:16])[:16]  # what sniff reads
                 f.write(chunk)
         if size == 0:
             raise InputError("the upload is empty; send the file's bytes as the request body")
