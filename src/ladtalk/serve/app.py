@@ -81,8 +81,7 @@ async def upload_delete(request: Request) -> Response:
     path = s.data.upload(request.path_params["id"])
     if s.in_use(path.stem):
         raise InputError(f"upload {path.stem!r} is an input of a queued or running job; wait for it or cancel it")
-    sources = [i["name"] for i in catalog.list_identities(s.data.folder("identities")) if i["source"] == path.name]
-    if sources:
+    if sources := [i["name"] for i in catalog.list_identities(s.data.folder("identities")) if i["source"] == path.name]:
         raise InputError(f"upload {path.stem!r} is the video identity {sources[0]!r} was prepared from (generate "
                          "reads its frames); delete the identity first")
     remove_path(path.with_name(f".{path.stem}.json"))

@@ -136,8 +136,7 @@ class JobManager:
     def submit(self, kind: str, title: str, call: dict, *, request: dict, out: str | None = None,
                owned: list[Path] = (), targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
                moves: list[tuple[str, Path]] = (), interrupt_first: bool = False) -> Job:
-        """Queue a job; `out`: the call gets out_dir=JOB_DIR/out/<out>, the job's own output folder; `moves`:
-        (a path inside that folder, where it goes when the job succeeds)."""
+        """Queue a job; `out`: its call gets out_dir=JOB_DIR/out/<out>; `moves`: (path in there, its place if done)."""
         job_id = new_id()
         out_dir = self.data.folder("jobs") / job_id / "out"
         out_dir.mkdir(parents=True)
@@ -243,8 +242,7 @@ class JobManager:
             except Exception as e:  # noqa: BLE001 - shown on the page as the job's error
                 state, error = "failed", f"ladtalk {job.kind}: error: could not store the result ({e})"
         else:
-            state = "failed"
-            error = (read_json(job.dir / "error.json") or {}).get("message") or (
+            state, error = "failed", (read_json(job.dir / "error.json") or {}).get("message") or (
                 f"ladtalk {job.kind}: the job's process ended with status {code} "
                 f"({'killed' if code < 0 else 'no message'}); GET /api/jobs/{job.id}/log has the details")
         if state != "done":  # cleaned before the state changes: whoever sees "cancelled" finds nothing left

@@ -67,8 +67,7 @@ class Server:
         raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded weight file")
 
     def job(self, job_id: object) -> Job:
-        job = self.jobs.get(check_name(job_id, "job id"))
-        if job is None:
+        if (job := self.jobs.get(check_name(job_id, "job id"))) is None:
             raise NotFound(f"no job {job_id!r}")
         return job
 
@@ -92,8 +91,7 @@ class Server:
     def media_name(self, path: Path) -> str:
         """How a title names an input file (never a server path)."""
         if path.is_relative_to(self.data.folder("jobs")):
-            job = path.relative_to(self.data.folder("jobs")).parts[0]
-            return f"{path.name} of job {job[:8]}"
+            return f"{path.name} of job {path.relative_to(self.data.folder('jobs')).parts[0][:8]}"
         return self.data.upload_record(path).get("name") or path.name  # for titles only, never a path
 
     def in_use(self, value: str) -> bool:
