@@ -207,8 +207,7 @@ async def job_file(request: Request) -> Response:
 
 async def page(request: Request) -> Response:
     response = FileResponse(STATIC / "index.html")
-    token = request.query_params.get("token")
-    if token:  # the page's own requests (and its <video> elements) then carry the token as a cookie
+    if token := request.query_params.get("token"):  # then the page's requests (its <video>s too) carry it as a cookie
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
     return response
 

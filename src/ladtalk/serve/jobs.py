@@ -56,8 +56,7 @@ class Job:
     cancel_requested: bool = False
 
     def save(self) -> None:
-        record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME}
-        write_json(self.dir / RECORD, record)
+        write_json(self.dir / RECORD, {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME})
 
     @classmethod
     def load(cls, job_dir: Path) -> Job:

@@ -19,7 +19,6 @@ from ladtalk.serve.paths import write_json
 
 def _mirror_progress(job_dir: Path) -> None:
     """Make every tqdm bar also write progress.json (before ladtalk's functions load: modules bind `tqdm` on import)."""
-    import tqdm
     import tqdm.auto
     import tqdm.std
 

@@ -82,8 +82,7 @@ class Server:
     def media(self, ref: object, what: str) -> Path:
         """An upload id, or "JOB_ID/FILE" for a result of a finished job."""
         if isinstance(ref, str) and "/" in ref:
-            job_id, rel = ref.split("/", 1)
-            return self.job_file(job_id, rel)
+            return self.job_file(*ref.split("/", 1))
         if not ref:
             raise InputError(f"choose the {what}: an upload id, or JOB_ID/FILE for a result of a finished job")
         return self.data.upload(ref)
@@ -116,8 +115,7 @@ class Server:
     def resume(self, name: object) -> Job:
         """Continue a training run with the settings it was started with (its serve-train.json)."""
         run = self.data.inside("models", name, what="model")
-        body = read_json(run / SETTINGS)
-        if not isinstance(body, dict):
+        if not isinstance(body := read_json(run / SETTINGS), dict):
             raise InputError(f"model {run.name!r} was not trained from this page, so its settings are unknown; "
                              "start it from the training form with the same preset and steps")
         return self.submit(body)
