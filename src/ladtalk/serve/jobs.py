@@ -42,7 +42,6 @@ class Job:
     moves: list[list[str]] = field(default_factory=list)  # [from, to] renames that put a success's results in place
     targets: list[str] = field(default_factory=list)  # the identity or model names the job writes
     request: dict = field(default_factory=dict)  # what the client asked for: enough to submit it again
-    interrupt_first: bool = False  # send SIGINT and wait (training saves a checkpoint), rather than SIGTERM
     state: str = "queued"
     error: str | None = None
     result: dict | None = None
@@ -120,7 +119,7 @@ class JobManager:
         """Stop, like a cancel, the runner a killed server left running (only a process naming this job folder)."""
         with contextlib.suppress(OSError):  # no such process (any more)
             if job.pid and str(job.dir).encode() in Path(f"/proc/{job.pid}/cmdline").read_bytes():
-                self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
+                self._stop_group(job, job.pid, Path(f"/proc/{job.pid}").exists)
 
     def _interrupt(self, job: Job) -> None:
         when = "while this job was running" if job.state == "running" else "before this job started"
@@ -132,10 +131,11 @@ class JobManager:
 
     # ---- the queue
 
-    def submit(self, kind: str, title: str, call: dict, *, request: dict, out: str | None = None,
+    def submit(self, kind: str, title: str, call: dict, *, request: dict, out: str | None = "",
                owned: list[Path] = (), targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
-               moves: list[tuple[str, Path]] = (), interrupt_first: bool = False) -> Job:
-        """Queue a job; `out`: its call gets out_dir=JOB_DIR/out/<out>; `moves`: (path in there, its place if done)."""
+               moves: list[tuple[str, Path]] = ()) -> Job:
+        """Queue a job; its call gets out_dir=JOB_DIR/out/<out> unless `out` is None; `moves`: (a path in JOB_DIR/out,
+        its place when the job succeeds)."""
         job_id = new_id()
         out_dir = self.data.folder("jobs") / job_id / "out"
         out_dir.mkdir(parents=True)
@@ -143,8 +143,7 @@ class JobManager:
             call = {**call, "out_dir": str(out_dir / out)}
         job = Job(job_id, kind, title, call, owned=[str(p) for p in owned], fresh_runs=[str(p) for p in fresh_runs],
                   scrub=[str(p) for p in scrub], targets=list(targets), request=request,
-                  moves=[[str(out_dir / a), str(b)] for a, b in moves], interrupt_first=interrupt_first,
-                  dir=out_dir.parent)
+                  moves=[[str(out_dir / a), str(b)] for a, b in moves], dir=out_dir.parent)
         with self.lock:
             job.save()
             self.jobs[job_id] = job
@@ -180,7 +179,7 @@ class JobManager:
                 return
             proc = job.proc
         if proc is not None:  # the worker reaps it and sets returncode
-            self._stop_group(proc.pid, job.interrupt_first, lambda: proc.returncode is None)
+            self._stop_group(job, proc.pid, lambda: proc.returncode is None)
         while job.state == "running":  # the worker is cleaning up after the process
             time.sleep(0.05)
 
@@ -195,11 +194,13 @@ class JobManager:
         for w in self.workers:
             w.join(timeout=self.grace_seconds + 5)
 
-    def _stop_group(self, pid: int, interrupt_first: bool, alive: Callable[[], bool]) -> None:
-        """SIGINT (a training saves its checkpoint first) or SIGTERM to the process group; SIGKILL after the grace."""
+    def _stop_group(self, job: Job, pid: int, alive: Callable[[], bool]) -> None:
+        """SIGINT to a training's process group (it saves its checkpoint first), SIGTERM to any other's; SIGKILL
+        after the grace."""
+        train = job.kind == "train"
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGINT if interrupt_first else signal.SIGTERM)
-            deadline = time.monotonic() + (self.grace_seconds if interrupt_first else 3.0)
+            os.killpg(pid, signal.SIGINT if train else signal.SIGTERM)
+            deadline = time.monotonic() + (self.grace_seconds if train else 3.0)
             while alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
             if alive():

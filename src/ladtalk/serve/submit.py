@@ -35,8 +35,8 @@ def presets() -> dict[str, list[str]]:
 def _request(body: dict) -> dict:
     """What of a request is kept with its job (and submitted again by 'run again' / 'resume')."""
     plain = (str, int, float, bool, type(None))
-    return {k: v for k, v in body.items() if isinstance(v, plain) or (isinstance(v, list)
-                                                                     and all(isinstance(x, plain) for x in v))}
+    return {k: v for k, v in body.items()
+            if isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))}
 
 
 class Server:
@@ -193,8 +193,8 @@ class Server:
             write_json(d / SETTINGS, {**request, "preset": preset, "component": component})
         verb = "resume" if runs[0][1] else "train"
         title = f"{verb} {COMPONENTS[component][1]} '{name}' on '{ident.name}' ({preset})"
-        return self.jobs.submit("train", title, call, request=request, targets=names, scrub=[d for d, _ in runs],
-                                fresh_runs=[d for d, resumed in runs if not resumed], interrupt_first=True)
+        return self.jobs.submit("train", title, call, request=request, out=None, targets=names,
+                                scrub=[d for d, _ in runs], fresh_runs=[d for d, resumed in runs if not resumed])
 
     def _generate(self, body: dict, request: dict) -> Job:
         ident = self.identity(body.get("identity"))
@@ -210,14 +210,14 @@ class Server:
         call = {"identity_dir": str(ident), "audio_path": str(audio), "wav2lip_path": str(wav2lip),
                 "sovqae_path": str(sovqae) if sovqae else None, "paste": paste, "temporal_filter": temporal}
         return self.jobs.submit("generate", f"generate '{ident.name}' speaking {self.media_name(audio)}", call,
-                                request=request, out="")
+                                request=request)
 
     def _enhance(self, body: dict, request: dict) -> Job:
         video = self.media(body.get("video"), "video to enhance")
         sovqae = self.model(body.get("sovqae"), "SOVQAE")
         call = {"video_path": str(video), "sovqae_path": str(sovqae), "pads": self._pads(body)}
         return self.jobs.submit("enhance", f"enhance {self.media_name(video)} with '{sovqae.name}'", call,
-                                request=request, out="")
+                                request=request)
 
     def _analyze(self, body: dict, request: dict) -> Job:
         sovqae = self.model(body.get("model"), "SOVQAE")
@@ -226,7 +226,7 @@ class Server:
         if not isinstance(max_frames, int) or max_frames < 1:
             raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
         call = {"model_path": str(sovqae), "identity_dir": str(ident), "max_frames": max_frames}
-        return self.jobs.submit("analyze", f"analyze '{sovqae.name}' on '{ident.name}'", call, request=request, out="")
+        return self.jobs.submit("analyze", f"analyze '{sovqae.name}' on '{ident.name}'", call, request=request)
 
     def _evaluate(self, body: dict, request: dict) -> Job:
         pred, gt = self.media(body.get("pred"), "generated video"), self.media(body.get("gt"), "ground truth")
@@ -238,4 +238,4 @@ class Server:
             raise InputError(f"max_frames must be a positive integer or null (all frames), got {max_frames!r}")
         call = {"pred_path": str(pred), "gt_path": str(gt), "align": align, "max_frames": max_frames}
         title = f"evaluate {self.media_name(pred)} against {self.media_name(gt)}"
-        return self.jobs.submit("evaluate", title, call, request=request, out="")
+        return self.jobs.submit("evaluate", title, call, request=request)
