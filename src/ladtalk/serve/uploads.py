@@ -68,8 +68,7 @@ def media_facts(path: Path, kind: str) -> dict:
     what = "send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio"
     try:
         with av.open(str(path)) as container:
-            video = [s for s in container.streams if s.type == "video"]
-            audio = [s for s in container.streams if s.type == "audio"]
+            video, audio = container.streams.video, container.streams.audio
             nominal = float(container.duration / 1e6) if container.duration else None
             if kind == "video" and not video:
                 raise InputError("the file has no video stream; send a video of the person")
