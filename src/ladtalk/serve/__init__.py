@@ -12,14 +12,6 @@ from pathlib import Path
 from ladtalk.errors import InputError
 
 
-def _devices(device: str) -> list[str]:
-    if device != "auto":
-        return [d.strip() for d in device.split(",") if d.strip()]
-    import torch
-
-    return [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
-
-
 def serve(data_dir: str | os.PathLike = "ladtalk_data", host: str = "127.0.0.1", port: int = 7860,
           token: str | None = None, max_upload_mb: float = 512.0, device: str = "auto") -> None:
     """Serve the page and the API until interrupted; jobs run one at a time per device (`cpu`, `cuda:0,cuda:1`)."""
@@ -42,7 +34,12 @@ def serve(data_dir: str | os.PathLike = "ladtalk_data", host: str = "127.0.0.1",
     if max_upload_mb <= 0:
         raise InputError(f"--max-upload-mb must be positive, got {max_upload_mb}")
     data = DataDir(check_writable_dir(Path(data_dir)))
-    devices = _devices(device)
+    if device == "auto":
+        import torch
+
+        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or ["cpu"]
+    else:
+        devices = [d.strip() for d in device.split(",") if d.strip()]
     app = build_app(Server(data, JobManager(data, devices), int(max_upload_mb * 2**20), token,
                            loopback_only=is_loopback(host)))
     print(f"ladtalk serve: http://{host}:{port}/ (data in {data.root}; workers: {', '.join(devices)})", flush=True)

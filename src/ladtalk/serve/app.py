@@ -43,10 +43,7 @@ async def info(request: Request) -> Response:
                          "max_upload_mb": s.max_upload_bytes / 2**20, "presets": presets()})
 
 
-DRAIN_BYTES = 16 * 2**20
-
-
-async def _discard(chunks: AsyncIterator[bytes], limit: int) -> None:
+async def _discard(chunks: AsyncIterator[bytes], limit: int = 16 * 2**20) -> None:
     """Read and drop up to `limit` more bytes of a refused body: a client still sending when the server answers
     and closes gets a broken pipe instead of the 413 (seen under load); past the limit the connection is dropped."""
     with contextlib.suppress(ClientDisconnect):
@@ -66,7 +63,7 @@ async def upload(request: Request) -> Response:
         record = await receive(s.data, request.query_params.get("kind", ""), chunks, s.max_upload_bytes,
                                request.query_params.get("name", ""))
     except TooLarge:
-        await _discard(chunks, DRAIN_BYTES)
+        await _discard(chunks)
         raise
     return JSONResponse(record, status_code=201)
 
@@ -84,8 +81,7 @@ async def upload_delete(request: Request) -> Response:
     path = s.data.upload(request.path_params["id"])
     if s.in_use(path.stem):
         raise InputError(f"upload {path.stem!r} is an input of a queued or running job; wait for it or cancel it")
-    sources = [i["name"] for i in catalog.list_identities(s.data.folder("identities")) if i["source"] == path.name]
-    if sources:
+    if sources := [i["name"] for i in catalog.list_identities(s.data.folder("identities")) if i["source"] == path.name]:
         raise InputError(f"upload {path.stem!r} is the video identity {sources[0]!r} was prepared from (generate "
                          "reads its frames); delete the identity first")
     remove_path(path.with_name(f".{path.stem}.json"))
@@ -108,9 +104,8 @@ def overview(request: Request) -> Response:
 def disk(request: Request) -> Response:
     """Bytes used per folder and per item, and the free space."""
     s = _server(request)
-    items = {sub: {p.name: tree_bytes(p) for p in s.data.folder(sub).iterdir()
-                   if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}
-    items["uploads"] = {Path(k).stem: v for k, v in items["uploads"].items()}
+    items = {sub: {p.stem if sub == "uploads" else p.name: tree_bytes(p) for p in s.data.folder(sub).iterdir()
+                   if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}  # an upload by its id
     free = shutil.disk_usage(s.data.root).free
     return JSONResponse({"folders": {k: sum(v.values()) for k, v in items.items()}, "items": items, "free": free})
 
@@ -212,8 +207,7 @@ async def job_file(request: Request) -> Response:
 
 async def page(request: Request) -> Response:
     response = FileResponse(STATIC / "index.html")
-    token = request.query_params.get("token")
-    if token:  # the page's own requests (and its <video> elements) then carry the token as a cookie
+    if token := request.query_params.get("token"):  # then the page's requests (its <video>s too) carry it as a cookie
         response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
     return response
 

@@ -41,9 +41,7 @@ def crops_strip_png(folder: Path, count: int = 6, height: int = 128) -> bytes:
     from PIL import Image
 
     ident = Identity.open(folder)
-    rows = np.flatnonzero(ident.has_face)
-    if len(rows) == 0:
-        rows = np.arange(ident.frame_count)
+    rows = np.flatnonzero(ident.has_face) if ident.has_face.any() else np.arange(ident.frame_count)
     pick = rows[np.linspace(0, len(rows) - 1, min(count, len(rows))).round().astype(int)]
     tiles = [np.asarray(Image.fromarray(np.asarray(ident.crops[i])).resize((height, height))) for i in pick]
     buf = io.BytesIO()
@@ -81,24 +79,20 @@ def model_summary(folder: Path, training: bool = False) -> dict:
     checkpoint = folder / "checkpoints" / "last" / "config.json"
     config = next((c for c in (folder / "config.json", folder / "model" / "config.json", checkpoint)
                    if c.is_file()), None)
-    if training:
-        state = "training"
-    else:
-        state = "empty" if config is None else "stopped" if config == checkpoint else "trained"
+    state = "empty" if config is None else "stopped" if config == checkpoint else "trained"
     setup, last = _metrics_ends(folder)
     settings = read_json(folder / SETTINGS) or {}  # the train request a run was started with from the page
-    return {"name": folder.name, "kind": (read_json(config) or {}).get("kind") if config else None, "state": state,
-            "step": last["step"] if last else None, "steps": setup.get("steps") or _max_steps(settings),
-            "resumable": bool(settings) and state in ("stopped", "empty"), "component": settings.get("component")}
+    return {"name": folder.name, "kind": (read_json(config) or {}).get("kind") if config else None,
+            "state": "training" if training else state, "step": last["step"] if last else None,
+            "steps": setup.get("steps") or _max_steps(settings), "component": settings.get("component"),
+            "resumable": bool(settings) and not training and state in ("stopped", "empty")}
 
 
 def _max_steps(settings: dict) -> int | None:
     for item in settings.get("overrides") or []:
         if isinstance(item, str) and item.startswith("train.max_steps="):
-            try:
+            with contextlib.suppress(ValueError):
                 return int(float(item.split("=", 1)[1]))
-            except ValueError:
-                return None
     return None
 
 

@@ -1,10 +1,9 @@
 """The job queue: each job runs in its own process, one worker per device, one job at a time per worker.
 
-A job is a folder DATA_DIR/jobs/<id>/ (layout: docs/serve.md). Its record.json is rewritten atomically at every
-change of state and holds what to clean up as data, not callables, so a server started after a crash lists the
-jobs, shows the ones it left queued or running as "interrupted" (run again, a training resumes) and finishes their
-clean-up. Cancelling interrupts the process group (a training saves its checkpoint), kills it after a grace period,
-and removes everything the job made but its record.
+A job is a folder DATA_DIR/jobs/<id>/ (docs/serve.md) whose record.json, rewritten atomically at every change of
+state, holds what to clean up as data, so a server started after a crash shows the jobs it left queued or running
+as "interrupted" and finishes their clean-up. Cancelling interrupts the process group (a training saves its
+checkpoint), kills it after a grace period, and removes everything the job made but its record.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from ladtalk.serve.paths import DataDir, new_id, public_message, read_json, writ
 
 LIVE = ("queued", "running")
 RECORD = "record.json"
-RUNTIME = ("dir", "proc", "cancel_requested", "stopping")  # fields of the live server only, never stored
+RUNTIME = ("dir", "proc", "cancel_requested")  # fields of the live server only, never stored
 
 
 @dataclass
@@ -43,7 +42,6 @@ class Job:
     moves: list[list[str]] = field(default_factory=list)  # [from, to] renames that put a success's results in place
     targets: list[str] = field(default_factory=list)  # the identity or model names the job writes
     request: dict = field(default_factory=dict)  # what the client asked for: enough to submit it again
-    interrupt_first: bool = False  # send SIGINT and wait (training saves a checkpoint), rather than SIGTERM
     state: str = "queued"
     error: str | None = None
     result: dict | None = None
@@ -55,17 +53,13 @@ class Job:
     dir: Path = Path(".")
     proc: subprocess.Popen | None = None
     cancel_requested: bool = False
-    stopping: bool = False  # the server is shutting down
 
     def save(self) -> None:
-        record = {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME}
-        write_json(self.dir / RECORD, record)
+        write_json(self.dir / RECORD, {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in RUNTIME})
 
     @classmethod
     def load(cls, job_dir: Path) -> Job:
-        record = json.loads((job_dir / RECORD).read_text())
-        known = {f for f in cls.__dataclass_fields__ if f not in RUNTIME}
-        return cls(**{k: v for k, v in record.items() if k in known}, dir=job_dir)
+        return cls(**json.loads((job_dir / RECORD).read_text()), dir=job_dir)
 
     def public(self) -> dict:
         return {"id": self.id, "kind": self.kind, "title": self.title, "state": self.state, "error": self.error,
@@ -99,20 +93,19 @@ class JobManager:
     # ---- start-up: the jobs of earlier servers
 
     def _recover(self) -> None:
-        """Load every job record; a job an earlier server left queued or running becomes 'interrupted' (its runner
-        is stopped if it outlived that server), with what it had half-written removed."""
+        """Load every job record; what an earlier server left queued or running is stopped, cleaned, 'interrupted'."""
         for tmp in self.data.folder("uploads").glob(".*.partial"):
             remove_path(tmp)
         for job_dir in sorted(self.data.folder("jobs").iterdir()):
             if not job_dir.is_dir() or job_dir.is_symlink():
                 continue
+            if not (job_dir / RECORD).is_file():
+                remove_path(job_dir)  # a job that never got a record: nothing of it to show
+                continue
             try:
-                job = Job.load(job_dir) if (job_dir / RECORD).is_file() else self._adopt(job_dir)
+                job = Job.load(job_dir)
             except (OSError, ValueError, TypeError) as e:
                 print(f"ladtalk serve: skipping job folder {job_dir.name} (unreadable record: {e})", flush=True)
-                continue
-            if job is None:
-                remove_path(job_dir)  # a job that never got a record: nothing of it to show
                 continue
             if job.state in LIVE:
                 self._stop_orphan(job)
@@ -122,26 +115,11 @@ class JobManager:
                     self._interrupt(job)
             self.jobs[job.id] = job
 
-    def _adopt(self, job_dir: Path) -> Job | None:
-        """A finished job of a server from before records (job.json + result.json): listed, not lost."""
-        if not (job_dir / "result.json").is_file() or not (job_dir / "job.json").is_file():
-            return None
-        spec = json.loads((job_dir / "job.json").read_text())
-        stamp = (job_dir / "result.json").stat().st_mtime
-        job = Job(job_dir.name, spec["kind"], f"{spec['kind']} (from an earlier server)", {}, state="done",
-                  result=json.loads((job_dir / "result.json").read_text()), created=stamp, finished=stamp, dir=job_dir)
-        job.save()
-        return job
-
     def _stop_orphan(self, job: Job) -> None:
-        """The runner of a server that was killed keeps running in its own process group: stop it like a cancel.
-        Only a process whose command line names this job folder is touched."""
-        try:
-            if not job.pid or str(job.dir).encode() not in Path(f"/proc/{job.pid}/cmdline").read_bytes():
-                return
-        except OSError:
-            return
-        self._stop_group(job.pid, job.interrupt_first, Path(f"/proc/{job.pid}").exists)
+        """Stop, like a cancel, the runner a killed server left running (only a process naming this job folder)."""
+        with contextlib.suppress(OSError):  # no such process (any more)
+            if job.pid and str(job.dir).encode() in Path(f"/proc/{job.pid}/cmdline").read_bytes():
+                self._stop_group(job, job.pid, Path(f"/proc/{job.pid}").exists)
 
     def _interrupt(self, job: Job) -> None:
         when = "while this job was running" if job.state == "running" else "before this job started"
@@ -153,18 +131,19 @@ class JobManager:
 
     # ---- the queue
 
-    def submit(self, kind: str, title: str, call: dict, *, request: dict, owned: list[Path] = (),
-               targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
-               moves: list[tuple[Path, Path]] = (), interrupt_first: bool = False) -> Job:
+    def submit(self, kind: str, title: str, call: dict, *, request: dict, out: str | None = "",
+               owned: list[Path] = (), targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),
+               moves: list[tuple[str, Path]] = ()) -> Job:
+        """Queue a job; its call gets out_dir=JOB_DIR/out/<out> unless `out` is None; `moves`: (a path in JOB_DIR/out,
+        its place when the job succeeds)."""
         job_id = new_id()
-        job_dir = self.data.folder("jobs") / job_id
-        (job_dir / "out").mkdir(parents=True)
-        def resolve(v):
-            return str(job_dir / "out" / v.sub) if isinstance(v, OutPath) else v
-        job = Job(job_id, kind, title, {k: resolve(v) for k, v in call.items()}, owned=[str(p) for p in owned],
-                  fresh_runs=[str(p) for p in fresh_runs], scrub=[str(p) for p in scrub], targets=list(targets),
-                  request=request, moves=[[str(resolve(a)), str(b)] for a, b in moves],
-                  interrupt_first=interrupt_first, dir=job_dir)
+        out_dir = self.data.folder("jobs") / job_id / "out"
+        out_dir.mkdir(parents=True)
+        if out is not None:
+            call = {**call, "out_dir": str(out_dir / out)}
+        job = Job(job_id, kind, title, call, owned=[str(p) for p in owned], fresh_runs=[str(p) for p in fresh_runs],
+                  scrub=[str(p) for p in scrub], targets=list(targets), request=request,
+                  moves=[[str(out_dir / a), str(b)] for a, b in moves], dir=out_dir.parent)
         with self.lock:
             job.save()
             self.jobs[job_id] = job
@@ -174,10 +153,6 @@ class JobManager:
     def busy_targets(self) -> set[str]:
         with self.lock:
             return {t for j in self.jobs.values() if j.state in LIVE for t in j.targets}
-
-    def live_requests(self) -> list[dict]:
-        with self.lock:
-            return [j.request for j in self.jobs.values() if j.state in LIVE]
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
@@ -199,16 +174,12 @@ class JobManager:
             if job.state not in LIVE:
                 return
             job.cancel_requested = not interrupted
-            if job.state == "queued":  # the worker skips it; clean up now
-                if interrupted:
-                    self._interrupt(job)
-                else:
-                    self._finish(job, 0)  # as cancelled: cleaned up, only its record left
+            if job.state == "queued":  # the worker skips it; it ends now
+                self._finish(job, None)
                 return
             proc = job.proc
-            job.stopping = True
         if proc is not None:  # the worker reaps it and sets returncode
-            self._stop_group(proc.pid, job.interrupt_first, lambda: proc.returncode is None)
+            self._stop_group(job, proc.pid, lambda: proc.returncode is None)
         while job.state == "running":  # the worker is cleaning up after the process
             time.sleep(0.05)
 
@@ -223,17 +194,17 @@ class JobManager:
         for w in self.workers:
             w.join(timeout=self.grace_seconds + 5)
 
-    def _stop_group(self, pid: int, interrupt_first: bool, alive: Callable[[], bool]) -> None:
-        """SIGINT (a training saves its checkpoint first) or SIGTERM to the process group; SIGKILL after the grace."""
-        try:
-            os.killpg(pid, signal.SIGINT if interrupt_first else signal.SIGTERM)
-            deadline = time.monotonic() + (self.grace_seconds if interrupt_first else 3.0)
+    def _stop_group(self, job: Job, pid: int, alive: Callable[[], bool]) -> None:
+        """SIGINT to a training's process group (it saves its checkpoint first), SIGTERM to any other's; SIGKILL
+        after the grace."""
+        train = job.kind == "train"
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGINT if train else signal.SIGTERM)
+            deadline = time.monotonic() + (self.grace_seconds if train else 3.0)
             while alive() and time.monotonic() < deadline:
                 time.sleep(0.05)
             if alive():
                 os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     def _work(self, device: str) -> None:
         while (job := self.queue.get()) is not None:
@@ -250,15 +221,15 @@ class JobManager:
                                                 env=env, start_new_session=True)  # own group: cancel reaches children
                 job.pid = job.proc.pid
                 job.save()
-            code = job.proc.wait()
-            if job.stopping and not job.cancel_requested and code != 0:
-                with self.lock:
-                    job.proc = None
-                    self._interrupt(job)  # the server is shutting down
-                continue
-            self._finish(job, code)
+            self._finish(job, job.proc.wait())
 
-    def _finish(self, job: Job, code: int) -> None:
+    def _finish(self, job: Job, code: int | None) -> None:
+        """Store how a job ended; `code`: its process's exit status, None when it never started."""
+        if self.closing and not job.cancel_requested and code != 0:  # stopped by the server's shutdown
+            with self.lock:
+                job.proc = None
+                self._interrupt(job)
+            return
         error = None
         if job.cancel_requested:
             state = "cancelled"
@@ -271,8 +242,7 @@ class JobManager:
             except Exception as e:  # noqa: BLE001 - shown on the page as the job's error
                 state, error = "failed", f"ladtalk {job.kind}: error: could not store the result ({e})"
         else:
-            state = "failed"
-            error = (read_json(job.dir / "error.json") or {}).get("message") or (
+            state, error = "failed", (read_json(job.dir / "error.json") or {}).get("message") or (
                 f"ladtalk {job.kind}: the job's process ended with status {code} "
                 f"({'killed' if code < 0 else 'no message'}); GET /api/jobs/{job.id}/log has the details")
         if state != "done":  # cleaned before the state changes: whoever sees "cancelled" finds nothing left
@@ -283,14 +253,12 @@ class JobManager:
             job.save()
 
     def _clean(self, job: Job, cancelled: bool) -> None:
-        """Remove what a job that did not succeed made; a failed or interrupted job keeps its log to read, a
-        cancelled one only its record."""
-        for name in job.owned:
-            path = Path(name)
+        """Remove what an unsuccessful job made; a cancelled one loses its log too (only its record stays)."""
+        for path in map(Path, job.owned):
             remove_path(path)
             # temporaries written beside the path (atomic writes) by a process that was killed
-            for tmp in glob.glob(str(path.parent / f".{glob.escape(path.name)}.*.partial*")):
-                remove_path(Path(tmp))
+            for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.partial*"):
+                remove_path(tmp)
         for name in job.scrub:
             for tmp in Path(name).rglob("*.partial*"):
                 remove_path(tmp)
@@ -323,12 +291,3 @@ def tree_bytes(path: Path) -> int:
                 total += os.lstat(os.path.join(root, f)).st_size
     return total
 
-
-@dataclass(frozen=True)
-class OutPath:
-    """A placeholder in a job's call: replaced by JOB_DIR/out/<sub>, the job's own output folder."""
-
-    sub: str = ""
-
-
-OUT = OutPath()

@@ -35,12 +35,8 @@ ERRNO_RE = re.compile(r"\[Errno -?\d+\]\s*|\s*\(?errno[ =:]-?\d+\)?", re.IGNOREC
 
 
 def public_message(text: str, root: Path) -> str:
-    """A message for the page: paths inside the data folder as DATA/..., no errno numbers (they mean nothing to
-    a user and only show how the server is laid out)."""
-    text = ERRNO_RE.sub("", text)
-    for prefix in {str(root), str(Path(root).resolve())}:
-        text = text.replace(prefix + "/", "DATA/").replace(prefix, "DATA")
-    return text
+    """A message for the page: the data folder as DATA, no errno numbers (they only show how the server is laid out)."""
+    return ERRNO_RE.sub("", text).replace(f"{root}/", "DATA/").replace(str(root), "DATA")
 
 
 def new_id() -> str:

@@ -12,12 +12,13 @@ import time
 import traceback
 from pathlib import Path
 
-from ladtalk.serve.paths import write_json  # imports no module that binds tqdm
+import ladtalk  # the public functions load on first use: no module binds tqdm before _mirror_progress
+from ladtalk.errors import LadtalkError
+from ladtalk.serve.paths import write_json
 
 
 def _mirror_progress(job_dir: Path) -> None:
-    """Make every tqdm bar also write progress.json (before ladtalk is imported: modules bind `tqdm` on import)."""
-    import tqdm
+    """Make every tqdm bar also write progress.json (before ladtalk's functions load: modules bind `tqdm` on import)."""
     import tqdm.auto
     import tqdm.std
 
@@ -35,23 +36,20 @@ def _mirror_progress(job_dir: Path) -> None:
 
 
 # ---- what each job kind does: a call of the public functions the CLI calls, with paths the server has
-# already checked, returning a JSON-able summary for the page (ladtalk is imported only once progress is mirrored)
+# already checked, returning a JSON-able summary for the page (ladtalk's functions load once progress is mirrored)
 
 
 def prepare_task(video_path: str | None, out_dir: str, device: str, size: int, pads: tuple[int, int, int, int],
                  synthetic_seconds: float | None = None, synthetic_path: str | None = None,
                  synthetic_name: str = "") -> dict:
     """Prepare an uploaded video, or first render the built-in synthetic identity into `synthetic_path`."""
-    import ladtalk
-
     if synthetic_seconds is not None:
         clip = ladtalk.synthesize(Path(out_dir).parent / "synthetic", seconds=synthetic_seconds, seed=0)
         target = Path(synthetic_path)
         # kept as an upload (generate reads its frames later), listed like one
-        record = {"id": target.stem, "kind": "video", "bytes": Path(clip.video_path).stat().st_size,
-                  "name": f"{synthetic_name} (synthetic)", "seconds": synthetic_seconds, "has_video": True,
-                  "has_audio": True}
-        target.with_name(f".{target.stem}.json").write_text(json.dumps(record))
+        write_json(target.with_name(f".{target.stem}.json"), {
+            "id": target.stem, "kind": "video", "bytes": Path(clip.video_path).stat().st_size, "has_video": True,
+            "name": f"{synthetic_name} (synthetic)", "seconds": synthetic_seconds, "has_audio": True})
         os.replace(clip.video_path, target)
         video_path = synthetic_path
     ladtalk.prepare(video_path, out_dir, size=size, pads=tuple(pads), device=device)
@@ -63,22 +61,17 @@ def train_task(identity_dir: str, run_dir: str, device: str, component: str = "s
                expert_dir: str | None = None, expert_preset: str | None = None) -> dict:
     """One of the CLI's trainers on one identity. `lipsync`: the lip-sync base, the expert (`expert_preset` into
     `expert_dir`) and then the generator (`preset` into `run_dir`) with it; each resumes from its checkpoints."""
-    from ladtalk.train.sovqae import train_sovqae
-    from ladtalk.train.syncnet import train_syncnet
-    from ladtalk.train.wav2lip import train_wav2lip
-
-    overrides = list(overrides)
     if component == "sovqae":
-        model_dir = train_sovqae([identity_dir], run_dir, preset=preset, overrides=overrides, device=device,
-                                 wav2lip_path=wav2lip_path)
+        model_dir = ladtalk.train_sovqae([identity_dir], run_dir, preset=preset, overrides=overrides, device=device,
+                                         wav2lip_path=wav2lip_path)
     elif component == "syncnet":
-        model_dir = train_syncnet([identity_dir], run_dir, preset=preset, overrides=overrides, device=device)
+        model_dir = ladtalk.train_syncnet([identity_dir], run_dir, preset=preset, overrides=overrides, device=device)
     else:
         if component == "lipsync":
-            syncnet_path = str(train_syncnet([identity_dir], expert_dir, preset=expert_preset, overrides=overrides,
-                                             device=device))
-        model_dir = train_wav2lip([identity_dir], run_dir, syncnet_path=syncnet_path, preset=preset,
-                                  overrides=overrides, device=device)
+            syncnet_path = str(ladtalk.train_syncnet([identity_dir], expert_dir, preset=expert_preset,
+                                                     overrides=overrides, device=device))
+        model_dir = ladtalk.train_wav2lip([identity_dir], run_dir, syncnet_path=syncnet_path, preset=preset,
+                                          overrides=overrides, device=device)
     return {"model": Path(run_dir).name, "model_dir": Path(model_dir).name, "component": component}
 
 
@@ -91,39 +84,26 @@ def generate_task(identity_dir: str, audio_path: str, out_dir: str, wav2lip_path
                   device: str, paste: str = "mouth", temporal_filter: bool = False) -> dict:
     """The cascade and, for comparison, the plain Wav2Lip result from the same audio (both with the temporal filter
     when asked, so that they differ only by the restorer)."""
-    import ladtalk
-
-    out = Path(out_dir)
-    result = {"videos": {}, "timings": {}}
-    runs = [("wav2lip_only", True)] + ([("ladtalk", False)] if sovqae_path else [])
-    for name, plain in runs:
-        rep = ladtalk.generate(identity_dir, audio_path, out / f"{name}.mp4", wav2lip_path=wav2lip_path,
-                               sovqae_path=None if plain else sovqae_path, no_sovqae=plain, paste=paste,
-                               device=device, temporal_filter=temporal_filter)
-        result["videos"][name] = f"{name}.mp4"
-        result["timings"][name] = _report(rep)
-    return result
+    runs = {"wav2lip_only": None} | ({"ladtalk": sovqae_path} if sovqae_path else {})
+    reports = {name: ladtalk.generate(identity_dir, audio_path, Path(out_dir) / f"{name}.mp4", sovqae_path=sovqae,
+                                      no_sovqae=sovqae is None, wav2lip_path=wav2lip_path, paste=paste,
+                                      device=device, temporal_filter=temporal_filter) for name, sovqae in runs.items()}
+    return {"videos": {n: f"{n}.mp4" for n in reports}, "timings": {n: _report(r) for n, r in reports.items()}}
 
 
 def enhance_task(video_path: str, out_dir: str, sovqae_path: str, device: str, pads: tuple[int, int, int, int]) -> dict:
-    import ladtalk
-
     rep = ladtalk.enhance(video_path, Path(out_dir) / "enhanced.mp4", sovqae_path=sovqae_path, pads=tuple(pads),
                           device=device)
     return {"videos": {"enhanced": "enhanced.mp4"}, "timings": {"enhanced": _report(rep)}}
 
 
 def analyze_task(model_path: str, identity_dir: str, out_dir: str, device: str, max_frames: int | None = 64) -> dict:
-    import ladtalk
-
     ladtalk.analyze(model_path, identity_dir, Path(out_dir) / "report", max_frames=max_frames, device=device)
     return {"report": "report/report.json", "markdown": "report/report.md"}
 
 
 def evaluate_task(pred_path: str, gt_path: str, out_dir: str, device: str, align: str = "sliding",
                   max_frames: int | None = None) -> dict:
-    import ladtalk
-
     metrics = ladtalk.evaluate(pred_path, gt_path, Path(out_dir) / "report", align=align, device=device,
                                max_frames=max_frames)
     return {"report": "report/metrics.json", "markdown": "report/report.md", "metrics": metrics}
@@ -137,8 +117,6 @@ def main(job_dir: str) -> int:
     job_dir = Path(job_dir)
     spec = json.loads((job_dir / "job.json").read_text())
     _mirror_progress(job_dir)
-    from ladtalk.errors import LadtalkError
-
     try:
         result = TASKS[spec["kind"]](**spec["call"])
     except LadtalkError as e:

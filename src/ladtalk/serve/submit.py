@@ -5,7 +5,6 @@ server made is enhanced or evaluated in place)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from pathlib import Path
 
@@ -15,8 +14,8 @@ from ladtalk.presets import preset_names
 from ladtalk.pretrained import BUILTIN
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
-from ladtalk.serve.jobs import LIVE, OUT, Job, JobManager, OutPath
-from ladtalk.serve.paths import DataDir, NotFound, check_name, read_json, write_json
+from ladtalk.serve.jobs import LIVE, Job, JobManager
+from ladtalk.serve.paths import DataDir, NotFound, check_name, new_id, read_json, write_json
 from ladtalk.serve.runner import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
@@ -28,17 +27,16 @@ COMPONENTS = {  # component -> (the kind its checkpoints record, what the page c
 def presets() -> dict[str, list[str]]:
     """The presets each trainer takes, as the CLI offers them; `lipsync` names the syncnet-X + wav2lip-X pairs."""
     names = preset_names()
-    lip = [n for n in names if n.startswith(("syncnet", "wav2lip"))]
-    pairs = [n.removeprefix("syncnet-") for n in names if n.startswith("syncnet-") and f"wav2lip-{n[8:]}" in names]
-    return {"sovqae": [n for n in names if n not in lip], "syncnet": [n for n in names if n.startswith("syncnet")],
-            "wav2lip": [n for n in names if n.startswith("wav2lip")], "lipsync": sorted(pairs, reverse=True)}
+    syncnet, wav2lip = ([n for n in names if n.startswith(prefix)] for prefix in ("syncnet", "wav2lip"))
+    return {"sovqae": [n for n in names if n not in syncnet + wav2lip], "syncnet": syncnet, "wav2lip": wav2lip,
+            "lipsync": sorted((n[8:] for n in syncnet if f"wav2lip-{n[8:]}" in names), reverse=True)}
 
 
 def _request(body: dict) -> dict:
     """What of a request is kept with its job (and submitted again by 'run again' / 'resume')."""
-    def plain(v) -> bool:
-        return isinstance(v, (str, int, float, bool)) or v is None
-    return {k: v for k, v in body.items() if plain(v) or (isinstance(v, list) and all(plain(x) for x in v))}
+    plain = (str, int, float, bool, type(None))
+    return {k: v for k, v in body.items()
+            if isinstance(v, plain) or (isinstance(v, list) and all(isinstance(x, plain) for x in v))}
 
 
 class Server:
@@ -69,8 +67,7 @@ class Server:
         raise NotFound(f"no {what} {name!r}: give a name from GET /api/models or the id of an uploaded weight file")
 
     def job(self, job_id: object) -> Job:
-        job = self.jobs.get(check_name(job_id, "job id"))
-        if job is None:
+        if (job := self.jobs.get(check_name(job_id, "job id"))) is None:
             raise NotFound(f"no job {job_id!r}")
         return job
 
@@ -85,8 +82,7 @@ class Server:
     def media(self, ref: object, what: str) -> Path:
         """An upload id, or "JOB_ID/FILE" for a result of a finished job."""
         if isinstance(ref, str) and "/" in ref:
-            job_id, rel = ref.split("/", 1)
-            return self.job_file(job_id, rel)
+            return self.job_file(*ref.split("/", 1))
         if not ref:
             raise InputError(f"choose the {what}: an upload id, or JOB_ID/FILE for a result of a finished job")
         return self.data.upload(ref)
@@ -94,14 +90,13 @@ class Server:
     def media_name(self, path: Path) -> str:
         """How a title names an input file (never a server path)."""
         if path.is_relative_to(self.data.folder("jobs")):
-            job = path.relative_to(self.data.folder("jobs")).parts[0]
-            return f"{path.name} of job {job[:8]}"
+            return f"{path.name} of job {path.relative_to(self.data.folder('jobs')).parts[0][:8]}"
         return self.data.upload_record(path).get("name") or path.name  # for titles only, never a path
 
     def in_use(self, value: str) -> bool:
         """Whether a queued or running job reads `value` (a name, an upload id, or a job's results)."""
         return any(v == value or (isinstance(v, str) and v.startswith(value + "/"))
-                   for req in self.jobs.live_requests() for v in req.values())
+                   for job in self.jobs.list() if job.state in LIVE for v in job.request.values())
 
     # ---- job submission: the same parameters as the CLI's
 
@@ -115,16 +110,12 @@ class Server:
         """Submit a finished job's request again (an interrupted training resumes from its checkpoint)."""
         if job.state in LIVE:
             raise InputError(f"job {job.id} is still {job.state}")
-        if not job.request.get("kind"):
-            raise InputError(f"job {job.id} was made by an earlier server and did not keep its request; "
-                             "submit it from the form")
         return self.submit(job.request)
 
     def resume(self, name: object) -> Job:
         """Continue a training run with the settings it was started with (its serve-train.json)."""
         run = self.data.inside("models", name, what="model")
-        body = read_json(run / SETTINGS)
-        if not isinstance(body, dict):
+        if not isinstance(body := read_json(run / SETTINGS), dict):
             raise InputError(f"model {run.name!r} was not trained from this page, so its settings are unknown; "
                              "start it from the training form with the same preset and steps")
         return self.submit(body)
@@ -142,13 +133,13 @@ class Server:
         size = body.get("size", 256)
         if size not in (256, 512):
             raise InputError(f"size must be 256 or 512, got {size!r}")
-        call = {"out_dir": OutPath("identity"), "size": size, "pads": self._pads(body)}
+        call = {"size": size, "pads": self._pads(body)}
         owned = []
         if body.get("synthetic"):
             seconds = body.get("seconds", 8.0)
             if not isinstance(seconds, (int, float)) or not 2 <= seconds <= 60:
                 raise InputError(f"seconds of the synthetic identity must be within 2 to 60, got {seconds!r}")
-            synthetic_path = self.data.folder("uploads") / f"{os.urandom(8).hex()}.mp4"
+            synthetic_path = self.data.folder("uploads") / f"{new_id()}.mp4"
             call.update(video_path=None, synthetic_seconds=float(seconds), synthetic_path=str(synthetic_path),
                         synthetic_name=name)
             owned += [synthetic_path, synthetic_path.with_name(f".{synthetic_path.stem}.json")]
@@ -157,9 +148,8 @@ class Server:
             video = self.media(body.get("upload"), "video of the person")
             call["video_path"] = str(video)
             title = f"prepare '{name}' from {self.media_name(video)}"
-        target = self.data.folder("identities") / name
-        return self.jobs.submit("prepare", title, call, request=request, owned=owned, targets=[name],
-                                moves=[(OutPath("identity"), target)])
+        return self.jobs.submit("prepare", title, call, request=request, out="identity", owned=owned, targets=[name],
+                                moves=[("identity", self.data.folder("identities") / name)])
 
     def _train_run(self, name: str, component: str) -> tuple[Path, bool]:
         """The run folder of `name` and whether it already holds checkpoints of this component's kind."""
@@ -179,12 +169,10 @@ class Server:
             raise InputError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
         name = check_name(body.get("name"), "model")
         names = [name, check_name(f"{name}-expert", "model")] if component == "lipsync" else [name]
-        busy = self.jobs.busy_targets() & set(names)
-        if busy:
+        if busy := self.jobs.busy_targets() & set(names):
             raise InputError(f"model {sorted(busy)[0]!r} is training already; stop it first")
         choices = presets()[component]
-        preset = body.get("preset", choices[0] if component == "lipsync" else "tiny" if component == "sovqae"
-                          else f"{component}-tiny")
+        preset = body.get("preset", "tiny" if component in ("sovqae", "lipsync") else f"{component}-tiny")
         if preset not in choices:
             raise InputError(f"a {component} preset is one of {', '.join(choices)}; got {preset!r}")
         overrides = body.get("overrides", [])
@@ -192,11 +180,10 @@ class Server:
                                                       for o in overrides):
             raise InputError("overrides are a list of 'train.KEY=VALUE' strings, e.g. ['train.max_steps=200']")
         runs = [self._train_run(n, "syncnet" if n != name else component) for n in names]  # [(folder, resumed)]
-        call = {"identity_dir": str(ident), "run_dir": str(runs[0][0]), "component": component, "overrides": overrides}
+        call = {"identity_dir": str(ident), "run_dir": str(runs[0][0]), "component": component, "preset": preset,
+                "overrides": overrides}
         if component == "lipsync":
             call.update(preset=f"wav2lip-{preset}", expert_dir=str(runs[1][0]), expert_preset=f"syncnet-{preset}")
-        else:
-            call["preset"] = preset
         if component == "sovqae" and body.get("wav2lip"):
             call["wav2lip_path"] = str(self.model(body["wav2lip"], "lip-sync model", "wav2lip"))
         if component == "wav2lip":
@@ -206,8 +193,8 @@ class Server:
             write_json(d / SETTINGS, {**request, "preset": preset, "component": component})
         verb = "resume" if runs[0][1] else "train"
         title = f"{verb} {COMPONENTS[component][1]} '{name}' on '{ident.name}' ({preset})"
-        return self.jobs.submit("train", title, call, request=request, targets=names, scrub=[d for d, _ in runs],
-                                fresh_runs=[d for d, resumed in runs if not resumed], interrupt_first=True)
+        return self.jobs.submit("train", title, call, request=request, out=None, targets=names,
+                                scrub=[d for d, _ in runs], fresh_runs=[d for d, resumed in runs if not resumed])
 
     def _generate(self, body: dict, request: dict) -> Job:
         ident = self.identity(body.get("identity"))
@@ -220,7 +207,7 @@ class Server:
         temporal = body.get("temporal_filter", False)
         if not isinstance(temporal, bool):
             raise InputError(f"temporal_filter must be true or false, got {temporal!r}")
-        call = {"identity_dir": str(ident), "audio_path": str(audio), "out_dir": OUT, "wav2lip_path": str(wav2lip),
+        call = {"identity_dir": str(ident), "audio_path": str(audio), "wav2lip_path": str(wav2lip),
                 "sovqae_path": str(sovqae) if sovqae else None, "paste": paste, "temporal_filter": temporal}
         return self.jobs.submit("generate", f"generate '{ident.name}' speaking {self.media_name(audio)}", call,
                                 request=request)
@@ -228,7 +215,7 @@ class Server:
     def _enhance(self, body: dict, request: dict) -> Job:
         video = self.media(body.get("video"), "video to enhance")
         sovqae = self.model(body.get("sovqae"), "SOVQAE")
-        call = {"video_path": str(video), "out_dir": OUT, "sovqae_path": str(sovqae), "pads": self._pads(body)}
+        call = {"video_path": str(video), "sovqae_path": str(sovqae), "pads": self._pads(body)}
         return self.jobs.submit("enhance", f"enhance {self.media_name(video)} with '{sovqae.name}'", call,
                                 request=request)
 
@@ -238,7 +225,7 @@ class Server:
         max_frames = body.get("max_frames", 64)
         if not isinstance(max_frames, int) or max_frames < 1:
             raise InputError(f"max_frames must be a positive integer, got {max_frames!r}")
-        call = {"model_path": str(sovqae), "identity_dir": str(ident), "out_dir": OUT, "max_frames": max_frames}
+        call = {"model_path": str(sovqae), "identity_dir": str(ident), "max_frames": max_frames}
         return self.jobs.submit("analyze", f"analyze '{sovqae.name}' on '{ident.name}'", call, request=request)
 
     def _evaluate(self, body: dict, request: dict) -> Job:
@@ -249,6 +236,6 @@ class Server:
         max_frames = body.get("max_frames")
         if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
             raise InputError(f"max_frames must be a positive integer or null (all frames), got {max_frames!r}")
-        call = {"pred_path": str(pred), "gt_path": str(gt), "out_dir": OUT, "align": align, "max_frames": max_frames}
+        call = {"pred_path": str(pred), "gt_path": str(gt), "align": align, "max_frames": max_frames}
         title = f"evaluate {self.media_name(pred)} against {self.media_name(gt)}"
         return self.jobs.submit("evaluate", title, call, request=request)

@@ -7,8 +7,6 @@ cut short is refused) and decode. Weights must be a torch zip or safetensors fil
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
 import struct
 from collections.abc import AsyncIterator
@@ -18,7 +16,7 @@ import av
 from starlette.concurrency import run_in_threadpool
 
 from ladtalk.errors import InputError
-from ladtalk.serve.paths import DataDir, new_id
+from ladtalk.serve.paths import DataDir, new_id, write_json
 
 EXTS = {"video": (".mp4", ".mov", ".webm", ".avi"), "audio": (".wav", ".mp3", ".m4a", ".mp4", ".ogg", ".flac",
         ".webm", ".mov"), "weights": (".pth", ".safetensors")}
@@ -52,10 +50,12 @@ def sniff(head: bytes) -> str | None:
 
 
 def _stream_seconds(container, stream) -> float:
-    """How far the stream's packets really reach, in seconds: demuxed to the end (cheap: nothing is decoded), so a
-    file cut short shows its real length, not the length its header announces."""
-    end = 0.0
+    """How far the stream's packets really reach, in seconds: demuxed to the end (cheap: only the first frames are
+    decoded, to check that they do), so a file cut short shows its real length, not the length its header announces."""
+    end, decoded = 0.0, 0
     for packet in container.demux(stream):
+        if decoded < 3:
+            decoded += len(packet.decode())
         if packet.pts is not None and packet.size:
             end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base))
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
@@ -65,22 +65,16 @@ def _stream_seconds(container, stream) -> float:
 def media_facts(path: Path, kind: str) -> dict:
     """The streams and the real length of an uploaded file, found by reading it through; InputError (without the
     server's paths or FFmpeg's error numbers) when it is not the media `kind` asks for or is cut short."""
-    what = ("send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio")
+    what = "send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio"
     try:
         with av.open(str(path)) as container:
-            video = [s for s in container.streams if s.type == "video"]
-            audio = [s for s in container.streams if s.type == "audio"]
+            video, audio = container.streams.video, container.streams.audio
             nominal = float(container.duration / 1e6) if container.duration else None
             if kind == "video" and not video:
                 raise InputError("the file has no video stream; send a video of the person")
             if kind == "audio" and not audio:
                 raise InputError("the file has no audio stream; send speech audio")
             seconds = _stream_seconds(container, (video if kind == "video" else audio)[0])
-        with av.open(str(path)) as container:  # and its first frames decode
-            for _ in itertools.islice(container.decode(**{kind: 0}), 3):
-                pass
-    except InputError:
-        raise
     except (av.FFmpegError, OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or type(e).__name__
         raise InputError(f"the file is not readable {kind} ({reason}); {what}") from e
@@ -107,8 +101,7 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
                 size += len(chunk)
                 if size > max_bytes:
                     raise TooLarge(max_bytes)
-                if len(head) < 16:
-                    head += chunk[:16 - len(head)]
+                head = (head + chunk[:16])[:16]  # what sniff reads
                 f.write(chunk)
         if size == 0:
             raise InputError("the upload is empty; send the file's bytes as the request body")
@@ -124,5 +117,5 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
         tmp.unlink(missing_ok=True)
         raise
     record = {"id": upload_id, "kind": kind, "bytes": size, "name": Path(client_name).name[:200], **facts}
-    path.with_name(f".{upload_id}.json").write_text(json.dumps(record))
+    write_json(path.with_name(f".{upload_id}.json"), record)
     return record
