@@ -7,7 +7,7 @@ import pytest
 
 from ladtalk.errors import InputError
 from ladtalk.face.detect import Detection
-from ladtalk.face.track import fill_gaps, link_tracks, smooth_boxes, summarize_tracks, track_faces
+from ladtalk.face.track import fill_gaps, link_tracks, smooth_boxes, track_faces
 
 SIZE = (640, 360)  # (width, height)
 
@@ -74,11 +74,10 @@ def test_main_track_is_large_and_central_and_user_can_pick():
     np.testing.assert_allclose(main.boxes[5], [255, 100, 405, 250])
     chosen = track_faces(dets, SIZE, track=0, smooth_window=1, pads=(0, 0, 0, 0))
     np.testing.assert_allclose(chosen.boxes[:, 0], 20)
-    with pytest.raises(InputError, match="track 5 does not exist: 3 face track"):
+    with pytest.raises(InputError, match="track 5 does not exist: 3 face track") as err:
         track_faces(dets, SIZE, track=5)
-    summary = summarize_tracks(tracks, SIZE)
-    assert [s.num_frames for s in summary] == [30, 27, 4]
-    assert summary[1].main_score == max(s.main_score for s in summary)
+    assert "track 0: frames 0-29, mean box (20, 20, 80, 80); track 1: frames 3-29" in str(err.value)
+    assert "track 2: frames 7-10, mean box (500, 250, 540, 290)" in str(err.value)
 
 
 def test_same_first_frame_numbers_the_larger_face_first_and_drops_flickers():

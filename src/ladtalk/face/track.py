@@ -42,18 +42,6 @@ class FaceTrack:
         return len(self.has_face)
 
 
-@dataclass
-class TrackSummary:
-    """What a user needs to pick a track: its index, frames seen, and mean box (x1,y1,x2,y2)."""
-
-    index: int
-    first_frame: int
-    last_frame: int
-    num_frames: int
-    mean_box: tuple[float, float, float, float]
-    main_score: float
-
-
 def link_tracks(
     detections: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, min_track_frames: int = 3
 ) -> list[dict[int, Detection]]:
@@ -103,16 +91,6 @@ def _main_score(track: dict[int, Detection], frame_size: tuple[int, int]) -> flo
         dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
         total += size * max(0.0, 1.0 - dist / half_diag)
     return float(total)
-
-
-def summarize_tracks(tracks: list[dict[int, Detection]], frame_size: tuple[int, int]) -> list[TrackSummary]:
-    """One TrackSummary per linked track, in index order; frame_size is (width, height)."""
-    out = []
-    for i, tr in enumerate(tracks):
-        boxes = np.array([d.box for d in tr.values()])
-        out.append(TrackSummary(i, min(tr), max(tr), len(tr), tuple(float(v) for v in boxes.mean(0)),
-                                _main_score(tr, frame_size)))
-    return out
 
 
 def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +163,9 @@ def track_faces(
         if track is None:
             index = int(np.argmax([_main_score(tr, (w, h)) for tr in tracks]))
         elif not 0 <= track < len(tracks):
-            found = "; ".join(f"track {s.index}: frames {s.first_frame}-{s.last_frame}, mean box "
-                              f"{tuple(round(v) for v in s.mean_box)}" for s in summarize_tracks(tracks, (w, h)))
+            found = "; ".join(f"track {i}: frames {min(tr)}-{max(tr)}, mean box "
+                              f"{tuple(round(v) for v in np.mean([d.box for d in tr.values()], 0))}"
+                              for i, tr in enumerate(tracks))
             raise InputError(f"track {track} does not exist: {len(tracks)} face track(s) were found ({found}); "
                              "pick one of these indices or leave --track out for the main face")
         else:
