@@ -169,25 +169,21 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 class MTCNNDetector:
     """MTCNN on any device: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with 5 landmarks, best first.
 
-    min_face_size (pixels) bounds the smallest face searched for; None picks min_face_fraction of the frame's
-    shorter side (at least 20 px). A larger minimum is faster: the image pyramid starts at scale 12/min_face_size.
+    The smallest face searched for is min_face_fraction of the frame's shorter side (at least 20 px). A larger
+    minimum is faster: the image pyramid starts at scale 12/min_face.
     """
 
     name = "mtcnn"
     thresholds = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probabilities
     factor = 0.709  # pyramid scale step
 
-    def __init__(self, device: str | torch.device = "cpu", min_face_size: float | None = None,
-                 min_face_fraction: float = 0.15) -> None:
+    def __init__(self, device: str | torch.device = "cpu", min_face_fraction: float = 0.15) -> None:
         self.device = torch.device(device)
-        self.min_face_size = min_face_size
         self.min_face_fraction = min_face_fraction
         self.pnet, self.rnet, self.onet = load_mtcnn_nets(self.device)
 
     def min_face_for(self, height: int, width: int) -> float:
         """The smallest face size (pixels) searched for in frames of this size."""
-        if self.min_face_size is not None:
-            return float(self.min_face_size)
         return max(20.0, self.min_face_fraction * min(height, width))
 
     def _scales(self, height: int, width: int) -> list[float]:

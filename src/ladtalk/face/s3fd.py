@@ -147,10 +147,10 @@ class S3FDDetector:
 
     name = "s3fd"
     score_threshold, nms_threshold, keep_threshold = 0.05, 0.3, 0.5
+    max_pixels_per_pass = 4e6  # VGG16 at full resolution holds ~0.5 GB of activations per 720p frame
 
-    def __init__(self, net: S3FD, device: str | torch.device = "cpu", max_pixels_per_pass: float = 4e6) -> None:
+    def __init__(self, net: S3FD, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self.max_pixels_per_pass = max_pixels_per_pass
         self.net = net.to(self.device).eval().requires_grad_(False)
 
     @classmethod
@@ -164,7 +164,6 @@ class S3FDDetector:
         h, w = frames.shape[1:3]
         if min(h, w) < 32:
             raise InputError(f"S3FD needs frames of at least 32x32 pixels, got {w}x{h}")
-        # VGG16 at full resolution holds ~0.5 GB of activations per 720p frame: pass a few frames at a time.
         chunk = max(1, int(self.max_pixels_per_pass // (h * w)))
         out: list[list[Detection]] = []
         for i in range(0, len(frames), chunk):
