@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from ladtalk.errors import InputError
-from ladtalk.face import DEFAULT_PADS
 
 FORMAT_VERSION = 2
 META_NAME = "identity.json"
@@ -93,9 +92,7 @@ class Identity:
     def crop_geometry(self) -> dict[str, Any]:
         """How the square SOVQAE crops of this identity were cut, to store with a model trained on them so that
         `enhance` and `generate` cut the same crops by default."""
-        settings = self.meta.get("settings", {})
-        return {"detector": self.meta.get("detector", settings.get("detector", "mtcnn")),
-                "pads": [int(p) for p in self.meta.get("pads", settings.get("pads", DEFAULT_PADS))],
+        return {"detector": self.meta["detector"], "pads": [int(p) for p in self.meta["pads"]],
                 "track_smoothing": "centred mean over 5 frames, gaps up to 5 frames filled",
                 "square": "side max(w, h) of the padded box, same centre", "crop_scale": 1.0,
                 "crop_size": self.crop_size, "resize": "area (shrink) / bicubic (enlarge)"}
