@@ -24,22 +24,16 @@ from ladtalk.face.boxes import Detection, box_overlap
 class FaceTrack:
     """One face over N frames. boxes (N,4) x1,y1,x2,y2 float pixels after gap filling, smoothing and pads (not
     clipped to the frame; NaN where no face); has_face (N,) bool; raw_boxes (N,4) the detector's boxes of this
-    track (NaN where it was not detected); filled (N,) bool frames bridged by interpolation; landmarks (N,5,2)
-    NaN where not detected; scores (N,) NaN where not detected."""
+    track (NaN where it was not detected); filled (N,) bool frames bridged by interpolation."""
 
     boxes: np.ndarray
     has_face: np.ndarray
     raw_boxes: np.ndarray
     filled: np.ndarray
-    landmarks: np.ndarray
-    scores: np.ndarray
     track_index: int
     num_tracks: int
     frame_size: tuple[int, int]  # (width, height)
     pads: tuple[int, int, int, int]
-
-    def __len__(self) -> int:
-        return len(self.has_face)
 
 
 def link_tracks(
@@ -156,8 +150,6 @@ def track_faces(
         raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
     tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
-    marks = np.full((n, 5, 2), np.nan)
-    scores = np.full(n, np.nan)
     index = -1
     if tracks:
         if track is None:
@@ -172,13 +164,10 @@ def track_faces(
             index = track
         for t, d in tracks[index].items():
             raw[t] = d.box
-            scores[t] = d.score
-            if d.landmarks is not None:
-                marks[t] = d.landmarks
     boxes, filled = fill_gaps(raw, max_gap)
     boxes = smooth_boxes(boxes, smooth_window)
     top, bottom, left, right = pads
     boxes += np.array([-left, -top, right, bottom], dtype=np.float64)
     has_face = np.isfinite(boxes).all(axis=1)
-    return FaceTrack(boxes, has_face, raw, filled, marks, scores, index, len(tracks), (w, h), tuple(pads))
+    return FaceTrack(boxes, has_face, raw, filled, index, len(tracks), (w, h), tuple(pads))
 
