@@ -153,11 +153,6 @@ class S3FDDetector:
         self.device = torch.device(device)
         self.net = net.to(self.device).eval().requires_grad_(False)
 
-    @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu", **kw) -> S3FDDetector:
-        """Load the official s3fd.pth strictly."""
-        return cls(load_s3fd(Path(path)), device=device, **kw)
-
     @torch.inference_mode()
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
         frames = check_frames(frames)

@@ -175,7 +175,6 @@ def _resampled(frames: Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]
     produced = 0
     held = None  # the latest input frame at or before the next output time
     held_t = Fraction(0)
-    period = Fraction(1, 25)
     for frame, t, period in frames:
         if t is None:  # no timestamp: assume constant rate after the previous frame
             t = held_t + period if held is not None else Fraction(0)
