@@ -296,8 +296,6 @@ class VideoWriter:
             a = a[:, None]
         if a.ndim != 2 or a.shape[1] not in (1, 2) or len(a) == 0:
             raise InputError(f"audio must be non-empty (N,) mono or (N,2) stereo, got shape {np.shape(samples)}")
-        if np.issubdtype(a.dtype, np.integer):
-            a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
         self.set_audio_stream(iter([a]), sample_rate, a.shape[1])
 
     def set_audio_stream(self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> None:
