@@ -161,8 +161,8 @@ def _detect_all(video_path: Path, fps: float | None, info, det_cache: Path | Non
         det_cache.write_text("".join(json.dumps([[*d.box, d.score] for d in f]) + "\n" for f in done))
     expected = info.frame_count if fps is None else int(round(info.duration_seconds * fps))
     detector = make_detector(detector_spec, device=str(device))
-    bar = tqdm(total=expected, initial=len(done), desc="detect faces", unit="frame", dynamic_ncols=True)
-    with open(det_cache, "a") as out:
+    with (open(det_cache, "a") as out,
+          tqdm(total=expected, initial=len(done), desc="detect faces", unit="frame", dynamic_ncols=True) as bar):
         for batch in iter_frame_batches(video_path, BATCH, fps=fps, start_frame=len(done)):
             found = detector.detect(batch)
             for dets in found:
@@ -170,7 +170,6 @@ def _detect_all(video_path: Path, fps: float | None, info, det_cache: Path | Non
             out.flush()
             done.extend(found)
             bar.update(len(batch))
-    bar.close()
     if not done:
         raise InputError(f"{video_path} has no decodable video frames")
     return done

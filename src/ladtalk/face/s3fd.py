@@ -160,17 +160,13 @@ class S3FDDetector:
         if min(h, w) < 32:
             raise InputError(f"S3FD needs frames of at least 32x32 pixels, got {w}x{h}")
         chunk = max(1, int(self.max_pixels_per_pass // (h * w)))
+        mean = torch.tensor(S3FD_MEAN, device=self.device).view(1, 3, 1, 1)
         out: list[list[Detection]] = []
         for i in range(0, len(frames), chunk):
-            out += self._detect(frames[i:i + chunk])
+            x = torch.from_numpy(frames[i:i + chunk]).to(self.device).permute(0, 3, 1, 2).float() - mean
+            boxes, scores, images = decode_s3fd(self.net(x), self.score_threshold)
+            keep = batched_nms(boxes, scores, images, self.nms_threshold, offset=1.0)
+            keep = keep[scores[keep] > self.keep_threshold]
+            out += detections_from_arrays(boxes[keep].cpu().double().numpy(), scores[keep].cpu().numpy(),
+                                          images[keep].cpu().numpy(), len(x))
         return out
-
-    def _detect(self, frames: np.ndarray) -> list[list[Detection]]:
-        mean = torch.tensor(S3FD_MEAN, device=self.device).view(1, 3, 1, 1)
-        x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() - mean
-        boxes, scores, images = decode_s3fd(self.net(x), self.score_threshold)
-        keep = batched_nms(boxes, scores, images, self.nms_threshold, offset=1.0)
-        keep = keep[scores[keep] > self.keep_threshold]
-        return detections_from_arrays(
-            boxes[keep].cpu().double().numpy(), scores[keep].cpu().numpy(), images[keep].cpu().numpy(), len(frames)
-        )
