@@ -109,11 +109,9 @@ def official_num_frames(num_mel_steps: int, fps: float) -> int:
     return i + 1
 
 
-def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | int:
+def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | np.integer:
     """First mel step of video frame `frame_index` (int(i * 80 / fps), the official rounding)."""
-    if isinstance(frame_index, np.ndarray):
-        return (frame_index.astype(np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
-    return int(frame_index * (MEL_STEPS_PER_SECOND / fps))
+    return (np.asarray(frame_index, np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
 
 
 def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
