@@ -24,14 +24,11 @@ from ladtalk.face.boxes import Detection, box_overlap
 class FaceTrack:
     """One face over N frames. boxes (N,4) x1,y1,x2,y2 float pixels after gap filling, smoothing and pads (not
     clipped to the frame; NaN where no face); has_face (N,) bool; raw_boxes (N,4) the detector's boxes of this
-    track (NaN where it was not detected); filled (N,) bool frames bridged by interpolation."""
+    track (NaN where it was not detected)."""
 
     boxes: np.ndarray
     has_face: np.ndarray
     raw_boxes: np.ndarray
-    filled: np.ndarray
-    track_index: int
-    num_tracks: int
     frame_size: tuple[int, int]  # (width, height)
     pads: tuple[int, int, int, int]
 
@@ -150,24 +147,21 @@ def track_faces(
         raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
     tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
-    index = -1
     if tracks:
         if track is None:
-            index = int(np.argmax([_main_score(tr, (w, h)) for tr in tracks]))
+            track = int(np.argmax([_main_score(tr, (w, h)) for tr in tracks]))
         elif not 0 <= track < len(tracks):
             found = "; ".join(f"track {i}: frames {min(tr)}-{max(tr)}, mean box "
                               f"{tuple(round(v) for v in np.mean([d.box for d in tr.values()], 0))}"
                               for i, tr in enumerate(tracks))
             raise InputError(f"track {track} does not exist: {len(tracks)} face track(s) were found ({found}); "
                              "pick one of these indices or leave --track out for the main face")
-        else:
-            index = track
-        for t, d in tracks[index].items():
+        for t, d in tracks[track].items():
             raw[t] = d.box
-    boxes, filled = fill_gaps(raw, max_gap)
+    boxes, _ = fill_gaps(raw, max_gap)
     boxes = smooth_boxes(boxes, smooth_window)
     top, bottom, left, right = pads
     boxes += np.array([-left, -top, right, bottom], dtype=np.float64)
     has_face = np.isfinite(boxes).all(axis=1)
-    return FaceTrack(boxes, has_face, raw, filled, index, len(tracks), (w, h), tuple(pads))
+    return FaceTrack(boxes, has_face, raw, (w, h), tuple(pads))
 
