@@ -27,7 +27,7 @@ from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
 from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, load_audio, write_wav
-from ladtalk.io.guard import refuse_output_over_inputs
+from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
 from ladtalk.runtime import resolve_device
 
@@ -57,9 +57,7 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
     info = probe_video(video_path)  # clear InputError for missing / not media / audio-only / zero frames
     pads = check_pads(pads, (info.width, info.height))
     check_writable_dir(out_dir.parent)
-    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / META_NAME).is_file()):
-        raise InputError(f"{out_dir} exists and is not an identity folder; choose a new folder for the identity "
-                         "(prepare replaces its output folder as a whole)")
+    refuse_foreign_folder(out_dir, META_NAME, "identity folder")
 
     settings = {"size": size, "fps": fps, "detector": detector, "track": track, "pads": list(pads),
                 "test_fraction": test_fraction, "format_version": FORMAT_VERSION}
