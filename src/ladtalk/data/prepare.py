@@ -186,7 +186,6 @@ def _write_crops(video_path: Path, fps: float | None, path: Path, crop_boxes: np
             i += n
             bar.update(n)
     crops.flush()
-    del crops
 
 
 def _audio_or_silence(video_path: Path, duration_seconds: float) -> tuple[np.ndarray, bool]:

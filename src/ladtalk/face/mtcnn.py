@@ -217,8 +217,7 @@ class MTCNNDetector:
         return detections_from_arrays(boxes, scores, idx, frames.shape[0], marks)
 
     def _nms(self, boxes: np.ndarray, scores: np.ndarray, idx: np.ndarray, thr: float, mode: str = "union"):
-        keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idx), thr, mode)
-        return keep.numpy()
+        return batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idx), thr, mode).numpy()
 
     def _stage1(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         b, h, w = frames.shape[:3]
