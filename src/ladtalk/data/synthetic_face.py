@@ -58,8 +58,7 @@ class FaceRenderer:
     def _noise(self, sigma_px: float, shape=None) -> np.ndarray:
         """Seeded Gaussian noise blurred to `sigma_px`, normalised to unit std."""
         n = self.rng.standard_normal(shape or (self.size, self.size)).astype(np.float32)
-        if sigma_px > 0:
-            n = cv2.GaussianBlur(n, (0, 0), sigma_px)
+        n = cv2.GaussianBlur(n, (0, 0), sigma_px)
         return n / (n.std() + 1e-8)
 
     def _background(self) -> np.ndarray:

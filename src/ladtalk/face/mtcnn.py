@@ -144,11 +144,8 @@ def _crop_resize(
         cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if cx2 <= cx1 or cy2 <= cy1:
             continue
-        src = level[image_idx[k], cy1:cy2, cx1:cx2]
-        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-            canvas = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
-            canvas[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1] = src
-            src = canvas
+        src = cv2.copyMakeBorder(level[image_idx[k], cy1:cy2, cx1:cx2], cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2,
+                                 cv2.BORDER_CONSTANT)
         interp = cv2.INTER_AREA if min(x2 - x1, y2 - y1) > size else cv2.INTER_LINEAR
         out[k] = cv2.resize(src, (size, size), interpolation=interp)
     return out, used

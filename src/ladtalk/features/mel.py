@@ -63,7 +63,6 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     # the reflected start needs) have arrived
     buf = np.zeros(0, np.float32)
     zi = np.zeros(1)  # lfilter's state: -PREEMPHASIS times the previous input sample
-    started = False
     total = 0
     mels: list[np.ndarray] = []
 
@@ -86,11 +85,10 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
         y = y.astype(np.float32)
         total += len(y)
         buf = np.concatenate([buf, y])
-        if not started:
-            if total <= pad:
-                continue
-            buf = np.concatenate([buf[pad:0:-1], buf])  # np.pad's "reflect": the edge sample is not repeated
-            started = True
+        if total <= pad:
+            continue
+        if total - len(y) <= pad:  # just started: np.pad's "reflect", the edge sample not repeated
+            buf = np.concatenate([buf[pad:0:-1], buf])
         buf = frames_of(buf, last=False)
     if total <= pad:
         raise InputError(f"the audio has {total} samples; at least {pad + 1} (26 ms at 16 kHz) are needed")
