@@ -77,7 +77,11 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
         frame_count = len(detections)
         with atomic_dir(out_dir) as tmp:
             _write_crops(video_path, fps, tmp / CROPS_NAME, crop_boxes, face_track.has_face, size, frame_count)
-            audio, has_audio = _audio_or_silence(video_path, frame_count / (fps or info.fps))
+            if info.has_audio:
+                audio = load_audio(video_path, sample_rate=SAMPLE_RATE)
+            else:
+                log.warning("%s has no audio track; writing silence (lip-sync training needs audio)", video_path)
+                audio = np.zeros(int(round(frame_count / (fps or info.fps) * SAMPLE_RATE)), dtype=np.float32)
             write_wav(tmp / AUDIO_NAME, audio, SAMPLE_RATE)
             n_test = max(1, math.ceil(frame_count * test_fraction))
             meta = {
@@ -89,7 +93,7 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
                 "crop_boxes": _rows(np.where(face_track.has_face[:, None], crop_boxes, np.nan)),
                 **_wav2lip_fields(face_track),
                 "split": {"train": [0, frame_count - n_test], "test": [frame_count - n_test, frame_count]},
-                "audio": {"sample_rate": SAMPLE_RATE, "samples": int(len(audio)), "present": has_audio},
+                "audio": {"sample_rate": SAMPLE_RATE, "samples": int(len(audio)), "present": info.has_audio},
                 "faces_found": int(face_track.has_face.sum()),
                 "detections_per_frame": [len(d) for d in detections],
             }
@@ -187,12 +191,3 @@ def _write_crops(video_path: Path, fps: float | None, path: Path, crop_boxes: np
             bar.update(n)
     crops.flush()
 
-
-def _audio_or_silence(video_path: Path, duration_seconds: float) -> tuple[np.ndarray, bool]:
-    try:
-        return load_audio(video_path, sample_rate=SAMPLE_RATE), True
-    except InputError as e:
-        if "no audio" not in str(e):
-            raise
-        log.warning("%s has no audio track; writing silence (lip-sync training needs audio)", video_path)
-        return np.zeros(int(round(duration_seconds * SAMPLE_RATE)), dtype=np.float32), False
