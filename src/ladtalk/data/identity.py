@@ -1,8 +1,7 @@
 """Reading a prepared identity folder (written by `ladtalk prepare`, see ladtalk.data.prepare).
 
-IDENTITY_DIR/identity.json (metadata, per-frame boxes, split), crops.npy (uint8 (N,S,S,3) RGB, memory-mapped;
-zeros where no face), audio.wav (16 kHz mono). Format 2: with the track's raw detector boxes and the official
-Wav2Lip boxes (face/wav2lip_geometry.py).
+IDENTITY_DIR/identity.json (metadata, split, per frame the track's, the raw detector's and the official Wav2Lip
+boxes), crops.npy (uint8 (N,S,S,3) RGB, memory-mapped; zeros where no face), audio.wav (16 kHz mono).
 """
 
 from __future__ import annotations
