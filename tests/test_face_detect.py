@@ -122,7 +122,7 @@ def test_mtcnn_obama_720p(mtcnn, obama_video):
     _check_one_plausible_face(mtcnn.detect(frames), frames)
 
 
-def test_mtcnn_min_face_size_default_scales_with_the_frame(mtcnn):
+def test_mtcnn_min_face_scales_with_the_frame(mtcnn):
     assert mtcnn.min_face_for(512, 512) == pytest.approx(0.15 * 512)
     assert mtcnn.min_face_for(720, 1280) == pytest.approx(0.15 * 720)
     assert mtcnn.min_face_for(64, 64) == 20.0

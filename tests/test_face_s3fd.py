@@ -91,7 +91,9 @@ def test_detect_in_chunks_equals_one_pass_and_rejects_tiny_frames():
     net = S3FD()
     frames = np.random.default_rng(0).integers(0, 256, (3, 32, 40, 3), dtype=np.uint8)
     whole = S3FDDetector(net).detect(frames)
-    chunked = S3FDDetector(net, max_pixels_per_pass=32 * 40).detect(frames)
+    one_frame_passes = S3FDDetector(net)
+    one_frame_passes.max_pixels_per_pass = 32 * 40
+    chunked = one_frame_passes.detect(frames)
     assert [len(f) for f in whole] == [len(f) for f in chunked] and sum(len(f) for f in whole) > 0
     for a, b in zip(whole, chunked):
         np.testing.assert_allclose([d.box for d in a], [d.box for d in b], rtol=1e-4, atol=1e-3)

@@ -164,5 +164,5 @@ def test_refuses_to_replace_a_folder_that_is_not_an_identity(synthetic_clip, tmp
     precious.mkdir()
     (precious / "holiday.mp4").write_bytes(b"keep me")
     code, err = _run(["prepare", str(synthetic_clip.video_path), "-o", str(precious)], capsys)
-    assert code == 2 and "not an identity folder" in err
+    assert code == 2 and "not an earlier identity folder" in err
     assert (precious / "holiday.mp4").read_bytes() == b"keep me"

@@ -1,8 +1,7 @@
 """Reading a prepared identity folder (written by `ladtalk prepare`, see ladtalk.data.prepare).
 
-IDENTITY_DIR/identity.json (metadata, per-frame boxes, split), crops.npy (uint8 (N,S,S,3) RGB, memory-mapped;
-zeros where no face), audio.wav (16 kHz mono). Format 2: with the track's raw detector boxes and the official
-Wav2Lip boxes (face/wav2lip_geometry.py).
+IDENTITY_DIR/identity.json (metadata, split, per frame the track's, the raw detector's and the official Wav2Lip
+boxes), crops.npy (uint8 (N,S,S,3) RGB, memory-mapped; zeros where no face), audio.wav (16 kHz mono).
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from ladtalk.errors import InputError
-from ladtalk.face import DEFAULT_PADS
 
 FORMAT_VERSION = 2
 META_NAME = "identity.json"
@@ -93,9 +91,7 @@ class Identity:
     def crop_geometry(self) -> dict[str, Any]:
         """How the square SOVQAE crops of this identity were cut, to store with a model trained on them so that
         `enhance` and `generate` cut the same crops by default."""
-        settings = self.meta.get("settings", {})
-        return {"detector": self.meta.get("detector", settings.get("detector", "mtcnn")),
-                "pads": [int(p) for p in self.meta.get("pads", settings.get("pads", DEFAULT_PADS))],
+        return {"detector": self.meta["detector"], "pads": [int(p) for p in self.meta["pads"]],
                 "track_smoothing": "centred mean over 5 frames, gaps up to 5 frames filled",
                 "square": "side max(w, h) of the padded box, same centre", "crop_scale": 1.0,
                 "crop_size": self.crop_size, "resize": "area (shrink) / bicubic (enlarge)"}

@@ -27,7 +27,7 @@ from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
 from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, load_audio, write_wav
-from ladtalk.io.guard import refuse_output_over_inputs
+from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
 from ladtalk.runtime import resolve_device
 
@@ -57,9 +57,7 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
     info = probe_video(video_path)  # clear InputError for missing / not media / audio-only / zero frames
     pads = check_pads(pads, (info.width, info.height))
     check_writable_dir(out_dir.parent)
-    if out_dir.is_file() or (out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / META_NAME).is_file()):
-        raise InputError(f"{out_dir} exists and is not an identity folder; choose a new folder for the identity "
-                         "(prepare replaces its output folder as a whole)")
+    refuse_foreign_folder(out_dir, META_NAME, "identity folder")
 
     settings = {"size": size, "fps": fps, "detector": detector, "track": track, "pads": list(pads),
                 "test_fraction": test_fraction, "format_version": FORMAT_VERSION}
@@ -79,7 +77,11 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
         frame_count = len(detections)
         with atomic_dir(out_dir) as tmp:
             _write_crops(video_path, fps, tmp / CROPS_NAME, crop_boxes, face_track.has_face, size, frame_count)
-            audio, has_audio = _audio_or_silence(video_path, frame_count / (fps or info.fps))
+            if info.has_audio:
+                audio = load_audio(video_path, sample_rate=SAMPLE_RATE)
+            else:
+                log.warning("%s has no audio track; writing silence (lip-sync training needs audio)", video_path)
+                audio = np.zeros(int(round(frame_count / (fps or info.fps) * SAMPLE_RATE)), dtype=np.float32)
             write_wav(tmp / AUDIO_NAME, audio, SAMPLE_RATE)
             n_test = max(1, math.ceil(frame_count * test_fraction))
             meta = {
@@ -91,7 +93,7 @@ def prepare(video_path: str | os.PathLike, out_dir: str | os.PathLike, size: int
                 "crop_boxes": _rows(np.where(face_track.has_face[:, None], crop_boxes, np.nan)),
                 **_wav2lip_fields(face_track),
                 "split": {"train": [0, frame_count - n_test], "test": [frame_count - n_test, frame_count]},
-                "audio": {"sample_rate": SAMPLE_RATE, "samples": int(len(audio)), "present": has_audio},
+                "audio": {"sample_rate": SAMPLE_RATE, "samples": int(len(audio)), "present": info.has_audio},
                 "faces_found": int(face_track.has_face.sum()),
                 "detections_per_frame": [len(d) for d in detections],
             }
@@ -161,8 +163,8 @@ def _detect_all(video_path: Path, fps: float | None, info, det_cache: Path | Non
         det_cache.write_text("".join(json.dumps([[*d.box, d.score] for d in f]) + "\n" for f in done))
     expected = info.frame_count if fps is None else int(round(info.duration_seconds * fps))
     detector = make_detector(detector_spec, device=str(device))
-    bar = tqdm(total=expected, initial=len(done), desc="detect faces", unit="frame", dynamic_ncols=True)
-    with open(det_cache, "a") as out:
+    with (open(det_cache, "a") as out,
+          tqdm(total=expected, initial=len(done), desc="detect faces", unit="frame", dynamic_ncols=True) as bar):
         for batch in iter_frame_batches(video_path, BATCH, fps=fps, start_frame=len(done)):
             found = detector.detect(batch)
             for dets in found:
@@ -170,7 +172,6 @@ def _detect_all(video_path: Path, fps: float | None, info, det_cache: Path | Non
             out.flush()
             done.extend(found)
             bar.update(len(batch))
-    bar.close()
     if not done:
         raise InputError(f"{video_path} has no decodable video frames")
     return done
@@ -189,14 +190,4 @@ def _write_crops(video_path: Path, fps: float | None, path: Path, crop_boxes: np
             i += n
             bar.update(n)
     crops.flush()
-    del crops
 
-
-def _audio_or_silence(video_path: Path, duration_seconds: float) -> tuple[np.ndarray, bool]:
-    try:
-        return load_audio(video_path, sample_rate=SAMPLE_RATE), True
-    except InputError as e:
-        if "no audio" not in str(e):
-            raise
-        log.warning("%s has no audio track; writing silence (lip-sync training needs audio)", video_path)
-        return np.zeros(int(round(duration_seconds * SAMPLE_RATE)), dtype=np.float32), False

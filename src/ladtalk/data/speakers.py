@@ -30,10 +30,9 @@ def synthetic_speakers(out_dir: str | os.PathLike, count: int = 24, seconds: flo
         base = out / f"speaker_{seed}"
         ident = base / "identity"
         if not (ident / META_NAME).is_file():
-            clip = base / "clip"
-            video = clip / "video.mp4"
+            video = base / "clip" / "video.mp4"
             if not video.is_file():
-                synthesize(clip, seconds=seconds, fps=fps, size=size, seed=seed)
+                synthesize(video.parent, seconds=seconds, fps=fps, size=size, seed=seed)
             prepare(video, ident, size=size, device=device)
         folders.append(ident)
     return folders

@@ -29,20 +29,13 @@ TRUTH_VERSION = 1
 
 @dataclass(frozen=True)
 class SyntheticClip:
-    """Paths of a rendered clip and its per-frame truth (T frames)."""
+    """Paths of a rendered clip and its per-frame truth (T frames; truth.json holds all of it)."""
 
-    out_dir: Path
     video_path: Path
     audio_path: Path
     truth_path: Path
-    fps: float
-    size: int
-    seed: int
-    sample_rate: int
     boxes: np.ndarray  # float32 (T,4) face box [x1,y1,x2,y2] in pixels
     mouth_openness: np.ndarray  # float32 (T,) in [0,1]
-    blink: np.ndarray  # float32 (T,) eyelid closure in [0,1] (1 = closed)
-    affines: np.ndarray  # float64 (T,2,3) head canvas -> frame pixels
 
     @property
     def n_frames(self) -> int:
@@ -149,8 +142,7 @@ def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, si
     }
     with atomic_path(truth_path) as tmp:
         tmp.write_text(json.dumps(truth))
-    return SyntheticClip(out, video_path, audio_path, truth_path, float(fps), int(size), int(seed), int(sample_rate),
-                         boxes, openness, blink, affines)
+    return SyntheticClip(video_path, audio_path, truth_path, boxes, openness)
 
 
 def load_truth(truth_path: str | Path) -> dict:

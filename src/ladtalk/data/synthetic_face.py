@@ -17,6 +17,7 @@ from ladtalk.data.synthetic_parts import (
     draw_strokes,
     eye_patch,
     gauss,
+    grid,
     mouth_patch,
     over,
     smoothstep,
@@ -38,10 +39,8 @@ class FaceRenderer:
         # The head is drawn on its own canvas, ZOOM times the frame, and shown at scale 1: a face that
         # fills more of the frame without any resampling of its texture.
         self.R = R = int(round(S * self.ZOOM))
-        ys, xs = np.mgrid[0:S, 0:S].astype(np.float32)
-        self.X, self.Y = (xs + 0.5) / S, (ys + 0.5) / S  # normalised frame coordinates
-        ys, xs = np.mgrid[0:R, 0:R].astype(np.float32)
-        self.HX, self.HY = (xs + 0.5) / R, (ys + 0.5) / R  # normalised head-canvas coordinates
+        _, self.X, self.Y = grid(S, 0, 1, 0, 1)  # normalised frame coordinates
+        _, self.HX, self.HY = grid(R, 0, 1, 0, 1)  # normalised head-canvas coordinates
         self.background = self._background()
         self.torso_pm = self._torso()
         self.head_pm = self._head()
@@ -59,8 +58,7 @@ class FaceRenderer:
     def _noise(self, sigma_px: float, shape=None) -> np.ndarray:
         """Seeded Gaussian noise blurred to `sigma_px`, normalised to unit std."""
         n = self.rng.standard_normal(shape or (self.size, self.size)).astype(np.float32)
-        if sigma_px > 0:
-            n = cv2.GaussianBlur(n, (0, 0), sigma_px)
+        n = cv2.GaussianBlur(n, (0, 0), sigma_px)
         return n / (n.std() + 1e-8)
 
     def _background(self) -> np.ndarray:

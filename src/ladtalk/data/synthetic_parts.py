@@ -134,7 +134,7 @@ class Style:
                    shelf_y=float(rng.uniform(0.25, 0.4)))
 
 
-def _grid(size: int, x0: float, x1: float, y0: float, y1: float):
+def grid(size: int, x0: float, x1: float, y0: float, y1: float):
     """Pixel box covering [x0,x1]x[y0,y1] (normalised) and its pixel-centre coordinates, normalised."""
     px0, py0 = max(0, int(np.floor(x0 * size))), max(0, int(np.floor(y0 * size)))
     px1, py1 = min(size, int(np.ceil(x1 * size))), min(size, int(np.ceil(y1 * size)))
@@ -150,7 +150,7 @@ def _band(Y: np.ndarray, top: np.ndarray, bottom: np.ndarray, size: int) -> np.n
 def eye_patch(size: int, g: Geometry, st: Style, side: int, closure: float, rng: np.random.Generator):
     """One eye at a blink level: ((row, col), premultiplied RGBA float32 patch)."""
     ex, ey, ew = g.cx + side * g.eye_dx, g.eye_y, g.eye_w
-    origin, X, Y = _grid(size, ex - 1.4 * ew, ex + 1.4 * ew, ey - 0.05, ey + 0.03)
+    origin, X, Y = grid(size, ex - 1.4 * ew, ex + 1.4 * ew, ey - 0.05, ey + 0.03)
     patch = np.zeros(X.shape + (4,), np.float32)
     t = (X - ex) / ew
     medial = -side * t  # +1 at the inner corner (towards the nose)
@@ -238,7 +238,7 @@ def mouth_patch(size: int, g: Geometry, st: Style, openness: float, lip_noise: n
     w = g.mouth_w * (1 - 0.12 * o)
     h = o * g.mouth_open
     my = g.mouth_y
-    origin, X, Y = _grid(size, g.cx - w - 0.02, g.cx + w + 0.02, my - 0.04, my + 0.7 * h + 0.04)
+    origin, X, Y = grid(size, g.cx - w - 0.02, g.cx + w + 0.02, my - 0.04, my + 0.7 * h + 0.04)
     patch = np.zeros(X.shape + (4,), np.float32)
     t = (X - g.cx) / w
     lid = np.clip(1 - t ** 2, 0, 1)

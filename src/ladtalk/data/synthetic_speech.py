@@ -45,24 +45,19 @@ def _glottal_source(f0: np.ndarray, sample_rate: int, open_quotient: float = 0.6
     return np.diff(flow, prepend=flow[0]) * sample_rate / 200.0
 
 
-def _resonator(freq: float, bandwidth: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """Klatt's second-order digital resonator with unity gain at DC."""
-    r = np.exp(-np.pi * bandwidth / sample_rate)
-    a1, a2 = -2.0 * r * np.cos(2.0 * np.pi * freq / sample_rate), r * r
-    return np.array([1.0 + a1 + a2]), np.array([1.0, a1, a2])
-
-
 def _formant_filter(x: np.ndarray, tracks: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Filter `x` through a cascade of resonators whose frequencies follow `tracks` (n, 3), blockwise."""
+    """Filter `x` through a cascade of Klatt resonators (second order, unity gain at DC) whose frequencies follow
+    `tracks` (n, 3), blockwise."""
     block = max(1, int(BLOCK_SECONDS * sample_rate))
     freqs_all = np.concatenate([tracks, np.full((len(x), 1), F4_HZ)], axis=1)
     y = x.astype(np.float64)
     for k in range(freqs_all.shape[1]):
         zi = np.zeros(2)
         out = np.empty_like(y)
+        r = np.exp(-np.pi * FORMANT_BANDWIDTHS[k] / sample_rate)
         for s in range(0, len(y), block):
-            b, a = _resonator(float(freqs_all[s, k]), FORMANT_BANDWIDTHS[k], sample_rate)
-            out[s:s + block], zi = signal.lfilter(b, a, y[s:s + block], zi=zi)
+            a1, a2 = -2.0 * r * np.cos(2.0 * np.pi * float(freqs_all[s, k]) / sample_rate), r * r
+            out[s:s + block], zi = signal.lfilter([1.0 + a1 + a2], [1.0, a1, a2], y[s:s + block], zi=zi)
         y = out
     return y
 
@@ -76,11 +71,6 @@ def _ramp_envelope(n: int, sample_rate: int, attack_s: float, release_s: float) 
     if nr:
         env[n - nr:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, nr + 1) / nr)
     return env
-
-
-def _moving_rms(x: np.ndarray, width: int) -> np.ndarray:
-    kernel = np.ones(width) / width
-    return np.sqrt(np.convolve(x * x, kernel, mode="same") + 1e-12)
 
 
 def _vowel(rng: np.random.Generator, n: int, sample_rate: int, f0_hz: float) -> tuple[np.ndarray, str]:
@@ -98,7 +88,8 @@ def _vowel(rng: np.random.Generator, n: int, sample_rate: int, f0_hz: float) -> 
     src = _glottal_source(f0, sample_rate)
     src += 0.02 * rng.standard_normal(n) * (src > 0)  # aspiration noise during the open phase
     y = _formant_filter(src, tracks, sample_rate)
-    y /= _moving_rms(y, int(0.02 * sample_rate))
+    width = int(0.02 * sample_rate)
+    y /= np.sqrt(np.convolve(y * y, np.ones(width) / width, mode="same") + 1e-12)  # a moving RMS over 20 ms
     return y, v0
 
 

@@ -54,8 +54,7 @@ def batched_nms(
     """Greedy NMS within each group (e.g. image index): boxes (N,4), scores (N,), groups (N,) int -> kept indices,
     grouped by group, best score first. Exact without a Python loop over boxes: box i (in score order) is kept iff
     no kept box before it overlaps it by more than `threshold`, a recursion iterated to its unique fixed point."""
-    n = boxes.shape[0]
-    if n == 0:
+    if boxes.shape[0] == 0:
         return torch.zeros(0, dtype=torch.long, device=boxes.device)
     order = torch.argsort(scores, descending=True, stable=True)
     order = order[torch.argsort(groups[order], stable=True)]

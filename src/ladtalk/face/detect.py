@@ -37,8 +37,8 @@ def make_detector(spec: str = "mtcnn", device: str | torch.device = "cpu", **kw)
     if name == "s3fd":
         if not arg:
             raise InputError("detector 's3fd' needs the weight file: use --detector s3fd:/path/to/s3fd.pth")
-        from ladtalk.face.s3fd import S3FDDetector
+        from ladtalk.face.s3fd import S3FDDetector, load_s3fd
 
-        return S3FDDetector.from_file(Path(arg).expanduser(), device=dev, **kw)
+        return S3FDDetector(load_s3fd(Path(arg).expanduser()), device=dev, **kw)
     raise InputError(f"unknown face detector {spec!r}; choose 'mtcnn' or 's3fd:PATH'")
 

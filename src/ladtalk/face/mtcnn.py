@@ -144,11 +144,8 @@ def _crop_resize(
         cx1, cy1, cx2, cy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
         if cx2 <= cx1 or cy2 <= cy1:
             continue
-        src = level[image_idx[k], cy1:cy2, cx1:cx2]
-        if (cx1, cy1, cx2, cy2) != (x1, y1, x2, y2):
-            canvas = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
-            canvas[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1] = src
-            src = canvas
+        src = cv2.copyMakeBorder(level[image_idx[k], cy1:cy2, cx1:cx2], cy1 - y1, y2 - cy2, cx1 - x1, x2 - cx2,
+                                 cv2.BORDER_CONSTANT)
         interp = cv2.INTER_AREA if min(x2 - x1, y2 - y1) > size else cv2.INTER_LINEAR
         out[k] = cv2.resize(src, (size, size), interpolation=interp)
     return out, used
@@ -169,25 +166,21 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 class MTCNNDetector:
     """MTCNN on any device: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with 5 landmarks, best first.
 
-    min_face_size (pixels) bounds the smallest face searched for; None picks min_face_fraction of the frame's
-    shorter side (at least 20 px). A larger minimum is faster: the image pyramid starts at scale 12/min_face_size.
+    The smallest face searched for is min_face_fraction of the frame's shorter side (at least 20 px). A larger
+    minimum is faster: the image pyramid starts at scale 12/min_face.
     """
 
     name = "mtcnn"
     thresholds = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probabilities
     factor = 0.709  # pyramid scale step
 
-    def __init__(self, device: str | torch.device = "cpu", min_face_size: float | None = None,
-                 min_face_fraction: float = 0.15) -> None:
+    def __init__(self, device: str | torch.device = "cpu", min_face_fraction: float = 0.15) -> None:
         self.device = torch.device(device)
-        self.min_face_size = min_face_size
         self.min_face_fraction = min_face_fraction
         self.pnet, self.rnet, self.onet = load_mtcnn_nets(self.device)
 
     def min_face_for(self, height: int, width: int) -> float:
         """The smallest face size (pixels) searched for in frames of this size."""
-        if self.min_face_size is not None:
-            return float(self.min_face_size)
         return max(20.0, self.min_face_fraction * min(height, width))
 
     def _scales(self, height: int, width: int) -> list[float]:
@@ -221,8 +214,7 @@ class MTCNNDetector:
         return detections_from_arrays(boxes, scores, idx, frames.shape[0], marks)
 
     def _nms(self, boxes: np.ndarray, scores: np.ndarray, idx: np.ndarray, thr: float, mode: str = "union"):
-        keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idx), thr, mode)
-        return keep.numpy()
+        return batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idx), thr, mode).numpy()
 
     def _stage1(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         b, h, w = frames.shape[:3]

@@ -147,16 +147,11 @@ class S3FDDetector:
 
     name = "s3fd"
     score_threshold, nms_threshold, keep_threshold = 0.05, 0.3, 0.5
+    max_pixels_per_pass = 4e6  # VGG16 at full resolution holds ~0.5 GB of activations per 720p frame
 
-    def __init__(self, net: S3FD, device: str | torch.device = "cpu", max_pixels_per_pass: float = 4e6) -> None:
+    def __init__(self, net: S3FD, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
-        self.max_pixels_per_pass = max_pixels_per_pass
         self.net = net.to(self.device).eval().requires_grad_(False)
-
-    @classmethod
-    def from_file(cls, path: str | Path, device: str | torch.device = "cpu", **kw) -> S3FDDetector:
-        """Load the official s3fd.pth strictly."""
-        return cls(load_s3fd(Path(path)), device=device, **kw)
 
     @torch.inference_mode()
     def detect(self, frames: np.ndarray) -> list[list[Detection]]:
@@ -164,19 +159,14 @@ class S3FDDetector:
         h, w = frames.shape[1:3]
         if min(h, w) < 32:
             raise InputError(f"S3FD needs frames of at least 32x32 pixels, got {w}x{h}")
-        # VGG16 at full resolution holds ~0.5 GB of activations per 720p frame: pass a few frames at a time.
         chunk = max(1, int(self.max_pixels_per_pass // (h * w)))
+        mean = torch.tensor(S3FD_MEAN, device=self.device).view(1, 3, 1, 1)
         out: list[list[Detection]] = []
         for i in range(0, len(frames), chunk):
-            out += self._detect(frames[i:i + chunk])
+            x = torch.from_numpy(frames[i:i + chunk]).to(self.device).permute(0, 3, 1, 2).float() - mean
+            boxes, scores, images = decode_s3fd(self.net(x), self.score_threshold)
+            keep = batched_nms(boxes, scores, images, self.nms_threshold, offset=1.0)
+            keep = keep[scores[keep] > self.keep_threshold]
+            out += detections_from_arrays(boxes[keep].cpu().double().numpy(), scores[keep].cpu().numpy(),
+                                          images[keep].cpu().numpy(), len(x))
         return out
-
-    def _detect(self, frames: np.ndarray) -> list[list[Detection]]:
-        mean = torch.tensor(S3FD_MEAN, device=self.device).view(1, 3, 1, 1)
-        x = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float() - mean
-        boxes, scores, images = decode_s3fd(self.net(x), self.score_threshold)
-        keep = batched_nms(boxes, scores, images, self.nms_threshold, offset=1.0)
-        keep = keep[scores[keep] > self.keep_threshold]
-        return detections_from_arrays(
-            boxes[keep].cpu().double().numpy(), scores[keep].cpu().numpy(), images[keep].cpu().numpy(), len(frames)
-        )

@@ -24,34 +24,13 @@ from ladtalk.face.boxes import Detection, box_overlap
 class FaceTrack:
     """One face over N frames. boxes (N,4) x1,y1,x2,y2 float pixels after gap filling, smoothing and pads (not
     clipped to the frame; NaN where no face); has_face (N,) bool; raw_boxes (N,4) the detector's boxes of this
-    track (NaN where it was not detected); filled (N,) bool frames bridged by interpolation; landmarks (N,5,2)
-    NaN where not detected; scores (N,) NaN where not detected."""
+    track (NaN where it was not detected)."""
 
     boxes: np.ndarray
     has_face: np.ndarray
     raw_boxes: np.ndarray
-    filled: np.ndarray
-    landmarks: np.ndarray
-    scores: np.ndarray
-    track_index: int
-    num_tracks: int
     frame_size: tuple[int, int]  # (width, height)
     pads: tuple[int, int, int, int]
-
-    def __len__(self) -> int:
-        return len(self.has_face)
-
-
-@dataclass
-class TrackSummary:
-    """What a user needs to pick a track: its index, frames seen, and mean box (x1,y1,x2,y2)."""
-
-    index: int
-    first_frame: int
-    last_frame: int
-    num_frames: int
-    mean_box: tuple[float, float, float, float]
-    main_score: float
 
 
 def link_tracks(
@@ -103,16 +82,6 @@ def _main_score(track: dict[int, Detection], frame_size: tuple[int, int]) -> flo
         dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
         total += size * max(0.0, 1.0 - dist / half_diag)
     return float(total)
-
-
-def summarize_tracks(tracks: list[dict[int, Detection]], frame_size: tuple[int, int]) -> list[TrackSummary]:
-    """One TrackSummary per linked track, in index order; frame_size is (width, height)."""
-    out = []
-    for i, tr in enumerate(tracks):
-        boxes = np.array([d.box for d in tr.values()])
-        out.append(TrackSummary(i, min(tr), max(tr), len(tr), tuple(float(v) for v in boxes.mean(0)),
-                                _main_score(tr, frame_size)))
-    return out
 
 
 def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -178,28 +147,21 @@ def track_faces(
         raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
     tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
-    marks = np.full((n, 5, 2), np.nan)
-    scores = np.full(n, np.nan)
-    index = -1
     if tracks:
         if track is None:
-            index = int(np.argmax([_main_score(tr, (w, h)) for tr in tracks]))
+            track = int(np.argmax([_main_score(tr, (w, h)) for tr in tracks]))
         elif not 0 <= track < len(tracks):
-            found = "; ".join(f"track {s.index}: frames {s.first_frame}-{s.last_frame}, mean box "
-                              f"{tuple(round(v) for v in s.mean_box)}" for s in summarize_tracks(tracks, (w, h)))
+            found = "; ".join(f"track {i}: frames {min(tr)}-{max(tr)}, mean box "
+                              f"{tuple(round(v) for v in np.mean([d.box for d in tr.values()], 0))}"
+                              for i, tr in enumerate(tracks))
             raise InputError(f"track {track} does not exist: {len(tracks)} face track(s) were found ({found}); "
                              "pick one of these indices or leave --track out for the main face")
-        else:
-            index = track
-        for t, d in tracks[index].items():
+        for t, d in tracks[track].items():
             raw[t] = d.box
-            scores[t] = d.score
-            if d.landmarks is not None:
-                marks[t] = d.landmarks
-    boxes, filled = fill_gaps(raw, max_gap)
+    boxes, _ = fill_gaps(raw, max_gap)
     boxes = smooth_boxes(boxes, smooth_window)
     top, bottom, left, right = pads
     boxes += np.array([-left, -top, right, bottom], dtype=np.float64)
     has_face = np.isfinite(boxes).all(axis=1)
-    return FaceTrack(boxes, has_face, raw, filled, marks, scores, index, len(tracks), (w, h), tuple(pads))
+    return FaceTrack(boxes, has_face, raw, (w, h), tuple(pads))
 

@@ -33,15 +33,6 @@ def mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX).astype(np.float32)
 
 
-def _check_wav(wav: np.ndarray) -> np.ndarray:
-    wav = np.asarray(wav)
-    if wav.ndim != 1:
-        raise InputError(f"expected mono audio as a 1-D array, got shape {wav.shape}; mix down to mono first")
-    if wav.size == 0:
-        raise InputError("the audio is empty; give a clip of at least a few milliseconds")
-    return wav.astype(np.float32, copy=False)
-
-
 def _normalize(mel_amp: np.ndarray) -> np.ndarray:
     db = 20.0 * np.log10(np.maximum(1e-5, mel_amp)) - REF_LEVEL_DB
     norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
@@ -50,12 +41,16 @@ def _normalize(mel_amp: np.ndarray) -> np.ndarray:
 
 def melspectrogram(wav: np.ndarray) -> np.ndarray:
     """16 kHz mono float waveform (N,) -> official Wav2Lip mel (80, 1 + N // 200) float32 in [-4, 4]."""
-    wav = _check_wav(wav)
+    wav = np.asarray(wav)
+    if wav.ndim != 1:
+        raise InputError(f"expected mono audio as a 1-D array, got shape {wav.shape}; mix down to mono first")
+    if wav.size == 0:
+        raise InputError("the audio is empty; give a clip of at least a few milliseconds")
     if len(wav) <= N_FFT // 2:
         # reflect padding needs more samples than half a window; such clips are too short to matter anyway
         raise InputError(f"the audio has {len(wav)} samples; at least {N_FFT // 2 + 1} (26 ms at 16 kHz) "
                          "are needed")
-    y = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav).astype(np.float32)
+    y = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav.astype(np.float32, copy=False)).astype(np.float32)
     spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, pad_mode="reflect"))
     return _normalize(np.dot(mel_basis(), spec))
 
@@ -67,9 +62,7 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     # pre-emphasised samples not yet consumed by a whole frame, centre-padded once the first pad+1 samples (which
     # the reflected start needs) have arrived
     buf = np.zeros(0, np.float32)
-    tail = np.zeros(0, np.float32)  # the last pad+1 samples, for the reflected end
     zi = np.zeros(1)  # lfilter's state: -PREEMPHASIS times the previous input sample
-    started = False
     total = 0
     mels: list[np.ndarray] = []
 
@@ -91,17 +84,15 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
         y, zi = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], x, zi=zi)
         y = y.astype(np.float32)
         total += len(y)
-        tail = np.concatenate([tail, y])[-(pad + 1):]
         buf = np.concatenate([buf, y])
-        if not started:
-            if total <= pad:
-                continue
-            buf = np.concatenate([buf[pad:0:-1], buf])  # np.pad's "reflect": the edge sample is not repeated
-            started = True
+        if total <= pad:
+            continue
+        if total - len(y) <= pad:  # just started: np.pad's "reflect", the edge sample not repeated
+            buf = np.concatenate([buf[pad:0:-1], buf])
         buf = frames_of(buf, last=False)
     if total <= pad:
         raise InputError(f"the audio has {total} samples; at least {pad + 1} (26 ms at 16 kHz) are needed")
-    buf = np.concatenate([buf, tail[-2::-1][:pad]])
+    buf = np.concatenate([buf, buf[-2:-pad - 2:-1]])  # buf always keeps N_FFT - HOP > pad samples: enough
     frames_of(buf, last=True)
     return np.concatenate(mels, axis=1)
 
@@ -116,20 +107,9 @@ def official_num_frames(num_mel_steps: int, fps: float) -> int:
     return i + 1
 
 
-def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | int:
+def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | np.integer:
     """First mel step of video frame `frame_index` (int(i * 80 / fps), the official rounding)."""
-    if isinstance(frame_index, np.ndarray):
-        return (frame_index.astype(np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
-    return int(frame_index * (MEL_STEPS_PER_SECOND / fps))
-
-
-def _padded(mel: np.ndarray) -> np.ndarray:
-    if mel.ndim != 2 or mel.shape[0] != NUM_MELS:
-        raise InputError(f"expected a mel of shape (80, T), got {mel.shape}")
-    if mel.shape[1] >= WINDOW_STEPS:
-        return mel
-    # shorter than one window (< 0.2 s): pad with the silence level so the window shape is still valid
-    return np.pad(mel, ((0, 0), (0, WINDOW_STEPS - mel.shape[1])), constant_values=-MAX_ABS)
+    return (np.asarray(frame_index, np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
 
 
 def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
@@ -140,7 +120,11 @@ def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, firs
     `num_frames=None` gives the official count minus first_frame. `offset_frames`: the generator's training offset
     (-1 for one trained as the original: frame i learned from frame i-1's mel; 0 is the official inference).
     """
-    mel = _padded(np.asarray(mel, dtype=np.float32))
+    mel = np.asarray(mel, dtype=np.float32)
+    if mel.ndim != 2 or mel.shape[0] != NUM_MELS:
+        raise InputError(f"expected a mel of shape (80, T), got {mel.shape}")
+    if mel.shape[1] < WINDOW_STEPS:  # shorter than one window (< 0.2 s): pad with the silence level
+        mel = np.pad(mel, ((0, 0), (0, WINDOW_STEPS - mel.shape[1])), constant_values=-MAX_ABS)
     total = mel.shape[1]
     if num_frames is None:
         num_frames = max(0, official_num_frames(total, fps) - first_frame)

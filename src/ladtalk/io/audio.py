@@ -193,7 +193,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     samples = np.concatenate([b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)])
     bad = ~np.isfinite(samples)
     if bad.any():  # float WAVs can hold NaN/inf; resampling and the mel would turn them into a traceback
-        first = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) / rate
+        first = int(np.argmax(bad)) / rate
         raise InputError(f"{path} holds {int(bad.sum())} audio samples that are not numbers (NaN or infinite), the "
                          f"first at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
                          "(e.g. as 16-bit PCM WAV).")

@@ -17,10 +17,8 @@ Inputs = Iterable[tuple[str, "str | os.PathLike | None"]]
 
 
 def _same(a: Path, b: Path) -> bool:
-    if a == b:
-        return True
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
         return False
 

@@ -175,7 +175,6 @@ def _resampled(frames: Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]
     produced = 0
     held = None  # the latest input frame at or before the next output time
     held_t = Fraction(0)
-    period = Fraction(1, 25)
     for frame, t, period in frames:
         if t is None:  # no timestamp: assume constant rate after the previous frame
             t = held_t + period if held is not None else Fraction(0)
@@ -297,8 +296,6 @@ class VideoWriter:
             a = a[:, None]
         if a.ndim != 2 or a.shape[1] not in (1, 2) or len(a) == 0:
             raise InputError(f"audio must be non-empty (N,) mono or (N,2) stereo, got shape {np.shape(samples)}")
-        if np.issubdtype(a.dtype, np.integer):
-            a = a.astype(np.float32) / float(np.iinfo(a.dtype).max + 1)
         self.set_audio_stream(iter([a]), sample_rate, a.shape[1])
 
     def set_audio_stream(self, blocks: Iterable[np.ndarray], sample_rate: int, channels: int) -> None:
@@ -318,7 +315,8 @@ class VideoWriter:
                 tmp = stack.enter_context(atomic_path(self.path))
                 # faststart puts the index first: the file plays while downloading, and a file cut short
                 # later is still recognised as truncated rather than unreadable.
-                self._container = av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"})
+                self._container = stack.enter_context(
+                    av.open(str(tmp), mode="w", format="mp4", options={"movflags": "+faststart"}))
             except OSError as e:
                 raise InputError(f"cannot write {self.path}: {e.strerror or e}. Choose a folder you can "
                                  "write to.") from e
@@ -377,26 +375,21 @@ class VideoWriter:
             self._audio_pos += len(block)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        # the stack closes the container, then renames the temporary file into place (or removes it on an error)
         stack, self._stack = self._stack, None
-        if exc_type is not None and hasattr(self._audio, "close"):
-            self._audio.close()  # a streaming source holds its input file open
-        try:
-            if exc_type is None:
+        if exc_type is not None:
+            if hasattr(self._audio, "close"):
+                self._audio.close()  # a streaming source holds its input file open
+            stack.__exit__(exc_type, exc, tb)
+        else:
+            with stack:
                 if self.frames_written == 0:
                     raise LadtalkError(f"no frames were written to {self.path}; nothing to save.")
                 self._write_audio(math.inf)
                 if self._astream is not None:
                     self._container.mux(self._astream.encode(None))
                 self._container.mux(self._video.encode(None))
-            self._container.close()
-        except BaseException as e:
-            with contextlib.suppress(Exception):
-                self._container.close()
-            self._container = None
-            stack.__exit__(type(e), e, e.__traceback__)
-            raise
         self._container = None
-        stack.__exit__(exc_type, exc, tb)
 
 
 __all__ = ["VideoInfo", "VideoWriter", "check_frames", "iter_frame_batches", "iter_frames", "probe_video",
