@@ -114,10 +114,3 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """FID between two feature sets (Na,D) and (Nb,D)."""
     return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
 
-
-def fid(frames_a: np.ndarray, frames_b: np.ndarray, net: Callable[[torch.Tensor], torch.Tensor],
-        batch_size: int = 32, device: torch.device | str = "cpu") -> float:
-    """FID between two sets of uint8 (N,H,W,3) RGB frames with the feature network `net` (see load_fid_inception)."""
-    fa = extract_features(net, frames_a, batch_size, device)
-    fb = extract_features(net, frames_b, batch_size, device)
-    return fid_from_features(fa, fb)
