@@ -82,12 +82,6 @@ def band_summary(series: dict[str, np.ndarray], **kw) -> dict:
     return {**_means(series), "ci95": ci}
 
 
-def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
-                pixel: float) -> dict:
-    """One row's band split (band_series) as figures over the frames with their intervals (band_summary)."""
-    return band_summary(band_series(pred, gt, face, mouth, pixel))
-
-
 def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...], pixel: float) -> dict[str, dict]:
     """The band split of two known rows: the truth blurred by one base pixel (a perfect lip-sync base at its own
     resolution, all of whose error is detail) and the truth itself."""
@@ -95,12 +89,12 @@ def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ..
     blurred = gt.copy()
     for f in blurred:
         f[y1:y2, x1:x2] = np.clip(coarse(f[y1:y2, x1:x2].astype(np.float32), pixel), 0, 255).round()
-    return {"truth_blurred_one_base_pixel": band_scores(blurred, gt, face, mouth, pixel),
-            "truth": band_scores(gt, gt, face, mouth, pixel)}
+    return {"truth_blurred_one_base_pixel": band_summary(band_series(blurred, gt, face, mouth, pixel)),
+            "truth": band_summary(band_series(gt, gt, face, mouth, pixel))}
 
 
 def shares(base: dict, row: dict, ceiling: dict | None, region: str = "face") -> dict[str, float]:
-    """A row's gain over `base` (band_scores of Wav2Lip alone) in `region`, and that gain as a share of the detail
+    """A row's gain over `base` (band_summary of Wav2Lip alone) in `region`, and that gain as a share of the detail
     headroom and, given the true crops' row, of the ceiling headroom."""
     key = f"{region}_psnr_db"
     gain = row[key] - base[key]
