@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ladtalk.errors import InputError
-from ladtalk.evaluate.align import ALIGN_MODES, align_frames, check_input, read_pair
+from ladtalk.evaluate.align import ALIGN_MODES, check_input, read_pair
 from ladtalk.evaluate.networks import Networks, load_networks
 from ladtalk.evaluate.report import case_markdown, write_case_files, write_cases_summary, write_json
 from ladtalk.evaluate.scores import (
@@ -43,7 +43,7 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
     """(result, per-frame series, aligned pred, aligned gt) for one case."""
     if align_mode not in ALIGN_MODES:
         raise InputError(f"align must be one of {ALIGN_MODES}, got {align_mode!r}")
-    pair = align_frames(read_pair(pred_path, gt_path, max_frames), align_mode, device)
+    pair = read_pair(pred_path, gt_path, max_frames, align_mode, device)
     p, g = pair.pred_aligned, pair.gt_aligned
     notes = list(pair.notes)
     metrics, series = image_scores(p, g, nets.perceptual, device)
