@@ -96,11 +96,8 @@ def temporal_scores(pred: np.ndarray, gt: np.ndarray, show_progress: bool = True
     if len(pred) < 2:
         raise InputError("temporal metrics need at least two frames")
     engine = _flow_engine()
-    rows, we_gt = [], []
-    motion = truth_motion(gt, engine)
-    for t in tqdm(range(len(gt) - 1), desc="temporal", unit="pair", leave=False, disable=not show_progress):
-        fwd, mask = motion[t]
-        rows.append(pair_scores(pred[t], pred[t + 1], fwd, mask, engine))
-        we_gt.append(warp_error(gt[t], gt[t + 1], fwd, mask))
-    we, own, tof = (np.array(c) for c in zip(*rows))
-    return TemporalScores(we, np.array(we_gt), tof, own)
+    motion = tqdm(truth_motion(gt, engine), desc="temporal", unit="pair", leave=False, disable=not show_progress)
+    rows = [(*pair_scores(pred[t], pred[t + 1], fwd, mask, engine), warp_error(gt[t], gt[t + 1], fwd, mask))
+            for t, (fwd, mask) in enumerate(motion)]
+    we, own, tof, we_gt = (np.array(c) for c in zip(*rows))
+    return TemporalScores(we, we_gt, tof, own)
