@@ -66,12 +66,9 @@ def lag_correlation(measured: np.ndarray, truth: np.ndarray, max_lag: int = 5) -
 
 
 def read_truth(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(face_boxes (T,4) pixels, mouth_openness (T,) in [0,1]) from a synthetic clip's truth.json (or its folder)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "truth.json"
+    """(face_boxes (T,4) pixels, mouth_openness (T,) in [0,1]) from a synthetic clip's truth.json."""
     try:
-        truth = json.loads(path.read_text())
+        truth = json.loads(Path(path).read_text())
         boxes = np.asarray(truth["face_boxes"], np.float64)
         openness = np.asarray(truth["mouth_openness"], np.float64)
     except (OSError, ValueError, KeyError, TypeError) as e:
