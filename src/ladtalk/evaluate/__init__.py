@@ -106,7 +106,7 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     with atomic_dir(report_dir) as tmp:
         result["files"] = write_case_files(tmp, series, p, g)
         write_json(tmp / "metrics.json", result)
-        md = ["# ladtalk evaluation", ""] + case_markdown(result, result["files"])
+        md = ["# ladtalk evaluation", ""] + case_markdown(result)
         (tmp / "report.md").write_text("\n".join(md))
     return result
 
@@ -161,6 +161,6 @@ def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
             result["files"] = {k: f"{name}/{v}" for k, v in write_case_files(tmp / name, series, p, g).items()}
             write_json(tmp / name / "metrics.json", result)
             results.append(result)
-            details += [f"## {name}", ""] + case_markdown(result, result["files"])
+            details += [f"## {name}", ""] + case_markdown(result)
         summary = write_cases_summary(tmp, results, nets.absent, align, details)
     return summary

@@ -78,7 +78,8 @@ def _arrow(name: str) -> str:
     return "lower is better" if name in LOWER_IS_BETTER else "higher is better"
 
 
-def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
+def case_markdown(result: dict) -> list[str]:
+    files = result["files"]
     lines = [f"- prediction: `{result['pred_path']}`", f"- ground truth: `{result['gt_path']}`",
              f"- alignment: {result['align']} (offset {result['offset']} on the {result['offset_applies_to']}; "
              f"{result['frames']['compared']} frames compared of {result['frames']['pred']} / "
@@ -95,11 +96,11 @@ def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
         lines += ["", "Notes:"] + [f"- {n}" for n in result["notes"]]
     if "provenance" in result:
         lines += ["", provenance_line(result["provenance"])]
-    lines += ["", f"![PSNR over time]({prefix}{files['psnr_plot']})"]
+    lines += ["", f"![PSNR over time]({files['psnr_plot']})"]
     if "flicker_plot" in files:
-        lines.append(f"![flicker over time]({prefix}{files['flicker_plot']})")
+        lines.append(f"![flicker over time]({files['flicker_plot']})")
     lines += ["", "Frames (top: ground truth, middle: prediction, bottom: 4x absolute difference):", "",
-              f"![frame strip]({prefix}{files['strip']})", ""]
+              f"![frame strip]({files['strip']})", ""]
     return lines
 
 
