@@ -126,16 +126,9 @@ def lse_intervals(window_dists: np.ndarray, block: int = BLOCK_FRAMES) -> dict[s
     Circular blocks: the first and last windows meet zero-padded audio at most shifts, and moving blocks would draw
     them less often than the rest, biasing the resampled curve (LSE-C's interval then missed its own estimate)."""
     d = np.asarray(window_dists, np.float64)
-
-    def lse_d(i):
-        return float(d[i].mean(0).min())
-
-    def lse_c(i):
-        curve = d[i].mean(0)
-        return float(np.median(curve) - curve.min())
-
-    return {"lse_d": interval(lse_d, len(d), block, circular=True),
-            "lse_c": interval(lse_c, len(d), block, circular=True)}
+    return {"lse_d": interval(lambda i: float(d[i].mean(0).min()), len(d), block, circular=True),
+            "lse_c": interval(lambda i: float(np.median(d[i].mean(0)) - d[i].mean(0).min()), len(d), block,
+                              circular=True)}
 
 
 def scores_from_features(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshift: int = VSHIFT) -> SyncScores:
