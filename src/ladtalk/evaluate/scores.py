@@ -52,12 +52,9 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
     """(warping errors and tOF, their series, the ground truth's own warping error) for 2+ frames."""
-    ts = temporal_scores(p, g)
-    series = {"frame_warp_error": ts.warp_error, "frame_own_flow_warp_error": ts.own_flow_warp_error,
-              "frame_tof": ts.tof}
-    summary = {k: float(np.mean(v)) for k, v in series.items()}
-    series["frame_warp_error_truth"] = ts.warp_error_gt
-    return summary, series, float(np.mean(ts.warp_error_gt))
+    series = {f"frame_{k}": v for k, v in temporal_scores(p, g).items()}
+    summary = {k: float(np.mean(v)) for k, v in series.items() if k != "frame_warp_error_truth"}
+    return summary, series, float(np.mean(series["frame_warp_error_truth"]))
 
 
 def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,

@@ -28,7 +28,7 @@ from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
 from ladtalk.metrics.lipsync_truth import lag_correlation
 from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
-from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
+from ladtalk.metrics.temporal import temporal_scores, truth_motion
 
 PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
 
@@ -71,8 +71,6 @@ class TruthScores:
         self.mouth_octaves = octave_energies(self.mouth)
         self.picks = sample_frames(len(gt), perceptual_frames)
         self.motion = truth_motion(self.face)
-        self.warp_error = np.array([warp_error(self.face[t], self.face[t + 1], f, m)
-                                    for t, (f, m) in enumerate(self.motion)])
 
 
 def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
@@ -92,14 +90,13 @@ def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
     for k in range(1, OCTAVES + 1):
         r.ratio(f"mouth_energy_ratio_octave_{k}", octaves[:, k - 1], truth.mouth_octaves[:, k - 1])
     if len(pred) > 1:
-        with_truth_flow, own, tof = (np.array(c) for c in zip(*[pair_scores(face[t], face[t + 1], flow, mask)
-                                                                for t, (flow, mask) in enumerate(truth.motion)]))
-        r.mean("face_warp_error", with_truth_flow)
-        r.mean("face_warp_error_truth", truth.warp_error)
-        r.ratio("face_warp_error_ratio", with_truth_flow, truth.warp_error)
-        r.mean("face_own_flow_warp_error", own)
-        r.ratio("face_own_flow_warp_error_ratio", own, truth.warp_error)
-        r.mean("face_tof", tof)
+        s = temporal_scores(face, truth.face, truth.motion, show_progress=False)
+        r.mean("face_warp_error", s["warp_error"])
+        r.mean("face_warp_error_truth", s["warp_error_truth"])
+        r.ratio("face_warp_error_ratio", s["warp_error"], s["warp_error_truth"])
+        r.mean("face_own_flow_warp_error", s["own_flow_warp_error"])
+        r.ratio("face_own_flow_warp_error_ratio", s["own_flow_warp_error"], s["warp_error_truth"])
+        r.mean("face_tof", s["tof"])
     return r
 
 
