@@ -74,10 +74,8 @@ def row_label(key: str) -> str:
 
 def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, opening,
                       perceptual=None) -> tuple[dict, dict, dict]:
-    """(scores, gains, paste effect) of every row against the truth. Scores: metrics.scoring's figures, the opening
-    figures of `opening(frames)` -> (measured, true) series, and the mouth sharpness against the paste's true-crops
-    ceiling. Gains: each restoring row compared with Wav2Lip alone under the same paste; paste effect: each paste of
-    Wav2Lip alone compared with the paper's hard paste."""
+    """(scores, gains, paste effect) of every row, as the module docstring reads them; the scores add the opening
+    figures of `opening(frames)` -> (measured, true) series and the mouth sharpness over the paste's ceiling."""
     series = score_rows(preds, gt, regions, perceptual)
     scores, gains, effect = {}, {}, {}
     for key, s in series.items():
