@@ -46,12 +46,10 @@ def sample_frames(n: int, count: int) -> np.ndarray:
 
 
 def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (T,H,W,3) or (H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
+    """uint8 (T,H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
     t = torch.as_tensor(frames)
-    if t.ndim == 3:
-        t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3:
-        raise InputError(f"expected frames of shape (T,H,W,3) or (H,W,3), got {tuple(t.shape)}")
+        raise InputError(f"expected frames of shape (T,H,W,3), got {tuple(t.shape)}")
     return t.to(device=device, dtype=torch.float64).permute(0, 3, 1, 2)
 
 
