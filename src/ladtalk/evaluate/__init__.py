@@ -136,7 +136,8 @@ def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
         if not name or name in seen or "/" in name or name.startswith("."):
             raise InputError(f"{cases_path}, line {i}: case names must be unique, non-empty, without '/'")
         seen.add(name)
-        cases.append((name, cases_path.parent / row["pred"], cases_path.parent / row["gt"]))
+        cases.append((name, check_input(cases_path.parent / row["pred"], "prediction"),
+                      check_input(cases_path.parent / row["gt"], "ground-truth")))
     return cases
 
 
@@ -146,9 +147,6 @@ def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
                    max_frames: int | None = None) -> dict:
     """Evaluate every row (name,pred,gt; paths relative to the table) and write one report with an average row."""
     cases = _read_cases(Path(cases_path))
-    for _, pred, gt in cases:
-        check_input(pred, "prediction")
-        check_input(gt, "ground-truth")
     inputs = [("cases table", cases_path)] + [(f"case {n} {kind}", p) for n, pred, gt in cases
                                               for kind, p in (("prediction", pred), ("ground truth", gt))]
     dev, nets = _prepare(report_dir, inputs, syncnet_path, inception_path, device, lse_crop, detector)
