@@ -25,6 +25,7 @@ from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.headroom import lipsync_face_size
 from ladtalk.metrics.lipsync_truth import mouth_openness as measured_openness
+from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import json_ready
 from ladtalk.pipeline.frames import pingpong_indices
@@ -169,8 +170,6 @@ def render_truth(truth_path: Path, ident: Identity, envelope: np.ndarray, n: int
 
 def _perceptual(device: str):
     """ST-LPIPS/LPIPS-VGG for the face scores, or None (with a note) when no perceptual network is installed."""
-    from ladtalk.metrics.lpips import load_perceptual_metric
-
     try:
         return load_perceptual_metric(resolve_device(device))
     except LadtalkError as e:
