@@ -59,7 +59,6 @@ def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
 
 def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(forward flow, visibility mask) of each consecutive pair of the truth's uint8 (T,H,W,3) frames."""
-    engine = engine or _flow_engine()
     out = []
     for t in range(len(gt) - 1):
         fwd = optical_flow(gt[t], gt[t + 1], engine)
@@ -70,7 +69,6 @@ def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarr
 def pair_scores(frame_t: np.ndarray, frame_next: np.ndarray, truth_flow: np.ndarray, truth_mask: np.ndarray,
                 engine=None) -> tuple[float, float, float]:
     """(E_warp with the truth's flow, E_warp with the pair's own flow, tOF) of one pair of predicted frames."""
-    engine = engine or _flow_engine()
     fwd = optical_flow(frame_t, frame_next, engine)
     own = visibility_mask(fwd, optical_flow(frame_next, frame_t, engine))
     return (warp_error(frame_t, frame_next, truth_flow, truth_mask), warp_error(frame_t, frame_next, fwd, own),
