@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ladtalk.checkpoint import CONFIG_NAME, read_meta
-from ladtalk.metrics.confidence import interval, mean_interval
+from ladtalk.metrics.confidence import interval
 from ladtalk.metrics.image import crop, psnr, psnr_from_mse
 from ladtalk.pretrained import resolve as resolve_builtin
 
@@ -75,10 +75,8 @@ def _means(series: dict[str, np.ndarray], idx: np.ndarray | slice = slice(None))
 def band_summary(series: dict[str, np.ndarray], **kw) -> dict:
     """band_series -> its figures (means) and "ci95": their block-bootstrap 95% intervals (none for a series with
     an infinite frame, a perfect row's); `kw` to metrics.confidence.interval."""
-    ci = {k: mean_interval(v, **kw) for k, v in series.items() if np.isfinite(v).all()}
-    if "oracle_share_of_face_mse" in ci:
-        removed = series["oracle_share_of_face_mse"]
-        ci["oracle_share_of_face_mse"] = interval(lambda i: max(0.0, float(np.mean(removed[i]))), len(removed), **kw)
+    ci = {k: interval(lambda i, k=k: _means(series, i)[k], len(v), **kw) for k, v in series.items()
+          if np.isfinite(v).all()}
     return {**_means(series), "ci95": ci}
 
 
