@@ -267,8 +267,7 @@ def markdown(report: dict) -> str:
         if report[part]:
             keys = [k for k in next(iter(report[part].values())) if k != "ci95"]
             lines += [f"## {title}", "", *figure_table(report[part], {k: row_label(k) for k in report[part]}, keys), ""]
-    if report["truth"]:
-        truth = report["truth"]
+    if truth := report["truth"]:
         lines += ["Ground truth: " + ", ".join(f"{k} {with_interval(truth, k)}" for k in truth if k != "ci95"), ""]
     if report.get("perceptual"):
         lines.append(f"Perceptual distance: {report['perceptual']}.")
