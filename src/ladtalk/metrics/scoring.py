@@ -10,9 +10,8 @@ with one vocabulary: a figure is named REGION_METRIC[_UNIT], REGION in frame / f
   unscaled: |P(truth_t, truth_t+1) - P(out_t, out_t+1)| with the perceptual network P: it sees flicker and a frozen
   or over-smooth face alike);
 - lip sync: `opening_figures` (`lipsync_r`, metrics.lipsync_truth) and LSE (`lse_d`, `lse_c`: metrics.sync_faces).
-Every figure is a mean over frames (or frame pairs) or a ratio of two means; `summarize` adds its block-bootstrap 95%
-interval (metrics.confidence) under "ci95", `compare` the paired interval of a row's gain. The perceptual figures
-use up to `perceptual_frames` evenly spaced frames (the slowest score on a CPU).
+Every figure is a mean over frames (or frame pairs) or a ratio of two means, with its block-bootstrap 95% interval
+(`summarize`, `compare`); the perceptual figures use up to `perceptual_frames` evenly spaced frames (slow on a CPU).
 """
 
 from __future__ import annotations
