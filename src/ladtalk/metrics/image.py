@@ -128,8 +128,7 @@ def box_crop(frames: np.ndarray, boxes: np.ndarray | tuple[float, float, float, 
 def mouth_psnr(pred: np.ndarray, gt: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> np.ndarray:
     """Per-frame PSNR (dB) inside the mouth box(es) (x1,y1,x2,y2 pixels, one or (T,4)) of uint8 (T,H,W,3) -> (T,)."""
     _check_pair(pred, gt)
-    crops_p, crops_g = box_crop(pred, boxes), box_crop(gt, boxes)
-    return np.array([psnr(p, g)[0] for p, g in zip(crops_p, crops_g)])
+    return np.array([psnr(p, g)[0] for p, g in zip(box_crop(pred, boxes), box_crop(gt, boxes))])
 
 
 def _gaussian_taps() -> np.ndarray:
