@@ -48,16 +48,13 @@ def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype 
     """(min_k ||E(x) - e_k|| in fp32, argmin_k), both flat, for every latent of float images (B,3,H,W) in [0,1]
     (the encoder under `amp_dtype` autocast, None: fp32); gamma's distances are the first."""
     e = model.quantize.embedding.weight.float()
-    dists, indices = [], []
+    found = []
     for s in range(0, len(images01), batch_size):
         x = images01[s:s + batch_size] * 2 - 1
         with autocast_to(x.device, amp_dtype):
             z = model.encode_latent(x)
-        flat = z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        nearest = torch.cdist(flat, e).min(1)
-        dists.append(nearest.values)
-        indices.append(nearest.indices)
-    return torch.cat(dists), torch.cat(indices)
+        found.append(torch.cdist(z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]), e).min(1))
+    return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
 
 
 def gamma_stats(distances: torch.Tensor | np.ndarray) -> dict[str, float]:
