@@ -106,8 +106,7 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     with atomic_dir(report_dir) as tmp:
         result["files"] = write_case_files(tmp, series, p, g)
         write_json(tmp / "metrics.json", result)
-        md = ["# ladtalk evaluation", ""] + case_markdown(result)
-        (tmp / "report.md").write_text("\n".join(md))
+        (tmp / "report.md").write_text("\n".join(["# ladtalk evaluation", ""] + case_markdown(result)))
     return result
 
 

@@ -71,15 +71,13 @@ def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_pa
     if audio_src != path:
         notes.append(f"{path.name} has no audio; LSE uses the ground truth's audio")
     audio = load_audio(audio_src, SYNC_SAMPLE_RATE)
-    info, suffix = {}, ""
+    info, suffix = {}, "" if nets.lse_crop == "face" else "_whole_frame"
     if nets.lse_crop == "face":
         n_all = len(frames25)
         frames25, audio, (start, stop) = lse_face_input(frames25, audio, nets.detector)
         info[f"lse_face_frames_{label}"] = stop - start
         if stop - start < n_all:
             notes.append(f"LSE of {label} on its longest run of frames with a face, {start}..{stop - 1}")
-    else:
-        suffix = "_whole_frame"
     s = lse_scores(nets.syncnet, frames25, audio, device=device)
     info[f"lse_av_offset_frames_{label}{suffix}"] = s.offset
     return ({"lse_d" + suffix: s.lse_d, "lse_c" + suffix: s.lse_c},
