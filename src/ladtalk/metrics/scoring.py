@@ -24,7 +24,7 @@ import torch
 from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
 from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
-from ladtalk.metrics.lipsync_truth import lag_correlation
+from ladtalk.metrics.lipsync_truth import lag_correlation, pearson
 from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
 from ladtalk.metrics.temporal import temporal_scores, truth_motion
@@ -185,9 +185,8 @@ def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, b
     mouth-opening series (T,) against the true one (metrics.lipsync_truth.lag_correlation)."""
     m, t = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
     c = lag_correlation(m, t, max_lag)
-    pearson = lambda i: float(np.corrcoef(m[i], t[i])[0, 1]) if m[i].std() > 0 and t[i].std() > 0 else np.nan  # noqa: E731
     return {"lipsync_r": c["pearson"], "lipsync_r_best": c["pearson_best"], "lipsync_best_lag_frames": c["best_lag"],
-            "ci95": {"lipsync_r": interval(pearson, len(m), block)}}
+            "ci95": {"lipsync_r": interval(lambda i: pearson(m[i], t[i], np.nan), len(m), block)}}
 
 
 def json_ready(obj):
