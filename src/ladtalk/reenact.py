@@ -168,7 +168,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
             writer.write(paste_faces(gt, ident.crops[frames_idx], boxes, mode=p))
 
     regions = report_regions(boxes, ident.frame_size)
-    perceptual = load_perceptual_metric(resolve_device(device)) if lpips else None
+    dev = resolve_device(device)
+    perceptual = load_perceptual_metric(dev) if lpips else None
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
     def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +180,6 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
                                                     perceptual)
     truth = {}
     if syncnet_path is not None:
-        dev = resolve_device(device)
         net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():
             lse = lse_on_face_track(net, p[:n], fps, audio[a0:a1], boxes[:n], dev)
