@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from ladtalk.errors import InputError
+from ladtalk.evaluate.scores import fid_score
 from ladtalk.metrics.fid import (
     INCEPTION_FILENAME,
-    fid,
+    extract_features,
     fid_input,
     find_inception_weights,
     frechet_distance,
@@ -57,9 +58,10 @@ def test_fid_with_a_stand_in_network_orders_sets():
     near = np.clip(base.astype(int) + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8)
     far = np.clip(base.astype(int) + 50, 0, 255).astype(np.uint8)
     net = _MeanColour()
-    assert fid(base, base, net, batch_size=5) == pytest.approx(0.0, abs=1e-9)
-    d_near, d_far = fid(base, near, net, batch_size=7), fid(base, far, net)
+    assert fid_score(net, base, base, "cpu")[0] == pytest.approx(0.0, abs=1e-9)
+    d_near, d_far = fid_score(net, base, near, "cpu")[0], fid_score(net, base, far, "cpu")[0]
     assert 0 < d_near < d_far
+    np.testing.assert_allclose(extract_features(net, base, batch_size=5), extract_features(net, base, batch_size=7))
     # preprocessing: 299x299, [-1,1]
     x = fid_input(base[:2])
     assert x.shape == (2, 3, 299, 299) and -1 <= x.min() and x.max() <= 1

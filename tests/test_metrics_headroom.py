@@ -15,7 +15,7 @@ import pytest
 
 from ladtalk.io.video import VideoWriter
 from ladtalk.metrics.headroom import (
-    band_scores,
+    band_series,
     band_summary,
     calibration_rows,
     coarse,
@@ -53,7 +53,7 @@ def test_calibration_rows_at_the_base_resolution_and_what_a_finer_cut_misses():
     base = gt.copy()
     for f in base:
         f[y1:y2, x1:x2] = np.clip(coarse(f[y1:y2, x1:x2].astype(np.float32), PIXEL_48), 0, 255).round()
-    at96 = band_scores(base, gt, FACE, MOUTH, 256 / 96)
+    at96 = band_summary(band_series(base, gt, FACE, MOUTH, 256 / 96))
     assert at96["face_detail_oracle_psnr_db"] < blurred["face_detail_oracle_psnr_db"] - 5
     assert at96["oracle_share_of_face_mse"] < blurred["oracle_share_of_face_mse"] - 0.1
 
@@ -64,11 +64,11 @@ def test_blur_is_mostly_detail_and_a_wrong_mouth_is_not():
     blurred = gt.copy()
     for f in blurred:  # a Gaussian blur of half a base pixel: mostly, not only, fine-band error
         f[y1:y2, x1:x2] = cv2.GaussianBlur(f[y1:y2, x1:x2], (0, 0), PIXEL_48 / 2)
-    s = band_scores(blurred, gt, FACE, MOUTH, PIXEL_48)
+    s = band_summary(band_series(blurred, gt, FACE, MOUTH, PIXEL_48))
     assert s["face_detail_oracle_psnr_db"] > s["face_psnr_db"] + 3 and s["oracle_share_of_face_mse"] > 0.5
     wrong = gt.copy()
     wrong[:, 160:200, 100:160] = 20  # a dark open mouth where the truth has skin: a coarse-band error
-    s = band_scores(wrong, gt, FACE, MOUTH, PIXEL_48)
+    s = band_summary(band_series(wrong, gt, FACE, MOUTH, PIXEL_48))
     assert s["face_detail_oracle_psnr_db"] < s["face_psnr_db"] + 1 and s["oracle_share_of_face_mse"] < 0.3
 
 
@@ -112,7 +112,7 @@ def test_every_figure_and_share_has_an_interval_around_it():
     for key, (low, high) in ci.items():
         assert low <= point[key] <= high, key
     gt = _truth(4)  # a perfect row has no interval (inf dB), the others do
-    truth = band_scores(gt, gt, FACE, MOUTH, PIXEL_48)
+    truth = band_summary(band_series(gt, gt, FACE, MOUTH, PIXEL_48))
     assert "face_psnr_db" not in truth["ci95"] and "oracle_share_of_face_mse" in truth["ci95"]
 
 

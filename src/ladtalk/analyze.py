@@ -64,8 +64,6 @@ def _plots(folder: Path, rows: list[dict[str, Any]]) -> list[str]:
     names = []
     for kind, xlabel in (("blur", "Gaussian sigma (px at 256)"), ("noise", "noise std ([0,1] units)")):
         sel = [r for r in rows if r["kind"] == kind]
-        if not sel:
-            continue
         x = [r["strength"] for r in sel]
         fig = Figure(figsize=(10, 3.8))
         a1, a2 = fig.subplots(1, 2)

@@ -335,7 +335,10 @@ def run(command: str, given: dict) -> object:
                 own = [n for n in needs if not all(n in r for r in required)]
                 raise LadtalkError(f"{_shown(command, extra)} cannot be combined with {_shown(command, own)}")
             if command in ("train syncnet", "train wav2lip"):  # the other trainers guard their own outputs
-                _refuse_run_over_inputs(given)
+                from ladtalk.io.guard import refuse_output_over_inputs
+                refuse_output_over_inputs(given["run_dir"], [("training data", d) for d in given["data_dirs"]]
+                                          + [("--syncnet weights", given.get("syncnet_path")),
+                                             ("--init weights", given.get("init_path"))], folder=True)
             return func(**given, **{n: make() for n, make in SUPPLIED.items() if n in params})
     raise LadtalkError("give " + ", or ".join(_shown(command, [n for n in r if n not in given]) for r in required))
 
@@ -346,13 +349,6 @@ def _shown(command: str, names: list[str]) -> str:
     spelled = [(_flag(command, name).metavar or name.upper()) if name in COMMANDS[command].positional
                else _flag_names(name, params[name][0], _flag(command, name))[-1] for name in names]
     return " and ".join(spelled)
-
-
-def _refuse_run_over_inputs(given: dict) -> None:
-    from ladtalk.io.guard import refuse_output_over_inputs
-    refuse_output_over_inputs(given["run_dir"], [("training data", d) for d in given["data_dirs"]]
-                              + [("--syncnet weights", given.get("syncnet_path")),
-                                 ("--init weights", given.get("init_path"))], folder=True)
 
 
 def _apply_cli_only(command: str, given: dict) -> None:

@@ -25,22 +25,20 @@ from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.headroom import lipsync_face_size
 from ladtalk.metrics.lipsync_truth import mouth_openness as measured_openness
+from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
-from ladtalk.metrics.scoring import Regions, json_ready
+from ladtalk.metrics.scoring import json_ready
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
 from ladtalk.pretrained import RESTORER_CPU_OVERRIDES, RESTORER_OVERRIDES, builtin_base
 from ladtalk.reenact import (
     CONFIDENCE,
-    MOUTH_IN_CROP,
     PASTE_ORDER,
     figure_table,
-    gains_and_paste_effect,
+    report_regions,
     row_key,
     row_label,
     score_report_rows,
-    sub_box,
-    union_box,
     write_strip,
 )
 from ladtalk.runtime import resolve_device
@@ -120,7 +118,7 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     truth_frames, boxes, openness = render_truth(clip.truth_path, ident, envelope, n, seed, out / "ground_truth.mp4",
                                                  audio)
     crop_boxes = ident.crop_boxes[pingpong_indices(n, ident.frame_count)]
-    face = union_box(crop_boxes, ident.frame_size)
+    regions = report_regions(crop_boxes, ident.frame_size)
     truth_crops = crop_faces(truth_frames, crop_boxes, ident.crop_size)
     for paste in PASTE_ORDER:  # the ceiling of any restorer at this crop size: the truth's own crops pasted back
         videos[row_key("crop_ceiling", paste)] = out / f"true_crops_pasted_{paste}.mp4"
@@ -128,18 +126,17 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
             writer.write(paste_faces(truth_frames, truth_crops, crop_boxes, mode=paste))
         generated[row_key("crop_ceiling", paste)] = np.stack(list(iter_frames(videos[row_key("crop_ceiling", paste)])))
     perceptual = _perceptual(device) if lpips else None
-    mouth = sub_box(face, MOUTH_IN_CROP)
-    scores, series = score_report_rows({k: v[:n] for k, v in generated.items()}, truth_frames, Regions(face, mouth),
-                                       lambda frames: (measured_openness(frames, boxes), openness), perceptual)
-    gains, paste_effect = gains_and_paste_effect(series)
+    scores, gains, paste_effect = score_report_rows({k: v[:n] for k, v in generated.items()}, truth_frames, regions,
+                                                    lambda frames: (measured_openness(frames, boxes), openness),
+                                                    perceptual)
     for paste in PASTE_ORDER:
         write_strip(out / f"strip_{paste}.png", truth_frames,
                     {row_label(row_key(k, paste)): generated[row_key(k, paste)][:n] for k in ("wav2lip", "cascade")},
-                    face)
+                    regions.face)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
                "lipsync_base": "built-in synthetic-48 (never saw this person)" if builtin is not None
                else "trained on this person",
-               "frames": n, "face_box": [int(v) for v in face], "mouth_box": [int(v) for v in mouth],
+               "frames": n, "face_box": list(regions.face), "mouth_box": list(regions.mouth),
                "lipsync_face_size": lipsync_face_size(wav2lip),
                "crop_side_px": float(np.median(crop_boxes[:, 2] - crop_boxes[:, 0])),
                "pastes": list(PASTE_ORDER), "rows": {k: row_label(k) for k in scores}, "scores": scores,
@@ -173,8 +170,6 @@ def render_truth(truth_path: Path, ident: Identity, envelope: np.ndarray, n: int
 
 def _perceptual(device: str):
     """ST-LPIPS/LPIPS-VGG for the face scores, or None (with a note) when no perceptual network is installed."""
-    from ladtalk.metrics.lpips import load_perceptual_metric
-
     try:
         return load_perceptual_metric(resolve_device(device))
     except LadtalkError as e:

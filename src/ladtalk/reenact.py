@@ -50,19 +50,16 @@ CONFIDENCE = {"method": "moving-block bootstrap, percentile 95% interval", "bloc
               "resamples": RESAMPLES, "seed": SEED}
 
 
-def union_box(boxes: np.ndarray, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The whole-pixel box x1,y1,x2,y2 covering every finite box of (T,4), clipped to the frame (width, height)."""
+def report_regions(boxes: np.ndarray, frame_size: tuple[int, int]) -> Regions:
+    """The whole-pixel face box covering every finite box of (T,4), clipped to the frame (width, height), and the
+    mouth at MOUTH_IN_CROP of it."""
     ok = np.isfinite(boxes).all(1)
     if not ok.any():
         raise InputError("no frame of the test split has a face; nothing to score")
     x1, y1 = np.floor(boxes[ok, :2].min(0)).clip(0).astype(int)
     x2, y2 = np.ceil(boxes[ok, 2:].max(0)).astype(int)
-    return int(x1), int(y1), int(min(x2, frame_size[0])), int(min(y2, frame_size[1]))
-
-
-def sub_box(box: tuple[int, int, int, int], fractions: tuple[float, float, float, float]) -> tuple[int, ...]:
-    """The box at `fractions` (x1,y1,x2,y2 shares of its width and height) of `box`, in whole pixels."""
-    return tuple(round(v) for v in mouth_boxes_from_faces([box], fractions)[0])
+    face = (int(x1), int(y1), int(min(x2, frame_size[0])), int(min(y2, frame_size[1])))
+    return Regions(face, tuple(round(v) for v in mouth_boxes_from_faces([face], MOUTH_IN_CROP)[0]))
 
 
 def row_key(stage: str, paste: str) -> str:
@@ -76,36 +73,27 @@ def row_label(key: str) -> str:
 
 
 def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, opening,
-                      perceptual=None) -> tuple[dict, dict]:
-    """(scores, series) of every row against the truth: metrics.scoring's figures, the opening figures of
-    `opening(frames)` -> (measured, true) series, and the mouth sharpness against the paste's true-crops ceiling."""
+                      perceptual=None) -> tuple[dict, dict, dict]:
+    """(scores, gains, paste effect) of every row, as the module docstring reads them; the scores add the opening
+    figures of `opening(frames)` -> (measured, true) series and the mouth sharpness over the paste's ceiling."""
     series = score_rows(preds, gt, regions, perceptual)
-    scores = {}
+    scores, gains, effect = {}, {}, {}
     for key, s in series.items():
         scores[key] = summarize(s)
         figures = opening_figures(*opening(preds[key][:len(gt)]))
         scores[key]["ci95"].update(figures.pop("ci95"))
         scores[key].update(figures)
+        stage, _, paste = key.rpartition("_")
+        if stage not in ("wav2lip", "crop_ceiling") and row_key("wav2lip", paste) in series:
+            gains[key] = compare(s, series[row_key("wav2lip", paste)])
+        if stage == "wav2lip" and paste != "hard" and row_key("wav2lip", "hard") in series:
+            effect[key] = compare(s, series[row_key("wav2lip", "hard")])
     for key, row in scores.items():  # resampling into the crop and back already costs fine detail; this is what is left
         ceiling = scores.get(row_key("crop_ceiling", key.rpartition("_")[2]))
         if ceiling is not None:
             ceiling_sharpness = max(ceiling["mouth_sharpness_ratio"], 1e-9)
             row["mouth_sharpness_of_ceiling"] = row["mouth_sharpness_ratio"] / ceiling_sharpness
-    return scores, series
-
-
-def gains_and_paste_effect(series: dict) -> tuple[dict, dict]:
-    """(gains, paste effect): each restoring row compared with Wav2Lip alone under the same paste, and each paste of
-    Wav2Lip alone compared with the paper's hard paste."""
-    gains, effect = {}, {}
-    for key in series:
-        stage, _, paste = key.rpartition("_")
-        base = row_key("wav2lip", paste)
-        if stage not in ("wav2lip", "crop_ceiling") and base in series:
-            gains[key] = compare(series[key], series[base])
-        if stage == "wav2lip" and paste != "hard" and row_key("wav2lip", "hard") in series:
-            effect[key] = compare(series[key], series[row_key("wav2lip", "hard")])
-    return gains, effect
+    return scores, gains, effect
 
 
 def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -179,21 +167,19 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
                          sample_rate=SAMPLE_RATE) as writer:
             writer.write(paste_faces(gt, ident.crops[frames_idx], boxes, mode=p))
 
-    face = union_box(boxes, ident.frame_size)
-    mouth = sub_box(face, MOUTH_IN_CROP)
-    perceptual = load_perceptual_metric(resolve_device(device)) if lpips else None
+    regions = report_regions(boxes, ident.frame_size)
+    dev = resolve_device(device)
+    perceptual = load_perceptual_metric(dev) if lpips else None
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
     def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sync = opening_agreement(frames, gt[:n], boxes[:n], MOUTH_IN_CROP)
         return sync["measured"], sync["truth"]
 
-    scores, series = score_report_rows({k: p[:n] for k, p in preds.items()}, gt[:n], Regions(face, mouth), opening,
-                                       perceptual)
-    gains, paste_effect = gains_and_paste_effect(series)
+    scores, gains, paste_effect = score_report_rows({k: p[:n] for k, p in preds.items()}, gt[:n], regions, opening,
+                                                    perceptual)
     truth = {}
     if syncnet_path is not None:
-        dev = resolve_device(device)
         net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():
             lse = lse_on_face_track(net, p[:n], fps, audio[a0:a1], boxes[:n], dev)
@@ -206,7 +192,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     report = {"identity": str(ident_dir), "wav2lip": str(wav2lip_path),
               "sovqae": None if sovqae_path is None else str(sovqae_path), "pastes": list(pastes),
               "test_frames": [start, stop], "frames_scored": n, "seconds": n / fps, "fps": fps,
-              "face_box": list(face), "mouth_box": list(mouth),
+              "face_box": list(regions.face), "mouth_box": list(regions.mouth),
               "lipsync_face_size": lipsync_face_size(wav2lip_path), "crop_side_px": float(crop_side),
               "perceptual": None if perceptual is None else perceptual.note,
               "rows": {k: row_label(k) for k in scores}, "scores": scores, "gains": gains,
@@ -215,7 +201,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
               "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4"}.items()}}
     report = json_ready(report)
     write_strip(out / "strip.png", gt[:n],
-                {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}, face)
+                {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}, regions.face)
     with atomic_path(out / "report.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     md = markdown(report)
@@ -281,8 +267,7 @@ def markdown(report: dict) -> str:
         if report[part]:
             keys = [k for k in next(iter(report[part].values())) if k != "ci95"]
             lines += [f"## {title}", "", *figure_table(report[part], {k: row_label(k) for k in report[part]}, keys), ""]
-    if report["truth"]:
-        truth = report["truth"]
+    if truth := report["truth"]:
         lines += ["Ground truth: " + ", ".join(f"{k} {with_interval(truth, k)}" for k in truth if k != "ci95"), ""]
     if report.get("perceptual"):
         lines.append(f"Perceptual distance: {report['perceptual']}.")

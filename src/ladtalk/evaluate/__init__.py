@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ladtalk.errors import InputError
-from ladtalk.evaluate.align import ALIGN_MODES, align_frames, check_input, read_pair
+from ladtalk.evaluate.align import ALIGN_MODES, check_input, read_pair
 from ladtalk.evaluate.networks import Networks, load_networks
 from ladtalk.evaluate.report import case_markdown, write_case_files, write_cases_summary, write_json
 from ladtalk.evaluate.scores import (
@@ -43,7 +43,7 @@ def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: st
     """(result, per-frame series, aligned pred, aligned gt) for one case."""
     if align_mode not in ALIGN_MODES:
         raise InputError(f"align must be one of {ALIGN_MODES}, got {align_mode!r}")
-    pair = align_frames(read_pair(pred_path, gt_path, max_frames), align_mode, device)
+    pair = read_pair(pred_path, gt_path, max_frames, align_mode, device)
     p, g = pair.pred_aligned, pair.gt_aligned
     notes = list(pair.notes)
     metrics, series = image_scores(p, g, nets.perceptual, device)
@@ -106,8 +106,7 @@ def evaluate(pred_path: str | os.PathLike, gt_path: str | os.PathLike, report_di
     with atomic_dir(report_dir) as tmp:
         result["files"] = write_case_files(tmp, series, p, g)
         write_json(tmp / "metrics.json", result)
-        md = ["# ladtalk evaluation", ""] + case_markdown(result, result["files"])
-        (tmp / "report.md").write_text("\n".join(md))
+        (tmp / "report.md").write_text("\n".join(["# ladtalk evaluation", ""] + case_markdown(result)))
     return result
 
 
@@ -136,7 +135,8 @@ def _read_cases(cases_path: Path) -> list[tuple[str, Path, Path]]:
         if not name or name in seen or "/" in name or name.startswith("."):
             raise InputError(f"{cases_path}, line {i}: case names must be unique, non-empty, without '/'")
         seen.add(name)
-        cases.append((name, cases_path.parent / row["pred"], cases_path.parent / row["gt"]))
+        cases.append((name, check_input(cases_path.parent / row["pred"], "prediction"),
+                      check_input(cases_path.parent / row["gt"], "ground-truth")))
     return cases
 
 
@@ -146,9 +146,6 @@ def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
                    max_frames: int | None = None) -> dict:
     """Evaluate every row (name,pred,gt; paths relative to the table) and write one report with an average row."""
     cases = _read_cases(Path(cases_path))
-    for _, pred, gt in cases:
-        check_input(pred, "prediction")
-        check_input(gt, "ground-truth")
     inputs = [("cases table", cases_path)] + [(f"case {n} {kind}", p) for n, pred, gt in cases
                                               for kind, p in (("prediction", pred), ("ground truth", gt))]
     dev, nets = _prepare(report_dir, inputs, syncnet_path, inception_path, device, lse_crop, detector)
@@ -161,6 +158,6 @@ def evaluate_cases(cases_path: str | os.PathLike, report_dir: str | os.PathLike,
             result["files"] = {k: f"{name}/{v}" for k, v in write_case_files(tmp / name, series, p, g).items()}
             write_json(tmp / name / "metrics.json", result)
             results.append(result)
-            details += [f"## {name}", ""] + case_markdown(result, result["files"])
+            details += [f"## {name}", ""] + case_markdown(result)
         summary = write_cases_summary(tmp, results, nets.absent, align, details)
     return summary

@@ -8,7 +8,7 @@ offset with the best mean PSNR) or "frames" (frame k with frame k, cut to the sh
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -30,10 +30,10 @@ class PairedVideos:
     gt: np.ndarray
     info_pred: VideoInfo
     info_gt: VideoInfo
-    pred_aligned: np.ndarray | None = None
-    gt_aligned: np.ndarray | None = None
-    offset: int = 0  # on the longer clip: the ground truth's when the prediction is not longer
-    notes: list[str] = field(default_factory=list)
+    pred_aligned: np.ndarray
+    gt_aligned: np.ndarray
+    offset: int  # on the longer clip: the ground truth's when the prediction is not longer
+    notes: list[str]
 
     @property
     def offset_applies_to(self) -> str:
@@ -64,8 +64,9 @@ def _read(path: Path, fps: float | None, size: tuple[int, int] | None, max_frame
     return np.stack(frames)
 
 
-def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedVideos:
-    """Both videos in memory, the prediction at the ground truth's size and frame rate (noted when changed)."""
+def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None, mode: str, device: torch.device) -> PairedVideos:
+    """Both videos in memory, the prediction at the ground truth's size and frame rate (noted when changed), aligned
+    by `mode`: "sliding", else frame by frame (offset 0)."""
     info_p, info_g = probe_video(pred_path), probe_video(gt_path)
     notes = []
     resample = None if abs(info_p.fps - info_g.fps) < 1e-3 else info_g.fps
@@ -75,12 +76,7 @@ def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None) -> PairedV
         notes.append(f"prediction resized from {info_p.width}x{info_p.height} to {info_g.width}x{info_g.height}")
     gt = _read(gt_path, None, None, max_frames)
     pred = _read(pred_path, resample, (gt.shape[2], gt.shape[1]), max_frames)
-    return PairedVideos(pred, gt, info_p, info_g, notes=notes)
-
-
-def align_frames(pair: PairedVideos, mode: str, device: torch.device) -> PairedVideos:
-    """Fill in the aligned frames and the offset for `mode`: "sliding", else frame by frame (offset 0)."""
+    offset = 0
     if mode == "sliding":
-        pair.offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pair.pred, pair.gt))
-    pair.pred_aligned, pair.gt_aligned = im.align_sequences(pair.pred, pair.gt, pair.offset)
-    return pair
+        offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pred, gt))
+    return PairedVideos(pred, gt, info_p, info_g, *im.align_sequences(pred, gt, offset), offset, notes)

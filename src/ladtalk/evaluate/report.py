@@ -78,7 +78,8 @@ def _arrow(name: str) -> str:
     return "lower is better" if name in LOWER_IS_BETTER else "higher is better"
 
 
-def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
+def case_markdown(result: dict) -> list[str]:
+    files = result["files"]
     lines = [f"- prediction: `{result['pred_path']}`", f"- ground truth: `{result['gt_path']}`",
              f"- alignment: {result['align']} (offset {result['offset']} on the {result['offset_applies_to']}; "
              f"{result['frames']['compared']} frames compared of {result['frames']['pred']} / "
@@ -93,13 +94,11 @@ def case_markdown(result: dict, files: dict, prefix: str = "") -> list[str]:
         lines += ["", "Not computed:"] + [f"- **{k}**: {v}" for k, v in result["absent"].items()]
     if result["notes"]:
         lines += ["", "Notes:"] + [f"- {n}" for n in result["notes"]]
-    if "provenance" in result:
-        lines += ["", provenance_line(result["provenance"])]
-    lines += ["", f"![PSNR over time]({prefix}{files['psnr_plot']})"]
+    lines += ["", provenance_line(result["provenance"]), "", f"![PSNR over time]({files['psnr_plot']})"]
     if "flicker_plot" in files:
-        lines.append(f"![flicker over time]({prefix}{files['flicker_plot']})")
+        lines.append(f"![flicker over time]({files['flicker_plot']})")
     lines += ["", "Frames (top: ground truth, middle: prediction, bottom: 4x absolute difference):", "",
-              f"![frame strip]({prefix}{files['strip']})", ""]
+              f"![frame strip]({files['strip']})", ""]
     return lines
 
 
@@ -110,7 +109,7 @@ def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str
     average = {k: json_ready(float(np.mean([float(r["metrics"][k]) for r in results if k in r["metrics"]])))
                for k in names}
     summary = {"cases": results, "average": average, "absent": absent, "align": align,
-               "provenance": results[0]["provenance"] if results else None}
+               "provenance": results[0]["provenance"]}  # one run, one machine
     write_json(folder / "metrics.json", summary)
     with open(folder / "summary.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -124,7 +123,6 @@ def write_cases_summary(folder: Path, results: list[dict], absent: dict[str, str
     md += ["", "Direction: " + "; ".join(f"{k}: {_arrow(k)}" for k in names), ""]
     if absent:
         md += ["Not computed:"] + [f"- **{k}**: {v}" for k, v in absent.items()] + [""]
-    if summary["provenance"]:
-        md += [provenance_line(summary["provenance"]), ""]
+    md += [provenance_line(summary["provenance"]), ""]
     (folder / "report.md").write_text("\n".join(md + details))
     return summary

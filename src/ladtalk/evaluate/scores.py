@@ -52,12 +52,9 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
     """(warping errors and tOF, their series, the ground truth's own warping error) for 2+ frames."""
-    ts = temporal_scores(p, g)
-    series = {"frame_warp_error": ts.warp_error, "frame_own_flow_warp_error": ts.own_flow_warp_error,
-              "frame_tof": ts.tof}
-    summary = {k: float(np.mean(v)) for k, v in series.items()}
-    series["frame_warp_error_truth"] = ts.warp_error_gt
-    return summary, series, float(np.mean(ts.warp_error_gt))
+    series = {f"frame_{k}": v for k, v in temporal_scores(p, g).items()}
+    summary = {k: float(np.mean(v)) for k, v in series.items() if k != "frame_warp_error_truth"}
+    return summary, series, float(np.mean(series["frame_warp_error_truth"]))
 
 
 def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_path: Path, gt_has_audio: bool,
@@ -74,15 +71,13 @@ def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_pa
     if audio_src != path:
         notes.append(f"{path.name} has no audio; LSE uses the ground truth's audio")
     audio = load_audio(audio_src, SYNC_SAMPLE_RATE)
-    info, suffix = {}, ""
+    info, suffix = {}, "" if nets.lse_crop == "face" else "_whole_frame"
     if nets.lse_crop == "face":
         n_all = len(frames25)
         frames25, audio, (start, stop) = lse_face_input(frames25, audio, nets.detector)
         info[f"lse_face_frames_{label}"] = stop - start
         if stop - start < n_all:
             notes.append(f"LSE of {label} on its longest run of frames with a face, {start}..{stop - 1}")
-    else:
-        suffix = "_whole_frame"
     s = lse_scores(nets.syncnet, frames25, audio, device=device)
     info[f"lse_av_offset_frames_{label}{suffix}"] = s.offset
     return ({"lse_d" + suffix: s.lse_d, "lse_c" + suffix: s.lse_c},

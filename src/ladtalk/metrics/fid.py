@@ -80,14 +80,6 @@ def extract_features(net: Callable[[torch.Tensor], torch.Tensor], frames: np.nda
     return np.concatenate(feats)
 
 
-def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mu (D,), sigma (D,D)) of float (N,D) features, unbiased covariance; N >= 2."""
-    features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2 or len(features) < 2:
-        raise InputError(f"need at least two feature vectors for a covariance, got shape {features.shape}")
-    return features.mean(0), np.cov(features, rowvar=False)
-
-
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = 1e-6) -> float:
     """Frechet distance between Gaussians N(mu1,S1), N(mu2,S2): ||mu1-mu2||^2 + Tr(S1+S2-2 sqrtm(S1 S2))."""
@@ -111,13 +103,11 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
 
 
 def fid_from_features(features_a: np.ndarray, features_b: np.ndarray) -> float:
-    """FID between two feature sets (Na,D) and (Nb,D)."""
-    return frechet_distance(*feature_statistics(features_a), *feature_statistics(features_b))
+    """FID between two feature sets (Na,D) and (Nb,D), N >= 2: the distance of their means and unbiased covariances."""
+    stats = []
+    for features in (np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)):
+        if features.ndim != 2 or len(features) < 2:
+            raise InputError(f"need at least two feature vectors for a covariance, got shape {features.shape}")
+        stats += [features.mean(0), np.cov(features, rowvar=False)]
+    return frechet_distance(*stats)
 
-
-def fid(frames_a: np.ndarray, frames_b: np.ndarray, net: Callable[[torch.Tensor], torch.Tensor],
-        batch_size: int = 32, device: torch.device | str = "cpu") -> float:
-    """FID between two sets of uint8 (N,H,W,3) RGB frames with the feature network `net` (see load_fid_inception)."""
-    fa = extract_features(net, frames_a, batch_size, device)
-    fb = extract_features(net, frames_b, batch_size, device)
-    return fid_from_features(fa, fb)

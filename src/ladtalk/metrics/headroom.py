@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from ladtalk.checkpoint import CONFIG_NAME, read_meta
-from ladtalk.metrics.confidence import interval, mean_interval
+from ladtalk.metrics.confidence import interval
 from ladtalk.metrics.image import crop, psnr, psnr_from_mse
 from ladtalk.pretrained import resolve as resolve_builtin
 
@@ -75,17 +75,9 @@ def _means(series: dict[str, np.ndarray], idx: np.ndarray | slice = slice(None))
 def band_summary(series: dict[str, np.ndarray], **kw) -> dict:
     """band_series -> its figures (means) and "ci95": their block-bootstrap 95% intervals (none for a series with
     an infinite frame, a perfect row's); `kw` to metrics.confidence.interval."""
-    ci = {k: mean_interval(v, **kw) for k, v in series.items() if np.isfinite(v).all()}
-    if "oracle_share_of_face_mse" in ci:
-        removed = series["oracle_share_of_face_mse"]
-        ci["oracle_share_of_face_mse"] = interval(lambda i: max(0.0, float(np.mean(removed[i]))), len(removed), **kw)
+    ci = {k: interval(lambda i, k=k: _means(series, i)[k], len(v), **kw) for k, v in series.items()
+          if np.isfinite(v).all()}
     return {**_means(series), "ci95": ci}
-
-
-def band_scores(pred: np.ndarray, gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...],
-                pixel: float) -> dict:
-    """One row's band split (band_series) as figures over the frames with their intervals (band_summary)."""
-    return band_summary(band_series(pred, gt, face, mouth, pixel))
 
 
 def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ...], pixel: float) -> dict[str, dict]:
@@ -95,12 +87,12 @@ def calibration_rows(gt: np.ndarray, face: tuple[int, ...], mouth: tuple[int, ..
     blurred = gt.copy()
     for f in blurred:
         f[y1:y2, x1:x2] = np.clip(coarse(f[y1:y2, x1:x2].astype(np.float32), pixel), 0, 255).round()
-    return {"truth_blurred_one_base_pixel": band_scores(blurred, gt, face, mouth, pixel),
-            "truth": band_scores(gt, gt, face, mouth, pixel)}
+    return {"truth_blurred_one_base_pixel": band_summary(band_series(blurred, gt, face, mouth, pixel)),
+            "truth": band_summary(band_series(gt, gt, face, mouth, pixel))}
 
 
 def shares(base: dict, row: dict, ceiling: dict | None, region: str = "face") -> dict[str, float]:
-    """A row's gain over `base` (band_scores of Wav2Lip alone) in `region`, and that gain as a share of the detail
+    """A row's gain over `base` (band_summary of Wav2Lip alone) in `region`, and that gain as a share of the detail
     headroom and, given the true crops' row, of the ceiling headroom."""
     key = f"{region}_psnr_db"
     gain = row[key] - base[key]

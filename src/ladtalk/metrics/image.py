@@ -46,12 +46,10 @@ def sample_frames(n: int, count: int) -> np.ndarray:
 
 
 def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (T,H,W,3) or (H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
+    """uint8 (T,H,W,3) RGB -> float64 (T,3,H,W) in [0,255] on `device`."""
     t = torch.as_tensor(frames)
-    if t.ndim == 3:
-        t = t[None]
     if t.ndim != 4 or t.shape[-1] != 3:
-        raise InputError(f"expected frames of shape (T,H,W,3) or (H,W,3), got {tuple(t.shape)}")
+        raise InputError(f"expected frames of shape (T,H,W,3), got {tuple(t.shape)}")
     return t.to(device=device, dtype=torch.float64).permute(0, 3, 1, 2)
 
 
@@ -130,8 +128,7 @@ def box_crop(frames: np.ndarray, boxes: np.ndarray | tuple[float, float, float, 
 def mouth_psnr(pred: np.ndarray, gt: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> np.ndarray:
     """Per-frame PSNR (dB) inside the mouth box(es) (x1,y1,x2,y2 pixels, one or (T,4)) of uint8 (T,H,W,3) -> (T,)."""
     _check_pair(pred, gt)
-    crops_p, crops_g = box_crop(pred, boxes), box_crop(gt, boxes)
-    return np.array([psnr(p, g)[0] for p, g in zip(crops_p, crops_g)])
+    return np.array([psnr(p, g)[0] for p, g in zip(box_crop(pred, boxes), box_crop(gt, boxes))])
 
 
 def _gaussian_taps() -> np.ndarray:

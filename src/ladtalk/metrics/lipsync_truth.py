@@ -47,8 +47,9 @@ def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float
     return np.array([float(np.mean(luma(mouth) < dark_ratio * level)) for mouth, level in zip(mouths, skins)])
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else 0.0  # a still mouth: no agreement
+def pearson(a: np.ndarray, b: np.ndarray, still: float = 0.0) -> float:
+    """Pearson r of two series; `still` where either is constant (by default 0: a still mouth does not agree)."""
+    return float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else still
 
 
 def lag_correlation(measured: np.ndarray, truth: np.ndarray, max_lag: int = 5) -> dict[str, float]:
@@ -60,18 +61,15 @@ def lag_correlation(measured: np.ndarray, truth: np.ndarray, max_lag: int = 5) -
     m, t = m[:n], t[:n]
     lags = [lag for lag in range(-max_lag, max_lag + 1) if n - abs(lag) >= 3]
     # measured[i + lag] against truth[i]
-    rs = [_pearson(m[max(lag, 0):n + min(lag, 0)], t[max(-lag, 0):n - max(lag, 0)]) for lag in lags]
+    rs = [pearson(m[max(lag, 0):n + min(lag, 0)], t[max(-lag, 0):n - max(lag, 0)]) for lag in lags]
     best = int(np.argmax(rs))  # the first of equals, as the lags run from -max_lag
-    return {"pearson": _pearson(m, t), "best_lag": lags[best], "pearson_best": float(rs[best])}
+    return {"pearson": pearson(m, t), "best_lag": lags[best], "pearson_best": float(rs[best])}
 
 
 def read_truth(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """(face_boxes (T,4) pixels, mouth_openness (T,) in [0,1]) from a synthetic clip's truth.json (or its folder)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "truth.json"
+    """(face_boxes (T,4) pixels, mouth_openness (T,) in [0,1]) from a synthetic clip's truth.json."""
     try:
-        truth = json.loads(path.read_text())
+        truth = json.loads(Path(path).read_text())
         boxes = np.asarray(truth["face_boxes"], np.float64)
         openness = np.asarray(truth["mouth_openness"], np.float64)
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -49,8 +49,7 @@ def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, 
         raise InputError(f"frames to compare differ in shape: {pred.shape} vs {gt.shape}")
     out = []
     for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False):
-        # LPIPS takes images in [-1,1]
-        a = to_images(pred[s:s + batch_size], device) * 2 - 1
+        a = to_images(pred[s:s + batch_size], device) * 2 - 1  # LPIPS takes images in [-1,1]
         b = to_images(gt[s:s + batch_size], device) * 2 - 1
         out.append(net(a, b).double().cpu().numpy().reshape(-1))
     return np.concatenate(out)

@@ -8,7 +8,7 @@ images in [-1,1] and on latents after quant_conv (the vectors that are quantized
   the frames given, a lower estimate when they are subsampled. Test frames can sit farther (`ladtalk analyze`
   reports their gamma beside it).
 - L_E: `encoder_lipschitz_bound` (metrics.lipschitz) is a local upper bound beside a power-iteration estimate;
-  `jacobian_spectral_norms` and `finite_difference_ratios` are lower estimates. With a lower estimate of L_E,
+  `jacobian_spectral_norms` and `difference_ratios` are lower estimates. With a lower estimate of L_E,
   `nroub` is an upper estimate, overstating the guaranteed margin.
 """
 
@@ -48,16 +48,13 @@ def nearest_codes(model: SOVQAE, images01: torch.Tensor, amp_dtype: torch.dtype 
     """(min_k ||E(x) - e_k|| in fp32, argmin_k), both flat, for every latent of float images (B,3,H,W) in [0,1]
     (the encoder under `amp_dtype` autocast, None: fp32); gamma's distances are the first."""
     e = model.quantize.embedding.weight.float()
-    dists, indices = [], []
+    found = []
     for s in range(0, len(images01), batch_size):
         x = images01[s:s + batch_size] * 2 - 1
         with autocast_to(x.device, amp_dtype):
             z = model.encode_latent(x)
-        flat = z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        nearest = torch.cdist(flat, e).min(1)
-        dists.append(nearest.values)
-        indices.append(nearest.indices)
-    return torch.cat(dists), torch.cat(indices)
+        found.append(torch.cdist(z.float().permute(0, 2, 3, 1).reshape(-1, z.shape[1]), e).min(1))
+    return torch.cat([f.values for f in found]), torch.cat([f.indices for f in found])
 
 
 def gamma_stats(distances: torch.Tensor | np.ndarray) -> dict[str, float]:
@@ -110,17 +107,10 @@ def jacobian_spectral_norms(fn: Callable[[torch.Tensor], torch.Tensor], images: 
     return sigma.detach()
 
 
-@torch.no_grad()
-def finite_difference_ratios(fn: Callable[[torch.Tensor], torch.Tensor], clean: torch.Tensor,
-                             perturbed: torch.Tensor) -> torch.Tensor:
-    """(B,) ||fn(x') - fn(x)||_F / ||x' - x||_F for paired images (0 where x' == x): a lower estimate of L_E along
-    the perturbations that matter."""
-    return difference_ratios(fn(clean), fn(perturbed), clean, perturbed)
-
-
 def difference_ratios(out_clean: torch.Tensor, out_perturbed: torch.Tensor, clean: torch.Tensor,
                       perturbed: torch.Tensor) -> torch.Tensor:
-    """`finite_difference_ratios` from outputs computed already: (B,) ||out' - out||_F / ||x' - x||_F."""
+    """(B,) ||out' - out||_F / ||x' - x||_F of a map's outputs for paired inputs (0 where x' == x): with the
+    encoder's latents, a lower estimate of L_E along the perturbations that matter."""
     num = (out_perturbed.float() - out_clean.float()).flatten(1).norm(dim=1)
     den = (perturbed.float() - clean.float()).flatten(1).norm(dim=1)
     return torch.where(den > 0, num / den.clamp_min(1e-30), torch.zeros_like(den))

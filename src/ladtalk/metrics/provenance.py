@@ -17,12 +17,11 @@ from ladtalk.runtime import cpu_flags, cpu_model, inference_settings
 KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
-def git_commit(folder: str | Path | None = None) -> str:
-    """The checkout's HEAD commit (with "+dirty" when files changed), or "unknown" outside a git checkout."""
-    where = Path(folder) if folder is not None else Path(__file__).resolve().parent
+def git_commit() -> str:
+    """This checkout's HEAD commit (with "+dirty" when files changed), or "unknown" outside a git checkout."""
     try:  # the full hash, never a tag name; dirty: tracked files changed
         head = subprocess.run(["git", "describe", "--always", "--abbrev=40", "--exclude=*", "--dirty=+dirty"],
-                              cwd=where, capture_output=True, text=True, timeout=10)
+                              cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() if head.returncode == 0 else "unknown"

@@ -10,9 +10,8 @@ with one vocabulary: a figure is named REGION_METRIC[_UNIT], REGION in frame / f
   unscaled: |P(truth_t, truth_t+1) - P(out_t, out_t+1)| with the perceptual network P: it sees flicker and a frozen
   or over-smooth face alike);
 - lip sync: `opening_figures` (`lipsync_r`, metrics.lipsync_truth) and LSE (`lse_d`, `lse_c`: metrics.sync_faces).
-Every figure is a mean over frames (or frame pairs) or a ratio of two means; `summarize` adds its block-bootstrap 95%
-interval (metrics.confidence) under "ci95", `compare` the paired interval of a row's gain. The perceptual figures
-use up to `perceptual_frames` evenly spaced frames (the slowest score on a CPU).
+Every figure is a mean over frames (or frame pairs) or a ratio of two means, with its block-bootstrap 95% interval
+(`summarize`, `compare`); the perceptual figures use up to `perceptual_frames` evenly spaced frames (slow on a CPU).
 """
 
 from __future__ import annotations
@@ -25,10 +24,10 @@ import torch
 from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
 from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
-from ladtalk.metrics.lipsync_truth import lag_correlation
+from ladtalk.metrics.lipsync_truth import lag_correlation, pearson
 from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
-from ladtalk.metrics.temporal import pair_scores, truth_motion, warp_error
+from ladtalk.metrics.temporal import temporal_scores, truth_motion
 
 PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
 
@@ -71,8 +70,6 @@ class TruthScores:
         self.mouth_octaves = octave_energies(self.mouth)
         self.picks = sample_frames(len(gt), perceptual_frames)
         self.motion = truth_motion(self.face)
-        self.warp_error = np.array([warp_error(self.face[t], self.face[t + 1], f, m)
-                                    for t, (f, m) in enumerate(self.motion)])
 
 
 def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
@@ -92,14 +89,13 @@ def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
     for k in range(1, OCTAVES + 1):
         r.ratio(f"mouth_energy_ratio_octave_{k}", octaves[:, k - 1], truth.mouth_octaves[:, k - 1])
     if len(pred) > 1:
-        with_truth_flow, own, tof = (np.array(c) for c in zip(*[pair_scores(face[t], face[t + 1], flow, mask)
-                                                                for t, (flow, mask) in enumerate(truth.motion)]))
-        r.mean("face_warp_error", with_truth_flow)
-        r.mean("face_warp_error_truth", truth.warp_error)
-        r.ratio("face_warp_error_ratio", with_truth_flow, truth.warp_error)
-        r.mean("face_own_flow_warp_error", own)
-        r.ratio("face_own_flow_warp_error_ratio", own, truth.warp_error)
-        r.mean("face_tof", tof)
+        s = temporal_scores(face, truth.face, truth.motion, show_progress=False)
+        r.mean("face_warp_error", s["warp_error"])
+        r.mean("face_warp_error_truth", s["warp_error_truth"])
+        r.ratio("face_warp_error_ratio", s["warp_error"], s["warp_error_truth"])
+        r.mean("face_own_flow_warp_error", s["own_flow_warp_error"])
+        r.ratio("face_own_flow_warp_error_ratio", s["own_flow_warp_error"], s["warp_error_truth"])
+        r.mean("face_tof", s["tof"])
     return r
 
 
@@ -189,9 +185,8 @@ def opening_figures(measured: np.ndarray, truth: np.ndarray, max_lag: int = 3, b
     mouth-opening series (T,) against the true one (metrics.lipsync_truth.lag_correlation)."""
     m, t = np.asarray(measured, np.float64), np.asarray(truth, np.float64)
     c = lag_correlation(m, t, max_lag)
-    pearson = lambda i: float(np.corrcoef(m[i], t[i])[0, 1]) if m[i].std() > 0 and t[i].std() > 0 else np.nan  # noqa: E731
     return {"lipsync_r": c["pearson"], "lipsync_r_best": c["pearson_best"], "lipsync_best_lag_frames": c["best_lag"],
-            "ci95": {"lipsync_r": interval(pearson, len(m), block)}}
+            "ci95": {"lipsync_r": interval(lambda i: pearson(m[i], t[i], np.nan), len(m), block)}}
 
 
 def json_ready(obj):

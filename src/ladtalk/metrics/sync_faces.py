@@ -30,8 +30,7 @@ def syncnet_track(boxes: np.ndarray, kernel: int = MEDIAN_KERNEL) -> np.ndarray:
     if len(boxes) == 0 or not np.isfinite(boxes).all():
         raise InputError("the face track for LSE must have a finite box on every frame")
     s = np.maximum(boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]) / 2
-    x = (boxes[:, 0] + boxes[:, 2]) / 2
-    y = (boxes[:, 1] + boxes[:, 3]) / 2
+    x, y = (boxes[:, :2] + boxes[:, 2:]).T / 2
     # syncnet_python keeps only tracks of over 100 frames; on a shorter run the kernel shrinks to fit, so the zero
     # padding never outvotes the boxes
     k = min(kernel, len(boxes) if len(boxes) % 2 else len(boxes) - 1)

@@ -13,24 +13,12 @@ Why: the paper claims temporal consistency without measuring it; these are the u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from ladtalk.errors import InputError
 from ladtalk.metrics.image import luma
-
-
-@dataclass(frozen=True)
-class TemporalScores:
-    """Per-frame-pair series (T-1,); lower is better."""
-
-    warp_error: np.ndarray      # E_warp of the prediction with ground-truth flow
-    warp_error_gt: np.ndarray   # E_warp of the ground truth itself (the floor)
-    tof: np.ndarray             # mean |flow(pred) - flow(gt)| per pair, pixels
-    own_flow_warp_error: np.ndarray  # E_warp of the prediction with its own flow and visibility
 
 
 def _flow_engine():
@@ -71,7 +59,6 @@ def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
 
 def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(forward flow, visibility mask) of each consecutive pair of the truth's uint8 (T,H,W,3) frames."""
-    engine = engine or _flow_engine()
     out = []
     for t in range(len(gt) - 1):
         fwd = optical_flow(gt[t], gt[t + 1], engine)
@@ -82,25 +69,25 @@ def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarr
 def pair_scores(frame_t: np.ndarray, frame_next: np.ndarray, truth_flow: np.ndarray, truth_mask: np.ndarray,
                 engine=None) -> tuple[float, float, float]:
     """(E_warp with the truth's flow, E_warp with the pair's own flow, tOF) of one pair of predicted frames."""
-    engine = engine or _flow_engine()
     fwd = optical_flow(frame_t, frame_next, engine)
     own = visibility_mask(fwd, optical_flow(frame_next, frame_t, engine))
     return (warp_error(frame_t, frame_next, truth_flow, truth_mask), warp_error(frame_t, frame_next, fwd, own),
             float(np.mean(np.abs(fwd - truth_flow))))
 
 
-def temporal_scores(pred: np.ndarray, gt: np.ndarray, show_progress: bool = True) -> TemporalScores:
-    """E_warp (pred and gt, with gt flow), own-flow E_warp and tOF for aligned uint8 (T,H,W,3) RGB sequences."""
+def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None,
+                    show_progress: bool = True) -> dict[str, np.ndarray]:
+    """Per-frame-pair series (T-1,) of aligned uint8 (T,H,W,3) RGB sequences, lower is better: "warp_error" (the
+    prediction with the truth's flow), "own_flow_warp_error", "tof" (pixels) and "warp_error_truth" (the truth's
+    own E_warp, the floor); `motion`: the truth's truth_motion, where computed already."""
     if pred.shape != gt.shape:
         raise InputError(f"temporal metrics need aligned sequences of equal shape: {pred.shape} vs {gt.shape}")
     if len(pred) < 2:
         raise InputError("temporal metrics need at least two frames")
     engine = _flow_engine()
-    rows, we_gt = [], []
-    motion = truth_motion(gt, engine)
-    for t in tqdm(range(len(gt) - 1), desc="temporal", unit="pair", leave=False, disable=not show_progress):
-        fwd, mask = motion[t]
-        rows.append(pair_scores(pred[t], pred[t + 1], fwd, mask, engine))
-        we_gt.append(warp_error(gt[t], gt[t + 1], fwd, mask))
-    we, own, tof = (np.array(c) for c in zip(*rows))
-    return TemporalScores(we, np.array(we_gt), tof, own)
+    if motion is None:
+        motion = truth_motion(gt, engine)
+    rows = []
+    for t, (fwd, mask) in enumerate(tqdm(motion, desc="temporal", unit="pair", leave=False, disable=not show_progress)):
+        rows.append((*pair_scores(pred[t], pred[t + 1], fwd, mask, engine), warp_error(gt[t], gt[t + 1], fwd, mask)))
+    return dict(zip(("warp_error", "own_flow_warp_error", "tof", "warp_error_truth"), map(np.array, zip(*rows))))
