@@ -31,6 +31,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_prepare_and_train_through_the_api(served):
     s = served["server"]
+    assert served["prepare"]["result"] == {"identity": "synth"}  # the name given, as the page says it is ready
     status, idents = s.call("GET", "/api/identities")
     synth = next(i for i in idents if i["name"] == "synth")
     assert synth["frames"] == 50 and synth["face_share"] == 1.0 and synth["crop_size"] == 256

@@ -31,6 +31,13 @@ def check_name(name: object, what: str) -> str:
     return name
 
 
+def check_choice(value, choices, what: str):
+    """`value` if it is one of `choices`; otherwise an InputError naming `what`, the value and the choices."""
+    if value not in list(choices):
+        raise InputError(f"{what} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return value
+
+
 ERRNO_RE = re.compile(r"\[Errno -?\d+\]\s*|\s*\(?errno[ =:]-?\d+\)?", re.IGNORECASE)
 
 

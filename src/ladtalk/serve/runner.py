@@ -39,9 +39,9 @@ def _mirror_progress(job_dir: Path) -> None:
 # already checked, returning a JSON-able summary for the page (ladtalk's functions load once progress is mirrored)
 
 
-def prepare_task(video_path: str | None, out_dir: str, device: str, size: int, pads: tuple[int, int, int, int],
-                 synthetic_seconds: float | None = None, synthetic_path: str | None = None,
-                 synthetic_name: str = "") -> dict:
+def prepare_task(name: str, video_path: str | None, out_dir: str, device: str, size: int,
+                 pads: tuple[int, int, int, int], synthetic_seconds: float | None = None,
+                 synthetic_path: str | None = None) -> dict:
     """Prepare an uploaded video, or first render the built-in synthetic identity into `synthetic_path`."""
     if synthetic_seconds is not None:
         clip = ladtalk.synthesize(Path(out_dir).parent / "synthetic", seconds=synthetic_seconds, seed=0)
@@ -49,11 +49,11 @@ def prepare_task(video_path: str | None, out_dir: str, device: str, size: int, p
         # kept as an upload (generate reads its frames later), listed like one
         write_json(target.with_name(f".{target.stem}.json"), {
             "id": target.stem, "kind": "video", "bytes": Path(clip.video_path).stat().st_size, "has_video": True,
-            "name": f"{synthetic_name} (synthetic)", "seconds": synthetic_seconds, "has_audio": True})
+            "name": f"{name} (synthetic)", "seconds": synthetic_seconds, "has_audio": True})
         os.replace(clip.video_path, target)
         video_path = synthetic_path
     ladtalk.prepare(video_path, out_dir, size=size, pads=tuple(pads), device=device)
-    return {"identity": Path(out_dir).name}
+    return {"identity": name}
 
 
 def train_task(identity_dir: str, run_dir: str, device: str, component: str = "sovqae", preset: str = "tiny",

@@ -15,7 +15,7 @@ from ladtalk.pretrained import BUILTIN
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
 from ladtalk.serve.jobs import LIVE, Job, JobManager
-from ladtalk.serve.paths import DataDir, NotFound, check_name, new_id, read_json, write_json
+from ladtalk.serve.paths import DataDir, NotFound, check_choice, check_name, new_id, read_json, write_json
 from ladtalk.serve.runner import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
@@ -26,10 +26,9 @@ COMPONENTS = {  # component -> (the kind its checkpoints record, what the page c
 
 def presets() -> dict[str, list[str]]:
     """The presets each trainer takes, as the CLI offers them; `lipsync` names the syncnet-X + wav2lip-X pairs."""
-    names = preset_names()
-    syncnet, wav2lip = ([n for n in names if n.startswith(prefix)] for prefix in ("syncnet", "wav2lip"))
-    return {"sovqae": [n for n in names if n not in syncnet + wav2lip], "syncnet": syncnet, "wav2lip": wav2lip,
-            "lipsync": sorted((n[8:] for n in syncnet if f"wav2lip-{n[8:]}" in names), reverse=True)}
+    out = {m: preset_names(m) for m in ("sovqae", "syncnet", "wav2lip")}
+    out["lipsync"] = sorted((n[8:] for n in out["syncnet"] if f"wav2lip-{n[8:]}" in out["wav2lip"]), reverse=True)
+    return out
 
 
 def _request(body: dict) -> dict:
@@ -101,9 +100,7 @@ class Server:
     # ---- job submission: the same parameters as the CLI's
 
     def submit(self, body: dict) -> Job:
-        kind = body.get("kind")
-        if kind not in TASKS:
-            raise InputError(f"job kind must be one of {', '.join(TASKS)}; got {kind!r}")
+        kind = check_choice(body.get("kind"), TASKS, "job kind")
         return getattr(self, f"_{kind}")(body, _request(body))  # _prepare, _train, ...
 
     def again(self, job: Job) -> Job:
@@ -130,18 +127,15 @@ class Server:
         name = check_name(body.get("name"), "identity")
         if (self.data.folder("identities") / name).exists() or name in self.jobs.busy_targets():
             raise InputError(f"identity {name!r} already exists or is being made; choose another name or delete it")
-        size = body.get("size", 256)
-        if size not in (256, 512):
-            raise InputError(f"size must be 256 or 512, got {size!r}")
-        call = {"size": size, "pads": self._pads(body)}
+        size = check_choice(body.get("size", 256), (256, 512), "size")
+        call = {"name": name, "size": size, "pads": self._pads(body)}
         owned = []
         if body.get("synthetic"):
             seconds = body.get("seconds", 8.0)
             if not isinstance(seconds, (int, float)) or not 2 <= seconds <= 60:
                 raise InputError(f"seconds of the synthetic identity must be within 2 to 60, got {seconds!r}")
             synthetic_path = self.data.folder("uploads") / f"{new_id()}.mp4"
-            call.update(video_path=None, synthetic_seconds=float(seconds), synthetic_path=str(synthetic_path),
-                        synthetic_name=name)
+            call.update(video_path=None, synthetic_seconds=float(seconds), synthetic_path=str(synthetic_path))
             owned += [synthetic_path, synthetic_path.with_name(f".{synthetic_path.stem}.json")]
             title = f"prepare the built-in synthetic identity as '{name}'"
         else:
@@ -164,17 +158,13 @@ class Server:
 
     def _train(self, body: dict, request: dict) -> Job:
         ident = self.identity(body.get("identity"))
-        component = body.get("component", "sovqae")
-        if component not in COMPONENTS:
-            raise InputError(f"component must be one of {', '.join(COMPONENTS)}, got {component!r}")
+        component = check_choice(body.get("component", "sovqae"), COMPONENTS, "component")
         name = check_name(body.get("name"), "model")
         names = [name, check_name(f"{name}-expert", "model")] if component == "lipsync" else [name]
         if busy := self.jobs.busy_targets() & set(names):
             raise InputError(f"model {sorted(busy)[0]!r} is training already; stop it first")
-        choices = presets()[component]
-        preset = body.get("preset", "tiny" if component in ("sovqae", "lipsync") else f"{component}-tiny")
-        if preset not in choices:
-            raise InputError(f"a {component} preset is one of {', '.join(choices)}; got {preset!r}")
+        default = "tiny" if component in ("sovqae", "lipsync") else f"{component}-tiny"
+        preset = check_choice(body.get("preset", default), presets()[component], f"a {component} preset")
         overrides = body.get("overrides", [])
         if not isinstance(overrides, list) or not all(isinstance(o, str) and OVERRIDE_RE.fullmatch(o)
                                                       for o in overrides):
@@ -201,9 +191,7 @@ class Server:
         audio = self.media(body.get("audio"), "driving audio")
         wav2lip = self.model(body.get("wav2lip"), "lip-sync model", "wav2lip")
         sovqae = self.model(body["sovqae"], "SOVQAE") if body.get("sovqae") else None
-        paste = body.get("paste", "mouth")  # the CLI's default
-        if paste not in ("feather", "hard", "mouth"):
-            raise InputError(f"paste must be 'mouth', 'feather' or 'hard', got {paste!r}")
+        paste = check_choice(body.get("paste", "mouth"), ("mouth", "feather", "hard"), "paste")  # the CLI's default
         temporal = body.get("temporal_filter", False)
         if not isinstance(temporal, bool):
             raise InputError(f"temporal_filter must be true or false, got {temporal!r}")
@@ -230,9 +218,7 @@ class Server:
 
     def _evaluate(self, body: dict, request: dict) -> Job:
         pred, gt = self.media(body.get("pred"), "generated video"), self.media(body.get("gt"), "ground truth")
-        align = body.get("align", "sliding")
-        if align not in ("sliding", "frames"):
-            raise InputError(f"align must be 'sliding' or 'frames', got {align!r}")
+        align = check_choice(body.get("align", "sliding"), ("sliding", "frames"), "align")
         max_frames = body.get("max_frames")
         if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
             raise InputError(f"max_frames must be a positive integer or null (all frames), got {max_frames!r}")

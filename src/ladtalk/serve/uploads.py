@@ -16,7 +16,7 @@ import av
 from starlette.concurrency import run_in_threadpool
 
 from ladtalk.errors import InputError
-from ladtalk.serve.paths import DataDir, new_id, write_json
+from ladtalk.serve.paths import DataDir, check_choice, new_id, write_json
 
 EXTS = {"video": (".mp4", ".mov", ".webm", ".avi"), "audio": (".wav", ".mp3", ".m4a", ".mp4", ".ogg", ".flac",
         ".webm", ".mov"), "weights": (".pth", ".safetensors")}
@@ -90,8 +90,7 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
                   client_name: str = "") -> dict:
     """Stream `chunks` into DATA_DIR/uploads under a generated name; returns the upload's record. Nothing is left
     on disk when the upload is refused (too large, not the right kind of file)."""
-    if kind not in EXTS:
-        raise InputError(f"upload kind must be one of {', '.join(EXTS)}, not {kind!r}")
+    check_choice(kind, EXTS, "upload kind")
     upload_id = new_id()
     tmp = data.folder("uploads") / f".{upload_id}.partial"
     size, head = 0, b""
