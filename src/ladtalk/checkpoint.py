@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from ladtalk.errors import CheckpointError
 from ladtalk.io.atomic import atomic_dir
+from ladtalk.weights import load_torch_weights
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -61,10 +61,7 @@ def load_state_dict(folder: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():
         raise CheckpointError(f"{folder}: {WEIGHTS_NAME} is missing")
-    try:
-        return load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is truncated or corrupt ({e}); re-export or re-train the model") from e
+    return load_torch_weights(path)
 
 
 def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any] | None:

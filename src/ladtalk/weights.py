@@ -7,6 +7,7 @@ cannot run code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import pickle
@@ -24,17 +25,12 @@ def torch_hub_checkpoints_dir() -> Path:
 
 
 def package_dir(package: str) -> Path | None:
-    """Folder of an installed (top-level) package, found without running its `__init__` (which may import
-    torchvision); None if it is not installed."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None:
-        return None
-    if spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0])
-    return Path(spec.origin).parent if spec.origin else None
+    """Folder of an installed package, found without running its `__init__` (which may import torchvision); None
+    if it is not installed."""
+    with contextlib.suppress(ImportError, ValueError):
+        if (spec := importlib.util.find_spec(package)) and spec.submodule_search_locations:
+            return Path(next(iter(spec.submodule_search_locations)))
+    return None
 
 
 def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_var: str | None = None,
