@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from collections.abc import Iterable
 from importlib import resources
@@ -27,9 +26,8 @@ def preset_names(model: str | None = None) -> list[str]:
     names = sorted(p.name[:-5] for p in resources.files("ladtalk.configs").iterdir() if p.name.endswith(".yaml"))
     if model is None:
         return names
-    others = [m for m in DEFAULT_PRESETS if m != "sovqae"]
     if model == "sovqae":
-        return [n for n in names if not any(n.startswith(m) for m in others)]
+        return [n for n in names if not n.startswith(("syncnet", "wav2lip"))]
     return [n for n in names if n.startswith(model)]
 
 
@@ -43,11 +41,7 @@ def load_preset(name_or_path: str, overrides: Iterable[str] = ()) -> dict[str, A
         if not res.is_file():
             raise InputError(f"unknown preset {name_or_path!r}; choose one of {preset_names()} or give a YAML path")
         text = res.read_text()
-    return apply_overrides(yaml.safe_load(text) or {}, overrides)
-
-
-def apply_overrides(cfg: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    cfg = copy.deepcopy(cfg)
+    cfg = yaml.safe_load(text) or {}
     for item in overrides:
         if "=" not in item:
             raise InputError(f"--set expects KEY=VALUE, got {item!r}")
