@@ -72,10 +72,6 @@ async def upload_file(request: Request) -> Response:
     return FileResponse(_server(request).data.upload(request.path_params["id"]))
 
 
-async def uploads(request: Request) -> Response:
-    return JSONResponse(_server(request).data.uploads())
-
-
 async def upload_delete(request: Request) -> Response:
     s = _server(request)
     path = s.data.upload(request.path_params["id"])
@@ -89,16 +85,23 @@ async def upload_delete(request: Request) -> Response:
     return JSONResponse({"deleted": path.stem})
 
 
-def _models(s: Server) -> list[dict]:
-    return catalog.list_models(s.data.folder("models"), s.jobs.busy_targets())
+LISTS = {  # what the page lists: GET /api/NAME each, GET /api/overview all of them in one call (the page polls it)
+    "jobs": lambda s: [j.public() for j in s.jobs.list()],
+    "identities": lambda s: catalog.list_identities(s.data.folder("identities")),
+    "models": lambda s: catalog.list_models(s.data.folder("models"), s.jobs.busy_targets()),
+    "uploads": lambda s: s.data.uploads(),
+    "builtin": lambda s: catalog.list_builtin(),
+}
 
 
 def overview(request: Request) -> Response:
-    """Everything the page lists, in one call (it polls this): jobs, identities, models, uploads."""
-    s = _server(request)
-    return JSONResponse({"jobs": [j.public() for j in s.jobs.list()],
-                         "identities": catalog.list_identities(s.data.folder("identities")),
-                         "models": _models(s), "uploads": s.data.uploads(), "builtin": catalog.list_builtin()})
+    return JSONResponse({name: listed(_server(request)) for name, listed in LISTS.items()})
+
+
+def _list(name: str):
+    def handler(request: Request) -> Response:  # a plain function: run off the event loop, like overview
+        return JSONResponse(LISTS[name](_server(request)))
+    return handler
 
 
 def disk(request: Request) -> Response:
@@ -108,10 +111,6 @@ def disk(request: Request) -> Response:
                    if not p.name.startswith(".") and not p.is_symlink()} for sub in FOLDERS}  # an upload by its id
     free = shutil.disk_usage(s.data.root).free
     return JSONResponse({"folders": {k: sum(v.values()) for k, v in items.items()}, "items": items, "free": free})
-
-
-async def identities(request: Request) -> Response:
-    return JSONResponse(catalog.list_identities(_server(request).data.folder("identities")))
 
 
 async def identity(request: Request) -> Response:
@@ -128,10 +127,6 @@ async def identity(request: Request) -> Response:
 async def identity_crops(request: Request) -> Response:
     path = _server(request).identity(request.path_params["name"])
     return Response(catalog.crops_strip_png(path), media_type="image/png")
-
-
-async def models(request: Request) -> Response:
-    return JSONResponse(_models(_server(request)))
 
 
 async def model(request: Request) -> Response:
@@ -164,7 +159,7 @@ async def jobs(request: Request) -> Response:
         if not isinstance(body, dict):
             raise InputError("the job must be a JSON object with a 'kind'")
         return JSONResponse(s.submit(body).public(), status_code=202)
-    return JSONResponse([j.public() for j in s.jobs.list()])
+    return JSONResponse(LISTS["jobs"](s))
 
 
 def _job(request: Request) -> Job:
@@ -246,13 +241,13 @@ def build_app(server: Server) -> Starlette:
         Route("/api/overview", overview),
         Route("/api/disk", disk),
         Route("/api/uploads", upload, methods=["POST"]),
-        Route("/api/uploads", uploads),
+        Route("/api/uploads", _list("uploads")),
         Route("/api/uploads/{id}", upload_delete, methods=["DELETE"]),
         Route("/api/uploads/{id}/file", upload_file),
-        Route("/api/identities", identities),
+        Route("/api/identities", _list("identities")),
         Route("/api/identities/{name}", identity, methods=["GET", "DELETE"]),
         Route("/api/identities/{name}/crops.png", identity_crops),
-        Route("/api/models", models),
+        Route("/api/models", _list("models")),
         Route("/api/models/{name}", model, methods=["GET", "DELETE"]),
         Route("/api/models/{name}/resume", model_resume, methods=["POST"]),
         Route("/api/jobs", jobs, methods=["GET", "POST"]),
