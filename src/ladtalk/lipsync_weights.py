@@ -85,10 +85,8 @@ def wav2lip_input_geometry(path: str | os.PathLike) -> str:
 
 
 def wav2lip_mel_offset(path: str | os.PathLike) -> int:
-    """Which mel window the generator at `path` was trained to pair with frame i: that of frame i + offset. The
-    original training takes frame i-1's (-1), its inference frame i's, so its mouths lead the speech by a frame;
-    our own models are fed as they were trained (`ladtalk train wav2lip` records its offset; older models: -1).
-    Official .pth files keep the official inference's 0."""
+    """The generator at `path` pairs frame i with frame i + offset's mel window (docs/DESIGN.md, 'How generate
+    flows'): 0 for an official .pth, as the official inference; ours record it (-1, the original training's, before)."""
     extra = _wav2lip_extra(path)
     return 0 if extra is None else int(extra.get("mel_offset_frames", -1))
 

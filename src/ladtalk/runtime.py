@@ -120,8 +120,7 @@ def inference_settings(device: str | torch.device = "auto", precision: str = "au
 
 
 def command_started_at() -> float:
-    """The `time.perf_counter()` value at which this process started (imports included), from /proc (Linux); now
-    where that is unknown."""
+    """The `time.perf_counter()` value at this process's start (imports included), from /proc; now where unknown."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         start_ticks = int(fields[19])  # field 22 of stat(5), counted after the "(comm)" field

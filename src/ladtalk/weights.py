@@ -1,9 +1,5 @@
-"""Finding and safely loading weight files that ladtalk never downloads itself.
-
-`find_weight` looks in an explicit path, an environment variable, the torch hub cache and a data file inside an
-installed wheel; `load_torch_weights` reads with `torch.load(weights_only=True)`, so a checkpoint from the internet
-cannot run code.
-"""
+"""Finding and safely loading weight files that ladtalk never downloads itself: `load_torch_weights` reads with
+`torch.load(weights_only=True)`, so a checkpoint from the internet cannot run code."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
 """Lip-sync bases that ship inside the package (nothing downloads): model folders made by bench/generalist_base.py.
 
 `synthetic-48` is a 48-px expert + generator trained on many synthetic speakers and never on the demo's person:
-the paper's setting of a generalist Wav2Lip in front of a person's own restorer, at a size a CPU trains in minutes.
-Its `recipe.json` records the speakers' seeds, the data recipe, the steps, the time the run took and what it reached.
-"""
+the paper's setting of a generalist Wav2Lip in front of a person's own restorer, at a size a CPU trains in minutes;
+its `recipe.json` records how it was made and what it reached."""
 
 from __future__ import annotations
 

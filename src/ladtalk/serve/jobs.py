@@ -1,10 +1,9 @@
-"""The job queue: each job runs in its own process, one worker per device, one job at a time per worker.
+"""The job queue: one worker per device runs one job at a time, each in its own process.
 
-A job is a folder DATA_DIR/jobs/<id>/ (docs/serve.md) whose record.json, rewritten atomically at every change of
-state, holds what to clean up as data, so a server started after a crash shows the jobs it left queued or running
-as "interrupted" and finishes their clean-up. Cancelling interrupts the process group (a training saves its
-checkpoint), kills it after a grace period, and removes everything the job made but its record.
-"""
+A job is a folder DATA_DIR/jobs/<id>/ whose record.json (rewritten atomically at every change of state) holds what
+to clean up, so a server started after a crash shows the jobs it left as "interrupted" and finishes their clean-up.
+A cancel interrupts the process group (a training saves its checkpoint), kills it after a grace period, and
+removes everything the job made but its record."""
 
 from __future__ import annotations
 
@@ -195,8 +194,7 @@ class JobManager:
             w.join(timeout=self.grace_seconds + 5)
 
     def _stop_group(self, job: Job, pid: int, alive: Callable[[], bool]) -> None:
-        """SIGINT to a training's process group (it saves its checkpoint first), SIGTERM to any other's; SIGKILL
-        after the grace."""
+        """SIGINT to a training's process group (it saves its checkpoint), SIGTERM to another's; then SIGKILL."""
         train = job.kind == "train"
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGINT if train else signal.SIGTERM)

@@ -1,8 +1,5 @@
-"""The server's data folder (its layout: docs/serve.md) and the only way a request turns a name into a path.
-
-A name from a request must match NAME_RE, so '..', '/', absolute paths and hidden files cannot be expressed, and
-must resolve inside its folder, so a symlink planted there cannot lead out. Uploads get generated names.
-"""
+"""The server's data folder (layout: docs/serve.md), the only way a request's name becomes a path: a name must match
+NAME_RE (no '..', '/', absolute or hidden paths) and resolve inside its folder (no planted symlink leads out)."""
 
 from __future__ import annotations
 

@@ -50,8 +50,7 @@ def sniff(head: bytes) -> str | None:
 
 
 def _stream_seconds(container, stream) -> float:
-    """How far the stream's packets really reach, in seconds: demuxed to the end (cheap: only the first frames are
-    decoded, to check that they do), so a file cut short shows its real length, not the length its header announces."""
+    """How far the stream's packets really reach, in seconds (demuxed to the end; only the first frames decoded)."""
     end, decoded = 0.0, 0
     for packet in container.demux(stream):
         if decoded < 3:
@@ -63,8 +62,7 @@ def _stream_seconds(container, stream) -> float:
 
 
 def media_facts(path: Path, kind: str) -> dict:
-    """The streams and the real length of an uploaded file, found by reading it through; InputError (without the
-    server's paths or FFmpeg's error numbers) when it is not the media `kind` asks for or is cut short."""
+    """The streams and the real length of an uploaded file; InputError when it is not `kind` media or is cut short."""
     what = "send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio"
     try:
         with av.open(str(path)) as container:
