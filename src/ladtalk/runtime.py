@@ -28,11 +28,8 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if isinstance(device, torch.device):
         return device
     if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        mps = getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InputError(f"device {device!r} was requested but CUDA is not available; use --device cpu or auto")
@@ -68,15 +65,11 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
     """The reduced precision to autocast to: bf16 where supported, fp16 on older GPUs, None for fp32."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        if device.type == "cpu":
-            return torch.bfloat16 if cpu_has_fast_bf16() else None
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if precision == "bf16" else torch.float16
+    if precision == "auto" and device.type == "cpu":
+        precision = "bf16" if cpu_has_fast_bf16() else "fp32"
+    elif precision == "auto":
+        precision = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if device.type == "cuda" else "fp32"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 def autocast_to(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -39,8 +39,7 @@ RESTORER_CPU_OVERRIDES = ("train.base_lr=1e-4", "model.guide_scale=1")
 
 def is_builtin(path: str | os.PathLike | None) -> bool:
     """Whether `path` names a shipped base ('builtin', 'builtin:NAME')."""
-    text = os.fspath(path) if path is not None else ""
-    return text == BUILTIN or text.startswith(BUILTIN + ":")
+    return path is not None and os.fspath(path).partition(":")[0] == BUILTIN
 
 
 def restorer_overrides(wav2lip_path: str | os.PathLike | None, preset: str | None = None) -> tuple[str, ...]:
