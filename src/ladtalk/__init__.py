@@ -9,10 +9,8 @@ Vocabulary (the same word means the same thing everywhere):
 - latent: the encoder's output vector at one position of the code grid; code: one vector of the codebook
   (`n_embed` of them, `embed_dim` long); code index (`indices`, `codes` in validation keys such as
   `codes_unchanged`): which code a position chose.
-- d_C: the smallest distance between two codes (`min_code_distance`; `d_C_used` over the codes in use); gamma: the
-  largest distance of a training latent to its nearest code; L_E: the encoder's Lipschitz constant (its layers:
-  `metrics.lipschitz`); NRoUB: the noise robustness upper bound (d_C - 2 gamma) / (2 L_E), the paper's margin
-  argument (`metrics.nroub`, one function per quantity).
+- d_C, gamma, L_E, NRoUB: the paper's margin argument (docs/DESIGN.md), one function each in `metrics.nroub`;
+  d_C is `min_code_distance` (`d_C_used` over the codes in use), L_E's layers are in `metrics.lipschitz`.
 - identity: a prepared folder of one person (`ladtalk prepare`); train / holdout / test: its splits in time (the
   holdout is the end of the train split, never trained on).
 - lip-sync base: the Wav2Lip generator (official weights or `ladtalk train wav2lip`); restorer: the SOVQAE.
