@@ -34,15 +34,12 @@ def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_v
                 package_relpath: str | None = None) -> Path | None:
     """The first existing file of: explicit path, $env_var, hub cache/hub_filename, <package>/package_relpath, or
     None. A given path or $env_var that does not exist is an InputError (`name` labels it); the rest are optional."""
-    if explicit_path is not None:
-        p = Path(explicit_path).expanduser()
+    given = explicit_path if explicit_path is not None else os.environ.get(env_var or "") or None
+    if given is not None:
+        p = Path(given).expanduser()
         if not p.is_file():
-            raise InputError(f"{name}: weight file {p} does not exist (or is not a file); check the path")
-        return p
-    if env_var and os.environ.get(env_var):
-        p = Path(os.environ[env_var]).expanduser()
-        if not p.is_file():
-            raise InputError(f"{name}: ${env_var} points to {p}, which does not exist; fix or unset it")
+            source = "the weight file" if explicit_path is not None else f"${env_var}'s file"
+            raise InputError(f"{name}: {source} {p} does not exist (or is not a file); fix the path")
         return p
     if hub_filename:
         p = torch_hub_checkpoints_dir() / hub_filename
