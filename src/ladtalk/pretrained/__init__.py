@@ -22,10 +22,9 @@ def names() -> list[str]:
 
 def builtin_base(name: str = "synthetic-48") -> dict[str, Path]:
     """{'syncnet': expert model folder, 'wav2lip': generator model folder, 'recipe': recipe.json} of a shipped base."""
-    root = HERE / name
     if name not in names():  # a shipped folder by its name, never a path
         raise InputError(f"no built-in lip-sync base {name!r}; the package ships {', '.join(names()) or 'none'}")
-    return {**{part: root / part for part in PARTS}, "recipe": root / "recipe.json"}
+    return {**{part: HERE / name / part for part in PARTS}, "recipe": HERE / name / "recipe.json"}
 
 
 BUILTIN = "builtin"  # `--wav2lip builtin` or `builtin:NAME` wherever a lip-sync model path is asked for
