@@ -133,10 +133,8 @@ async def model(request: Request) -> Response:
     s = _server(request)
     path = s.data.inside("models", request.path_params["name"], what="model")
     if request.method == "DELETE":
-        if path.name in s.jobs.busy_targets():
-            raise InputError(f"model {path.name!r} is training; stop it first")
-        if s.in_use(path.name):
-            raise InputError(f"model {path.name!r} is used by a queued or running job; wait for it or cancel it")
+        if path.name in s.jobs.busy_targets() or s.in_use(path.name):
+            raise InputError(f"model {path.name!r} is training or used by a job; wait for it or cancel it")
         remove_path(path)
         return JSONResponse({"deleted": path.name})
     return JSONResponse({**catalog.model_summary(path, path.name in s.jobs.busy_targets()),
