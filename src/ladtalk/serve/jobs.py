@@ -111,7 +111,7 @@ class JobManager:
                 if job.state == "running" and (job_dir / "result.json").is_file():
                     self._finish(job, 0)  # it had finished; the server died before storing the result
                 else:
-                    self._interrupt(job)
+                    self._finish(job, None, interrupted=True)
             self.jobs[job.id] = job
 
     def _stop_orphan(self, job: Job) -> None:
@@ -119,14 +119,6 @@ class JobManager:
         with contextlib.suppress(OSError):  # no such process (any more)
             if job.pid and str(job.dir).encode() in Path(f"/proc/{job.pid}/cmdline").read_bytes():
                 self._stop_group(job, job.pid, Path(f"/proc/{job.pid}").exists)
-
-    def _interrupt(self, job: Job) -> None:
-        when = "while this job was running" if job.state == "running" else "before this job started"
-        again = "resume it to continue from its last checkpoint" if job.kind == "train" else "run it again"
-        self._clean(job, cancelled=False)
-        job.state, job.finished, job.pid = "interrupted", time.time(), None
-        job.error = f"the server stopped {when}; {again}"
-        job.save()
 
     # ---- the queue
 
@@ -221,16 +213,16 @@ class JobManager:
                 job.save()
             self._finish(job, job.proc.wait())
 
-    def _finish(self, job: Job, code: int | None) -> None:
-        """Store how a job ended; `code`: its process's exit status, None when it never started."""
-        if self.closing and not job.cancel_requested and code != 0:  # stopped by the server's shutdown
-            with self.lock:
-                job.proc = None
-                self._interrupt(job)
-            return
+    def _finish(self, job: Job, code: int | None, interrupted: bool = False) -> None:
+        """Store how a job ended; `code`: its process's exit status, None when it never started; `interrupted`: by
+        an earlier server that stopped (this one's shutdown is told by `closing`)."""
         error = None
         if job.cancel_requested:
             state = "cancelled"
+        elif interrupted or (self.closing and code != 0):
+            when = "while this job was running" if job.state == "running" else "before this job started"
+            again = "resume it to continue from its last checkpoint" if job.kind == "train" else "run it again"
+            state, error = "interrupted", f"the server stopped {when}; {again}"
         elif code == 0:
             try:
                 job.result = json.loads((job.dir / "result.json").read_text())
