@@ -49,20 +49,9 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def _stream_seconds(container, stream) -> float:
-    """How far the stream's packets really reach, in seconds (demuxed to the end; only the first frames decoded)."""
-    end, decoded = 0.0, 0
-    for packet in container.demux(stream):
-        if decoded < 3:
-            decoded += len(packet.decode())
-        if packet.pts is not None and packet.size:
-            end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base))
-    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
-    return max(0.0, end - start)
-
-
 def media_facts(path: Path, kind: str) -> dict:
-    """The streams and the real length of an uploaded file; InputError when it is not `kind` media or is cut short."""
+    """The streams and the real length of an uploaded file, how far its packets reach (demuxed to the end, only the
+    first frames decoded); InputError when it is not `kind` media or is cut short."""
     what = "send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio"
     try:
         with av.open(str(path)) as container:
@@ -72,7 +61,14 @@ def media_facts(path: Path, kind: str) -> dict:
                 raise InputError("the file has no video stream; send a video of the person")
             if kind == "audio" and not audio:
                 raise InputError("the file has no audio stream; send speech audio")
-            seconds = _stream_seconds(container, (video if kind == "video" else audio)[0])
+            stream, end, decoded = (video if kind == "video" else audio)[0], 0.0, 0
+            for packet in container.demux(stream):
+                if decoded < 3:
+                    decoded += len(packet.decode())
+                if packet.pts is not None and packet.size:
+                    end = max(end, float((packet.pts + (packet.duration or 0)) * stream.time_base))
+            start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            seconds = max(0.0, end - start)
     except (av.FFmpegError, OSError, ValueError) as e:
         reason = getattr(e, "strerror", None) or type(e).__name__
         raise InputError(f"the file is not readable {kind} ({reason}); {what}") from e
