@@ -61,17 +61,15 @@ def train_task(identity_dir: str, run_dir: str, device: str, component: str = "s
                expert_dir: str | None = None, expert_preset: str | None = None) -> dict:
     """One of the CLI's trainers on one identity. `lipsync`: the lip-sync base, the expert (`expert_preset` into
     `expert_dir`) and then the generator (`preset` into `run_dir`) with it; each resumes from its checkpoints."""
+    common = {"overrides": overrides, "device": device}
+    if component == "lipsync":
+        syncnet_path = str(ladtalk.train_syncnet([identity_dir], expert_dir, preset=expert_preset, **common))
     if component == "sovqae":
-        model_dir = ladtalk.train_sovqae([identity_dir], run_dir, preset=preset, overrides=overrides, device=device,
-                                         wav2lip_path=wav2lip_path)
+        model_dir = ladtalk.train_sovqae([identity_dir], run_dir, preset=preset, wav2lip_path=wav2lip_path, **common)
     elif component == "syncnet":
-        model_dir = ladtalk.train_syncnet([identity_dir], run_dir, preset=preset, overrides=overrides, device=device)
+        model_dir = ladtalk.train_syncnet([identity_dir], run_dir, preset=preset, **common)
     else:
-        if component == "lipsync":
-            syncnet_path = str(ladtalk.train_syncnet([identity_dir], expert_dir, preset=expert_preset,
-                                                     overrides=overrides, device=device))
-        model_dir = ladtalk.train_wav2lip([identity_dir], run_dir, syncnet_path=syncnet_path, preset=preset,
-                                          overrides=overrides, device=device)
+        model_dir = ladtalk.train_wav2lip([identity_dir], run_dir, syncnet_path=syncnet_path, preset=preset, **common)
     return {"model": Path(run_dir).name, "model_dir": Path(model_dir).name, "component": component}
 
 
