@@ -41,28 +41,20 @@ def find_weight(name: str, explicit_path: str | os.PathLike | None = None, env_v
             source = "the weight file" if explicit_path is not None else f"${env_var}'s file"
             raise InputError(f"{name}: {source} {p} does not exist (or is not a file); fix the path")
         return p
-    if hub_filename:
-        p = torch_hub_checkpoints_dir() / hub_filename
-        if p.is_file():
-            return p
-    if package and package_relpath:
-        root = package_dir(package)
-        if root is not None and (root / package_relpath).is_file():
-            return root / package_relpath
+    if hub_filename and (p := torch_hub_checkpoints_dir() / hub_filename).is_file():
+        return p
+    if package and package_relpath and (root := package_dir(package)) and (root / package_relpath).is_file():
+        return root / package_relpath
     return None
 
 
 def where_looked(name: str, env_var: str | None = None, hub_filename: str | None = None,
                  package: str | None = None, package_relpath: str | None = None) -> str:
     """A sentence listing the places `find_weight` searched, for 'file not found' messages."""
-    places = []
-    if env_var:
-        places.append(f"${env_var}")
-    if hub_filename:
-        places.append(str(torch_hub_checkpoints_dir() / hub_filename))
-    if package and package_relpath:
-        places.append(f"the installed '{package}' package ({package_relpath})")
-    return f"{name} was not found; looked in: " + ", ".join(places or ["(no places given)"])
+    places = [f"${env_var}" if env_var else None,
+              str(torch_hub_checkpoints_dir() / hub_filename) if hub_filename else None,
+              f"the installed '{package}' package ({package_relpath})" if package and package_relpath else None]
+    return f"{name} was not found; looked in: " + (", ".join(p for p in places if p) or "(no places given)")
 
 
 def load_torch_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
