@@ -50,8 +50,7 @@ def read_meta(folder: str | os.PathLike, kind: str | None = None) -> dict[str, A
         raise CheckpointError(f"{path} is corrupt ({e}); re-export or re-train the model") from e
     if kind is not None and meta.get("kind") != kind:
         raise CheckpointError(f"{folder} holds a {meta.get('kind')!r} model, but a {kind!r} model is needed here")
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if (version := meta.get("format_version")) != FORMAT_VERSION:
         raise CheckpointError(f"{folder} was written in format version {version}; this ladtalk reads version "
                               f"{FORMAT_VERSION}. Re-export it with a matching ladtalk version.")
     return meta

@@ -68,8 +68,7 @@ def _load(path: str | os.PathLike, kind: str, model_cls: type[M], config_cls: ty
         state, source = load_state_dict(folder), str(folder)
     else:
         state, source, config = load_torch_weights(path), str(path), config_cls()
-        found = detect_kind(state)
-        if found != kind:
+        if (found := detect_kind(state)) != kind:
             held = _SIGNATURES[found][1] if found else "no lip-sync network this loader knows"
             raise CheckpointError(f"{path} holds {held}, but {what} is needed here; check which file you gave")
     model = model_cls(config)

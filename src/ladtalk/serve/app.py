@@ -188,8 +188,7 @@ def cancel(request: Request) -> Response:
 
 
 async def job_log(request: Request) -> Response:
-    path = _job(request).dir / "log.txt"
-    if not path.is_file():
+    if not (path := _job(request).dir / "log.txt").is_file():
         raise NotFound("this job has no log (it has not started, or it was cancelled)")
     return FileResponse(path, media_type="text/plain; charset=utf-8")
 

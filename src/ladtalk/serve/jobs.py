@@ -108,10 +108,8 @@ class JobManager:
                 continue
             if job.state in LIVE:
                 self._stop_orphan(job)
-                if job.state == "running" and (job_dir / "result.json").is_file():
-                    self._finish(job, 0)  # it had finished; the server died before storing the result
-                else:
-                    self._finish(job, None, interrupted=True)
+                done = job.state == "running" and (job_dir / "result.json").is_file()  # but its result not stored
+                self._finish(job, 0 if done else None, interrupted=not done)
             self.jobs[job.id] = job
 
     def _stop_orphan(self, job: Job) -> None:

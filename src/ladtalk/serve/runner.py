@@ -22,14 +22,12 @@ def _mirror_progress(job_dir: Path) -> None:
     import tqdm.auto
     import tqdm.std
 
-    target = job_dir / "progress.json"
-
     class JobBar(tqdm.std.tqdm):
         def display(self, msg=None, pos=None):
             d = self.format_dict
-            write_json(target, {"desc": d.get("prefix") or "", "n": d["n"], "total": d["total"],
-                                 "rate": d.get("rate"), "elapsed": d["elapsed"], "unit": d.get("unit", "it"),
-                                 "time": time.time()})
+            write_json(job_dir / "progress.json", {"desc": d.get("prefix") or "", "n": d["n"], "total": d["total"],
+                                                   "rate": d.get("rate"), "elapsed": d["elapsed"],
+                                                   "unit": d.get("unit", "it"), "time": time.time()})
             return super().display(msg, pos)
 
     tqdm.tqdm = tqdm.auto.tqdm = JobBar
