@@ -21,8 +21,7 @@ def torch_hub_checkpoints_dir() -> Path:
 
 
 def package_dir(package: str) -> Path | None:
-    """Folder of an installed package, found without running its `__init__` (which may import torchvision); None
-    if it is not installed."""
+    """Folder of an installed package, found without running its `__init__` (which may import torchvision)."""
     with contextlib.suppress(ImportError, ValueError):
         if (spec := importlib.util.find_spec(package)) and spec.submodule_search_locations:
             return Path(next(iter(spec.submodule_search_locations)))
@@ -58,9 +57,8 @@ def where_looked(name: str, env_var: str | None = None, hub_filename: str | None
 
 
 def load_torch_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, loaded on the CPU without running code:
-    nested "state_dict" entries unwrapped, DataParallel's "module." stripped, non-tensors dropped. A truncated file,
-    a pickle that would run code or a non-dict is a CheckpointError."""
+    """A flat {name: tensor} from a .pt/.pth/.model/.safetensors file, on the CPU without running code ("state_dict"
+    unwrapped, "module." stripped, non-tensors dropped); CheckpointError for a truncated, unsafe or non-dict file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"weight file {path} does not exist")

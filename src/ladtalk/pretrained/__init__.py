@@ -42,8 +42,7 @@ def is_builtin(path: str | os.PathLike | None) -> bool:
 
 
 def restorer_overrides(wav2lip_path: str | os.PathLike | None, preset: str | None = None) -> tuple[str, ...]:
-    """RESTORER_OVERRIDES when the lip-sync model is a shipped base (by name or by its folder), with
-    RESTORER_CPU_OVERRIDES under the restore-cpu preset; else nothing."""
+    """RESTORER_OVERRIDES (+ RESTORER_CPU_OVERRIDES under restore-cpu) behind a shipped base (name or folder)."""
     shipped = is_builtin(wav2lip_path) or (wav2lip_path is not None
                                            and Path(wav2lip_path).resolve().is_relative_to(HERE))
     if not shipped:

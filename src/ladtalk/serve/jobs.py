@@ -89,8 +89,6 @@ class JobManager:
         for w in self.workers:
             w.start()
 
-    # ---- start-up: the jobs of earlier servers
-
     def _recover(self) -> None:
         """Load every job record; what an earlier server left queued or running is stopped, cleaned, 'interrupted'."""
         for tmp in self.data.folder("uploads").glob(".*.partial"):
@@ -117,8 +115,6 @@ class JobManager:
         with contextlib.suppress(OSError):  # no such process (any more)
             if job.pid and str(job.dir).encode() in Path(f"/proc/{job.pid}/cmdline").read_bytes():
                 self._stop_group(job, job.pid, Path(f"/proc/{job.pid}").exists)
-
-    # ---- the queue
 
     def submit(self, kind: str, title: str, call: dict, *, request: dict, out: str | None = "",
                owned: list[Path] = (), targets: list[str] = (), fresh_runs: list[Path] = (), scrub: list[Path] = (),

@@ -50,8 +50,7 @@ def sniff(head: bytes) -> str | None:
 
 
 def media_facts(path: Path, kind: str) -> dict:
-    """The streams and the real length of an uploaded file, how far its packets reach (demuxed to the end, only the
-    first frames decoded); InputError when it is not `kind` media or is cut short."""
+    """The streams and real length (demuxed to the end) of an upload; InputError when not `kind` media or cut short."""
     what = "send an MP4, MOV, WebM or AVI video, or WAV, MP3, M4A, OGG or FLAC audio"
     try:
         with av.open(str(path)) as container:
@@ -82,8 +81,7 @@ def media_facts(path: Path, kind: str) -> dict:
 
 async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_bytes: int,
                   client_name: str = "") -> dict:
-    """Stream `chunks` into DATA_DIR/uploads under a generated name; returns the upload's record. Nothing is left
-    on disk when the upload is refused (too large, not the right kind of file)."""
+    """Stream `chunks` into DATA_DIR/uploads under a generated name and return its record; nothing stays if refused."""
     check_choice(kind, EXTS, "upload kind")
     upload_id = new_id()
     tmp = data.folder("uploads") / f".{upload_id}.partial"
