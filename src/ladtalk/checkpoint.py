@@ -40,8 +40,7 @@ def save_component(folder: str | os.PathLike, kind: str, config: Any, state_dict
 
 
 def read_meta(folder: str | os.PathLike, kind: str | None = None) -> dict[str, Any]:
-    folder = Path(folder)
-    path = folder / CONFIG_NAME
+    path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{folder} is not a ladtalk model folder: {CONFIG_NAME} is missing")
     try:

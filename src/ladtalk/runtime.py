@@ -74,9 +74,7 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 def autocast_to(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     """Autocast to bf16/fp16 where chosen; a no-op for fp32."""
-    if amp_dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=amp_dtype)
+    return contextlib.nullcontext() if amp_dtype is None else torch.autocast(device.type, dtype=amp_dtype)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ladtalk.serve.paths import DataDir, new_id, public_message, read_json, writ
 LIVE = ("queued", "running")
 RECORD = "record.json"
 RUNTIME = ("dir", "proc", "cancel_requested")  # fields of the live server only, never stored
+PUBLIC = ("id", "kind", "title", "state", "error", "result", "created", "started", "finished", "device", "request")
 
 
 @dataclass
@@ -61,12 +62,9 @@ class Job:
         return cls(**json.loads((job_dir / RECORD).read_text()), dir=job_dir)
 
     def public(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "title": self.title, "state": self.state, "error": self.error,
-                "result": self.result, "created": self.created, "started": self.started, "finished": self.finished,
-                "device": self.device, "target": self.targets[0] if self.targets else None, "request": self.request,
+        return {**{k: getattr(self, k) for k in PUBLIC}, "target": self.targets[0] if self.targets else None,
                 "progress": read_json(self.dir / "progress.json") if self.state == "running" else None,
-                "files": self.files() if self.state == "done" else [],
-                "has_log": (self.dir / "log.txt").is_file()}
+                "files": self.files() if self.state == "done" else [], "has_log": (self.dir / "log.txt").is_file()}
 
     def files(self) -> list[str]:
         """The job's result files, relative to its out/ folder (what GET /api/jobs/{id}/files/... serves)."""

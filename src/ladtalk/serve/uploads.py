@@ -96,8 +96,7 @@ async def receive(data: DataDir, kind: str, chunks: AsyncIterator[bytes], max_by
                 f.write(chunk)
         if size == 0:
             raise InputError("the upload is empty; send the file's bytes as the request body")
-        ext = sniff(head)
-        if ext is None or ext not in EXTS[kind]:
+        if (ext := sniff(head)) not in EXTS[kind]:
             raise InputError(f"the file's content is not {'a' if kind == 'video' else ''} {kind} this server "
                              f"accepts (allowed: {', '.join(EXTS[kind])}, recognised by content, not by name)")
         # reading a large file through takes a moment: not on the event loop
