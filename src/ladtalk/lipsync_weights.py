@@ -93,9 +93,7 @@ def wav2lip_mel_offset(path: str | os.PathLike) -> int:
 def _wav2lip_extra(path: str | os.PathLike) -> dict | None:
     """What `ladtalk train wav2lip` recorded with the generator at `path`; None for an official .pth file."""
     path = Path(resolve_builtin(path, "wav2lip")).expanduser()
-    if not path.is_dir():
-        return None
-    return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {})
+    return read_meta(_model_folder(path), kind=KIND_WAV2LIP).get("extra", {}) if path.is_dir() else None
 
 
 def load_wav2lip(path: str | os.PathLike, device: str | torch.device = "cpu") -> Wav2Lip:

@@ -52,7 +52,5 @@ def restorer_overrides(wav2lip_path: str | os.PathLike | None, preset: str | Non
 
 def resolve(path: str | os.PathLike, part: str) -> str | os.PathLike:
     """`path` itself, or for 'builtin' / 'builtin:NAME' the shipped base's `part` folder ('syncnet', 'wav2lip')."""
-    if not is_builtin(path):
-        return path
-    return builtin_base(os.fspath(path).partition(":")[2] or "synthetic-48")[part]
+    return builtin_base(os.fspath(path).partition(":")[2] or "synthetic-48")[part] if is_builtin(path) else path
 
