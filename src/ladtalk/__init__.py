@@ -16,6 +16,7 @@ Vocabulary (the same word means the same thing everywhere):
 - lip-sync base: the Wav2Lip generator (official weights or `ladtalk train wav2lip`); restorer: the SOVQAE.
 """
 
+import importlib
 import sys
 import types
 
@@ -52,8 +53,6 @@ sys.modules[__name__].__class__ = _Package
 
 def __getattr__(name: str):
     if name in _API:
-        import importlib
-
         return getattr(importlib.import_module(_API[name]), name)
     raise AttributeError(f"module 'ladtalk' has no attribute {name!r}")
 

@@ -43,9 +43,7 @@ def is_builtin(path: str | os.PathLike | None) -> bool:
 
 def restorer_overrides(wav2lip_path: str | os.PathLike | None, preset: str | None = None) -> tuple[str, ...]:
     """RESTORER_OVERRIDES (+ RESTORER_CPU_OVERRIDES under restore-cpu) behind a shipped base (name or folder)."""
-    shipped = is_builtin(wav2lip_path) or (wav2lip_path is not None
-                                           and Path(wav2lip_path).resolve().is_relative_to(HERE))
-    if not shipped:
+    if not (is_builtin(wav2lip_path) or (wav2lip_path and Path(wav2lip_path).resolve().is_relative_to(HERE))):
         return ()
     return (*RESTORER_OVERRIDES, *(RESTORER_CPU_OVERRIDES if preset == "restore-cpu" else ()))
 

@@ -206,8 +206,7 @@ class JobManager:
             self._finish(job, job.proc.wait())
 
     def _finish(self, job: Job, code: int | None, interrupted: bool = False) -> None:
-        """Store how a job ended; `code`: its process's exit status, None when it never started; `interrupted`: by
-        an earlier server that stopped (this one's shutdown is told by `closing`)."""
+        """Store how a job ended; `code`: its exit status (None: never started); `interrupted`: by an earlier server."""
         error = None
         if job.cancel_requested:
             state = "cancelled"

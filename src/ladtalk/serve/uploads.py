@@ -41,9 +41,8 @@ def sniff(head: bytes) -> str | None:
         return ".wav" if head[8:12] == b"WAVE" else ".avi"
     if len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
         return ".mp3"  # an MPEG audio frame without an ID3 tag
-    for magic, ext in MAGIC.items():
-        if head.startswith(magic):
-            return ext
+    if ext := next((ext for magic, ext in MAGIC.items() if head.startswith(magic)), None):
+        return ext
     if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] < 100_000_000:
         return ".safetensors"
     return None
