@@ -194,8 +194,7 @@ class JobManager:
                 if job.state != "queued" or self.closing:
                     continue
                 job.state, job.started, job.device = "running", time.time(), device
-                job.call["device"] = device
-                write_json(job.dir / "job.json", {"kind": job.kind, "call": job.call})
+                write_json(job.dir / "job.json", {"kind": job.kind, "call": {**job.call, "device": device}})
                 env = {**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "0.25"}
                 with open(job.dir / "log.txt", "wb") as log:  # the child keeps its own copy
                     job.proc = subprocess.Popen([sys.executable, "-m", "ladtalk.serve.runner", str(job.dir)],
