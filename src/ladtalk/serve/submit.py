@@ -55,8 +55,7 @@ class Server:
         return path
 
     def model(self, name: object, what: str = "model", part: str | None = None) -> Path:
-        """A folder under models/, or else an uploaded weight file (an upload id); for a lip-sync `part`
-        ('wav2lip', 'syncnet') also 'builtin:NAME', a base shipped in the package (GET /api/overview 'builtin')."""
+        """A folder under models/, else an uploaded weight file; for a lip-sync `part` also 'builtin:NAME' (shipped)."""
         if part and isinstance(name, str) and name.startswith(BUILTIN + ":"):
             return Path(resolve_builtin(name, part))
         with contextlib.suppress(NotFound):  # an invalid name is refused here, as a `what`
