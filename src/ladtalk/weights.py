@@ -68,7 +68,7 @@ def load_torch_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise CheckpointError(f"{path} is truncated or not a safetensors file ({e}); export or train it again") from e
+            raise CheckpointError(f"{path} is truncated or not a safetensors file ({e}); export it again") from e
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
