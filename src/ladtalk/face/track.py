@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from ladtalk.errors import InputError
-from ladtalk.face import DEFAULT_PADS
+from ladtalk.face import DEFAULT_PADS, check_pads
 from ladtalk.face.boxes import Detection, box_overlap
+
+MAX_GAP = 5  # frames without a face that a track bridges
 
 
 @dataclass
@@ -133,18 +135,16 @@ def track_faces(
     frame_size: tuple[int, int],
     pads: tuple[int, int, int, int] = DEFAULT_PADS,
     track: int | None = None,
-    max_gap: int = 5,
     smooth_window: int = 5,
 ) -> FaceTrack:
     """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
 
-    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing; gaps longer than max_gap frames
+    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing; gaps longer than MAX_GAP frames
     have no face. No face at all gives an empty track; an out-of-range `track` is an InputError naming the tracks.
     """
     w, h = (int(v) for v in frame_size)
     n = len(detections)
-    if len(pads) != 4:
-        raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
+    pads = check_pads(pads, (w, h))
     tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
     if tracks:
@@ -158,10 +158,10 @@ def track_faces(
                              "pick one of these indices or leave --track out for the main face")
         for t, d in tracks[track].items():
             raw[t] = d.box
-    boxes, _ = fill_gaps(raw, max_gap)
+    boxes, _ = fill_gaps(raw, MAX_GAP)
     boxes = smooth_boxes(boxes, smooth_window)
     top, bottom, left, right = pads
     boxes += np.array([-left, -top, right, bottom], dtype=np.float64)
     has_face = np.isfinite(boxes).all(axis=1)
-    return FaceTrack(boxes, has_face, raw, (w, h), tuple(pads))
+    return FaceTrack(boxes, has_face, raw, (w, h), pads)
 
