@@ -25,6 +25,7 @@ MIN_LEVEL_DB, REF_LEVEL_DB = -100.0, 20.0
 MAX_ABS = 4.0
 MEL_STEPS_PER_SECOND = SAMPLE_RATE / HOP  # 80
 WINDOW_STEPS = 16  # 0.2 s: five frames at 25 fps
+STREAM_BLOCK_STEPS = 512  # melspectrogram_stream computes the mel once this many frames are buffered
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,7 +56,7 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
     return _normalize(np.dot(mel_basis(), spec))
 
 
-def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) -> np.ndarray:
+def melspectrogram_stream(blocks: Iterable[np.ndarray]) -> np.ndarray:
     """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,) to float32 rounding, computed block by block:
     memory holds one block and the mel (19 MB for 10 minutes), not the whole waveform and its spectrogram."""
     pad = N_FFT // 2
@@ -69,7 +70,7 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     def frames_of(x: np.ndarray, last: bool) -> np.ndarray:
         """Mel of every whole frame in x; returns the samples the next frame starts from."""
         count = 1 + (len(x) - N_FFT) // HOP if len(x) >= N_FFT else 0
-        if last or count >= block_steps:
+        if last or count >= STREAM_BLOCK_STEPS:
             if count:
                 spec = np.abs(librosa.stft(y=x[:(count - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
                                            win_length=N_FFT, center=False))

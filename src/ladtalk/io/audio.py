@@ -20,6 +20,7 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path
 
 SAMPLE_RATE = 16000  # of all audio the models hear: Wav2Lip's mel, the identity folders, the driving speech
+BLOCK_SECONDS = 1.0  # iter_audio's blocks are at least this long, but the last
 
 
 def open_media(path: Path, what: str, give: str) -> av.container.InputContainer:
@@ -128,8 +129,7 @@ def mux_format(info: AudioInfo) -> AudioInfo:
     return AudioInfo(rate, info.channels if info.channels <= 2 else 1)
 
 
-def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int | None = None,
-               block_seconds: float = 1.0) -> Iterator[np.ndarray]:
+def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int | None = None) -> Iterator[np.ndarray]:
     """Stream the audio as float32 (N,C) blocks in [-1,1], at `sample_rate` (default: its own) with `channels`
     (default: its own; 1 averages the channels, 2 from mono repeats it). Sample 0 is the first video frame's
     instant, as for `load_audio`; memory stays flat in the audio's length."""
@@ -147,14 +147,12 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
         resampler = soxr.ResampleStream(info.sample_rate, rate, channels, dtype="float32", quality="HQ")
     pending: list[np.ndarray] = []
     seen = flushed = 0
-    block = max(1, int(block_seconds * info.sample_rate))
+    block = int(BLOCK_SECONDS * info.sample_rate)
     for planes in itertools.chain(_decode_aligned(path), [None]):  # None: the end, where the resampler flushes
         if planes is not None:
-            if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
-                first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
-                raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first "
-                                 f"at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export "
-                                 "it (e.g. as 16-bit PCM WAV).")
+            if not np.isfinite(planes).all():
+                first = seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))
+                raise _not_numbers(path, first / info.sample_rate)
             seen += planes.shape[1]
             pending.append(planes)
             if seen - flushed < block:
@@ -168,6 +166,13 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
         pending, flushed = [], seen
         if len(x):
             yield np.clip(x, -1.0, 1.0)
+
+
+def _not_numbers(path: Path, first: float, what: str = "audio samples") -> InputError:
+    """The error for NaN or infinite samples (float WAVs can hold them; resampling and the mel would turn them
+    into a traceback), the first at `first` seconds."""
+    return InputError(f"{path} holds {what} that are not numbers (NaN or infinite), the first at {first:.3f} s; "
+                      "the file is damaged or was written by a broken tool. Re-export it (e.g. as 16-bit PCM WAV).")
 
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
@@ -192,11 +197,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
     samples = np.concatenate([b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)])
     bad = ~np.isfinite(samples)
-    if bad.any():  # float WAVs can hold NaN/inf; resampling and the mel would turn them into a traceback
-        first = int(np.argmax(bad)) / rate
-        raise InputError(f"{path} holds {int(bad.sum())} audio samples that are not numbers (NaN or infinite), the "
-                         f"first at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
-                         "(e.g. as 16-bit PCM WAV).")
+    if bad.any():
+        raise _not_numbers(path, int(np.argmax(bad)) / rate, f"{int(bad.sum())} audio samples")
     if rate != sample_rate:
         # soxr "HQ" (librosa's "soxr_hq", without librosa's slow import): a 9 kHz tone taken from 48 to 16 kHz
         # aliases below -140 dB, where FFmpeg's default swr filter leaks it at -62 dB and dips 0.4 dB at 7 kHz.
