@@ -25,6 +25,7 @@ from ladtalk.features.mel import WINDOW_STEPS, frame_start, melspectrogram, sync
 
 T_WINDOW = 5  # frames per sample (syncnet_T of the official scripts)
 LRS2_FPS = 25.0
+VAL_FRACTION = 0.05  # of an LRS2 root without filelists, the clips (chosen by name hash) held out
 
 
 def faces_bgr(frames: np.ndarray, size: int) -> np.ndarray:
@@ -95,8 +96,7 @@ def lrs2_clip(folder: str | os.PathLike, img_size: int, fps: float = LRS2_FPS) -
                 lambda: load_audio(folder / "audio.wav"))
 
 
-def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train",
-               val_fraction: float = 0.05) -> list[Clip]:
+def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train") -> list[Clip]:
     """Identity folders (their own time split) and LRS2-style roots -> clips of `split` ('train' or 'val'). An LRS2
     root's train.txt / val.txt (the official filelists) choose its clips, else a hash of the clip name does."""
     clips: list[Clip] = []
@@ -113,7 +113,7 @@ def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str
             names = {line.split()[0] for line in listed.read_text().splitlines() if line.strip()}
             folders = [f for f in folders if f.relative_to(d).as_posix() in names]
         else:
-            folders = [f for f in folders if _is_val(f.relative_to(d).as_posix(), val_fraction) == (split != "train")]
+            folders = [f for f in folders if _is_val(f.relative_to(d).as_posix(), VAL_FRACTION) == (split != "train")]
         clips += [lrs2_clip(f, img_size) for f in folders]
         if not folders and split == "train":
             raise InputError(f"{d} holds no identity.json and no <spk>/<vid>/audio.wav clips; give identity "

@@ -37,10 +37,6 @@ class SyntheticClip:
     boxes: np.ndarray  # float32 (T,4) face box [x1,y1,x2,y2] in pixels
     mouth_openness: np.ndarray  # float32 (T,) in [0,1]
 
-    @property
-    def n_frames(self) -> int:
-        return len(self.mouth_openness)
-
 
 def _smooth_signal(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarray:
     """A slow, smooth wander bounded by `amplitude`: three sinusoids of 0.07-0.45 Hz, random phases."""
