@@ -34,8 +34,10 @@ def mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX).astype(np.float32)
 
 
-def _normalize(mel_amp: np.ndarray) -> np.ndarray:
-    db = 20.0 * np.log10(np.maximum(1e-5, mel_amp)) - REF_LEVEL_DB
+def _mel_of(y: np.ndarray, center: bool = True) -> np.ndarray:
+    """The normalised log-mel of pre-emphasised samples (centre-padded in 'reflect' mode unless `center` is off)."""
+    spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, center=center, pad_mode="reflect"))
+    db = 20.0 * np.log10(np.maximum(1e-5, np.dot(mel_basis(), spec))) - REF_LEVEL_DB
     norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
     return np.clip(norm, -MAX_ABS, MAX_ABS).astype(np.float32)
 
@@ -52,8 +54,7 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
         raise InputError(f"the audio has {len(wav)} samples; at least {N_FFT // 2 + 1} (26 ms at 16 kHz) "
                          "are needed")
     y = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav.astype(np.float32, copy=False)).astype(np.float32)
-    spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, pad_mode="reflect"))
-    return _normalize(np.dot(mel_basis(), spec))
+    return _mel_of(y)
 
 
 def melspectrogram_stream(blocks: Iterable[np.ndarray]) -> np.ndarray:
@@ -72,9 +73,7 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray]) -> np.ndarray:
         count = 1 + (len(x) - N_FFT) // HOP if len(x) >= N_FFT else 0
         if last or count >= STREAM_BLOCK_STEPS:
             if count:
-                spec = np.abs(librosa.stft(y=x[:(count - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
-                                           win_length=N_FFT, center=False))
-                mels.append(_normalize(np.dot(mel_basis(), spec)))
+                mels.append(_mel_of(x[:(count - 1) * HOP + N_FFT], center=False))
             return x[count * HOP:]
         return x
 
