@@ -76,14 +76,10 @@ def link_tracks(
 
 def _main_score(track: dict[int, Detection], frame_size: tuple[int, int]) -> float:
     w, h = frame_size
-    half_diag = 0.5 * np.hypot(h, w)
-    total = 0.0
-    for d in track.values():
-        x1, y1, x2, y2 = d.box
-        size = np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)) / min(h, w)
-        dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
-        total += size * max(0.0, 1.0 - dist / half_diag)
-    return float(total)
+    x1, y1, x2, y2 = np.array([d.box for d in track.values()], np.float64).T
+    size = np.sqrt(np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)) / min(h, w)
+    dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
+    return float(np.sum(size * np.maximum(0.0, 1.0 - dist / (0.5 * np.hypot(h, w)))))
 
 
 def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
