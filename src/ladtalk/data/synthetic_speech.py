@@ -66,10 +66,8 @@ def _ramp_envelope(n: int, sample_rate: int, attack_s: float, release_s: float) 
     """Raised-cosine attack and release around a flat top, length n."""
     env = np.ones(n)
     na, nr = min(n // 2, int(attack_s * sample_rate)), min(n // 2, int(release_s * sample_rate))
-    if na:
-        env[:na] = 0.5 - 0.5 * np.cos(np.pi * np.arange(na) / na)
-    if nr:
-        env[n - nr:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, nr + 1) / nr)
+    env[:na] = 0.5 - 0.5 * np.cos(np.pi * np.arange(na) / na)  # na or nr of 0: empty slices
+    env[n - nr:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, nr + 1) / nr)
     return env
 
 

@@ -90,11 +90,10 @@ def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
                 if not frame.format.is_planar:  # packed: (1, N*C) interleaved
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 planes = _to_float(arr, frame.format.name)
-                if pos is None:
-                    first_time = frame.pts * frame.time_base if frame.pts is not None else None
-                    if origin is None:
-                        origin = first_time if first_time is not None else Fraction(0)
-                    pos = int(round((first_time - origin) * rate)) if first_time is not None else 0
+                if pos is None:  # a first frame without a timestamp starts at the origin
+                    first_time = (origin or Fraction(0)) if frame.pts is None else frame.pts * frame.time_base
+                    origin = first_time if origin is None else origin
+                    pos = int(round((first_time - origin) * rate))
                     if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame
                         end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
                         limit = max(0, int(round(end * rate))) or None
