@@ -140,10 +140,7 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 
 class MTCNNDetector:
     """MTCNN on any device: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with 5 landmarks, best first.
-
-    The smallest face searched for is min_face_fraction of the frame's shorter side (at least 20 px). A larger
-    minimum is faster: the image pyramid starts at scale 12/min_face.
-    """
+    It searches faces down to min_face_fraction of the frame's shorter side (at least 20 px; larger is faster)."""
 
     name = "mtcnn"
     thresholds = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probabilities

@@ -1,10 +1,7 @@
 """From per-frame detections to one face track: linking, choice of the main face, gap filling, smoothing, pads.
 
-Tracks are numbered in the order of their first appearance; tracks that start on the same frame are numbered
-largest face first. Tracks seen on fewer than `min_track_frames` frames are dropped as spurious before numbering
-(unless no track is that long). With `track=None` the main track is kept: the one with the largest sum, over its
-frames, of face size (sqrt of the box area over the frame's shorter side) times centrality (1 at the frame centre,
-0 at a corner) — a large, central, long-lived face.
+The main track (`track=None`) has the largest sum over its frames of face size (sqrt of the box area over the
+frame's shorter side) times centrality (1 at the frame centre, 0 at a corner): a large, central, long-lived face.
 """
 
 from __future__ import annotations
@@ -38,9 +35,10 @@ class FaceTrack:
 def link_tracks(
     detections: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, min_track_frames: int = 3
 ) -> list[dict[int, Detection]]:
-    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says. Matching
-    is greedy by IoU (>= iou_threshold) with each track's last box, however long ago it was seen, so a face that
-    comes back to the same place keeps its track."""
+    """Link per-frame detections into tracks {frame: Detection} by greedy IoU (>= iou_threshold) with each track's
+    last box, however long ago it was seen (a face that comes back keeps its track). Tracks on fewer than
+    `min_track_frames` frames are dropped (unless none is that long); the rest are numbered by first frame, then
+    largest face first."""
     tracks: list[dict[int, Detection]] = []
     last_box: list[np.ndarray] = []
     for t, dets in enumerate(detections):
@@ -133,11 +131,8 @@ def track_faces(
     track: int | None = None,
     smooth_window: int = 5,
 ) -> FaceTrack:
-    """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
-
-    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing; gaps longer than MAX_GAP frames
-    have no face. No face at all gives an empty track; an out-of-range `track` is an InputError naming the tracks.
-    """
+    """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face, with
+    Wav2Lip's pads (top, bottom, left, right) added after smoothing. No face at all gives an empty track."""
     w, h = (int(v) for v in frame_size)
     n = len(detections)
     pads = check_pads(pads, (w, h))

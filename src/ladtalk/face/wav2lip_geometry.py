@@ -19,11 +19,8 @@ OFFICIAL_INPUT_SIZE = 96
 
 
 def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> np.ndarray:
-    """The official get_smoothened_boxes on int boxes (N,4), applied within each run of rows that are not -1.
-
-    Deliberately in place on an int array, as the original: the mean is truncated toward zero, and the windows
-    of the last frames (which reuse the last `window` rows) already include rows smoothed before them.
-    """
+    """The official get_smoothened_boxes on int boxes (N,4) within each run of rows that are not -1: in place on
+    ints as the original, so means truncate and the last frames' windows include rows already smoothed."""
     boxes = np.array(boxes, dtype=np.int64, copy=True)
     for t, end in valid_runs((boxes >= 0).all(axis=1)):
         run = boxes[t:end]  # a view: assignments below change `boxes`, as in the original

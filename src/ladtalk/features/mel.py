@@ -114,12 +114,9 @@ def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | np.in
 
 def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
                 offset_frames: int = 0) -> np.ndarray:
-    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame.. (a chunk, for streaming).
-
-    Frame i's window starts at int((i+offset_frames)*80/fps), clamped into the mel as the official inference does.
-    `num_frames=None` gives the official count minus first_frame. `offset_frames`: the generator's training offset
-    (-1 for one trained as the original: frame i learned from frame i-1's mel; 0 is the official inference).
-    """
+    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame.. (default: to the official
+    count). Frame i's window starts at int((i+offset_frames)*80/fps), clamped into the mel as the official inference
+    does; `offset_frames` is the generator's training offset (-1 as the original trained, 0 the official inference)."""
     mel = np.asarray(mel, dtype=np.float32)
     if mel.ndim != 2 or mel.shape[0] != NUM_MELS:
         raise InputError(f"expected a mel of shape (80, T), got {mel.shape}")

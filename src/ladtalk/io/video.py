@@ -143,13 +143,10 @@ def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, Fraction | None, Fract
 
 def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0,
                 max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield frames one at a time as uint8 (H,W,3) RGB, optionally resampled to a constant `fps`.
-
-    With `fps`, output frame k shows the last input frame at or before time k/fps (variable frame rates too), up to
-    the last input frame's display time; a repeated frame is a fresh array. `start_frame` and `max_frames` count
-    output frames (decoding is sequential: no seek, so no keyframe inaccuracy). Damage found mid-stream raises
-    InputError even after frames were yielded: a short video would silently misalign everything downstream.
-    """
+    """Yield uint8 (H,W,3) RGB frames, optionally resampled to a constant `fps` (output frame k shows the last input
+    frame at or before time k/fps, up to the last one's display time; repeats are fresh arrays). `start_frame` and
+    `max_frames` count output frames (decoded sequentially, no seek). Damage found mid-stream raises InputError even
+    after frames were yielded: a short video would silently misalign everything downstream."""
     path = Path(path)
     if start_frame < 0:
         raise InputError(f"start_frame must be >= 0, got {start_frame}")
@@ -256,13 +253,9 @@ def _chunked(blocks: Iterator[np.ndarray], size: int, channels: int) -> Iterator
 
 
 class VideoWriter:
-    """Write uint8 RGB frames to an H.264 (yuv420p) MP4 with optional AAC audio, atomically.
-
-    Odd frame sizes are padded by one edge row/column to the even size yuv420p needs. Audio starts at t=0 with the
-    first frame: a whole array (constructor or `set_audio`) or blocks read as the video advances
-    (`set_audio_stream`), set before the first `write`. The file appears only when the `with` block exits cleanly.
-    x264 `veryfast` at CRF 17: ~2x faster than `medium` at CRF 18 for the same size and 1 dB less (Macron clip).
-    """
+    """Write uint8 RGB frames to an H.264 (yuv420p; odd sizes padded by an edge row/column) MP4, with AAC audio
+    from the first frame if set, atomically: the file appears when the `with` block exits cleanly. x264 `veryfast`
+    at CRF 17: ~2x faster than `medium` at CRF 18 for the same size and 1 dB less (Macron clip)."""
 
     def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
                  crf: int = 17, preset: str = "veryfast") -> None:
