@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 from ladtalk.data.identity import META_NAME, Identity
 from ladtalk.errors import InputError
 from ladtalk.features.mel import WINDOW_STEPS, frame_start, melspectrogram, sync_window, training_windows
+from ladtalk.io.audio import load_audio
 
 T_WINDOW = 5  # frames per sample (syncnet_T of the official scripts)
 LRS2_FPS = 25.0
@@ -88,8 +89,6 @@ def _read_jpgs(folder: Path, ids: np.ndarray, img_size: int) -> np.ndarray:
 
 def lrs2_clip(folder: str | os.PathLike, img_size: int, fps: float = LRS2_FPS) -> Clip:
     """One LRS2-style video folder ({k}.jpg face crops, 0-based frame index k, gaps allowed, + audio.wav)."""
-    from ladtalk.io.audio import load_audio
-
     folder = Path(folder)
     ids = np.array(sorted(int(p.stem) for p in folder.glob("*.jpg") if p.stem.isdigit()), dtype=np.int64)
     return Clip(str(folder), fps, ids, lambda k: _read_jpgs(folder, k, img_size),
