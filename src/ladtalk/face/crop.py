@@ -44,8 +44,7 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def crop_faces(frames: np.ndarray, crop_boxes: np.ndarray, size: int) -> np.ndarray:
-    """Frames uint8 (B,H,W,3) and crop boxes (B,4) -> faces uint8 (B,size,size,3); outside the frame is filled
-    by edge replication, a NaN box gives a black face."""
+    """Frames uint8 (B,H,W,3) and crop boxes (B,4) -> faces uint8 (B,size,size,3), black for NaN boxes."""
     frames = np.asarray(frames)
     crop_boxes = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
     if frames.ndim != 4 or len(frames) != len(crop_boxes):
@@ -90,8 +89,7 @@ def paste_faces(
     frames: np.ndarray, faces: np.ndarray, crop_boxes: np.ndarray, mode: str = "feather", feather: float = 0.1
 ) -> np.ndarray:
     """Paste faces uint8 (B,S,S,3) into a copy of frames uint8 (B,H,W,3) at crop boxes (B,4): 'hard' overwrites
-    the box exactly (the paper), 'feather' blends with feather_mask, 'mouth' blends only the lower face
-    (lower_face_mask); frames with a NaN box are returned untouched."""
+    the box (the paper), 'feather' blends with feather_mask, 'mouth' only the lower face (lower_face_mask)."""
     def face_in_box(i, box, clipped):
         (x1, y1, x2, y2), (cx1, cy1, cx2, cy2) = box, clipped
         return _resize(np.ascontiguousarray(faces[i]), x2 - x1, y2 - y1)[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]

@@ -130,8 +130,7 @@ def mux_format(info: AudioInfo) -> AudioInfo:
 
 def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int | None = None) -> Iterator[np.ndarray]:
     """Stream the audio as float32 (N,C) blocks in [-1,1], at `sample_rate` (default: its own) with `channels`
-    (default: its own; 1 averages the channels, 2 from mono repeats it). Sample 0 is the first video frame's
-    instant, as for `load_audio`; memory stays flat in the audio's length."""
+    (default: its own; 1 averages the channels, 2 from mono repeats it); memory stays flat in its length."""
     path = Path(path)
     info = probe_audio(path)
     rate = int(sample_rate or info.sample_rate)

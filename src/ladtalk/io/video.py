@@ -1,7 +1,6 @@
 """Streaming video decode/encode with PyAV: frames are uint8 (H,W,3) RGB, memory flat in the video's length.
 
-t = 0 is the first video frame, for frames and for `load_audio` of the same file (shifted to match), so frame k
-of a constant-rate video belongs to audio time k/fps, as in files written by `VideoWriter`.
+t = 0 is the first video frame, as for the audio of the same file (io/audio.py) and in files `VideoWriter` writes.
 """
 
 from __future__ import annotations
