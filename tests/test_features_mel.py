@@ -13,7 +13,6 @@ from ladtalk.features.mel import (
     mel_windows,
     melspectrogram,
     melspectrogram_stream,
-    official_num_frames,
     sync_window,
     training_windows,
 )
@@ -58,9 +57,8 @@ def _official_chunks(mel: np.ndarray, fps: float) -> list[np.ndarray]:
 def test_windows_follow_official_inference(fps):
     mel = np.random.default_rng(0).standard_normal((80, 237)).astype(np.float32)
     want = _official_chunks(mel, fps)
-    got = mel_windows(mel, fps)
+    got = mel_windows(mel, fps, len(want))
     assert got.shape == (len(want), 1, 80, 16)
-    assert official_num_frames(mel.shape[1], fps) == len(want)
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g[0], w)
     # asking for more frames clamps every extra window to the end

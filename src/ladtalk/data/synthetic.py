@@ -144,8 +144,6 @@ def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, si
 def load_truth(truth_path: str | Path) -> dict:
     """truth.json of a synthetic clip with its per-frame lists as numpy arrays."""
     path = Path(truth_path)
-    if path.is_dir():
-        path = path / "truth.json"
     if not path.exists():
         raise InputError(f"{path} does not exist; render a clip with `ladtalk synth -o DIR` first.")
     truth = json.loads(path.read_text())

@@ -97,36 +97,23 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray]) -> np.ndarray:
     return np.concatenate(mels, axis=1)
 
 
-def official_num_frames(num_mel_steps: int, fps: float) -> int:
-    """Number of video frames the official inference makes for a mel of this length at this fps."""
-    step = MEL_STEPS_PER_SECOND / fps
-    # chunk i is full while int(i*step) + 16 <= T; then one more chunk clamped to the end
-    i = 0
-    while int(i * step) + WINDOW_STEPS <= num_mel_steps:
-        i += 1
-    return i + 1
-
-
 def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | np.integer:
     """First mel step of video frame `frame_index` (int(i * 80 / fps), the official rounding)."""
     return (np.asarray(frame_index, np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
 
 
-def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
+def mel_windows(mel: np.ndarray, fps: float, num_frames: int, first_frame: int = 0,
                 offset_frames: int = 0) -> np.ndarray:
-    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame.. (default: to the official
-    count). Frame i's window starts at int((i+offset_frames)*80/fps), clamped into the mel as the official inference
-    does; `offset_frames` is the generator's training offset (-1 as the original trained, 0 the official inference)."""
+    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame... Frame i's window starts at
+    int((i+offset_frames)*80/fps), clamped into the mel as the official inference does; `offset_frames` is the
+    generator's training offset (-1 as the original trained, 0 the official inference)."""
     mel = np.asarray(mel, dtype=np.float32)
     if mel.ndim != 2 or mel.shape[0] != NUM_MELS:
         raise InputError(f"expected a mel of shape (80, T), got {mel.shape}")
     if mel.shape[1] < WINDOW_STEPS:  # shorter than one window (< 0.2 s): pad with the silence level
         mel = np.pad(mel, ((0, 0), (0, WINDOW_STEPS - mel.shape[1])), constant_values=-MAX_ABS)
-    total = mel.shape[1]
-    if num_frames is None:
-        num_frames = max(0, official_num_frames(total, fps) - first_frame)
     frames = np.arange(first_frame, first_frame + num_frames) + offset_frames
-    starts = np.clip(frame_start(frames, fps), 0, total - WINDOW_STEPS)
+    starts = np.clip(frame_start(frames, fps), 0, mel.shape[1] - WINDOW_STEPS)
     idx = starts[:, None] + np.arange(WINDOW_STEPS)[None, :]
     return np.ascontiguousarray(mel[:, idx].transpose(1, 0, 2)[:, None])
 
