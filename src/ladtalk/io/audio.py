@@ -207,7 +207,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write float (N,) mono in [-1,1] (or int16) as 16-bit PCM WAV, atomically (clipped, rounded)."""
+    """Write float (N,) mono in [-1,1] as 16-bit PCM WAV, atomically (clipped, rounded)."""
     a = np.asarray(samples)
     if a.ndim == 2 and 1 in a.shape:
         a = a.reshape(-1)
@@ -215,15 +215,10 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         raise InputError(f"write_wav takes mono (N,) samples, got shape {a.shape}")
     if int(sample_rate) <= 0:
         raise InputError(f"sample_rate must be positive, got {sample_rate}")
-    if a.dtype == np.int16:
-        pcm = a
-    else:
-        pcm = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
+    pcm = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
     try:
         with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(sample_rate))
+            w.setparams((1, 2, int(sample_rate), len(pcm), "NONE", "not compressed"))  # mono, 16-bit
             w.writeframes(pcm.astype("<i2").tobytes())
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}. Choose a folder you can write to.") from e
