@@ -19,7 +19,8 @@ from ladtalk.data.synthetic_face import FaceRenderer
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
-from ladtalk.io.audio import SAMPLE_RATE
+from ladtalk.io.audio import SAMPLE_RATE, write_wav
+from ladtalk.io.video import VideoWriter
 
 __all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "synth_speech",
            "synthesize", "load_truth", "FaceRenderer"]
@@ -99,9 +100,6 @@ def iter_render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 
 def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, size: int = 256, seed: int = 0,
                sample_rate: int = SAMPLE_RATE) -> SyntheticClip:
     """Render the seeded talking face to out_dir/{video.mp4 (H.264+AAC), audio.wav, truth.json}; atomic files."""
-    from ladtalk.io.audio import write_wav
-    from ladtalk.io.video import VideoWriter
-
     _check(size, fps)
     if not np.isfinite(seconds) or seconds * fps < 1:
         raise InputError(f"seconds must be long enough for one frame at {fps} fps, got {seconds}")
