@@ -1,9 +1,7 @@
-"""Training samples for the lip-sync networks: 5-frame face windows and mel windows, sampled as the official
-Wav2Lip scripts do, from identity folders and from LRS2-style roots (<spk>/<vid>/{k}.jpg + audio.wav).
-
-Images are BGR float in [0, 1] (the official convention), S x S with S = img_size (96 official). Each clip's mel
-is computed once (cached); samples are drawn at random per index from a generator seeded with (seed, index),
-so a resumed run sees the same samples as an uninterrupted one.
+"""Training samples for the lip-sync networks, drawn as the official Wav2Lip scripts do from identity folders and
+LRS2-style roots (<spk>/<vid>/{k}.jpg + audio.wav): 5-frame windows of BGR float faces in [0, 1] (the official
+convention) and their mel windows. Each index draws from a generator seeded with (seed, index), so a resumed run
+sees the same samples as an uninterrupted one.
 """
 
 from __future__ import annotations
