@@ -199,8 +199,6 @@ class MTCNNDetector:
             prob, reg = self.pnet(_normalise(level, self.device))
             mask = prob[:, 1] >= self.thresholds[0]
             ii, yy, xx = mask.nonzero(as_tuple=True)
-            if ii.numel() == 0:
-                continue
             score = prob[:, 1][mask]
             off = reg.permute(0, 2, 3, 1)[mask]
             # Each P-Net output cell sees a 12x12 window at stride 2 of this pyramid level (whose true scale per
