@@ -9,8 +9,7 @@ def check_pads(pads, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
     """Four integer pads (top, bottom, left, right), none larger than the frame, or an InputError."""
     if len(pads) != 4 or any(isinstance(p, float) and not p.is_integer() for p in pads):
         raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
-    limit = max(frame_size)
-    if any(abs(int(p)) > limit for p in pads):
+    if any(abs(int(p)) > max(frame_size) for p in pads):
         raise InputError(f"pads {tuple(pads)} reach beyond a {frame_size[0]}x{frame_size[1]} frame; pads are a few "
                          "pixels around the face box (Wav2Lip's default is '0 10 0 0')")
     return tuple(int(p) for p in pads)  # type: ignore[return-value]

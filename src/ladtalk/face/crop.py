@@ -21,11 +21,9 @@ def square_crop_boxes(boxes: np.ndarray, frame_size: tuple[int, int], scale: flo
     out = np.full_like(boxes, np.nan)
     ok = np.isfinite(boxes).all(axis=1)
     b = boxes[ok]
-    side = np.maximum(np.round(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale), 1.0)
-    cx = np.clip((b[:, 0] + b[:, 2]) / 2, 0, w)
-    cy = np.clip((b[:, 1] + b[:, 3]) / 2, 0, h)
-    x1, y1 = np.round(cx - side / 2), np.round(cy - side / 2)
-    out[ok] = np.stack([x1, y1, x1 + side, y1 + side], axis=1)
+    side = np.maximum(np.round(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale), 1.0)[:, None]
+    corner = np.round(np.clip((b[:, :2] + b[:, 2:]) / 2, 0, [w, h]) - side / 2)  # centre kept inside the frame
+    out[ok] = np.concatenate([corner, corner + side], axis=1)
     return out
 
 

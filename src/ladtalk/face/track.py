@@ -60,9 +60,7 @@ def link_tracks(
             if j not in used_d:
                 tracks.append({t: dets[j]})
                 last_box.append(boxes[j])
-    if not tracks:
-        return []
-    longest = max(len(tr) for tr in tracks)
+    longest = max((len(tr) for tr in tracks), default=0)
     tracks = [tr for tr in tracks if len(tr) >= min(min_track_frames, longest)]
 
     def order(tr: dict[int, Detection]) -> tuple[int, float]:

@@ -129,9 +129,7 @@ def training_windows(mel: np.ndarray, fps: float, first_frame: int, count: int =
 
 def sync_window(mel: np.ndarray, fps: float, frame: int) -> np.ndarray | None:
     """The (1, 80, 16) mel window starting at video frame `frame`, or None if it leaves the clip."""
-    if frame < 0:
-        return None
     start = frame_start(frame, fps)
-    if start + WINDOW_STEPS > mel.shape[1]:
+    if frame < 0 or start + WINDOW_STEPS > mel.shape[1]:
         return None
     return mel[None, :, start:start + WINDOW_STEPS]
