@@ -179,8 +179,7 @@ def _resampled(frames: Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]
             produced += 1
         if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
             held, held_t = frame, t
-    if held is None:
-        return
+    # the last frame is shown for its duration (_decoded raised if there was none)
     end = held_t + (held.duration * held.time_base if held.duration else period)
     while produced / out_fps + tol < end:
         yield held
