@@ -8,6 +8,7 @@ import pytest
 import torch
 from _lipsync_fake import make_talking_identity
 
+from ladtalk.data import lipsync
 from ladtalk.data.lipsync import GeneratorSamples, SyncPairs, faces_bgr, find_clips
 from ladtalk.errors import InputError
 from ladtalk.features.mel import sync_window, training_windows
@@ -62,7 +63,8 @@ def test_generator_samples(identity):
     np.testing.assert_array_equal(mel.numpy(), sync_window(clip.mel, clip.fps, starts[0]))
 
 
-def test_lrs2_root_with_gaps(tmp_path):
+def test_lrs2_root_with_gaps(tmp_path, monkeypatch):
+    monkeypatch.setattr(lipsync, "VAL_FRACTION", 0.0)
     root = tmp_path / "lrs2"
     vid = root / "spk1" / "00001"
     vid.mkdir(parents=True)
@@ -73,7 +75,7 @@ def test_lrs2_root_with_gaps(tmp_path):
         img[..., 0] = 200  # blue in OpenCV's BGR order
         img[:, :, 1] = k  # frame index in the green channel
         cv2.imwrite(str(vid / f"{k}.jpg"), img)
-    clips = find_clips([root], img_size=48, split="train", val_fraction=0.0)
+    clips = find_clips([root], img_size=48, split="train")
     assert len(clips) == 1 and clips[0].fps == 25.0
     starts = set(clips[0].starts.tolist())
     assert all(not ({12, 30} & set(range(t, t + 5))) for t in starts)
@@ -82,7 +84,7 @@ def test_lrs2_root_with_gaps(tmp_path):
     assert faces[0, 0].mean() > 0.7 and faces[0, 2].mean() < 0.05  # channel 0 = blue
     mel, face, y = SyncPairs(clips, length=4)[0]
     assert face.shape == (15, 24, 48)
-    assert find_clips([root], img_size=48, split="val", val_fraction=0.0) == []
+    assert find_clips([root], img_size=48, split="val") == []
 
 
 def test_bad_folders(tmp_path):

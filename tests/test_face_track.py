@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from ladtalk.errors import InputError
+from ladtalk.face import track as track_module
 from ladtalk.face.detect import Detection
 from ladtalk.face.track import fill_gaps, link_tracks, smooth_boxes, track_faces
 
@@ -26,7 +27,7 @@ def test_short_gaps_are_interpolated_and_long_gaps_marked():
         dets[t] = []
     for t in range(30, 45):  # long gap
         dets[t] = []
-    tr = track_faces(dets, SIZE, pads=(0, 0, 0, 0), max_gap=5, smooth_window=1)
+    tr = track_faces(dets, SIZE, pads=(0, 0, 0, 0), smooth_window=1)
     assert tr.has_face[10:13].all()
     np.testing.assert_allclose(tr.boxes[11], [270 + 11, 110, 370 + 11, 210])
     assert not tr.has_face[30:45].any() and np.isnan(tr.boxes[30:45]).all()
@@ -34,14 +35,16 @@ def test_short_gaps_are_interpolated_and_long_gaps_marked():
     assert np.isnan(tr.raw_boxes[10]).all() and len(link_tracks(dets)) == 1
 
 
-def test_gaps_at_the_ends_are_held_when_short():
+def test_gaps_at_the_ends_are_held_when_short(monkeypatch):
     dets = _moving(20)
     dets[0] = dets[1] = []
     dets[-1] = []
-    tr = track_faces(dets, SIZE, pads=(0, 0, 0, 0), smooth_window=1, max_gap=2)
+    monkeypatch.setattr(track_module, "MAX_GAP", 2)
+    tr = track_faces(dets, SIZE, pads=(0, 0, 0, 0), smooth_window=1)
     assert tr.has_face.all()
     np.testing.assert_allclose(tr.boxes[0], tr.boxes[2])
-    assert not track_faces(dets, SIZE, pads=(0, 0, 0, 0), max_gap=1).has_face[:2].any()
+    monkeypatch.setattr(track_module, "MAX_GAP", 1)
+    assert not track_faces(dets, SIZE, pads=(0, 0, 0, 0)).has_face[:2].any()
 
 
 def test_no_face_at_all_is_not_a_crash():
@@ -55,7 +58,7 @@ def test_pads_follow_wav2lip_order():
     np.testing.assert_allclose(tr.boxes[0], [270 - 2, 110 - 1, 370 + 3, 210 + 10])
 
 
-def test_main_track_is_large_and_central_and_user_can_pick():
+def test_main_track_is_large_and_central_and_user_can_pick(monkeypatch):
     n = 30
     dets = []
     for t in range(n):
@@ -67,7 +70,8 @@ def test_main_track_is_large_and_central_and_user_can_pick():
         dets.append(frame)
     tracks = link_tracks(dets)
     assert [min(tr) for tr in tracks] == [0, 3, 7], "numbered by first appearance"
-    main = track_faces(dets, SIZE, smooth_window=1, pads=(0, 0, 0, 0), max_gap=2)
+    monkeypatch.setattr(track_module, "MAX_GAP", 2)
+    main = track_faces(dets, SIZE, smooth_window=1, pads=(0, 0, 0, 0))
     assert not main.has_face[:3].any() and main.has_face[3:].all()
     np.testing.assert_allclose(main.boxes[5], [255, 100, 405, 250])
     chosen = track_faces(dets, SIZE, track=0, smooth_window=1, pads=(0, 0, 0, 0))
@@ -86,11 +90,12 @@ def test_same_first_frame_numbers_the_larger_face_first_and_drops_flickers():
     assert tracks[0][0].width == 120 and tracks[1][0].width == 50
 
 
-def test_a_face_that_returns_to_its_place_keeps_its_track():
+def test_a_face_that_returns_to_its_place_keeps_its_track(monkeypatch):
     dets = _moving(40, vx=0)
     for t in range(10, 30):
         dets[t] = []
-    tr = track_faces(dets, SIZE, max_gap=3)
+    monkeypatch.setattr(track_module, "MAX_GAP", 3)
+    tr = track_faces(dets, SIZE)
     assert len(link_tracks(dets)) == 1 and tr.has_face[:10].all() and tr.has_face[30:].all()
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from ladtalk.errors import InputError
+from ladtalk.io import audio as audio_module
 from ladtalk.io.audio import (
     AudioInfo,
     iter_audio,
@@ -198,18 +199,20 @@ def test_real_wavs(fixtures_dir):
     assert len(de) / 16000 == pytest.approx(8.7, abs=0.1)
 
 
-def test_streamed_audio_keeps_channels_rate_and_matches_the_whole_load(tmp_path):
+def test_streamed_audio_keeps_channels_rate_and_matches_the_whole_load(tmp_path, monkeypatch):
     """iter_audio: stereo 44.1 kHz stays stereo 44.1 kHz, block by block; the 16 kHz mono stream equals load_audio."""
     left, right = _sine(440, 44100, 3.0), _sine(660, 44100, 3.0, amp=0.2)
     path = tmp_path / "stereo.wav"
     _encode(path, "pcm_s16le", np.stack([left, right]), 44100)
     assert probe_audio(path) == AudioInfo(44100, 2)
-    blocks = list(iter_audio(path, block_seconds=0.25))
+    monkeypatch.setattr(audio_module, "BLOCK_SECONDS", 0.25)
+    blocks = list(iter_audio(path))
     assert len(blocks) > 4 and all(b.ndim == 2 and b.shape[1] == 2 for b in blocks)
     both = np.concatenate(blocks)
     np.testing.assert_allclose(both[:, 0], left, atol=1e-4)
     np.testing.assert_allclose(both[:, 1], right, atol=1e-4)
-    mono16 = np.concatenate(list(iter_audio(path, 16000, 1, block_seconds=0.3)))[:, 0]
+    monkeypatch.setattr(audio_module, "BLOCK_SECONDS", 0.3)
+    mono16 = np.concatenate(list(iter_audio(path, 16000, 1)))[:, 0]
     whole = load_audio(path, 16000)
     assert abs(len(mono16) - len(whole)) <= 1
     n = min(len(mono16), len(whole))

@@ -17,7 +17,7 @@ from ladtalk.io.video import VideoWriter
 
 def test_identity_folder_contents(synthetic_identity, synthetic_clip):
     ident = Identity.open(synthetic_identity)
-    n = synthetic_clip.n_frames
+    n = len(synthetic_clip.mouth_openness)
     assert ident.frame_count == n and ident.fps == pytest.approx(25.0)
     assert ident.crops.shape == (n, 256, 256, 3) and ident.crops.dtype == np.uint8
     assert ident.has_face.all(), "the synthetic face is found on every frame"
@@ -68,7 +68,7 @@ def test_interrupted_run_resumes_from_the_detection_cache(synthetic_clip, tmp_pa
     calls.clear()
     counting.resumed = True
     prepare(synthetic_clip.video_path, out, device="cpu")
-    assert sum(calls) == synthetic_clip.n_frames - detected_first
+    assert sum(calls) == len(synthetic_clip.mouth_openness) - detected_first
     assert Identity.open(out).has_face.all()
     assert not list(tmp_path.glob(".*")), "the cache is removed after success"
 

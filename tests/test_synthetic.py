@@ -27,7 +27,7 @@ SR, FPS = 16000, 25.0
 @pytest.fixture(scope="module")
 def speech():
     audio, env = synth_speech(4.0, SR, seed=0)
-    return audio, env, mouth_openness(env, SR, FPS)
+    return audio, env, mouth_openness(env, SR, FPS, int(4.0 * FPS))
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_cli_synth_and_bad_input(tmp_path, capsys):
 
     out = tmp_path / "cli"
     assert main(["synth", "-o", str(out), "--seconds", "1", "--size", "128", "--seed", "2"]) == 0
-    assert load_truth(out)["n_frames"] == 25
+    assert load_truth(out / "truth.json")["n_frames"] == 25
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     assert main(["synth", "-o", str(blocker / "sub"), "--seconds", "1", "--size", "128"]) == 2

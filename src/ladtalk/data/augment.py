@@ -1,10 +1,8 @@
 """Augmentation of lip-sync expert batches (pure torch; randomness only from an explicit generator).
 
-With one person's few minutes, an expert memorises which face goes with which sound (each training window is
-unique) instead of learning how a mouth moves with speech; held-out accuracy stays at chance. Changing what
-identifies a window but not its mouth motion breaks that shortcut: the same photometric change, flip, shift and
-zoom for all five frames of a sample (motion between frames is kept), and a level shift, noise and a band mask on
-its mel window (the sound of the same mouth shape at another loudness or over another microphone).
+On one person's few minutes an expert memorises which face goes with which sound instead of how a mouth moves
+(held-out accuracy stays at chance). Changes that keep the mouth motion break that shortcut: one photometric
+change, flip, shift and zoom for all five frames of a sample, and a level shift, noise and a band mask on its mel.
 """
 
 from __future__ import annotations

@@ -44,7 +44,6 @@ class Identity:
         self.crop_size: int = int(m["crop_size"])
         self.source_path = Path(m["source"]["path"])
         self.frame_size: tuple[int, int] = (int(m["width"]), int(m["height"]))  # of the source frames
-        self.audio_path = self.dir / AUDIO_NAME
 
     @classmethod
     def open(cls, identity_dir: str | os.PathLike) -> Identity:
@@ -113,4 +112,4 @@ class Identity:
         """float32 mono samples at SAMPLE_RATE (16 kHz)."""
         from ladtalk.io.audio import load_audio
 
-        return load_audio(self.audio_path)
+        return load_audio(self.dir / AUDIO_NAME)

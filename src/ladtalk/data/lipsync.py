@@ -1,9 +1,7 @@
-"""Training samples for the lip-sync networks: 5-frame face windows and mel windows, sampled as the official
-Wav2Lip scripts do, from identity folders and from LRS2-style roots (<spk>/<vid>/{k}.jpg + audio.wav).
-
-Images are BGR float in [0, 1] (the official convention), S x S with S = img_size (96 official). Each clip's mel
-is computed once (cached); samples are drawn at random per index from a generator seeded with (seed, index),
-so a resumed run sees the same samples as an uninterrupted one.
+"""Training samples for the lip-sync networks, drawn as the official Wav2Lip scripts do from identity folders and
+LRS2-style roots (<spk>/<vid>/{k}.jpg + audio.wav): 5-frame windows of BGR float faces in [0, 1] (the official
+convention) and their mel windows. Each index draws from a generator seeded with (seed, index), so a resumed run
+sees the same samples as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -22,9 +20,11 @@ from torch.utils.data import Dataset
 from ladtalk.data.identity import META_NAME, Identity
 from ladtalk.errors import InputError
 from ladtalk.features.mel import WINDOW_STEPS, frame_start, melspectrogram, sync_window, training_windows
+from ladtalk.io.audio import load_audio
 
 T_WINDOW = 5  # frames per sample (syncnet_T of the official scripts)
 LRS2_FPS = 25.0
+VAL_FRACTION = 0.05  # of an LRS2 root without filelists, the clips (chosen by name hash) held out
 
 
 def faces_bgr(frames: np.ndarray, size: int) -> np.ndarray:
@@ -87,16 +87,13 @@ def _read_jpgs(folder: Path, ids: np.ndarray, img_size: int) -> np.ndarray:
 
 def lrs2_clip(folder: str | os.PathLike, img_size: int, fps: float = LRS2_FPS) -> Clip:
     """One LRS2-style video folder ({k}.jpg face crops, 0-based frame index k, gaps allowed, + audio.wav)."""
-    from ladtalk.io.audio import load_audio
-
     folder = Path(folder)
     ids = np.array(sorted(int(p.stem) for p in folder.glob("*.jpg") if p.stem.isdigit()), dtype=np.int64)
     return Clip(str(folder), fps, ids, lambda k: _read_jpgs(folder, k, img_size),
                 lambda: load_audio(folder / "audio.wav"))
 
 
-def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train",
-               val_fraction: float = 0.05) -> list[Clip]:
+def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str = "train") -> list[Clip]:
     """Identity folders (their own time split) and LRS2-style roots -> clips of `split` ('train' or 'val'). An LRS2
     root's train.txt / val.txt (the official filelists) choose its clips, else a hash of the clip name does."""
     clips: list[Clip] = []
@@ -113,7 +110,7 @@ def find_clips(data_dirs: Sequence[str | os.PathLike], img_size: int, split: str
             names = {line.split()[0] for line in listed.read_text().splitlines() if line.strip()}
             folders = [f for f in folders if f.relative_to(d).as_posix() in names]
         else:
-            folders = [f for f in folders if _is_val(f.relative_to(d).as_posix(), val_fraction) == (split != "train")]
+            folders = [f for f in folders if _is_val(f.relative_to(d).as_posix(), VAL_FRACTION) == (split != "train")]
         clips += [lrs2_clip(f, img_size) for f in folders]
         if not folders and split == "train":
             raise InputError(f"{d} holds no identity.json and no <spk>/<vid>/audio.wav clips; give identity "

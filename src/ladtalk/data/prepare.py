@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from ladtalk.data.identity import AUDIO_NAME, CROPS_NAME, FORMAT_VERSION, META_NAME, Identity
 from ladtalk.errors import InputError, NoFaceError
-from ladtalk.face import DEFAULT_PADS
+from ladtalk.face import DEFAULT_PADS, check_pads
 from ladtalk.face.crop import crop_faces, square_crop_boxes
 from ladtalk.face.detect import Detection, make_detector
-from ladtalk.face.track import FaceTrack, fill_gaps, track_faces
-from ladtalk.face.wav2lip_geometry import check_pads, official_boxes
+from ladtalk.face.track import MAX_GAP, FaceTrack, fill_gaps, track_faces
+from ladtalk.face.wav2lip_geometry import official_boxes
 from ladtalk.io.atomic import atomic_dir, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, load_audio, write_wav
 from ladtalk.io.guard import refuse_foreign_folder, refuse_output_over_inputs
@@ -34,7 +34,6 @@ from ladtalk.runtime import resolve_device
 log = logging.getLogger(__name__)
 BATCH = 16
 MAX_FPS = 240.0  # resampling to more frames than any camera records only repeats frames
-MAX_GAP = 5  # track_faces' default: gaps of up to 5 frames are bridged
 
 
 def file_sha256(path: Path) -> str:

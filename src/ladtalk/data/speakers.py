@@ -1,8 +1,5 @@
-"""Many synthetic speakers (one per seed: its own face, motion and speech) as identity folders.
-
-The many-speaker data a lip-sync base needs before it can serve a person it never saw (the paper's setting: a
-generalist Wav2Lip, then the person's own restorer).
-"""
+"""Many synthetic speakers (one per seed: its own face, motion and speech) as identity folders: the data a
+generalist lip-sync base needs before it can serve a person it never saw (the paper's setting)."""
 
 from __future__ import annotations
 

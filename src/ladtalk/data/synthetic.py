@@ -19,7 +19,8 @@ from ladtalk.data.synthetic_face import FaceRenderer
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
-from ladtalk.io.audio import SAMPLE_RATE
+from ladtalk.io.audio import SAMPLE_RATE, write_wav
+from ladtalk.io.video import VideoWriter
 
 __all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "synth_speech",
            "synthesize", "load_truth", "FaceRenderer"]
@@ -36,10 +37,6 @@ class SyntheticClip:
     truth_path: Path
     boxes: np.ndarray  # float32 (T,4) face box [x1,y1,x2,y2] in pixels
     mouth_openness: np.ndarray  # float32 (T,) in [0,1]
-
-    @property
-    def n_frames(self) -> int:
-        return len(self.mouth_openness)
 
 
 def _smooth_signal(rng: np.random.Generator, t: np.ndarray, amplitude: float) -> np.ndarray:
@@ -103,9 +100,6 @@ def iter_render_frames(mouth_openness: np.ndarray, size: int = 256, seed: int = 
 def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, size: int = 256, seed: int = 0,
                sample_rate: int = SAMPLE_RATE) -> SyntheticClip:
     """Render the seeded talking face to out_dir/{video.mp4 (H.264+AAC), audio.wav, truth.json}; atomic files."""
-    from ladtalk.io.audio import write_wav
-    from ladtalk.io.video import VideoWriter
-
     _check(size, fps)
     if not np.isfinite(seconds) or seconds * fps < 1:
         raise InputError(f"seconds must be long enough for one frame at {fps} fps, got {seconds}")
@@ -148,8 +142,6 @@ def synthesize(out_dir: str | Path, seconds: float = 12.0, fps: float = 25.0, si
 def load_truth(truth_path: str | Path) -> dict:
     """truth.json of a synthetic clip with its per-frame lists as numpy arrays."""
     path = Path(truth_path)
-    if path.is_dir():
-        path = path / "truth.json"
     if not path.exists():
         raise InputError(f"{path} does not exist; render a clip with `ladtalk synth -o DIR` first.")
     truth = json.loads(path.read_text())

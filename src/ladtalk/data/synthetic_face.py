@@ -178,10 +178,8 @@ class FaceRenderer:
             ear_rgb = st.skin * np.array([1.0, 0.9, 0.88], np.float32) * (0.8 - 0.35 * concha[..., None])
             over(head, ear_rgb, ear)
         over(head, face_rgb, face)
-        brows = self._brows()
-        over(head, st.hair * 0.6, brows * 0.8)
-        hair_rgb, hair_a = self._hair(hw)
-        over(head, hair_rgb, hair_a)
+        over(head, st.hair * 0.6, self._brows() * 0.8)
+        over(head, *self._hair(hw))
         return head
 
     def _brows(self) -> np.ndarray:

@@ -66,10 +66,8 @@ def _ramp_envelope(n: int, sample_rate: int, attack_s: float, release_s: float) 
     """Raised-cosine attack and release around a flat top, length n."""
     env = np.ones(n)
     na, nr = min(n // 2, int(attack_s * sample_rate)), min(n // 2, int(release_s * sample_rate))
-    if na:
-        env[:na] = 0.5 - 0.5 * np.cos(np.pi * np.arange(na) / na)
-    if nr:
-        env[n - nr:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, nr + 1) / nr)
+    env[:na] = 0.5 - 0.5 * np.cos(np.pi * np.arange(na) / na)  # na or nr of 0: empty slices
+    env[n - nr:] = 0.5 + 0.5 * np.cos(np.pi * np.arange(1, nr + 1) / nr)
     return env
 
 
@@ -160,11 +158,9 @@ def synth_speech(seconds: float, sample_rate: int = SAMPLE_RATE, seed: int = 0) 
             np.clip(envelope[:n_total], 0.0, 1.0).astype(np.float32))
 
 
-def mouth_openness(envelope: np.ndarray, sample_rate: int, fps: float, n_frames: int | None = None) -> np.ndarray:
+def mouth_openness(envelope: np.ndarray, sample_rate: int, fps: float, n_frames: int) -> np.ndarray:
     """Per-frame mouth openness float32 (T,) in [0,1]: the mean voiced envelope over [k/fps, (k+1)/fps), the
     interval frame k is shown, so the lag between loudness and mouth opening is zero by construction."""
-    if n_frames is None:
-        n_frames = int(np.floor(len(envelope) / sample_rate * fps + 1e-6))
     edges = np.round(np.arange(n_frames + 1) * sample_rate / fps).astype(np.int64)
     edges = np.clip(edges, 0, len(envelope))
     csum = np.concatenate([[0.0], np.cumsum(envelope, dtype=np.float64)])

@@ -61,15 +61,11 @@ def batched_nms(
     _, counts = torch.unique_consecutive(groups[order], return_counts=True)
     starts = torch.cumsum(counts, 0) - counts
     kept: list[torch.Tensor] = []
-    counts_l = counts.tolist()
-    # Groups are padded to a common length in chunks so the (G,M,M) overlap tensor stays small.
-    i = 0
-    while i < len(counts_l):
-        m = counts_l[i]
-        j = i + 1
-        while j < len(counts_l) and (j - i + 1) * max(m, counts_l[j]) ** 2 <= 4_000_000:
-            m = max(m, counts_l[j])
-            j += 1
+    # Groups are padded to a common length, in chunks of groups small enough for a (G,M,M) overlap tensor.
+    per_chunk = max(1, 4_000_000 // int(counts.max()) ** 2)
+    for i in range(0, len(counts), per_chunk):
+        j = min(i + per_chunk, len(counts))
+        m = int(counts[i:j].max())
         pos = torch.arange(m, device=boxes.device)
         cnt = counts[i:j]
         valid = pos[None, :] < cnt[:, None]
@@ -84,7 +80,6 @@ def batched_nms(
                 break
             keep = new
         kept.append(order[idx[keep]])
-        i = j
     return torch.cat(kept)
 
 

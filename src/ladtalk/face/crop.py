@@ -21,11 +21,9 @@ def square_crop_boxes(boxes: np.ndarray, frame_size: tuple[int, int], scale: flo
     out = np.full_like(boxes, np.nan)
     ok = np.isfinite(boxes).all(axis=1)
     b = boxes[ok]
-    side = np.maximum(np.round(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale), 1.0)
-    cx = np.clip((b[:, 0] + b[:, 2]) / 2, 0, w)
-    cy = np.clip((b[:, 1] + b[:, 3]) / 2, 0, h)
-    x1, y1 = np.round(cx - side / 2), np.round(cy - side / 2)
-    out[ok] = np.stack([x1, y1, x1 + side, y1 + side], axis=1)
+    side = np.maximum(np.round(np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) * scale), 1.0)[:, None]
+    corner = np.round(np.clip((b[:, :2] + b[:, 2:]) / 2, 0, [w, h]) - side / 2)  # centre kept inside the frame
+    out[ok] = np.concatenate([corner, corner + side], axis=1)
     return out
 
 
@@ -44,8 +42,7 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def crop_faces(frames: np.ndarray, crop_boxes: np.ndarray, size: int) -> np.ndarray:
-    """Frames uint8 (B,H,W,3) and crop boxes (B,4) -> faces uint8 (B,size,size,3); outside the frame is filled
-    by edge replication, a NaN box gives a black face."""
+    """Frames uint8 (B,H,W,3) and crop boxes (B,4) -> faces uint8 (B,size,size,3), black for NaN boxes."""
     frames = np.asarray(frames)
     crop_boxes = np.asarray(crop_boxes, dtype=np.float64).reshape(-1, 4)
     if frames.ndim != 4 or len(frames) != len(crop_boxes):
@@ -90,8 +87,7 @@ def paste_faces(
     frames: np.ndarray, faces: np.ndarray, crop_boxes: np.ndarray, mode: str = "feather", feather: float = 0.1
 ) -> np.ndarray:
     """Paste faces uint8 (B,S,S,3) into a copy of frames uint8 (B,H,W,3) at crop boxes (B,4): 'hard' overwrites
-    the box exactly (the paper), 'feather' blends with feather_mask, 'mouth' blends only the lower face
-    (lower_face_mask); frames with a NaN box are returned untouched."""
+    the box (the paper), 'feather' blends with feather_mask, 'mouth' only the lower face (lower_face_mask)."""
     def face_in_box(i, box, clipped):
         (x1, y1, x2, y2), (cx1, cy1, cx2, cy2) = box, clipped
         return _resize(np.ascontiguousarray(faces[i]), x2 - x1, y2 - y1)[cy1 - y1:cy2 - y1, cx1 - x1:cx2 - x1]

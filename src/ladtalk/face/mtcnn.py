@@ -9,83 +9,58 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ladtalk.errors import InputError
 from ladtalk.face.boxes import Detection, batched_nms, detections_from_arrays
 from ladtalk.io.video import check_frames
 
+# Per net: conv stages (in, out, kernel, kernel of the max-pool after it or 0), the dense layer on the flattened map
+# (in, out; None for the fully convolutional P-Net) and the head sizes: face logits, box offsets[, landmarks].
+_LAYERS = {
+    "pnet": ([(3, 10, 3, 2), (10, 16, 3, 0), (16, 32, 3, 0)], None, (2, 4)),
+    "rnet": ([(3, 28, 3, 3), (28, 48, 3, 3), (48, 64, 2, 0)], (576, 128), (2, 4)),
+    "onet": ([(3, 32, 3, 3), (32, 64, 3, 3), (64, 64, 3, 2), (64, 128, 2, 0)], (1152, 256), (2, 4, 10)),
+}
 
-def _flatten_caffe(x: torch.Tensor) -> torch.Tensor:
-    # The weights come from the Matlab/Caffe release, whose dense layers read feature maps in (W, H, C) order.
-    return x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
 
+class _Net(nn.Module):
+    """One MTCNN net under the weight files' layer names (conv1, prelu1, ..., dense5_1): images or crops
+    (B,3,H,W) in [-1,1] -> face prob (B,2[,h,w]), box offsets (B,4[,h,w])[, landmarks (B,10) as x*5, y*5]."""
 
-class PNet(nn.Module):
-    """Proposal net, fully convolutional: images (B,3,H,W) in [-1,1] -> face prob (B,2,h,w), box offsets (B,4,h,w)."""
-
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
         super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
-        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
-        self.conv4_1 = nn.Conv2d(32, 2, 1)
-        self.conv4_2 = nn.Conv2d(32, 4, 1)
+        convs, dense, heads = _LAYERS[name]
+        self.pools = [pool for *_, pool in convs]
+        for i, (cin, cout, k, _) in enumerate(convs, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k))
+            setattr(self, f"prelu{i}", nn.PReLU(cout))
+        n = len(convs) + 1
+        self.dense = dense is not None
+        if self.dense:
+            setattr(self, f"dense{n}", nn.Linear(*dense))
+            setattr(self, f"prelu{n}", nn.PReLU(dense[1]))
+            n += 1
+        self.heads = [f"{'dense' if self.dense else 'conv'}{n}_{j}" for j in range(1, len(heads) + 1)]
+        for head, cout in zip(self.heads, heads):
+            setattr(self, head, nn.Linear(dense[1], cout) if self.dense else nn.Conv2d(convs[-1][1], cout, 1))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return torch.softmax(self.conv4_1(x), dim=1), self.conv4_2(x)
-
-
-class RNet(nn.Module):
-    """Refine net: crops (K,3,24,24) in [-1,1] -> face prob (K,2), box offsets (K,4)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
-        self.dense5_1 = nn.Linear(128, 2)
-        self.dense5_2 = nn.Linear(128, 4)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu4(self.dense4(_flatten_caffe(self.prelu3(self.conv3(x)))))
-        return torch.softmax(self.dense5_1(x), dim=1), self.dense5_2(x)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        for i, pool in enumerate(self.pools, 1):
+            x = getattr(self, f"prelu{i}")(getattr(self, f"conv{i}")(x))
+            if pool:
+                x = F.max_pool2d(x, pool, 2, ceil_mode=True)
+        if self.dense:
+            n = len(self.pools) + 1
+            # The weights come from the Matlab/Caffe release, whose dense layers read feature maps in (W, H, C) order.
+            x = x.permute(0, 3, 2, 1).reshape(x.shape[0], -1)
+            x = getattr(self, f"prelu{n}")(getattr(self, f"dense{n}")(x))
+        logits, *rest = (getattr(self, head)(x) for head in self.heads)
+        return torch.softmax(logits, dim=1), *rest
 
 
-class ONet(nn.Module):
-    """Output net: crops (K,3,48,48) in [-1,1] -> face prob (K,2), box offsets (K,4), landmarks (K,10) as x*5, y*5."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
-        self.dense6_1 = nn.Linear(256, 2)
-        self.dense6_2 = nn.Linear(256, 4)
-        self.dense6_3 = nn.Linear(256, 10)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu5(self.dense5(_flatten_caffe(self.prelu4(self.conv4(x)))))
-        return torch.softmax(self.dense6_1(x), dim=1), self.dense6_2(x), self.dense6_3(x)
-
-
-def load_mtcnn_nets(device: torch.device) -> tuple[PNet, RNet, ONet]:
+def load_mtcnn_nets(device: torch.device) -> tuple[_Net, _Net, _Net]:
     """The three nets on `device`, loaded strictly (weights_only) from the facenet-pytorch wheel (never imported)."""
     spec = importlib.util.find_spec("facenet_pytorch")
     hint = "install the weight files with: pip install --no-deps facenet-pytorch==2.6.0"
@@ -95,8 +70,8 @@ def load_mtcnn_nets(device: torch.device) -> tuple[PNet, RNet, ONet]:
     missing = [n for n in ("pnet.pt", "rnet.pt", "onet.pt") if not (folder / n).is_file()]
     if missing:
         raise InputError(f"MTCNN weight files {missing} are missing from {folder}; {hint}")
-    nets = (PNet(), RNet(), ONet())
-    for net, name in zip(nets, ("pnet", "rnet", "onet")):
+    nets = (_Net("pnet"), _Net("rnet"), _Net("onet"))
+    for net, name in zip(nets, _LAYERS):
         net.load_state_dict(torch.load(folder / f"{name}.pt", map_location="cpu", weights_only=True), strict=True)
         # Channels-last: the frames arrive as (B,H,W,3) already, and oneDNN runs these thin convs 2-3x faster so.
         net.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
@@ -165,10 +140,7 @@ def _square(boxes: np.ndarray) -> np.ndarray:
 
 class MTCNNDetector:
     """MTCNN on any device: detect(frames uint8 (B,H,W,3) RGB) -> per frame, faces with 5 landmarks, best first.
-
-    The smallest face searched for is min_face_fraction of the frame's shorter side (at least 20 px). A larger
-    minimum is faster: the image pyramid starts at scale 12/min_face.
-    """
+    It searches faces down to min_face_fraction of the frame's shorter side (at least 20 px; larger is faster)."""
 
     name = "mtcnn"
     thresholds = (0.6, 0.7, 0.7)  # P-, R-, O-Net face probabilities
@@ -227,8 +199,6 @@ class MTCNNDetector:
             prob, reg = self.pnet(_normalise(level, self.device))
             mask = prob[:, 1] >= self.thresholds[0]
             ii, yy, xx = mask.nonzero(as_tuple=True)
-            if ii.numel() == 0:
-                continue
             score = prob[:, 1][mask]
             off = reg.permute(0, 2, 3, 1)[mask]
             # Each P-Net output cell sees a 12x12 window at stride 2 of this pyramid level (whose true scale per

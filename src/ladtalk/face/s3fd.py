@@ -95,9 +95,7 @@ def decode_s3fd(
         prob = torch.softmax(outputs[2 * level].float(), dim=1)[:, 1]
         loc = outputs[2 * level + 1].float()
         stride = 2.0 ** (level + 2)
-        b, y, x = (prob > score_threshold).nonzero(as_tuple=True)
-        if b.numel() == 0:
-            continue
+        b, y, x = (prob > score_threshold).nonzero(as_tuple=True)  # levels without candidates add empty tensors
         centre = torch.stack([x, y], 1).float() * stride + stride / 2
         off = loc.permute(0, 2, 3, 1)[b, y, x]
         size = 4 * stride
@@ -106,9 +104,6 @@ def decode_s3fd(
         boxes.append(torch.cat([c - wh / 2, c + wh / 2], 1))
         scores.append(prob[b, y, x])
         images.append(b)
-    if not boxes:
-        dev = outputs[0].device
-        return torch.zeros(0, 4, device=dev), torch.zeros(0, device=dev), torch.zeros(0, dtype=torch.long, device=dev)
     return torch.cat(boxes), torch.cat(scores), torch.cat(images)
 
 

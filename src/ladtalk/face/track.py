@@ -1,10 +1,7 @@
 """From per-frame detections to one face track: linking, choice of the main face, gap filling, smoothing, pads.
 
-Tracks are numbered in the order of their first appearance; tracks that start on the same frame are numbered
-largest face first. Tracks seen on fewer than `min_track_frames` frames are dropped as spurious before numbering
-(unless no track is that long). With `track=None` the main track is kept: the one with the largest sum, over its
-frames, of face size (sqrt of the box area over the frame's shorter side) times centrality (1 at the frame centre,
-0 at a corner) — a large, central, long-lived face.
+The main track (`track=None`) has the largest sum over its frames of face size (sqrt of the box area over the
+frame's shorter side) times centrality (1 at the frame centre, 0 at a corner): a large, central, long-lived face.
 """
 
 from __future__ import annotations
@@ -16,8 +13,10 @@ import numpy as np
 import torch
 
 from ladtalk.errors import InputError
-from ladtalk.face import DEFAULT_PADS
+from ladtalk.face import DEFAULT_PADS, check_pads
 from ladtalk.face.boxes import Detection, box_overlap
+
+MAX_GAP = 5  # frames without a face that a track bridges
 
 
 @dataclass
@@ -36,9 +35,10 @@ class FaceTrack:
 def link_tracks(
     detections: Sequence[Sequence[Detection]], iou_threshold: float = 0.3, min_track_frames: int = 3
 ) -> list[dict[int, Detection]]:
-    """Link per-frame detections into tracks {frame: Detection}, numbered as the module docstring says. Matching
-    is greedy by IoU (>= iou_threshold) with each track's last box, however long ago it was seen, so a face that
-    comes back to the same place keeps its track."""
+    """Link per-frame detections into tracks {frame: Detection} by greedy IoU (>= iou_threshold) with each track's
+    last box, however long ago it was seen (a face that comes back keeps its track). Tracks on fewer than
+    `min_track_frames` frames are dropped (unless none is that long); the rest are numbered by first frame, then
+    largest face first."""
     tracks: list[dict[int, Detection]] = []
     last_box: list[np.ndarray] = []
     for t, dets in enumerate(detections):
@@ -60,9 +60,7 @@ def link_tracks(
             if j not in used_d:
                 tracks.append({t: dets[j]})
                 last_box.append(boxes[j])
-    if not tracks:
-        return []
-    longest = max(len(tr) for tr in tracks)
+    longest = max((len(tr) for tr in tracks), default=0)
     tracks = [tr for tr in tracks if len(tr) >= min(min_track_frames, longest)]
 
     def order(tr: dict[int, Detection]) -> tuple[int, float]:
@@ -74,14 +72,10 @@ def link_tracks(
 
 def _main_score(track: dict[int, Detection], frame_size: tuple[int, int]) -> float:
     w, h = frame_size
-    half_diag = 0.5 * np.hypot(h, w)
-    total = 0.0
-    for d in track.values():
-        x1, y1, x2, y2 = d.box
-        size = np.sqrt(max(x2 - x1, 0.0) * max(y2 - y1, 0.0)) / min(h, w)
-        dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
-        total += size * max(0.0, 1.0 - dist / half_diag)
-    return float(total)
+    x1, y1, x2, y2 = np.array([d.box for d in track.values()], np.float64).T
+    size = np.sqrt(np.maximum(x2 - x1, 0.0) * np.maximum(y2 - y1, 0.0)) / min(h, w)
+    dist = np.hypot((x1 + x2) / 2 - w / 2, (y1 + y2) / 2 - h / 2)
+    return float(np.sum(size * np.maximum(0.0, 1.0 - dist / (0.5 * np.hypot(h, w)))))
 
 
 def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -133,18 +127,13 @@ def track_faces(
     frame_size: tuple[int, int],
     pads: tuple[int, int, int, int] = DEFAULT_PADS,
     track: int | None = None,
-    max_gap: int = 5,
     smooth_window: int = 5,
 ) -> FaceTrack:
-    """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face.
-
-    pads are Wav2Lip's (top, bottom, left, right) in pixels, added after smoothing; gaps longer than max_gap frames
-    have no face. No face at all gives an empty track; an out-of-range `track` is an InputError naming the tracks.
-    """
+    """Per-frame detections of N frames of size (width, height) -> the FaceTrack of the main (or chosen) face, with
+    Wav2Lip's pads (top, bottom, left, right) added after smoothing. No face at all gives an empty track."""
     w, h = (int(v) for v in frame_size)
     n = len(detections)
-    if len(pads) != 4:
-        raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
+    pads = check_pads(pads, (w, h))
     tracks = link_tracks(detections)
     raw = np.full((n, 4), np.nan)
     if tracks:
@@ -158,10 +147,10 @@ def track_faces(
                              "pick one of these indices or leave --track out for the main face")
         for t, d in tracks[track].items():
             raw[t] = d.box
-    boxes, _ = fill_gaps(raw, max_gap)
+    boxes, _ = fill_gaps(raw, MAX_GAP)
     boxes = smooth_boxes(boxes, smooth_window)
     top, bottom, left, right = pads
     boxes += np.array([-left, -top, right, bottom], dtype=np.float64)
     has_face = np.isfinite(boxes).all(axis=1)
-    return FaceTrack(boxes, has_face, raw, (w, h), tuple(pads))
+    return FaceTrack(boxes, has_face, raw, (w, h), pads)
 

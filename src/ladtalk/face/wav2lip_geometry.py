@@ -18,23 +18,9 @@ OFFICIAL_SMOOTH_WINDOW = 5  # get_smoothened_boxes(boxes, T=5)
 OFFICIAL_INPUT_SIZE = 96
 
 
-def check_pads(pads, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Four integer pads (top, bottom, left, right), none larger than the frame, or an InputError."""
-    if len(pads) != 4 or any(isinstance(p, float) and not p.is_integer() for p in pads):
-        raise InputError(f"pads must be four integers (top, bottom, left, right), got {pads!r}")
-    limit = max(frame_size)
-    if any(abs(int(p)) > limit for p in pads):
-        raise InputError(f"pads {tuple(pads)} reach beyond a {frame_size[0]}x{frame_size[1]} frame; pads are a few "
-                         "pixels around the face box (Wav2Lip's default is '0 10 0 0')")
-    return tuple(int(p) for p in pads)  # type: ignore[return-value]
-
-
 def smooth_forward(boxes: np.ndarray, window: int = OFFICIAL_SMOOTH_WINDOW) -> np.ndarray:
-    """The official get_smoothened_boxes on int boxes (N,4), applied within each run of rows that are not -1.
-
-    Deliberately in place on an int array, as the original: the mean is truncated toward zero, and the windows
-    of the last frames (which reuse the last `window` rows) already include rows smoothed before them.
-    """
+    """The official get_smoothened_boxes on int boxes (N,4) within each run of rows that are not -1: in place on
+    ints as the original, so means truncate and the last frames' windows include rows already smoothed."""
     boxes = np.array(boxes, dtype=np.int64, copy=True)
     for t, end in valid_runs((boxes >= 0).all(axis=1)):
         run = boxes[t:end]  # a view: assignments below change `boxes`, as in the original

@@ -25,6 +25,7 @@ MIN_LEVEL_DB, REF_LEVEL_DB = -100.0, 20.0
 MAX_ABS = 4.0
 MEL_STEPS_PER_SECOND = SAMPLE_RATE / HOP  # 80
 WINDOW_STEPS = 16  # 0.2 s: five frames at 25 fps
+STREAM_BLOCK_STEPS = 512  # melspectrogram_stream computes the mel once this many frames are buffered
 
 
 @functools.lru_cache(maxsize=1)
@@ -33,8 +34,10 @@ def mel_basis() -> np.ndarray:
     return librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=NUM_MELS, fmin=FMIN, fmax=FMAX).astype(np.float32)
 
 
-def _normalize(mel_amp: np.ndarray) -> np.ndarray:
-    db = 20.0 * np.log10(np.maximum(1e-5, mel_amp)) - REF_LEVEL_DB
+def _mel_of(y: np.ndarray, center: bool = True) -> np.ndarray:
+    """The normalised log-mel of pre-emphasised samples (centre-padded in 'reflect' mode unless `center` is off)."""
+    spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, center=center, pad_mode="reflect"))
+    db = 20.0 * np.log10(np.maximum(1e-5, np.dot(mel_basis(), spec))) - REF_LEVEL_DB
     norm = 2 * MAX_ABS * (db - MIN_LEVEL_DB) / (-MIN_LEVEL_DB) - MAX_ABS
     return np.clip(norm, -MAX_ABS, MAX_ABS).astype(np.float32)
 
@@ -51,11 +54,10 @@ def melspectrogram(wav: np.ndarray) -> np.ndarray:
         raise InputError(f"the audio has {len(wav)} samples; at least {N_FFT // 2 + 1} (26 ms at 16 kHz) "
                          "are needed")
     y = scipy.signal.lfilter([1.0, -PREEMPHASIS], [1.0], wav.astype(np.float32, copy=False)).astype(np.float32)
-    spec = np.abs(librosa.stft(y=y, n_fft=N_FFT, hop_length=HOP, win_length=N_FFT, pad_mode="reflect"))
-    return _normalize(np.dot(mel_basis(), spec))
+    return _mel_of(y)
 
 
-def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) -> np.ndarray:
+def melspectrogram_stream(blocks: Iterable[np.ndarray]) -> np.ndarray:
     """`melspectrogram` of the concatenated 16 kHz mono blocks (N_i,) to float32 rounding, computed block by block:
     memory holds one block and the mel (19 MB for 10 minutes), not the whole waveform and its spectrogram."""
     pad = N_FFT // 2
@@ -69,11 +71,9 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     def frames_of(x: np.ndarray, last: bool) -> np.ndarray:
         """Mel of every whole frame in x; returns the samples the next frame starts from."""
         count = 1 + (len(x) - N_FFT) // HOP if len(x) >= N_FFT else 0
-        if last or count >= block_steps:
+        if last or count >= STREAM_BLOCK_STEPS:
             if count:
-                spec = np.abs(librosa.stft(y=x[:(count - 1) * HOP + N_FFT], n_fft=N_FFT, hop_length=HOP,
-                                           win_length=N_FFT, center=False))
-                mels.append(_normalize(np.dot(mel_basis(), spec)))
+                mels.append(_mel_of(x[:(count - 1) * HOP + N_FFT], center=False))
             return x[count * HOP:]
         return x
 
@@ -97,39 +97,23 @@ def melspectrogram_stream(blocks: Iterable[np.ndarray], block_steps: int = 512) 
     return np.concatenate(mels, axis=1)
 
 
-def official_num_frames(num_mel_steps: int, fps: float) -> int:
-    """Number of video frames the official inference makes for a mel of this length at this fps."""
-    step = MEL_STEPS_PER_SECOND / fps
-    # chunk i is full while int(i*step) + 16 <= T; then one more chunk clamped to the end
-    i = 0
-    while int(i * step) + WINDOW_STEPS <= num_mel_steps:
-        i += 1
-    return i + 1
-
-
 def frame_start(frame_index: int | np.ndarray, fps: float) -> np.ndarray | np.integer:
     """First mel step of video frame `frame_index` (int(i * 80 / fps), the official rounding)."""
     return (np.asarray(frame_index, np.float64) * (MEL_STEPS_PER_SECOND / fps)).astype(np.int64)
 
 
-def mel_windows(mel: np.ndarray, fps: float, num_frames: int | None = None, first_frame: int = 0,
+def mel_windows(mel: np.ndarray, fps: float, num_frames: int, first_frame: int = 0,
                 offset_frames: int = 0) -> np.ndarray:
-    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame.. (a chunk, for streaming).
-
-    Frame i's window starts at int((i+offset_frames)*80/fps), clamped into the mel as the official inference does.
-    `num_frames=None` gives the official count minus first_frame. `offset_frames`: the generator's training offset
-    (-1 for one trained as the original: frame i learned from frame i-1's mel; 0 is the official inference).
-    """
+    """Mel (80, T) -> windows (num_frames, 1, 80, 16) float32 of frames first_frame... Frame i's window starts at
+    int((i+offset_frames)*80/fps), clamped into the mel as the official inference does; `offset_frames` is the
+    generator's training offset (-1 as the original trained, 0 the official inference)."""
     mel = np.asarray(mel, dtype=np.float32)
     if mel.ndim != 2 or mel.shape[0] != NUM_MELS:
         raise InputError(f"expected a mel of shape (80, T), got {mel.shape}")
     if mel.shape[1] < WINDOW_STEPS:  # shorter than one window (< 0.2 s): pad with the silence level
         mel = np.pad(mel, ((0, 0), (0, WINDOW_STEPS - mel.shape[1])), constant_values=-MAX_ABS)
-    total = mel.shape[1]
-    if num_frames is None:
-        num_frames = max(0, official_num_frames(total, fps) - first_frame)
     frames = np.arange(first_frame, first_frame + num_frames) + offset_frames
-    starts = np.clip(frame_start(frames, fps), 0, total - WINDOW_STEPS)
+    starts = np.clip(frame_start(frames, fps), 0, mel.shape[1] - WINDOW_STEPS)
     idx = starts[:, None] + np.arange(WINDOW_STEPS)[None, :]
     return np.ascontiguousarray(mel[:, idx].transpose(1, 0, 2)[:, None])
 
@@ -145,9 +129,7 @@ def training_windows(mel: np.ndarray, fps: float, first_frame: int, count: int =
 
 def sync_window(mel: np.ndarray, fps: float, frame: int) -> np.ndarray | None:
     """The (1, 80, 16) mel window starting at video frame `frame`, or None if it leaves the clip."""
-    if frame < 0:
-        return None
     start = frame_start(frame, fps)
-    if start + WINDOW_STEPS > mel.shape[1]:
+    if frame < 0 or start + WINDOW_STEPS > mel.shape[1]:
         return None
     return mel[None, :, start:start + WINDOW_STEPS]

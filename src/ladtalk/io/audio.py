@@ -20,6 +20,7 @@ from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path
 
 SAMPLE_RATE = 16000  # of all audio the models hear: Wav2Lip's mel, the identity folders, the driving speech
+BLOCK_SECONDS = 1.0  # iter_audio's blocks are at least this long, but the last
 
 
 def open_media(path: Path, what: str, give: str) -> av.container.InputContainer:
@@ -89,11 +90,10 @@ def _decode_aligned(path: Path) -> Iterator[np.ndarray]:
                 if not frame.format.is_planar:  # packed: (1, N*C) interleaved
                     arr = arr.reshape(-1, len(frame.layout.channels)).T
                 planes = _to_float(arr, frame.format.name)
-                if pos is None:
-                    first_time = frame.pts * frame.time_base if frame.pts is not None else None
-                    if origin is None:
-                        origin = first_time if first_time is not None else Fraction(0)
-                    pos = int(round((first_time - origin) * rate)) if first_time is not None else 0
+                if pos is None:  # a first frame without a timestamp starts at the origin
+                    first_time = (origin or Fraction(0)) if frame.pts is None else frame.pts * frame.time_base
+                    origin = first_time if origin is None else origin
+                    pos = int(round((first_time - origin) * rate))
                     if stream.duration:  # AAC decoders emit the encoder's padding to a whole 1024-sample frame
                         end = ((stream.start_time or 0) + stream.duration) * stream.time_base - origin
                         limit = max(0, int(round(end * rate))) or None
@@ -128,11 +128,9 @@ def mux_format(info: AudioInfo) -> AudioInfo:
     return AudioInfo(rate, info.channels if info.channels <= 2 else 1)
 
 
-def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int | None = None,
-               block_seconds: float = 1.0) -> Iterator[np.ndarray]:
+def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int | None = None) -> Iterator[np.ndarray]:
     """Stream the audio as float32 (N,C) blocks in [-1,1], at `sample_rate` (default: its own) with `channels`
-    (default: its own; 1 averages the channels, 2 from mono repeats it). Sample 0 is the first video frame's
-    instant, as for `load_audio`; memory stays flat in the audio's length."""
+    (default: its own; 1 averages the channels, 2 from mono repeats it); memory stays flat in its length."""
     path = Path(path)
     info = probe_audio(path)
     rate = int(sample_rate or info.sample_rate)
@@ -147,14 +145,12 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
         resampler = soxr.ResampleStream(info.sample_rate, rate, channels, dtype="float32", quality="HQ")
     pending: list[np.ndarray] = []
     seen = flushed = 0
-    block = max(1, int(block_seconds * info.sample_rate))
+    block = int(BLOCK_SECONDS * info.sample_rate)
     for planes in itertools.chain(_decode_aligned(path), [None]):  # None: the end, where the resampler flushes
         if planes is not None:
-            if not np.isfinite(planes).all():  # float WAVs can hold NaN/inf: name the damage, as load_audio does
-                first = (seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))) / info.sample_rate
-                raise InputError(f"{path} holds audio samples that are not numbers (NaN or infinite), the first "
-                                 f"at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export "
-                                 "it (e.g. as 16-bit PCM WAV).")
+            if not np.isfinite(planes).all():
+                first = seen + int(np.argmax(~np.isfinite(planes).all(axis=0)))
+                raise _not_numbers(path, first / info.sample_rate)
             seen += planes.shape[1]
             pending.append(planes)
             if seen - flushed < block:
@@ -168,6 +164,13 @@ def iter_audio(path: str | Path, sample_rate: int | None = None, channels: int |
         pending, flushed = [], seen
         if len(x):
             yield np.clip(x, -1.0, 1.0)
+
+
+def _not_numbers(path: Path, first: float, what: str = "audio samples") -> InputError:
+    """The error for NaN or infinite samples (float WAVs can hold them; resampling and the mel would turn them
+    into a traceback), the first at `first` seconds."""
+    return InputError(f"{path} holds {what} that are not numbers (NaN or infinite), the first at {first:.3f} s; "
+                      "the file is damaged or was written by a broken tool. Re-export it (e.g. as 16-bit PCM WAV).")
 
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:
@@ -192,11 +195,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     # downmix is a plain mean, never louder than the loudest channel, so it cannot clip.
     samples = np.concatenate([b.mean(axis=0, dtype=np.float64).astype(np.float32) for b in _decode_aligned(path)])
     bad = ~np.isfinite(samples)
-    if bad.any():  # float WAVs can hold NaN/inf; resampling and the mel would turn them into a traceback
-        first = int(np.argmax(bad)) / rate
-        raise InputError(f"{path} holds {int(bad.sum())} audio samples that are not numbers (NaN or infinite), the "
-                         f"first at {first:.3f} s; the file is damaged or was written by a broken tool. Re-export it "
-                         "(e.g. as 16-bit PCM WAV).")
+    if bad.any():
+        raise _not_numbers(path, int(np.argmax(bad)) / rate, f"{int(bad.sum())} audio samples")
     if rate != sample_rate:
         # soxr "HQ" (librosa's "soxr_hq", without librosa's slow import): a 9 kHz tone taken from 48 to 16 kHz
         # aliases below -140 dB, where FFmpeg's default swr filter leaks it at -62 dB and dips 0.4 dB at 7 kHz.
@@ -207,7 +207,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
 
 
 def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
-    """Write float (N,) mono in [-1,1] (or int16) as 16-bit PCM WAV, atomically (clipped, rounded)."""
+    """Write float (N,) mono in [-1,1] as 16-bit PCM WAV, atomically (clipped, rounded)."""
     a = np.asarray(samples)
     if a.ndim == 2 and 1 in a.shape:
         a = a.reshape(-1)
@@ -215,15 +215,10 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
         raise InputError(f"write_wav takes mono (N,) samples, got shape {a.shape}")
     if int(sample_rate) <= 0:
         raise InputError(f"sample_rate must be positive, got {sample_rate}")
-    if a.dtype == np.int16:
-        pcm = a
-    else:
-        pcm = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
+    pcm = np.round(np.clip(a.astype(np.float64), -1.0, 1.0) * 32767.0).astype(np.int16)
     try:
         with atomic_path(path) as tmp, wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(sample_rate))
+            w.setparams((1, 2, int(sample_rate), len(pcm), "NONE", "not compressed"))  # mono, 16-bit
             w.writeframes(pcm.astype("<i2").tobytes())
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}. Choose a folder you can write to.") from e

@@ -24,11 +24,8 @@ def _same(a: Path, b: Path) -> bool:
 
 
 def refuse_output_over_inputs(out: str | os.PathLike, inputs: Inputs, *, folder: bool = False) -> None:
-    """Raise InputError when output `out` is one of the (label, path) `inputs` (None paths are skipped).
-
-    With `folder=True` (the output is a folder that is written into or replaced as a whole) an input inside it,
-    or the output inside an input folder, is refused too.
-    """
+    """Raise InputError when output `out` is one of the (label, path) `inputs` (None paths are skipped); with
+    `folder=True` (an output folder written as a whole) also when one lies inside the other."""
     out_p = Path(out).expanduser().resolve()
     for label, path in inputs:
         if path is None:

@@ -1,7 +1,6 @@
 """Streaming video decode/encode with PyAV: frames are uint8 (H,W,3) RGB, memory flat in the video's length.
 
-t = 0 is the first video frame, for frames and for `load_audio` of the same file (shifted to match), so frame k
-of a constant-rate video belongs to audio time k/fps, as in files written by `VideoWriter`.
+t = 0 is the first video frame, as for the audio of the same file (io/audio.py) and in files `VideoWriter` writes.
 """
 
 from __future__ import annotations
@@ -143,13 +142,10 @@ def _decoded(path: Path) -> Iterator[tuple[av.VideoFrame, Fraction | None, Fract
 
 def iter_frames(path: str | Path, fps: float | None = None, start_frame: int = 0,
                 max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Yield frames one at a time as uint8 (H,W,3) RGB, optionally resampled to a constant `fps`.
-
-    With `fps`, output frame k shows the last input frame at or before time k/fps (variable frame rates too), up to
-    the last input frame's display time; a repeated frame is a fresh array. `start_frame` and `max_frames` count
-    output frames (decoding is sequential: no seek, so no keyframe inaccuracy). Damage found mid-stream raises
-    InputError even after frames were yielded: a short video would silently misalign everything downstream.
-    """
+    """Yield uint8 (H,W,3) RGB frames, optionally resampled to a constant `fps` (output frame k shows the last input
+    frame at or before time k/fps, up to the last one's display time; repeats are fresh arrays). `start_frame` and
+    `max_frames` count output frames (decoded sequentially, no seek). Damage found mid-stream raises InputError even
+    after frames were yielded: a short video would silently misalign everything downstream."""
     path = Path(path)
     if start_frame < 0:
         raise InputError(f"start_frame must be >= 0, got {start_frame}")
@@ -183,8 +179,7 @@ def _resampled(frames: Iterator[tuple[av.VideoFrame, Fraction | None, Fraction]]
             produced += 1
         if held is None or t >= held_t:  # out-of-order timestamps keep the newer frame
             held, held_t = frame, t
-    if held is None:
-        return
+    # the last frame is shown for its duration (_decoded raised if there was none)
     end = held_t + (held.duration * held.time_base if held.duration else period)
     while produced / out_fps + tol < end:
         yield held
@@ -256,13 +251,9 @@ def _chunked(blocks: Iterator[np.ndarray], size: int, channels: int) -> Iterator
 
 
 class VideoWriter:
-    """Write uint8 RGB frames to an H.264 (yuv420p) MP4 with optional AAC audio, atomically.
-
-    Odd frame sizes are padded by one edge row/column to the even size yuv420p needs. Audio starts at t=0 with the
-    first frame: a whole array (constructor or `set_audio`) or blocks read as the video advances
-    (`set_audio_stream`), set before the first `write`. The file appears only when the `with` block exits cleanly.
-    x264 `veryfast` at CRF 17: ~2x faster than `medium` at CRF 18 for the same size and 1 dB less (Macron clip).
-    """
+    """Write uint8 RGB frames to an H.264 (yuv420p; odd sizes padded by an edge row/column) MP4, with AAC audio
+    from the first frame if set, atomically: the file appears when the `with` block exits cleanly. x264 `veryfast`
+    at CRF 17: ~2x faster than `medium` at CRF 18 for the same size and 1 dB less (Macron clip)."""
 
     def __init__(self, path: str | Path, fps: float, audio: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE,
                  crf: int = 17, preset: str = "veryfast") -> None:

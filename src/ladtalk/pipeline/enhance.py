@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from ladtalk.data.prepare import track_video
-from ladtalk.face import DEFAULT_PADS
+from ladtalk.face import DEFAULT_PADS, check_pads
 from ladtalk.face.crop import crop_faces, paste_faces
-from ladtalk.face.wav2lip_geometry import check_pads
 from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import iter_frame_batches, probe_video
 from ladtalk.pipeline.generate import check_out_path, checked_batch, write_video
