@@ -188,7 +188,7 @@ def resume(nets: Nets, ckpt: CheckpointManager, start_from: str | os.PathLike | 
     strict_load(nets.disc, ts["disc"], f"{source} (discriminator)")
     nets.opt_ae.load_state_dict(ts["opt_ae"])
     nets.opt_d.load_state_dict(ts["opt_d"])
-    if rt.scaler is not None and ts.get("scaler"):
+    if ts.get("scaler"):  # an fp16 run's (a disabled scaler's is empty)
         rt.scaler.load_state_dict(ts["scaler"])
     set_rng_state(ts["rng"])
     return int(ts["step"]), float(ts["best"])
@@ -233,7 +233,7 @@ class Validation:
 def save(ckpt: CheckpointManager, nets: Nets, rt: Runtime, mcfg: SOVQAEConfig, step: int, steps_per_epoch: int,
          best: float, is_best: bool = False, keep: bool = False) -> None:
     state = {"disc": unwrap(nets.disc).state_dict(), "opt_ae": nets.opt_ae.state_dict(),
-             "opt_d": nets.opt_d.state_dict(), "scaler": rt.scaler.state_dict() if rt.scaler is not None else {},
+             "opt_d": nets.opt_d.state_dict(), "scaler": rt.scaler.state_dict(),
              "step": step, "epoch": step // steps_per_epoch, "best": best, "rng": rng_state()}
     ckpt.save(mcfg, unwrap(nets.model).state_dict(), state, extra={"step": step, "perceptual": nets.perceptual_name},
               best=is_best, keep_step=step if keep else None)

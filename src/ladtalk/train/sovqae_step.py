@@ -69,10 +69,11 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         with rt.autocast():
             g_loss = generator_loss(nets.disc(recon))
         # gradients of the scaled losses: under fp16 the unscaled L2 gradient underflows (the ratio is scale-free)
-        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.decoder.conv_out.weight, t.disc_weight)
+        lam = adaptive_weight(rt.scaler.scale(nll), rt.scaler.scale(g_loss), nets.model.decoder.conv_out.weight,
+                              t.disc_weight)
         total = total + lam * gan_on * g_loss
-    rt.backward(total)
-    rt.step(nets.opt_ae)
+    rt.scaler.scale(total).backward()
+    rt.scaler.step(nets.opt_ae)
     nets.opt_ae.zero_grad(set_to_none=True)
 
     dl = zero
@@ -82,10 +83,10 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
             # real and fake in separate batches (taming: BatchNorm statistics per set)
             logits_real, logits_fake = nets.disc(x.detach()), nets.disc(recon.detach())
             dl = gan_on * d_loss(logits_real, logits_fake, t.disc_loss)
-        rt.backward(dl)
-        rt.step(nets.opt_d)
+        rt.scaler.scale(dl).backward()
+        rt.scaler.step(nets.opt_d)
         nets.opt_d.zero_grad(set_to_none=True)
-    rt.update()
+    rt.scaler.update()
     return {"loss": total, "l2": rec, "perceptual": p_loss, "vq": vq, "reg": reg,
             "g_loss": g_loss, "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"],
             "adaptive_weight": lam, "indices": info["indices"]}

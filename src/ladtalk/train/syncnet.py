@@ -120,9 +120,9 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             a, v = model(mel, face)
         loss = cosine_bce(a, v, y)
         opt.zero_grad(set_to_none=True)
-        rt.backward(loss)
-        rt.step(opt)
-        rt.update()
+        rt.scaler.scale(loss).backward()
+        rt.scaler.step(opt)
+        rt.scaler.update()
         return {"loss": loss.detach()}, None
 
     def save(step: int, _sample: None) -> None:

@@ -158,8 +158,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         l1 = F.l1_loss(g.float(), gt)
         loss = w * sync + disc_wt * adv + (1.0 - w - disc_wt) * l1
         opt.zero_grad(set_to_none=True)
-        rt.backward(loss)
-        rt.step(opt)
+        rt.scaler.scale(loss).backward()
+        rt.scaler.step(opt)
         values = {"loss": loss.detach(), "l1": l1.detach(), "sync": sync.detach(), "syncnet_wt": w}
         if use_gan:
             with rt.autocast():
@@ -167,10 +167,10 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1).unbind(1)
             d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
             opt_d.zero_grad(set_to_none=True)
-            rt.backward(d_loss)
-            rt.step(opt_d)
+            rt.scaler.scale(d_loss).backward()
+            rt.scaler.step(opt_d)
             values.update(adv=adv.detach(), disc=d_loss.detach())
-        rt.update()
+        rt.scaler.update()
         return values, (x, g, gt)
 
     def save(step: int, sample: tuple[torch.Tensor, ...] | None) -> None:
