@@ -205,10 +205,9 @@ class Validation:
         self.held = crops_to_images(store.sample(self.split, t.val_frames), rt.device, size)
         self.train = crops_to_images(store.sample("train", t.val_frames), rt.device, size)
         self.lip = None
-        if lip_share > 0 and len(store.lip_holdout):
+        if lip_share > 0 and len(store.lip_holdout):  # the lip-sync model's faces of `held`'s frames, and those
             pick = np.unique(np.linspace(0, len(store.lip_holdout) - 1, t.val_frames).round().astype(int))
-            self.lip = (crops_to_images(store.lip_holdout[pick], rt.device, size),
-                        crops_to_images(store.truth_holdout[pick], rt.device, size))
+            self.lip = (crops_to_images(store.lip_holdout[pick], rt.device, size), self.held)
         self.amp_dtype, self.seed, self.best, self.best_step = rt.amp_dtype, t.seed, best, None
 
     def measure(self, nets: Nets) -> dict[str, float]:

@@ -52,7 +52,6 @@ class CropStore:
         `lipsync_frames` lists them): training rows get theirs from `lipsync_batch`, validation the held-out ones."""
         self._lip = np.concatenate([f[:len(idx)] for f, (_, idx) in zip(faces, self.sources)])
         self.lip_holdout = np.concatenate([f[len(idx):] for f, (_, idx) in zip(faces, self.sources)])
-        self.truth_holdout = np.concatenate([ident.crops[idx] for ident, idx in self.holdout])
         if self.resident:
             self._lip = torch.from_numpy(self._lip).to(self.device)
 
