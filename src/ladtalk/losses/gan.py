@@ -20,11 +20,6 @@ def generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:
     return -logits_fake.float().mean()
 
 
-def disc_factor(step: int, start: int, factor: float = 1.0) -> float:
-    """0 before the start step, `factor` from it on: neither G's adversarial term nor D trains before it."""
-    return factor if step >= start else 0.0
-
-
 def adaptive_weight(nll_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
                     disc_weight: float = 0.8, max_weight: float = 1e4) -> torch.Tensor:
     """disc_weight * ||grad_last(nll)|| / (||grad_last(g)|| + 1e-4), clamped to [0, max], detached scalar.

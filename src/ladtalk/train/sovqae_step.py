@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.losses.codebook import codebook_regularizer
-from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
+from ladtalk.losses.gan import adaptive_weight, d_loss, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
 from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
@@ -51,7 +51,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
                t: SOVQAETrainConfig) -> dict[str, torch.Tensor]:
     """One optimisation step: the autoencoder maps x_in (x itself, or a degraded copy) to the clean x, both
     (B,3,H,W) in [-1,1]; then the discriminator once the GAN is on."""
-    gan_on = disc_factor(step, t.disc_start)
+    gan_on = float(step >= t.disc_start)  # neither G's adversarial term nor D trains before disc_start
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
         recon, vq, info = nets.run_model(x_in)
