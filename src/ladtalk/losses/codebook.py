@@ -1,9 +1,6 @@
-"""The Space-Optimized codebook regulariser L_reg = |d_C - theta| and the distances behind it (pure functions).
-
-d_C is the minimal pairwise Euclidean distance between codes. A hard minimum sends its gradient to the single
-closest pair only, as in the paper. Distances are sqrt(clamp(d^2, 1e-12)) with the diagonal masked, so
-coinciding codes give a finite gradient instead of NaN.
-"""
+"""The Space-Optimized codebook regulariser L_reg = |d_C - theta|, d_C the minimal pairwise distance between codes
+(its gradient goes to the closest pair only, as in the paper). Distances are sqrt(clamp(d^2, 1e-12)) with the
+diagonal masked, so coinciding codes give a finite gradient instead of NaN."""
 
 from __future__ import annotations
 

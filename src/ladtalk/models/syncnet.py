@@ -1,7 +1,5 @@
-"""Lip-sync networks: Wav2Lip's expert (`SyncNetColor`) and syncnet_python's `S` (the LSE-C / LSE-D model).
-
-Child names equal the official state-dict keys so `lipsync_expert.pth` and `syncnet_v2.model` load strictly.
-"""
+"""Lip-sync networks: Wav2Lip's expert (`SyncNetColor`) and syncnet_python's `S` (the LSE-C / LSE-D model), named
+by the official state-dict keys so `lipsync_expert.pth` and `syncnet_v2.model` load strictly."""
 
 from __future__ import annotations
 

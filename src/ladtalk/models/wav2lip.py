@@ -1,9 +1,6 @@
-"""The Wav2Lip generator and its visual-quality discriminator, laid out so the official weight files load as is.
-
-Child names are the state-dict keys of the official checkpoints, so they must not change. Images are BGR in [0, 1]
-(the official convention), 96x96 by default. For small CPU models, `width` scales every channel count and
-`img_size=48` turns the deepest down- and up-sampling (3x3 <-> 6x6) into stride 1.
-"""
+"""The Wav2Lip generator and its visual-quality discriminator; child names are the official checkpoints' keys (do not
+change them). Images are BGR in [0, 1], 96x96 by default. For small CPU models `width` scales every channel count
+and `img_size=48` turns the deepest down- and up-sampling (3x3 <-> 6x6) into stride 1."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
-
-The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `cascade` runs
-the networks on one batch of frames (3-5); `generate` loads and checks, schedules and streams the batches (memory
-stays flat however long the audio), and `write_video` encodes them in a background thread with the audio muxed.
-"""
+"""`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade in the steps of DESIGN.md's
+"How generate flows" (numbered below as there): `cascade` runs the networks on a batch of frames (3-5), `generate`
+checks, schedules and streams the batches (memory stays flat), `write_video` encodes them with the audio muxed."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Restoration with a trained SOVQAE: load an exported model (or a run folder) and restore face crops.
-
-`restore` maps each face to the nearest codes of the identity's codebook and decodes them, which replaces
-blur, noise and Wav2Lip's lost detail by the identity's clean texture (the paper's robustness argument).
-"""
+"""Restoration with a trained SOVQAE (an exported model or a run folder): each face mapped to the nearest codes of
+the identity's codebook and decoded, which replaces blur, noise and Wav2Lip's lost detail by the identity's clean
+texture (the paper's robustness argument)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,7 @@
-"""`ladtalk train person VIDEO -o RUN`: one command from a person's video to their models.
-
-Stages, each in its own folder of RUN and each skipped once its model exists (an interrupted stage resumes from
-its checkpoint, as its trainer does): prepare (RUN/identity) -> the lip-sync expert (RUN/syncnet) -> the lip-sync
-generator (RUN/wav2lip) -> the restorer (RUN/sovqae, trained on the generator's own faces as well). With
-`wav2lip_path` (e.g. the official wav2lip_gan.pth) the two lip-sync stages are skipped. RUN/person.json records the
-options a run was started with; RUN/summary.json the models and their validation figures.
-"""
+"""`ladtalk train person VIDEO -o RUN`: one command from a person's video to their models, in stages each skipped
+once its model exists (an interrupted one resumes, as its trainer does): prepare (RUN/identity) -> the lip-sync
+expert (RUN/syncnet) -> generator (RUN/wav2lip; neither with `wav2lip_path`) -> the restorer (RUN/sovqae, on the
+generator's own faces too). RUN/person.json records a run's options; RUN/summary.json its models and figures."""
 
 from __future__ import annotations
 
