@@ -10,11 +10,9 @@ _EPS2 = 1e-12
 
 
 def pairwise_distances(codes: torch.Tensor) -> torch.Tensor:
-    """(N,D) codes -> (N,N) fp32 Euclidean distances with +inf on the diagonal; differentiable and finite.
-
-    ||e_i||^2 + ||e_j||^2 - 2 e_i.e_j cancels catastrophically when ||e|| >> d_C, so it runs in float64 (float32
-    on MPS, which has no float64) with autocast off: under bf16 autocast, or TF32, the min would pick a wrong pair.
-    """
+    """(N,D) codes -> (N,N) fp32 Euclidean distances, +inf on the diagonal. ||e_i||^2 + ||e_j||^2 - 2 e_i.e_j cancels
+    catastrophically when ||e|| >> d_C, so it runs in float64 (float32 on MPS, which has none) with autocast off:
+    under bf16 autocast, or TF32, the min would pick a wrong pair."""
     wide = torch.float32 if codes.device.type == "mps" else torch.float64
     with torch.autocast(codes.device.type, enabled=False):
         e = codes.to(wide)

@@ -84,11 +84,8 @@ class Wav2LipConfig:
 
 
 class Wav2Lip(nn.Module):
-    """forward(audio, face): (N,1,80,16) + (N,6,S,S) -> (N,3,S,S), or (B,T,1,80,16) + (B,6,T,S,S) -> (B,3,T,S,S).
-
-    face channels 0-2: the target frame with rows S/2.. zeroed; 3-5: an unmasked reference frame; BGR in [0, 1].
-    Output is BGR in [0, 1] (sigmoid).
-    """
+    """forward(audio, face): (N,1,80,16) + (N,6,S,S) -> (N,3,S,S), or (B,T,1,80,16) + (B,6,T,S,S) -> (B,3,T,S,S);
+    face channels 0-2: the target frame with rows S/2.. zeroed, 3-5: an unmasked reference; all BGR in [0, 1]."""
 
     def __init__(self, config: Wav2LipConfig = Wav2LipConfig()):
         super().__init__()

@@ -121,13 +121,12 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 log.log(step, values)
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
             is_best = (step % t.val_every == 0 or step == total_steps) and val.run(nets, log, step)
-            out_of_time = time.monotonic() >= end
+            stop = step == total_steps or time.monotonic() >= end
             keep = t.keep_every > 0 and step % t.keep_every == 0
-            periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time or keep
-            if periodic or is_best:
+            if is_best or keep or stop or step % t.checkpoint_every == 0:
                 save(ckpt, nets, rt, mcfg, step, steps_per_epoch, val.best, is_best, keep)
                 last_saved = step
-            if out_of_time:
+            if stop:
                 break
     except KeyboardInterrupt:
         if step != last_saved:
