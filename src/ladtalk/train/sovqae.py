@@ -39,9 +39,8 @@ from ladtalk.train.common import (
 )
 from ladtalk.train.config import read_config
 from ladtalk.train.lipsync_inputs import cached_lipsync_faces
-from ladtalk.train.sovqae_codebook import init_codebook_from_data, restart_dead_codes
 from ladtalk.train.sovqae_config import SOVQAETrainConfig
-from ladtalk.train.sovqae_data import Batches, CropStore, open_identities
+from ladtalk.train.sovqae_data import Batches, CropStore, init_codebook_from_data, open_identities, restart_dead_codes
 from ladtalk.train.sovqae_eval import crops_to_images, validate
 from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step
 
