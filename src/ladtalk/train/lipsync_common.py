@@ -33,13 +33,11 @@ class LipSyncTrainConfig:
     eval_every: int                    # steps between evaluations; each writes a checkpoint
     eval_batches: int                  # held-out batches per evaluation
     log_every: int
-    precision: str                     # one of runtime.PRECISIONS
+    precision: Literal[PRECISIONS]
     num_workers: int | Literal["auto"]
 
     def __post_init__(self):
         check_positive(self, "batch_size", "lr", "max_steps", "eval_every", "eval_batches", "log_every")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.num_workers != "auto" and self.num_workers < 0:
             raise InputError(f"train.num_workers must be 'auto' or at least 0, got {self.num_workers}")
 
