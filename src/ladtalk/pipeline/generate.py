@@ -37,9 +37,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 def cascade(frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, ident: Identity, wav2lip: LipSyncNet,
             restorer: Restorer | None, paste: str, rt: Inference, report: RunReport) -> np.ndarray:
     """The paper's method (steps 3-5) on source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel
-    windows (B,1,80,16) -> the finished frames (`restorer` None: the lip-sync result, upscaled). Official weights:
-    the identity's square crop of the official inference's result goes on (`--no-sovqae --paste hard`: that result
-    as it is)."""
+    windows (B,1,80,16) -> the finished frames (`restorer` None: the lip-sync result, upscaled). Official weights go
+    on with the square crop of the official result (`--no-sovqae --paste hard`: that result as it is)."""
     size = restorer.resolution if restorer is not None else ident.crop_size
     square_crop = wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
     with report.stage("wav2lip", rt.device):  # 3. lip-sync

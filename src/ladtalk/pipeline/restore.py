@@ -99,9 +99,8 @@ def pick_crop_setting(name: str, given, geometry: dict | None, fallback, model_p
 
 
 class RestoreNet(torch.nn.Module):
-    """The SOVQAE's restoration as one network (what the backends export): float images (B,3,H,W) in [0,1] ->
-    (restored images (B,3,H,W) in [0,1] fp32, code indices (B,h,w) int64). The encoder and the choice of codes stay
-    fp32; the decoder runs under `decoder_dtype` autocast (None: fp32), see restore_batch_with_latents."""
+    """The SOVQAE's restoration as one network (what the backends export): restore_batch_with_latents without the
+    latents, the decoder under `decoder_dtype` autocast (None: fp32)."""
 
     def __init__(self, model: SOVQAE, decoder_dtype: torch.dtype | None = None):
         super().__init__()
@@ -131,9 +130,8 @@ def restore_batch_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: t
 @torch.no_grad()
 def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
                                 batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`restore_batch_with_latents` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's
-    device, `batch_size` (batch_for) at a time: (restored images in [0,1] fp32, code indices (B,h,w), latents
-    (B,D,h,w)); what validation and `ladtalk analyze` measure."""
+    """`restore_batch_with_latents` over any number of images, `batch_size` (batch_for) at a time on the model's
+    device: what validation and `ladtalk analyze` measure."""
     batch_size = batch_for(next(model.parameters()).device, batch_size)
     outs = [restore_batch_with_latents(model, images[s:s + batch_size], amp_dtype)
             for s in range(0, len(images), batch_size)]

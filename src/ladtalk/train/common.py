@@ -191,9 +191,8 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def print_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> None:
-    """What every training prints when it ends: one `name  value` line per figure (where its model is, its
-    validation figures; floats to 4 significant digits), then one `warning: ...` line per warning. Printed on
-    stderr beside the progress bar, so that stdout stays free for a caller's own output."""
+    """What every training prints when it ends: a `name  value` line per figure (floats to 4 significant digits),
+    then a `warning: ...` line per warning; on stderr beside the progress bar, leaving stdout to a caller."""
     width = max((len(k) for k in figures), default=0)
     lines = [f"== {title} =="]
     for name, value in figures.items():

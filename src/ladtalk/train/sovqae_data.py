@@ -113,10 +113,9 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
 
 def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator,
                    lower: Sequence[bool] | None = None) -> list[torch.Tensor]:
-    """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
-    image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
-    detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
-    half (where the mouth is)."""
+    """The same random patch x patch window of each image in every (B,3,H,W) tensor of `images`: the autoencoder is
+    fully convolutional, so patches of full-size crops teach full-size detail at a smaller cost. Rows marked in
+    `lower` take windows that hold the middle of the lower half (where the mouth is)."""
     b, _, h, w = images[0].shape
     ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
     if lower is not None:
