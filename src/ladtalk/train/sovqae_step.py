@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from ladtalk.losses.codebook import codebook_regularizer
 from ladtalk.losses.gan import adaptive_weight, d_loss, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
-from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from ladtalk.models.discriminator import PatchDiscriminator
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.train.common import Runtime
 from ladtalk.train.sovqae_config import SOVQAETrainConfig
@@ -37,7 +37,7 @@ class Nets:
 def build_nets(mcfg: SOVQAEConfig, t: SOVQAETrainConfig, rt: Runtime) -> Nets:
     """Model, discriminator, frozen perceptual net and the two Adam optimisers (lr = base_lr * batch)."""
     model = rt.prepare(SOVQAE(mcfg))
-    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, t.disc_ndf, t.disc_layers)))
+    disc = rt.prepare(PatchDiscriminator(t.disc_ndf, t.disc_layers))
     perceptual, perceptual_name = build_perceptual(t.perceptual if t.perceptual_weight > 0 else "none", rt.device)
     if perceptual is not None and rt.channels_last:
         perceptual = perceptual.to(memory_format=torch.channels_last)
