@@ -43,8 +43,7 @@ class Mixed(nn.Module):
         self.chains = [[name for name, *_ in chain] for chain in chains]
         for name, *args in [unit for chain in chains for unit in chain]:
             setattr(self, name, BasicConv2d(*args))
-        self.pooled = branch_pool is not None
-        if self.pooled:
+        if branch_pool is not None:
             self.branch_pool = BasicConv2d(*branch_pool[1:], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +53,7 @@ class Mixed(nn.Module):
             for name in chain:
                 y = getattr(self, name)(y)
             outs.append(y)
-        outs.append(self.branch_pool(_avg3(x)) if self.pooled else F.max_pool2d(x, 3, stride=2))
+        outs.append(self.branch_pool(_avg3(x)) if hasattr(self, "branch_pool") else F.max_pool2d(x, 3, stride=2))
         return torch.cat(outs, 1)
 
 

@@ -228,10 +228,9 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
 
 def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: np.ndarray, mels: torch.Tensor,
                   dtype, square_crop: bool, size: int) -> tuple[torch.Tensor | np.ndarray, np.ndarray | None]:
-    """The lip-synced faces the restorer receives for identity frames `src_idx` (full frames `frames`, uint8
-    (B,H,W,3); only the official geometry reads them) and their mel windows: float (B,3,s,s) from `square_crop`
-    generators, else the identity's square crops at `size` of the official result, returned with that result
-    (the official output for `--no-sovqae --paste hard`)."""
+    """The lip-synced faces the restorer receives for identity frames `src_idx` (whole `frames` uint8 (B,H,W,3), read
+    by the official geometry only) and their mels: float (B,3,s,s) from `square_crop` generators, else the identity's
+    square crops at `size` of the official result, returned with it (`--no-sovqae --paste hard`'s output)."""
     if square_crop:
         return lipsync(wav2lip, to_images(ident.crops[src_idx], mels.device), mels, dtype), None
     synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)

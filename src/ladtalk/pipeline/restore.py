@@ -31,10 +31,9 @@ PASTE_MARGIN_256 = 48
 
 
 def pasted_rows(size: int, factor: int) -> slice:
-    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from PASTE_MARGIN_256 (scaled
-    to `size`) above the first row the mouth mask blends (less 2 for the paste's resize), down to the bottom; the
-    start a multiple of the SOVQAE's downsampling `factor` so that its code grid and guide stay aligned with the
-    whole crop's."""
+    """The rows of a (size x size) face the SOVQAE computes for the mouth paste: from PASTE_MARGIN_256 (scaled) above
+    the first row the mouth mask blends (less 2 for the paste's resize) to the bottom, starting at a multiple of the
+    downsampling `factor` so that the code grid and guide stay aligned with the whole crop's."""
     margin = PASTE_MARGIN_256 * size // 256
     first = int(np.flatnonzero(lower_face_mask(size).max(1) > 0)[0])
     return slice(max(0, (first - 2 - margin) // factor * factor), size)
@@ -141,10 +140,9 @@ def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: 
 @torch.no_grad()
 def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size: int,
                   device: torch.device, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
-    """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] ->
-    float (B,3,S,S) in [0,1], S = `size`, through `net` (float images in [0,1] -> restored ones), at most
-    `batch_size` at a time (batch_for) on `device`; other sizes are resized (bicubic) first. With `rows` only
-    those rows of each face are computed; the rest is the input's."""
+    """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] -> float
+    (B,3,S,S), S = `size` (other sizes resized, bicubic), through `net` (images in [0,1] -> restored ones) at most
+    `batch_size` (batch_for) at a time on `device`. With `rows`, only those rows are computed; the rest is the input."""
     as_numpy = isinstance(images, np.ndarray)
     as_frames = as_numpy or images.dtype == torch.uint8
     t = torch.as_tensor(images)
