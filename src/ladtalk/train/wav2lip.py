@@ -1,14 +1,12 @@
 """`ladtalk train wav2lip`: the Wav2Lip generator (optionally with the visual-quality GAN) on identity folders
-or LRS2-style roots, supervised by a frozen lip-sync expert.
-
-Official recipe (wav2lip_train.py / hq_wav2lip_train.py): batch 16, Adam lr 1e-4;
+or LRS2-style roots, supervised by a frozen lip-sync expert. Official recipe (hq_)wav2lip_train.py: batch 16, Adam
+lr 1e-4;
     loss = (1 - w) * L1(g, gt) + w * sync                                   (no GAN)
     loss = w * sync + 0.07 * BCE(D(g), 1) + (1 - w - 0.07) * L1(g, gt)      (GAN, Adam betas (0.5, 0.999))
-w = 0 until an evaluation's sync loss drops below 0.75, then 0.01 (0.03 with the GAN); the switch is kept in
-the checkpoint (the original forgets it on resume). D: BCE(D(gt), 1) + BCE(D(g.detach()), 0). The expert's
-BatchNorm stays in training mode as in the original (`expert_bn: eval` to freeze its statistics).
-RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs, RUN_DIR/samples/*.png, RUN_DIR/model (kind "wav2lip").
-"""
+w = 0 until an evaluation's sync loss drops below 0.75, then 0.01 (0.03 with the GAN), a switch kept in the
+checkpoint (the original forgets it on resume). D: BCE(D(gt), 1) + BCE(D(g.detach()), 0). The expert's BatchNorm
+stays in training mode as in the original (`expert_bn: eval` freezes it). Writes RUN_DIR/checkpoints/{last,best},
+logs, samples/*.png and model."""
 
 from __future__ import annotations
 
