@@ -17,8 +17,7 @@ from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.presets import load_preset
 from ladtalk.reenact import reenact
 from ladtalk.train.sovqae import train_sovqae
-from ladtalk.train.sovqae_codebook import restart_dead_codes
-from ladtalk.train.sovqae_data import CropStore, random_patches
+from ladtalk.train.sovqae_data import CropStore, random_patches, restart_dead_codes
 
 _ = one_thread
 

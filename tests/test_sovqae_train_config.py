@@ -52,7 +52,7 @@ def test_values_are_checked_by_name():
                              ("train.disc_loss=wgan", "train.disc_loss must be 'hinge' or 'vanilla'"),
                              ("train.perceptual=vgg", "train.perceptual must be 'auto' or 'lpips_vgg'"),
                              ("train.data_on_device=gpu", "train.data_on_device must be true or false or 'auto'"),
-                             ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16"),
+                             ("train.precision=fp8", "train.precision must be 'auto' or 'fp32' or 'bf16' or 'fp16'"),
                              ("train.val_every=0", "train.val_every must be above zero")]:
         with pytest.raises(InputError, match=re.escape(needle)):
             _tiny(override)

@@ -51,7 +51,7 @@ def test_epoch_order_is_a_seeded_partition():
 
 def test_runtime_and_logger(tmp_path):
     rt = setup_runtime("cpu", precision="auto", channels_last=True)
-    assert rt.precision == ("bf16" if cpu_has_fast_bf16() else "fp32") and rt.scaler is None
+    assert rt.precision == ("bf16" if cpu_has_fast_bf16() else "fp32") and not rt.scaler.is_enabled()
     assert setup_runtime("cpu", precision="fp32").precision == "fp32"
     bf16 = setup_runtime("cpu", precision="bf16", channels_last=False)
     assert bf16.precision == "bf16" and bf16.channels_last  # oneDNN's bf16 kernels want NHWC

@@ -37,7 +37,7 @@ def test_values_are_checked_by_name():
                              ("train.gan=maybe", "train.gan must be true or false, got 'maybe'"),
                              ("train.expert_bn=frozen", "train.expert_bn must be 'train' or 'eval', got 'frozen'"),
                              ("train.adam_betas=[0.9]", "train.adam_betas must be a list of 2: a number, a number"),
-                             ("train.precision=fp8", "train.precision must be one of auto, fp32, bf16, fp16")]:
+                             ("train.precision=fp8", "train.precision must be 'auto' or 'fp32' or 'bf16' or 'fp16'")]:
         with pytest.raises(InputError, match=re.escape(needle)):
             _wav2lip(override)
     t = load_preset("wav2lip-tiny")["train"]

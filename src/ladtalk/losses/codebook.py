@@ -1,9 +1,6 @@
-"""The Space-Optimized codebook regulariser L_reg = |d_C - theta| and the distances behind it (pure functions).
-
-d_C is the minimal pairwise Euclidean distance between codes. A hard minimum sends its gradient to the single
-closest pair only, as in the paper. Distances are sqrt(clamp(d^2, 1e-12)) with the diagonal masked, so
-coinciding codes give a finite gradient instead of NaN.
-"""
+"""The Space-Optimized codebook regulariser L_reg = |d_C - theta|, d_C the minimal pairwise distance between codes
+(its gradient goes to the closest pair only, as in the paper). Distances are sqrt(clamp(d^2, 1e-12)) with the
+diagonal masked, so coinciding codes give a finite gradient instead of NaN."""
 
 from __future__ import annotations
 
@@ -13,11 +10,9 @@ _EPS2 = 1e-12
 
 
 def pairwise_distances(codes: torch.Tensor) -> torch.Tensor:
-    """(N,D) codes -> (N,N) fp32 Euclidean distances with +inf on the diagonal; differentiable and finite.
-
-    ||e_i||^2 + ||e_j||^2 - 2 e_i.e_j cancels catastrophically when ||e|| >> d_C, so it runs in float64 (float32
-    on MPS, which has no float64) with autocast off: under bf16 autocast, or TF32, the min would pick a wrong pair.
-    """
+    """(N,D) codes -> (N,N) fp32 Euclidean distances, +inf on the diagonal. ||e_i||^2 + ||e_j||^2 - 2 e_i.e_j cancels
+    catastrophically when ||e|| >> d_C, so it runs in float64 (float32 on MPS, which has none) with autocast off:
+    under bf16 autocast, or TF32, the min would pick a wrong pair."""
     wide = torch.float32 if codes.device.type == "mps" else torch.float64
     with torch.autocast(codes.device.type, enabled=False):
         e = codes.to(wide)

@@ -20,18 +20,10 @@ def generator_loss(logits_fake: torch.Tensor) -> torch.Tensor:
     return -logits_fake.float().mean()
 
 
-def disc_factor(step: int, start: int, factor: float = 1.0) -> float:
-    """0 before the start step, `factor` from it on: neither G's adversarial term nor D trains before it."""
-    return factor if step >= start else 0.0
-
-
 def adaptive_weight(nll_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: torch.Tensor,
                     disc_weight: float = 0.8, max_weight: float = 1e4) -> torch.Tensor:
-    """disc_weight * ||grad_last(nll)|| / (||grad_last(g)|| + 1e-4), clamped to [0, max], detached scalar.
-
-    Balances the adversarial term against reconstruction at the decoder's last layer (taming's VQGAN).
-    Returns 0 when there is no graph (e.g. under no_grad).
-    """
+    """taming's balance of the adversarial term against reconstruction at the decoder's last layer: disc_weight *
+    ||grad_last(nll)|| / (||grad_last(g)|| + 1e-4), clamped to [0, max], detached; 0 without a graph (no_grad)."""
     if not (nll_loss.requires_grad and g_loss.requires_grad):
         return torch.zeros((), device=nll_loss.device)
     nll_grad = torch.autograd.grad(nll_loss, last_layer, retain_graph=True)[0]

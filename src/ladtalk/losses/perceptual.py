@@ -1,9 +1,6 @@
-"""Build the frozen perceptual distance for training, and name it honestly.
-
-"auto" uses real LPIPS-VGG when the ImageNet VGG16 trunk `vgg16-397923af.pth` is in the torch hub cache
-(heads from the `lpips` wheel), otherwise ST-LPIPS-VGG from the `stlpips-pytorch` wheel; the returned name
-("lpips_vgg" / "stlpips_vgg") is what logs and reports must call it. "none" disables the term.
-"""
+"""The frozen perceptual distance for training, honestly named: "auto" is real LPIPS-VGG when the ImageNet VGG16
+trunk `vgg16-397923af.pth` is in the torch hub cache (heads from the `lpips` wheel), else ST-LPIPS-VGG from the
+`stlpips-pytorch` wheel; logs and reports use the returned name. "none" disables the term."""
 
 from __future__ import annotations
 

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 
-@dataclass(frozen=True)
-class PatchDiscriminatorConfig:
-    in_channels: int = 3
-    ndf: int = 64
-    n_layers: int = 3
-
-
 class PatchDiscriminator(nn.Module):
-    """images (B,3,H,W) in [-1,1] -> patch logits (B,1,H',W'); conv4x4 stacks with BatchNorm and LeakyReLU(0.2)."""
+    """images (B,3,H,W) in [-1,1] -> patch logits (B,1,H',W'): a conv4x4 of `ndf` filters, then `n_layers` more
+    with BatchNorm, each with LeakyReLU(0.2)."""
 
-    def __init__(self, config: PatchDiscriminatorConfig = PatchDiscriminatorConfig()):
+    def __init__(self, ndf: int = 64, n_layers: int = 3):
         super().__init__()
-        self.config = config
-        ndf, n = config.ndf, config.n_layers
-        layers: list[nn.Module] = [nn.Conv2d(config.in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         mult = 1
-        for i in range(1, n + 1):
+        for i in range(1, n_layers + 1):
             prev, mult = mult, min(2 ** i, 8)
-            stride = 2 if i < n else 1
+            stride = 2 if i < n_layers else 1
             layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=False), nn.BatchNorm2d(ndf * mult),
                        nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, 1, 1))

@@ -1,10 +1,8 @@
-"""The Inception-v3 graph of the FID weights `pt_inception-2015-12-05-6726825d.pth` (TF 2015-12-05 model).
-
-Parameter names follow torchvision's Inception3 without `AuxLogits`, so the released file loads strictly. Where
-the TF graph behind FID differs from torchvision's (and the FID numbers depend on it): 1008 output classes;
-BatchNorm eps 1e-3; the average pools of Mixed_5b..Mixed_7b exclude the zero padding from the mean; Mixed_7c's
-pool branch is a 3x3 max-pool. Resizing and scaling to [-1, 1] at 299x299 are the metric's job (metrics.fid).
-"""
+"""The Inception-v3 graph of the FID weights `pt_inception-2015-12-05-6726825d.pth` (TF 2015-12-05 model), with
+torchvision's Inception3 names (without `AuxLogits`) so the file loads strictly. Where the TF graph behind FID
+differs from torchvision's (FID depends on it): 1008 classes; BatchNorm eps 1e-3; the average pools of
+Mixed_5b..Mixed_7b exclude the zero padding; Mixed_7c's pool branch is a 3x3 max-pool. Resizing and scaling to
+[-1, 1] at 299x299 are metrics.fid's job."""
 
 from __future__ import annotations
 
@@ -43,8 +41,7 @@ class Mixed(nn.Module):
         self.chains = [[name for name, *_ in chain] for chain in chains]
         for name, *args in [unit for chain in chains for unit in chain]:
             setattr(self, name, BasicConv2d(*args))
-        self.pooled = branch_pool is not None
-        if self.pooled:
+        if branch_pool is not None:
             self.branch_pool = BasicConv2d(*branch_pool[1:], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +51,7 @@ class Mixed(nn.Module):
             for name in chain:
                 y = getattr(self, name)(y)
             outs.append(y)
-        outs.append(self.branch_pool(_avg3(x)) if self.pooled else F.max_pool2d(x, 3, stride=2))
+        outs.append(self.branch_pool(_avg3(x)) if hasattr(self, "branch_pool") else F.max_pool2d(x, 3, stride=2))
         return torch.cat(outs, 1)
 
 

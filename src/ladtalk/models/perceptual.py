@@ -1,10 +1,7 @@
-"""Perceptual distance networks as plain modules: LPIPS-VGG (v0.1 heads) and ST-LPIPS-VGG (shift-tolerant).
-
-Both: inputs (B,3,H,W) RGB in [-1,1] -> shift/scale layer -> five VGG16 stages (relu1_2 .. relu5_3) -> unit
-normalisation over channels -> squared difference -> non-negative 1x1 heads -> spatial mean -> sum. Parameter
-names follow the published state dicts, so the weight files (loaded by losses.perceptual) load strictly. ST-LPIPS
-replaces each max-pool by MaxPool(2, stride 1) + BlurPool (3x3 binomial, stride 2), which shifts the layer indices.
-"""
+"""LPIPS-VGG (v0.1 heads) and ST-LPIPS-VGG (shift-tolerant) as plain modules whose names follow the published state
+dicts (loaded strictly by losses.perceptual): shift/scale -> five VGG16 stages -> unit norm over channels ->
+squared difference -> 1x1 heads -> spatial mean -> sum. ST-LPIPS replaces each max-pool by MaxPool(2, stride 1) +
+BlurPool (3x3 binomial, stride 2), which shifts the layer indices."""
 
 from __future__ import annotations
 

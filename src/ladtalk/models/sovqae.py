@@ -1,11 +1,6 @@
-"""SOVQAE: the identity-specific Space-Optimized VQ autoencoder (taming-transformers f=16 VQGAN layout).
-
-Encoder and decoder follow the taming layout (GroupNorm(32, eps 1e-6), swish, residual blocks, single-head
-attention at the resolutions in `attn_resolutions`, asymmetric-pad stride-2 downsampling, nearest x2
-upsampling) with no skip connections; a 1x1 `quant_conv` / `post_quant_conv` pair surrounds a
-straight-through vector quantizer. Images are float (B,3,H,W) RGB in [-1,1], H and W multiples of
-2**(len(ch_mult)-1). Losses beyond the quantizer's own term live in ladtalk.losses.
-"""
+"""SOVQAE: the identity-specific Space-Optimized VQ autoencoder, taming-transformers' f=16 VQGAN layout and module
+names with a straight-through vector quantizer between a 1x1 `quant_conv` / `post_quant_conv` pair. Images are
+float (B,3,H,W) RGB in [-1,1], H and W multiples of 2**(len(ch_mult)-1); other losses live in ladtalk.losses."""
 
 from __future__ import annotations
 

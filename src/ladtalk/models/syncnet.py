@@ -1,7 +1,5 @@
-"""Lip-sync networks: Wav2Lip's expert (`SyncNetColor`) and syncnet_python's `S` (the LSE-C / LSE-D model).
-
-Child names equal the official state-dict keys so `lipsync_expert.pth` and `syncnet_v2.model` load strictly.
-"""
+"""Lip-sync networks: Wav2Lip's expert (`SyncNetColor`) and syncnet_python's `S` (the LSE-C / LSE-D model), named
+by the official state-dict keys so `lipsync_expert.pth` and `syncnet_v2.model` load strictly."""
 
 from __future__ import annotations
 
@@ -37,11 +35,9 @@ MOUTH_ROWS, MOUTH_COLS = slice(10, 34), slice(24, 72)
 
 
 class SyncNetColor(nn.Module):
-    """forward(audio (N,1,80,16), face (N,15,S/2,S)) -> (a, v): L2-normalised embeddings (N, 512*width).
-
-    face = lower halves of 5 consecutive BGR [0,1] crops stacked frame-major on channels (f0 B,G,R, f1 B,G,R, ...).
-    Both embeddings come out of a ReLU, so their cosine is in [0, 1] and is read as the probability of sync.
-    """
+    """forward(audio (N,1,80,16), face (N,15,S/2,S)) -> (a, v): L2-normalised embeddings (N, 512*width); face: the
+    lower halves of 5 consecutive BGR [0,1] crops, frame-major on channels. Both come out of a ReLU, so their cosine
+    is in [0, 1], read as the probability of sync."""
 
     def __init__(self, config: SyncNetConfig = SyncNetConfig()):
         super().__init__()

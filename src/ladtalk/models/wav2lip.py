@@ -1,9 +1,6 @@
-"""The Wav2Lip generator and its visual-quality discriminator, laid out so the official weight files load as is.
-
-Child names are the state-dict keys of the official checkpoints, so they must not change. Images are BGR in [0, 1]
-(the official convention), 96x96 by default. For small CPU models, `width` scales every channel count and
-`img_size=48` turns the deepest down- and up-sampling (3x3 <-> 6x6) into stride 1.
-"""
+"""The Wav2Lip generator and its visual-quality discriminator; child names are the official checkpoints' keys (do not
+change them). Images are BGR in [0, 1], 96x96 by default. For small CPU models `width` scales every channel count
+and `img_size=48` turns the deepest down- and up-sampling (3x3 <-> 6x6) into stride 1."""
 
 from __future__ import annotations
 
@@ -87,11 +84,8 @@ class Wav2LipConfig:
 
 
 class Wav2Lip(nn.Module):
-    """forward(audio, face): (N,1,80,16) + (N,6,S,S) -> (N,3,S,S), or (B,T,1,80,16) + (B,6,T,S,S) -> (B,3,T,S,S).
-
-    face channels 0-2: the target frame with rows S/2.. zeroed; 3-5: an unmasked reference frame; BGR in [0, 1].
-    Output is BGR in [0, 1] (sigmoid).
-    """
+    """forward(audio, face): (N,1,80,16) + (N,6,S,S) -> (N,3,S,S), or (B,T,1,80,16) + (B,6,T,S,S) -> (B,3,T,S,S);
+    face channels 0-2: the target frame with rows S/2.. zeroed, 3-5: an unmasked reference; all BGR in [0, 1]."""
 
     def __init__(self, config: Wav2LipConfig = Wav2LipConfig()):
         super().__init__()

@@ -1,9 +1,6 @@
-"""Running an inference network on a CPU backend: eager torch, ONNX Runtime or OpenVINO.
-
-The exported backends take the nn.Module the eager path runs (exported in-process, never downloaded; batch the one
-dynamic dimension) and keep the export beside the weights, so a second run skips it. Each backend is one small class
-with the same call: float tensors in, float/int64 tensors out, on the CPU. Costs: bench/results/backends_cpu.md.
-"""
+"""Running an inference network on a CPU backend: eager torch, or the same nn.Module exported in-process (batch the
+one dynamic dimension) to ONNX Runtime or OpenVINO, the export kept beside the weights for the next run. Each is a
+class with one call: float tensors in, float/int64 tensors out. Costs: bench/results/backends_cpu.md."""
 
 from __future__ import annotations
 

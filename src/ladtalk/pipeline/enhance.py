@@ -1,8 +1,6 @@
-"""`ladtalk enhance`: plug-and-play repair of any talking-head video of the identity with its SOVQAE.
-
-Pass 1 detects and tracks the face (boxes only, small); pass 2 streams frames through crop -> SOVQAE -> paste into
-`write_video`, with the source audio as it is. Frames without a face pass through untouched.
-"""
+"""`ladtalk enhance`: plug-and-play repair of any talking-head video of the identity with its SOVQAE. Pass 1 tracks
+the face (boxes only); pass 2 streams the frames through crop -> SOVQAE -> paste into `write_video` with the source
+audio as it is (frames without a face untouched)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Which identity frame backs each output frame, and serving those frames with bounded memory.
-
-When the driving audio is longer than the identity video, the identity frames play forward, then backward, and
-so on (a ping-pong loop has no jump cut, unlike restarting from frame 0 as the official Wav2Lip does).
-"""
+"""Which identity frame backs each output frame, and serving those frames with bounded memory. Audio longer than
+the identity video plays its frames forward, then backward, and so on (a ping-pong loop has no jump cut, unlike
+restarting from frame 0 as the official Wav2Lip does)."""
 
 from __future__ import annotations
 

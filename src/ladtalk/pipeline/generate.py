@@ -1,9 +1,6 @@
-"""`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade.
-
-The steps are docs/DESIGN.md's "How generate flows" (the comments below number them as it does): `cascade` runs
-the networks on one batch of frames (3-5); `generate` loads and checks, schedules and streams the batches (memory
-stays flat however long the audio), and `write_video` encodes them in a background thread with the audio muxed.
-"""
+"""`ladtalk generate`: speech -> lip-synced video of the identity, the paper's cascade in the steps of DESIGN.md's
+"How generate flows" (numbered below as there): `cascade` runs the networks on a batch of frames (3-5), `generate`
+checks, schedules and streams the batches (memory stays flat), `write_video` encodes them with the audio muxed."""
 
 from __future__ import annotations
 
@@ -40,9 +37,8 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v")  # what VideoWriter writes
 def cascade(frames: np.ndarray, src_idx: np.ndarray, windows: np.ndarray, ident: Identity, wav2lip: LipSyncNet,
             restorer: Restorer | None, paste: str, rt: Inference, report: RunReport) -> np.ndarray:
     """The paper's method (steps 3-5) on source frames uint8 (B,H,W,3) of identity frames `src_idx` and their mel
-    windows (B,1,80,16) -> the finished frames (`restorer` None: the lip-sync result, upscaled). Official weights:
-    the identity's square crop of the official inference's result goes on (`--no-sovqae --paste hard`: that result
-    as it is)."""
+    windows (B,1,80,16) -> the finished frames (`restorer` None: the lip-sync result, upscaled). Official weights go
+    on with the square crop of the official result (`--no-sovqae --paste hard`: that result as it is)."""
     size = restorer.resolution if restorer is not None else ident.crop_size
     square_crop = wav2lip.input_geometry == "square_crop"  # trained by `ladtalk train wav2lip`
     with report.stage("wav2lip", rt.device):  # 3. lip-sync
@@ -232,10 +228,9 @@ def _speech_mel(audio_path: str | os.PathLike) -> tuple[np.ndarray, int, float]:
 
 def lipsync_faces(ident: Identity, wav2lip, frames: np.ndarray | None, src_idx: np.ndarray, mels: torch.Tensor,
                   dtype, square_crop: bool, size: int) -> tuple[torch.Tensor | np.ndarray, np.ndarray | None]:
-    """The lip-synced faces the restorer receives for identity frames `src_idx` (full frames `frames`, uint8
-    (B,H,W,3); only the official geometry reads them) and their mel windows: float (B,3,s,s) from `square_crop`
-    generators, else the identity's square crops at `size` of the official result, returned with that result
-    (the official output for `--no-sovqae --paste hard`)."""
+    """The lip-synced faces the restorer receives for identity frames `src_idx` (whole `frames` uint8 (B,H,W,3), read
+    by the official geometry only) and their mels: float (B,3,s,s) from `square_crop` generators, else the identity's
+    square crops at `size` of the official result, returned with it (`--no-sovqae --paste hard`'s output)."""
     if square_crop:
         return lipsync(wav2lip, to_images(ident.crops[src_idx], mels.device), mels, dtype), None
     synced = lipsync_frames(wav2lip, frames, ident.wav2lip_boxes[src_idx], mels, dtype)

@@ -1,8 +1,6 @@
-"""Restoration with a trained SOVQAE: load an exported model (or a run folder) and restore face crops.
-
-`restore` maps each face to the nearest codes of the identity's codebook and decodes them, which replaces
-blur, noise and Wav2Lip's lost detail by the identity's clean texture (the paper's robustness argument).
-"""
+"""Restoration with a trained SOVQAE (an exported model or a run folder): each face mapped to the nearest codes of
+the identity's codebook and decoded, which replaces blur, noise and Wav2Lip's lost detail by the identity's clean
+texture (the paper's robustness argument)."""
 
 from __future__ import annotations
 
@@ -33,10 +31,9 @@ PASTE_MARGIN_256 = 48
 
 
 def pasted_rows(size: int, factor: int) -> slice:
-    """The rows of a (size x size) face that the SOVQAE computes for the mouth paste: from PASTE_MARGIN_256 (scaled
-    to `size`) above the first row the mouth mask blends (less 2 for the paste's resize), down to the bottom; the
-    start a multiple of the SOVQAE's downsampling `factor` so that its code grid and guide stay aligned with the
-    whole crop's."""
+    """The rows of a (size x size) face the SOVQAE computes for the mouth paste: from PASTE_MARGIN_256 (scaled) above
+    the first row the mouth mask blends (less 2 for the paste's resize) to the bottom, starting at a multiple of the
+    downsampling `factor` so that the code grid and guide stay aligned with the whole crop's."""
     margin = PASTE_MARGIN_256 * size // 256
     first = int(np.flatnonzero(lower_face_mask(size).max(1) > 0)[0])
     return slice(max(0, (first - 2 - margin) // factor * factor), size)
@@ -101,9 +98,8 @@ def pick_crop_setting(name: str, given, geometry: dict | None, fallback, model_p
 
 
 class RestoreNet(torch.nn.Module):
-    """The SOVQAE's restoration as one network (what the backends export): float images (B,3,H,W) in [0,1] ->
-    (restored images (B,3,H,W) in [0,1] fp32, code indices (B,h,w) int64). The encoder and the choice of codes stay
-    fp32; the decoder runs under `decoder_dtype` autocast (None: fp32), see restore_batch_with_latents."""
+    """The SOVQAE's restoration as one network (what the backends export): restore_batch_with_latents without the
+    latents, the decoder under `decoder_dtype` autocast (None: fp32)."""
 
     def __init__(self, model: SOVQAE, decoder_dtype: torch.dtype | None = None):
         super().__init__()
@@ -133,9 +129,8 @@ def restore_batch_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: t
 @torch.no_grad()
 def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
                                 batch_size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`restore_batch_with_latents` over float images (B,3,S,S) in [0,1] at the model's resolution, on the model's
-    device, `batch_size` (batch_for) at a time: (restored images in [0,1] fp32, code indices (B,h,w), latents
-    (B,D,h,w)); what validation and `ladtalk analyze` measure."""
+    """`restore_batch_with_latents` over any number of images, `batch_size` (batch_for) at a time on the model's
+    device: what validation and `ladtalk analyze` measure."""
     batch_size = batch_for(next(model.parameters()).device, batch_size)
     outs = [restore_batch_with_latents(model, images[s:s + batch_size], amp_dtype)
             for s in range(0, len(images), batch_size)]
@@ -145,10 +140,9 @@ def restore_images_with_latents(model: SOVQAE, images: torch.Tensor, amp_dtype: 
 @torch.no_grad()
 def restore_faces(net, images: np.ndarray | torch.Tensor, size: int, batch_size: int,
                   device: torch.device, rows: slice = slice(None)) -> np.ndarray | torch.Tensor:
-    """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] ->
-    float (B,3,S,S) in [0,1], S = `size`, through `net` (float images in [0,1] -> restored ones), at most
-    `batch_size` at a time (batch_for) on `device`; other sizes are resized (bicubic) first. With `rows` only
-    those rows of each face are computed; the rest is the input's."""
+    """Faces uint8 (T,H,W,3) RGB -> uint8 (T,S,S,3) (numpy or tensor, as given), or float (B,3,H,W) in [0,1] -> float
+    (B,3,S,S), S = `size` (other sizes resized, bicubic), through `net` (images in [0,1] -> restored ones) at most
+    `batch_size` (batch_for) at a time on `device`. With `rows`, only those rows are computed; the rest is the input."""
     as_numpy = isinstance(images, np.ndarray)
     as_frames = as_numpy or images.dtype == torch.uint8
     t = torch.as_tensor(images)

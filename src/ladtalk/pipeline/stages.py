@@ -14,23 +14,18 @@ from ladtalk.runtime import autocast_to
 WAV2LIP_SIZE = 96
 
 
-def wav2lip_inputs(faces: torch.Tensor, size: int = WAV2LIP_SIZE) -> torch.Tensor:
-    """Face crops (B,3,S,S) RGB [0,1] -> the generator's input (B,6,size,size): [lower half zeroed, reference], BGR."""
-    small = F.interpolate(faces, size=(size, size), mode="area") if faces.shape[-1] != size else faces
-    bgr = small.flip(1)  # the official weights expect OpenCV's BGR order
-    masked = bgr.clone()
-    masked[:, :, size // 2:] = 0
-    return torch.cat([masked, bgr], dim=1)
-
-
 @torch.inference_mode()
 def lipsync(wav2lip: torch.nn.Module, faces: torch.Tensor, mels: torch.Tensor,
             dtype: torch.dtype | None = None) -> torch.Tensor:
     """Wav2Lip on face crops (B,3,S,S) RGB [0,1] and mel windows (B,1,80,16) -> faces (B,3,s,s) RGB [0,1], s = 96
-    for the official generator (its config's img_size)."""
+    for the official generator (its config's img_size). Its input (B,6,s,s): [lower half zeroed, reference], BGR."""
     size = getattr(getattr(wav2lip, "config", None), "img_size", WAV2LIP_SIZE)
     with autocast_to(faces.device, dtype):
-        out = wav2lip(mels, wav2lip_inputs(faces, size))
+        small = F.interpolate(faces, size=(size, size), mode="area") if faces.shape[-1] != size else faces
+        bgr = small.flip(1)  # the official weights expect OpenCV's BGR order
+        masked = bgr.clone()
+        masked[:, :, size // 2:] = 0
+        out = wav2lip(mels, torch.cat([masked, bgr], dim=1))
     return out.float().flip(1)
 
 

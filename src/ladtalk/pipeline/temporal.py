@@ -1,13 +1,11 @@
-"""An inference-time deflicker for finished frames: a centred three-frame median, limited in how far it moves a pixel.
-
-Inside the region the paste wrote (its box and mask, face/crop.py), each frame becomes
+"""An inference-time deflicker for finished frames: a centred three-frame median, limited in how far it moves a
+pixel. Inside the region the paste wrote (its box and mask, face/crop.py), each frame becomes
 
     F_t + clip(median(F_{t-1}, F_t, F_{t+1}) - F_t, -limit, +limit)
 
-so a pixel that pops for a single frame (a flickering code or tooth edge) is pulled towards its neighbours in time,
-by at most `limit` levels of 8 bits, and a mouth that really opens for a frame is not cut off (measured: docs/
-results.md "Steadier frames"). It needs the next frame, so frames leave it one frame late; `flush` gives the last.
-"""
+so a pixel that pops for one frame (a flickering code or tooth edge) is pulled towards its neighbours by at most
+`limit` levels of 8 bits, and a mouth that really opens for a frame is not cut off (docs/results.md "Steadier
+frames"). Frames leave it one frame late (it needs the next); `flush` gives the last."""
 
 from __future__ import annotations
 

@@ -29,10 +29,9 @@ def background(it: Iterator[T], depth: int = 32) -> Iterator[T]:
 
 @contextlib.contextmanager
 def background_calls(fn: Callable[[T], object], depth: int = 2) -> Iterator[Callable[[T], None]]:
-    """Yield `submit(item)`, which queues `fn(item)` for a worker thread (at most `depth` waiting: the caller
-    blocks beyond that). Leaving the block waits for the queued calls; the worker's first error is raised in the
-    caller (at the next submit or on leaving) and the calls queued after it are dropped, as they are after an error
-    in the block."""
+    """Yield `submit(item)`, which queues `fn(item)` for a worker thread (the caller blocks beyond `depth` waiting);
+    leaving the block waits for them. The worker's first error is raised in the caller (at the next submit or on
+    leaving) and the calls queued after it are dropped, as after an error in the block."""
     pool, pending = ThreadPoolExecutor(1), collections.deque()
     failed = threading.Event()
 

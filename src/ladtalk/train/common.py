@@ -29,10 +29,10 @@ from ladtalk.runtime import Inference, autocast_dtype, resolve_device
 @dataclass(frozen=True)
 class Runtime(Inference):
     """Where and how a trainer runs: inference's device, reduced precision and memory format (its `precision`,
-    `autocast`), the fp16 loss scaler."""
+    `autocast`), and the loss scaler (enabled for fp16 only: otherwise its scale, step and update do nothing)."""
 
     channels_last: bool = False
-    scaler: torch.amp.GradScaler | None = field(default=None, repr=False)
+    scaler: torch.amp.GradScaler = field(default_factory=lambda: torch.amp.GradScaler(enabled=False), repr=False)
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """On the device in the chosen memory format, as for inference, but left in its training mode."""
@@ -43,31 +43,13 @@ class Runtime(Inference):
         """An image batch on the device in the chosen memory format."""
         return super().images(x.to(self.device, non_blocking=True))
 
-    def scaled(self, loss: torch.Tensor) -> torch.Tensor:
-        """The loss as the backward pass sees it (multiplied by the fp16 loss scale, if any)."""
-        return self.scaler.scale(loss) if self.scaler is not None else loss
-
-    def backward(self, loss: torch.Tensor) -> None:
-        self.scaled(loss).backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is not None:
-            self.scaler.step(optimizer)
-        else:
-            optimizer.step()
-
-    def update(self) -> None:
-        """Once per iteration, after every optimizer stepped (fp16 loss-scale update)."""
-        if self.scaler is not None:
-            self.scaler.update()
-
 
 def setup_runtime(device: str | torch.device = "auto", precision: str = "auto",
                   channels_last: bool = False) -> Runtime:
     """Resolve device and precision (one device: there is no multi-process training)."""
     dev = resolve_device(device)
     amp = autocast_dtype(dev, precision)  # "auto": bf16 on CPUs with bf16 matrix units, fp32 on other CPUs
-    scaler = torch.amp.GradScaler(dev.type) if amp is torch.float16 else None
+    scaler = torch.amp.GradScaler(dev.type, enabled=amp is torch.float16)
     if dev.type == "cuda":
         # TF32 matmuls: the fp32 parts (quantizer distances, losses) get tensor-core speed
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -209,9 +191,8 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def print_summary(title: str, figures: Mapping[str, Any], warnings: Sequence[str] = ()) -> None:
-    """What every training prints when it ends: one `name  value` line per figure (where its model is, its
-    validation figures; floats to 4 significant digits), then one `warning: ...` line per warning. Printed on
-    stderr beside the progress bar, so that stdout stays free for a caller's own output."""
+    """What every training prints when it ends: a `name  value` line per figure (floats to 4 significant digits),
+    then a `warning: ...` line per warning; on stderr beside the progress bar, leaving stdout to a caller."""
     width = max((len(k) for k in figures), default=0)
     lines = [f"== {title} =="]
     for name, value in figures.items():

@@ -1,11 +1,7 @@
-"""`ladtalk train person VIDEO -o RUN`: one command from a person's video to their models.
-
-Stages, each in its own folder of RUN and each skipped once its model exists (an interrupted stage resumes from
-its checkpoint, as its trainer does): prepare (RUN/identity) -> the lip-sync expert (RUN/syncnet) -> the lip-sync
-generator (RUN/wav2lip) -> the restorer (RUN/sovqae, trained on the generator's own faces as well). With
-`wav2lip_path` (e.g. the official wav2lip_gan.pth) the two lip-sync stages are skipped. RUN/person.json records the
-options a run was started with; RUN/summary.json the models and their validation figures.
-"""
+"""`ladtalk train person VIDEO -o RUN`: one command from a person's video to their models, in stages each skipped
+once its model exists (an interrupted one resumes, as its trainer does): prepare (RUN/identity) -> the lip-sync
+expert (RUN/syncnet) -> generator (RUN/wav2lip; neither with `wav2lip_path`) -> the restorer (RUN/sovqae, on the
+generator's own faces too). RUN/person.json records a run's options; RUN/summary.json its models and figures."""
 
 from __future__ import annotations
 
@@ -149,9 +145,12 @@ def _start_run(run_dir: Path, options: dict[str, Any]) -> float:
     return time.monotonic()
 
 
-def _steps(preset: str, overrides: tuple[str, ...]) -> int:
+def _length(preset: str, overrides: tuple[str, ...]) -> tuple[int | None, str]:
+    """A stage's steps and the plan's words for them: a SOVQAE preset without train.max_steps counts epochs, whose
+    steps depend on the frames (None: not known before prepare)."""
     t = load_preset(preset, overrides)["train"]
-    return int(t["max_steps"] if t.get("max_steps") is not None else t.get("epochs", 0))
+    steps = t.get("max_steps")
+    return steps, f"{steps} steps" if steps is not None else f"{t['epochs']} epochs"
 
 
 def _print_plan(run_dir: Path, stages: list[str], recipe: Recipe, video: Path, on_cpu: bool) -> None:
@@ -166,11 +165,11 @@ def _print_plan(run_dir: Path, stages: list[str], recipe: Recipe, video: Path, o
             lines.append(f"  prepare  {info.frame_count} frames at 256 px")
             continue
         preset = recipe.presets[stage]
-        steps = _steps(preset, recipe.overrides.get(stage, ()))
-        lines.append(f"  {stage:8s} {preset}, {steps} steps")
+        steps, length = _length(preset, recipe.overrides.get(stage, ()))
+        lines.append(f"  {stage:8s} {preset}, {length}")
         rate = CPU_SECONDS_PER_STEP.get(preset)
-        known = known and rate is not None
-        seconds += steps * (rate or 0) + CPU_SETUP_SECONDS.get(preset, 0)
+        known = known and rate is not None and steps is not None
+        seconds += (steps or 0) * (rate or 0) + CPU_SETUP_SECONDS.get(preset, 0)
     estimate = (f"about {math.ceil(seconds / 60)} min on 2 idle CPU cores (a busy machine takes longer)" if known
                 else "no estimate for these presets on this device (not measured)")
     print("\n".join([f"ladtalk train person -> {run_dir}: {estimate}", *lines]), file=sys.stderr, flush=True)

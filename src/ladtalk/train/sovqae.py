@@ -39,9 +39,8 @@ from ladtalk.train.common import (
 )
 from ladtalk.train.config import read_config
 from ladtalk.train.lipsync_inputs import cached_lipsync_faces
-from ladtalk.train.sovqae_codebook import init_codebook_from_data, restart_dead_codes
 from ladtalk.train.sovqae_config import SOVQAETrainConfig
-from ladtalk.train.sovqae_data import Batches, CropStore, open_identities
+from ladtalk.train.sovqae_data import Batches, CropStore, init_codebook_from_data, open_identities, restart_dead_codes
 from ladtalk.train.sovqae_eval import crops_to_images, validate
 from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step
 
@@ -121,13 +120,12 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                 log.log(step, values)
                 bar.set_postfix(l2=f"{values['l2']:.4f}", d_C=f"{values['d_C']:.3f}", refresh=False)
             is_best = (step % t.val_every == 0 or step == total_steps) and val.run(nets, log, step)
-            out_of_time = time.monotonic() >= end
+            stop = step == total_steps or time.monotonic() >= end
             keep = t.keep_every > 0 and step % t.keep_every == 0
-            periodic = step % t.checkpoint_every == 0 or step == total_steps or out_of_time or keep
-            if periodic or is_best:
+            if is_best or keep or stop or step % t.checkpoint_every == 0:
                 save(ckpt, nets, rt, mcfg, step, steps_per_epoch, val.best, is_best, keep)
                 last_saved = step
-            if out_of_time:
+            if stop:
                 break
     except KeyboardInterrupt:
         if step != last_saved:
@@ -188,7 +186,7 @@ def resume(nets: Nets, ckpt: CheckpointManager, start_from: str | os.PathLike | 
     strict_load(nets.disc, ts["disc"], f"{source} (discriminator)")
     nets.opt_ae.load_state_dict(ts["opt_ae"])
     nets.opt_d.load_state_dict(ts["opt_d"])
-    if rt.scaler is not None and ts.get("scaler"):
+    if ts.get("scaler"):  # an fp16 run's (a disabled scaler's is empty)
         rt.scaler.load_state_dict(ts["scaler"])
     set_rng_state(ts["rng"])
     return int(ts["step"]), float(ts["best"])
@@ -205,10 +203,9 @@ class Validation:
         self.held = crops_to_images(store.sample(self.split, t.val_frames), rt.device, size)
         self.train = crops_to_images(store.sample("train", t.val_frames), rt.device, size)
         self.lip = None
-        if lip_share > 0 and len(store.lip_holdout):
+        if lip_share > 0 and len(store.lip_holdout):  # the lip-sync model's faces of `held`'s frames, and those
             pick = np.unique(np.linspace(0, len(store.lip_holdout) - 1, t.val_frames).round().astype(int))
-            self.lip = (crops_to_images(store.lip_holdout[pick], rt.device, size),
-                        crops_to_images(store.truth_holdout[pick], rt.device, size))
+            self.lip = (crops_to_images(store.lip_holdout[pick], rt.device, size), self.held)
         self.amp_dtype, self.seed, self.best, self.best_step = rt.amp_dtype, t.seed, best, None
 
     def measure(self, nets: Nets) -> dict[str, float]:
@@ -233,7 +230,7 @@ class Validation:
 def save(ckpt: CheckpointManager, nets: Nets, rt: Runtime, mcfg: SOVQAEConfig, step: int, steps_per_epoch: int,
          best: float, is_best: bool = False, keep: bool = False) -> None:
     state = {"disc": unwrap(nets.disc).state_dict(), "opt_ae": nets.opt_ae.state_dict(),
-             "opt_d": nets.opt_d.state_dict(), "scaler": rt.scaler.state_dict() if rt.scaler is not None else {},
+             "opt_d": nets.opt_d.state_dict(), "scaler": rt.scaler.state_dict(),
              "step": step, "epoch": step // steps_per_epoch, "best": best, "rng": rng_state()}
     ckpt.save(mcfg, unwrap(nets.model).state_dict(), state, extra={"step": step, "perceptual": nets.perceptual_name},
               best=is_best, keep_step=step if keep else None)

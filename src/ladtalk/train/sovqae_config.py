@@ -42,7 +42,7 @@ class SOVQAETrainConfig:
     warmup_steps: int = 0              # of the cosine schedule
     holdout_fraction: float = 0.05     # end of each train split kept for validation and checkpoints/best
     augment: bool                      # light on-device jitter (shifts and brightness)
-    precision: str                     # one of runtime.PRECISIONS
+    precision: Literal[PRECISIONS]
     channels_last: bool
     compile: bool
     data_on_device: bool | Literal["auto"]  # keep all crops on the GPU ("auto": when they fit)
@@ -55,8 +55,6 @@ class SOVQAETrainConfig:
     def __post_init__(self):
         check_positive(self, "batch_size", "base_lr", "epochs", "disc_ndf", "disc_layers", "val_every",
                        "val_frames", "checkpoint_every", "log_every")
-        if self.precision not in PRECISIONS:
-            raise InputError(f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("restart_dead_every", "patch_size", "warmup_steps", "keep_every"):
             if getattr(self, name) < 0:
                 raise InputError(f"train.{name} must be at least 0, got {getattr(self, name)}")

@@ -1,5 +1,7 @@
 """The SOVQAE trainer's data: identity crops held on the device or memory-mapped, the light augmentation and
-the random patches the restorer presets train on (train/sovqae.py draws each step's inputs from here)."""
+the random patches the restorer presets train on (train/sovqae.py draws each step's inputs from here); and codes
+drawn from the data for short runs (beyond the paper's uniform init): codes start as latents of training images,
+and codes left unused move to where the latents are, so every code serves the data and takes part in d_C."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import torch.nn.functional as F
 from ladtalk.data.degrade import restoration_training_degradation
 from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
+from ladtalk.models.sovqae import SOVQAE
 from ladtalk.train.common import epoch_order
 from ladtalk.train.sovqae_eval import crops_to_images
 
@@ -52,7 +55,6 @@ class CropStore:
         `lipsync_frames` lists them): training rows get theirs from `lipsync_batch`, validation the held-out ones."""
         self._lip = np.concatenate([f[:len(idx)] for f, (_, idx) in zip(faces, self.sources)])
         self.lip_holdout = np.concatenate([f[len(idx):] for f, (_, idx) in zip(faces, self.sources)])
-        self.truth_holdout = np.concatenate([ident.crops[idx] for ident, idx in self.holdout])
         if self.resident:
             self._lip = torch.from_numpy(self._lip).to(self.device)
 
@@ -111,10 +113,9 @@ def jitter(x: torch.Tensor, gen: torch.Generator, amount: float = 0.02) -> torch
 
 def random_patches(images: Sequence[torch.Tensor], patch: int, gen: torch.Generator,
                    lower: Sequence[bool] | None = None) -> list[torch.Tensor]:
-    """The same random patch x patch window of each image of every (B,3,H,W) tensor in `images` (a window per
-    image). The autoencoder is fully convolutional, so training on patches of full-size crops teaches full-size
-    detail at the cost of a smaller image. Rows marked in `lower` take windows that hold the middle of the lower
-    half (where the mouth is)."""
+    """The same random patch x patch window of each image in every (B,3,H,W) tensor of `images`: the autoencoder is
+    fully convolutional, so patches of full-size crops teach full-size detail at a smaller cost. Rows marked in
+    `lower` take windows that hold the middle of the lower half (where the mouth is)."""
     b, _, h, w = images[0].shape
     ys = torch.randint(0, h - patch + 1, (b,), generator=gen).tolist()
     if lower is not None:
@@ -171,3 +172,40 @@ class Batches:
             lower = use.tolist() if use is not None and t.lipsync_patch_lower else None
             x_in, x = random_patches([x_in, x], t.patch_size, gen, lower)
         return x_in, x
+
+
+@torch.no_grad()
+def restart_dead_codes(model: SOVQAE, counts: torch.Tensor, x: torch.Tensor, gen: torch.Generator) -> int:
+    """Codes unused since the last restart take the latents of random positions of the batch x (B,3,H,W) in
+    [-1,1] (plus a little noise), so every code keeps serving the data and takes part in d_C. Returns how many."""
+    dead = torch.nonzero(counts == 0).flatten()
+    if len(dead) == 0:
+        return 0
+    z = model.encode_latent(x).float()
+    flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+    pick = torch.randint(0, len(flat), (len(dead),), generator=gen).to(flat.device)
+    noise = torch.randn((len(dead), flat.shape[1]), generator=gen).to(flat.device) * 0.01 * flat.std()
+    model.quantize.embedding.weight[dead] = flat[pick] + noise
+    return len(dead)
+
+
+@torch.no_grad()
+def init_codebook_from_data(model: SOVQAE, store: CropStore, size: int, seed: int, max_images: int = 64) -> None:
+    """Codes := distinct latents of training images under the initial encoder (plus 1% noise), not taming's
+    uniform(+-1/N): every code starts in use, which avoids the early collapse of small runs."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(store), min(len(store), max_images), replace=False))
+    n = model.config.n_embed
+    lat = []
+    for s in range(0, len(rows), 32):
+        x = crops_to_images(store.batch(rows[s:s + 32]), store.device, size) * 2 - 1
+        z = model.encode_latent(x).float()
+        lat.append(z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]))
+    lat = torch.cat(lat)
+    g = torch.Generator().manual_seed(seed)
+    pick = torch.randperm(len(lat), generator=g)[:n].to(lat.device)
+    codes = lat[pick]
+    if len(codes) < n:  # fewer latents than codes: repeat them; the noise keeps the copies apart
+        codes = codes[torch.arange(n, device=codes.device) % len(codes)]
+    noise = torch.randn(codes.shape, generator=g).to(codes.device) * 0.01 * lat.std()
+    model.quantize.embedding.weight.copy_(codes + noise)

@@ -5,8 +5,6 @@ as they were: the paper's robustness claim, measured), d_C and gamma. The SOVQAE
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,10 +20,10 @@ from ladtalk.pixels import to_frames, to_images
 PSNR_CAP_DB = 100.0  # identical images: report a finite cap instead of inf
 
 
-def crops_to_images(crops: np.ndarray | torch.Tensor, device: torch.device | str, size: int | None = None,
-                    dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def crops_to_images(crops: np.ndarray | torch.Tensor, device: torch.device | str, size: int | None = None
+                    ) -> torch.Tensor:
     """uint8 (B,S,S,3) RGB crops -> float (B,3,size,size) in [0,1] on `device` (area/bicubic resize if needed)."""
-    x = to_images(crops, device, dtype)
+    x = to_images(crops, device)
     if size is not None and x.shape[-1] != size:
         mode = "area" if x.shape[-1] > size else "bicubic"
         x = F.interpolate(x, size=(size, size), mode=mode).clamp(0, 1)
@@ -37,15 +35,6 @@ def psnr01(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = Non
     identical images); `mask` (B,1,H,W) limits the pixels."""
     values = psnr(to_frames(pred.float()), to_frames(gt.float()), mask=None if mask is None else mask[:, 0] > 0)
     return torch.from_numpy(np.minimum(values, PSNR_CAP_DB))
-
-
-def standard_degradations(size: int) -> dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]]:
-    """The validation set: moderate blur, moderate noise (in the paper's random region) and 96x96 down-up."""
-    return {
-        "blur_s2": lambda x, g: degrade.gaussian_blur(x, 2.0 * size / 256),
-        "noise_0.1": lambda x, g: degrade.gaussian_noise(x, 0.1, g),
-        "down96": lambda x, g: degrade.down_up(x, degrade.lipsync_size(size)),
-    }
 
 
 def scores_of_restoration(clean01: torch.Tensor, degraded01: torch.Tensor, restored: torch.Tensor,
@@ -89,17 +78,18 @@ def validate(model: SOVQAE, test01: torch.Tensor, train01: torch.Tensor, amp_dty
     g = torch.Generator().manual_seed(seed)
     boxes = degrade.random_regions(len(test01), size, size, degrade.scaled_region(size), g)
     mask = degrade.region_mask(boxes, size, size, test01.device)
-    scores = []
-    for name, fn in standard_degradations(size).items():
-        degraded = fn(test01, g)
+    # moderate blur and noise in the paper's random region, and the lip-sync model's 96x96 down-up
+    degradations = {"blur_s2": degrade.gaussian_blur(test01, 2.0 * size / 256),
+                    "noise_0.1": degrade.gaussian_noise(test01, 0.1, g),
+                    "down96": degrade.down_up(test01, degrade.lipsync_size(size))}
+    for name, degraded in degradations.items():
         if name != "down96":
             degraded = degrade.in_region(test01, degraded, boxes)
         restored, degraded_indices, _ = restore_images_with_latents(model, degraded, amp_dtype)
         r = scores_of_restoration(test01, degraded, restored, degraded_indices, indices,
                                   None if name == "down96" else mask)
         m.update({f"{name}_{key}": r[key] for key in ("psnr_degraded", "psnr_restored", "codes_unchanged")})
-        scores.append(r["psnr_restored"])
-    m["restore_psnr_mean"] = float(np.mean(scores))
+    m["restore_psnr_mean"] = float(np.mean([m[f"{name}_psnr_restored"] for name in degradations]))
     if lipsync is not None:
         faces, truth = lipsync
         m["lipsync_psnr_input"] = float(psnr01(faces, truth).mean())

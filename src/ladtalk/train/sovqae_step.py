@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from ladtalk.losses.codebook import codebook_regularizer
-from ladtalk.losses.gan import adaptive_weight, d_loss, disc_factor, generator_loss
+from ladtalk.losses.gan import adaptive_weight, d_loss, generator_loss
 from ladtalk.losses.perceptual import build_perceptual
-from ladtalk.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from ladtalk.models.discriminator import PatchDiscriminator
 from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.train.common import Runtime
 from ladtalk.train.sovqae_config import SOVQAETrainConfig
@@ -37,7 +37,7 @@ class Nets:
 def build_nets(mcfg: SOVQAEConfig, t: SOVQAETrainConfig, rt: Runtime) -> Nets:
     """Model, discriminator, frozen perceptual net and the two Adam optimisers (lr = base_lr * batch)."""
     model = rt.prepare(SOVQAE(mcfg))
-    disc = rt.prepare(PatchDiscriminator(PatchDiscriminatorConfig(3, t.disc_ndf, t.disc_layers)))
+    disc = rt.prepare(PatchDiscriminator(t.disc_ndf, t.disc_layers))
     perceptual, perceptual_name = build_perceptual(t.perceptual if t.perceptual_weight > 0 else "none", rt.device)
     if perceptual is not None and rt.channels_last:
         perceptual = perceptual.to(memory_format=torch.channels_last)
@@ -51,7 +51,7 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
                t: SOVQAETrainConfig) -> dict[str, torch.Tensor]:
     """One optimisation step: the autoencoder maps x_in (x itself, or a degraded copy) to the clean x, both
     (B,3,H,W) in [-1,1]; then the discriminator once the GAN is on."""
-    gan_on = disc_factor(step, t.disc_start)
+    gan_on = float(step >= t.disc_start)  # neither G's adversarial term nor D trains before disc_start
     zero = torch.zeros((), device=rt.device)
     with rt.autocast():
         recon, vq, info = nets.run_model(x_in)
@@ -69,10 +69,11 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
         with rt.autocast():
             g_loss = generator_loss(nets.disc(recon))
         # gradients of the scaled losses: under fp16 the unscaled L2 gradient underflows (the ratio is scale-free)
-        lam = adaptive_weight(rt.scaled(nll), rt.scaled(g_loss), nets.model.decoder.conv_out.weight, t.disc_weight)
+        lam = adaptive_weight(rt.scaler.scale(nll), rt.scaler.scale(g_loss), nets.model.decoder.conv_out.weight,
+                              t.disc_weight)
         total = total + lam * gan_on * g_loss
-    rt.backward(total)
-    rt.step(nets.opt_ae)
+    rt.scaler.scale(total).backward()
+    rt.scaler.step(nets.opt_ae)
     nets.opt_ae.zero_grad(set_to_none=True)
 
     dl = zero
@@ -82,10 +83,10 @@ def train_step(rt: Runtime, nets: Nets, x_in: torch.Tensor, x: torch.Tensor, ste
             # real and fake in separate batches (taming: BatchNorm statistics per set)
             logits_real, logits_fake = nets.disc(x.detach()), nets.disc(recon.detach())
             dl = gan_on * d_loss(logits_real, logits_fake, t.disc_loss)
-        rt.backward(dl)
-        rt.step(nets.opt_d)
+        rt.scaler.scale(dl).backward()
+        rt.scaler.step(nets.opt_d)
         nets.opt_d.zero_grad(set_to_none=True)
-    rt.update()
+    rt.scaler.update()
     return {"loss": total, "l2": rec, "perceptual": p_loss, "vq": vq, "reg": reg,
             "g_loss": g_loss, "d_loss": dl, "usage": info["usage"], "perplexity": info["perplexity"],
             "adaptive_weight": lam, "indices": info["indices"]}

@@ -1,10 +1,7 @@
 """`ladtalk train syncnet`: the lip-sync expert (Wav2Lip's SyncNet_color) on identity folders or LRS2-style roots.
-
 Official recipe (color_syncnet_train.py): batch 64, Adam lr 1e-4, loss BCE(cos(a, v), y) on half in-sync and half
-off-sync pairs (the face window moved, the mel kept); evaluation on held-out clips every 10k steps, where an eval
-loss near 0.25 is a good expert. RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs/metrics.jsonl (+ TensorBoard),
-RUN_DIR/model (kind "syncnet_expert": the best-eval weights). Re-running the same command resumes.
-"""
+off-sync pairs (the face window moved, the mel kept); an eval loss near 0.25 is a good expert. Writes
+RUN_DIR/checkpoints/{last,best}, logs and model (the best-eval weights); re-running resumes."""
 
 from __future__ import annotations
 
@@ -120,9 +117,9 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             a, v = model(mel, face)
         loss = cosine_bce(a, v, y)
         opt.zero_grad(set_to_none=True)
-        rt.backward(loss)
-        rt.step(opt)
-        rt.update()
+        rt.scaler.scale(loss).backward()
+        rt.scaler.step(opt)
+        rt.scaler.update()
         return {"loss": loss.detach()}, None
 
     def save(step: int, _sample: None) -> None:

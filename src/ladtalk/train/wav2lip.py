@@ -1,14 +1,12 @@
 """`ladtalk train wav2lip`: the Wav2Lip generator (optionally with the visual-quality GAN) on identity folders
-or LRS2-style roots, supervised by a frozen lip-sync expert.
-
-Official recipe (wav2lip_train.py / hq_wav2lip_train.py): batch 16, Adam lr 1e-4;
+or LRS2-style roots, supervised by a frozen lip-sync expert. Official recipe (hq_)wav2lip_train.py: batch 16, Adam
+lr 1e-4;
     loss = (1 - w) * L1(g, gt) + w * sync                                   (no GAN)
     loss = w * sync + 0.07 * BCE(D(g), 1) + (1 - w - 0.07) * L1(g, gt)      (GAN, Adam betas (0.5, 0.999))
-w = 0 until an evaluation's sync loss drops below 0.75, then 0.01 (0.03 with the GAN); the switch is kept in
-the checkpoint (the original forgets it on resume). D: BCE(D(gt), 1) + BCE(D(g.detach()), 0). The expert's
-BatchNorm stays in training mode as in the original (`expert_bn: eval` to freeze its statistics).
-RUN_DIR/checkpoints/{last,best}, RUN_DIR/logs, RUN_DIR/samples/*.png, RUN_DIR/model (kind "wav2lip").
-"""
+w = 0 until an evaluation's sync loss drops below 0.75, then 0.01 (0.03 with the GAN), a switch kept in the
+checkpoint (the original forgets it on resume). D: BCE(D(gt), 1) + BCE(D(g.detach()), 0). The expert's BatchNorm
+stays in training mode as in the original (`expert_bn: eval` freezes it). Writes RUN_DIR/checkpoints/{last,best},
+logs, samples/*.png and model."""
 
 from __future__ import annotations
 
@@ -158,8 +156,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
         l1 = F.l1_loss(g.float(), gt)
         loss = w * sync + disc_wt * adv + (1.0 - w - disc_wt) * l1
         opt.zero_grad(set_to_none=True)
-        rt.backward(loss)
-        rt.step(opt)
+        rt.scaler.scale(loss).backward()
+        rt.scaler.step(opt)
         values = {"loss": loss.detach(), "l1": l1.detach(), "sync": sync.detach(), "syncnet_wt": w}
         if use_gan:
             with rt.autocast():
@@ -167,10 +165,10 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
             real_pred, fake_pred = pred.reshape(gt.shape[2], 2, -1).unbind(1)
             d_loss = bce_prob(real_pred, real=True) + bce_prob(fake_pred, real=False)
             opt_d.zero_grad(set_to_none=True)
-            rt.backward(d_loss)
-            rt.step(opt_d)
+            rt.scaler.scale(d_loss).backward()
+            rt.scaler.step(opt_d)
             values.update(adv=adv.detach(), disc=d_loss.detach())
-        rt.update()
+        rt.scaler.update()
         return values, (x, g, gt)
 
     def save(step: int, sample: tuple[torch.Tensor, ...] | None) -> None:
