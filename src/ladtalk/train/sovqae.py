@@ -40,7 +40,7 @@ from ladtalk.train.common import (
 from ladtalk.train.config import read_config
 from ladtalk.train.lipsync_inputs import cached_lipsync_faces
 from ladtalk.train.sovqae_config import SOVQAETrainConfig
-from ladtalk.train.sovqae_data import Batches, CropStore, init_codebook_from_data, open_identities, restart_dead_codes
+from ladtalk.train.sovqae_data import Batches, CropStore, DeadCodes, init_codebook_from_data, open_identities
 from ladtalk.train.sovqae_eval import crops_to_images, validate
 from ladtalk.train.sovqae_step import Nets, build_nets, lr_factor, train_step
 
@@ -92,7 +92,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
                     "device": str(rt.device)}, split="setup")
     val = Validation(store, t, rt, mcfg.resolution, lip_share, best)
     batches = Batches(store, t, rt, mcfg.resolution, lip_share, steps_per_epoch)
-    code_counts = torch.zeros(mcfg.n_embed, device=rt.device)
+    dead_codes = DeadCodes(mcfg.n_embed, t.restart_dead_every, rt.device)
     start_time, start_step, last_saved = time.monotonic(), step, step
     end = math.inf if t.max_minutes is None else start_time + 60.0 * t.max_minutes  # checked every step
     bar = progress(total_steps, initial=step, desc="train sovqae")
@@ -103,12 +103,7 @@ def train_sovqae(data_dirs: Sequence[str | os.PathLike] | str | os.PathLike, run
             for group in nets.opt_ae.param_groups:
                 group["lr"] = nets.lr * lr_factor(step, total_steps, t.lr_schedule, t.warmup_steps)
             out = train_step(rt, nets, x_in, x, step, t)
-            flat = out.pop("indices").reshape(-1)
-            if t.restart_dead_every:
-                code_counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
-                if (step + 1) % t.restart_dead_every == 0:
-                    out["restarted_codes"] = torch.tensor(float(restart_dead_codes(nets.model, code_counts, x_in, gen)))
-                    code_counts.zero_()
+            out.update(dead_codes.update(nets.model, out.pop("indices"), x_in, step, gen))
             step += 1
             bar.update(1)
             if step % t.log_every == 0 or step == total_steps:

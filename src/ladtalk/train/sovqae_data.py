@@ -174,6 +174,25 @@ class Batches:
         return x_in, x
 
 
+class DeadCodes:
+    """Counts each code's use; every `every` steps (0: never) the codes unused since the last restart restart."""
+
+    def __init__(self, n_embed: int, every: int, device: torch.device) -> None:
+        self.every, self.counts = every, torch.zeros(n_embed, device=device)
+
+    def update(self, model: SOVQAE, indices: torch.Tensor, x: torch.Tensor, step: int, gen: torch.Generator) -> dict:
+        """Count a step's code indices; at a restart step, {"restarted_codes": how many} for the log."""
+        if not self.every:
+            return {}
+        flat = indices.reshape(-1)
+        self.counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
+        if (step + 1) % self.every:
+            return {}
+        restarted = restart_dead_codes(model, self.counts, x, gen)
+        self.counts.zero_()
+        return {"restarted_codes": torch.tensor(float(restarted))}
+
+
 @torch.no_grad()
 def restart_dead_codes(model: SOVQAE, counts: torch.Tensor, x: torch.Tensor, gen: torch.Generator) -> int:
     """Codes unused since the last restart take the latents of random positions of the batch x (B,3,H,W) in
