@@ -28,7 +28,7 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
-from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
+from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_series
 from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
@@ -177,11 +177,8 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     perceptual = load_perceptual_metric(dev) if lpips else None
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
-    def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sync = opening_agreement(frames, gt[:n], boxes[:n], MOUTH_IN_CROP)
-        return sync["measured"], sync["truth"]
-
-    shared = score_report({k: p[:n] for k, p in preds.items()}, gt[:n], boxes, ident.frame_size, opening, perceptual,
+    shared = score_report({k: p[:n] for k, p in preds.items()}, gt[:n], boxes, ident.frame_size,
+                          lambda frames: opening_series(frames, gt[:n], boxes[:n], MOUTH_IN_CROP), perceptual,
                           wav2lip_path, pastes)
     truth = {}
     if syncnet_path is not None:

@@ -16,7 +16,7 @@ from ladtalk.io.audio import load_audio
 from ladtalk.io.video import VideoInfo, iter_frames
 from ladtalk.metrics import image as im
 from ladtalk.metrics.fid import extract_features, fid_from_features
-from ladtalk.metrics.lipsync_truth import lipsync_truth_score, mouth_boxes_from_faces, read_truth
+from ladtalk.metrics.lipsync_truth import lag_correlation, mouth_boxes_from_faces, mouth_openness, read_truth
 from ladtalk.metrics.lpips import perceptual_distance
 from ladtalk.metrics.scoring import perceptual_key
 from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
@@ -92,7 +92,7 @@ def truth_scores(truth_path: Path, p: np.ndarray, g: np.ndarray, gt_start: int) 
     n = min(len(boxes), len(p))
     if n < 3:
         return {}, {}, {}
-    score = lipsync_truth_score(p[:n], boxes[:n], openness[:n])
+    score = lag_correlation(mouth_openness(p[:n], boxes[:n]), openness[:n])
     info = {"lipsync_best_lag_frames": score["best_lag"], "lipsync_r_best": score["pearson_best"]}
     series = {"mouth_psnr_db": im.mouth_psnr(p[:n], g[:n], mouth_boxes_from_faces(boxes[:n]))}
     return {"lipsync_r": score["pearson"], "mouth_psnr_db": float(np.mean(series["mouth_psnr_db"]))}, info, series

@@ -3,10 +3,9 @@
 Openness is the fraction of the mouth box that is dark mouth interior: luma (BT.601) below `dark_ratio` times the
 face box's median luma (the skin, which adapts to lighting). The score is the Pearson correlation of the measured
 openness with the true one, at lag 0 and at the best lag within +-`max_lag` frames (> 0: the generated mouth moves
-later). For the synthetic identity (ladtalk.data.synthetic) the truth is its recorded openness
-(`lipsync_truth_score`); for a real face, the opening measured the same way on the true frames, in the same boxes
-and against one threshold for the clip (`opening_agreement`): 1 when the mouth opens and closes with the truth,
-about 0 for one that does not.
+later). For the synthetic identity (ladtalk.data.synthetic) the truth is its recorded openness; for a real
+face, the opening measured the same way on the true frames, in the same boxes and against one threshold for the clip
+(`opening_series`): 1 when the mouth opens and closes with the truth, about 0 for one that does not.
 """
 
 from __future__ import annotations
@@ -79,22 +78,13 @@ def read_truth(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return boxes, openness
 
 
-def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np.ndarray,
-                        max_lag: int = 5) -> dict[str, float]:
-    """Agreement of generated uint8 (T,H,W,3) frames' mouth with the true openness (T,): Pearson r and best lag."""
-    n = min(len(frames), len(face_boxes), len(openness))
-    measured = mouth_openness(frames[:n], np.asarray(face_boxes)[:n])
-    return {**lag_correlation(measured, np.asarray(openness)[:n], max_lag), "frames": int(n)}
-
-
-def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
-                      max_lag: int = 3, dark_ratio: float = 0.35) -> dict[str, float]:
-    """lag_correlation of generated uint8 (T,H,W,3) frames' mouth opening with the true frames' in the same boxes
-    (T,4), with 'frames' and both series ('measured', 'truth'). One threshold, the truth's median skin luma over the
-    clip, so that a change elsewhere in the face never reads as the mouth moving."""
+def opening_series(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
+                   dark_ratio: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth opening (T,) of generated uint8 (T,H,W,3) frames and of the true frames, in the same boxes (T,4).
+    One threshold, the truth's median skin luma over the clip, so that a change elsewhere in the face never reads as
+    the mouth moving."""
     n = min(len(frames), len(truth_frames), len(face_boxes))
     boxes = np.asarray(face_boxes)[:n]
     skin = float(np.median(skin_luma(truth_frames[:n], boxes)))
-    measured = mouth_openness(frames[:n], boxes, dark_ratio, fractions, skin)
-    truth = mouth_openness(truth_frames[:n], boxes, dark_ratio, fractions, skin)
-    return {**lag_correlation(measured, truth, max_lag), "frames": int(n), "measured": measured, "truth": truth}
+    return (mouth_openness(frames[:n], boxes, dark_ratio, fractions, skin),
+            mouth_openness(truth_frames[:n], boxes, dark_ratio, fractions, skin))
