@@ -111,8 +111,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
 
     Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
     temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
-    temporal filter, as one more row per paste.
-    `temporal_limit`: the most the filter moves a pixel, in levels of 8 bits (pipeline/temporal.py).
+    temporal filter (at most `temporal_limit` levels of 8 bits a pixel), as one more row per paste.
     backend: what runs the networks on a CPU, as generate's ('auto', 'torch', 'onnxruntime', 'openvino').
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
@@ -155,19 +154,17 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         writer.write(gt)
     boxes = ident.crop_boxes[frames_idx]
     videos = {}
-    run = dict(wav2lip_path=wav2lip_path, precision=precision, device=device, frame_indices=frames_idx,
-               backend=backend)
+    rows = [("wav2lip", "wav2lip_only", None, False)]  # (stage, file name, SOVQAE, temporal filter)
+    if sovqae_path is not None:
+        rows.append(("cascade", "cascade", sovqae_path, False))
+    if temporal_filter:  # the last stage again, filtered
+        rows.append((f"{rows[-1][0]}_temporal", f"{rows[-1][0]}_temporal", sovqae_path, True))
     for p in pastes:
-        videos[row_key("wav2lip", p)] = out / f"wav2lip_only_{p}.mp4"
-        generate(ident_dir, driving, videos[row_key("wav2lip", p)], no_sovqae=True, paste=p, **run)
-        if sovqae_path is not None:
-            videos[row_key("cascade", p)] = out / f"cascade_{p}.mp4"
-            generate(ident_dir, driving, videos[row_key("cascade", p)], sovqae_path=sovqae_path, paste=p, **run)
-        if temporal_filter:
-            key = row_key("cascade_temporal" if sovqae_path is not None else "wav2lip_temporal", p)
-            videos[key] = out / f"{key}.mp4"
-            generate(ident_dir, driving, videos[key], sovqae_path=sovqae_path, no_sovqae=sovqae_path is None,
-                     paste=p, temporal_filter=True, temporal_limit=temporal_limit, **run)
+        for stage, name, model, steady in rows:
+            videos[row_key(stage, p)] = out / f"{name}_{p}.mp4"
+            generate(ident_dir, driving, videos[row_key(stage, p)], wav2lip_path, sovqae_path=model,
+                     no_sovqae=model is None, paste=p, precision=precision, device=device, temporal_filter=steady,
+                     temporal_limit=temporal_limit, backend=backend, frame_indices=frames_idx)
         videos[row_key("crop_ceiling", p)] = out / f"true_crops_pasted_{p}.mp4"
         with VideoWriter(videos[row_key("crop_ceiling", p)], fps, audio=audio[a0:a1],
                          sample_rate=SAMPLE_RATE) as writer:
