@@ -53,10 +53,13 @@ def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | s
     return t.to(device=device, dtype=torch.float64).permute(0, 3, 1, 2)
 
 
-def _check_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> None:
+def _check_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, hw: tuple | None = None) -> None:
+    """Frames of one shape; with their height and width `hw`, large enough for SSIM's window."""
     if tuple(a.shape) != tuple(b.shape):
         raise InputError(f"frames to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}; "
                          "resize the prediction to the ground truth first")
+    if hw is not None and min(hw) < SSIM_WINDOW:
+        raise InputError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {tuple(a.shape)}")
 
 
 def _batched(frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -141,16 +144,9 @@ def _ssim_from_moments(mu_a, mu_b, e_aa, e_bb, e_ab, data_range: float):
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
-def _check_ssim_shapes(a_shape, b_shape, hw) -> None:
-    if tuple(a_shape) != tuple(b_shape):
-        raise InputError(f"images to compare differ in shape: {tuple(a_shape)} vs {tuple(b_shape)}")
-    if min(hw) < SSIM_WINDOW:
-        raise InputError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {tuple(a_shape)}")
-
-
 def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
     """SSIM (B,) of float (B,C,H,W) images in [0, data_range] (H, W >= 11): the batched torch path, for a GPU."""
-    _check_ssim_shapes(a.shape, b.shape, a.shape[-2:])
+    _check_pair(a, b, a.shape[-2:])
     c = a.shape[1]
     g = torch.from_numpy(_gaussian_taps()).to(a.device, a.dtype)
     rows, cols = g.view(1, 1, 1, -1).expand(c, 1, 1, -1), g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
@@ -164,7 +160,7 @@ def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> 
 
 def ssim_frame(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     """SSIM of one pair of (H,W,C) images (uint8 or float in [0, data_range]); the CPU path (OpenCV filtering)."""
-    _check_ssim_shapes(a.shape, b.shape, a.shape[:2])
+    _check_pair(a, b, a.shape[:2])
     k = _gaussian_taps()
     r = SSIM_WINDOW // 2
     x, y = a.astype(np.float64), b.astype(np.float64)
