@@ -18,7 +18,6 @@ from ladtalk.metrics import image as im
 from ladtalk.metrics.fid import extract_features, fid_from_features
 from ladtalk.metrics.lipsync_truth import lag_correlation, mouth_boxes_from_faces, mouth_openness, read_truth
 from ladtalk.metrics.lpips import perceptual_distance
-from ladtalk.metrics.scoring import perceptual_key
 from ladtalk.metrics.sync import SYNC_FPS, SYNC_SAMPLE_RATE, lse_scores
 from ladtalk.metrics.sync_faces import lse_face_input
 from ladtalk.metrics.temporal import temporal_scores
@@ -35,7 +34,7 @@ def image_scores(p: np.ndarray, g: np.ndarray, perceptual, device: torch.device)
     """PSNR, SSIM and, with a perceptual network, its distance."""
     series = {"frame_psnr_db": im.psnr(p, g, device), "frame_ssim": im.ssim(p, g, device)}
     if perceptual is not None:
-        series[f"frame_{perceptual_key(perceptual)}"] = perceptual_distance(perceptual.net, p, g, device=device)
+        series[f"frame_{perceptual.key}"] = perceptual_distance(perceptual.net, p, g, device=device)
     return {k: float(np.mean(v)) for k, v in series.items()}, series
 
 

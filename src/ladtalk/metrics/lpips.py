@@ -27,6 +27,11 @@ class PerceptualMetric:
     name: str
     note: str
 
+    @property
+    def key(self) -> str:
+        """Its name in the scores' vocabulary (metrics.scoring): 'lpips' or 'st_lpips'."""
+        return {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}[self.name]
+
 
 def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetric:
     """LPIPS-VGG if its weights are present, else ST-LPIPS-VGG; raises LadtalkError if neither can be loaded."""

@@ -29,8 +29,6 @@ from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
 from ladtalk.metrics.temporal import temporal_scores, truth_motion
 
-PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
-
 
 @dataclass(frozen=True)
 class Regions:
@@ -53,11 +51,6 @@ class RowSeries:
 
     def ratio(self, key: str, numerator: np.ndarray, denominator: np.ndarray, stride: int = 1) -> None:
         self.ratios[key] = (np.asarray(numerator, np.float64), np.asarray(denominator, np.float64), stride)
-
-
-def perceptual_key(perceptual) -> str:
-    """The vocabulary's name of a metrics.lpips.PerceptualMetric: 'lpips' or 'st_lpips'."""
-    return PERCEPTUAL_KEYS[perceptual.name]
 
 
 class TruthScores:
@@ -157,7 +150,7 @@ def add_perceptual(rows: dict[str, RowSeries], preds: dict[str, np.ndarray], tru
                 if true_change is not None:
                     change = net.compare(first(face, len(p)), feats(pred[p + 1], face_box))
                     figures[k]["tlp"].append((true_change - change).abs())
-    key, stride = perceptual_key(truth.perceptual), max(1, round(n / len(truth.picks)))
+    key, stride = truth.perceptual.key, max(1, round(n / len(truth.picks)))
     for k, fig in figures.items():
         rows[k].mean(f"face_{key}", _numpy(fig["face"]), stride)
         rows[k].mean(f"mouth_{key}", _numpy(fig["mouth"]), stride)
