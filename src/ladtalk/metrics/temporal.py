@@ -57,22 +57,15 @@ def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
     return float(err[mask].sum() / n) if n else 0.0
 
 
+def flow_and_visibility(frame_a: np.ndarray, frame_b: np.ndarray, engine=None) -> tuple[np.ndarray, np.ndarray]:
+    """(forward flow, visibility mask) from uint8 (H,W,3) RGB frame a to b."""
+    forward = optical_flow(frame_a, frame_b, engine)
+    return forward, visibility_mask(forward, optical_flow(frame_b, frame_a, engine))
+
+
 def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(forward flow, visibility mask) of each consecutive pair of the truth's uint8 (T,H,W,3) frames."""
-    out = []
-    for t in range(len(gt) - 1):
-        fwd = optical_flow(gt[t], gt[t + 1], engine)
-        out.append((fwd, visibility_mask(fwd, optical_flow(gt[t + 1], gt[t], engine))))
-    return out
-
-
-def pair_scores(frame_t: np.ndarray, frame_next: np.ndarray, truth_flow: np.ndarray, truth_mask: np.ndarray,
-                engine=None) -> tuple[float, float, float]:
-    """(E_warp with the truth's flow, E_warp with the pair's own flow, tOF) of one pair of predicted frames."""
-    fwd = optical_flow(frame_t, frame_next, engine)
-    own = visibility_mask(fwd, optical_flow(frame_next, frame_t, engine))
-    return (warp_error(frame_t, frame_next, truth_flow, truth_mask), warp_error(frame_t, frame_next, fwd, own),
-            float(np.mean(np.abs(fwd - truth_flow))))
+    return [flow_and_visibility(gt[t], gt[t + 1], engine) for t in range(len(gt) - 1)]
 
 
 def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None,
@@ -89,5 +82,7 @@ def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None
         motion = truth_motion(gt, engine)
     rows = []
     for t, (fwd, mask) in enumerate(tqdm(motion, desc="temporal", unit="pair", leave=False, disable=not show_progress)):
-        rows.append((*pair_scores(pred[t], pred[t + 1], fwd, mask, engine), warp_error(gt[t], gt[t + 1], fwd, mask)))
+        own_fwd, own_mask = flow_and_visibility(pred[t], pred[t + 1], engine)
+        rows.append((warp_error(pred[t], pred[t + 1], fwd, mask), warp_error(pred[t], pred[t + 1], own_fwd, own_mask),
+                     float(np.mean(np.abs(own_fwd - fwd))), warp_error(gt[t], gt[t + 1], fwd, mask)))
     return dict(zip(("warp_error", "own_flow_warp_error", "tof", "warp_error_truth"), map(np.array, zip(*rows))))
