@@ -83,12 +83,10 @@ def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
         r.ratio(f"mouth_energy_ratio_octave_{k}", octaves[:, k - 1], truth.mouth_octaves[:, k - 1])
     if len(pred) > 1:
         s = temporal_scores(face, truth.face, truth.motion, show_progress=False)
-        r.mean("face_warp_error", s["warp_error"])
-        r.mean("face_warp_error_truth", s["warp_error_truth"])
-        r.ratio("face_warp_error_ratio", s["warp_error"], s["warp_error_truth"])
-        r.mean("face_own_flow_warp_error", s["own_flow_warp_error"])
-        r.ratio("face_own_flow_warp_error_ratio", s["own_flow_warp_error"], s["warp_error_truth"])
-        r.mean("face_tof", s["tof"])
+        for key, values in s.items():
+            r.mean(f"face_{key}", values)
+        for key in ("warp_error", "own_flow_warp_error"):
+            r.ratio(f"face_{key}_ratio", s[key], s["warp_error_truth"])
     return r
 
 
