@@ -203,13 +203,6 @@ def sliding_scores(pair_metric: Callable[[np.ndarray, np.ndarray], np.ndarray], 
     return scores
 
 
-def best_window(scores: np.ndarray, higher_is_better: bool = True) -> tuple[int, float]:
-    """(offset, score) of the best window mean; +inf scores (identical windows) count as best."""
-    scores = np.asarray(scores, dtype=np.float64)
-    k = int(np.nanargmax(scores) if higher_is_better else np.nanargmin(scores))
-    return k, float(scores[k])
-
-
 def align_sequences(pred: np.ndarray, gt: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
     """The aligned (pred, gt) pair of equal length for a sliding offset on the longer one (0: frame by frame)."""
     if len(pred) <= len(gt):
