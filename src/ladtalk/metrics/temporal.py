@@ -41,14 +41,6 @@ def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return warped, inside
 
 
-def visibility_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """Bool (H,W): pixels of frame t whose flow to t+1 is forward-backward consistent (not occluded, inside)."""
-    back_at_target, inside = _sample(backward, forward)
-    lhs = np.sum((forward + back_at_target) ** 2, axis=-1)
-    rhs = 0.01 * (np.sum(forward ** 2, axis=-1) + np.sum(back_at_target ** 2, axis=-1)) + 0.5
-    return (lhs < rhs) & inside
-
-
 def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray, mask: np.ndarray) -> float:
     """E_warp of one pair: masked mean over pixels of the RGB-summed squared difference (frames in [0,1])."""
     warped, _ = _sample(frame_next.astype(np.float32) / 255.0, forward)
@@ -58,9 +50,13 @@ def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
 
 
 def flow_and_visibility(frame_a: np.ndarray, frame_b: np.ndarray, engine=None) -> tuple[np.ndarray, np.ndarray]:
-    """(forward flow, visibility mask) from uint8 (H,W,3) RGB frame a to b."""
+    """(forward flow, visibility mask) from uint8 (H,W,3) RGB frame a to b; the mask (H,W) holds the pixels of a
+    whose flow to b is forward-backward consistent (not occluded, inside)."""
     forward = optical_flow(frame_a, frame_b, engine)
-    return forward, visibility_mask(forward, optical_flow(frame_b, frame_a, engine))
+    back_at_target, inside = _sample(optical_flow(frame_b, frame_a, engine), forward)
+    lhs = np.sum((forward + back_at_target) ** 2, axis=-1)
+    rhs = 0.01 * (np.sum(forward ** 2, axis=-1) + np.sum(back_at_target ** 2, axis=-1)) + 0.5
+    return forward, (lhs < rhs) & inside
 
 
 def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarray]]:
