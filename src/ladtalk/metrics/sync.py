@@ -44,12 +44,9 @@ def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAM
     top_mel = 2595.0 * np.log10(1.0 + sample_rate / 2 / 700.0)
     hz = 700.0 * (10.0 ** (np.linspace(0.0, top_mel, nfilt + 2) / 2595.0) - 1.0)
     bins = np.floor((nfft + 1) * hz / sample_rate).astype(int)
-    bank = np.zeros((nfilt, nfft // 2 + 1))
-    for j in range(nfilt):
-        lo, mid, hi = bins[j:j + 3]
-        bank[j, lo:mid] = (np.arange(lo, mid) - lo) / (mid - lo)
-        bank[j, mid:hi] = (hi - np.arange(mid, hi)) / (hi - mid)
-    return bank
+    lo, mid, hi = bins[:-2, None], bins[1:-1, None], bins[2:, None]  # each filter's start, peak and end bin
+    k = np.arange(nfft // 2 + 1)
+    return np.clip(np.minimum((k - lo) / (mid - lo), (hi - k) / (hi - mid)), 0, None)
 
 
 def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
