@@ -104,7 +104,6 @@ class SyncScores:
     lse_c: float
     offset: int
     mean_dists: np.ndarray  # (31,) for shifts -15..15
-    n_windows: int
     ci95: dict[str, list[float]] = field(default_factory=dict)  # {"lse_d": [low, high], "lse_c": [low, high]}
 
 
@@ -134,8 +133,7 @@ def scores_from_features(video_feats: torch.Tensor, audio_feats: torch.Tensor, v
     minval, minidx = torch.min(mdist, 0)
     conf = torch.median(mdist) - minval
     return SyncScores(lse_d=float(minval), lse_c=float(conf), offset=int(vshift - int(minidx)),
-                      mean_dists=mdist.double().cpu().numpy(), n_windows=len(video_feats),
-                      ci95=lse_intervals(dists.double().cpu().numpy()))
+                      mean_dists=mdist.double().cpu().numpy(), ci95=lse_intervals(dists.double().cpu().numpy()))
 
 
 @torch.no_grad()
