@@ -73,10 +73,9 @@ def row_label(key: str) -> str:
 
 def score_report(preds: dict[str, np.ndarray], gt: np.ndarray, boxes: np.ndarray, frame_size: tuple[int, int],
                  opening, perceptual, wav2lip_path, pastes) -> dict:
-    """The fields reenact's report and demo's summary share: the regions of the face boxes (T,4) (report_regions),
-    the base's face size and every row's scores, gains and paste effect, as the module docstring reads them; the
-    scores add the opening figures of `opening(frames)` -> (measured, true) series and the mouth sharpness over the
-    paste's ceiling."""
+    """The fields reenact's report and demo's summary share: the regions of the face boxes (T,4), the base's face
+    size and every row's scores, gains and paste effect (module docstring), the scores with the opening figures of
+    `opening(frames)` -> (measured, true) series and the mouth sharpness over the paste's ceiling."""
     regions = report_regions(boxes, frame_size)
     series = score_rows(preds, gt, regions, perceptual)
     scores, gains, effect = {}, {}, {}

@@ -41,9 +41,8 @@ def _plot_series(path: Path, title: str, ylabel: str, lines: dict[str, np.ndarra
 
 def write_strip(path: Path, rows: dict[str, np.ndarray], box: tuple[int, ...] | None = None, height: int = 160,
                 square: bool = False, labelled: bool = True, n: int = 6) -> None:
-    """A PNG of `rows` (name: uint8 (T,H,W,3) frames) one above the other: n evenly spaced frames each, cropped to
-    `box` (x1,y1,x2,y2) where given, `height` px high (and as wide where `square`, else in proportion), each row's
-    name written on its left edge where `labelled`."""
+    """A PNG of `rows` (name: uint8 (T,H,W,3) frames) one above the other, n evenly spaced frames each, cropped to
+    `box` (x1,y1,x2,y2), resized to `height` (and as wide where `square`), named on their left edge where `labelled`."""
     pick = sample_frames(len(next(iter(rows.values()))), n)
     strips = []
     for name, frames in rows.items():
