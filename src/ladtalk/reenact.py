@@ -49,18 +49,6 @@ CONFIDENCE = {"method": "moving-block bootstrap, percentile 95% interval", "bloc
               "resamples": RESAMPLES, "seed": SEED}
 
 
-def report_regions(boxes: np.ndarray, frame_size: tuple[int, int]) -> Regions:
-    """The whole-pixel face box covering every finite box of (T,4), clipped to the frame (width, height), and the
-    mouth at MOUTH_IN_CROP of it."""
-    ok = np.isfinite(boxes).all(1)
-    if not ok.any():
-        raise InputError("no frame of the test split has a face; nothing to score")
-    x1, y1 = np.floor(boxes[ok, :2].min(0)).clip(0).astype(int)
-    x2, y2 = np.ceil(boxes[ok, 2:].max(0)).astype(int)
-    face = (int(x1), int(y1), int(min(x2, frame_size[0])), int(min(y2, frame_size[1])))
-    return Regions(face, tuple(round(v) for v in mouth_boxes_from_faces([face], MOUTH_IN_CROP)[0]))
-
-
 def row_key(stage: str, paste: str) -> str:
     """A report row's key: the stage and the paste, e.g. 'cascade_mouth'."""
     return f"{stage}_{paste}"
@@ -73,10 +61,17 @@ def row_label(key: str) -> str:
 
 def score_report(preds: dict[str, np.ndarray], gt: np.ndarray, boxes: np.ndarray, frame_size: tuple[int, int],
                  opening, perceptual, wav2lip_path, pastes) -> dict:
-    """The fields reenact's report and demo's summary share: the regions of the face boxes (T,4), the base's face
+    """The fields reenact's report and demo's summary share: the regions (the whole-pixel face box covering every
+    finite box of (T,4), clipped to the frame (width, height), and the mouth at MOUTH_IN_CROP of it), the base's face
     size and every row's scores, gains and paste effect (module docstring), the scores with the opening figures of
     `opening(frames)` -> (measured, true) series and the mouth sharpness over the paste's ceiling."""
-    regions = report_regions(boxes, frame_size)
+    ok = np.isfinite(boxes).all(1)
+    if not ok.any():
+        raise InputError("no frame of the test split has a face; nothing to score")
+    x1, y1 = np.floor(boxes[ok, :2].min(0)).clip(0).astype(int)
+    x2, y2 = np.ceil(boxes[ok, 2:].max(0)).astype(int)
+    face = (int(x1), int(y1), int(min(x2, frame_size[0])), int(min(y2, frame_size[1])))
+    regions = Regions(face, tuple(round(v) for v in mouth_boxes_from_faces([face], MOUTH_IN_CROP)[0]))
     series = score_rows(preds, gt, regions, perceptual)
     scores, gains, effect = {}, {}, {}
     for key, s in series.items():
@@ -194,11 +189,10 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     report = json_ready(report)
     rows = {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}
     write_strip(out / "strip.png", {"truth": gt[:n], **rows}, report["face_box"], height=192, square=True)
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
     md = markdown(report)
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(md)
+    for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", md)):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text)
     print(md)
     return report
 
