@@ -79,8 +79,7 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
     if torch.device(device).type == "cpu" and isinstance(pred, np.ndarray) and isinstance(gt, np.ndarray):
         # exact integer arithmetic, frame by frame (no large float64 temporaries)
         out = np.empty(len(pred))
-        if isinstance(mask, torch.Tensor):
-            mask = mask.cpu().numpy()
+        mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask
         for i, (p, g) in enumerate(zip(pred, gt)):
             d = p.astype(np.int32) - g
             if mask is None:
