@@ -117,9 +117,8 @@ def shifted_distances(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshi
 
 def lse_intervals(window_dists: np.ndarray, block: int = BLOCK_FRAMES) -> dict[str, list[float]]:
     """Block-bootstrap 95% intervals {"lse_d": [low, high], "lse_c": [low, high]} from the distances (N, shifts) of
-    N consecutive windows, resampled in runs of `block`. Circular blocks: the first and last windows meet
-    zero-padded audio at most shifts, and moving blocks would draw them less often than the rest, biasing the
-    resampled curve (LSE-C's interval then missed its own estimate)."""
+    N consecutive windows, resampled in runs of `block`. Circular blocks: the first and last windows meet zero-padded
+    audio at most shifts, and moving blocks would draw them less often than the rest, biasing the resampled curve."""
     d = np.asarray(window_dists, np.float64)
     return {"lse_d": interval(lambda i: float(d[i].mean(0).min()), len(d), block, circular=True),
             "lse_c": interval(lambda i: float(np.median(d[i].mean(0)) - d[i].mean(0).min()), len(d), block,
