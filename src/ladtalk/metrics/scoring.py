@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
-from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
+from ladtalk.metrics.image import check_pair, crop, psnr, sample_frames, ssim
 from ladtalk.metrics.lipsync_truth import lag_correlation, pearson
 from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
@@ -67,8 +66,7 @@ class TruthScores:
 
 def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
     """Every figure's series for one row of uint8 (T,H,W,3) frames (as long as the truth) against the shared truth."""
-    if pred.shape != truth.gt.shape:
-        raise InputError(f"a row of shape {pred.shape} against a truth of shape {truth.gt.shape}")
+    check_pair(pred, truth.gt)
     face, mouth = crop(pred, truth.regions.face), crop(pred, truth.regions.mouth)
     r = RowSeries()
     r.mean("frame_psnr_db", psnr(pred, truth.gt))

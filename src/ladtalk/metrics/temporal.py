@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ladtalk.errors import InputError
-from ladtalk.metrics.image import luma
+from ladtalk.metrics.image import check_pair, luma
 
 
 def _flow_engine():
@@ -69,8 +69,7 @@ def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None
     """Per-frame-pair series (T-1,) of aligned uint8 (T,H,W,3) RGB sequences, lower is better: "warp_error" (the
     prediction with the truth's flow), "own_flow_warp_error", "tof" (pixels) and "warp_error_truth" (the truth's
     own E_warp, the floor); `motion`: the truth's truth_motion, where computed already."""
-    if pred.shape != gt.shape:
-        raise InputError(f"temporal metrics need aligned sequences of equal shape: {pred.shape} vs {gt.shape}")
+    check_pair(pred, gt)
     if len(pred) < 2:
         raise InputError("temporal metrics need at least two frames")
     engine = _flow_engine()
