@@ -86,12 +86,11 @@ def lse_of_video(nets: Networks, label: str, path: Path, vinfo: VideoInfo, gt_pa
 def truth_scores(truth_path: Path, p: np.ndarray, g: np.ndarray, gt_start: int) -> tuple[dict, dict, dict]:
     """(metrics, info, series) of a synthetic clip against its truth.json: the lip-sync Pearson correlation and
     mouth PSNR, over the aligned frames; empty with fewer than 3 frames of truth."""
-    boxes, openness = read_truth(truth_path)
-    boxes, openness = boxes[gt_start:gt_start + len(p)], openness[gt_start:gt_start + len(p)]
-    n = min(len(boxes), len(p))
+    boxes, openness = (a[gt_start:gt_start + len(p)] for a in read_truth(truth_path))  # the aligned frames' truth
+    n = len(boxes)
     if n < 3:
         return {}, {}, {}
-    score = lag_correlation(mouth_openness(p[:n], boxes[:n]), openness[:n])
+    score = lag_correlation(mouth_openness(p[:n], boxes), openness)
     info = {"lipsync_best_lag_frames": score["best_lag"], "lipsync_r_best": score["pearson_best"]}
-    series = {"mouth_psnr_db": im.mouth_psnr(p[:n], g[:n], mouth_boxes_from_faces(boxes[:n]))}
+    series = {"mouth_psnr_db": im.mouth_psnr(p[:n], g[:n], mouth_boxes_from_faces(boxes))}
     return {"lipsync_r": score["pearson"], "mouth_psnr_db": float(np.mean(series["mouth_psnr_db"]))}, info, series
