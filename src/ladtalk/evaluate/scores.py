@@ -87,11 +87,9 @@ def fid_score(inception: torch.nn.Module, p: np.ndarray, g: np.ndarray, device: 
     """(FID between the two frame sets, the note that says how far to trust it)."""
     if len(p) < 2:
         raise InputError("FID needs at least two aligned frames")
-    fp = extract_features(inception, p, device=device)
-    fg = extract_features(inception, g, device=device)
     note = (f"FID from {len(p)} frames per set (2048-d features): small sets bias FID upwards; "
             "compare methods on the same frames only")
-    return fid_from_features(fp, fg), note
+    return fid_from_features(*(extract_features(inception, frames, device=device) for frames in (p, g))), note
 
 
 def temporal_family(p: np.ndarray, g: np.ndarray) -> tuple[dict, dict, float]:
