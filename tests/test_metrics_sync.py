@@ -17,7 +17,6 @@ from ladtalk.metrics.sync import (
     scores_from_features,
     shifted_distances,
     sync_features,
-    sync_video_input,
 )
 from ladtalk.models.syncnet import SyncNetS
 
@@ -69,10 +68,21 @@ def test_offset_search_finds_a_known_shift():
 
 
 def test_video_input_is_bgr_224():
+    seen = []
+
+    class Net:  # records what SyncNet S is given
+        def forward_lip(self, x):
+            seen.append(x)
+            return torch.zeros(len(x), 1024)
+
+        def forward_aud(self, x):
+            return torch.zeros(len(x), 1024)
+
     f = np.zeros((6, 48, 48, 3), np.uint8)
     f[..., 0] = 200  # red
-    x = sync_video_input(f)
-    assert x.shape == (1, 3, 6, 224, 224)
+    sync_features(Net(), f, np.zeros(6 * 640))  # one window of 5 frames
+    x = seen[0]
+    assert x.shape == (1, 3, 5, 224, 224)
     assert float(x[0, 2].mean()) == pytest.approx(200) and float(x[0, 0].abs().max()) == 0
 
 

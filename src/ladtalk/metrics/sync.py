@@ -86,15 +86,6 @@ def load_syncnet_s(path: str | os.PathLike | None = None, device: torch.device |
     return lipsync_weights.load_syncnet_s(file, device).requires_grad_(False)
 
 
-def sync_video_input(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (T,H,W,3) RGB face frames -> float32 (1,3,T,224,224) BGR 0..255 (SyncNet S's input)."""
-    x = torch.as_tensor(np.ascontiguousarray(frames[..., ::-1])).permute(3, 0, 1, 2).float()
-    if x.shape[-2:] != (SYNC_SIZE, SYNC_SIZE):
-        # bilinear, like cv2.resize's default INTER_LINEAR in the Wav2Lip copy of the scorer
-        x = F.interpolate(x, size=(SYNC_SIZE, SYNC_SIZE), mode="bilinear", align_corners=False)
-    return x[None]
-
-
 @dataclass(frozen=True)
 class SyncScores:
     """LSE-D (lower is better), LSE-C (higher is better), AV offset in frames, mean distance per shift, and the
@@ -147,8 +138,11 @@ def sync_features(net: SyncNetS, frames: np.ndarray, samples_int16: np.ndarray, 
     vfeats, afeats = [], []
     for s in range(0, last, batch_size):
         idx = range(s, min(last, s + batch_size))
-        # Resize only the frames this batch needs: the whole clip at 224x224 float would be large.
-        clip = sync_video_input(frames[s:idx[-1] + WINDOW_FRAMES]).to(device)
+        # SyncNet S's input, float32 (1,3,T,224,224) BGR 0..255, of only the frames this batch needs (the whole clip
+        # at 224x224 float would be large); bilinear, like cv2.resize's default in the Wav2Lip copy of the scorer
+        clip = torch.as_tensor(np.ascontiguousarray(frames[s:idx[-1] + WINDOW_FRAMES, ..., ::-1])).permute(3, 0, 1, 2)
+        clip = F.interpolate(clip.float(), size=(SYNC_SIZE, SYNC_SIZE), mode="bilinear", align_corners=False)
+        clip = clip[None].to(device)
         vids = torch.cat([clip[:, :, i - s:i - s + WINDOW_FRAMES] for i in idx])
         auds = torch.cat([cc[:, :, :, MFCC_PER_FRAME * i:MFCC_PER_FRAME * i + WINDOW_MFCC] for i in idx]).to(device)
         vfeats.append(net.forward_lip(vids).float().cpu())
