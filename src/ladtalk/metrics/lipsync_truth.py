@@ -36,7 +36,6 @@ def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float
                    fractions=MOUTH_BOX_FRACTIONS, skin: float | None = None) -> np.ndarray:
     """Openness (T,) in [0,1] of uint8 (T,H,W,3) RGB frames: the dark share of the mouth box (`fractions` of each
     face box), dark meaning below dark_ratio times the skin luma (each frame's own, or `skin` for every frame)."""
-    frames = np.asarray(frames)
     if len(frames) != len(face_boxes):
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
     skins = skin_luma(frames, face_boxes) if skin is None else np.full(len(frames), float(skin))
