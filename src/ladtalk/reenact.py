@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
 from ladtalk.evaluate.report import write_strip
 from ladtalk.face.crop import PASTE_MODES, paste_faces
@@ -119,7 +118,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     ident_dir = Path(identity)
     if not ident_dir.is_dir():
         raise InputError(f"identity {ident_dir} is not an identity folder; run `ladtalk prepare` on the video first")
-    ident: Identity = open_identity(ident_dir)
+    ident = open_identity(ident_dir)
     test = ident.test_indices
     if len(test) < 2:
         raise InputError(f"identity {ident_dir} has {len(test)} test frames with a face; self-reenactment needs a "
