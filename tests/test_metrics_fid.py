@@ -10,7 +10,6 @@ from ladtalk.metrics.fid import (
     INCEPTION_FILENAME,
     extract_features,
     fid_input,
-    find_inception_weights,
     frechet_distance,
     load_fid_inception,
 )
@@ -105,5 +104,5 @@ def test_missing_inception_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.delenv("LADTALK_INCEPTION", raising=False)
     with pytest.raises(InputError, match=INCEPTION_FILENAME) as e:
-        find_inception_weights()
+        load_fid_inception()
     assert str(tmp_path) in str(e.value)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from _lipsync_fake import render_frames
 
-from ladtalk.metrics.lipsync_truth import lag_correlation, lipsync_truth_score, mouth_openness
+from ladtalk.metrics.lipsync_truth import lag_correlation, mouth_openness, opening_series
+from ladtalk.metrics.scoring import opening_figures
 
 
 def test_lag_correlation_finds_a_known_delay():
@@ -29,10 +30,10 @@ def test_score_on_the_synthetic_face():
     t = np.arange(30)
     openness = np.clip(0.5 + 0.5 * np.sin(t * 0.6), 0, 1)
     frames, boxes = render_frames(openness, size=96, seed=0)
-    s = lipsync_truth_score(frames, boxes, openness)
-    assert s["pearson"] > 0.9 and s["best_lag"] == 0 and s["frames"] == 30
+    s = lag_correlation(mouth_openness(frames, boxes), openness)  # as `ladtalk evaluate` scores a synthetic clip
+    assert s["pearson"] > 0.9 and s["best_lag"] == 0
     late = np.concatenate([frames[:1].repeat(2, 0), frames[:-2]])
-    s_late = lipsync_truth_score(late, boxes, openness)
+    s_late = lag_correlation(mouth_openness(late, boxes), openness)
     assert s_late["best_lag"] == 2 and s_late["pearson"] < s["pearson"]
 
 
@@ -60,33 +61,33 @@ def test_opening_agreement_on_a_real_face(may_video):
     from ladtalk.face.crop import square_crop_boxes
     from ladtalk.face.detect import make_detector
     from ladtalk.io.video import iter_frames
-    from ladtalk.metrics.lipsync_truth import opening_agreement
     from ladtalk.reenact import MOUTH_IN_CROP
 
     frames = np.stack(list(iter_frames(may_video, max_frames=100)))
     found = make_detector("mtcnn", device="cpu").detect(frames[::25])
     box = square_crop_boxes(np.median([d[0].box for d in found], 0)[None], frames.shape[2:0:-1])[0]
     boxes = np.repeat(box[None], len(frames), 0)
-    same = opening_agreement(frames, frames, boxes, MOUTH_IN_CROP)
-    assert same["pearson"] == pytest.approx(1.0) and same["best_lag"] == 0 and same["truth"].std() > 0
+    measured, truth = opening_series(frames, frames, boxes, MOUTH_IN_CROP)
+    same = opening_figures(measured, truth)  # reenact's lip-sync figures
+    assert same["lipsync_r"] == pytest.approx(1.0) and same["lipsync_best_lag_frames"] == 0 and truth.std() > 0
     early = np.concatenate([frames[2:], frames[-1:].repeat(2, 0)])  # the generated mouth 2 frames ahead
-    shifted = opening_agreement(early, frames, boxes, MOUTH_IN_CROP)
-    assert shifted["best_lag"] == -2 and shifted["pearson_best"] > 0.99 and shifted["pearson"] < 0.9
-    frozen = opening_agreement(_frozen_mouth(frames, boxes), frames, boxes, MOUTH_IN_CROP)
-    assert abs(frozen["pearson"]) < 0.05
+    shifted = opening_figures(*opening_series(early, frames, boxes, MOUTH_IN_CROP))
+    assert shifted["lipsync_best_lag_frames"] == -2 and shifted["lipsync_r_best"] > 0.99 and shifted["lipsync_r"] < 0.9
+    frozen = opening_figures(*opening_series(_frozen_mouth(frames, boxes), frames, boxes, MOUTH_IN_CROP))
+    assert abs(frozen["lipsync_r"]) < 0.05
 
 
 def test_opening_agreement_on_synthetic_frames():
-    from ladtalk.metrics.lipsync_truth import opening_agreement
     from ladtalk.reenact import MOUTH_IN_CROP
 
     openness = np.clip(0.5 + 0.5 * np.sin(np.arange(40) * 0.5), 0, 1)
     frames, jaw_boxes = render_frames(openness, size=96, seed=0)
     # the render's face box follows the jaw; a face track (reenact's boxes) does not follow the generated mouth
     boxes = np.repeat(np.median(jaw_boxes, 0)[None], len(frames), 0)
-    same = opening_agreement(frames, frames, boxes, MOUTH_IN_CROP)
-    assert same["pearson"] == pytest.approx(1.0) and np.corrcoef(same["truth"], openness)[0, 1] > 0.8
+    measured, truth = opening_series(frames, frames, boxes, MOUTH_IN_CROP)
+    assert opening_figures(measured, truth)["lipsync_r"] == pytest.approx(1.0)
+    assert np.corrcoef(truth, openness)[0, 1] > 0.8
     late = np.concatenate([frames[:1].repeat(3, 0), frames[:-3]])
-    assert opening_agreement(late, frames, boxes, MOUTH_IN_CROP)["best_lag"] == 3
-    frozen = opening_agreement(_frozen_mouth(frames, boxes), frames, boxes, MOUTH_IN_CROP)
-    assert abs(frozen["pearson"]) < 0.05
+    assert opening_figures(*opening_series(late, frames, boxes, MOUTH_IN_CROP))["lipsync_best_lag_frames"] == 3
+    frozen = opening_figures(*opening_series(_frozen_mouth(frames, boxes), frames, boxes, MOUTH_IN_CROP))
+    assert abs(frozen["lipsync_r"]) < 0.05

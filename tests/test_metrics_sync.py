@@ -17,7 +17,6 @@ from ladtalk.metrics.sync import (
     scores_from_features,
     shifted_distances,
     sync_features,
-    sync_video_input,
 )
 from ladtalk.models.syncnet import SyncNetS
 
@@ -69,10 +68,21 @@ def test_offset_search_finds_a_known_shift():
 
 
 def test_video_input_is_bgr_224():
+    seen = []
+
+    class Net:  # records what SyncNet S is given
+        def forward_lip(self, x):
+            seen.append(x)
+            return torch.zeros(len(x), 1024)
+
+        def forward_aud(self, x):
+            return torch.zeros(len(x), 1024)
+
     f = np.zeros((6, 48, 48, 3), np.uint8)
     f[..., 0] = 200  # red
-    x = sync_video_input(f)
-    assert x.shape == (1, 3, 6, 224, 224)
+    sync_features(Net(), f, np.zeros(6 * 640))  # one window of 5 frames
+    x = seen[0]
+    assert x.shape == (1, 3, 5, 224, 224)
     assert float(x[0, 2].mean()) == pytest.approx(200) and float(x[0, 0].abs().max()) == 0
 
 
@@ -83,7 +93,8 @@ def test_lse_pipeline_with_oracle_syncnet(oracle_syncnet):
     audio = (0.2 * rng.normal(size=t * 640)).astype(np.float32)
     s1 = lse_scores(oracle_syncnet, frames, audio, batch_size=2)
     s2 = lse_scores(oracle_syncnet, frames, audio, batch_size=20)
-    assert s1.n_windows == t - 5 and s1.mean_dists.shape == (31,)
+    assert len(sync_features(oracle_syncnet, frames, int16_scale(audio))[0]) == t - 5  # windows 0 .. L-6
+    assert s1.mean_dists.shape == (31,)
     np.testing.assert_allclose(s1.mean_dists, s2.mean_dists, rtol=1e-5)   # batching does not matter
     assert -15 <= s1.offset <= 15 and s1.lse_c >= 0 and np.isfinite(s1.lse_d)
     with pytest.raises(InputError, match="more than 5 frames"):

@@ -140,7 +140,8 @@ FLAGS = {
     "sovqae_path": Flag("SOVQAE model or run folder"),
     "reenact:sovqae_path": Flag("SOVQAE model or run folder (the cascade row)"),
     "no_sovqae": Flag("plain Wav2Lip result, for comparison"),
-    "paste": Flag("mouth: only the lower face; feather: the whole face box, feathered; hard: the paper's rectangle",
+    "paste": Flag("'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole "
+                  "face box, feathered) or 'hard' (the whole box, the paper's paste)",
                   choices="ladtalk.face.crop:PASTE_MODES"),
     "reenact:paste": Flag("score only this paste (default: hard, feather and mouth, each with its own rows)",
                           choices="ladtalk.face.crop:PASTE_MODES"),

@@ -19,11 +19,11 @@ from ladtalk.data.prepare import prepare
 from ladtalk.data.synthetic import iter_render_frames, load_truth, synthesize
 from ladtalk.data.synthetic_speech import mouth_openness, synth_speech
 from ladtalk.errors import InputError, LadtalkError
+from ladtalk.evaluate.report import write_strip
 from ladtalk.face.crop import crop_faces, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter, iter_frames
-from ladtalk.metrics.headroom import lipsync_face_size
 from ladtalk.metrics.lipsync_truth import mouth_openness as measured_openness
 from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
@@ -31,16 +31,7 @@ from ladtalk.metrics.scoring import json_ready
 from ladtalk.pipeline.frames import pingpong_indices
 from ladtalk.pipeline.generate import generate
 from ladtalk.pretrained import RESTORER_CPU_OVERRIDES, RESTORER_OVERRIDES, builtin_base
-from ladtalk.reenact import (
-    CONFIDENCE,
-    PASTE_ORDER,
-    figure_table,
-    report_regions,
-    row_key,
-    row_label,
-    score_report_rows,
-    write_strip,
-)
+from ladtalk.reenact import PASTE_ORDER, figure_table, row_key, row_label, score_report
 from ladtalk.runtime import resolve_device
 from ladtalk.train.sovqae import train_sovqae
 from ladtalk.train.syncnet import train_syncnet
@@ -118,7 +109,6 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
     truth_frames, boxes, openness = render_truth(clip.truth_path, ident, envelope, n, seed, out / "ground_truth.mp4",
                                                  audio)
     crop_boxes = ident.crop_boxes[pingpong_indices(n, ident.frame_count)]
-    regions = report_regions(crop_boxes, ident.frame_size)
     truth_crops = crop_faces(truth_frames, crop_boxes, ident.crop_size)
     for paste in PASTE_ORDER:  # the ceiling of any restorer at this crop size: the truth's own crops pasted back
         videos[row_key("crop_ceiling", paste)] = out / f"true_crops_pasted_{paste}.mp4"
@@ -126,22 +116,16 @@ def demo(out_dir: str | os.PathLike = "demo_out", device: str = "auto", seed: in
             writer.write(paste_faces(truth_frames, truth_crops, crop_boxes, mode=paste))
         generated[row_key("crop_ceiling", paste)] = np.stack(list(iter_frames(videos[row_key("crop_ceiling", paste)])))
     perceptual = _perceptual(device) if lpips else None
-    scores, gains, paste_effect = score_report_rows({k: v[:n] for k, v in generated.items()}, truth_frames, regions,
-                                                    lambda frames: (measured_openness(frames, boxes), openness),
-                                                    perceptual)
+    shared = score_report({k: v[:n] for k, v in generated.items()}, truth_frames, crop_boxes, ident.frame_size,
+                          lambda frames: (measured_openness(frames, boxes), openness), perceptual, wav2lip, PASTE_ORDER)
     for paste in PASTE_ORDER:
-        write_strip(out / f"strip_{paste}.png", truth_frames,
-                    {row_label(row_key(k, paste)): generated[row_key(k, paste)][:n] for k in ("wav2lip", "cascade")},
-                    regions.face)
+        rows = {row_label(row_key(k, paste)): generated[row_key(k, paste)][:n] for k in ("wav2lip", "cascade")}
+        write_strip(out / f"strip_{paste}.png", {"truth": truth_frames, **rows}, shared["face_box"], height=192,
+                    square=True)
     summary = {"seconds": round(time.perf_counter() - t_start, 1), "device": device, "seed": seed,
                "lipsync_base": "built-in synthetic-48 (never saw this person)" if builtin is not None
                else "trained on this person",
-               "frames": n, "face_box": list(regions.face), "mouth_box": list(regions.mouth),
-               "lipsync_face_size": lipsync_face_size(wav2lip),
-               "crop_side_px": float(np.median(crop_boxes[:, 2] - crop_boxes[:, 0])),
-               "pastes": list(PASTE_ORDER), "rows": {k: row_label(k) for k in scores}, "scores": scores,
-               "gains": gains, "paste_effect": paste_effect, "confidence": CONFIDENCE,
-               "perceptual": None if perceptual is None else perceptual.note, "provenance": provenance(device),
+               "frames": n, **shared, "provenance": provenance(device),
                "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4",
                                                  **{f"strip_{p}": out / f"strip_{p}.png" for p in PASTE_ORDER}
                                                  }.items()}}

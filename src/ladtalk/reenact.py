@@ -16,11 +16,10 @@ import os
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from ladtalk.data.identity import Identity
 from ladtalk.errors import InputError
+from ladtalk.evaluate.report import write_strip
 from ladtalk.face.crop import PASTE_MODES, paste_faces
 from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
@@ -28,8 +27,7 @@ from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.io.video import VideoWriter, iter_frames
 from ladtalk.metrics.confidence import BLOCK_FRAMES, RESAMPLES, SEED
 from ladtalk.metrics.headroom import lipsync_face_size
-from ladtalk.metrics.image import crop
-from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_agreement
+from ladtalk.metrics.lipsync_truth import mouth_boxes_from_faces, opening_series
 from ladtalk.metrics.lpips import load_perceptual_metric
 from ladtalk.metrics.provenance import provenance, provenance_line
 from ladtalk.metrics.scoring import Regions, compare, json_ready, opening_figures, score_rows, summarize
@@ -50,18 +48,6 @@ CONFIDENCE = {"method": "moving-block bootstrap, percentile 95% interval", "bloc
               "resamples": RESAMPLES, "seed": SEED}
 
 
-def report_regions(boxes: np.ndarray, frame_size: tuple[int, int]) -> Regions:
-    """The whole-pixel face box covering every finite box of (T,4), clipped to the frame (width, height), and the
-    mouth at MOUTH_IN_CROP of it."""
-    ok = np.isfinite(boxes).all(1)
-    if not ok.any():
-        raise InputError("no frame of the test split has a face; nothing to score")
-    x1, y1 = np.floor(boxes[ok, :2].min(0)).clip(0).astype(int)
-    x2, y2 = np.ceil(boxes[ok, 2:].max(0)).astype(int)
-    face = (int(x1), int(y1), int(min(x2, frame_size[0])), int(min(y2, frame_size[1])))
-    return Regions(face, tuple(round(v) for v in mouth_boxes_from_faces([face], MOUTH_IN_CROP)[0]))
-
-
 def row_key(stage: str, paste: str) -> str:
     """A report row's key: the stage and the paste, e.g. 'cascade_mouth'."""
     return f"{stage}_{paste}"
@@ -72,10 +58,19 @@ def row_label(key: str) -> str:
     return f"{STAGES[stage]}, {paste} paste"
 
 
-def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Regions, opening,
-                      perceptual=None) -> tuple[dict, dict, dict]:
-    """(scores, gains, paste effect) of every row, as the module docstring reads them; the scores add the opening
-    figures of `opening(frames)` -> (measured, true) series and the mouth sharpness over the paste's ceiling."""
+def score_report(preds: dict[str, np.ndarray], gt: np.ndarray, boxes: np.ndarray, frame_size: tuple[int, int],
+                 opening, perceptual, wav2lip_path, pastes) -> dict:
+    """The fields reenact's report and demo's summary share: the regions (the whole-pixel face box covering every
+    finite box of (T,4), clipped to the frame (width, height), and the mouth at MOUTH_IN_CROP of it), the base's face
+    size and every row's scores, gains and paste effect (module docstring), the scores with the opening figures of
+    `opening(frames)` -> (measured, true) series and the mouth sharpness over the paste's ceiling."""
+    ok = np.isfinite(boxes).all(1)
+    if not ok.any():
+        raise InputError("no frame of the test split has a face; nothing to score")
+    x1, y1 = np.floor(boxes[ok, :2].min(0)).clip(0).astype(int)
+    x2, y2 = np.ceil(boxes[ok, 2:].max(0)).astype(int)
+    face = (int(x1), int(y1), int(min(x2, frame_size[0])), int(min(y2, frame_size[1])))
+    regions = Regions(face, tuple(round(v) for v in mouth_boxes_from_faces([face], MOUTH_IN_CROP)[0]))
     series = score_rows(preds, gt, regions, perceptual)
     scores, gains, effect = {}, {}, {}
     for key, s in series.items():
@@ -93,7 +88,11 @@ def score_report_rows(preds: dict[str, np.ndarray], gt: np.ndarray, regions: Reg
         if ceiling is not None:
             ceiling_sharpness = max(ceiling["mouth_sharpness_ratio"], 1e-9)
             row["mouth_sharpness_of_ceiling"] = row["mouth_sharpness_ratio"] / ceiling_sharpness
-    return scores, gains, effect
+    return {"face_box": list(regions.face), "mouth_box": list(regions.mouth),
+            "lipsync_face_size": lipsync_face_size(wav2lip_path),
+            "crop_side_px": float(np.nanmedian(boxes[:, 2] - boxes[:, 0])), "pastes": list(pastes),
+            "rows": {k: row_label(k) for k in scores}, "scores": scores, "gains": gains, "paste_effect": effect,
+            "confidence": CONFIDENCE, "perceptual": None if perceptual is None else perceptual.note}
 
 
 def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_dir: str | os.PathLike,
@@ -105,8 +104,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
 
     Every paste (hard, feather, mouth) gets its own rows unless `paste` names the only one to score.
     temporal_filter: also score the last stage (the cascade, or Wav2Lip only without a SOVQAE) with generate's
-    temporal filter, as one more row per paste.
-    `temporal_limit`: the most the filter moves a pixel, in levels of 8 bits (pipeline/temporal.py).
+    temporal filter (at most `temporal_limit` levels of 8 bits a pixel), as one more row per paste.
     backend: what runs the networks on a CPU, as generate's ('auto', 'torch', 'onnxruntime', 'openvino').
     """
     refuse_output_over_inputs(out_dir, [("identity", identity), ("Wav2Lip weights", wav2lip_path),
@@ -120,7 +118,7 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
     ident_dir = Path(identity)
     if not ident_dir.is_dir():
         raise InputError(f"identity {ident_dir} is not an identity folder; run `ladtalk prepare` on the video first")
-    ident: Identity = open_identity(ident_dir)
+    ident = open_identity(ident_dir)
     test = ident.test_indices
     if len(test) < 2:
         raise InputError(f"identity {ident_dir} has {len(test)} test frames with a face; self-reenactment needs a "
@@ -149,84 +147,53 @@ def reenact(identity: str | os.PathLike, wav2lip_path: str | os.PathLike, out_di
         writer.write(gt)
     boxes = ident.crop_boxes[frames_idx]
     videos = {}
-    run = dict(wav2lip_path=wav2lip_path, precision=precision, device=device, frame_indices=frames_idx,
-               backend=backend)
+    rows = [("wav2lip", "wav2lip_only", None, False)]  # (stage, file name, SOVQAE, temporal filter)
+    if sovqae_path is not None:
+        rows.append(("cascade", "cascade", sovqae_path, False))
+    if temporal_filter:  # the last stage again, filtered
+        rows.append((f"{rows[-1][0]}_temporal", f"{rows[-1][0]}_temporal", sovqae_path, True))
     for p in pastes:
-        videos[row_key("wav2lip", p)] = out / f"wav2lip_only_{p}.mp4"
-        generate(ident_dir, driving, videos[row_key("wav2lip", p)], no_sovqae=True, paste=p, **run)
-        if sovqae_path is not None:
-            videos[row_key("cascade", p)] = out / f"cascade_{p}.mp4"
-            generate(ident_dir, driving, videos[row_key("cascade", p)], sovqae_path=sovqae_path, paste=p, **run)
-        if temporal_filter:
-            key = row_key("cascade_temporal" if sovqae_path is not None else "wav2lip_temporal", p)
-            videos[key] = out / f"{key}.mp4"
-            generate(ident_dir, driving, videos[key], sovqae_path=sovqae_path, no_sovqae=sovqae_path is None,
-                     paste=p, temporal_filter=True, temporal_limit=temporal_limit, **run)
+        for stage, name, model, steady in rows:
+            videos[row_key(stage, p)] = out / f"{name}_{p}.mp4"
+            generate(ident_dir, driving, videos[row_key(stage, p)], wav2lip_path, sovqae_path=model,
+                     no_sovqae=model is None, paste=p, precision=precision, device=device, temporal_filter=steady,
+                     temporal_limit=temporal_limit, backend=backend, frame_indices=frames_idx)
         videos[row_key("crop_ceiling", p)] = out / f"true_crops_pasted_{p}.mp4"
         with VideoWriter(videos[row_key("crop_ceiling", p)], fps, audio=audio[a0:a1],
                          sample_rate=SAMPLE_RATE) as writer:
             writer.write(paste_faces(gt, ident.crops[frames_idx], boxes, mode=p))
 
-    regions = report_regions(boxes, ident.frame_size)
     dev = resolve_device(device)
     perceptual = load_perceptual_metric(dev) if lpips else None
     preds = {k: np.stack(list(iter_frames(v))) for k, v in videos.items()}
     n = min(len(gt), *(len(p) for p in preds.values()))
-    def opening(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sync = opening_agreement(frames, gt[:n], boxes[:n], MOUTH_IN_CROP)
-        return sync["measured"], sync["truth"]
-
-    scores, gains, paste_effect = score_report_rows({k: p[:n] for k, p in preds.items()}, gt[:n], regions, opening,
-                                                    perceptual)
+    shared = score_report({k: p[:n] for k, p in preds.items()}, gt[:n], boxes, ident.frame_size,
+                          lambda frames: opening_series(frames, gt[:n], boxes[:n], MOUTH_IN_CROP), perceptual,
+                          wav2lip_path, pastes)
     truth = {}
     if syncnet_path is not None:
         net = load_syncnet_s(syncnet_path, dev)
         for k, p in preds.items():
             lse = lse_on_face_track(net, p[:n], fps, audio[a0:a1], boxes[:n], dev)
-            scores[k]["ci95"].update(lse.pop("ci95"))
-            scores[k].update(lse)
+            shared["scores"][k]["ci95"].update(lse.pop("ci95"))
+            shared["scores"][k].update(lse)
         truth.update(lse_on_face_track(net, gt[:n], fps, audio[a0:a1], boxes[:n], dev))
         notes.append("LSE-D / LSE-C on syncnet_python's face crops of the identity's face track (its square crop "
                      "boxes stand in for the detector's boxes), at 25 fps")
-    crop_side = np.nanmedian(boxes[:, 2] - boxes[:, 0])
     report = {"identity": str(ident_dir), "wav2lip": str(wav2lip_path),
-              "sovqae": None if sovqae_path is None else str(sovqae_path), "pastes": list(pastes),
-              "test_frames": [start, stop], "frames_scored": n, "seconds": n / fps, "fps": fps,
-              "face_box": list(regions.face), "mouth_box": list(regions.mouth),
-              "lipsync_face_size": lipsync_face_size(wav2lip_path), "crop_side_px": float(crop_side),
-              "perceptual": None if perceptual is None else perceptual.note,
-              "rows": {k: row_label(k) for k in scores}, "scores": scores, "gains": gains,
-              "paste_effect": paste_effect, "truth": truth, "confidence": CONFIDENCE, "notes": notes,
+              "sovqae": None if sovqae_path is None else str(sovqae_path), "test_frames": [start, stop],
+              "frames_scored": n, "seconds": n / fps, "fps": fps, **shared, "truth": truth, "notes": notes,
               "provenance": provenance(device, precision),
               "files": {k: str(v) for k, v in {**videos, "ground_truth": out / "ground_truth.mp4"}.items()}}
     report = json_ready(report)
-    write_strip(out / "strip.png", gt[:n],
-                {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}, regions.face)
-    with atomic_path(out / "report.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+    rows = {row_label(k): p[:n] for k, p in preds.items() if not k.startswith("crop_ceiling")}
+    write_strip(out / "strip.png", {"truth": gt[:n], **rows}, report["face_box"], height=192, square=True)
     md = markdown(report)
-    with atomic_path(out / "report.md") as tmp:
-        tmp.write_text(md)
+    for name, text in (("report.json", json.dumps(report, indent=2)), ("report.md", md)):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(text)
     print(md)
     return report
-
-
-def write_strip(path: Path, gt: np.ndarray, preds: dict[str, np.ndarray], face: tuple[int, ...],
-                 n: int = 6, height: int = 192) -> None:
-    """Rows: the ground truth, then each of `preds` in order (each row's name written on its left edge); n evenly
-    spaced frames of the face region."""
-    pick = np.linspace(0, len(gt) - 1, n).round().astype(int)
-    rows = []
-    for name, frames in [("truth", gt), *preds.items()]:
-        row = np.concatenate([cv2.resize(f, (height, height), interpolation=cv2.INTER_AREA)
-                              for f in crop(frames[pick], face)], 1)
-        scale = row.shape[0] / 384
-        (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        row[: h + base + 6, : w + 8] //= 3  # a dark band under the name: readable on any face
-        cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-        rows.append(row)
-    with atomic_path(path) as tmp:
-        cv2.imwrite(str(tmp), np.concatenate(rows, 0)[..., ::-1])
 
 
 HEADLINE = ("frame_psnr_db", "face_psnr_db", "mouth_psnr_db", "face_ssim", "face_st_lpips", "face_lpips",

@@ -1,8 +1,8 @@
 """`ladtalk evaluate`: the paper's metrics on a generated video against its ground truth, as JSON and a report.
 
-One module per step: `networks`, `align` (reading both clips, the paper's sliding-window alignment), `scores` (the
-metric families) and `report`. A metric whose weights are missing is listed under "absent" with the reason, never
-reported as a number. Both clips are held in memory (use `max_frames` for long clips).
+One module per step: `align` (reading both clips, the paper's sliding-window alignment), `scores` (the networks,
+loaded once, and the metric families) and `report`. A metric whose weights are missing is listed under "absent" with
+the reason, never reported as a number. Both clips are held in memory (use `max_frames` for long clips).
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import torch
 
 from ladtalk.errors import InputError
 from ladtalk.evaluate.align import ALIGN_MODES, check_input, read_pair
-from ladtalk.evaluate.networks import Networks, load_networks
 from ladtalk.evaluate.report import case_markdown, write_case_files, write_cases_summary, write_json
 from ladtalk.evaluate.scores import (
     LOWER_IS_BETTER,
     LSE_FACE_NOTE,
     LSE_FRAME_NOTE,
+    Networks,
     fid_score,
     image_scores,
+    load_networks,
     lse_of_video,
     temporal_family,
     truth_scores,

@@ -78,5 +78,6 @@ def read_pair(pred_path: Path, gt_path: Path, max_frames: int | None, mode: str,
     pred = _read(pred_path, resample, (gt.shape[2], gt.shape[1]), max_frames)
     offset = 0
     if mode == "sliding":
-        offset, _ = im.best_window(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pred, gt))
+        # the best window mean; +inf (identical windows) counts as best
+        offset = int(np.nanargmax(im.sliding_scores(lambda a, b: im.psnr(a, b, device), pred, gt)))
     return PairedVideos(pred, gt, info_p, info_g, *im.align_sequences(pred, gt, offset), offset, notes)

@@ -12,7 +12,8 @@ import numpy as np
 
 from ladtalk.errors import LadtalkError
 from ladtalk.evaluate.scores import LOWER_IS_BETTER
-from ladtalk.metrics.image import sample_frames
+from ladtalk.io.atomic import atomic_path
+from ladtalk.metrics.image import crop, sample_frames
 from ladtalk.metrics.provenance import provenance_line
 from ladtalk.metrics.scoring import json_ready
 
@@ -38,17 +39,25 @@ def _plot_series(path: Path, title: str, ylabel: str, lines: dict[str, np.ndarra
     fig.savefig(path)
 
 
-def _strip(path: Path, pred: np.ndarray, gt: np.ndarray, n: int = 6, height: int = 160) -> None:
-    """Side-by-side frames: ground truth (top), prediction (middle), 4x absolute difference (bottom)."""
-    idx = sample_frames(len(pred), n)
-    width = max(1, round(gt.shape[2] * height / gt.shape[1]))
-    rows = []
-    for frames in (gt[idx], pred[idx], np.clip(4 * np.abs(pred[idx].astype(int) - gt[idx]), 0, 255).astype(np.uint8)):
-        rows.append(np.concatenate([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames], 1))
-    ok, buf = cv2.imencode(".png", np.concatenate(rows, 0)[..., ::-1])
-    if not ok:
-        raise LadtalkError(f"could not encode {path}")
-    path.write_bytes(buf.tobytes())
+def write_strip(path: Path, rows: dict[str, np.ndarray], box: tuple[int, ...] | None = None, height: int = 160,
+                square: bool = False, labelled: bool = True, n: int = 6) -> None:
+    """A PNG of `rows` (name: uint8 (T,H,W,3) frames) one above the other, n evenly spaced frames each, cropped to
+    `box` (x1,y1,x2,y2), resized to `height` (and as wide where `square`), named on their left edge where `labelled`."""
+    pick = sample_frames(len(next(iter(rows.values()))), n)
+    strips = []
+    for name, frames in rows.items():
+        frames = frames[pick] if box is None else crop(frames[pick], box)
+        width = height if square else max(1, round(frames.shape[2] * height / frames.shape[1]))
+        row = np.concatenate([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in frames], 1)
+        if labelled:
+            scale = height / 384
+            (w, h), base = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            row[: h + base + 6, : w + 8] //= 3  # a dark band under the name: readable on any face
+            cv2.putText(row, name, (4, h + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        strips.append(row)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), np.concatenate(strips, 0)[..., ::-1]):
+            raise LadtalkError(f"could not write {path}")
 
 
 def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarray) -> dict:
@@ -63,7 +72,10 @@ def write_case_files(folder: Path, series: dict, pred: np.ndarray, gt: np.ndarra
                                 "prediction, its own flow": series["frame_own_flow_warp_error"],
                                 "ground truth": series["frame_warp_error_truth"]})
         files["flicker_plot"] = "flicker.png"
-    _strip(folder / "strip.png", pred, gt)
+    pick = sample_frames(len(pred), 6)  # the strip's frames only: a difference of the whole clip would be large
+    p, g = pred[pick], gt[pick]
+    difference = np.clip(4 * np.abs(p.astype(int) - g), 0, 255).astype(np.uint8)
+    write_strip(folder / "strip.png", {"truth": g, "prediction": p, "difference": difference}, labelled=False)
     write_json(folder / "per_frame.json", json_ready({k: [float(x) for x in v] for k, v in series.items()}))
     return {**files, "strip": "strip.png", "per_frame": "per_frame.json"}
 

@@ -41,8 +41,7 @@ def interval(statistic: Callable[[np.ndarray], float], n: int, block: int = BLOC
     values = values[np.isfinite(values)]
     if not len(values):
         return [float("nan"), float("nan")]
-    low, high = np.percentile(values, [2.5, 97.5])
-    return [float(low), float(high)]
+    return [float(v) for v in np.percentile(values, [2.5, 97.5])]
 
 
 def mean_interval(series: np.ndarray, block: int = BLOCK_FRAMES, **kw) -> list[float]:

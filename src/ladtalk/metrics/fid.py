@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,21 +28,16 @@ INCEPTION_ENV = "LADTALK_INCEPTION"
 FID_SIZE = 299
 
 
-def find_inception_weights(path: str | os.PathLike | None = None) -> Path:
-    """The FID Inception weight file from `path`, $LADTALK_INCEPTION or the torch hub cache; InputError if absent."""
-    found = find_weight("FID Inception weights", explicit_path=path, env_var=INCEPTION_ENV,
-                        hub_filename=INCEPTION_FILENAME)
-    if found is None:
+def load_fid_inception(path: str | os.PathLike | None = None) -> FIDInceptionV3:
+    """FIDInceptionV3 in eval mode with the released weights from `path`, $LADTALK_INCEPTION or the torch hub cache
+    (strict except BatchNorm step counters); InputError if the file is absent."""
+    file = find_weight("FID Inception weights", explicit_path=path, env_var=INCEPTION_ENV,
+                       hub_filename=INCEPTION_FILENAME)
+    if file is None:
         raise InputError(
             where_looked(INCEPTION_FILENAME, env_var=INCEPTION_ENV, hub_filename=INCEPTION_FILENAME)
             + f". FID needs this file ({INCEPTION_BYTES:,} bytes, the pytorch-fid release 'fid_weights'); "
             "copy it into the torch hub cache or pass --inception PATH.")
-    return found
-
-
-def load_fid_inception(path: str | os.PathLike | None = None) -> FIDInceptionV3:
-    """FIDInceptionV3 in eval mode with the released weights (strict except BatchNorm step counters)."""
-    file = find_inception_weights(path)
     state = load_torch_weights(file)
     model = FIDInceptionV3()
     try:

@@ -53,10 +53,13 @@ def _as_float_images(frames: np.ndarray | torch.Tensor, device: torch.device | s
     return t.to(device=device, dtype=torch.float64).permute(0, 3, 1, 2)
 
 
-def _check_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> None:
+def check_pair(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, hw: tuple | None = None) -> None:
+    """Frames of one shape; with their height and width `hw`, large enough for SSIM's window."""
     if tuple(a.shape) != tuple(b.shape):
         raise InputError(f"frames to compare differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}; "
                          "resize the prediction to the ground truth first")
+    if hw is not None and min(hw) < SSIM_WINDOW:
+        raise InputError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {tuple(a.shape)}")
 
 
 def _batched(frames: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -67,7 +70,7 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
         batch_size: int = 16, mask: np.ndarray | torch.Tensor | None = None) -> np.ndarray:
     """Per-frame MSE (T,) in [0,255]^2 of uint8 (T,H,W,3) frames or one (H,W,3); `mask` (T,H,W) of 0/1 limits it
     to those pixels (a frame with none: 0)."""
-    _check_pair(pred, gt)
+    check_pair(pred, gt)
     pred, gt = _batched(pred), _batched(gt)
     if mask is not None:
         mask = mask[None] if mask.ndim == 2 else mask
@@ -76,8 +79,7 @@ def mse(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device: 
     if torch.device(device).type == "cpu" and isinstance(pred, np.ndarray) and isinstance(gt, np.ndarray):
         # exact integer arithmetic, frame by frame (no large float64 temporaries)
         out = np.empty(len(pred))
-        if isinstance(mask, torch.Tensor):
-            mask = mask.cpu().numpy()
+        mask = mask.cpu().numpy() if isinstance(mask, torch.Tensor) else mask
         for i, (p, g) in enumerate(zip(pred, gt)):
             d = p.astype(np.int32) - g
             if mask is None:
@@ -127,7 +129,7 @@ def box_crop(frames: np.ndarray, boxes: np.ndarray | tuple[float, float, float, 
 
 def mouth_psnr(pred: np.ndarray, gt: np.ndarray, boxes: np.ndarray | tuple[float, float, float, float]) -> np.ndarray:
     """Per-frame PSNR (dB) inside the mouth box(es) (x1,y1,x2,y2 pixels, one or (T,4)) of uint8 (T,H,W,3) -> (T,)."""
-    _check_pair(pred, gt)
+    check_pair(pred, gt)
     return np.array([psnr(p, g)[0] for p, g in zip(box_crop(pred, boxes), box_crop(gt, boxes))])
 
 
@@ -141,16 +143,9 @@ def _ssim_from_moments(mu_a, mu_b, e_aa, e_bb, e_ab, data_range: float):
     return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2))
 
 
-def _check_ssim_shapes(a_shape, b_shape, hw) -> None:
-    if tuple(a_shape) != tuple(b_shape):
-        raise InputError(f"images to compare differ in shape: {tuple(a_shape)} vs {tuple(b_shape)}")
-    if min(hw) < SSIM_WINDOW:
-        raise InputError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} pixels, got {tuple(a_shape)}")
-
-
 def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> torch.Tensor:
     """SSIM (B,) of float (B,C,H,W) images in [0, data_range] (H, W >= 11): the batched torch path, for a GPU."""
-    _check_ssim_shapes(a.shape, b.shape, a.shape[-2:])
+    check_pair(a, b, a.shape[-2:])
     c = a.shape[1]
     g = torch.from_numpy(_gaussian_taps()).to(a.device, a.dtype)
     rows, cols = g.view(1, 1, 1, -1).expand(c, 1, 1, -1), g.view(1, 1, -1, 1).expand(c, 1, -1, 1)
@@ -164,7 +159,7 @@ def ssim_images(a: torch.Tensor, b: torch.Tensor, data_range: float = 255.0) -> 
 
 def ssim_frame(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
     """SSIM of one pair of (H,W,C) images (uint8 or float in [0, data_range]); the CPU path (OpenCV filtering)."""
-    _check_ssim_shapes(a.shape, b.shape, a.shape[:2])
+    check_pair(a, b, a.shape[:2])
     k = _gaussian_taps()
     r = SSIM_WINDOW // 2
     x, y = a.astype(np.float64), b.astype(np.float64)
@@ -182,7 +177,7 @@ def ssim(pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor, device:
          batch_size: int = 16) -> np.ndarray:
     """Per-frame SSIM (T,) of uint8 (T,H,W,3) frames: with OpenCV on a CPU (torch's conv2d is ~20x slower there),
     by `ssim_images` on a GPU; both give the same numbers (to ~1e-12)."""
-    _check_pair(pred, gt)
+    check_pair(pred, gt)
     pred, gt = _batched(pred), _batched(gt)
     if torch.device(device).type == "cpu":
         return np.array([ssim_frame(np.asarray(p), np.asarray(g)) for p, g in zip(pred, gt)])
@@ -205,13 +200,6 @@ def sliding_scores(pair_metric: Callable[[np.ndarray, np.ndarray], np.ndarray], 
         seg = long[k:k + len(short)]
         scores[k] = float(np.mean(pair_metric(short, seg) if pred_short else pair_metric(seg, short)))
     return scores
-
-
-def best_window(scores: np.ndarray, higher_is_better: bool = True) -> tuple[int, float]:
-    """(offset, score) of the best window mean; +inf scores (identical windows) count as best."""
-    scores = np.asarray(scores, dtype=np.float64)
-    k = int(np.nanargmax(scores) if higher_is_better else np.nanargmin(scores))
-    return k, float(scores[k])
 
 
 def align_sequences(pred: np.ndarray, gt: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,12 +1,9 @@
 """Lip sync without learned weights: does the generated mouth open when the truth's does?
 
-Openness is the fraction of the mouth box that is dark mouth interior: luma (BT.601) below `dark_ratio` times the
-face box's median luma (the skin, which adapts to lighting). The score is the Pearson correlation of the measured
-openness with the true one, at lag 0 and at the best lag within +-`max_lag` frames (> 0: the generated mouth moves
-later). For the synthetic identity (ladtalk.data.synthetic) the truth is its recorded openness
-(`lipsync_truth_score`); for a real face, the opening measured the same way on the true frames, in the same boxes
-and against one threshold for the clip (`opening_agreement`): 1 when the mouth opens and closes with the truth,
-about 0 for one that does not.
+The score is the Pearson correlation of the measured openness (`mouth_openness`, the skin luma adapts it to the
+lighting) with the true one (`lag_correlation`): the synthetic identity's recorded openness, or for a real face the
+opening measured the same way on the true frames (`opening_series`). 1 when the mouth opens and closes with the
+truth, about 0 for one that does not.
 """
 
 from __future__ import annotations
@@ -39,7 +36,6 @@ def mouth_openness(frames: np.ndarray, face_boxes: np.ndarray, dark_ratio: float
                    fractions=MOUTH_BOX_FRACTIONS, skin: float | None = None) -> np.ndarray:
     """Openness (T,) in [0,1] of uint8 (T,H,W,3) RGB frames: the dark share of the mouth box (`fractions` of each
     face box), dark meaning below dark_ratio times the skin luma (each frame's own, or `skin` for every frame)."""
-    frames = np.asarray(frames)
     if len(frames) != len(face_boxes):
         raise InputError(f"{len(frames)} frames but {len(face_boxes)} face boxes")
     skins = skin_luma(frames, face_boxes) if skin is None else np.full(len(frames), float(skin))
@@ -79,22 +75,13 @@ def read_truth(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     return boxes, openness
 
 
-def lipsync_truth_score(frames: np.ndarray, face_boxes: np.ndarray, openness: np.ndarray,
-                        max_lag: int = 5) -> dict[str, float]:
-    """Agreement of generated uint8 (T,H,W,3) frames' mouth with the true openness (T,): Pearson r and best lag."""
-    n = min(len(frames), len(face_boxes), len(openness))
-    measured = mouth_openness(frames[:n], np.asarray(face_boxes)[:n])
-    return {**lag_correlation(measured, np.asarray(openness)[:n], max_lag), "frames": int(n)}
-
-
-def opening_agreement(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray, fractions,
-                      max_lag: int = 3, dark_ratio: float = 0.35) -> dict[str, float]:
-    """lag_correlation of generated uint8 (T,H,W,3) frames' mouth opening with the true frames' in the same boxes
-    (T,4), with 'frames' and both series ('measured', 'truth'). One threshold, the truth's median skin luma over the
-    clip, so that a change elsewhere in the face never reads as the mouth moving."""
+def opening_series(frames: np.ndarray, truth_frames: np.ndarray, face_boxes: np.ndarray,
+                   fractions) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth opening (T,) of generated uint8 (T,H,W,3) frames and of the true frames, in the same boxes (T,4).
+    One threshold, the truth's median skin luma over the clip, so that a change elsewhere in the face never reads as
+    the mouth moving."""
     n = min(len(frames), len(truth_frames), len(face_boxes))
     boxes = np.asarray(face_boxes)[:n]
     skin = float(np.median(skin_luma(truth_frames[:n], boxes)))
-    measured = mouth_openness(frames[:n], boxes, dark_ratio, fractions, skin)
-    truth = mouth_openness(truth_frames[:n], boxes, dark_ratio, fractions, skin)
-    return {**lag_correlation(measured, truth, max_lag), "frames": int(n), "measured": measured, "truth": truth}
+    return (mouth_openness(frames[:n], boxes, fractions=fractions, skin=skin),
+            mouth_openness(truth_frames[:n], boxes, fractions=fractions, skin=skin))

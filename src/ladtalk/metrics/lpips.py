@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ladtalk.errors import InputError, LadtalkError
+from ladtalk.errors import LadtalkError
 from ladtalk.losses.perceptual import VGG16_FILE, build_perceptual
+from ladtalk.metrics.image import check_pair
 from ladtalk.pixels import to_images
 from ladtalk.weights import torch_hub_checkpoints_dir
 
@@ -26,6 +27,11 @@ class PerceptualMetric:
     net: torch.nn.Module
     name: str
     note: str
+
+    @property
+    def key(self) -> str:
+        """Its name in the scores' vocabulary (metrics.scoring): 'lpips' or 'st_lpips'."""
+        return {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}[self.name]
 
 
 def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetric:
@@ -45,8 +51,7 @@ def load_perceptual_metric(device: torch.device | str = "cpu") -> PerceptualMetr
 def perceptual_distance(net: torch.nn.Module, pred: np.ndarray, gt: np.ndarray, batch_size: int = 4,
                         device: torch.device | str = "cpu") -> np.ndarray:
     """Per-frame distance (T,) float64 of uint8 (T,H,W,3) RGB frames through a frozen (a, b) -> (B,) network."""
-    if pred.shape != gt.shape:
-        raise InputError(f"frames to compare differ in shape: {pred.shape} vs {gt.shape}")
+    check_pair(pred, gt)
     out = []
     for s in tqdm(range(0, len(pred), batch_size), desc="perceptual", unit="batch", leave=False):
         a = to_images(pred[s:s + batch_size], device) * 2 - 1  # LPIPS takes images in [-1,1]

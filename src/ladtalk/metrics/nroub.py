@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ladtalk.losses.codebook import min_code_distance, nearest_neighbour_distances
+from ladtalk.losses.codebook import nearest_neighbour_distances
 from ladtalk.metrics.lipschitz import (
     CachedConvNorm,
     collect_local_stats,
@@ -37,7 +37,7 @@ def code_distance_stats(codes: torch.Tensor) -> dict[str, float]:
     """d_C = min_{i != j} ||e_i - e_j|| of (N,D) codes, with the spread of each code's nearest-neighbour distance and
     the mean code norm (d_C alone: `min_code_distance`)."""
     nn_d = nearest_neighbour_distances(codes.detach()).cpu().numpy()
-    return {"d_C": float(min_code_distance(codes.detach())), "nn_distance_median": float(np.median(nn_d)),
+    return {"d_C": float(nn_d.min()), "nn_distance_median": float(np.median(nn_d)),
             "nn_distance_mean": float(nn_d.mean()), "nn_distance_max": float(nn_d.max()),
             "code_norm_mean": float(codes.detach().float().norm(dim=1).mean())}
 

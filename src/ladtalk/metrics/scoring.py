@@ -21,15 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ladtalk.errors import InputError
 from ladtalk.metrics.confidence import BLOCK_FRAMES, interval, mean_interval, ratio_interval
-from ladtalk.metrics.image import crop, psnr, sample_frames, ssim
+from ladtalk.metrics.image import check_pair, crop, psnr, sample_frames, ssim
 from ladtalk.metrics.lipsync_truth import lag_correlation, pearson
 from ladtalk.metrics.lpips import perceptual_features
 from ladtalk.metrics.spectrum import OCTAVES, laplacian_energy, octave_energies
 from ladtalk.metrics.temporal import temporal_scores, truth_motion
-
-PERCEPTUAL_KEYS = {"LPIPS-VGG": "lpips", "ST-LPIPS-VGG": "st_lpips"}
 
 
 @dataclass(frozen=True)
@@ -55,11 +52,6 @@ class RowSeries:
         self.ratios[key] = (np.asarray(numerator, np.float64), np.asarray(denominator, np.float64), stride)
 
 
-def perceptual_key(perceptual) -> str:
-    """The vocabulary's name of a metrics.lpips.PerceptualMetric: 'lpips' or 'st_lpips'."""
-    return PERCEPTUAL_KEYS[perceptual.name]
-
-
 class TruthScores:
     """What every row shares, computed once: the truth's regions, flow and visibility, detail and perceptual pairs."""
 
@@ -74,8 +66,7 @@ class TruthScores:
 
 def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
     """Every figure's series for one row of uint8 (T,H,W,3) frames (as long as the truth) against the shared truth."""
-    if pred.shape != truth.gt.shape:
-        raise InputError(f"a row of shape {pred.shape} against a truth of shape {truth.gt.shape}")
+    check_pair(pred, truth.gt)
     face, mouth = crop(pred, truth.regions.face), crop(pred, truth.regions.mouth)
     r = RowSeries()
     r.mean("frame_psnr_db", psnr(pred, truth.gt))
@@ -90,12 +81,10 @@ def row_series(pred: np.ndarray, truth: TruthScores) -> RowSeries:
         r.ratio(f"mouth_energy_ratio_octave_{k}", octaves[:, k - 1], truth.mouth_octaves[:, k - 1])
     if len(pred) > 1:
         s = temporal_scores(face, truth.face, truth.motion, show_progress=False)
-        r.mean("face_warp_error", s["warp_error"])
-        r.mean("face_warp_error_truth", s["warp_error_truth"])
-        r.ratio("face_warp_error_ratio", s["warp_error"], s["warp_error_truth"])
-        r.mean("face_own_flow_warp_error", s["own_flow_warp_error"])
-        r.ratio("face_own_flow_warp_error_ratio", s["own_flow_warp_error"], s["warp_error_truth"])
-        r.mean("face_tof", s["tof"])
+        for key, values in s.items():
+            r.mean(f"face_{key}", values)
+        for key in ("warp_error", "own_flow_warp_error"):
+            r.ratio(f"face_{key}_ratio", s[key], s["warp_error_truth"])
     return r
 
 
@@ -157,7 +146,7 @@ def add_perceptual(rows: dict[str, RowSeries], preds: dict[str, np.ndarray], tru
                 if true_change is not None:
                     change = net.compare(first(face, len(p)), feats(pred[p + 1], face_box))
                     figures[k]["tlp"].append((true_change - change).abs())
-    key, stride = perceptual_key(truth.perceptual), max(1, round(n / len(truth.picks)))
+    key, stride = truth.perceptual.key, max(1, round(n / len(truth.picks)))
     for k, fig in figures.items():
         rows[k].mean(f"face_{key}", _numpy(fig["face"]), stride)
         rows[k].mean(f"mouth_{key}", _numpy(fig["mouth"]), stride)

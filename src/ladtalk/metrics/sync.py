@@ -44,12 +44,9 @@ def mel_filterbank(nfilt: int = 26, nfft: int = 512, sample_rate: int = SYNC_SAM
     top_mel = 2595.0 * np.log10(1.0 + sample_rate / 2 / 700.0)
     hz = 700.0 * (10.0 ** (np.linspace(0.0, top_mel, nfilt + 2) / 2595.0) - 1.0)
     bins = np.floor((nfft + 1) * hz / sample_rate).astype(int)
-    bank = np.zeros((nfilt, nfft // 2 + 1))
-    for j in range(nfilt):
-        lo, mid, hi = bins[j:j + 3]
-        bank[j, lo:mid] = (np.arange(lo, mid) - lo) / (mid - lo)
-        bank[j, mid:hi] = (hi - np.arange(mid, hi)) / (hi - mid)
-    return bank
+    lo, mid, hi = bins[:-2, None], bins[1:-1, None], bins[2:, None]  # each filter's start, peak and end bin
+    k = np.arange(nfft // 2 + 1)
+    return np.clip(np.minimum((k - lo) / (mid - lo), (hi - k) / (hi - mid)), 0, None)
 
 
 def mfcc_100hz(samples: np.ndarray, sample_rate: int = SYNC_SAMPLE_RATE) -> np.ndarray:
@@ -89,15 +86,6 @@ def load_syncnet_s(path: str | os.PathLike | None = None, device: torch.device |
     return lipsync_weights.load_syncnet_s(file, device).requires_grad_(False)
 
 
-def sync_video_input(frames: np.ndarray) -> torch.Tensor:
-    """uint8 (T,H,W,3) RGB face frames -> float32 (1,3,T,224,224) BGR 0..255 (SyncNet S's input)."""
-    x = torch.as_tensor(np.ascontiguousarray(frames[..., ::-1])).permute(3, 0, 1, 2).float()
-    if x.shape[-2:] != (SYNC_SIZE, SYNC_SIZE):
-        # bilinear, like cv2.resize's default INTER_LINEAR in the Wav2Lip copy of the scorer
-        x = F.interpolate(x, size=(SYNC_SIZE, SYNC_SIZE), mode="bilinear", align_corners=False)
-    return x[None]
-
-
 @dataclass(frozen=True)
 class SyncScores:
     """LSE-D (lower is better), LSE-C (higher is better), AV offset in frames, mean distance per shift, and the
@@ -107,7 +95,6 @@ class SyncScores:
     lse_c: float
     offset: int
     mean_dists: np.ndarray  # (31,) for shifts -15..15
-    n_windows: int
     ci95: dict[str, list[float]] = field(default_factory=dict)  # {"lse_d": [low, high], "lse_c": [low, high]}
 
 
@@ -121,9 +108,8 @@ def shifted_distances(video_feats: torch.Tensor, audio_feats: torch.Tensor, vshi
 
 def lse_intervals(window_dists: np.ndarray, block: int = BLOCK_FRAMES) -> dict[str, list[float]]:
     """Block-bootstrap 95% intervals {"lse_d": [low, high], "lse_c": [low, high]} from the distances (N, shifts) of
-    N consecutive windows, resampled in runs of `block`. Circular blocks: the first and last windows meet
-    zero-padded audio at most shifts, and moving blocks would draw them less often than the rest, biasing the
-    resampled curve (LSE-C's interval then missed its own estimate)."""
+    N consecutive windows, resampled in runs of `block`. Circular blocks: the first and last windows meet zero-padded
+    audio at most shifts, and moving blocks would draw them less often than the rest, biasing the resampled curve."""
     d = np.asarray(window_dists, np.float64)
     return {"lse_d": interval(lambda i: float(d[i].mean(0).min()), len(d), block, circular=True),
             "lse_c": interval(lambda i: float(np.median(d[i].mean(0)) - d[i].mean(0).min()), len(d), block,
@@ -137,8 +123,7 @@ def scores_from_features(video_feats: torch.Tensor, audio_feats: torch.Tensor, v
     minval, minidx = torch.min(mdist, 0)
     conf = torch.median(mdist) - minval
     return SyncScores(lse_d=float(minval), lse_c=float(conf), offset=int(vshift - int(minidx)),
-                      mean_dists=mdist.double().cpu().numpy(), n_windows=len(video_feats),
-                      ci95=lse_intervals(dists.double().cpu().numpy()))
+                      mean_dists=mdist.double().cpu().numpy(), ci95=lse_intervals(dists.double().cpu().numpy()))
 
 
 @torch.no_grad()
@@ -153,8 +138,11 @@ def sync_features(net: SyncNetS, frames: np.ndarray, samples_int16: np.ndarray, 
     vfeats, afeats = [], []
     for s in range(0, last, batch_size):
         idx = range(s, min(last, s + batch_size))
-        # Resize only the frames this batch needs: the whole clip at 224x224 float would be large.
-        clip = sync_video_input(frames[s:idx[-1] + WINDOW_FRAMES]).to(device)
+        # SyncNet S's input, float32 (1,3,T,224,224) BGR 0..255, of only the frames this batch needs (the whole clip
+        # at 224x224 float would be large); bilinear, like cv2.resize's default in the Wav2Lip copy of the scorer
+        clip = torch.as_tensor(np.ascontiguousarray(frames[s:idx[-1] + WINDOW_FRAMES, ..., ::-1])).permute(3, 0, 1, 2)
+        clip = F.interpolate(clip.float(), size=(SYNC_SIZE, SYNC_SIZE), mode="bilinear", align_corners=False)
+        clip = clip[None].to(device)
         vids = torch.cat([clip[:, :, i - s:i - s + WINDOW_FRAMES] for i in idx])
         auds = torch.cat([cc[:, :, :, MFCC_PER_FRAME * i:MFCC_PER_FRAME * i + WINDOW_MFCC] for i in idx]).to(device)
         vfeats.append(net.forward_lip(vids).float().cpu())

@@ -72,8 +72,7 @@ def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector) -> tuple[np.
     (n,224,224,3), the audio from the run's first frame, (start, stop)) of the main face track's longest run with a
     face (gaps of up to 5 frames bridged), as syncnet_python scores one track at a time."""
     dets = [d for s in range(0, len(frames), 16) for d in detector.detect(frames[s:s + 16])]
-    h, w = frames.shape[1:3]
-    face_track = track_faces(dets, frame_size=(w, h), pads=(0, 0, 0, 0))
+    face_track = track_faces(dets, frame_size=frames.shape[2:0:-1], pads=(0, 0, 0, 0))  # (width, height)
     start, stop = longest_face_run(face_track.has_face, " (use --lse-crop frame for face-centred videos without a "
                                    "detectable face)")
     raw, _ = fill_gaps(face_track.raw_boxes, 5)

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ladtalk.errors import InputError
-from ladtalk.metrics.image import luma
+from ladtalk.metrics.image import check_pair, luma
 
 
 def _flow_engine():
@@ -41,14 +41,6 @@ def _sample(image: np.ndarray, flow: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return warped, inside
 
 
-def visibility_mask(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """Bool (H,W): pixels of frame t whose flow to t+1 is forward-backward consistent (not occluded, inside)."""
-    back_at_target, inside = _sample(backward, forward)
-    lhs = np.sum((forward + back_at_target) ** 2, axis=-1)
-    rhs = 0.01 * (np.sum(forward ** 2, axis=-1) + np.sum(back_at_target ** 2, axis=-1)) + 0.5
-    return (lhs < rhs) & inside
-
-
 def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray, mask: np.ndarray) -> float:
     """E_warp of one pair: masked mean over pixels of the RGB-summed squared difference (frames in [0,1])."""
     warped, _ = _sample(frame_next.astype(np.float32) / 255.0, forward)
@@ -57,22 +49,19 @@ def warp_error(frame_t: np.ndarray, frame_next: np.ndarray, forward: np.ndarray,
     return float(err[mask].sum() / n) if n else 0.0
 
 
+def flow_and_visibility(frame_a: np.ndarray, frame_b: np.ndarray, engine=None) -> tuple[np.ndarray, np.ndarray]:
+    """(forward flow, visibility mask) from uint8 (H,W,3) RGB frame a to b; the mask (H,W) holds the pixels of a
+    whose flow to b is forward-backward consistent (not occluded, inside)."""
+    forward = optical_flow(frame_a, frame_b, engine)
+    back_at_target, inside = _sample(optical_flow(frame_b, frame_a, engine), forward)
+    lhs = np.sum((forward + back_at_target) ** 2, axis=-1)
+    rhs = 0.01 * (np.sum(forward ** 2, axis=-1) + np.sum(back_at_target ** 2, axis=-1)) + 0.5
+    return forward, (lhs < rhs) & inside
+
+
 def truth_motion(gt: np.ndarray, engine=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(forward flow, visibility mask) of each consecutive pair of the truth's uint8 (T,H,W,3) frames."""
-    out = []
-    for t in range(len(gt) - 1):
-        fwd = optical_flow(gt[t], gt[t + 1], engine)
-        out.append((fwd, visibility_mask(fwd, optical_flow(gt[t + 1], gt[t], engine))))
-    return out
-
-
-def pair_scores(frame_t: np.ndarray, frame_next: np.ndarray, truth_flow: np.ndarray, truth_mask: np.ndarray,
-                engine=None) -> tuple[float, float, float]:
-    """(E_warp with the truth's flow, E_warp with the pair's own flow, tOF) of one pair of predicted frames."""
-    fwd = optical_flow(frame_t, frame_next, engine)
-    own = visibility_mask(fwd, optical_flow(frame_next, frame_t, engine))
-    return (warp_error(frame_t, frame_next, truth_flow, truth_mask), warp_error(frame_t, frame_next, fwd, own),
-            float(np.mean(np.abs(fwd - truth_flow))))
+    return [flow_and_visibility(gt[t], gt[t + 1], engine) for t in range(len(gt) - 1)]
 
 
 def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None,
@@ -80,8 +69,7 @@ def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None
     """Per-frame-pair series (T-1,) of aligned uint8 (T,H,W,3) RGB sequences, lower is better: "warp_error" (the
     prediction with the truth's flow), "own_flow_warp_error", "tof" (pixels) and "warp_error_truth" (the truth's
     own E_warp, the floor); `motion`: the truth's truth_motion, where computed already."""
-    if pred.shape != gt.shape:
-        raise InputError(f"temporal metrics need aligned sequences of equal shape: {pred.shape} vs {gt.shape}")
+    check_pair(pred, gt)
     if len(pred) < 2:
         raise InputError("temporal metrics need at least two frames")
     engine = _flow_engine()
@@ -89,5 +77,7 @@ def temporal_scores(pred: np.ndarray, gt: np.ndarray, motion: list | None = None
         motion = truth_motion(gt, engine)
     rows = []
     for t, (fwd, mask) in enumerate(tqdm(motion, desc="temporal", unit="pair", leave=False, disable=not show_progress)):
-        rows.append((*pair_scores(pred[t], pred[t + 1], fwd, mask, engine), warp_error(gt[t], gt[t + 1], fwd, mask)))
+        own_fwd, own_mask = flow_and_visibility(pred[t], pred[t + 1], engine)
+        rows.append((warp_error(pred[t], pred[t + 1], fwd, mask), warp_error(pred[t], pred[t + 1], own_fwd, own_mask),
+                     float(np.mean(np.abs(own_fwd - fwd))), warp_error(gt[t], gt[t + 1], fwd, mask)))
     return dict(zip(("warp_error", "own_flow_warp_error", "tof", "warp_error_truth"), map(np.array, zip(*rows))))

@@ -103,10 +103,8 @@ def generate(identity: str | os.PathLike, audio_path: str | os.PathLike, out_pat
              frame_indices: np.ndarray | None = None, started_at: float | None = None) -> RunReport:
     """Write `out_path`: the identity saying `audio_path`; returns frames, seconds and per-stage timings.
 
-    paste: 'mouth' (blend the lower face only; the rest stays the identity's own frame), 'feather' (the whole
-    face box, feathered) or 'hard' (the whole box, the paper's paste). `temporal_filter`: steady the pasted region
-    from frame to frame (a centred three-frame median that moves a pixel by at most `temporal_limit` levels of 8
-    bits, pipeline/temporal.py; beyond the paper).
+    `temporal_filter`: steady the pasted region from frame to frame (a centred three-frame median that moves a pixel
+    by at most `temporal_limit` levels of 8 bits, pipeline/temporal.py; beyond the paper).
     `backend`: what runs the networks on a CPU ('auto', 'torch', 'onnxruntime', 'openvino'; pipeline/backends.py).
     `sovqae_rows`: 'pasted' (mouth paste only): the SOVQAE computes only the rows that paste keeps (faster; close
     to, not the same as, the whole crop's pixels: pipeline/loaders.py `load_restorer`); 'all': the whole crop;
