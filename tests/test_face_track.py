@@ -112,8 +112,7 @@ def test_smoothing_is_centred_and_reduces_jitter():
     assert np.isnan(out[20:25]).all() and np.isfinite(out[:20]).all() and np.isfinite(out[25:]).all()
 
 
-def test_fill_gaps_reports_filled_rows():
+def test_fill_gaps_bridges_short_runs_only():
     b = np.array([[0.0], [np.nan], [np.nan], [3.0], [np.nan]])
-    out, filled = fill_gaps(b, 2)
-    np.testing.assert_allclose(out[:, 0], [0, 1, 2, 3, 3])
-    assert filled.tolist() == [False, True, True, False, True]
+    np.testing.assert_allclose(fill_gaps(b, 2)[:, 0], [0, 1, 2, 3, 3])
+    assert np.isnan(fill_gaps(b, 1)[1:3]).all() and fill_gaps(b, 1)[4, 0] == 3  # a run of 2 > max_gap stays NaN

@@ -17,7 +17,7 @@ from ladtalk.models.sovqae import SOVQAE, SOVQAEConfig
 from ladtalk.presets import load_preset
 from ladtalk.reenact import reenact
 from ladtalk.train.sovqae import train_sovqae
-from ladtalk.train.sovqae_data import CropStore, random_patches, restart_dead_codes
+from ladtalk.train.sovqae_data import CropStore, DeadCodes, random_patches
 
 _ = one_thread
 
@@ -70,11 +70,12 @@ def test_dead_codes_restart_on_latents_and_used_codes_stay():
     cfg = SOVQAEConfig.from_dict(load_preset("tiny")["model"])
     model = SOVQAE(cfg)
     before = model.quantize.embedding.weight.detach().clone()
-    counts = torch.zeros(cfg.n_embed)
-    counts[:10] = 5  # codes 0-9 were used
-    n = restart_dead_codes(model, counts, torch.rand(2, 3, 64, 64) * 2 - 1, torch.Generator().manual_seed(0))
+    dead_codes = DeadCodes(cfg.n_embed, every=2, device=torch.device("cpu"))
+    x, gen = torch.rand(2, 3, 64, 64) * 2 - 1, torch.Generator().manual_seed(0)
+    assert dead_codes.update(model, torch.arange(5), x, 0, gen) == {}  # codes 0-4 used at step 0: no restart yet
+    n = dead_codes.update(model, torch.arange(5, 10), x, 1, gen)["restarted_codes"]  # 5-9 at step 1: restart
     after = model.quantize.embedding.weight.detach()
-    assert n == cfg.n_embed - 10
+    assert n == cfg.n_embed - 10 and dead_codes.counts.sum() == 0
     assert torch.equal(after[:10], before[:10]) and not torch.equal(after[10:], before[10:])
     # the restarted codes sit at the latents, far from taming's uniform(+-1/N) init
     assert after[10:].norm(dim=1).mean() > 10 * before[10:].norm(dim=1).mean()

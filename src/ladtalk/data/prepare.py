@@ -114,7 +114,7 @@ def _rows(boxes: np.ndarray) -> list:
 
 def _wav2lip_fields(face_track: FaceTrack) -> dict:
     """The track's raw detector boxes and the official Wav2Lip boxes cut from them (identity format 2)."""
-    raw, _ = fill_gaps(face_track.raw_boxes, MAX_GAP)  # the official script has no gaps: bridge them as the track does
+    raw = fill_gaps(face_track.raw_boxes, MAX_GAP)  # the official script has no gaps: bridge them as the track does
     raw[~face_track.has_face] = np.nan
     boxes = official_boxes(raw, face_track.frame_size, face_track.pads)
     return {"raw_boxes": _rows(face_track.raw_boxes),

@@ -22,9 +22,6 @@ from ladtalk.io.atomic import atomic_path, check_writable_dir
 from ladtalk.io.audio import SAMPLE_RATE, write_wav
 from ladtalk.io.video import VideoWriter
 
-__all__ = ["SyntheticClip", "blink_track", "head_motion", "iter_render_frames", "mouth_openness", "synth_speech",
-           "synthesize", "load_truth", "FaceRenderer"]
-
 TRUTH_VERSION = 1
 
 

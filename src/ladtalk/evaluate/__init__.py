@@ -36,8 +36,6 @@ from ladtalk.metrics.provenance import provenance
 from ladtalk.metrics.scoring import json_ready
 from ladtalk.runtime import resolve_device
 
-__all__ = ["ALIGN_MODES", "LOWER_IS_BETTER", "evaluate", "evaluate_cases"]
-
 
 def evaluate_pair(pred_path: Path, gt_path: Path, nets: Networks, align_mode: str, device: torch.device,
                   truth_path: Path | None, max_frames: int | None) -> tuple[dict, dict, np.ndarray, np.ndarray]:

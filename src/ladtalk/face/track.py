@@ -78,14 +78,13 @@ def _main_score(track: dict[int, Detection], frame_size: tuple[int, int]) -> flo
     return float(np.sum(size * np.maximum(0.0, 1.0 - dist / (0.5 * np.hypot(h, w)))))
 
 
-def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bridge runs of <= max_gap NaN rows of boxes (N,K): linear between neighbours, held at either end of the
-    clip. Returns the filled (N,K) array and (N,) bool of the rows filled; longer runs stay NaN."""
+def fill_gaps(boxes: np.ndarray, max_gap: int) -> np.ndarray:
+    """A copy of boxes (N,K) with runs of <= max_gap NaN rows bridged: linear between neighbours, held at either end
+    of the clip; longer runs stay NaN."""
     boxes = boxes.copy()
     present = np.isfinite(boxes).all(axis=1)
-    filled = np.zeros(len(boxes), dtype=bool)
     if not present.any():
-        return boxes, filled
+        return boxes
     for t, end in valid_runs(~present):
         if end - t > max_gap:
             continue
@@ -95,8 +94,7 @@ def fill_gaps(boxes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray]:
         else:
             a = ((np.arange(t, end) - before) / (after - before))[:, None]
             boxes[t:end] = (1 - a) * boxes[before] + a * boxes[after]
-        filled[t:end] = True
-    return boxes, filled
+    return boxes
 
 
 def smooth_boxes(boxes: np.ndarray, window: int) -> np.ndarray:
@@ -147,7 +145,7 @@ def track_faces(
                              "pick one of these indices or leave --track out for the main face")
         for t, d in tracks[track].items():
             raw[t] = d.box
-    boxes, _ = fill_gaps(raw, MAX_GAP)
+    boxes = fill_gaps(raw, MAX_GAP)
     boxes = smooth_boxes(boxes, smooth_window)
     top, bottom, left, right = pads
     boxes += np.array([-left, -top, right, bottom], dtype=np.float64)

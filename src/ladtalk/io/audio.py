@@ -222,7 +222,3 @@ def write_wav(path: str | Path, samples: np.ndarray, sample_rate: int) -> None:
             w.writeframes(pcm.astype("<i2").tobytes())
     except OSError as e:
         raise InputError(f"cannot write {path}: {e.strerror or e}. Choose a folder you can write to.") from e
-
-
-__all__ = ["AAC_SAMPLE_RATES", "SAMPLE_RATE", "AudioInfo", "iter_audio", "load_audio",
-           "mux_format", "probe_audio", "write_wav"]

@@ -381,7 +381,3 @@ class VideoWriter:
                     self._container.mux(self._astream.encode(None))
                 self._container.mux(self._video.encode(None))
         self._container = None
-
-
-__all__ = ["VideoInfo", "VideoWriter", "check_frames", "iter_frame_batches", "iter_frames", "probe_video",
-           "read_frames"]

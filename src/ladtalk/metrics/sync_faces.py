@@ -75,7 +75,7 @@ def lse_face_input(frames: np.ndarray, audio: np.ndarray, detector) -> tuple[np.
     face_track = track_faces(dets, frame_size=frames.shape[2:0:-1], pads=(0, 0, 0, 0))  # (width, height)
     start, stop = longest_face_run(face_track.has_face, " (use --lse-crop frame for face-centred videos without a "
                                    "detectable face)")
-    raw, _ = fill_gaps(face_track.raw_boxes, 5)
+    raw = fill_gaps(face_track.raw_boxes, 5)
     crops = syncnet_face_crops(frames[start:stop], syncnet_track(raw[start:stop]))
     return crops, audio[int(round(start * SYNC_SAMPLE_RATE / SYNC_FPS)):], (start, stop)
 

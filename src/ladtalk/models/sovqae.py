@@ -349,6 +349,3 @@ def _shrink(images: torch.Tensor, factor: float) -> torch.Tensor:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-__all__ = ["SOVQAE", "SOVQAEConfig", "VectorQuantizer", "count_parameters", "usage_tensors"]

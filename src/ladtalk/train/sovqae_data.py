@@ -175,37 +175,32 @@ class Batches:
 
 
 class DeadCodes:
-    """Counts each code's use; every `every` steps (0: never) the codes unused since the last restart restart."""
+    """Counts each code's use; every `every` steps (0: never) the codes unused since the last restart take the
+    latents of random positions of that step's batch (plus a little noise), so every code keeps serving the data
+    and takes part in d_C."""
 
     def __init__(self, n_embed: int, every: int, device: torch.device) -> None:
         self.every, self.counts = every, torch.zeros(n_embed, device=device)
 
+    @torch.no_grad()
     def update(self, model: SOVQAE, indices: torch.Tensor, x: torch.Tensor, step: int, gen: torch.Generator) -> dict:
-        """Count a step's code indices; at a restart step, {"restarted_codes": how many} for the log."""
+        """Count a step's code indices (x: its inputs (B,3,H,W) in [-1,1]); at a restart step, {"restarted_codes":
+        how many} for the log."""
         if not self.every:
             return {}
         flat = indices.reshape(-1)
         self.counts.scatter_add_(0, flat, torch.ones_like(flat, dtype=torch.float32))
         if (step + 1) % self.every:
             return {}
-        restarted = restart_dead_codes(model, self.counts, x, gen)
+        dead = torch.nonzero(self.counts == 0).flatten()
         self.counts.zero_()
-        return {"restarted_codes": torch.tensor(float(restarted))}
-
-
-@torch.no_grad()
-def restart_dead_codes(model: SOVQAE, counts: torch.Tensor, x: torch.Tensor, gen: torch.Generator) -> int:
-    """Codes unused since the last restart take the latents of random positions of the batch x (B,3,H,W) in
-    [-1,1] (plus a little noise), so every code keeps serving the data and takes part in d_C. Returns how many."""
-    dead = torch.nonzero(counts == 0).flatten()
-    if len(dead) == 0:
-        return 0
-    z = model.encode_latent(x).float()
-    flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-    pick = torch.randint(0, len(flat), (len(dead),), generator=gen).to(flat.device)
-    noise = torch.randn((len(dead), flat.shape[1]), generator=gen).to(flat.device) * 0.01 * flat.std()
-    model.quantize.embedding.weight[dead] = flat[pick] + noise
-    return len(dead)
+        if len(dead):
+            z = model.encode_latent(x).float()
+            lat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
+            pick = torch.randint(0, len(lat), (len(dead),), generator=gen).to(lat.device)
+            noise = torch.randn((len(dead), lat.shape[1]), generator=gen).to(lat.device) * 0.01 * lat.std()
+            model.quantize.embedding.weight[dead] = lat[pick] + noise
+        return {"restarted_codes": torch.tensor(float(len(dead)))}
 
 
 @torch.no_grad()
