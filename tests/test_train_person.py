@@ -64,6 +64,9 @@ def test_bad_input_is_refused_before_anything_is_written(may, tmp_path, capsys):
         train_person(may, may.parent, recipe="tiny", device="cpu")  # the output would hold the video
     with pytest.raises(InputError, match="not a file"):
         train_person(tmp_path / "missing.mp4", tmp_path / "run", recipe="tiny", device="cpu")
+    (tmp_path / "notes.mp4").write_text("not a video")
+    with pytest.raises(InputError, match="not a media file"):
+        train_person(tmp_path / "notes.mp4", tmp_path / "run", recipe="tiny", device="cpu")
     with pytest.raises(InputError, match="--wav2lip .* does not exist"):
         train_person(may, tmp_path / "run", wav2lip_path=tmp_path / "w.pth", recipe="tiny", device="cpu")
     with pytest.raises(InputError, match="sized for a GPU.*--recipe cpu"):

@@ -86,6 +86,7 @@ def train_person(video_path: str | os.PathLike, run_dir: str | os.PathLike,
                          "--recipe cpu, or add --allow-gpu-preset-on-cpu to run it anyway")
     if not video_path.is_file():
         raise InputError(f"{video_path} is not a file; give the person's video (any format FFmpeg reads)")
+    probe_video(video_path)  # a file FFmpeg cannot read is refused before RUN_DIR is made
     if wav2lip_path is not None:
         wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     if wav2lip_path is not None and not Path(wav2lip_path).exists():
