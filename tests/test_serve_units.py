@@ -130,6 +130,8 @@ def test_a_new_server_finds_the_jobs_of_the_last_one(tmp_path):
     _record(data, "aaaa", state="running", owned=[str(half_written)])  # the server died while it ran
     _record(data, "bbbb", state="queued", kind="train")
     _record(data, "cccc", state="done", result={"videos": {}})
+    old = data.folder("jobs") / "cccc" / "record.json"  # written by a version with a field since removed
+    old.write_text(json.dumps({**json.loads(old.read_text()), "interrupt_first": False}))
     # it had finished, the server died before it stored the result: stored now, its folder moved in place
     _record(data, "dddd", state="running", moves=[[str(data.folder("jobs") / "dddd" / "out" / "identity"),
                                                     str(data.folder("identities") / "made")]])

@@ -59,7 +59,9 @@ class Job:
 
     @classmethod
     def load(cls, job_dir: Path) -> Job:
-        return cls(**json.loads((job_dir / RECORD).read_text()), dir=job_dir)
+        record = json.loads((job_dir / RECORD).read_text())  # fields an older version kept are left out
+        return cls(**{k: v for k, v in record.items() if k in cls.__dataclass_fields__ and k not in RUNTIME},
+                   dir=job_dir)
 
     def public(self) -> dict:
         return {**{k: getattr(self, k) for k in PUBLIC}, "target": self.targets[0] if self.targets else None,

@@ -16,7 +16,6 @@ from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.serve.catalog import SETTINGS  # in a run folder: its train request, what 'resume' submits
 from ladtalk.serve.jobs import LIVE, Job, JobManager
 from ladtalk.serve.paths import DataDir, NotFound, check_choice, check_name, new_id, read_json, write_json
-from ladtalk.serve.runner import TASKS
 
 OVERRIDE_RE = re.compile(r"train\.[a-z_]+=[A-Za-z0-9_.+-]{1,32}")
 COMPONENTS = {  # component -> (the kind its checkpoints record, what the page calls it)
@@ -99,8 +98,9 @@ class Server:
     # ---- job submission: the same parameters as the CLI's
 
     def submit(self, body: dict) -> Job:
-        kind = check_choice(body.get("kind"), TASKS, "job kind")
-        return getattr(self, f"_{kind}")(body, _request(body))  # _prepare, _train, ...
+        makers = {"prepare": self._prepare, "train": self._train, "generate": self._generate,
+                  "enhance": self._enhance, "analyze": self._analyze, "evaluate": self._evaluate}
+        return makers[check_choice(body.get("kind"), makers, "job kind")](body, _request(body))
 
     def again(self, job: Job) -> Job:
         """Submit a finished job's request again (an interrupted training resumes from its checkpoint)."""
