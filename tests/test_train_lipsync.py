@@ -187,3 +187,12 @@ def test_train_expert_then_generator_resume_and_export(identity, tmp_path, capsy
         train_wav2lip([identity], tmp_path / "w3", syncnet_path=model_dir, preset="wav2lip-tiny", device="cpu")
     assert not (tmp_path / "w2").exists() and not (tmp_path / "w3").exists()  # nothing partial written
     assert np.isfinite(json.loads((model_dir / "config.json").read_text())["extra"]["steps"])
+
+
+def test_the_trainers_refuse_an_output_over_their_inputs_when_called_from_python(identity, tmp_path):
+    with pytest.raises(InputError, match="is the training data"):
+        train_syncnet([identity], identity, preset="syncnet-tiny", device="cpu")
+    with pytest.raises(InputError, match="is the --syncnet weights"):
+        train_wav2lip([identity], tmp_path / "expert", syncnet_path=tmp_path / "expert", preset="wav2lip-tiny",
+                      device="cpu")
+    assert not (tmp_path / "expert").exists()

@@ -335,11 +335,6 @@ def run(command: str, given: dict) -> object:
             if extra:
                 own = [n for n in needs if not all(n in r for r in required)]
                 raise LadtalkError(f"{_shown(command, extra)} cannot be combined with {_shown(command, own)}")
-            if command in ("train syncnet", "train wav2lip"):  # the other trainers guard their own outputs
-                from ladtalk.io.guard import refuse_output_over_inputs
-                refuse_output_over_inputs(given["run_dir"], [("training data", d) for d in given["data_dirs"]]
-                                          + [("--syncnet weights", given.get("syncnet_path")),
-                                             ("--init weights", given.get("init_path"))], folder=True)
             return func(**given, **{n: make() for n, make in SUPPLIED.items() if n in params})
     raise LadtalkError("give " + ", or ".join(_shown(command, [n for n in r if n not in given]) for r in required))
 

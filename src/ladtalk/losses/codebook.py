@@ -36,9 +36,10 @@ def mean_code_distance(codes: torch.Tensor) -> torch.Tensor:
 
 def codebook_regularizer(codes: torch.Tensor, theta: float = 1.0, mode: str = "min") -> torch.Tensor:
     """L_reg = |d - theta| for (N,D) codes; d is the min ("min", the paper) or mean ("mean", its ablation)."""
-    if mode not in ("min", "mean"):
+    distance = {"min": min_code_distance, "mean": mean_code_distance}.get(mode)
+    if distance is None:
         raise ValueError(f"unknown codebook regulariser mode {mode!r}; choose min or mean")
-    return ((min_code_distance if mode == "min" else mean_code_distance)(codes) - theta).abs()
+    return (distance(codes) - theta).abs()
 
 
 @torch.no_grad()

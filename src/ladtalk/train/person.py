@@ -20,7 +20,7 @@ from ladtalk.data.prepare import prepare
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import check_writable_dir
 from ladtalk.io.guard import refuse_output_over_inputs
-from ladtalk.io.video import probe_video
+from ladtalk.io.video import VideoInfo, probe_video
 from ladtalk.presets import GPU_PRESETS, load_preset
 from ladtalk.pretrained import resolve as resolve_builtin
 from ladtalk.runtime import resolve_device
@@ -86,7 +86,7 @@ def train_person(video_path: str | os.PathLike, run_dir: str | os.PathLike,
                          "--recipe cpu, or add --allow-gpu-preset-on-cpu to run it anyway")
     if not video_path.is_file():
         raise InputError(f"{video_path} is not a file; give the person's video (any format FFmpeg reads)")
-    probe_video(video_path)  # a file FFmpeg cannot read is refused before RUN_DIR is made
+    info = probe_video(video_path)  # a file FFmpeg cannot read is refused before RUN_DIR is made
     if wav2lip_path is not None:
         wav2lip_path = resolve_builtin(wav2lip_path, "wav2lip")  # 'builtin': the shipped base's generator
     if wav2lip_path is not None and not Path(wav2lip_path).exists():
@@ -97,7 +97,7 @@ def train_person(video_path: str | os.PathLike, run_dir: str | os.PathLike,
     started = _start_run(run_dir, {"video": str(video_path.resolve()), "recipe": name,
                                    "wav2lip": str(Path(wav2lip_path).resolve()) if wav2lip_path else None})
     stages = ["prepare", "sovqae"] if wav2lip_path else ["prepare", "syncnet", "wav2lip", "sovqae"]
-    _print_plan(run_dir, stages, chosen, video_path, on_cpu)
+    _print_plan(run_dir, stages, chosen, info, on_cpu)
     ident, syncnet, wav2lip, sovqae = (run_dir / s for s in ("identity", "syncnet", "wav2lip", "sovqae"))
     wav2lip_model = Path(wav2lip_path) if wav2lip_path else wav2lip / "model"
 
@@ -154,14 +154,13 @@ def _length(preset: str, overrides: tuple[str, ...]) -> tuple[int | None, str]:
     return steps, f"{steps} steps" if steps is not None else f"{t['epochs']} epochs"
 
 
-def _print_plan(run_dir: Path, stages: list[str], recipe: Recipe, video: Path, on_cpu: bool) -> None:
+def _print_plan(run_dir: Path, stages: list[str], recipe: Recipe, info: VideoInfo, on_cpu: bool) -> None:
     """The stages still to run, their presets and steps, and the time they should take on this machine."""
     todo = [s for s in stages if s == "prepare" or not _done(run_dir / s)]
     seconds, known = 0.0, on_cpu
     lines = []
     for stage in todo:
         if stage == "prepare":
-            info = probe_video(video)
             seconds += info.frame_count / info.fps * PREPARE_SECONDS_PER_VIDEO_SECOND
             lines.append(f"  prepare  {info.frame_count} frames at 256 px")
             continue

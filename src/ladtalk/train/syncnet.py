@@ -18,6 +18,7 @@ from ladtalk.data.augment import augment_faces, augment_mels
 from ladtalk.data.lipsync import SyncPairs, find_clips, usable
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import check_writable_dir
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.lipsync_weights import KIND_EXPERT, load_syncnet_expert
 from ladtalk.losses.lipsync import cosine_bce
 from ladtalk.models.syncnet import SyncNetColor, SyncNetConfig
@@ -76,6 +77,8 @@ def train_syncnet(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                   overrides: Sequence[str] = (), device: str = "auto",
                   init_path: str | os.PathLike | None = None) -> Path:
     """Train (or fine-tune from `init_path`) the expert; returns RUN_DIR/model (kind 'syncnet_expert')."""
+    refuse_output_over_inputs(run_dir, [("training data", d) for d in data_dirs] + [("--init weights", init_path)],
+                              folder=True)
     cfg = load_preset(preset, overrides)
     t = read_config(SyncNetTrainConfig, cfg["train"])
     # fine-tuned weights bring their own geometry; a new expert is built after seeding, so its start is the seed's

@@ -26,6 +26,7 @@ from ladtalk.checkpoint import load_state_dict, save_component, strict_load
 from ladtalk.data.lipsync import GeneratorSamples, find_clips, usable
 from ladtalk.errors import InputError
 from ladtalk.io.atomic import atomic_path, check_writable_dir
+from ladtalk.io.guard import refuse_output_over_inputs
 from ladtalk.lipsync_weights import KIND_DISC, KIND_WAV2LIP, load_syncnet_expert, load_wav2lip
 from ladtalk.losses.lipsync import bce_prob, expert_sync_loss
 from ladtalk.models.wav2lip import Wav2Lip, Wav2LipConfig, Wav2LipQualityDiscriminator
@@ -92,6 +93,8 @@ def train_wav2lip(data_dirs: Sequence[str | os.PathLike], run_dir: str | os.Path
                   syncnet_path: str | os.PathLike, init_path: str | os.PathLike | None = None,
                   preset: str = "wav2lip", overrides: Sequence[str] = (), device: str = "auto") -> Path:
     """Train (or fine-tune from `init_path`) the generator; returns RUN_DIR/model (kind 'wav2lip')."""
+    refuse_output_over_inputs(run_dir, [("training data", d) for d in data_dirs] + [
+        ("--syncnet weights", syncnet_path), ("--init weights", init_path)], folder=True)
     cfg = load_preset(preset, overrides)
     t = read_config(Wav2LipTrainConfig, cfg["train"])
     seed_everything(t.seed)  # before the generator is built, so train.seed decides its initial weights
